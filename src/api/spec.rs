@@ -1,0 +1,327 @@
+//! The desired state a person declares. Field docs become the CRD's descriptions.
+
+use kube::CustomResource;
+use kube::core::Duration;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::status::PersistentChatPoolStatus;
+
+/// A Skype for Business Persistent Chat pool's SQL Server back end, kept in the disaster-recovery
+/// state this spec declares. Change `primarySite` to move the pool between its two sites.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "persistentchat.io",
+    version = "v1alpha1",
+    kind = "PersistentChatPool",
+    plural = "persistentchatpools",
+    shortname = "pcpool",
+    namespaced,
+    status = "PersistentChatPoolStatus",
+    printcolumn = r#"{"name":"Primary","type":"string","jsonPath":".spec.primarySite","description":"The site the spec asks to serve from"}"#,
+    printcolumn = r#"{"name":"Serving","type":"string","jsonPath":".status.servingSite","description":"The site whose chat database is serving"}"#,
+    printcolumn = r#"{"name":"Pool State","type":"string","jsonPath":".status.poolState"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Step","type":"string","jsonPath":".status.step.name"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PersistentChatPoolSpec {
+    /// Fully qualified domain name of the Persistent Chat pool (the `service:<pool fqdn>` identity
+    /// that `Set-CsPersistentChatState` takes).
+    pub pool_fqdn: String,
+
+    /// The site where the pool normally runs. `status.poolState` is `FailedOver` whenever
+    /// `primarySite` differs from `homeSite`, and `Normal` otherwise.
+    pub home_site: String,
+
+    /// THE declared state: the site whose chat database serves the pool. Change it to perform a
+    /// planned switch (old site reachable, zero data loss) or, under the failover policy, a forced
+    /// failover (old site unreachable).
+    pub primary_site: String,
+
+    /// Names of the Persistent Chat databases.
+    #[serde(default)]
+    pub databases: Databases,
+
+    /// Exactly two sites: the log-shipping pair of the Persistent Chat disaster-recovery design
+    /// (a primary datacenter and a backup datacenter, each with one or two SQL instances).
+    pub sites: Vec<Site>,
+
+    /// Log shipping from the primary site's chat database to the other site.
+    #[serde(default)]
+    pub log_shipping: LogShippingSpec,
+
+    /// What the operator may do when the primary site cannot be reached.
+    #[serde(default)]
+    pub failover: FailoverPolicy,
+
+    /// Name of a Secret in the pool's namespace with keys `username` and `password`: the SQL
+    /// login the operator uses (sysadmin on every instance).
+    pub sql_credentials_secret: String,
+
+    /// Transport security towards the SQL instances.
+    #[serde(default)]
+    pub tls: TlsSpec,
+
+    /// Connection and statement timeouts towards the SQL instances.
+    #[serde(default)]
+    pub timeouts: SqlTimeouts,
+
+    /// When true the operator observes and reports but sends no statement that changes anything.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+/// Names of the Persistent Chat databases.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Databases {
+    /// The chat content database, failed over between sites (`mgc` by default).
+    #[serde(default = "default_chat_database")]
+    pub chat: String,
+    /// The compliance database (`mgccomp` by default), mirrored inside the primary site but never
+    /// failed over: its content is transient. Null when compliance is not deployed.
+    #[serde(default = "default_compliance_database")]
+    pub compliance: Option<String>,
+}
+
+fn default_chat_database() -> String {
+    "mgc".to_string()
+}
+
+fn default_compliance_database() -> Option<String> {
+    Some("mgccomp".to_string())
+}
+
+impl Default for Databases {
+    fn default() -> Self {
+        Databases {
+            chat: default_chat_database(),
+            compliance: default_compliance_database(),
+        }
+    }
+}
+
+/// One datacenter of the pool.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Site {
+    /// Site name, unique in the pool; `primarySite` and `homeSite` refer to it.
+    pub name: String,
+    /// One or two SQL Server instances. Which one is principal and which is mirror is observed,
+    /// never assumed: the order only says which instance holds the database at bootstrap (the
+    /// first).
+    pub instances: Vec<SqlInstance>,
+    /// UNC path of the share that receives this site's log backups while it is primary
+    /// (for example `\\atl-fs\pchat-ls`).
+    pub backup_share: String,
+    /// Local Windows folder on this site's instances where the copy job puts log backups while
+    /// this site is the log-shipping secondary (for example `D:\pchat-ls-copy`).
+    pub copy_destination: String,
+    /// Fully qualified names of this site's Persistent Chat servers: the active-server list while
+    /// this site is primary.
+    #[serde(default)]
+    pub chat_servers: Vec<String>,
+}
+
+/// A SQL Server instance.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SqlInstance {
+    /// Instance name as `@@SERVERNAME` reports it; unique in the pool. Log shipping and
+    /// mirroring refer to the instance by this name.
+    pub name: String,
+    /// DNS host name (or IP address) the operator connects to.
+    pub host: String,
+    /// TDS port (1433 by default).
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Database mirroring endpoint of this instance, `TCP://<host>:<port>`.
+    pub mirroring_endpoint: String,
+}
+
+fn default_port() -> u16 {
+    1433
+}
+
+/// Log-shipping settings, applied when log shipping is configured from the primary site.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogShippingSpec {
+    /// How often the primary takes a log backup (and the secondary copies and restores it).
+    #[serde(default = "default_backup_interval")]
+    pub backup_interval: Duration,
+    /// The recovery point objective: restore latency on the secondary above this makes the pool
+    /// Degraded (not Protected).
+    #[serde(default = "default_rpo_target")]
+    pub rpo_target: Duration,
+    /// How long log backup files are kept on the share and in the copy folder.
+    #[serde(default = "default_backup_retention")]
+    pub backup_retention: Duration,
+}
+
+fn minutes(n: u64) -> Duration {
+    std::time::Duration::from_secs(60 * n).into()
+}
+
+fn seconds(n: u64) -> Duration {
+    std::time::Duration::from_secs(n).into()
+}
+
+fn default_backup_interval() -> Duration {
+    minutes(5)
+}
+
+fn default_rpo_target() -> Duration {
+    minutes(15)
+}
+
+fn default_backup_retention() -> Duration {
+    minutes(72 * 60)
+}
+
+impl Default for LogShippingSpec {
+    fn default() -> Self {
+        LogShippingSpec {
+            backup_interval: default_backup_interval(),
+            rpo_target: default_rpo_target(),
+            backup_retention: default_backup_retention(),
+        }
+    }
+}
+
+/// The forced-failover policy, used only when the primary site is unreachable.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverPolicy {
+    /// Whether the operator may bring the other site's copy online while the primary site is
+    /// unreachable, losing what was not yet shipped. False by default: the operator reports the
+    /// estimated loss window and waits.
+    #[serde(default)]
+    pub allow_data_loss: bool,
+    /// The largest estimated data-loss window a forced failover may accept.
+    #[serde(default = "default_max_data_loss")]
+    pub max_data_loss: Duration,
+    /// How long chat servers get to leave the chat databases before their sessions are killed.
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout: Duration,
+    /// How long an instance must be unreachable before the operator treats it as down.
+    #[serde(default = "default_unreachable_after")]
+    pub unreachable_after: Duration,
+    /// Instance names whose copy of the chat database may be overwritten although it may hold
+    /// newer data than the primary's. A salvage backup is taken first all the same.
+    #[serde(default)]
+    pub approve_overwrite: Vec<String>,
+}
+
+fn default_max_data_loss() -> Duration {
+    minutes(15)
+}
+
+fn default_drain_timeout() -> Duration {
+    seconds(60)
+}
+
+fn default_unreachable_after() -> Duration {
+    seconds(60)
+}
+
+impl Default for FailoverPolicy {
+    fn default() -> Self {
+        FailoverPolicy {
+            allow_data_loss: false,
+            max_data_loss: default_max_data_loss(),
+            drain_timeout: default_drain_timeout(),
+            unreachable_after: default_unreachable_after(),
+            approve_overwrite: Vec::new(),
+        }
+    }
+}
+
+/// Transport security towards the SQL instances.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// `Required` (default): every connection is encrypted and fails closed otherwise.
+    /// `Off`: only the login is encrypted. `NotSupported`: no encryption at all.
+    #[serde(default)]
+    pub encrypt: EncryptMode,
+    /// Name of a Secret with key `ca.crt`: the CA that signed the instances' certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret: Option<String>,
+}
+
+/// How much of a TDS connection is encrypted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum EncryptMode {
+    #[default]
+    Required,
+    Off,
+    NotSupported,
+}
+
+/// Timeouts towards the SQL instances.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SqlTimeouts {
+    /// How long to wait for a TCP connection and login.
+    #[serde(default = "default_connect_timeout")]
+    pub connect: Duration,
+    /// How long one statement may run (a restore of a large database may take long).
+    #[serde(default = "default_command_timeout")]
+    pub command: Duration,
+}
+
+fn default_connect_timeout() -> Duration {
+    seconds(15)
+}
+
+fn default_command_timeout() -> Duration {
+    minutes(30)
+}
+
+impl Default for SqlTimeouts {
+    fn default() -> Self {
+        SqlTimeouts {
+            connect: default_connect_timeout(),
+            command: default_command_timeout(),
+        }
+    }
+}
+
+impl PersistentChatPoolSpec {
+    /// The site with this name.
+    pub fn site(&self, name: &str) -> Option<&Site> {
+        self.sites.iter().find(|s| s.name == name)
+    }
+
+    /// The site that is not `name` (the pool has exactly two).
+    pub fn other_site(&self, name: &str) -> Option<&Site> {
+        self.sites.iter().find(|s| s.name != name)
+    }
+
+    /// The site an instance belongs to.
+    pub fn site_of_instance(&self, instance: &str) -> Option<&Site> {
+        self.sites
+            .iter()
+            .find(|s| s.instances.iter().any(|i| i.name == instance))
+    }
+
+    /// Every instance of the pool with its site, in declaration order.
+    pub fn instances(&self) -> impl Iterator<Item = (&Site, &SqlInstance)> {
+        self.sites
+            .iter()
+            .flat_map(|s| s.instances.iter().map(move |i| (s, i)))
+    }
+
+    /// The chat database and, when deployed, the compliance database.
+    pub fn database_names(&self) -> Vec<&str> {
+        let mut names = vec![self.databases.chat.as_str()];
+        if let Some(c) = &self.databases.compliance {
+            names.push(c.as_str());
+        }
+        names
+    }
+}

@@ -1,0 +1,9 @@
+//! pchat-operator: declarative SQL Server disaster recovery for a Skype for Business
+//! Persistent Chat pool.
+//!
+//! Module arrows point one way: `api <- observe <- plan <- engine <- {k8s, local}`; `sql` is
+//! used by the engine only; `sim` depends on nothing of the operator's.
+
+pub mod api;
+pub mod observe;
+pub mod sim;
