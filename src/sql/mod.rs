@@ -1,0 +1,3 @@
+//! The SQL executor's building blocks. Used by the engine only.
+
+pub mod quote;
