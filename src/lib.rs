@@ -6,5 +6,5 @@
 
 pub mod api;
 pub mod observe;
-pub mod sql;
 pub mod sim;
+pub mod sql;

@@ -53,7 +53,10 @@ mod tests {
 
     #[test]
     fn quote_in_string_literal_is_doubled() {
-        assert_eq!(nstring(r"\\fs\share\o'brien.trn"), r"N'\\fs\share\o''brien.trn'");
+        assert_eq!(
+            nstring(r"\\fs\share\o'brien.trn"),
+            r"N'\\fs\share\o''brien.trn'"
+        );
         assert_eq!(nstring("'; KILL 1; --"), "N'''; KILL 1; --'");
     }
 
