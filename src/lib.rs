@@ -7,5 +7,5 @@
 pub mod api;
 pub mod observe;
 pub mod sim;
-pub mod telemetry;
 pub mod sql;
+pub mod telemetry;

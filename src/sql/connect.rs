@@ -216,7 +216,9 @@ mod tests {
             command_timeout: Duration::from_secs(2),
             credentials: Credentials::new("sa", "secret-password"),
         };
-        let err = connect(&target, &settings).await.err().expect("must fail");
+        let Err(err) = connect(&target, &settings).await else {
+            panic!("connecting to a closed port must fail");
+        };
         let text = err.to_string();
         assert!(text.contains("atl-sql1") && text.contains(&format!("127.0.0.1:{port}")));
         assert!(!text.contains("secret-password"));
