@@ -134,13 +134,11 @@ pub struct PersistentChatPoolSpec {
 
 /// Names of the Persistent Chat databases.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
-// `type(...) != string` skips the comparison when compliance is null, without comparing a string
-// to null (which the API server's type checker refuses).
+// Compared case-sensitively here: compliance may be null, and no null-safe case folding type-checks
+// both on the API server and in kube-cel (`type()` is missing there). `validate` also catches
+// names that differ only in case, as SQL Server's default collation would.
 #[x_kube(
-    validation = Rule::new(
-        "!has(self.compliance) || type(self.compliance) != string || \
-         self.compliance.lowerAscii() != self.chat.lowerAscii()"
-    )
+    validation = Rule::new("!has(self.compliance) || self.compliance != self.chat")
     .message("spec.databases.compliance must differ from spec.databases.chat")
     .field_path(".compliance")
 )]
