@@ -15,8 +15,9 @@ pub enum LoadError {
         line: Option<u64>,
         /// 1-based column of the problem, when the parser knows it.
         column: Option<u64>,
+        // Boxed: the parser's error is large, and results travel by value.
         #[source]
-        source: serde_saphyr::Error,
+        source: Box<serde_saphyr::Error>,
     },
     /// The manifest is some other kind of object.
     #[error(
@@ -48,7 +49,7 @@ fn parse<'de, T: serde::Deserialize<'de>>(text: &'de str) -> Result<T, LoadError
         LoadError::Yaml {
             line: location.map(|l| l.line()),
             column: location.map(|l| l.column()),
-            source,
+            source: Box::new(source),
         }
     })
 }
