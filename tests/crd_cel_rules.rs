@@ -210,6 +210,39 @@ fn local_example_pool_passes_every_cel_rule() {
 }
 
 #[test]
+fn minimal_pool_passes_every_cel_rule_once_defaults_apply() {
+    // The API server fills in defaults before it evaluates CEL; kube-cel does the same.
+    let minimal = json!({
+        "apiVersion": "persistentchat.io/v1alpha1",
+        "kind": "PersistentChatPool",
+        "metadata": {"name": "p"},
+        "spec": {
+            "poolFqdn": "p.contoso.com",
+            "homeSite": "a",
+            "primarySite": "b",
+            "sqlCredentialsSecret": "s",
+            "sites": [
+                {"name": "a", "backupShare": "\\\\fs\\a", "copyDestination": "D:\\c",
+                 "instances": [{"name": "a1", "host": "h", "mirroringEndpoint": "TCP://a1:5022"}]},
+                {"name": "b", "backupShare": "\\\\fs\\b", "copyDestination": "D:\\c",
+                 "instances": [{"name": "b1", "host": "h", "port": 1434,
+                                "mirroringEndpoint": "TCP://b1:5022"}]}
+            ]
+        }
+    });
+    assert_eq!(cel_failures(&minimal), vec![]);
+    // Both instances on host `h`: only the ports tell them apart, and 1433 is the default.
+    let mut same_address = minimal.clone();
+    same_address["spec"]["sites"][1]["instances"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("port");
+    let failures = cel_failures(&same_address);
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].1.contains("host:port"), "{failures:?}");
+}
+
+#[test]
 fn primary_site_must_name_a_defined_site() {
     run("primary_site_must_name_a_defined_site");
 }

@@ -333,3 +333,34 @@ fn status_is_not_constrained() {
         "status carries CEL rules"
     );
 }
+
+/// Every `default` string in the schema under `node` that has a `pattern`, with its path.
+fn defaults_with_patterns(node: &Value, path: &str, out: &mut Vec<(String, String, String)>) {
+    if let (Some(default), Some(pattern)) = (node["default"].as_str(), node["pattern"].as_str()) {
+        out.push((path.to_string(), default.to_string(), pattern.to_string()));
+    }
+    if let Some(props) = node["properties"].as_object() {
+        for (k, v) in props {
+            defaults_with_patterns(v, &format!("{path}.{k}"), out);
+        }
+    }
+}
+
+#[test]
+fn schema_defaults_match_their_own_patterns() {
+    // The API server refuses a CRD whose defaults break its schema.
+    let mut defaults = Vec::new();
+    defaults_with_patterns(&node("/properties/spec"), "spec", &mut defaults);
+    assert!(
+        defaults.len() >= 10,
+        "only {} patterned defaults found",
+        defaults.len()
+    );
+    for (path, default, pattern) in defaults {
+        let re = Regex::new(&pattern).expect("the pattern compiles");
+        assert!(
+            re.is_match(&default),
+            "{path}: default {default:?} breaks {pattern:?}"
+        );
+    }
+}
