@@ -151,3 +151,41 @@ fn load_rejects_a_bare_spec() {
         .expect_err("a bare spec is not a manifest");
     assert!(matches!(err, LoadError::WrongKind { .. }), "{err:?}");
 }
+
+#[test]
+fn load_rejects_misspelt_fields_naming_each_path() {
+    let text = include_str!("../examples/pool.yaml")
+        .replace("  suspend: false", "  suspnd: true")
+        .replace("allowDataLoss: false", "alowDataLoss: false")
+        .replacen("copyDestination:", "copyDestinaton:", 1);
+    let err = load_pool_yaml(&text).expect_err("misspelt fields are refused");
+    match &err {
+        LoadError::UnknownFields { paths } => assert_eq!(
+            paths,
+            &[
+                "spec.failover.alowDataLoss",
+                "spec.sites[0].copyDestinaton",
+                "spec.suspnd",
+            ]
+        ),
+        other => panic!("expected unknown fields, got {other:?}"),
+    }
+    assert!(err.to_string().contains("spec.suspnd"), "{err}");
+}
+
+#[test]
+fn load_accepts_any_metadata_and_a_status() {
+    let text = format!(
+        "{}status:\n  phase: Protected\n  servingSite: atlanta\n",
+        include_str!("../examples/pool.yaml").replace(
+            "  name: atl-cs-001\n",
+            "  name: atl-cs-001\n  namespace: pchat\n  labels: {team: uc}\n  annotations: {a: b}\n"
+        )
+    );
+    let pool = load_pool_yaml(&text).expect("metadata and status are accepted");
+    assert_eq!(pool.metadata.namespace.as_deref(), Some("pchat"));
+    assert_eq!(
+        pool.status.and_then(|s| s.serving_site).as_deref(),
+        Some("atlanta")
+    );
+}

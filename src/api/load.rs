@@ -1,6 +1,7 @@
 //! Reading a `PersistentChatPool` manifest from YAML text (file mode, tests, examples).
 
-use kube::Resource;
+use kube::{CustomResourceExt, Resource};
+use serde_json::Value;
 
 use super::spec::PersistentChatPool;
 
@@ -29,6 +30,17 @@ pub enum LoadError {
         found_kind: String,
         expected_api_version: String,
         expected_kind: String,
+    },
+    /// Fields a `PersistentChatPool` does not have, most likely misspelt. The API server would
+    /// drop them silently; file mode refuses them, so that a misspelt `suspend` or
+    /// `approveOverwrite` cannot pass unnoticed.
+    #[error(
+        "the manifest has fields a PersistentChatPool does not have (misspelt?): {}",
+        .paths.join(", ")
+    )]
+    UnknownFields {
+        /// Each unknown field's path, e.g. `spec.failover.alowDataLoss`.
+        paths: Vec<String>,
     },
 }
 
@@ -67,5 +79,63 @@ pub fn load_pool_yaml(text: &str) -> Result<PersistentChatPool, LoadError> {
             expected_kind,
         });
     }
+    let raw: Value = parse(text)?;
+    let unknown = unknown_fields(&raw);
+    if !unknown.is_empty() {
+        return Err(LoadError::UnknownFields { paths: unknown });
+    }
     parse(text)
+}
+
+/// The paths of the fields in `manifest` that the CRD's schema does not declare.
+fn unknown_fields(manifest: &Value) -> Vec<String> {
+    let crd = PersistentChatPool::crd();
+    let schema = crd
+        .spec
+        .versions
+        .first()
+        .and_then(|v| v.schema.as_ref())
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| serde_json::to_value(s).ok());
+    let mut out = Vec::new();
+    let (Some(schema), Some(fields)) = (schema, manifest.as_object()) else {
+        return out;
+    };
+    for (key, value) in fields {
+        // The generated schema leaves out the fields every Kubernetes object has.
+        if matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
+            continue;
+        }
+        match schema.get("properties").and_then(|p| p.get(key)) {
+            Some(child_schema) => walk(child_schema, value, key, &mut out),
+            None => out.push(key.clone()),
+        }
+    }
+    out
+}
+
+fn walk(schema: &Value, value: &Value, path: &str, out: &mut Vec<String>) {
+    match value {
+        Value::Object(fields) => {
+            // An object schema without `properties` (such as `metadata`) takes any field.
+            let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+                return;
+            };
+            for (key, child) in fields {
+                let child_path = format!("{path}.{key}");
+                match properties.get(key) {
+                    Some(child_schema) => walk(child_schema, child, &child_path, out),
+                    None => out.push(child_path),
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item_schema, item, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        _ => {}
+    }
 }
