@@ -6,4 +6,5 @@
 
 pub mod api;
 pub mod observe;
+pub mod plan;
 pub mod sim;
