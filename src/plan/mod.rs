@@ -55,6 +55,7 @@
 mod assess;
 pub mod effects;
 mod facts;
+pub mod invariants;
 pub mod lsn;
 mod reason;
 pub mod render;

@@ -1,0 +1,130 @@
+//! The safety invariants (DESIGN.md section 5), as checks over observations and steps. The tests
+//! assert them on every step the planner takes; the engine may assert them too before it sends.
+
+use crate::api::PersistentChatPoolSpec;
+use crate::observe::{DatabaseState, Observation};
+
+use super::facts::{self, db, reachable};
+use super::step::Step;
+
+/// Two writable chat copies while the published list points at chat servers of a site that
+/// holds either: the split brain the operator must never create.
+pub fn split_brain(spec: &PersistentChatPoolSpec, obs: &Observation) -> Option<String> {
+    let chat = &spec.databases.chat;
+    let writable: Vec<(&str, &str)> = spec
+        .instances()
+        .filter_map(|(s, i)| {
+            db(obs, &i.name, chat)
+                .filter(|d| facts::is_writable(d) && facts::is_online(d))
+                .map(|_| (s.name.as_str(), i.name.as_str()))
+        })
+        .collect();
+    if writable.len() < 2 {
+        return None;
+    }
+    let published = obs.published.as_ref()?;
+    let pointed = writable.iter().any(|(site, _)| {
+        spec.site(site).is_some_and(|s| {
+            published.active_servers.iter().any(|a| {
+                s.chat_servers.iter().any(|c| c.eq_ignore_ascii_case(a))
+            })
+        })
+    });
+    pointed.then(|| {
+        format!(
+            "{chat} is writable on {} while chat servers are published",
+            writable.iter().map(|(_, i)| *i).collect::<Vec<_>>().join(" and ")
+        )
+    })
+}
+
+/// The violations a step would commit if run against `before` (the observation it was planned
+/// from). `after` is the observation once it ran.
+pub fn step_violations(
+    spec: &PersistentChatPoolSpec,
+    before: &Observation,
+    step: &Step,
+    after: &Observation,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let chat = &spec.databases.chat;
+    for i in step.instances() {
+        if !reachable(before, i) {
+            out.push(format!("{} sends to unreachable {i}", step.name()));
+        }
+    }
+    if split_brain(spec, before).is_none()
+        && let Some(v) = split_brain(spec, after)
+    {
+        out.push(format!("{} created a split brain: {v}", step.name()));
+    }
+    let overwritten = match step {
+        Step::Reseed {
+            instance, database, ..
+        }
+        | Step::BootstrapSecondary {
+            instance, database, ..
+        }
+        | Step::SeedMirror {
+            mirror: instance,
+            database,
+            ..
+        } => Some((instance, database)),
+        _ => None,
+    };
+    if let Some((instance, database)) = overwritten
+        && let Some(d) = db(before, instance, database)
+        && d.state == DatabaseState::Online
+        && facts::salvage_of(before, instance, database, facts::position(d)).is_none()
+    {
+        out.push(format!(
+            "{} overwrites ONLINE {database} on {instance} without an observed salvage backup",
+            step.name()
+        ));
+    }
+    if let Step::Recover {
+        instance, database, ..
+    } = step
+        && database == chat
+    {
+        for (_, other) in spec.instances().filter(|(_, o)| o.name != *instance) {
+            if db(before, &other.name, chat).is_some_and(|d| d.state == DatabaseState::Online) {
+                out.push(format!(
+                    "Recover of {chat} on {instance} while {} holds it ONLINE and reachable",
+                    other.name
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// What must hold once the planner says Converged.
+pub fn converged_violations(spec: &PersistentChatPoolSpec, obs: &Observation) -> Vec<String> {
+    let mut out = Vec::new();
+    let chat = &spec.databases.chat;
+    let Some(p) = spec.site(&spec.primary_site) else {
+        return vec!["primary site missing".to_string()];
+    };
+    let ok = p.instances.iter().any(|i| {
+        db(obs, &i.name, chat).is_some_and(|d| facts::is_writable(d) && facts::is_online(d))
+    });
+    if !ok {
+        out.push(format!("{chat} on {} is not ONLINE and MULTI_USER", p.name));
+    }
+    for (s, i) in spec.instances().filter(|(s, _)| s.name != p.name) {
+        if db(obs, &i.name, chat).is_some_and(|d| d.mirroring.is_some())
+            || spec
+                .databases
+                .compliance
+                .as_ref()
+                .is_some_and(|c| db(obs, &i.name, c).is_some_and(|d| d.mirroring.is_some()))
+        {
+            out.push(format!("{} ({}) is a mirroring partner", i.name, s.name));
+        }
+    }
+    if let Some(v) = split_brain(spec, obs) {
+        out.push(v);
+    }
+    out
+}
