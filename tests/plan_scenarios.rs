@@ -413,7 +413,7 @@ fn suspend_sends_nothing_whatever_the_state() {
 }
 
 #[test]
-fn catch_up_waits_naming_the_file_when_the_old_sites_share_is_unreadable() {
+fn catch_up_restores_what_is_local_then_waits_naming_the_file_when_the_old_sites_share_is_unreadable() {
     let spec = spec("dallas");
     let mut obs = converged_atlanta();
     let t = at("2026-11-26T12:01:05Z");
@@ -426,6 +426,8 @@ fn catch_up_waits_naming_the_file_when_the_old_sites_share_is_unreadable() {
     share.readable = false;
     share.reason = Some("share down".to_string());
     share.files.clear();
+    // What the copy folder holds is restored first; then the share is needed.
+    assert!(matches!(take(&spec, &mut obs, t), Step::CatchUp { files, .. } if files.len() == 1 && files[0].last_lsn == Lsn(4800)));
     let d = plan::next(&spec, &obs, t);
     assert!(matches!(d, Decision::Wait(WaitReason::LocationUnreadable { .. })), "{d}");
     assert_eq!(
