@@ -140,6 +140,18 @@ impl World {
             if !i.is_reachable() {
                 continue;
             }
+            // Chat servers write to the chat database and, on the same instance, the
+            // compliance database.
+            let chat_written = i.database(&chat).is_some_and(|d| {
+                d.state == DatabaseState::Online
+                    && d.user_access == UserAccess::MultiUser
+                    && d.mirroring
+                        .as_ref()
+                        .is_none_or(|m| m.role == MirroringRole::Principal)
+            });
+            if !chat_written {
+                continue;
+            }
             for d in &mut i.databases {
                 let writable = d.state == DatabaseState::Online
                     && d.user_access == UserAccess::MultiUser
@@ -154,7 +166,6 @@ impl World {
                     }
                 }
             }
-            let _ = &chat;
         }
         // A synchronized mirror follows its principal while it answers.
         for (key, end) in synced {

@@ -405,6 +405,14 @@ fn drain_sessions(cx: &Ctx) -> Option<Decision> {
 }
 
 fn transition(cx: &Ctx) -> Decision {
+    // An unreachable primary-site instance may hold the writable copy (the principal of a
+    // mirroring session, say): bringing another copy online could make a second one.
+    if let Some(down) = facts::names(cx.p)
+        .into_iter()
+        .find(|n| !reachable(cx.obs, n))
+    {
+        return cx.wait_unreachable(cx.p, down);
+    }
     let s_names = facts::names(cx.s);
     // A writable copy on a reachable old-site instance: the planned switch.
     let old = s_names.iter().copied().find(|n| {
@@ -442,12 +450,15 @@ fn transition(cx: &Ctx) -> Decision {
     }
     // A switch away from this site was abandoned after its tail-log backup: the demoted copy
     // holds everything ever written and nothing else is writable, so it comes back online.
-    let (ci, cd) = cand;
-    if cd
-        .last_log_backup
-        .as_ref()
-        .is_some_and(|t| t.force_offline && cd.lsn.redo_start == Some(t.last_lsn))
-    {
+    let demoted = facts::names(cx.p).into_iter().find(|n| {
+        db(cx.obs, n, cx.chat).is_some_and(|d| {
+            facts::is_plain_restoring(d)
+                && d.last_log_backup
+                    .as_ref()
+                    .is_some_and(|t| t.force_offline && d.lsn.redo_start == Some(t.last_lsn))
+        })
+    });
+    if let Some(ci) = demoted {
         return finish_transition(cx, ci, true);
     }
     Decision::Blocked(BlockReason::NoServingCopy {
@@ -540,6 +551,15 @@ fn planned_after_demote(
 
 /// After the catch-up: remove log shipping on both sides, then recover.
 fn finish_transition(cx: &Ctx, ci: &str, old_side_too: bool) -> Decision {
+    // A planned recovery needs the whole old site in sight: an instance out of sight may hold
+    // a writable copy. (A forced one runs only when the whole old site is down.)
+    if old_side_too
+        && let Some(down) = facts::names(cx.s)
+            .into_iter()
+            .find(|n| !reachable(cx.obs, n))
+    {
+        return cx.wait_unreachable(cx.s, down);
+    }
     if let Some(d) = remove_ls_secondary(cx, cx.p) {
         return d;
     }
@@ -952,6 +972,10 @@ fn compliance(cx: &Ctx, pi: &str, comp: &str) -> Progress {
     let principal = match online {
         Some(n) => n,
         None => {
+            // The compliance principal may be on an instance out of sight.
+            if let Some(down) = names.iter().find(|n| !reachable(cx.obs, n)) {
+                return Progress::Wait(cx.wait_unreachable(cx.p, down));
+            }
             return match db(cx.obs, pi, comp) {
                 Some(d) if facts::is_plain_restoring(d) => {
                     Progress::Act(Decision::Step(Step::Recover {
@@ -1019,6 +1043,14 @@ fn mirror(cx: &Ctx, principal: &str, database: &str, is_chat: bool) -> Progress 
         if md.state == DatabaseState::Online {
             // Chat copies were salvaged and checked by the stale-copy rules; a compliance copy
             // is salvaged here, before SeedMirror replaces it.
+            if !is_chat && facts::is_writable(md) {
+                // Fenced first, so that the salvage covers everything it will ever hold.
+                return Progress::Act(Decision::Step(Step::FenceStaleCopy {
+                    site: cx.p.name.clone(),
+                    instance: m.to_string(),
+                    database: database.to_string(),
+                }));
+            }
             if !is_chat && facts::salvage_of(cx.obs, m, database, facts::position(md)).is_none() {
                 let file = backup_path(
                     &cx.p.backup_share,
