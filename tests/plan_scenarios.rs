@@ -123,7 +123,7 @@ fn fresh_bootstrap_mirrors_both_databases_then_seeds_dallas_then_log_ships_then_
     }
     assert!(
         matches!(&steps[6], Step::PublishActiveServers { servers, pool_state: PoolState::Normal, .. }
-        if servers == &["atl-pc1.litwareinc.com", "atl-pc2.litwareinc.com"])
+        if *servers == ["atl-pc1.litwareinc.com", "atl-pc2.litwareinc.com"])
     );
 }
 
@@ -272,7 +272,7 @@ fn planned_switch_gives_the_right_next_step_at_every_intermediate_state() {
     // After recovery: publish dallas's servers, FailedOver (dallas is not the home site).
     assert!(
         matches!(take(&spec, &mut obs, t), Step::PublishActiveServers { servers, pool_state: PoolState::FailedOver, .. }
-        if servers == &["dal-pc1.litwareinc.com", "dal-pc2.litwareinc.com"])
+        if servers == ["dal-pc1.litwareinc.com", "dal-pc2.litwareinc.com"])
     );
     // After publish: dallas gets its own (empty) compliance database, mirrored, then mgc mirrored.
     assert!(
@@ -293,7 +293,7 @@ fn planned_switch_gives_the_right_next_step_at_every_intermediate_state() {
     // After mirroring: reverse log shipping to the demoted copy, no reseed.
     assert!(
         matches!(take(&spec, &mut obs, t), Step::ConfigureLogShipping { secondary_instance, primary_instances, .. }
-        if secondary_instance == "atl-sql1" && primary_instances == &["dal-sql1", "dal-sql2"])
+        if secondary_instance == "atl-sql1" && primary_instances == ["dal-sql1", "dal-sql2"])
     );
     // After reverse log shipping: converged, and nothing was overwritten on the way.
     assert_eq!(plan::next(&spec, &obs, t), Decision::Converged);

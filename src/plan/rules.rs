@@ -152,7 +152,7 @@ fn on_lineage(cx: &Ctx, source_site: &Site, source: &DatabaseObservation, redo: 
 fn candidate<'a>(
     cx: &Ctx<'a>,
     source: Option<&DatabaseObservation>,
-) -> Result<(&'a str, &'a DatabaseObservation), Decision> {
+) -> Result<(&'a str, &'a DatabaseObservation), Box<Decision>> {
     let names = facts::names(cx.p);
     let fits = |d: &DatabaseObservation| {
         facts::is_plain_restoring(d)
@@ -172,7 +172,7 @@ fn candidate<'a>(
             match db(cx.obs, n, cx.chat) {
                 Some(d) if fits(d) => return Ok((n, d)),
                 Some(_) => {}
-                None => return Err(cx.wait_unreachable(cx.p, n)),
+                None => return Err(Box::new(cx.wait_unreachable(cx.p, n))),
             }
         }
     }
@@ -188,7 +188,7 @@ fn candidate<'a>(
         return Ok(b);
     }
     if let Some(&down) = names.iter().find(|n| !reachable(cx.obs, n)) {
-        return Err(cx.wait_unreachable(cx.p, down));
+        return Err(Box::new(cx.wait_unreachable(cx.p, down)));
     }
     let detail = names
         .iter()
@@ -206,11 +206,13 @@ fn candidate<'a>(
         })
         .collect::<Vec<_>>()
         .join("; ");
-    Err(Decision::Blocked(BlockReason::NoCopyOnPrimarySite {
-        site: cx.p.name.clone(),
-        database: cx.chat.to_string(),
-        detail,
-    }))
+    Err(Box::new(Decision::Blocked(
+        BlockReason::NoCopyOnPrimarySite {
+            site: cx.p.name.clone(),
+            database: cx.chat.to_string(),
+            detail,
+        },
+    )))
 }
 
 /// Before a planned switch to a site with no copy that can catch up: reseed one of its
@@ -424,11 +426,17 @@ fn transition(cx: &Ctx) -> Decision {
         .and_then(|n| db(cx.obs, n, cx.chat));
     let cand = match candidate(cx, source) {
         Ok(c) => c,
-        Err(Decision::Blocked(BlockReason::NoCopyOnPrimarySite { .. })) if old.is_some() => {
+        Err(d)
+            if old.is_some()
+                && matches!(
+                    *d,
+                    Decision::Blocked(BlockReason::NoCopyOnPrimarySite { .. })
+                ) =>
+        {
             let old = old.expect("checked");
             return prepare_target(cx, old, source.expect("observed"));
         }
-        Err(d) => return d,
+        Err(d) => return *d,
     };
     if let Some(old) = old {
         return planned_before_demote(cx, cand, old);
@@ -1118,16 +1126,16 @@ fn log_shipping(cx: &Ctx, pi: &str, pd: &DatabaseObservation) -> Progress {
     }
     if !continuable {
         let td = db(cx.obs, t, cx.chat);
-        if let Some(td) = td {
-            if facts::is_broken(td) {
-                return Progress::Act(Decision::Blocked(BlockReason::DatabaseState {
-                    instance: t.to_string(),
-                    database: cx.chat.to_string(),
-                    state: format!("{:?}", td.state),
-                }));
-            }
-            // An ONLINE target was fenced, salvaged and approved by the stale-copy rules,
-            // which run before this one.
+        // An ONLINE target was fenced, salvaged and approved by the stale-copy rules, which
+        // run before this one; a broken one is left to a person.
+        if let Some(td) = td
+            && facts::is_broken(td)
+        {
+            return Progress::Act(Decision::Blocked(BlockReason::DatabaseState {
+                instance: t.to_string(),
+                database: cx.chat.to_string(),
+                state: format!("{:?}", td.state),
+            }));
         }
         if let Some(w) = cx.wait_share(cx.p, t, cx.chat, None) {
             return Progress::Wait(w);
