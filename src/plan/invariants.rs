@@ -134,5 +134,66 @@ pub fn converged_violations(spec: &PersistentChatPoolSpec, obs: &Observation) ->
     if let Some(v) = split_brain(spec, obs) {
         out.push(v);
     }
+    // Rule 5 and 6: P's chat servers published, pool state from the home site.
+    let published_ok = obs.published.as_ref().is_some_and(|pb| {
+        pb.pool_state == facts::pool_state_for(spec, &p.name)
+            && pb.active_servers.len() == p.chat_servers.len()
+            && p.chat_servers
+                .iter()
+                .all(|c| pb.active_servers.iter().any(|a| a.eq_ignore_ascii_case(c)))
+    });
+    if !published_ok {
+        out.push(format!(
+            "{}'s chat servers are not what is published",
+            p.name
+        ));
+    }
+    // Rule 2: both databases mirrored inside a two-instance primary site.
+    if p.instances.len() == 2 {
+        for dbn in spec.database_names() {
+            let mirrored = p.instances.iter().any(|i| {
+                db(obs, &i.name, dbn).is_some_and(|d| {
+                    d.state == DatabaseState::Online
+                        && d.mirroring.as_ref().is_some_and(|m| {
+                            m.role == crate::observe::MirroringRole::Principal
+                                && p.instances.iter().any(|o| o.name == m.partner_instance)
+                        })
+                })
+            });
+            if !mirrored {
+                out.push(format!("{dbn} is not mirrored inside {}", p.name));
+            }
+        }
+    }
+    // Rule 3: log shipping P -> S configured on both sides, S's copy RESTORING.
+    let p_names: Vec<&str> = p.instances.iter().map(|i| i.name.as_str()).collect();
+    let secondary = spec
+        .instances()
+        .filter(|(s, _)| s.name != p.name)
+        .find_map(|(_, i)| {
+            let d = db(obs, &i.name, chat)?;
+            let l = d.log_shipping_secondary.as_ref()?;
+            (facts::is_plain_restoring(d) && p_names.contains(&l.primary_server.as_str()))
+                .then_some(i.name.as_str())
+        });
+    match secondary {
+        None => out.push(format!(
+            "no RESTORING log-shipping secondary of {chat} outside {}",
+            p.name
+        )),
+        Some(sec) => {
+            let linked = p.instances.iter().any(|i| {
+                db(obs, &i.name, chat)
+                    .and_then(|d| d.log_shipping_primary.as_ref())
+                    .is_some_and(|l| l.secondaries.iter().any(|s| s.secondary_server == sec))
+            });
+            if !linked {
+                out.push(format!(
+                    "no log-shipping primary row on {} links {sec}",
+                    p.name
+                ));
+            }
+        }
+    }
     out
 }

@@ -773,7 +773,10 @@ fn ls_target<'a>(cx: &Ctx<'a>, pd: &DatabaseObservation) -> Option<(&'a str, boo
                     && l.primary_database.eq_ignore_ascii_case(cx.chat)
             });
         if configured {
-            return Some((n, true));
+            // A configured secondary whose copy is no longer RESTORING (recovered by hand, say)
+            // cannot restore anything: it is reseeded.
+            let restoring = db(cx.obs, n, cx.chat).is_some_and(facts::is_plain_restoring);
+            return Some((n, restoring));
         }
     }
     let continuable = |n: &str| {
