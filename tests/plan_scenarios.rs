@@ -643,3 +643,106 @@ fn planned_switch_does_not_start_when_the_candidate_cannot_catch_up() {
         "{d}"
     );
 }
+
+#[test]
+fn single_instance_sites_bootstrap_and_switch_without_mirroring() {
+    let single = |primary: &str| {
+        let mut s = spec(primary);
+        for site in &mut s.sites {
+            site.instances.truncate(1);
+        }
+        s
+    };
+    let mut obs = observed("observed-installer.yaml");
+    obs.instances.retain(|i| i.name.ends_with('1'));
+    let (steps, end) = run(&single("atlanta"), &mut obs, at("2026-11-26T12:00:00Z"));
+    assert_eq!(end, Decision::Converged);
+    assert_eq!(
+        names(&steps),
+        [
+            "BootstrapSecondary",
+            "ConfigureLogShipping",
+            "PublishActiveServers"
+        ]
+    );
+    let (steps, end) = run(&single("dallas"), &mut obs, at("2026-11-26T12:10:00Z"));
+    assert_eq!(end, Decision::Converged, "{steps:?}");
+    assert!(
+        !steps
+            .iter()
+            .any(|s| matches!(s, Step::SeedMirror { .. } | Step::EstablishMirroring { .. }))
+    );
+    assert!(
+        matches!(steps.last(), Some(Step::ConfigureLogShipping { secondary_instance, primary_instances, .. })
+        if secondary_instance == "atl-sql1" && *primary_instances == ["dal-sql1"])
+    );
+}
+
+#[test]
+fn assessment_reports_degraded_protection_in_words() {
+    let spec = spec("atlanta");
+    let mut obs = converged_atlanta();
+    {
+        let dal = obs
+            .instances
+            .iter_mut()
+            .find(|i| i.name == "dal-sql1")
+            .unwrap();
+        let lss = dal.databases[0].log_shipping_secondary.as_mut().unwrap();
+        lss.last_restored_latency_minutes = Some(20);
+    }
+    let mirror = obs
+        .instances
+        .iter_mut()
+        .find(|i| i.name == "atl-sql1")
+        .unwrap();
+    mirror.databases[0].mirroring.as_mut().unwrap().state =
+        pchat_operator::observe::MirroringState::Disconnected;
+    let a = plan::assess(&spec, &obs, obs.taken_at);
+    assert_eq!(a.decision, Decision::Converged);
+    assert!(!a.protected);
+    assert!(
+        a.degraded_reasons
+            .iter()
+            .any(|r| r.contains("20 min") && r.contains("rpoTarget")),
+        "{:?}",
+        a.degraded_reasons
+    );
+    assert!(
+        a.degraded_reasons
+            .iter()
+            .any(|r| r.contains("Disconnected")),
+        "{:?}",
+        a.degraded_reasons
+    );
+}
+
+#[test]
+fn secondary_site_unreachable_in_steady_state_waits_and_is_degraded() {
+    let spec = spec("atlanta");
+    let mut obs = converged_atlanta();
+    for i in obs
+        .instances
+        .iter_mut()
+        .filter(|i| i.name.starts_with("dal-"))
+    {
+        i.reachability = pchat_operator::observe::Reachability::Unreachable {
+            reason: "no route to host".to_string(),
+            since: at("2026-11-26T11:00:00Z"),
+        };
+        i.databases.clear();
+    }
+    let a = plan::assess(&spec, &obs, obs.taken_at);
+    assert!(
+        matches!(a.decision, Decision::Wait(WaitReason::InstanceUnreachable { ref instance, .. }) if instance == "dal-sql1"),
+        "{}",
+        a.decision
+    );
+    assert_eq!(a.phase, pchat_operator::api::Phase::Waiting);
+    assert!(
+        a.degraded_reasons
+            .iter()
+            .any(|r| r.contains("dal-sql1 (dallas) is unreachable: no route to host"))
+    );
+    assert_eq!(plan::project(&spec, &obs, obs.taken_at).steps, []);
+}

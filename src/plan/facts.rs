@@ -212,3 +212,33 @@ pub fn salvage_of<'a>(
 pub fn position(d: &DatabaseObservation) -> Lsn {
     d.lsn.end_of_log.or(d.lsn.redo_start).unwrap_or(Lsn(0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> PersistentChatPoolSpec {
+        let yaml = include_str!("../../tests/fixtures/pool.yaml");
+        serde_saphyr::from_str::<crate::api::PersistentChatPool>(yaml)
+            .unwrap()
+            .spec
+    }
+
+    #[test]
+    fn chat_server_matches_case_insensitively_in_full_or_by_first_label() {
+        let spec = spec();
+        assert!(is_chat_server(&spec, "ATL-PC1"));
+        assert!(is_chat_server(&spec, "dal-pc2.LITWAREINC.com"));
+        assert!(is_chat_server(&spec, " atl-pc2 "));
+        assert!(!is_chat_server(&spec, "atl-pc3"));
+        assert!(!is_chat_server(&spec, "ADMIN-WS"));
+        assert!(!is_chat_server(&spec, ""));
+    }
+
+    #[test]
+    fn pool_state_is_normal_only_on_the_home_site() {
+        let spec = spec();
+        assert_eq!(pool_state_for(&spec, "atlanta"), PoolState::Normal);
+        assert_eq!(pool_state_for(&spec, "dallas"), PoolState::FailedOver);
+    }
+}

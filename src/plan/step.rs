@@ -487,3 +487,21 @@ pub fn backup_path(
     let share = share.trim_end_matches('\\');
     format!("{share}\\{database}_{infix}{stamp}.{ext}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backup_names_follow_the_log_shipping_convention_in_utc() {
+        let now: jiff::Timestamp = "2026-11-26T12:05:09Z".parse().unwrap();
+        assert_eq!(
+            backup_path(r"\\atl-fs\pchat-ls\", "mgc", "", now, "trn"),
+            r"\\atl-fs\pchat-ls\mgc_20261126120509.trn"
+        );
+        assert_eq!(
+            backup_path(r"\\dal-fs\pchat-ls", "mgc", "salvage_dal-sql1_", now, "bak"),
+            r"\\dal-fs\pchat-ls\mgc_salvage_dal-sql1_20261126120509.bak"
+        );
+    }
+}
