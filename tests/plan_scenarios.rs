@@ -630,18 +630,48 @@ fn catch_up_restores_what_is_local_then_waits_naming_the_file_when_the_old_sites
 }
 
 #[test]
-fn planned_switch_does_not_start_when_the_candidate_cannot_catch_up() {
+fn planned_switch_reseeds_a_candidate_that_cannot_catch_up_before_draining() {
     let spec = spec("dallas");
     let mut obs = converged_atlanta();
     // The log backup 4700-4800 is lost everywhere: dallas could never reach atlanta's tail.
     for l in &mut obs.backup_locations {
         l.files.retain(|f| f.first_lsn != Lsn(4700));
     }
-    let d = plan::next(&spec, &obs, obs.taken_at);
+    let now = obs.taken_at;
+    match take(&spec, &mut obs, now) {
+        Step::Reseed {
+            site,
+            instance,
+            source_instance,
+            full_backup,
+            replace: true,
+            ..
+        } => {
+            assert_eq!(
+                (site.as_str(), instance.as_str(), source_instance.as_str()),
+                ("dallas", "dal-sql1", "atl-sql1")
+            );
+            assert_eq!(
+                full_backup,
+                r"\\atl-fs\pchat-ls\mgc_seed_dal-sql1_20261126120000.bak"
+            );
+        }
+        s => panic!("{s:?}"),
+    }
+    // Service was not interrupted for it; the switch goes on from the reseeded copy.
     assert!(
-        matches!(d, Decision::Blocked(BlockReason::LogChainBroken { ref instance, redo_point: Lsn(4700), .. }) if instance == "dal-sql1"),
-        "{d}"
+        obs.published
+            .as_ref()
+            .is_some_and(|p| !p.active_servers.is_empty())
     );
+    let (steps, end) = run(&spec, &mut obs, at("2026-11-26T12:05:00Z"));
+    assert!(
+        matches!(end, Decision::Wait(WaitReason::Draining { .. })),
+        "{end}"
+    );
+    assert!(matches!(&steps[0], Step::PublishActiveServers { servers, .. } if servers.is_empty()));
+    let (_, end) = run(&spec, &mut obs, at("2026-11-26T12:07:00Z"));
+    assert_eq!(end, Decision::Converged);
 }
 
 #[test]

@@ -491,12 +491,9 @@ fn planned_before_demote(cx: &Ctx, (ci, cd): (&str, &DatabaseObservation), old: 
             if let Some(w) = cx.wait_share(cx.s, ci, cx.chat, None) {
                 return w;
             }
-            return Decision::Blocked(BlockReason::LogChainBroken {
-                instance: ci.to_string(),
-                database: cx.chat.to_string(),
-                redo_point: reach,
-                target: Some(last.last_lsn),
-            });
+            // The log backups it needs are gone: reseed a copy from the serving one first,
+            // as the seed's failback does, while it still serves.
+            return prepare_target(cx, old, od);
         }
     }
     if let Some(d) = drain_published(cx).or_else(|| drain_sessions(cx)) {
@@ -846,7 +843,9 @@ fn steady(cx: &Ctx, pi: &str) -> Decision {
             database: cx.chat.to_string(),
         });
     }
-    // 2. Salvage every stale copy before anything can overwrite it.
+    // 2. Salvage every stale copy before anything can overwrite it. A salvage that waits for
+    // its share does not hold up publishing (service matters more); it holds up the rest.
+    let mut salvage_wait: Option<Decision> = None;
     for (site, n, d) in &stale {
         if facts::salvage_of(cx.obs, n, cx.chat, facts::position(d)).is_none() {
             let file = backup_path(
@@ -857,7 +856,8 @@ fn steady(cx: &Ctx, pi: &str) -> Decision {
                 "bak",
             );
             if let Some(w) = cx.wait_share(site, n, cx.chat, Some(file.clone())) {
-                return w;
+                salvage_wait = salvage_wait.or(Some(w));
+                continue;
             }
             return Decision::Step(Step::SalvageStaleCopy {
                 site: site.name.clone(),
@@ -871,7 +871,8 @@ fn steady(cx: &Ctx, pi: &str) -> Decision {
     // (it is fenced and salvaged already), before service moves or anything is overwritten.
     for (_, n, d) in &stale {
         let (newer, point, fork_known) = may_be_newer(pd, d);
-        if newer && !overwrite_approved(cx, n) {
+        let salvaged = facts::salvage_of(cx.obs, n, cx.chat, facts::position(d)).is_some();
+        if salvaged && newer && !overwrite_approved(cx, n) {
             return Decision::Blocked(BlockReason::StaleCopyMayBeNewer {
                 instance: n.to_string(),
                 database: cx.chat.to_string(),
@@ -902,6 +903,9 @@ fn steady(cx: &Ctx, pi: &str) -> Decision {
     });
     if cx.obs.published.is_some() && !published_ok {
         return publish;
+    }
+    if let Some(w) = salvage_wait {
+        return w;
     }
     // 5. Leftover log-shipping configuration from the previous direction.
     if let Some(d) = remove_ls_secondary(cx, cx.p).or_else(|| remove_ls_primary(cx, cx.s)) {
