@@ -5,32 +5,40 @@
 //! # How it decides
 //! With P the declared `primarySite` and S the other site, the rules run in the order of the
 //! procedure (`rules.rs`):
-//! * **P has no writable chat copy** (a transition):
-//!   - S has a writable copy on a reachable instance: **planned switch**. The candidate on P (the
-//!     log-shipping secondary, else the RESTORING copy that reached furthest) must be able to
-//!     roll forward to S's last log backup, or nothing starts. Then drain (publish an empty
-//!     list, wait for chat-server sessions up to `drainTimeout` after `published.publishedAt`,
-//!     then KILL), remove S's mirroring (chat, then compliance), demote S's primary with a
-//!     tail-log backup WITH NORECOVERY.
+//! * **P has no writable chat copy** (a transition). Nothing is done while a P instance is
+//!   unreachable: it may hold the writable copy. The candidate on P is the log-shipping
+//!   secondary, else the RESTORING copy that reached furthest, and only a copy that shares the
+//!   old primary's history qualifies (at or before its fork point, or rolled forward by a
+//!   backup of its lineage); catch-up uses only backups of that history.
+//!   - S has a writable copy on a reachable instance: **planned switch**. If no P copy
+//!     qualifies, or the candidate could not roll forward to S's last log backup, a P copy is
+//!     first reseeded from S while S still serves (no outage yet). Then drain (publish an
+//!     empty list, wait for chat-server sessions up to `drainTimeout` after
+//!     `published.publishedAt`, then KILL), remove S's mirroring (chat, then compliance),
+//!     demote S's primary with a tail-log backup WITH NORECOVERY.
 //!   - S's copy is RESTORING at its tail-log backup: catch P's candidate up to the tail's LSN
 //!     (copy folder first, then S's share), remove log shipping (secondary side on P, primary
-//!     side on S), recover.
+//!     side on S), recover. Every S instance must be in sight for the recovery.
 //!   - Every S instance unreachable: **forced failover**, after `unreachableAfter`, only with
 //!     `allowDataLoss` and within `maxDataLoss` (the estimate is the time from the latest
 //!     `since` of S's instances back to the finish time of the last log backup P's candidate
 //!     has or can still restore). Clear the list, catch up what is available, remove the
 //!     secondary configuration, recover.
 //!   - Some S instance unreachable and nothing else known: wait (it may hold the serving copy).
+//!   - S all in sight, nothing writable, P holds its own demoted copy: a switch away from P was
+//!     abandoned after the tail-log backup (the spec was flipped back); that copy holds
+//!     everything and is recovered.
 //! * **P has a writable chat copy** (steady state and re-protection), in this order: fence every
 //!   other writable chat copy (RESTRICTED_USER); salvage every other ONLINE chat copy (COPY_ONLY
-//!   full backup, observed on a share before anything goes on); block on a copy that may hold
-//!   newer data (its end of log beyond P's fork point, or beyond P's end of log when P never
-//!   forked) unless `allowDataLoss` or `approveOverwrite` names it; remove S's mirroring;
-//!   publish P's chat servers when something was published before (a switch drained them);
-//!   remove leftover log shipping; create/recover and mirror the compliance database; seed and
-//!   mirror the chat database inside P; reseed or seed S's log-shipping target and configure
-//!   log shipping P -> S; publish (a bootstrap, where nothing was ever published, publishes
-//!   last: nothing is down while it runs).
+//!   full backup, observed on a share before anything goes on; one waiting for its share holds
+//!   up everything but publishing); block on a copy that may hold newer data (its end of log
+//!   beyond P's fork point, or beyond P's end of log when P never forked) unless
+//!   `allowDataLoss` or `approveOverwrite` names it; remove S's mirroring; publish P's chat
+//!   servers when something was published before (a switch drained them); remove leftover log
+//!   shipping; create/recover and mirror the compliance database; seed and mirror the chat
+//!   database inside P; reseed or seed S's log-shipping target and configure log shipping
+//!   P -> S; publish (a bootstrap, where nothing was ever published, publishes last: nothing
+//!   is down while it runs).
 //!
 //! # The compliance database (`mgccomp`)
 //! It is never log shipped and never failed over: its contents are transient (procedure-en.md).
