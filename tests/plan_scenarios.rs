@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use pchat_operator::api::{PersistentChatPool, PersistentChatPoolSpec, PoolState};
 use pchat_operator::observe::{Lsn, MirroringRole, Observation};
 use pchat_operator::plan::{
-    self, BlockReason, Decision, LogShippingSide, Step, WaitReason, effects, invariants,
+    self, BlockReason, Decision, LogShippingSide, NewerBasis, Step, WaitReason, effects, invariants,
 };
 
 fn read(name: &str) -> String {
@@ -484,8 +484,7 @@ fn returning_stale_copy_with_newer_writes_is_blocked_after_salvage_without_polic
         Decision::Blocked(BlockReason::StaleCopyMayBeNewer {
             instance,
             end_of_log,
-            primary_point,
-            fork_known: true,
+            basis: NewerBasis::PrimaryFork(primary_point),
             salvage_file,
             ..
         }) => {
@@ -511,7 +510,7 @@ fn both_sites_online_at_first_sight_with_newer_secondary_blocks_asking_for_appro
         matches!(
             end,
             Decision::Blocked(BlockReason::StaleCopyMayBeNewer {
-                fork_known: false,
+                basis: NewerBasis::PrimaryEnd(Lsn(3000)),
                 ..
             })
         ),
@@ -775,4 +774,35 @@ fn secondary_site_unreachable_in_steady_state_waits_and_is_degraded() {
             .any(|r| r.contains("dal-sql1 (dallas) is unreachable: no route to host"))
     );
     assert_eq!(plan::project(&spec, &obs, obs.taken_at).steps, []);
+}
+
+#[test]
+fn a_secondary_recovered_by_hand_with_writes_of_its_own_needs_approval_before_reseed() {
+    let spec = spec("atlanta");
+    let mut obs = converged_atlanta();
+    // Someone ran RESTORE DATABASE mgc WITH RECOVERY on dal-sql1 and wrote to it.
+    let d = &mut obs
+        .instances
+        .iter_mut()
+        .find(|i| i.name == "dal-sql1")
+        .unwrap()
+        .databases[0];
+    d.state = pchat_operator::observe::DatabaseState::Online;
+    d.lsn.redo_start = None;
+    d.lsn.fork_point = Some(Lsn(4700));
+    d.lsn.end_of_log = Some(Lsn(4750));
+    let now = obs.taken_at;
+    let (steps, end) = run(&spec, &mut obs, now);
+    assert_eq!(names(&steps), ["FenceStaleCopy", "SalvageStaleCopy"]);
+    assert!(
+        matches!(
+            end,
+            Decision::Blocked(BlockReason::StaleCopyMayBeNewer {
+                basis: NewerBasis::OwnFork(Lsn(4700)),
+                ..
+            })
+        ),
+        "{end}"
+    );
+    assert!(end.to_string().contains("its own fork point 4700"), "{end}");
 }

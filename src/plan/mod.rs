@@ -78,7 +78,7 @@ use crate::observe::Observation;
 
 pub use assess::{Assessment, assess};
 pub use facts::is_chat_server;
-pub use reason::{BlockReason, WaitReason};
+pub use reason::{BlockReason, NewerBasis, WaitReason};
 pub use step::{LogFile, LogShippingSide, Step, backup_path};
 
 /// What the planner decides for one observation.

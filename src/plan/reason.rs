@@ -83,6 +83,18 @@ impl std::fmt::Display for WaitReason {
     }
 }
 
+/// What a copy's end of log was compared with to decide it may hold writes the primary lacks.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(tag = "kind", content = "lsn")]
+pub enum NewerBasis {
+    /// The primary's fork point: writes past it on another copy are not the primary's.
+    PrimaryFork(Lsn),
+    /// The copy's own fork point (the primary never forked): writes past it are the copy's own.
+    OwnFork(Lsn),
+    /// Neither forked: the primary's end of log.
+    PrimaryEnd(Lsn),
+}
+
 /// A person must decide (change the spec or the failover policy, or repair something).
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all_fields = "camelCase")]
@@ -112,8 +124,8 @@ pub enum BlockReason {
         database: String,
         end_of_log: Lsn,
         primary_instance: String,
-        primary_point: Lsn,
-        fork_known: bool,
+        /// The point its end of log was compared with, and why.
+        basis: NewerBasis,
         salvage_file: Option<String>,
     },
     /// The log chain the catch-up needs has a gap.
@@ -174,16 +186,19 @@ impl std::fmt::Display for BlockReason {
                 database,
                 end_of_log,
                 primary_instance,
-                primary_point,
-                fork_known,
+                basis,
                 salvage_file,
             } => {
-                let what = if *fork_known {
-                    format!("the fork point {primary_point} of {primary_instance}")
-                } else {
-                    format!(
-                        "the end of log {primary_point} of {primary_instance} (no fork information)"
-                    )
+                let what = match basis {
+                    NewerBasis::PrimaryFork(l) => {
+                        format!("the fork point {l} of {primary_instance}")
+                    }
+                    NewerBasis::OwnFork(l) => format!(
+                        "its own fork point {l}, which {primary_instance} never restored past"
+                    ),
+                    NewerBasis::PrimaryEnd(l) => {
+                        format!("the end of log {l} of {primary_instance} (no fork information)")
+                    }
                 };
                 write!(
                     f,

@@ -12,7 +12,7 @@ use crate::observe::{
 use super::Decision;
 use super::facts::{self, db, elapsed, reachable, secs};
 use super::lsn;
-use super::reason::{BlockReason, WaitReason};
+use super::reason::{BlockReason, NewerBasis, WaitReason};
 use super::step::{LogShippingSide, Step, backup_path};
 
 /// Everything a rule needs, resolved once.
@@ -271,15 +271,14 @@ fn prepare_target(cx: &Ctx, old: &str, od: &DatabaseObservation) -> Decision {
                     file,
                 });
             }
-            let (newer, point, fork_known) = may_be_newer(od, td);
+            let (newer, basis) = may_be_newer(od, td);
             if newer && !overwrite_approved(cx, t) {
                 return Decision::Blocked(BlockReason::StaleCopyMayBeNewer {
                     instance: t.to_string(),
                     database: cx.chat.to_string(),
                     end_of_log: facts::position(td),
                     primary_instance: old.to_string(),
-                    primary_point: point,
-                    fork_known,
+                    basis,
                     salvage_file: salvage.map(|f| f.path.clone()),
                 });
             }
@@ -804,14 +803,22 @@ fn ls_target<'a>(cx: &Ctx<'a>, pd: &DatabaseObservation) -> Option<(&'a str, boo
         .map(|n| (n, false))
 }
 
-/// Whether overwriting this ONLINE copy could lose writes the primary lacks.
-pub(crate) fn may_be_newer(pd: &DatabaseObservation, d: &DatabaseObservation) -> (bool, Lsn, bool) {
+/// Whether overwriting this ONLINE copy could lose writes the primary lacks, and on what basis.
+/// With the primary forked at `f`, anything another copy holds past `f` is not the primary's.
+/// A primary that never forked is the original history: a copy that forked at `fd` holds writes
+/// of its own past `fd`. Without any fork information the ends of log are compared (the brief's
+/// "first sight" rule).
+pub(crate) fn may_be_newer(
+    pd: &DatabaseObservation,
+    d: &DatabaseObservation,
+) -> (bool, NewerBasis) {
     let end = facts::position(d);
-    match pd.lsn.fork_point {
-        Some(f) => (end > f, f, true),
-        None => {
+    match (pd.lsn.fork_point, d.lsn.fork_point) {
+        (Some(f), _) => (end > f, NewerBasis::PrimaryFork(f)),
+        (None, Some(fd)) => (end > fd, NewerBasis::OwnFork(fd)),
+        (None, None) => {
             let pe = facts::position(pd);
-            (end > pe, pe, false)
+            (end > pe, NewerBasis::PrimaryEnd(pe))
         }
     }
 }
@@ -870,7 +877,7 @@ fn steady(cx: &Ctx, pi: &str) -> Decision {
     // 2b. A stale copy that may hold writes the primary lacks waits for a person's approval
     // (it is fenced and salvaged already), before service moves or anything is overwritten.
     for (_, n, d) in &stale {
-        let (newer, point, fork_known) = may_be_newer(pd, d);
+        let (newer, basis) = may_be_newer(pd, d);
         let salvaged = facts::salvage_of(cx.obs, n, cx.chat, facts::position(d)).is_some();
         if salvaged && newer && !overwrite_approved(cx, n) {
             return Decision::Blocked(BlockReason::StaleCopyMayBeNewer {
@@ -878,8 +885,7 @@ fn steady(cx: &Ctx, pi: &str) -> Decision {
                 database: cx.chat.to_string(),
                 end_of_log: facts::position(d),
                 primary_instance: pi.to_string(),
-                primary_point: point,
-                fork_known,
+                basis,
                 salvage_file: facts::salvage_of(cx.obs, n, cx.chat, facts::position(d))
                     .map(|f| f.path.clone()),
             });
