@@ -806,3 +806,17 @@ fn a_secondary_recovered_by_hand_with_writes_of_its_own_needs_approval_before_re
     );
     assert!(end.to_string().contains("its own fork point 4700"), "{end}");
 }
+
+#[test]
+fn projection_of_a_planned_switch_runs_through_the_drain_to_convergence() {
+    let spec = spec("dallas");
+    let obs = converged_atlanta();
+    let p = plan::project(&spec, &obs, obs.taken_at);
+    assert_eq!(p.end, Decision::Converged);
+    assert_eq!(p.steps.len(), 17);
+    assert_eq!(p.steps[1].name(), "KillChatSessions");
+    // The projection's clock moved to the drain deadline: the tail-log backup is named after it.
+    assert!(
+        matches!(&p.steps[4], Step::DemoteOldPrimary { file, .. } if file.ends_with("mgc_20261126120100.trn"))
+    );
+}

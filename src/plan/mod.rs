@@ -138,12 +138,21 @@ pub struct Projection {
 }
 
 /// Lay out the remaining plan by applying each step's expected effect to a copy of the
-/// observation until the planner converges, waits or blocks.
+/// observation until the planner converges, waits or blocks. A drain wait is the one wait with
+/// a known end: the projection's clock moves to the drain deadline, where the planner would end
+/// the remaining sessions, and goes on (so a planned switch is shown whole).
 pub fn project(spec: &PersistentChatPoolSpec, obs: &Observation, now: Timestamp) -> Projection {
     let mut cur = obs.clone();
     let mut steps = Vec::new();
+    let mut now = now;
     loop {
         let d = next(spec, &cur, now);
+        if let Decision::Wait(WaitReason::Draining { seconds_left, .. }) = &d
+            && let Ok(later) = now.checked_add(jiff::SignedDuration::from_secs(*seconds_left))
+        {
+            now = later;
+            continue;
+        }
         let Decision::Step(step) = d else {
             return Projection { steps, end: d };
         };
