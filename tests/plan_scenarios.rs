@@ -820,3 +820,36 @@ fn projection_of_a_planned_switch_runs_through_the_drain_to_convergence() {
         matches!(&p.steps[4], Step::DemoteOldPrimary { file, .. } if file.ends_with("mgc_20261126120100.trn"))
     );
 }
+
+#[test]
+fn server_names_reported_in_upper_case_by_sql_server_still_match_the_spec() {
+    let spec = spec("atlanta");
+    let mut obs = converged_atlanta();
+    for i in &mut obs.instances {
+        for d in &mut i.databases {
+            if let Some(m) = d.mirroring.as_mut() {
+                m.partner_instance = m.partner_instance.to_uppercase();
+            }
+            if let Some(l) = d.log_shipping_primary.as_mut() {
+                for s in &mut l.secondaries {
+                    s.secondary_server = s.secondary_server.to_uppercase();
+                }
+            }
+            if let Some(l) = d.log_shipping_secondary.as_mut() {
+                l.primary_server = l.primary_server.to_uppercase();
+            }
+        }
+    }
+    for l in &mut obs.backup_locations {
+        for f in &mut l.files {
+            f.server_name = f.server_name.to_uppercase();
+        }
+    }
+    assert_eq!(plan::next(&spec, &obs, obs.taken_at), Decision::Converged);
+    assert!(invariants::converged_violations(&spec, &obs).is_empty());
+    // And a switch from there plans the same steps as from the lower-case names.
+    let upper = plan::project(&spec("dallas"), &obs, obs.taken_at);
+    let lower = plan::project(&spec("dallas"), &converged_atlanta(), obs.taken_at);
+    assert_eq!(names(&upper.steps), names(&lower.steps));
+    assert_eq!(upper.end, Decision::Converged);
+}

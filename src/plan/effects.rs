@@ -380,11 +380,14 @@ fn remove_mirroring(obs: &mut Observation, instance: &str, database: &str) {
     let synchronized = m.state == MirroringState::Synchronized;
     // SET PARTNER OFF on either partner ends the session on both; the mirror copy stays
     // RESTORING where the session left it.
-    let reachable = obs.instance(&partner).is_some_and(|i| i.is_reachable());
+    let reachable = obs
+        .instances
+        .iter()
+        .any(|i| i.name.eq_ignore_ascii_case(&partner) && i.is_reachable());
     if reachable && let Some(p) = db_mut(obs, &partner, database) {
         if p.mirroring
             .as_ref()
-            .is_some_and(|pm| pm.partner_instance == instance)
+            .is_some_and(|pm| pm.partner_instance.eq_ignore_ascii_case(instance))
         {
             p.mirroring = None;
         }
@@ -404,7 +407,10 @@ fn instance_mut<'a>(
     obs: &'a mut Observation,
     name: &str,
 ) -> Option<&'a mut crate::observe::InstanceObservation> {
-    obs.instances.iter_mut().find(|i| i.name == name)
+    // SQL Server reports partner and server names in its own case.
+    obs.instances
+        .iter_mut()
+        .find(|i| i.name.eq_ignore_ascii_case(name))
 }
 
 fn db_mut<'a>(

@@ -156,7 +156,9 @@ pub fn converged_violations(spec: &PersistentChatPoolSpec, obs: &Observation) ->
                     d.state == DatabaseState::Online
                         && d.mirroring.as_ref().is_some_and(|m| {
                             m.role == crate::observe::MirroringRole::Principal
-                                && p.instances.iter().any(|o| o.name == m.partner_instance)
+                                && p.instances
+                                    .iter()
+                                    .any(|o| o.name.eq_ignore_ascii_case(&m.partner_instance))
                         })
                 })
             });
@@ -173,8 +175,11 @@ pub fn converged_violations(spec: &PersistentChatPoolSpec, obs: &Observation) ->
         .find_map(|(_, i)| {
             let d = db(obs, &i.name, chat)?;
             let l = d.log_shipping_secondary.as_ref()?;
-            (facts::is_plain_restoring(d) && p_names.contains(&l.primary_server.as_str()))
-                .then_some(i.name.as_str())
+            (facts::is_plain_restoring(d)
+                && p_names
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(&l.primary_server)))
+            .then_some(i.name.as_str())
         });
     match secondary {
         None => out.push(format!(
@@ -185,7 +190,11 @@ pub fn converged_violations(spec: &PersistentChatPoolSpec, obs: &Observation) ->
             let linked = p.instances.iter().any(|i| {
                 db(obs, &i.name, chat)
                     .and_then(|d| d.log_shipping_primary.as_ref())
-                    .is_some_and(|l| l.secondaries.iter().any(|s| s.secondary_server == sec))
+                    .is_some_and(|l| {
+                        l.secondaries
+                            .iter()
+                            .any(|s| s.secondary_server.eq_ignore_ascii_case(sec))
+                    })
             });
             if !linked {
                 out.push(format!(
