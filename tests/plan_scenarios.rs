@@ -848,8 +848,8 @@ fn server_names_reported_in_upper_case_by_sql_server_still_match_the_spec() {
     assert_eq!(plan::next(&spec, &obs, obs.taken_at), Decision::Converged);
     assert!(invariants::converged_violations(&spec, &obs).is_empty());
     // And a switch from there plans the same steps as from the lower-case names.
-    let upper = plan::project(&spec("dallas"), &obs, obs.taken_at);
-    let lower = plan::project(&spec("dallas"), &converged_atlanta(), obs.taken_at);
+    let upper = plan::project(&crate::spec("dallas"), &obs, obs.taken_at);
+    let lower = plan::project(&crate::spec("dallas"), &converged_atlanta(), obs.taken_at);
     assert_eq!(names(&upper.steps), names(&lower.steps));
     assert_eq!(upper.end, Decision::Converged);
 }
