@@ -853,3 +853,31 @@ fn server_names_reported_in_upper_case_by_sql_server_still_match_the_spec() {
     assert_eq!(names(&upper.steps), names(&lower.steps));
     assert_eq!(upper.end, Decision::Converged);
 }
+
+#[test]
+fn a_chat_database_in_simple_recovery_blocks_mirroring_and_log_shipping_with_the_fix() {
+    let spec = spec("atlanta");
+    let mut obs = observed("observed-installer.yaml");
+    obs.instances[0].databases[0].recovery_model = pchat_operator::observe::RecoveryModel::Simple;
+    let p = plan::project(&spec, &obs, obs.taken_at);
+    assert!(
+        p.steps.iter().all(|s| s.database() != Some("mgc")),
+        "{:?}",
+        p.steps
+    );
+    assert!(
+        matches!(
+            p.end,
+            Decision::Blocked(BlockReason::RecoveryModelNotFull { .. })
+        ),
+        "{}",
+        p.end
+    );
+    assert!(
+        p.end
+            .to_string()
+            .contains("ALTER DATABASE [mgc] SET RECOVERY FULL"),
+        "{}",
+        p.end
+    );
+}

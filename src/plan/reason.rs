@@ -144,6 +144,12 @@ pub enum BlockReason {
     /// No copy is ONLINE and none was demoted with a tail-log backup: which copy wins is a
     /// person's decision.
     NoServingCopy { database: String },
+    /// Mirroring and log shipping need the FULL recovery model.
+    RecoveryModelNotFull {
+        instance: String,
+        database: String,
+        model: String,
+    },
     /// A database is in a state the operator does not repair (SUSPECT, EMERGENCY, ...).
     DatabaseState {
         instance: String,
@@ -232,6 +238,14 @@ impl std::fmt::Display for BlockReason {
             BlockReason::NoServingCopy { database } => write!(
                 f,
                 "no copy of {database} is ONLINE and none was demoted with a tail-log backup: choose the copy to keep and recover it by hand"
+            ),
+            BlockReason::RecoveryModelNotFull {
+                instance,
+                database,
+                model,
+            } => write!(
+                f,
+                "{database} on {instance} uses the {model} recovery model; mirroring and log shipping need FULL: run ALTER DATABASE [{database}] SET RECOVERY FULL and take a full backup"
             ),
             BlockReason::DatabaseState {
                 instance,

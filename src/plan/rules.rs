@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use crate::api::{PersistentChatPoolSpec, Site};
 use crate::observe::{
     BackupFile, BackupType, DatabaseObservation, DatabaseState, LocationKind, Lsn, MirroringRole,
-    Observation,
+    Observation, RecoveryModel,
 };
 
 use super::Decision;
@@ -1038,6 +1038,9 @@ fn mirror(cx: &Ctx, principal: &str, database: &str, is_chat: bool) -> Progress 
     let Some(pd) = db(cx.obs, principal, database) else {
         return Progress::Done;
     };
+    if let Some(b) = not_full(principal, database, pd) {
+        return Progress::Act(b);
+    }
     if let Some(mo) = &pd.mirroring {
         if mo.partner_instance.eq_ignore_ascii_case(m) {
             return Progress::Done;
@@ -1129,7 +1132,26 @@ fn mirror(cx: &Ctx, principal: &str, database: &str, is_chat: bool) -> Progress 
     }))
 }
 
+/// Blocked when a database that must be mirrored or log shipped is not in FULL recovery.
+fn not_full(instance: &str, database: &str, d: &DatabaseObservation) -> Option<Decision> {
+    (d.recovery_model != RecoveryModel::Full).then(|| {
+        Decision::Blocked(BlockReason::RecoveryModelNotFull {
+            instance: instance.to_string(),
+            database: database.to_string(),
+            model: match d.recovery_model {
+                RecoveryModel::Full => "FULL",
+                RecoveryModel::BulkLogged => "BULK_LOGGED",
+                RecoveryModel::Simple => "SIMPLE",
+            }
+            .to_string(),
+        })
+    })
+}
+
 fn log_shipping(cx: &Ctx, pi: &str, pd: &DatabaseObservation) -> Progress {
+    if let Some(b) = not_full(pi, cx.chat, pd) {
+        return Progress::Act(b);
+    }
     let Some((t, continuable)) = ls_target(cx, pd) else {
         let first = facts::names(cx.s).into_iter().next().unwrap_or_default();
         return Progress::Wait(cx.wait_unreachable(cx.s, first));
