@@ -121,14 +121,12 @@ pub fn assess(spec: &PersistentChatPoolSpec, obs: &Observation, now: Timestamp) 
 }
 
 fn forced_estimate(cx: &Ctx) -> Option<DataLoss> {
-    // The candidate is the copy a forced failover would bring online.
-    cx.p.instances.iter().find_map(|i| {
-        let d = db(cx.obs, &i.name, cx.chat).filter(|d| facts::is_plain_restoring(d))?;
-        let (secs, file) = rules::loss_estimate(cx, &i.name, d)?;
-        Some(DataLoss {
-            estimated_seconds: secs,
-            last_restored_file: file,
-        })
+    // The copy a forced failover would bring online, chosen as the planner chooses it.
+    let (ci, cd) = rules::candidate(cx, None).ok()?;
+    let (secs, file) = rules::loss_estimate(cx, ci, cd)?;
+    Some(DataLoss {
+        estimated_seconds: secs,
+        last_restored_file: file,
     })
 }
 

@@ -6,7 +6,7 @@
 mod steady;
 mod transition;
 
-pub(crate) use transition::{loss_estimate, observed_tail};
+pub(crate) use transition::{candidate, loss_estimate, observed_tail};
 
 use jiff::Timestamp;
 

@@ -27,7 +27,7 @@ fn on_lineage(cx: &Ctx, source_site: &Site, source: &DatabaseObservation, redo: 
 /// The primary-site instance whose RESTORING copy becomes the new primary: the log-shipping
 /// secondary if there is one, else the copy that reached furthest; only copies that share the
 /// history of `source` (the old primary's copy, when observed) qualify.
-fn candidate<'a>(
+pub(crate) fn candidate<'a>(
     cx: &Ctx<'a>,
     source: Option<&DatabaseObservation>,
 ) -> Result<(&'a str, &'a DatabaseObservation), Box<Decision>> {
