@@ -624,7 +624,7 @@ fn catch_up_restores_what_is_local_then_waits_naming_the_file_when_the_old_sites
     );
     assert_eq!(
         d.to_string(),
-        r"Wait: dal-sql1 cannot go on with mgc: log backup \\atl-fs\pchat-ls\mgc_20261126120105.trn on \\atl-fs\pchat-ls is unreadable (share down)"
+        r"Wait: dal-sql1 cannot catch up mgc: log backup mgc_20261126120105.trn on \\atl-fs\pchat-ls is unreadable (share down)"
     );
 }
 

@@ -29,6 +29,8 @@ pub enum WaitReason {
     /// A share or copy folder that holds a needed backup cannot be listed.
     LocationUnreadable {
         instance: String,
+        /// What the instance cannot do, in words ("catch up", "salvage", ...).
+        action: String,
         database: String,
         file: Option<String>,
         location: String,
@@ -65,18 +67,31 @@ impl std::fmt::Display for WaitReason {
             ),
             WaitReason::LocationUnreadable {
                 instance,
+                action,
                 database,
                 file,
                 location,
                 reason,
             } => match file {
-                Some(file) => write!(
-                    f,
-                    "{instance} cannot go on with {database}: log backup {file} on {location} is unreadable ({reason})"
-                ),
+                Some(file) => {
+                    // The file's name is enough when it lives on the location named anyway.
+                    let name = file
+                        .strip_prefix(location.as_str())
+                        .map(|n| n.trim_start_matches('\\'))
+                        .unwrap_or(file);
+                    let what = if name.ends_with(".trn") {
+                        "log backup"
+                    } else {
+                        "backup"
+                    };
+                    write!(
+                        f,
+                        "{instance} cannot {action} {database}: {what} {name} on {location} is unreadable ({reason})"
+                    )
+                }
                 None => write!(
                     f,
-                    "{instance} cannot go on with {database}: {location} is unreadable ({reason})"
+                    "{instance} cannot {action} {database}: {location} is unreadable ({reason})"
                 ),
             },
         }

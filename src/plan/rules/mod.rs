@@ -77,16 +77,19 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Wait when `site`'s share cannot be listed: `instance` cannot `action` `database`.
     fn wait_share(
         &self,
         site: &Site,
         instance: &str,
+        action: &str,
         database: &str,
         file: Option<String>,
     ) -> Option<Decision> {
         self.share_readable(site).err().map(|(location, reason)| {
             Decision::Wait(WaitReason::LocationUnreadable {
                 instance: instance.to_string(),
+                action: action.to_string(),
                 database: database.to_string(),
                 file,
                 location,

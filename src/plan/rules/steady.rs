@@ -116,7 +116,7 @@ pub(super) fn steady(cx: &Ctx, pi: &str) -> Decision {
                 cx.now,
                 "bak",
             );
-            if let Some(w) = cx.wait_share(site, n, cx.chat, Some(file.clone())) {
+            if let Some(w) = cx.wait_share(site, n, "salvage", cx.chat, Some(file.clone())) {
                 salvage_wait = salvage_wait.or(Some(w));
                 continue;
             }
@@ -367,7 +367,7 @@ fn mirror(cx: &Ctx, principal: &str, database: &str, is_chat: bool) -> Progress 
             }));
         }
     }
-    if let Some(w) = cx.wait_share(cx.p, m, database, None) {
+    if let Some(w) = cx.wait_share(cx.p, m, "receive a mirror seed of", database, None) {
         return Progress::Wait(w);
     }
     Progress::Act(Decision::Step(Step::SeedMirror {
@@ -426,7 +426,7 @@ fn log_shipping(cx: &Ctx, pi: &str, pd: &DatabaseObservation) -> Progress {
                 state: format!("{:?}", td.state),
             }));
         }
-        if let Some(w) = cx.wait_share(cx.p, t, cx.chat, None) {
+        if let Some(w) = cx.wait_share(cx.p, t, "receive a seed of", cx.chat, None) {
             return Progress::Wait(w);
         }
         let full_backup = backup_path(

@@ -139,7 +139,7 @@ fn prepare_target(cx: &Ctx, old: &str, od: &DatabaseObservation) -> Decision {
                     cx.now,
                     "bak",
                 );
-                if let Some(w) = cx.wait_share(cx.p, t, cx.chat, Some(file.clone())) {
+                if let Some(w) = cx.wait_share(cx.p, t, "salvage", cx.chat, Some(file.clone())) {
                     return w;
                 }
                 return Decision::Step(Step::SalvageStaleCopy {
@@ -162,7 +162,7 @@ fn prepare_target(cx: &Ctx, old: &str, od: &DatabaseObservation) -> Decision {
             }
         }
     }
-    if let Some(w) = cx.wait_share(cx.s, t, cx.chat, None) {
+    if let Some(w) = cx.wait_share(cx.s, t, "receive a seed of", cx.chat, None) {
         return w;
     }
     let full_backup = backup_path(
@@ -365,7 +365,7 @@ fn planned_before_demote(cx: &Ctx, (ci, cd): (&str, &DatabaseObservation), old: 
         .last()
         .map_or(r, |f| f.last_lsn);
         if reach < last.last_lsn {
-            if let Some(w) = cx.wait_share(cx.s, ci, cx.chat, None) {
+            if let Some(w) = cx.wait_share(cx.s, ci, "catch up", cx.chat, None) {
                 return w;
             }
             // The log backups it needs are gone: reseed a copy from the serving one first,
@@ -387,7 +387,13 @@ fn planned_before_demote(cx: &Ctx, (ci, cd): (&str, &DatabaseObservation), old: 
         return d;
     }
     let file = backup_path(&cx.s.backup_share, cx.chat, "", cx.now, "trn");
-    if let Some(w) = cx.wait_share(cx.s, old, cx.chat, Some(file.clone())) {
+    if let Some(w) = cx.wait_share(
+        cx.s,
+        old,
+        "take the tail-log backup of",
+        cx.chat,
+        Some(file.clone()),
+    ) {
         return w;
     }
     Decision::Step(Step::DemoteOldPrimary {
@@ -411,7 +417,7 @@ fn planned_after_demote(
     if r < tail.last_lsn {
         let files = lsn::chain(restorable(cx, ci, source), cx.chat, r, Some(tail.last_lsn));
         if files.is_empty() {
-            if let Some(w) = cx.wait_share(cx.s, ci, cx.chat, Some(tail.path.clone())) {
+            if let Some(w) = cx.wait_share(cx.s, ci, "catch up", cx.chat, Some(tail.path.clone())) {
                 return w;
             }
             return Decision::Blocked(BlockReason::LogChainBroken {
