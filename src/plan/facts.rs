@@ -191,21 +191,26 @@ pub fn all_files(obs: &Observation) -> impl Iterator<Item = &BackupFile> {
         .flat_map(|l| l.files.iter())
 }
 
-/// The salvage backup of a copy, if one is observed: a COPY_ONLY full backup of that database
-/// taken on that instance that covers the copy's whole log.
+/// The salvage backup of a copy, if one is observed on a share: a COPY_ONLY full backup of that
+/// database taken on that instance that covers the copy's whole log. Only what a share lists
+/// counts (not msdb, not memory): a salvage that is not there is taken again.
 pub fn salvage_of<'a>(
     obs: &'a Observation,
     instance: &str,
     database: &str,
     end_of_log: Lsn,
 ) -> Option<&'a BackupFile> {
-    all_files(obs).find(|f| {
-        f.backup_type == BackupType::Full
-            && f.copy_only
-            && f.database.eq_ignore_ascii_case(database)
-            && f.server_name.eq_ignore_ascii_case(instance)
-            && f.last_lsn >= end_of_log
-    })
+    obs.backup_locations
+        .iter()
+        .filter(|l| l.readable && matches!(l.kind, LocationKind::Share { .. }))
+        .flat_map(|l| l.files.iter())
+        .find(|f| {
+            f.backup_type == BackupType::Full
+                && f.copy_only
+                && f.database.eq_ignore_ascii_case(database)
+                && f.server_name.eq_ignore_ascii_case(instance)
+                && f.last_lsn >= end_of_log
+        })
 }
 
 /// The LSN a copy has reached: the end of log of an ONLINE copy, the redo point of a RESTORING one.
