@@ -5,7 +5,7 @@
 
 use jiff::Timestamp;
 use pchat_operator::api::{PersistentChatPool, PersistentChatPoolSpec, PoolState};
-use pchat_operator::observe::{Lsn, MirroringRole, Observation};
+use pchat_operator::observe::{Lsn, Observation};
 use pchat_operator::plan::{
     self, BlockReason, Decision, LogShippingSide, NewerBasis, Step, WaitReason, effects, invariants,
 };
@@ -544,34 +544,30 @@ fn approve_overwrite_lets_the_newer_copy_be_reseeded_after_its_salvage() {
 #[test]
 fn mirror_failover_inside_the_primary_site_is_still_converged() {
     let spec = spec("atlanta");
-    let mut obs = converged_atlanta();
-    // SET PARTNER FAILOVER happened: atl-sql2 is now principal of both databases.
-    for inst in &mut obs.instances {
-        for d in &mut inst.databases {
-            if let Some(m) = d.mirroring.as_mut() {
-                let (role, state, end, redo) = match m.role {
-                    MirroringRole::Principal => (
-                        MirroringRole::Mirror,
-                        pchat_operator::observe::DatabaseState::Restoring,
-                        None,
-                        d.lsn.end_of_log,
-                    ),
-                    MirroringRole::Mirror => (
-                        MirroringRole::Principal,
-                        pchat_operator::observe::DatabaseState::Online,
-                        d.lsn.redo_start,
-                        None,
-                    ),
-                };
-                m.role = role;
-                d.state = state;
-                d.lsn.end_of_log = end;
-                d.lsn.redo_start = redo;
-            }
-        }
-    }
+    let obs = observed("observed-mirror-failover-atlanta.yaml");
     assert_eq!(plan::next(&spec, &obs, obs.taken_at), Decision::Converged);
     assert_eq!(plan::project(&spec, &obs, obs.taken_at).steps, []);
+    let a = plan::assess(&spec, &obs, obs.taken_at);
+    assert!(a.protected, "{:?}", a.degraded_reasons);
+    assert!(invariants::converged_violations(&spec, &obs).is_empty());
+}
+
+#[test]
+fn a_switch_after_a_mirror_failover_demotes_the_observed_principal() {
+    let spec = spec("dallas");
+    let obs = observed("observed-mirror-failover-atlanta.yaml");
+    let p = plan::project(&spec, &obs, obs.taken_at);
+    assert_eq!(p.end, Decision::Converged, "{:?}", p.steps);
+    assert!(
+        p.steps.iter().any(
+            |s| matches!(s, Step::DemoteOldPrimary { instance, .. } if instance == "atl-sql2")
+        )
+    );
+    assert!(
+        p.steps.iter().any(
+            |s| matches!(s, Step::KillChatSessions { instance, .. } if instance == "atl-sql2")
+        )
+    );
 }
 
 #[test]
