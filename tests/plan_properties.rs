@@ -1,5 +1,6 @@
 //! Property tests with the model executor (`plan::effects::apply`) as the world: random
-//! starting states, random crashes (the planner re-plans from the current observation every
+//! starting states (the installer's, converged on either site, any point of a planned switch,
+//! atlanta down, a stale copy returning, both sites online, a mirror failover inside atlanta), random crashes (the planner re-plans from the current observation every
 //! time: nothing is remembered), lost and half-done steps, random unreachable periods, share
 //! outages, writes, log-shipping jobs and changes of `primarySite`.
 //!
@@ -490,6 +491,7 @@ enum Start {
     AtlantaDown,
     StaleReturn,
     BothOnline,
+    MirrorFailover,
 }
 
 #[derive(Clone, Debug)]
@@ -517,6 +519,7 @@ fn start_strategy() -> impl Strategy<Value = Start> {
         Just(Start::AtlantaDown),
         Just(Start::StaleReturn),
         Just(Start::BothOnline),
+        Just(Start::MirrorFailover),
     ]
 }
 
@@ -606,6 +609,9 @@ fn world(start: &Start, allow_data_loss: bool) -> World {
         }
         Start::BothOnline => {
             w.truth = fixture("observed-both-online.yaml");
+        }
+        Start::MirrorFailover => {
+            w.truth = fixture("observed-mirror-failover-atlanta.yaml");
         }
     }
     w.log.push(format!("--- start {start:?} done"));
