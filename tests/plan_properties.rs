@@ -1,11 +1,13 @@
-//! Property tests with the model executor (`plan::effects::apply`) as the world: random
+//! Property tests with the model executor (`plan::effects::apply`) as the world. Random
 //! starting states (the installer's, converged on either site, any point of a planned switch,
-//! atlanta down, a stale copy returning, both sites online, a mirror failover inside atlanta), random crashes (the planner re-plans from the current observation every
-//! time: nothing is remembered), lost and half-done steps, random unreachable periods, share
+//! atlanta down, a stale copy returning, both sites online, a mirror failover inside atlanta);
+//! random crashes (the planner re-plans from the current observation every time: nothing is
+//! remembered), lost and half-done steps; random unreachable instances and site outages, share
 //! outages, writes, log-shipping jobs and changes of `primarySite`.
 //!
-//! Proven: once every instance and share is reachable, the planner converges within
-//! `plan::CONVERGENCE_BOUND` steps; and no step it takes ever violates the safety invariants.
+//! Checked: once every instance and share is reachable, the planner converges within
+//! `plan::CONVERGENCE_BOUND` steps; no step it takes violates the safety invariants, as observed
+//! and in truth (no second writable copy except a policy-allowed forced failover).
 
 use jiff::{SignedDuration, Timestamp};
 use pchat_operator::api::{PersistentChatPool, PersistentChatPoolSpec};
