@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod observe;
+pub mod plan;
 pub mod sim;
 pub mod sql;
 pub mod telemetry;

@@ -1,8 +1,11 @@
 //! The `pchat-operator` command: a thin shell over the library.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use pchat_operator::api::{PersistentChatPool, PersistentChatPoolSpec};
+use pchat_operator::observe::Observation;
 
 #[derive(Parser)]
 #[command(
@@ -19,6 +22,27 @@ struct Cli {
 enum Command {
     /// Print the PersistentChatPool CustomResourceDefinition as YAML.
     Crd,
+    /// Print the remaining plan for a pool spec and an observation, without sending anything.
+    Plan {
+        /// The PersistentChatPool (or its bare spec) as YAML.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// An observation of the pool as YAML (see examples/observed-installer.yaml).
+        #[arg(long)]
+        observed: PathBuf,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = PlanOutput::Table)]
+        output: PlanOutput,
+        /// The planner's "now" (RFC 3339); defaults to the observation's takenAt.
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PlanOutput {
+    Table,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -34,5 +58,78 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Plan {
+            file,
+            observed,
+            output,
+            now,
+        } => plan_command(&file, &observed, output, now.as_deref()),
+    }
+}
+
+/// `pchat-operator plan`: exit 0 with the plan, 2 on an invalid spec (violations only), 1 when a
+/// file cannot be read or parsed.
+fn plan_command(file: &Path, observed: &Path, output: PlanOutput, now: Option<&str>) -> ExitCode {
+    let spec = match load_spec(file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(violations) = validate_spec(&spec) {
+        eprintln!("{violations}");
+        return ExitCode::from(2);
+    }
+    let obs: Observation = match read_yaml(observed) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let now = match now {
+        None => obs.taken_at,
+        Some(s) => match s.parse::<jiff::Timestamp>() {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: --now {s:?} is not an RFC 3339 timestamp: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let projection = pchat_operator::plan::project(&spec, &obs, now);
+    match output {
+        PlanOutput::Table => print!("{}", pchat_operator::plan::render::table(&projection)),
+        PlanOutput::Json => {
+            match serde_json::to_string_pretty(&pchat_operator::plan::render::json(&projection)) {
+                Ok(s) => println!("{s}"),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Validation before any plan is made.
+fn validate_spec(_spec: &PersistentChatPoolSpec) -> Result<(), String> {
+    // replaced by api::validate at merge
+    Ok(())
+}
+
+fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A whole PersistentChatPool resource, or its bare spec.
+fn load_spec(path: &Path) -> Result<PersistentChatPoolSpec, String> {
+    match read_yaml::<PersistentChatPool>(path) {
+        Ok(pool) => Ok(pool.spec),
+        Err(resource_err) => read_yaml::<PersistentChatPoolSpec>(path).map_err(|_| resource_err),
     }
 }

@@ -1,0 +1,211 @@
+//! The decision rules: from (spec, observation, now) to the next safe step. Every rule reads
+//! only the observation; the order of the rules is the order of the procedure. `transition`
+//! handles a primary site without a writable chat copy, `steady` one with it; the removals and
+//! the overwrite policy here serve both.
+
+mod steady;
+mod transition;
+
+pub(crate) use transition::{candidate, loss_estimate, observed_tail};
+
+use jiff::Timestamp;
+
+use crate::api::{PersistentChatPoolSpec, Site};
+use crate::observe::{
+    BackupFile, BackupType, DatabaseObservation, DatabaseState, LocationKind, Lsn, MirroringRole,
+    Observation, RecoveryModel,
+};
+
+use super::Decision;
+use super::facts::{self, db, elapsed, reachable, secs};
+use super::lsn;
+use super::reason::{BlockReason, NewerBasis, WaitReason};
+use super::step::{LogShippingSide, Step, backup_path};
+
+/// Everything a rule needs, resolved once.
+pub(crate) struct Ctx<'a> {
+    pub spec: &'a PersistentChatPoolSpec,
+    pub obs: &'a Observation,
+    pub now: Timestamp,
+    /// The declared primary site.
+    pub p: &'a Site,
+    /// The other site.
+    pub s: &'a Site,
+    pub chat: &'a str,
+    pub comp: Option<&'a str>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        spec: &'a PersistentChatPoolSpec,
+        obs: &'a Observation,
+        now: Timestamp,
+    ) -> Option<Ctx<'a>> {
+        let p = spec.site(&spec.primary_site)?;
+        let s = spec.other_site(&spec.primary_site)?;
+        Some(Ctx {
+            spec,
+            obs,
+            now,
+            p,
+            s,
+            chat: &spec.databases.chat,
+            comp: spec.databases.compliance.as_deref(),
+        })
+    }
+
+    fn wait_unreachable(&self, site: &Site, instance: &str) -> Decision {
+        Decision::Wait(WaitReason::InstanceUnreachable {
+            instance: instance.to_string(),
+            site: site.name.clone(),
+            reason: facts::unreachable_reason(self.obs, instance),
+        })
+    }
+
+    fn share_readable(&self, site: &Site) -> Result<(), (String, String)> {
+        match facts::location(
+            self.obs,
+            &LocationKind::Share {
+                site: site.name.clone(),
+            },
+        ) {
+            Some(l) if !l.readable => Err((
+                l.path.clone(),
+                l.reason.clone().unwrap_or_else(|| "unreadable".to_string()),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Wait when `site`'s share cannot be listed: `instance` cannot `action` `database`.
+    fn wait_share(
+        &self,
+        site: &Site,
+        instance: &str,
+        action: &str,
+        database: &str,
+        file: Option<String>,
+    ) -> Option<Decision> {
+        self.share_readable(site).err().map(|(location, reason)| {
+            Decision::Wait(WaitReason::LocationUnreadable {
+                instance: instance.to_string(),
+                action: action.to_string(),
+                database: database.to_string(),
+                file,
+                location,
+                reason,
+            })
+        })
+    }
+}
+
+/// The writable chat copy on the primary site, if any: the instance whose chat database is
+/// ONLINE, MULTI_USER and a principal or unmirrored. Roles are observed, never assumed.
+pub(crate) fn primary_instance<'a>(cx: &Ctx<'a>) -> Option<&'a str> {
+    let mut best: Option<(&str, bool)> = None;
+    for name in facts::names(cx.p) {
+        if let Some(d) =
+            db(cx.obs, name, cx.chat).filter(|d| facts::is_writable(d) && facts::is_online(d))
+        {
+            let principal = d
+                .mirroring
+                .as_ref()
+                .is_some_and(|m| m.role == MirroringRole::Principal);
+            // A principal beats an unmirrored copy; otherwise declaration order.
+            if best.is_none_or(|(_, bp)| principal && !bp) {
+                best = Some((name, principal));
+            }
+        }
+    }
+    best.map(|(n, _)| n)
+}
+
+/// The next decision (see `plan::next`).
+pub(crate) fn decide(cx: &Ctx) -> Decision {
+    if cx.spec.suspend {
+        return Decision::Wait(WaitReason::Suspended);
+    }
+    match primary_instance(cx) {
+        Some(pi) => steady::steady(cx, pi),
+        None => transition::transition(cx),
+    }
+}
+
+/// `SET PARTNER OFF` for every mirroring session of the pool's databases on a site's reachable
+/// instances (one statement ends it on both partners).
+fn remove_site_mirroring(cx: &Ctx, site: &Site) -> Option<Decision> {
+    for n in facts::names(site) {
+        for dbn in cx.spec.database_names() {
+            if db(cx.obs, n, dbn).is_some_and(|d| d.mirroring.is_some()) {
+                return Some(Decision::Step(Step::RemoveMirroring {
+                    site: site.name.clone(),
+                    instance: n.to_string(),
+                    database: dbn.to_string(),
+                }));
+            }
+        }
+    }
+    None
+}
+
+/// Log-shipping secondary configuration of the chat database on a site's reachable instances.
+fn remove_ls_secondary(cx: &Ctx, site: &Site) -> Option<Decision> {
+    facts::names(site).into_iter().find_map(|n| {
+        let lss = db(cx.obs, n, cx.chat)?.log_shipping_secondary.as_ref()?;
+        Some(Decision::Step(Step::RemoveLogShipping {
+            site: site.name.clone(),
+            instance: n.to_string(),
+            database: cx.chat.to_string(),
+            side: LogShippingSide::Secondary,
+            partners: vec![lss.primary_server.clone()],
+        }))
+    })
+}
+
+/// Log-shipping primary configuration of the chat database on a site's reachable instances.
+fn remove_ls_primary(cx: &Ctx, site: &Site) -> Option<Decision> {
+    facts::names(site).into_iter().find_map(|n| {
+        let lsp = db(cx.obs, n, cx.chat)?.log_shipping_primary.as_ref()?;
+        Some(Decision::Step(Step::RemoveLogShipping {
+            site: site.name.clone(),
+            instance: n.to_string(),
+            database: cx.chat.to_string(),
+            side: LogShippingSide::Primary,
+            partners: lsp
+                .secondaries
+                .iter()
+                .map(|l| l.secondary_server.clone())
+                .collect(),
+        }))
+    })
+}
+
+/// Whether overwriting this ONLINE copy could lose writes the primary lacks, and on what basis.
+/// With the primary forked at `f`, anything another copy holds past `f` is not the primary's.
+/// A primary that never forked is the original history: a copy that forked at `fd` holds writes
+/// of its own past `fd`. Without any fork information the ends of log are compared (the brief's
+/// "first sight" rule).
+pub(crate) fn may_be_newer(
+    pd: &DatabaseObservation,
+    d: &DatabaseObservation,
+) -> (bool, NewerBasis) {
+    let end = facts::position(d);
+    match (pd.lsn.fork_point, d.lsn.fork_point) {
+        (Some(f), _) => (end > f, NewerBasis::PrimaryFork(f)),
+        (None, Some(fd)) => (end > fd, NewerBasis::OwnFork(fd)),
+        (None, None) => {
+            let pe = facts::position(pd);
+            (end > pe, NewerBasis::PrimaryEnd(pe))
+        }
+    }
+}
+
+fn overwrite_approved(cx: &Ctx, instance: &str) -> bool {
+    cx.spec.failover.allow_data_loss
+        || cx
+            .spec
+            .failover
+            .approve_overwrite
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(instance))
+}

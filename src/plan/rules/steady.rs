@@ -1,0 +1,499 @@
+//! The primary site has its writable chat copy: fence, salvage and approve stale copies,
+//! publish, mirror inside the site, log ship to the other site.
+
+use super::*;
+
+/// A reachable instance's ONLINE chat copy other than the primary's: it must not be written and
+/// may be overwritten only after a salvage.
+pub(crate) fn stale_copies<'a>(
+    cx: &Ctx<'a>,
+    pi: &str,
+) -> Vec<(&'a Site, &'a str, &'a DatabaseObservation)> {
+    cx.spec
+        .instances()
+        .filter(|(_, i)| i.name != pi)
+        .filter_map(|(s, i)| {
+            let d = db(cx.obs, &i.name, cx.chat)?;
+            (d.state == DatabaseState::Online).then_some((s, i.name.as_str(), d))
+        })
+        .collect()
+}
+
+/// Whether a backup taken on a primary-site instance after the primary's fork ends exactly
+/// at `redo`: the copy was seeded (or log-shipped) from this primary's lineage.
+fn seeded_from_primary(cx: &Ctx, pd: &DatabaseObservation, database: &str, redo: Lsn) -> bool {
+    if pd.lsn.fork_point.is_some_and(|f| redo < f) || redo > facts::position(pd) {
+        return false;
+    }
+    let p_names = facts::names(cx.p);
+    facts::share_files(cx.obs, &cx.p.name).iter().any(|f| {
+        f.database.eq_ignore_ascii_case(database)
+            && f.last_lsn == redo
+            && p_names
+                .iter()
+                .any(|n| f.server_name.eq_ignore_ascii_case(n))
+    })
+}
+
+/// The secondary-site instance that receives log shipping, and whether its copy can continue
+/// from the primary's log backups as it is.
+fn ls_target<'a>(cx: &Ctx<'a>, pd: &DatabaseObservation) -> Option<(&'a str, bool)> {
+    let p_names = facts::names(cx.p);
+    let names = facts::names(cx.s);
+    for &n in &names {
+        let configured = cx
+            .obs
+            .instance(n)
+            .and_then(|i| i.database(cx.chat))
+            .and_then(|d| d.log_shipping_secondary.as_ref())
+            .is_some_and(|l| {
+                p_names
+                    .iter()
+                    .any(|p| l.primary_server.eq_ignore_ascii_case(p))
+                    && l.primary_database.eq_ignore_ascii_case(cx.chat)
+            });
+        if configured {
+            // A configured secondary whose copy is no longer RESTORING (recovered by hand, say)
+            // cannot restore anything: it is reseeded.
+            let restoring = db(cx.obs, n, cx.chat).is_some_and(facts::is_plain_restoring);
+            return Some((n, restoring));
+        }
+    }
+    let continuable = |n: &str| {
+        db(cx.obs, n, cx.chat).is_some_and(|d| {
+            facts::is_plain_restoring(d)
+                && d.lsn.redo_start.is_some_and(|r| {
+                    pd.lsn.fork_point == Some(r) || seeded_from_primary(cx, pd, cx.chat, r)
+                })
+        })
+    };
+    let demoted = |n: &str| {
+        db(cx.obs, n, cx.chat)
+            .and_then(|d| d.last_log_backup.as_ref())
+            .is_some_and(|b| b.force_offline)
+    };
+    if let Some(&n) = names.iter().filter(|n| continuable(n)).max_by_key(|n| {
+        (
+            demoted(n),
+            std::cmp::Reverse(names.iter().position(|x| x == *n)),
+        )
+    }) {
+        return Some((n, true));
+    }
+    names
+        .iter()
+        .copied()
+        .find(|n| reachable(cx.obs, n))
+        .map(|n| (n, false))
+}
+
+/// The other instance of a two-instance primary site.
+fn mirror_instance<'a>(cx: &Ctx<'a>, principal: &str) -> Option<&'a str> {
+    facts::names(cx.p).into_iter().find(|n| *n != principal)
+}
+
+pub(super) fn steady(cx: &Ctx, pi: &str) -> Decision {
+    let pd = db(cx.obs, pi, cx.chat).expect("primary observed");
+    let stale = stale_copies(cx, pi);
+
+    // 1. Nobody may write a stale copy: fence it first, whatever else is pending.
+    if let Some((site, n, _)) = stale.iter().find(|(_, _, d)| facts::is_writable(d)) {
+        return Decision::Step(Step::FenceStaleCopy {
+            site: site.name.clone(),
+            instance: n.to_string(),
+            database: cx.chat.to_string(),
+        });
+    }
+    // 2. Salvage every stale copy before anything can overwrite it. A salvage that waits for
+    // its share does not hold up publishing (service matters more); it holds up the rest.
+    let mut salvage_wait: Option<Decision> = None;
+    for (site, n, d) in &stale {
+        if facts::salvage_of(cx.obs, n, cx.chat, facts::position(d)).is_none() {
+            let file = backup_path(
+                &site.backup_share,
+                cx.chat,
+                &format!("salvage_{n}_"),
+                cx.now,
+                "bak",
+            );
+            if let Some(w) = cx.wait_share(site, n, "salvage", cx.chat, Some(file.clone())) {
+                salvage_wait = salvage_wait.or(Some(w));
+                continue;
+            }
+            return Decision::Step(Step::SalvageStaleCopy {
+                site: site.name.clone(),
+                instance: n.to_string(),
+                database: cx.chat.to_string(),
+                file,
+            });
+        }
+    }
+    // 2b. A stale copy that may hold writes the primary lacks waits for a person's approval
+    // (it is fenced and salvaged already), before service moves or anything is overwritten.
+    for (_, n, d) in &stale {
+        let (newer, basis) = may_be_newer(pd, d);
+        let salvaged = facts::salvage_of(cx.obs, n, cx.chat, facts::position(d)).is_some();
+        if salvaged && newer && !overwrite_approved(cx, n) {
+            return Decision::Blocked(BlockReason::StaleCopyMayBeNewer {
+                instance: n.to_string(),
+                database: cx.chat.to_string(),
+                end_of_log: facts::position(d),
+                primary_instance: pi.to_string(),
+                basis,
+                salvage_file: facts::salvage_of(cx.obs, n, cx.chat, facts::position(d))
+                    .map(|f| f.path.clone()),
+            });
+        }
+    }
+    // 3. The secondary site takes part in no mirroring session.
+    if let Some(d) = remove_site_mirroring(cx, cx.s) {
+        return d;
+    }
+    // 4. Service first: a switch left the list empty; publish as soon as the primary is
+    // writable and alone. A bootstrap (nothing ever published) publishes last.
+    let desired_servers = cx.p.chat_servers.clone();
+    let desired_state = facts::pool_state_for(cx.spec, &cx.p.name);
+    let published_ok = cx.obs.published.as_ref().is_some_and(|p| {
+        p.pool_state == desired_state && same_servers(&p.active_servers, &desired_servers)
+    });
+    let publish = Decision::Step(Step::PublishActiveServers {
+        site: cx.p.name.clone(),
+        servers: desired_servers,
+        pool_state: desired_state,
+    });
+    if cx.obs.published.is_some() && !published_ok {
+        return publish;
+    }
+    if let Some(w) = salvage_wait {
+        return w;
+    }
+    // 5. Leftover log-shipping configuration from the previous direction.
+    if let Some(d) = remove_ls_secondary(cx, cx.p).or_else(|| remove_ls_primary(cx, cx.s)) {
+        return d;
+    }
+    if let Some(d) = foreign_ls_secondary(cx, cx.s) {
+        return d;
+    }
+    let mut waiting: Option<Decision> = None;
+    // 6. The compliance database lives on the primary site only, mirrored inside it.
+    if let Some(comp) = cx.comp {
+        match compliance(cx, pi, comp) {
+            Progress::Act(d) => return d,
+            Progress::Wait(d) => waiting = waiting.or(Some(d)),
+            Progress::Done => {}
+        }
+    }
+    // 7. Mirror the chat database inside the primary site.
+    match mirror(cx, pi, cx.chat, true) {
+        Progress::Act(d) => return d,
+        Progress::Wait(d) => waiting = waiting.or(Some(d)),
+        Progress::Done => {}
+    }
+    // 8. Log shipping to the secondary site.
+    match log_shipping(cx, pi, pd) {
+        Progress::Act(d) => return d,
+        Progress::Wait(d) => waiting = waiting.or(Some(d)),
+        Progress::Done => {}
+    }
+    if !published_ok {
+        return publish;
+    }
+    waiting.unwrap_or(Decision::Converged)
+}
+
+enum Progress {
+    Done,
+    Act(Decision),
+    /// Cannot act now (unreachable instance, unreadable share); other work may go on.
+    Wait(Decision),
+}
+
+fn same_servers(a: &[String], b: &[String]) -> bool {
+    let norm = |v: &[String]| {
+        let mut v: Vec<String> = v.iter().map(|s| s.trim().to_ascii_lowercase()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    norm(a) == norm(b)
+}
+
+/// A secondary-site log-shipping configuration whose primary is not on the primary site.
+fn foreign_ls_secondary(cx: &Ctx, site: &Site) -> Option<Decision> {
+    let p_names = facts::names(cx.p);
+    facts::names(site).into_iter().find_map(|n| {
+        let lss = db(cx.obs, n, cx.chat)?.log_shipping_secondary.as_ref()?;
+        let ok = p_names
+            .iter()
+            .any(|p| lss.primary_server.eq_ignore_ascii_case(p));
+        (!ok).then(|| {
+            Decision::Step(Step::RemoveLogShipping {
+                site: site.name.clone(),
+                instance: n.to_string(),
+                database: cx.chat.to_string(),
+                side: LogShippingSide::Secondary,
+                partners: vec![lss.primary_server.clone()],
+            })
+        })
+    })
+}
+
+fn compliance(cx: &Ctx, pi: &str, comp: &str) -> Progress {
+    let names = facts::names(cx.p);
+    let online = names
+        .iter()
+        .copied()
+        .find(|n| db(cx.obs, n, comp).is_some_and(facts::is_online));
+    let principal = match online {
+        Some(n) => n,
+        None => {
+            // The compliance principal may be on an instance out of sight.
+            if let Some(down) = names.iter().find(|n| !reachable(cx.obs, n)) {
+                return Progress::Wait(cx.wait_unreachable(cx.p, down));
+            }
+            return match db(cx.obs, pi, comp) {
+                Some(d) if facts::is_plain_restoring(d) => {
+                    Progress::Act(Decision::Step(Step::Recover {
+                        site: cx.p.name.clone(),
+                        instance: pi.to_string(),
+                        database: comp.to_string(),
+                        kill_session_ids: facts::sessions_on(cx.obs, pi, comp),
+                    }))
+                }
+                None => Progress::Act(Decision::Step(Step::CreateComplianceDatabase {
+                    site: cx.p.name.clone(),
+                    instance: pi.to_string(),
+                    database: comp.to_string(),
+                })),
+                Some(d) if facts::is_broken(d) => {
+                    Progress::Act(Decision::Blocked(BlockReason::DatabaseState {
+                        instance: pi.to_string(),
+                        database: comp.to_string(),
+                        state: format!("{:?}", d.state),
+                    }))
+                }
+                // A mirror copy whose principal is unreachable: nothing to do from here.
+                Some(_) => match names.iter().find(|n| !reachable(cx.obs, n)) {
+                    Some(n) => Progress::Wait(cx.wait_unreachable(cx.p, n)),
+                    None => Progress::Done,
+                },
+            };
+        }
+    };
+    mirror(cx, principal, comp, false)
+}
+
+/// Seed and establish mirroring of `database` from `principal` to the other primary-site
+/// instance.
+fn mirror(cx: &Ctx, principal: &str, database: &str, is_chat: bool) -> Progress {
+    let Some(m) = mirror_instance(cx, principal) else {
+        return Progress::Done;
+    };
+    let Some(pd) = db(cx.obs, principal, database) else {
+        return Progress::Done;
+    };
+    if let Some(b) = not_full(principal, database, pd) {
+        return Progress::Act(b);
+    }
+    if let Some(mo) = &pd.mirroring {
+        if mo.partner_instance.eq_ignore_ascii_case(m) {
+            return Progress::Done;
+        }
+        return Progress::Act(Decision::Step(Step::RemoveMirroring {
+            site: cx.p.name.clone(),
+            instance: principal.to_string(),
+            database: database.to_string(),
+        }));
+    }
+    if !reachable(cx.obs, m) {
+        return Progress::Wait(cx.wait_unreachable(cx.p, m));
+    }
+    let md = db(cx.obs, m, database);
+    if let Some(md) = md {
+        if md.mirroring.is_some() {
+            // The mirror copy still belongs to an old session.
+            return Progress::Act(Decision::Step(Step::RemoveMirroring {
+                site: cx.p.name.clone(),
+                instance: m.to_string(),
+                database: database.to_string(),
+            }));
+        }
+        if md.state == DatabaseState::Online {
+            // Chat copies were salvaged and checked by the stale-copy rules; a compliance copy
+            // is salvaged here, before SeedMirror replaces it.
+            if !is_chat && facts::is_writable(md) {
+                // Fenced first, so that the salvage covers everything it will ever hold.
+                return Progress::Act(Decision::Step(Step::FenceStaleCopy {
+                    site: cx.p.name.clone(),
+                    instance: m.to_string(),
+                    database: database.to_string(),
+                }));
+            }
+            if !is_chat && facts::salvage_of(cx.obs, m, database, facts::position(md)).is_none() {
+                let file = backup_path(
+                    &cx.p.backup_share,
+                    database,
+                    &format!("salvage_{m}_"),
+                    cx.now,
+                    "bak",
+                );
+                return Progress::Act(Decision::Step(Step::SalvageStaleCopy {
+                    site: cx.p.name.clone(),
+                    instance: m.to_string(),
+                    database: database.to_string(),
+                    file,
+                }));
+            }
+        } else if facts::is_plain_restoring(md)
+            && md
+                .lsn
+                .redo_start
+                .is_some_and(|r| seeded_from_primary(cx, pd, database, r))
+        {
+            let endpoint = |n: &str| {
+                cx.p.instances
+                    .iter()
+                    .find(|i| i.name == n)
+                    .map(|i| i.mirroring_endpoint.clone())
+                    .unwrap_or_default()
+            };
+            return Progress::Act(Decision::Step(Step::EstablishMirroring {
+                site: cx.p.name.clone(),
+                principal: principal.to_string(),
+                mirror: m.to_string(),
+                database: database.to_string(),
+                principal_endpoint: endpoint(principal),
+                mirror_endpoint: endpoint(m),
+            }));
+        }
+    }
+    if let Some(w) = cx.wait_share(cx.p, m, "receive a mirror seed of", database, None) {
+        return Progress::Wait(w);
+    }
+    Progress::Act(Decision::Step(Step::SeedMirror {
+        site: cx.p.name.clone(),
+        principal: principal.to_string(),
+        mirror: m.to_string(),
+        database: database.to_string(),
+        full_backup: backup_path(
+            &cx.p.backup_share,
+            database,
+            &format!("seed_{m}_"),
+            cx.now,
+            "bak",
+        ),
+        log_backup: backup_path(&cx.p.backup_share, database, "", cx.now, "trn"),
+    }))
+}
+
+/// Blocked when a database that must be mirrored or log shipped is not in FULL recovery.
+fn not_full(instance: &str, database: &str, d: &DatabaseObservation) -> Option<Decision> {
+    (d.recovery_model != RecoveryModel::Full).then(|| {
+        Decision::Blocked(BlockReason::RecoveryModelNotFull {
+            instance: instance.to_string(),
+            database: database.to_string(),
+            model: match d.recovery_model {
+                RecoveryModel::Full => "FULL",
+                RecoveryModel::BulkLogged => "BULK_LOGGED",
+                RecoveryModel::Simple => "SIMPLE",
+            }
+            .to_string(),
+        })
+    })
+}
+
+fn log_shipping(cx: &Ctx, pi: &str, pd: &DatabaseObservation) -> Progress {
+    if let Some(b) = not_full(pi, cx.chat, pd) {
+        return Progress::Act(b);
+    }
+    let Some((t, continuable)) = ls_target(cx, pd) else {
+        let first = facts::names(cx.s).into_iter().next().unwrap_or_default();
+        return Progress::Wait(cx.wait_unreachable(cx.s, first));
+    };
+    if !reachable(cx.obs, t) {
+        return Progress::Wait(cx.wait_unreachable(cx.s, t));
+    }
+    if !continuable {
+        let td = db(cx.obs, t, cx.chat);
+        // An ONLINE target was fenced, salvaged and approved by the stale-copy rules, which
+        // run before this one; a broken one is left to a person.
+        if let Some(td) = td
+            && facts::is_broken(td)
+        {
+            return Progress::Act(Decision::Blocked(BlockReason::DatabaseState {
+                instance: t.to_string(),
+                database: cx.chat.to_string(),
+                state: format!("{:?}", td.state),
+            }));
+        }
+        if let Some(w) = cx.wait_share(cx.p, t, "receive a seed of", cx.chat, None) {
+            return Progress::Wait(w);
+        }
+        let full_backup = backup_path(
+            &cx.p.backup_share,
+            cx.chat,
+            &format!("seed_{t}_"),
+            cx.now,
+            "bak",
+        );
+        let log_backup = backup_path(&cx.p.backup_share, cx.chat, "", cx.now, "trn");
+        return Progress::Act(Decision::Step(match td {
+            Some(_) => Step::Reseed {
+                site: cx.s.name.clone(),
+                instance: t.to_string(),
+                database: cx.chat.to_string(),
+                source_instance: pi.to_string(),
+                full_backup,
+                log_backup,
+                replace: true,
+            },
+            None => Step::BootstrapSecondary {
+                site: cx.s.name.clone(),
+                instance: t.to_string(),
+                database: cx.chat.to_string(),
+                source_instance: pi.to_string(),
+                full_backup,
+                log_backup,
+            },
+        }));
+    }
+    // Both primary-site instances carry a primary row, as Skype deploys it, so that log
+    // shipping survives a mirror failover inside the site.
+    let primaries: Vec<&str> = facts::names(cx.p)
+        .into_iter()
+        .filter(|n| *n == pi || db(cx.obs, n, cx.chat).is_some())
+        .collect();
+    let secondary_ok = db(cx.obs, t, cx.chat).is_some_and(|d| d.log_shipping_secondary.is_some());
+    let primaries_ok = primaries.iter().all(|n| {
+        db(cx.obs, n, cx.chat)
+            .and_then(|d| d.log_shipping_primary.as_ref())
+            .is_some_and(|l| {
+                l.backup_share == cx.p.backup_share
+                    && l.secondaries.iter().any(|s| {
+                        s.secondary_server.eq_ignore_ascii_case(t)
+                            && s.secondary_database.eq_ignore_ascii_case(cx.chat)
+                    })
+            })
+    });
+    if secondary_ok && primaries_ok {
+        return Progress::Done;
+    }
+    let mut ordered: Vec<String> = vec![pi.to_string()];
+    ordered.extend(
+        primaries
+            .iter()
+            .filter(|n| **n != pi)
+            .map(|n| n.to_string()),
+    );
+    Progress::Act(Decision::Step(Step::ConfigureLogShipping {
+        site: cx.p.name.clone(),
+        primary_instances: ordered,
+        secondary_site: cx.s.name.clone(),
+        secondary_instance: t.to_string(),
+        database: cx.chat.to_string(),
+        backup_share: cx.p.backup_share.clone(),
+        copy_destination: cx.s.copy_destination.clone(),
+        backup_interval_seconds: secs(cx.spec.log_shipping.backup_interval).max(0) as u64,
+        retention_seconds: secs(cx.spec.log_shipping.backup_retention).max(0) as u64,
+    }))
+}

@@ -1,0 +1,547 @@
+//! The primary site has no writable chat copy yet: a planned switch, a forced failover, or an
+//! abandoned switch coming back.
+
+use super::*;
+
+/// Whether a RESTORING copy at redo point `redo` shares the history of `source` (a copy of
+/// the site `source_site`), so that source's log backups can roll it forward. A copy that
+/// stopped at or before source's fork point shares its history; past the fork it must have
+/// been rolled forward by a backup source's lineage took after the fork. Without fork
+/// information every copy is taken to share it (nothing better is known).
+fn on_lineage(cx: &Ctx, source_site: &Site, source: &DatabaseObservation, redo: Lsn) -> bool {
+    let Some(f) = source.lsn.fork_point else {
+        return true;
+    };
+    if redo <= f {
+        return true;
+    }
+    let names = facts::names(source_site);
+    facts::all_files(cx.obs).any(|b| {
+        b.database.eq_ignore_ascii_case(cx.chat)
+            && b.last_lsn == redo
+            && b.first_lsn >= f
+            && names.iter().any(|n| b.server_name.eq_ignore_ascii_case(n))
+    })
+}
+
+/// The primary-site instance whose RESTORING copy becomes the new primary: the log-shipping
+/// secondary if there is one, else the copy that reached furthest; only copies that share the
+/// history of `source` (the old primary's copy, when observed) qualify.
+pub(crate) fn candidate<'a>(
+    cx: &Ctx<'a>,
+    source: Option<&DatabaseObservation>,
+) -> Result<(&'a str, &'a DatabaseObservation), Box<Decision>> {
+    let names = facts::names(cx.p);
+    let fits = |d: &DatabaseObservation| {
+        facts::is_plain_restoring(d)
+            && source.is_none_or(|src| {
+                d.lsn
+                    .redo_start
+                    .is_some_and(|r| on_lineage(cx, cx.s, src, r))
+            })
+    };
+    for &n in &names {
+        let lss = cx
+            .obs
+            .instance(n)
+            .and_then(|i| i.database(cx.chat))
+            .is_some_and(|d| d.log_shipping_secondary.is_some());
+        if lss {
+            match db(cx.obs, n, cx.chat) {
+                Some(d) if fits(d) => return Ok((n, d)),
+                Some(_) => {}
+                None => return Err(Box::new(cx.wait_unreachable(cx.p, n))),
+            }
+        }
+    }
+    let mut best: Option<(&str, &DatabaseObservation)> = None;
+    for &n in &names {
+        if let Some(d) = db(cx.obs, n, cx.chat).filter(|d| fits(d))
+            && best.is_none_or(|(_, b)| d.lsn.redo_start > b.lsn.redo_start)
+        {
+            best = Some((n, d));
+        }
+    }
+    if let Some(b) = best {
+        return Ok(b);
+    }
+    if let Some(&down) = names.iter().find(|n| !reachable(cx.obs, n)) {
+        return Err(Box::new(cx.wait_unreachable(cx.p, down)));
+    }
+    let detail = names
+        .iter()
+        .map(|n| match db(cx.obs, n, cx.chat) {
+            None => format!("{n} has no {}", cx.chat),
+            Some(d) if d.state == DatabaseState::Online => {
+                format!("{n} holds it ONLINE but fenced ({:?})", d.user_access)
+            }
+            Some(d) if d.mirroring.is_some() => format!("{n} holds a mirror copy"),
+            Some(d) if d.state == DatabaseState::Restoring => format!(
+                "{n} holds it RESTORING at LSN {}, which the old primary's log backups cannot roll forward",
+                facts::position(d)
+            ),
+            Some(d) => format!("{n} holds it {:?}", d.state),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(Box::new(Decision::Blocked(
+        BlockReason::NoCopyOnPrimarySite {
+            site: cx.p.name.clone(),
+            database: cx.chat.to_string(),
+            detail,
+        },
+    )))
+}
+
+/// Before a planned switch to a site with no copy that can catch up: reseed one of its
+/// instances from the serving copy, while that copy still serves (no outage yet).
+fn prepare_target(cx: &Ctx, old: &str, od: &DatabaseObservation) -> Decision {
+    let names = facts::names(cx.p);
+    let restorable_slot = |n: &&&str| {
+        reachable(cx.obs, n)
+            && db(cx.obs, n, cx.chat).is_none_or(|d| d.state == DatabaseState::Restoring)
+    };
+    let online_slot =
+        |n: &&&str| db(cx.obs, n, cx.chat).is_some_and(|d| d.state == DatabaseState::Online);
+    let Some(&t) = names
+        .iter()
+        .find(restorable_slot)
+        .or_else(|| names.iter().find(online_slot))
+    else {
+        if let Some(&down) = names.iter().find(|n| !reachable(cx.obs, n)) {
+            return cx.wait_unreachable(cx.p, down);
+        }
+        let n = names.first().copied().unwrap_or_default();
+        return Decision::Blocked(BlockReason::DatabaseState {
+            instance: n.to_string(),
+            database: cx.chat.to_string(),
+            state: db(cx.obs, n, cx.chat)
+                .map(|d| format!("{:?}", d.state))
+                .unwrap_or_default(),
+        });
+    };
+    let td = db(cx.obs, t, cx.chat);
+    if let Some(td) = td {
+        if td.mirroring.is_some() {
+            return Decision::Step(Step::RemoveMirroring {
+                site: cx.p.name.clone(),
+                instance: t.to_string(),
+                database: cx.chat.to_string(),
+            });
+        }
+        if td.state == DatabaseState::Online {
+            let salvage = facts::salvage_of(cx.obs, t, cx.chat, facts::position(td));
+            if salvage.is_none() {
+                let file = backup_path(
+                    &cx.p.backup_share,
+                    cx.chat,
+                    &format!("salvage_{t}_"),
+                    cx.now,
+                    "bak",
+                );
+                if let Some(w) = cx.wait_share(cx.p, t, "salvage", cx.chat, Some(file.clone())) {
+                    return w;
+                }
+                return Decision::Step(Step::SalvageStaleCopy {
+                    site: cx.p.name.clone(),
+                    instance: t.to_string(),
+                    database: cx.chat.to_string(),
+                    file,
+                });
+            }
+            let (newer, basis) = may_be_newer(od, td);
+            if newer && !overwrite_approved(cx, t) {
+                return Decision::Blocked(BlockReason::StaleCopyMayBeNewer {
+                    instance: t.to_string(),
+                    database: cx.chat.to_string(),
+                    end_of_log: facts::position(td),
+                    primary_instance: old.to_string(),
+                    basis,
+                    salvage_file: salvage.map(|f| f.path.clone()),
+                });
+            }
+        }
+    }
+    if let Some(w) = cx.wait_share(cx.s, t, "receive a seed of", cx.chat, None) {
+        return w;
+    }
+    let full_backup = backup_path(
+        &cx.s.backup_share,
+        cx.chat,
+        &format!("seed_{t}_"),
+        cx.now,
+        "bak",
+    );
+    let log_backup = backup_path(&cx.s.backup_share, cx.chat, "", cx.now, "trn");
+    Decision::Step(match td {
+        Some(_) => Step::Reseed {
+            site: cx.p.name.clone(),
+            instance: t.to_string(),
+            database: cx.chat.to_string(),
+            source_instance: old.to_string(),
+            full_backup,
+            log_backup,
+            replace: true,
+        },
+        None => Step::BootstrapSecondary {
+            site: cx.p.name.clone(),
+            instance: t.to_string(),
+            database: cx.chat.to_string(),
+            source_instance: old.to_string(),
+            full_backup,
+            log_backup,
+        },
+    })
+}
+
+/// Log backups the candidate may restore, local copy folder first, then the other site's share,
+/// then the primary site's own share. With `source` (the old primary's copy, when observed)
+/// only backups of source's history qualify: a backup another copy took past source's fork
+/// point belongs to another history, and SQL Server refuses it.
+fn restorable<'a>(
+    cx: &Ctx<'a>,
+    instance: &str,
+    source: Option<&DatabaseObservation>,
+) -> Vec<&'a BackupFile> {
+    let fork = source.and_then(|d| d.lsn.fork_point);
+    let s_names = facts::names(cx.s);
+    facts::copy_files(cx.obs, instance)
+        .iter()
+        .chain(facts::share_files(cx.obs, &cx.s.name))
+        .chain(facts::share_files(cx.obs, &cx.p.name))
+        .filter(|f| match fork {
+            None => true,
+            Some(fp) => {
+                f.last_lsn <= fp
+                    || (f.first_lsn >= fp
+                        && s_names
+                            .iter()
+                            .any(|n| f.server_name.eq_ignore_ascii_case(n)))
+            }
+        })
+        .collect()
+}
+
+/// The tail-log backup of the demoted old primary, when the demoted copy is observed RESTORING
+/// at exactly that point on a reachable old-site instance.
+pub(crate) fn observed_tail<'a>(cx: &Ctx<'a>) -> Option<(&'a str, &'a BackupFile)> {
+    facts::names(cx.s)
+        .into_iter()
+        .filter_map(|n| {
+            let d = db(cx.obs, n, cx.chat)?;
+            let t = d.last_log_backup.as_ref()?;
+            (facts::is_plain_restoring(d)
+                && t.force_offline
+                && d.lsn.redo_start == Some(t.last_lsn))
+            .then_some((n, t))
+        })
+        .max_by_key(|(_, t)| t.last_lsn)
+}
+
+fn drain_pool_state(cx: &Ctx) -> crate::api::PoolState {
+    cx.obs
+        .published
+        .as_ref()
+        .map(|p| p.pool_state)
+        .unwrap_or_else(|| facts::pool_state_for(cx.spec, &cx.s.name))
+}
+
+/// Publish an empty list unless it already is.
+fn drain_published(cx: &Ctx) -> Option<Decision> {
+    match &cx.obs.published {
+        Some(p) if p.active_servers.is_empty() => None,
+        _ => Some(Decision::Step(Step::PublishActiveServers {
+            site: cx.p.name.clone(),
+            servers: vec![],
+            pool_state: drain_pool_state(cx),
+        })),
+    }
+}
+
+/// Wait for, then end, chat-server sessions on the pool's databases anywhere.
+fn drain_sessions(cx: &Ctx) -> Option<Decision> {
+    let published_at = cx.obs.published.as_ref()?.published_at;
+    for (site, inst) in cx.spec.instances() {
+        let sessions = facts::chat_sessions(cx.spec, cx.obs, &inst.name);
+        if sessions.is_empty() {
+            continue;
+        }
+        let left = secs(cx.spec.failover.drain_timeout) - elapsed(published_at, cx.now);
+        if left > 0 {
+            return Some(Decision::Wait(WaitReason::Draining {
+                instance: inst.name.clone(),
+                sessions: sessions.len(),
+                seconds_left: left,
+            }));
+        }
+        return Some(Decision::Step(Step::KillChatSessions {
+            site: site.name.clone(),
+            instance: inst.name.clone(),
+            session_ids: sessions.iter().map(|s| s.session_id).collect(),
+        }));
+    }
+    None
+}
+
+pub(super) fn transition(cx: &Ctx) -> Decision {
+    // An unreachable primary-site instance may hold the writable copy (the principal of a
+    // mirroring session, say): bringing another copy online could make a second one.
+    if let Some(down) = facts::names(cx.p)
+        .into_iter()
+        .find(|n| !reachable(cx.obs, n))
+    {
+        return cx.wait_unreachable(cx.p, down);
+    }
+    let s_names = facts::names(cx.s);
+    // A writable copy on a reachable old-site instance: the planned switch.
+    let old = s_names.iter().copied().find(|n| {
+        db(cx.obs, n, cx.chat).is_some_and(|d| facts::is_writable(d) && facts::is_online(d))
+    });
+    let tail = observed_tail(cx);
+    let source = old
+        .or(tail.map(|(n, _)| n))
+        .and_then(|n| db(cx.obs, n, cx.chat));
+    let cand = match candidate(cx, source) {
+        Ok(c) => c,
+        Err(d)
+            if old.is_some()
+                && matches!(
+                    *d,
+                    Decision::Blocked(BlockReason::NoCopyOnPrimarySite { .. })
+                ) =>
+        {
+            let old = old.expect("checked");
+            return prepare_target(cx, old, source.expect("observed"));
+        }
+        Err(d) => return *d,
+    };
+    if let Some(old) = old {
+        return planned_before_demote(cx, cand, old);
+    }
+    if let Some((_, tail)) = tail {
+        return planned_after_demote(cx, cand, tail, source);
+    }
+    let down: Vec<&str> = s_names
+        .iter()
+        .copied()
+        .filter(|n| !reachable(cx.obs, n))
+        .collect();
+    if down.len() == s_names.len() {
+        return forced(cx, cand);
+    }
+    if let Some(d) = down.first() {
+        // It may hold the serving copy: nothing may be recovered until it is seen.
+        return cx.wait_unreachable(cx.s, d);
+    }
+    // A switch away from this site was abandoned after its tail-log backup: the demoted copy
+    // holds everything ever written and nothing else is writable, so it comes back online.
+    let demoted = facts::names(cx.p).into_iter().find(|n| {
+        db(cx.obs, n, cx.chat).is_some_and(|d| {
+            facts::is_plain_restoring(d)
+                && d.last_log_backup
+                    .as_ref()
+                    .is_some_and(|t| t.force_offline && d.lsn.redo_start == Some(t.last_lsn))
+        })
+    });
+    if let Some(ci) = demoted {
+        return finish_transition(cx, ci, true);
+    }
+    Decision::Blocked(BlockReason::NoServingCopy {
+        database: cx.chat.to_string(),
+    })
+}
+
+fn planned_before_demote(cx: &Ctx, (ci, cd): (&str, &DatabaseObservation), old: &str) -> Decision {
+    let od = db(cx.obs, old, cx.chat).expect("old primary observed");
+    // Refuse to start the outage when the candidate could not catch up afterwards: the tail
+    // will start where the old primary's last log backup ended.
+    if let (Some(r), Some(last)) = (cd.lsn.redo_start, od.last_log_backup.as_ref()) {
+        let reach = lsn::chain(
+            restorable(cx, ci, Some(od)),
+            cx.chat,
+            r,
+            Some(last.last_lsn),
+        )
+        .last()
+        .map_or(r, |f| f.last_lsn);
+        if reach < last.last_lsn {
+            if let Some(w) = cx.wait_share(cx.s, ci, "catch up", cx.chat, None) {
+                return w;
+            }
+            // The log backups it needs are gone: reseed a copy from the serving one first,
+            // as the seed's failback does, while it still serves.
+            return prepare_target(cx, old, od);
+        }
+    }
+    if let Some(d) = drain_published(cx).or_else(|| drain_sessions(cx)) {
+        return d;
+    }
+    if od.mirroring.is_some() {
+        return Decision::Step(Step::RemoveMirroring {
+            site: cx.s.name.clone(),
+            instance: old.to_string(),
+            database: cx.chat.to_string(),
+        });
+    }
+    if let Some(d) = remove_site_mirroring(cx, cx.s) {
+        return d;
+    }
+    let file = backup_path(&cx.s.backup_share, cx.chat, "", cx.now, "trn");
+    if let Some(w) = cx.wait_share(
+        cx.s,
+        old,
+        "take the tail-log backup of",
+        cx.chat,
+        Some(file.clone()),
+    ) {
+        return w;
+    }
+    Decision::Step(Step::DemoteOldPrimary {
+        site: cx.s.name.clone(),
+        instance: old.to_string(),
+        database: cx.chat.to_string(),
+        file,
+    })
+}
+
+fn planned_after_demote(
+    cx: &Ctx,
+    (ci, cd): (&str, &DatabaseObservation),
+    tail: &BackupFile,
+    source: Option<&DatabaseObservation>,
+) -> Decision {
+    if let Some(d) = drain_published(cx).or_else(|| drain_sessions(cx)) {
+        return d;
+    }
+    let r = cd.lsn.redo_start.unwrap_or(Lsn(0));
+    if r < tail.last_lsn {
+        let files = lsn::chain(restorable(cx, ci, source), cx.chat, r, Some(tail.last_lsn));
+        if files.is_empty() {
+            if let Some(w) = cx.wait_share(cx.s, ci, "catch up", cx.chat, Some(tail.path.clone())) {
+                return w;
+            }
+            return Decision::Blocked(BlockReason::LogChainBroken {
+                instance: ci.to_string(),
+                database: cx.chat.to_string(),
+                redo_point: r,
+                target: Some(tail.last_lsn),
+            });
+        }
+        return Decision::Step(Step::CatchUp {
+            site: cx.p.name.clone(),
+            instance: ci.to_string(),
+            database: cx.chat.to_string(),
+            files,
+        });
+    }
+    finish_transition(cx, ci, true)
+}
+
+/// After the catch-up: remove log shipping on both sides, then recover.
+fn finish_transition(cx: &Ctx, ci: &str, old_side_too: bool) -> Decision {
+    // A planned recovery needs the whole old site in sight: an instance out of sight may hold
+    // a writable copy. (A forced one runs only when the whole old site is down.)
+    if old_side_too
+        && let Some(down) = facts::names(cx.s)
+            .into_iter()
+            .find(|n| !reachable(cx.obs, n))
+    {
+        return cx.wait_unreachable(cx.s, down);
+    }
+    if let Some(d) = remove_ls_secondary(cx, cx.p) {
+        return d;
+    }
+    if old_side_too && let Some(d) = remove_ls_primary(cx, cx.s) {
+        return d;
+    }
+    Decision::Step(Step::Recover {
+        site: cx.p.name.clone(),
+        instance: ci.to_string(),
+        database: cx.chat.to_string(),
+        kill_session_ids: facts::sessions_on(cx.obs, ci, cx.chat),
+    })
+}
+
+/// The estimated data-loss window of a forced failover to `ci` (see `plan::assess`).
+pub(crate) fn loss_estimate(
+    cx: &Ctx,
+    ci: &str,
+    cd: &DatabaseObservation,
+) -> Option<(u64, Option<String>)> {
+    let down_at = facts::names(cx.s)
+        .into_iter()
+        .filter_map(|n| facts::unreachable_since(cx.obs, n))
+        .max()?;
+    let r = cd.lsn.redo_start.unwrap_or(Lsn(0));
+    let files = restorable(cx, ci, None);
+    let chain = lsn::chain(files.iter().copied(), cx.chat, r, None);
+    let last_lsn = chain.last().map_or(r, |f| f.last_lsn);
+    let reached = files
+        .iter()
+        .chain(facts::all_files(cx.obs).collect::<Vec<_>>().iter())
+        .find(|f| {
+            f.backup_type == BackupType::Log
+                && f.database.eq_ignore_ascii_case(cx.chat)
+                && f.last_lsn == last_lsn
+        })
+        .map(|f| (f.finished_at, Some(f.path.clone())));
+    let reached = reached.or_else(|| {
+        let lss = cd.log_shipping_secondary.as_ref()?;
+        Some((lss.last_restored_date?, lss.last_restored_file.clone()))
+    })?;
+    Some((elapsed(reached.0, down_at).max(0) as u64, reached.1))
+}
+
+fn forced(cx: &Ctx, (ci, cd): (&str, &DatabaseObservation)) -> Decision {
+    let latest_since = facts::names(cx.s)
+        .into_iter()
+        .filter_map(|n| facts::unreachable_since(cx.obs, n))
+        .max()
+        .unwrap_or(cx.now);
+    let left = secs(cx.spec.failover.unreachable_after) - elapsed(latest_since, cx.now);
+    if left > 0 {
+        return Decision::Wait(WaitReason::PrimarySiteUnreachable {
+            site: cx.s.name.clone(),
+            seconds_left: left,
+        });
+    }
+    let Some((loss, last_file)) = loss_estimate(cx, ci, cd) else {
+        return Decision::Blocked(BlockReason::DataLossUnknown {
+            from_site: cx.s.name.clone(),
+            to_instance: ci.to_string(),
+        });
+    };
+    if !cx.spec.failover.allow_data_loss {
+        return Decision::Blocked(BlockReason::DataLossNotAllowed {
+            from_site: cx.s.name.clone(),
+            to_instance: ci.to_string(),
+            estimated_seconds: loss,
+            last_file,
+        });
+    }
+    let max = secs(cx.spec.failover.max_data_loss).max(0) as u64;
+    if loss > max {
+        return Decision::Blocked(BlockReason::DataLossTooLarge {
+            from_site: cx.s.name.clone(),
+            to_instance: ci.to_string(),
+            estimated_seconds: loss,
+            max_seconds: max,
+        });
+    }
+    // Nobody can be drained on a site that does not answer, but clearing the list first means
+    // no chat server is pointed at the old site when the new copy comes online.
+    if let Some(d) = drain_published(cx) {
+        return d;
+    }
+    let r = cd.lsn.redo_start.unwrap_or(Lsn(0));
+    let files = lsn::chain(restorable(cx, ci, None), cx.chat, r, None);
+    if !files.is_empty() {
+        return Decision::Step(Step::CatchUp {
+            site: cx.p.name.clone(),
+            instance: ci.to_string(),
+            database: cx.chat.to_string(),
+            files,
+        });
+    }
+    finish_transition(cx, ci, false)
+}
