@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use pchat_operator::api::{PersistentChatPool, PersistentChatPoolSpec};
+use pchat_operator::api::PersistentChatPoolSpec;
 use pchat_operator::observe::Observation;
 
 #[derive(Parser)]
@@ -24,7 +24,7 @@ enum Command {
     Crd,
     /// Print the remaining plan for a pool spec and an observation, without sending anything.
     Plan {
-        /// The PersistentChatPool (or its bare spec) as YAML.
+        /// The PersistentChatPool manifest as YAML.
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
         /// An observation of the pool as YAML (see examples/observed-installer.yaml).
@@ -114,10 +114,9 @@ fn plan_command(file: &Path, observed: &Path, output: PlanOutput, now: Option<&s
     ExitCode::SUCCESS
 }
 
-/// Validation before any plan is made.
-fn validate_spec(_spec: &PersistentChatPoolSpec) -> Result<(), String> {
-    // replaced by api::validate at merge
-    Ok(())
+/// Validation before any plan is made: every violation, one per line, each naming its field.
+fn validate_spec(spec: &PersistentChatPoolSpec) -> Result<(), String> {
+    pchat_operator::api::validate(spec).map_err(|e| e.to_string())
 }
 
 fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
@@ -126,10 +125,11 @@ fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
     serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// A whole PersistentChatPool resource, or its bare spec.
+/// A whole PersistentChatPool manifest: unknown fields (a misspelt `suspend`) are refused.
 fn load_spec(path: &Path) -> Result<PersistentChatPoolSpec, String> {
-    match read_yaml::<PersistentChatPool>(path) {
-        Ok(pool) => Ok(pool.spec),
-        Err(resource_err) => read_yaml::<PersistentChatPoolSpec>(path).map_err(|_| resource_err),
-    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    pchat_operator::api::load_pool_yaml(&text)
+        .map(|pool| pool.spec)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -94,3 +94,30 @@ fn plan_names_the_file_it_cannot_parse() {
     assert_eq!(code, 1);
     assert!(err.contains("no-such.yaml"), "{err}");
 }
+
+#[test]
+fn plan_refuses_an_invalid_spec_listing_every_violation_and_printing_no_plan() {
+    let valid = std::fs::read_to_string(fixture("pool.yaml")).unwrap();
+    // Two independent violations: an undefined primary site and a port out of range.
+    let invalid = valid
+        .replacen("primarySite: atlanta", "primarySite: boston", 1)
+        .replacen("port: 1433,", "port: 0,", 1);
+    assert_ne!(
+        invalid, valid,
+        "the fixture changed shape: adjust this test"
+    );
+    let dir = std::env::temp_dir().join(format!("pchat-plan-invalid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pool.yaml");
+    std::fs::write(&path, invalid).unwrap();
+    let (code, out, err) = plan(&[
+        "-f",
+        path.to_str().unwrap(),
+        "--observed",
+        &fixture("observed-installer.yaml"),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty(), "no plan may be printed: {out}");
+    assert!(err.contains("spec.primarySite"), "{err}");
+    assert!(err.contains(".port"), "{err}");
+}
