@@ -296,7 +296,7 @@ pub const TABLES: &[TableDef] = &[
 pub const MESSAGES_COLUMNS: &[(&str, &str)] = &[
     ("MessageId", "BIGINT"),
     ("ChatServer", "NVARCHAR(256)"),
-    ("Body", "NVARCHAR(MAX)"),
+    ("Body", "NVARCHAR(1073741823)"),
     ("PostedAt", "DATETIME2"),
 ];
 

@@ -518,7 +518,8 @@ fn decl_to_type(decl: &str) -> Option<ColumnType> {
         "DATETIME2" => ColumnType::DateTime2,
         "UNIQUEIDENTIFIER" => ColumnType::UniqueIdentifier,
         "NVARCHAR" | "NCHAR" | "VARCHAR" | "CHAR" => {
-            ColumnType::NVarChar(inner.as_deref().and_then(num))
+            // nvarchar(max) is declared with its 2^30-1 character limit (SQLite has no MAX).
+            ColumnType::NVarChar(inner.as_deref().and_then(num).filter(|n| *n <= 4000))
         }
         _ => return None,
     })
