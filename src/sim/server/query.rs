@@ -596,11 +596,14 @@ fn infer(name: &str, values: &[&Sql]) -> ColumnType {
 
 fn map_sqlite_error(err: rusqlite::Error) -> SqlError {
     let msg = err.to_string();
+    // SQLite may append " in <sql> at offset N": keep the name only.
+    let first_word = |s: &str| s.split_whitespace().next().unwrap_or("").to_string();
     if let Some(t) = msg.strip_prefix("no such table: ") {
-        return e::invalid_object(t);
+        return e::invalid_object(&first_word(t));
     }
     if let Some(c) = msg.strip_prefix("no such column: ") {
-        return e::invalid_column(c.rsplit('.').next().unwrap_or(c));
+        let c = first_word(c);
+        return e::invalid_column(c.rsplit('.').next().unwrap_or(&c));
     }
     if let Some(f) = msg.strip_prefix("no such function: ") {
         return SqlError::new(
