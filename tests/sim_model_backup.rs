@@ -73,13 +73,22 @@ async fn restore_headeronly_returns_the_documented_columns_and_lsns() {
     let w = world("header");
     let c = w.connect("atl-sql1");
     c.post("mgc", [1]).await;
-    c.ok(&format!("BACKUP DATABASE mgc TO DISK = N'{}' WITH INIT", on_share("h.bak")))
-        .await;
+    c.ok(&format!(
+        "BACKUP DATABASE mgc TO DISK = N'{}' WITH INIT",
+        on_share("h.bak")
+    ))
+    .await;
     c.post("mgc", [2]).await;
-    c.ok(&format!("BACKUP LOG mgc TO DISK = N'{}' WITH INIT", on_share("h.trn")))
-        .await;
+    c.ok(&format!(
+        "BACKUP LOG mgc TO DISK = N'{}' WITH INIT",
+        on_share("h.trn")
+    ))
+    .await;
     let o = c
-        .ok(&format!("RESTORE HEADERONLY FROM DISK = N'{}'", on_share("h.trn")))
+        .ok(&format!(
+            "RESTORE HEADERONLY FROM DISK = N'{}'",
+            on_share("h.trn")
+        ))
         .await;
     let rs = result_sets(&o).remove(0);
     let col = |n: &str| rs.columns.iter().position(|c| c.name == n).unwrap();
@@ -110,7 +119,10 @@ async fn restore_headeronly_returns_the_documented_columns_and_lsns() {
     assert!(first < last);
     // The log's FirstLSN is the full backup's FirstLSN: the chain starts at the full backup.
     let full = c
-        .ok(&format!("RESTORE HEADERONLY FROM DISK = N'{}'", on_share("h.bak")))
+        .ok(&format!(
+            "RESTORE HEADERONLY FROM DISK = N'{}'",
+            on_share("h.bak")
+        ))
         .await;
     let fr = result_sets(&full).remove(0).rows.remove(0);
     assert_eq!(fr[col("BackupType")], Value::Int(1));
@@ -121,12 +133,21 @@ async fn restore_headeronly_returns_the_documented_columns_and_lsns() {
 async fn noinit_appends_a_backup_set_and_file_selects_it() {
     let w = world("noinit");
     let c = w.connect("atl-sql1");
-    c.ok(&format!("BACKUP DATABASE mgc TO DISK = N'{}'", on_share("m.bak")))
-        .await;
-    c.ok(&format!("BACKUP LOG mgc TO DISK = N'{}'", on_share("m.bak")))
-        .await;
+    c.ok(&format!(
+        "BACKUP DATABASE mgc TO DISK = N'{}'",
+        on_share("m.bak")
+    ))
+    .await;
+    c.ok(&format!(
+        "BACKUP LOG mgc TO DISK = N'{}'",
+        on_share("m.bak")
+    ))
+    .await;
     let o = c
-        .ok(&format!("RESTORE HEADERONLY FROM DISK = N'{}'", on_share("m.bak")))
+        .ok(&format!(
+            "RESTORE HEADERONLY FROM DISK = N'{}'",
+            on_share("m.bak")
+        ))
         .await;
     assert_eq!(result_sets(&o)[0].rows.len(), 2);
     let d = w.connect("dal-sql1");
@@ -153,13 +174,22 @@ async fn restore_norecovery_then_logs_then_recovery_brings_every_row_online() {
         "RESTORING"
     );
     atl.post("mgc", 4..6).await;
-    atl.ok(&format!("BACKUP LOG mgc TO DISK = N'{}'", on_share("l1.trn")))
-        .await;
+    atl.ok(&format!(
+        "BACKUP LOG mgc TO DISK = N'{}'",
+        on_share("l1.trn")
+    ))
+    .await;
     atl.post("mgc", 6..8).await;
-    atl.ok(&format!("BACKUP LOG mgc TO DISK = N'{}'", on_share("l2.trn")))
-        .await;
-    dal.ok(&format!("RESTORE LOG mgc FROM DISK = N'{}' WITH NORECOVERY", on_share("l1.trn")))
-        .await;
+    atl.ok(&format!(
+        "BACKUP LOG mgc TO DISK = N'{}'",
+        on_share("l2.trn")
+    ))
+    .await;
+    dal.ok(&format!(
+        "RESTORE LOG mgc FROM DISK = N'{}' WITH NORECOVERY",
+        on_share("l1.trn")
+    ))
+    .await;
     // redo_start_lsn of a RESTORING copy is its redo point: the next log's FirstLSN.
     let redo = dal
         .int("SELECT redo_start_lsn FROM sys.master_files WHERE database_id = DB_ID('mgc') AND type = 0")
@@ -168,8 +198,11 @@ async fn restore_norecovery_then_logs_then_recovery_brings_every_row_online() {
         .int("SELECT first_lsn FROM msdb.dbo.backupset WHERE backup_set_id = (SELECT MAX(backup_set_id) FROM msdb.dbo.backupset)")
         .await;
     assert_eq!(redo, next_first);
-    dal.ok(&format!("RESTORE LOG mgc FROM DISK = N'{}' WITH NORECOVERY", on_share("l2.trn")))
-        .await;
+    dal.ok(&format!(
+        "RESTORE LOG mgc FROM DISK = N'{}' WITH NORECOVERY",
+        on_share("l2.trn")
+    ))
+    .await;
     dal.ok("RESTORE DATABASE mgc WITH RECOVERY").await;
     assert_eq!(w.sim.database_state("dal-sql1", "mgc").unwrap(), "ONLINE");
     assert_eq!(w.sim.message_ids("dal-sql1", "mgc").unwrap(), ids(1..8));
@@ -177,7 +210,9 @@ async fn restore_norecovery_then_logs_then_recovery_brings_every_row_online() {
         .int("SELECT fork_point_lsn FROM sys.database_recovery_status WHERE database_id = DB_ID('mgc')")
         .await;
     // The fork point is where recovery happened: l2's LastLSN.
-    let l2_last = atl.int("SELECT MAX(last_lsn) FROM msdb.dbo.backupset").await;
+    let l2_last = atl
+        .int("SELECT MAX(last_lsn) FROM msdb.dbo.backupset")
+        .await;
     assert_eq!(fork, l2_last);
     let hist = dal
         .rows("SELECT restore_type, recovery FROM msdb.dbo.restorehistory ORDER BY restore_history_id")
@@ -200,17 +235,30 @@ async fn unknown_column_is_error_207_naming_it() {
 async fn restoring_a_log_that_skips_one_is_error_4305_then_3013() {
     let w = world("e4305");
     let (atl, dal) = seed_dallas(&w).await;
-    atl.ok(&format!("BACKUP LOG mgc TO DISK = N'{}'", on_share("l1.trn")))
-        .await;
+    atl.ok(&format!(
+        "BACKUP LOG mgc TO DISK = N'{}'",
+        on_share("l1.trn")
+    ))
+    .await;
     atl.post("mgc", [10]).await;
-    atl.ok(&format!("BACKUP LOG mgc TO DISK = N'{}'", on_share("l2.trn")))
-        .await;
+    atl.ok(&format!(
+        "BACKUP LOG mgc TO DISK = N'{}'",
+        on_share("l2.trn")
+    ))
+    .await;
     let o = dal
-        .exec(&format!("RESTORE LOG mgc FROM DISK = N'{}' WITH NORECOVERY", on_share("l2.trn")))
+        .exec(&format!(
+            "RESTORE LOG mgc FROM DISK = N'{}' WITH NORECOVERY",
+            on_share("l2.trn")
+        ))
         .await;
     assert_eq!(errors(&o), [4305, 3013]);
     let t = error_texts(&o);
-    assert!(t[0].starts_with("The log in this backup set begins at LSN "), "{}", t[0]);
+    assert!(
+        t[0].starts_with("The log in this backup set begins at LSN "),
+        "{}",
+        t[0]
+    );
     assert_eq!(t[1], "RESTORE LOG is terminating abnormally.");
 }
 
@@ -218,13 +266,22 @@ async fn restoring_a_log_that_skips_one_is_error_4305_then_3013() {
 async fn restoring_the_same_log_twice_is_error_4326_then_3013() {
     let w = world("e4326");
     let (atl, dal) = seed_dallas(&w).await;
-    atl.ok(&format!("BACKUP LOG mgc TO DISK = N'{}'", on_share("l1.trn")))
-        .await;
-    dal.ok(&format!("RESTORE LOG mgc FROM DISK = N'{}' WITH NORECOVERY", on_share("l1.trn")))
-        .await;
+    atl.ok(&format!(
+        "BACKUP LOG mgc TO DISK = N'{}'",
+        on_share("l1.trn")
+    ))
+    .await;
+    dal.ok(&format!(
+        "RESTORE LOG mgc FROM DISK = N'{}' WITH NORECOVERY",
+        on_share("l1.trn")
+    ))
+    .await;
     assert_eq!(
-        dal.err(&format!("RESTORE LOG mgc FROM DISK = N'{}' WITH NORECOVERY", on_share("l1.trn")))
-            .await,
+        dal.err(&format!(
+            "RESTORE LOG mgc FROM DISK = N'{}' WITH NORECOVERY",
+            on_share("l1.trn")
+        ))
+        .await,
         [4326, 3013]
     );
 }
@@ -233,12 +290,18 @@ async fn restoring_the_same_log_twice_is_error_4326_then_3013() {
 async fn restoring_a_log_onto_a_recovered_copy_is_error_3117() {
     let w = world("e3117");
     let (atl, dal) = seed_dallas(&w).await;
-    atl.ok(&format!("BACKUP LOG mgc TO DISK = N'{}'", on_share("l1.trn")))
-        .await;
+    atl.ok(&format!(
+        "BACKUP LOG mgc TO DISK = N'{}'",
+        on_share("l1.trn")
+    ))
+    .await;
     dal.ok("RESTORE DATABASE mgc WITH RECOVERY").await;
     assert_eq!(
-        dal.err(&format!("RESTORE LOG mgc FROM DISK = N'{}'", on_share("l1.trn")))
-            .await,
+        dal.err(&format!(
+            "RESTORE LOG mgc FROM DISK = N'{}'",
+            on_share("l1.trn")
+        ))
+        .await,
         [3117, 3013]
     );
 }
@@ -247,11 +310,17 @@ async fn restoring_a_log_onto_a_recovered_copy_is_error_3117() {
 async fn restore_database_over_an_online_copy_without_tail_backup_is_error_3159() {
     let w = world("e3159");
     let c = w.connect("atl-sql1");
-    c.ok(&format!("BACKUP DATABASE mgc TO DISK = N'{}' WITH INIT", on_share("f.bak")))
-        .await;
+    c.ok(&format!(
+        "BACKUP DATABASE mgc TO DISK = N'{}' WITH INIT",
+        on_share("f.bak")
+    ))
+    .await;
     assert_eq!(
-        c.err(&format!("RESTORE DATABASE mgc FROM DISK = N'{}'", on_share("f.bak")))
-            .await,
+        c.err(&format!(
+            "RESTORE DATABASE mgc FROM DISK = N'{}'",
+            on_share("f.bak")
+        ))
+        .await,
         [3159, 3013]
     );
     // WITH REPLACE overwrites it.
@@ -268,12 +337,18 @@ async fn restore_of_another_database_over_an_existing_one_is_error_3154_unless_r
     let atl = w.connect("atl-sql1");
     let dal = w.connect("dal-sql1");
     atl.post("mgc", [1]).await;
-    atl.ok(&format!("BACKUP DATABASE mgc TO DISK = N'{}' WITH INIT", on_share("f.bak")))
-        .await;
+    atl.ok(&format!(
+        "BACKUP DATABASE mgc TO DISK = N'{}' WITH INIT",
+        on_share("f.bak")
+    ))
+    .await;
     dal.ok("CREATE DATABASE mgc").await;
     assert_eq!(
-        dal.err(&format!("RESTORE DATABASE mgc FROM DISK = N'{}' WITH NORECOVERY", on_share("f.bak")))
-            .await,
+        dal.err(&format!(
+            "RESTORE DATABASE mgc FROM DISK = N'{}' WITH NORECOVERY",
+            on_share("f.bak")
+        ))
+        .await,
         [3154, 3013]
     );
     dal.ok(&format!(
@@ -288,8 +363,11 @@ async fn restore_of_another_database_over_an_existing_one_is_error_3154_unless_r
 async fn restore_while_sessions_use_the_database_is_error_3101_until_they_end() {
     let w = world("e3101");
     let c = w.connect("atl-sql1");
-    c.ok(&format!("BACKUP DATABASE mgc TO DISK = N'{}' WITH INIT", on_share("f.bak")))
-        .await;
+    c.ok(&format!(
+        "BACKUP DATABASE mgc TO DISK = N'{}' WITH INIT",
+        on_share("f.bak")
+    ))
+    .await;
     let chat = w.connect_as("atl-sql1", "atl-pc1", "Persistent Chat", "mgc");
     let sql = format!(
         "RESTORE DATABASE mgc FROM DISK = N'{}' WITH REPLACE, NORECOVERY",
@@ -303,7 +381,10 @@ async fn restore_while_sessions_use_the_database_is_error_3101_until_they_end() 
     );
     c.ok(&format!("KILL {}", chat.session.session_id)).await;
     c.ok(&sql).await;
-    assert_eq!(w.sim.database_state("atl-sql1", "mgc").unwrap(), "RESTORING");
+    assert_eq!(
+        w.sim.database_state("atl-sql1", "mgc").unwrap(),
+        "RESTORING"
+    );
 }
 
 #[tokio::test]
@@ -316,18 +397,27 @@ async fn backup_to_a_share_whose_host_is_down_is_error_3201_then_3013() {
         })
         .unwrap();
     let o = c
-        .exec(&format!("BACKUP DATABASE mgc TO DISK = N'{}'", on_share("f.bak")))
+        .exec(&format!(
+            "BACKUP DATABASE mgc TO DISK = N'{}'",
+            on_share("f.bak")
+        ))
         .await;
     assert_eq!(errors(&o), [3201, 3013]);
     assert!(error_texts(&o)[0].contains("Operating system error 53"));
-    assert_eq!(error_texts(&o)[1], "BACKUP DATABASE is terminating abnormally.");
+    assert_eq!(
+        error_texts(&o)[1],
+        "BACKUP DATABASE is terminating abnormally."
+    );
     w.sim
         .inject(Fault::ShareUp {
             host: "atl-fs".into(),
         })
         .unwrap();
-    c.ok(&format!("BACKUP DATABASE mgc TO DISK = N'{}'", on_share("f.bak")))
-        .await;
+    c.ok(&format!(
+        "BACKUP DATABASE mgc TO DISK = N'{}'",
+        on_share("f.bak")
+    ))
+    .await;
 }
 
 #[tokio::test]
@@ -335,7 +425,10 @@ async fn restore_from_a_missing_file_is_error_3201_then_3013() {
     let w = world("e3201b");
     let c = w.connect("dal-sql1");
     let o = c
-        .exec(&format!("RESTORE DATABASE mgc FROM DISK = N'{}' WITH NORECOVERY", on_share("none.bak")))
+        .exec(&format!(
+            "RESTORE DATABASE mgc FROM DISK = N'{}' WITH NORECOVERY",
+            on_share("none.bak")
+        ))
         .await;
     assert_eq!(errors(&o), [3201, 3013]);
     assert!(error_texts(&o)[0].contains("Operating system error 2"));
@@ -345,16 +438,32 @@ async fn restore_from_a_missing_file_is_error_3201_then_3013() {
 async fn tail_log_backup_with_norecovery_leaves_the_copy_restoring() {
     let w = world("tail");
     let c = w.connect("atl-sql1");
-    c.ok(&format!("BACKUP DATABASE mgc TO DISK = N'{}' WITH INIT", on_share("f.bak")))
-        .await;
-    c.ok(&format!("BACKUP LOG mgc TO DISK = N'{}' WITH NORECOVERY", on_share("tail.trn")))
-        .await;
-    assert_eq!(w.sim.database_state("atl-sql1", "mgc").unwrap(), "RESTORING");
+    c.ok(&format!(
+        "BACKUP DATABASE mgc TO DISK = N'{}' WITH INIT",
+        on_share("f.bak")
+    ))
+    .await;
+    c.ok(&format!(
+        "BACKUP LOG mgc TO DISK = N'{}' WITH NORECOVERY",
+        on_share("tail.trn")
+    ))
+    .await;
+    assert_eq!(
+        w.sim.database_state("atl-sql1", "mgc").unwrap(),
+        "RESTORING"
+    );
     let o = c
-        .ok(&format!("RESTORE HEADERONLY FROM DISK = N'{}'", on_share("tail.trn")))
+        .ok(&format!(
+            "RESTORE HEADERONLY FROM DISK = N'{}'",
+            on_share("tail.trn")
+        ))
         .await;
     let rs = result_sets(&o).remove(0);
-    let col = rs.columns.iter().position(|c| c.name == "IsForceOffline").unwrap();
+    let col = rs
+        .columns
+        .iter()
+        .position(|c| c.name == "IsForceOffline")
+        .unwrap();
     assert_eq!(rs.rows[0][col], Value::Bit(true));
 }
 
@@ -363,19 +472,28 @@ async fn planned_switch_by_hand_loses_no_message_and_the_old_primary_follows_the
     let w = world("planned");
     let (atl, dal) = seed_dallas(&w).await;
     atl.post("mgc", 4..20).await;
-    atl.ok(&format!("BACKUP LOG mgc TO DISK = N'{}'", on_share("mgc_1.trn")))
-        .await;
+    atl.ok(&format!(
+        "BACKUP LOG mgc TO DISK = N'{}'",
+        on_share("mgc_1.trn")
+    ))
+    .await;
     atl.post("mgc", 20..30).await;
     // Demote: tail-log backup; atl-sql1's copy is now RESTORING at the tail.
-    atl.ok(&format!("BACKUP LOG mgc TO DISK = N'{}' WITH NORECOVERY", on_share("mgc_tail.trn")))
-        .await;
+    atl.ok(&format!(
+        "BACKUP LOG mgc TO DISK = N'{}' WITH NORECOVERY",
+        on_share("mgc_tail.trn")
+    ))
+    .await;
     let tail = atl
         .int("SELECT MAX(last_lsn) FROM msdb.dbo.backupset WHERE type = 'L'")
         .await;
     // Catch up and recover Dallas.
     for f in ["mgc_1.trn", "mgc_tail.trn"] {
-        dal.ok(&format!("RESTORE LOG mgc FROM DISK = N'{}' WITH NORECOVERY", on_share(f)))
-            .await;
+        dal.ok(&format!(
+            "RESTORE LOG mgc FROM DISK = N'{}' WITH NORECOVERY",
+            on_share(f)
+        ))
+        .await;
     }
     let redo = dal
         .int("SELECT redo_start_lsn FROM sys.master_files WHERE database_id = DB_ID('mgc') AND type = 0")

@@ -71,7 +71,8 @@ async fn sys_databases_shows_the_topology_databases_online_full_multi_user() {
     // The other site has no chat databases yet.
     let d = w.connect("dal-sql1");
     assert_eq!(
-        d.int("SELECT COUNT(*) FROM sys.databases WHERE name = 'mgc'").await,
+        d.int("SELECT COUNT(*) FROM sys.databases WHERE name = 'mgc'")
+            .await,
         0
     );
 }
@@ -132,7 +133,10 @@ async fn unknown_procedure_is_error_2812() {
 async fn unparseable_batch_is_error_102_and_runs_nothing() {
     let w = world("e102");
     let c = w.connect("atl-sql1");
-    assert_eq!(c.err("CREATE DATABASE scratch; FROB THE WIDGET").await, [102]);
+    assert_eq!(
+        c.err("CREATE DATABASE scratch; FROB THE WIDGET").await,
+        [102]
+    );
     assert_eq!(
         c.int("SELECT COUNT(*) FROM sys.databases WHERE name = 'scratch'")
             .await,
@@ -400,9 +404,11 @@ async fn waitfor_is_cut_short_by_attention() {
     let w = world("cancel");
     let c = w.connect("atl-sql1");
     let cancel = CancellationToken::new();
-    let fut = c
-        .backend
-        .batch(&c.session, "WAITFOR DELAY '00:00:30'; SELECT 1".into(), cancel.clone());
+    let fut = c.backend.batch(
+        &c.session,
+        "WAITFOR DELAY '00:00:30'; SELECT 1".into(),
+        cancel.clone(),
+    );
     let t = tokio::time::Instant::now();
     let canceller = async {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -63,12 +63,15 @@ async fn fail_next_fails_only_the_next_matching_statement_with_the_given_number(
         })
         .unwrap();
     c.ok("SELECT 1").await;
-    c.ok("BACKUP DATABASE mgc TO DISK = N'\\\\atl-fs\\pchat-ls\\a.bak'").await;
+    c.ok("BACKUP DATABASE mgc TO DISK = N'\\\\atl-fs\\pchat-ls\\a.bak'")
+        .await;
     assert_eq!(
-        c.err("BACKUP LOG mgc TO DISK = N'\\\\atl-fs\\pchat-ls\\a.trn'").await,
+        c.err("BACKUP LOG mgc TO DISK = N'\\\\atl-fs\\pchat-ls\\a.trn'")
+            .await,
         [3201]
     );
-    c.ok("BACKUP LOG mgc TO DISK = N'\\\\atl-fs\\pchat-ls\\a.trn'").await;
+    c.ok("BACKUP LOG mgc TO DISK = N'\\\\atl-fs\\pchat-ls\\a.trn'")
+        .await;
 }
 
 #[tokio::test]
@@ -111,7 +114,8 @@ async fn latency_delays_statements_of_that_kind_only() {
     c.ok("SELECT 1").await;
     assert!(t.elapsed() < Duration::from_millis(150));
     let t = Instant::now();
-    c.ok("BACKUP DATABASE mgc TO DISK = N'\\\\atl-fs\\pchat-ls\\l.bak'").await;
+    c.ok("BACKUP DATABASE mgc TO DISK = N'\\\\atl-fs\\pchat-ls\\l.bak'")
+        .await;
     assert!(t.elapsed() >= Duration::from_millis(200));
     w.sim
         .inject(Fault::Latency {
@@ -133,7 +137,8 @@ async fn damaged_database_is_recovery_pending_until_set_online() {
         })
         .unwrap();
     assert_eq!(
-        c.text("SELECT state_desc FROM sys.databases WHERE name = 'mgccomp'").await,
+        c.text("SELECT state_desc FROM sys.databases WHERE name = 'mgccomp'")
+            .await,
         "RECOVERY_PENDING"
     );
     assert_eq!(c.err("USE mgccomp").await, [945]);
@@ -163,7 +168,11 @@ async fn unknown_names_in_faults_are_rejected_naming_them() {
 #[tokio::test]
 async fn describe_reports_the_faults_in_force() {
     let w = world("describe");
-    w.sim.inject(Fault::ShareDown { host: "dal-fs".into() }).unwrap();
+    w.sim
+        .inject(Fault::ShareDown {
+            host: "dal-fs".into(),
+        })
+        .unwrap();
     w.sim
         .inject(Fault::Partition {
             between: (vec!["atlanta".into()], vec!["dallas".into()]),
@@ -176,10 +185,9 @@ async fn describe_reports_the_faults_in_force() {
 
 #[test]
 fn faults_round_trip_through_their_json_form() {
-    let f: Fault = serde_json::from_str(
-        r#"{"kind":"failNext","pattern":"RESTORE LOG","error":4305}"#,
-    )
-    .unwrap();
+    let f: Fault =
+        serde_json::from_str(r#"{"kind":"failNext","pattern":"RESTORE LOG","error":4305}"#)
+            .unwrap();
     assert_eq!(
         f,
         Fault::FailNext {

@@ -14,10 +14,14 @@ async fn seed_secondary(w: &World) -> (Conn, Conn) {
     let p = w.connect("atl-sql1");
     let s = w.connect("dal-sql1");
     p.post("mgc", 1..3).await;
-    p.ok(&format!("BACKUP DATABASE mgc TO DISK = N'{ATL}\\mgc_seed.bak' WITH INIT"))
-        .await;
-    s.ok(&format!("RESTORE DATABASE mgc FROM DISK = N'{ATL}\\mgc_seed.bak' WITH NORECOVERY"))
-        .await;
+    p.ok(&format!(
+        "BACKUP DATABASE mgc TO DISK = N'{ATL}\\mgc_seed.bak' WITH INIT"
+    ))
+    .await;
+    s.ok(&format!(
+        "RESTORE DATABASE mgc FROM DISK = N'{ATL}\\mgc_seed.bak' WITH NORECOVERY"
+    ))
+    .await;
     (p, s)
 }
 
@@ -71,11 +75,16 @@ async fn log_shipping_by_tsql_delivers_messages_to_the_secondary_on_the_job_sche
     enable_jobs(&p, &s).await;
     p.post("mgc", 3..10).await;
     assert!(
-        eventually(3000, || w.sim.message_ids("dal-sql1", "mgc").unwrap() == ids(1..10)).await,
+        eventually(3000, || w.sim.message_ids("dal-sql1", "mgc").unwrap()
+            == ids(1..10))
+        .await,
         "secondary has {:?}",
         w.sim.message_ids("dal-sql1", "mgc")
     );
-    assert_eq!(w.sim.database_state("dal-sql1", "mgc").unwrap(), "RESTORING");
+    assert_eq!(
+        w.sim.database_state("dal-sql1", "mgc").unwrap(),
+        "RESTORING"
+    );
     let last_backup = p
         .text("SELECT last_backup_file FROM msdb.dbo.log_shipping_primary_databases WHERE primary_database = N'mgc'")
         .await;
@@ -104,7 +113,8 @@ async fn backup_files_are_named_in_time_order_even_several_a_second() {
     let (p, s) = seed_secondary(&w).await;
     configure(&p, &s).await;
     for _ in 0..3 {
-        p.ok("EXEC msdb.dbo.sp_start_job @job_name = N'LSBackup_mgc'").await;
+        p.ok("EXEC msdb.dbo.sp_start_job @job_name = N'LSBackup_mgc'")
+            .await;
         w.sim.tick();
     }
     let mut files: Vec<String> = std::fs::read_dir(w.dir.join("shares/atl-fs/pchat-ls"))
@@ -162,7 +172,11 @@ async fn deleting_the_primary_before_its_secondaries_is_refused_and_the_document
     s.ok("EXEC master.dbo.sp_delete_log_shipping_secondary_database @secondary_database = N'mgc'")
         .await;
     // The last secondary database also removed the secondary_primary entry and its jobs.
-    assert_eq!(s.int("SELECT COUNT(*) FROM msdb.dbo.log_shipping_secondary").await, 0);
+    assert_eq!(
+        s.int("SELECT COUNT(*) FROM msdb.dbo.log_shipping_secondary")
+            .await,
+        0
+    );
     assert_eq!(s.int("SELECT COUNT(*) FROM msdb.dbo.sysjobs").await, 0);
     s.ok("EXEC master.dbo.sp_delete_log_shipping_secondary_primary @primary_server = N'atl-sql1', @primary_database = N'mgc'").await;
     assert_eq!(p.int("SELECT COUNT(*) FROM msdb.dbo.sysjobs").await, 0);
@@ -178,8 +192,10 @@ async fn missing_required_parameter_is_error_201_and_unknown_parameter_is_8145()
         [201]
     );
     assert_eq!(
-        p.err("EXEC master.dbo.sp_delete_log_shipping_primary_database @database = N'mgc', @bogus = 1")
-            .await,
+        p.err(
+            "EXEC master.dbo.sp_delete_log_shipping_primary_database @database = N'mgc', @bogus = 1"
+        )
+        .await,
         [8145]
     );
 }
@@ -189,16 +205,25 @@ async fn sp_start_job_runs_a_job_now_and_unknown_jobs_are_error_14262() {
     let w = world("startjob");
     let (p, s) = seed_secondary(&w).await;
     configure(&p, &s).await;
-    let o = p.ok("EXEC msdb.dbo.sp_start_job @job_name = N'LSBackup_mgc'").await;
-    assert!(o.outputs.iter().any(|x| matches!(x, Output::Message(m) if m.number == 22022)));
+    let o = p
+        .ok("EXEC msdb.dbo.sp_start_job @job_name = N'LSBackup_mgc'")
+        .await;
     assert!(
-        eventually(2000, || std::fs::read_dir(w.dir.join("shares/atl-fs/pchat-ls"))
-            .unwrap()
-            .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".trn")))
+        o.outputs
+            .iter()
+            .any(|x| matches!(x, Output::Message(m) if m.number == 22022))
+    );
+    assert!(
+        eventually(2000, || std::fs::read_dir(
+            w.dir.join("shares/atl-fs/pchat-ls")
+        )
+        .unwrap()
+        .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".trn")))
         .await
     );
     assert_eq!(
-        p.err("EXEC msdb.dbo.sp_start_job @job_name = N'LSBackup_nope'").await,
+        p.err("EXEC msdb.dbo.sp_start_job @job_name = N'LSBackup_nope'")
+            .await,
         [14262]
     );
     // The agent procedures live in msdb.
@@ -212,8 +237,19 @@ async fn copy_job_fails_and_records_it_while_the_source_share_is_down_then_recov
     configure(&p, &s).await;
     enable_jobs(&p, &s).await;
     p.post("mgc", [5]).await;
-    assert!(eventually(3000, || w.sim.message_ids("dal-sql1", "mgc").unwrap().contains(&5)).await);
-    w.sim.inject(Fault::ShareDown { host: "atl-fs".into() }).unwrap();
+    assert!(
+        eventually(3000, || w
+            .sim
+            .message_ids("dal-sql1", "mgc")
+            .unwrap()
+            .contains(&5))
+        .await
+    );
+    w.sim
+        .inject(Fault::ShareDown {
+            host: "atl-fs".into(),
+        })
+        .unwrap();
     p.post("mgc", [6]).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let failed = s
@@ -221,8 +257,19 @@ async fn copy_job_fails_and_records_it_while_the_source_share_is_down_then_recov
         .await;
     assert!(failed > 0);
     assert!(!w.sim.message_ids("dal-sql1", "mgc").unwrap().contains(&6));
-    w.sim.inject(Fault::ShareUp { host: "atl-fs".into() }).unwrap();
-    assert!(eventually(3000, || w.sim.message_ids("dal-sql1", "mgc").unwrap().contains(&6)).await);
+    w.sim
+        .inject(Fault::ShareUp {
+            host: "atl-fs".into(),
+        })
+        .unwrap();
+    assert!(
+        eventually(3000, || w
+            .sim
+            .message_ids("dal-sql1", "mgc")
+            .unwrap()
+            .contains(&6))
+        .await
+    );
 }
 
 #[tokio::test]
@@ -240,7 +287,14 @@ async fn site_partition_stops_shipping_and_heal_catches_up() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(!w.sim.message_ids("dal-sql1", "mgc").unwrap().contains(&7));
     w.sim.inject(Fault::Heal).unwrap();
-    assert!(eventually(3000, || w.sim.message_ids("dal-sql1", "mgc").unwrap().contains(&7)).await);
+    assert!(
+        eventually(3000, || w
+            .sim
+            .message_ids("dal-sql1", "mgc")
+            .unwrap()
+            .contains(&7))
+        .await
+    );
 }
 
 #[tokio::test]
@@ -291,11 +345,17 @@ async fn rpc_procedure_call_returns_output_parameters_and_status() {
 async fn share_folders_are_listed_by_xp_dirtree_and_dm_os_enumerate_filesystem() {
     let w = world("lslist");
     let p = w.connect("atl-sql1");
-    p.ok(&format!("BACKUP DATABASE mgc TO DISK = N'{ATL}\\mgc_20261126120000.trn' WITH INIT"))
+    p.ok(&format!(
+        "BACKUP DATABASE mgc TO DISK = N'{ATL}\\mgc_20261126120000.trn' WITH INIT"
+    ))
+    .await;
+    p.ok(&format!(
+        "BACKUP DATABASE mgc TO DISK = N'{ATL}\\other.bak' WITH INIT"
+    ))
+    .await;
+    let o = p
+        .ok(&format!("EXEC master.sys.xp_dirtree N'{ATL}', 1, 1"))
         .await;
-    p.ok(&format!("BACKUP DATABASE mgc TO DISK = N'{ATL}\\other.bak' WITH INIT"))
-        .await;
-    let o = p.ok(&format!("EXEC master.sys.xp_dirtree N'{ATL}', 1, 1")).await;
     let rows = result_sets(&o).remove(0).rows;
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0][0], Value::NVarChar("mgc_20261126120000.trn".into()));
@@ -305,5 +365,8 @@ async fn share_folders_are_listed_by_xp_dirtree_and_dm_os_enumerate_filesystem()
             "SELECT file_or_directory_name FROM sys.dm_os_enumerate_filesystem(N'{ATL}', N'*.trn') ORDER BY last_write_time"
         ))
         .await;
-    assert_eq!(names, vec![vec![Value::NVarChar("mgc_20261126120000.trn".into())]]);
+    assert_eq!(
+        names,
+        vec![vec![Value::NVarChar("mgc_20261126120000.trn".into())]]
+    );
 }

@@ -12,15 +12,25 @@ use crate::sim::server::StatementKind;
 pub enum Fault {
     /// The instance stops: logins are refused, its sessions are dropped, partners see
     /// DISCONNECTED. The owner of its TCP listener watches `Simulator::watch_up`.
-    InstanceDown { instance: String },
-    InstanceUp { instance: String },
+    InstanceDown {
+        instance: String,
+    },
+    InstanceUp {
+        instance: String,
+    },
     /// Cut the network between two groups of instance names, site names or share hosts.
-    Partition { between: (Vec<String>, Vec<String>) },
+    Partition {
+        between: (Vec<String>, Vec<String>),
+    },
     /// Remove every partition.
     Heal,
     /// A share's file server is unreachable: backups and restores through it fail with 3201.
-    ShareDown { host: String },
-    ShareUp { host: String },
+    ShareDown {
+        host: String,
+    },
+    ShareUp {
+        host: String,
+    },
     /// The next statement whose text matches `pattern` (a case-insensitive substring, or a
     /// regex when `regex` is true), on `instance` or on any instance, fails with `error`.
     FailNext {
@@ -33,9 +43,15 @@ pub enum Fault {
     },
     /// The database's files become inaccessible: the copy is RECOVERY_PENDING until
     /// `ALTER DATABASE .. SET ONLINE`.
-    DatabaseRecoveryPending { instance: String, database: String },
+    DatabaseRecoveryPending {
+        instance: String,
+        database: String,
+    },
     /// Sleep `millis` before running every statement of kind `statement` (0 clears it).
-    Latency { statement: StatementKind, millis: u64 },
+    Latency {
+        statement: StatementKind,
+        millis: u64,
+    },
 }
 
 /// Something faults can be injected into.

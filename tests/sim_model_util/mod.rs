@@ -47,10 +47,7 @@ pub fn world_with(name: &str, yaml: &str) -> World {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    let dir = std::env::temp_dir().join(format!(
-        "simmodel-{name}-{}-{nanos}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("simmodel-{name}-{}-{nanos}", std::process::id()));
     let topo = Topology::from_yaml(yaml).unwrap();
     let sim = Simulator::new(topo, &dir).unwrap();
     World { sim, dir }

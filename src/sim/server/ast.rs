@@ -75,7 +75,10 @@ pub struct ExecArg {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Stmt {
     /// A query handed to SQLite: the raw text of the statement.
-    Select { sql: String, start: usize },
+    Select {
+        sql: String,
+        start: usize,
+    },
     Insert {
         /// Name parts as written (`mgc.dbo.Messages` -> ["mgc", "dbo", "Messages"]).
         table: Vec<String>,
@@ -94,11 +97,22 @@ pub enum Stmt {
         disk: Option<Expr>,
         options: Vec<WithOption>,
     },
-    AlterDatabase { database: String, action: AlterAction },
-    Kill { spid: i64 },
-    Use { database: String },
-    CreateDatabase { database: String },
-    DropDatabase { databases: Vec<String> },
+    AlterDatabase {
+        database: String,
+        action: AlterAction,
+    },
+    Kill {
+        spid: i64,
+    },
+    Use {
+        database: String,
+    },
+    CreateDatabase {
+        database: String,
+    },
+    DropDatabase {
+        databases: Vec<String>,
+    },
     Exec {
         /// Name parts (`msdb.dbo.sp_start_job` -> three parts).
         procedure: Vec<String>,
@@ -106,11 +120,18 @@ pub enum Stmt {
         /// `EXEC @rc = proc ...`
         return_var: Option<String>,
     },
-    Declare { vars: Vec<(String, Option<Expr>)> },
-    SetVar { var: String, value: Expr },
+    Declare {
+        vars: Vec<(String, Option<Expr>)>,
+    },
+    SetVar {
+        var: String,
+        value: Expr,
+    },
     /// `SET NOCOUNT ON` and the other session options: accepted, no effect on the model.
     SetOption,
-    WaitFor { millis: u64 },
+    WaitFor {
+        millis: u64,
+    },
     Print(Expr),
 }
 

@@ -51,7 +51,9 @@ fn success_infos(what: &str, db: &str, rows: usize, log: bool) -> Vec<SqlError> 
     vec![
         e::SqlError::info(
             4035,
-            format!("Processed {pages} pages for database '{db}', file '{db}{file_kind}' on file 1."),
+            format!(
+                "Processed {pages} pages for database '{db}', file '{db}{file_kind}' on file 1."
+            ),
         ),
         e::SqlError::info(
             3014,
@@ -283,7 +285,9 @@ pub fn restore(
                     what,
                     SqlError::new(
                         3135,
-                        format!("The backup set in file '{disk}' was created by BACKUP LOG and cannot be used for this restore operation."),
+                        format!(
+                            "The backup set in file '{disk}' was created by BACKUP LOG and cannot be used for this restore operation."
+                        ),
                     ),
                 ));
             }
@@ -337,7 +341,9 @@ pub fn restore(
                     what,
                     SqlError::new(
                         3135,
-                        format!("The backup set in file '{disk}' was created by BACKUP DATABASE and cannot be used for this restore operation."),
+                        format!(
+                            "The backup set in file '{disk}' was created by BACKUP DATABASE and cannot be used for this restore operation."
+                        ),
                     ),
                 ));
             }
@@ -465,7 +471,13 @@ fn header_columns() -> Vec<Column> {
         nv("DatabaseName"),
         int("DatabaseVersion", ColumnType::Int),
         int("DatabaseCreationDate", ColumnType::DateTime),
-        int("BackupSize", ColumnType::Numeric { precision: 20, scale: 0 }),
+        int(
+            "BackupSize",
+            ColumnType::Numeric {
+                precision: 20,
+                scale: 0,
+            },
+        ),
         lsn("FirstLSN"),
         lsn("LastLSN"),
         lsn("CheckpointLSN"),

@@ -417,23 +417,26 @@ pub fn rows(state: &State, inst: &Instance, name: &str) -> Vec<Vec<Sql>> {
                 } else {
                     Sql::Null
                 };
-                [(1, 0, "ROWS", d.name.clone()), (2, 1, "LOG", format!("{}_log", d.name))]
-                    .into_iter()
-                    .map(move |(fid, ty, desc, lname)| {
-                        let ext = if ty == 0 { "mdf" } else { "ldf" };
-                        vec![
-                            i(d.id as i64),
-                            i(fid),
-                            i(ty),
-                            t(desc),
-                            t(&lname),
-                            t(&format!("D:\\SQLData\\{lname}.{ext}")),
-                            t(d.state.desc()),
-                            redo.clone(),
-                            redo.clone(),
-                            lsn(super::model::FIRST_LSN),
-                        ]
-                    })
+                [
+                    (1, 0, "ROWS", d.name.clone()),
+                    (2, 1, "LOG", format!("{}_log", d.name)),
+                ]
+                .into_iter()
+                .map(move |(fid, ty, desc, lname)| {
+                    let ext = if ty == 0 { "mdf" } else { "ldf" };
+                    vec![
+                        i(d.id as i64),
+                        i(fid),
+                        i(ty),
+                        t(desc),
+                        t(&lname),
+                        t(&format!("D:\\SQLData\\{lname}.{ext}")),
+                        t(d.state.desc()),
+                        redo.clone(),
+                        redo.clone(),
+                        lsn(super::model::FIRST_LSN),
+                    ]
+                })
             })
             .collect(),
         "sys.database_recovery_status" => inst
@@ -662,7 +665,14 @@ pub fn rows(state: &State, inst: &Instance, name: &str) -> Vec<Vec<Sql>> {
         "msdb.dbo.sysjobs" => msdb
             .jobs
             .iter()
-            .map(|j| vec![t(&j.job_id), t(&j.name), b(j.enabled), t("Log shipping job")])
+            .map(|j| {
+                vec![
+                    t(&j.job_id),
+                    t(&j.name),
+                    b(j.enabled),
+                    t("Log shipping job"),
+                ]
+            })
             .collect(),
         "msdb.dbo.sysjobhistory" => msdb
             .job_history

@@ -77,7 +77,11 @@ pub fn syntax(near: &str) -> SqlError {
 }
 
 pub fn syntax_end() -> SqlError {
-    SqlError::new(102, "Incorrect syntax near the end of the batch.".to_string()).with_class(15)
+    SqlError::new(
+        102,
+        "Incorrect syntax near the end of the batch.".to_string(),
+    )
+    .with_class(15)
 }
 
 pub fn invalid_object(name: &str) -> SqlError {
@@ -218,14 +222,18 @@ pub fn exclusive_access() -> SqlError {
 pub fn in_use_by_this_session(db: &str) -> SqlError {
     SqlError::new(
         3102,
-        format!("RESTORE cannot process database '{db}' because it is in use by this session. It is recommended that the master database be used when performing this operation."),
+        format!(
+            "RESTORE cannot process database '{db}' because it is in use by this session. It is recommended that the master database be used when performing this operation."
+        ),
     )
 }
 
 pub fn restore_mirrored(db: &str) -> SqlError {
     SqlError::new(
         3104,
-        format!("RESTORE cannot operate on database '{db}' because it is configured for database mirroring or has joined an availability group. If you intend to restore the database, use ALTER DATABASE to remove mirroring or to remove the database from its availability group."),
+        format!(
+            "RESTORE cannot operate on database '{db}' because it is configured for database mirroring or has joined an availability group. If you intend to restore the database, use ALTER DATABASE to remove mirroring or to remove the database from its availability group."
+        ),
     )
 }
 
@@ -239,35 +247,45 @@ pub fn no_rollforward() -> SqlError {
 pub fn other_database(db: &str) -> SqlError {
     SqlError::new(
         3154,
-        format!("The backup set holds a backup of a database other than the existing '{db}' database."),
+        format!(
+            "The backup set holds a backup of a database other than the existing '{db}' database."
+        ),
     )
 }
 
 pub fn tail_not_backed_up(db: &str) -> SqlError {
     SqlError::new(
         3159,
-        format!("The tail of the log for the database \"{db}\" has not been backed up. Use BACKUP LOG WITH NORECOVERY to backup the log if it contains work you do not want to lose. Use the WITH REPLACE or WITH STOPAT clause of the RESTORE statement to just overwrite the contents of the log."),
+        format!(
+            "The tail of the log for the database \"{db}\" has not been backed up. Use BACKUP LOG WITH NORECOVERY to backup the log if it contains work you do not want to lose. Use the WITH REPLACE or WITH STOPAT clause of the RESTORE statement to just overwrite the contents of the log."
+        ),
     )
 }
 
 pub fn log_too_recent(first: i128, needed: i128) -> SqlError {
     SqlError::new(
         4305,
-        format!("The log in this backup set begins at LSN {first}, which is too recent to apply to the database. An earlier log backup that includes LSN {needed} can be restored."),
+        format!(
+            "The log in this backup set begins at LSN {first}, which is too recent to apply to the database. An earlier log backup that includes LSN {needed} can be restored."
+        ),
     )
 }
 
 pub fn log_too_early(last: i128, needed: i128) -> SqlError {
     SqlError::new(
         4326,
-        format!("The log in this backup set terminates at LSN {last}, which is too early to apply to the database. A more recent log backup that includes LSN {needed} can be restored."),
+        format!(
+            "The log in this backup set terminates at LSN {last}, which is too early to apply to the database. A more recent log backup that includes LSN {needed} can be restored."
+        ),
     )
 }
 
 pub fn no_current_backup(db: &str) -> SqlError {
     SqlError::new(
         4214,
-        format!("BACKUP LOG cannot be performed because there is no current database backup. (database '{db}')"),
+        format!(
+            "BACKUP LOG cannot be performed because there is no current database backup. (database '{db}')"
+        ),
     )
 }
 
@@ -281,21 +299,27 @@ pub fn log_backup_simple() -> SqlError {
 pub fn file_not_found_in_media(file: i64, path: &str) -> SqlError {
     SqlError::new(
         3206,
-        format!("No entry in sysdevices for backup device '{path}' (file {file}). Update sysdevices and rerun statement."),
+        format!(
+            "No entry in sysdevices for backup device '{path}' (file {file}). Update sysdevices and rerun statement."
+        ),
     )
 }
 
 pub fn not_a_backup(path: &str) -> SqlError {
     SqlError::new(
         3241,
-        format!("The media family on device '{path}' is incorrectly formed. SQL Server cannot process this media family."),
+        format!(
+            "The media family on device '{path}' is incorrectly formed. SQL Server cannot process this media family."
+        ),
     )
 }
 
 pub fn mirroring_remote_not_caught_up(db: &str) -> SqlError {
     SqlError::new(
         1412,
-        format!("The remote copy of database \"{db}\" has not been rolled forward to a point in time that is encompassed in the local copy of the database log."),
+        format!(
+            "The remote copy of database \"{db}\" has not been rolled forward to a point in time that is encompassed in the local copy of the database log."
+        ),
     )
 }
 
@@ -309,56 +333,72 @@ pub fn not_mirrored(db: &str) -> SqlError {
 pub fn unreachable_address(address: &str) -> SqlError {
     SqlError::new(
         1418,
-        format!("The server network address \"{address}\" can not be reached or does not exist. Check the network address name and that the ports for the local and remote endpoints are operational."),
+        format!(
+            "The server network address \"{address}\" can not be reached or does not exist. Check the network address name and that the ports for the local and remote endpoints are operational."
+        ),
     )
 }
 
 pub fn mirror_not_caught_up(db: &str) -> SqlError {
     SqlError::new(
         1422,
-        format!("The mirror server instance is not caught up to the recent changes to database \"{db}\". Unable to fail over."),
+        format!(
+            "The mirror server instance is not caught up to the recent changes to database \"{db}\". Unable to fail over."
+        ),
     )
 }
 
 pub fn cannot_force(db: &str) -> SqlError {
     SqlError::new(
         1455,
-        format!("The database mirroring service cannot be forced for database \"{db}\" because the database is not in the correct state to become the principal database."),
+        format!(
+            "The database mirroring service cannot be forced for database \"{db}\" because the database is not in the correct state to become the principal database."
+        ),
     )
 }
 
 pub fn not_recovering(db: &str) -> SqlError {
     SqlError::new(
         1464,
-        format!("Database mirroring cannot be enabled for the remote copy of database \"{db}\" because the database is not in a recovering state. The remote database must be restored using WITH NORECOVERY."),
+        format!(
+            "Database mirroring cannot be enabled for the remote copy of database \"{db}\" because the database is not in a recovering state. The remote database must be restored using WITH NORECOVERY."
+        ),
     )
 }
 
 pub fn not_full_recovery(db: &str) -> SqlError {
     SqlError::new(
         1465,
-        format!("Database mirroring cannot be enabled because the \"{db}\" database is not in full recovery mode on both partners."),
+        format!(
+            "Database mirroring cannot be enabled because the \"{db}\" database is not in full recovery mode on both partners."
+        ),
     )
 }
 
 pub fn involved_in_mirroring(db: &str) -> SqlError {
     SqlError::new(
         1468,
-        format!("The operation cannot be performed on database \"{db}\" because it is involved in a database mirroring session or an availability group. Some operations are not allowed on a database that is participating in a database mirroring session or in an availability group."),
+        format!(
+            "The operation cannot be performed on database \"{db}\" because it is involved in a database mirroring session or an availability group. Some operations are not allowed on a database that is participating in a database mirroring session or in an availability group."
+        ),
     )
 }
 
 pub fn safety_must_be_full(db: &str) -> SqlError {
     SqlError::new(
         1477,
-        format!("The database mirroring safety level must be FULL to manually failover database \"{db}\".  Set safety level to FULL and retry."),
+        format!(
+            "The database mirroring safety level must be FULL to manually failover database \"{db}\".  Set safety level to FULL and retry."
+        ),
     )
 }
 
 pub fn insufficient_log(db: &str) -> SqlError {
     SqlError::new(
         1478,
-        format!("The mirror database, \"{db}\", has insufficient transaction log data to preserve the log backup chain of the principal database.  This may happen if a log backup from the principal database has not been taken or has not been restored on the mirror database."),
+        format!(
+            "The mirror database, \"{db}\", has insufficient transaction log data to preserve the log backup chain of the principal database.  This may happen if a log backup from the principal database has not been taken or has not been restored on the mirror database."
+        ),
     )
 }
 
@@ -367,14 +407,18 @@ pub fn insufficient_log(db: &str) -> SqlError {
 pub fn wrong_role(db: &str, option: &str, role: &str) -> SqlError {
     SqlError::new(
         1404,
-        format!("The command failed because the database mirror is busy. Reissue the command later. (ALTER DATABASE \"{db}\" SET PARTNER {option} cannot be run on the {role} partner.)"),
+        format!(
+            "The command failed because the database mirror is busy. Reissue the command later. (ALTER DATABASE \"{db}\" SET PARTNER {option} cannot be run on the {role} partner.)"
+        ),
     )
 }
 
 pub fn lock_not_placed(db: &str) -> SqlError {
     SqlError::new(
         5061,
-        format!("ALTER DATABASE failed because a lock could not be placed on database '{db}'. Try again later."),
+        format!(
+            "ALTER DATABASE failed because a lock could not be placed on database '{db}'. Try again later."
+        ),
     )
 }
 
@@ -385,7 +429,9 @@ pub fn alter_failed() -> SqlError {
 pub fn drop_mirrored(db: &str) -> SqlError {
     SqlError::new(
         3743,
-        format!("The database '{db}' is enabled for database mirroring. Database mirroring must be removed before you drop the database."),
+        format!(
+            "The database '{db}' is enabled for database mirroring. Database mirroring must be removed before you drop the database."
+        ),
     )
 }
 
@@ -397,7 +443,10 @@ pub fn drop_in_use(db: &str) -> SqlError {
 }
 
 pub fn not_active_process(spid: i64) -> SqlError {
-    SqlError::new(6106, format!("Process ID {spid} is not an active process ID."))
+    SqlError::new(
+        6106,
+        format!("Process ID {spid} is not an active process ID."),
+    )
 }
 
 pub fn kill_own(spid: i64) -> SqlError {
@@ -415,7 +464,9 @@ pub fn no_such_job(name: &str) -> SqlError {
 pub fn conversion(value: &str, ty: &str) -> SqlError {
     SqlError::new(
         245,
-        format!("Conversion failed when converting the nvarchar value '{value}' to data type {ty}."),
+        format!(
+            "Conversion failed when converting the nvarchar value '{value}' to data type {ty}."
+        ),
     )
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
+use super::Simulator;
 use super::ast::*;
 use super::backup::{self, BackupArgs, RestoreArgs, RestoreWhat};
 use super::errors::{self as e, Failure, SqlError};
@@ -19,7 +20,6 @@ use super::parse::parse_batch;
 use super::paths;
 use super::query::{self, QueryCtx};
 use super::topology::StatementKind;
-use super::Simulator;
 use crate::sim::backend::{
     Backend, Column, ColumnType, LoginRequest, Outcome, Output, ResultSet, RpcParam, RpcRequest,
     ServerMessage, Session, Value,
@@ -93,7 +93,11 @@ impl Backend for InstanceBackend {
 
 fn var_name(n: &str) -> String {
     let n = n.to_ascii_lowercase();
-    if n.starts_with('@') { n } else { format!("@{n}") }
+    if n.starts_with('@') {
+        n
+    } else {
+        format!("@{n}")
+    }
 }
 
 fn kind_of(stmt: &Stmt) -> Option<StatementKind> {
@@ -134,7 +138,11 @@ fn check_open(inst: &Instance, db_name: &str, spid: Option<i16>) -> Result<(), S
 }
 
 impl Simulator {
-    pub(crate) fn login(&self, instance: &str, req: LoginRequest) -> Result<Session, ServerMessage> {
+    pub(crate) fn login(
+        &self,
+        instance: &str,
+        req: LoginRequest,
+    ) -> Result<Session, ServerMessage> {
         let mut st = self.lock();
         let Some(inst) = st.inst_mut(instance) else {
             return Err(e::not_ready().to_message(instance, "", 1));
@@ -158,7 +166,10 @@ impl Simulator {
         if check_open(inst, &database, None).is_err() {
             return Err(e::cannot_open_login_db(&database).to_message(&server, "", 1));
         }
-        let database = inst.db(&database).map(|d| d.name.clone()).unwrap_or(database);
+        let database = inst
+            .db(&database)
+            .map(|d| d.name.clone())
+            .unwrap_or(database);
         // Session ids start at 51 like SQL Server's user sessions; skip ids still in use.
         let mut spid = inst.next_spid;
         while inst.sessions.contains_key(&spid) {
@@ -192,9 +203,7 @@ impl Simulator {
     fn latency_for(&self, kind: Option<StatementKind>) -> u64 {
         let st = self.lock();
         let any = st.latency.get(&StatementKind::Any).copied().unwrap_or(0);
-        let specific = kind
-            .and_then(|k| st.latency.get(&k).copied())
-            .unwrap_or(0);
+        let specific = kind.and_then(|k| st.latency.get(&k).copied()).unwrap_or(0);
         any + specific
     }
 
@@ -228,8 +237,7 @@ impl Simulator {
                 let Some(inst) = state.inst_index(instance) else {
                     break;
                 };
-                if !state.instances[inst].up
-                    || !state.instances[inst].sessions.contains_key(&spid)
+                if !state.instances[inst].up || !state.instances[inst].sessions.contains_key(&spid)
                 {
                     break;
                 }
@@ -440,7 +448,11 @@ fn exec_stmt(
                 let rs = backup::headeronly(state, inst, disk.as_deref().unwrap_or_default())?;
                 return Ok(vec![Output::ResultSet(rs)]);
             }
-            let file = match options.iter().find(|o| o.name == "FILE").and_then(|o| o.value.as_ref()) {
+            let file = match options
+                .iter()
+                .find(|o| o.name == "FILE")
+                .and_then(|o| o.value.as_ref())
+            {
                 Some(v) => match eval(v, vars).map_err(|x| vec![x])? {
                     Value::Int(i) if i > 0 => i as usize,
                     Value::BigInt(i) if i > 0 => i as usize,
@@ -526,7 +538,10 @@ fn exec_stmt(
                 if d.is_system() {
                     return Err(vec![SqlError::new(
                         3708,
-                        format!("Cannot drop the database '{}' because it is a system database.", d.name),
+                        format!(
+                            "Cannot drop the database '{}' because it is a system database.",
+                            d.name
+                        ),
                     )]);
                 }
                 if d.mirroring.is_some() {
@@ -544,7 +559,15 @@ fn exec_stmt(
             procedure,
             args,
             return_var,
-        } => exec_proc(state, inst, spid, procedure, args, return_var.as_deref(), vars),
+        } => exec_proc(
+            state,
+            inst,
+            spid,
+            procedure,
+            args,
+            return_var.as_deref(),
+            vars,
+        ),
         Stmt::Declare { vars: decls } => {
             for (name, init) in decls {
                 let v = match init {
@@ -715,8 +738,8 @@ fn insert(
     }
     let db = state.instances[inst].db_mut(&db_name).expect("checked");
     for (k, m) in new_rows.iter().enumerate() {
-        let dup = db.rows.iter().any(|r| r.id == m.id)
-            || new_rows[..k].iter().any(|r| r.id == m.id);
+        let dup =
+            db.rows.iter().any(|r| r.id == m.id) || new_rows[..k].iter().any(|r| r.id == m.id);
         if dup {
             return Err(vec![e::duplicate_key(&full, m.id)]);
         }
@@ -887,7 +910,10 @@ fn exec_proc(
     for a in args {
         let v = if a.output && matches!(a.value, Expr::Var(_)) {
             match &a.value {
-                Expr::Var(v) => vars.get(v).cloned().ok_or_else(|| vec![e::must_declare(v)])?,
+                Expr::Var(v) => vars
+                    .get(v)
+                    .cloned()
+                    .ok_or_else(|| vec![e::must_declare(v)])?,
                 _ => Value::Null,
             }
         } else {
@@ -941,10 +967,7 @@ fn exec_proc(
             }
         }
         "sp_start_job" | "sp_update_job" => {
-            let job_name = named
-                .get("@job_name")
-                .or(positional.first())
-                .cloned();
+            let job_name = named.get("@job_name").or(positional.first()).cloned();
             let job_id = named.get("@job_id").cloned();
             let jobs = &mut state.instances[inst].msdb.jobs;
             let found = jobs.iter().position(|j| match (&job_name, &job_id) {
@@ -1010,7 +1033,14 @@ fn exec_proc(
                         Value::NVarChar(s.host_name.clone()),
                         Value::NVarChar("  .".into()),
                         Value::NVarChar(s.database.clone()),
-                        Value::NVarChar(if busy { "SELECT INTO" } else { "AWAITING COMMAND" }.into()),
+                        Value::NVarChar(
+                            if busy {
+                                "SELECT INTO"
+                            } else {
+                                "AWAITING COMMAND"
+                            }
+                            .into(),
+                        ),
                         Value::NVarChar("0".into()),
                         Value::NVarChar("0".into()),
                         Value::NVarChar(s.last_request.format("%m/%d %H:%M:%S").to_string()),

@@ -12,7 +12,10 @@ pub enum Tok {
     /// A `[bracketed]` or `"quoted"` identifier: never a keyword.
     Quoted(String),
     /// A string literal; `unicode` is true for `N'..'`.
-    Str { value: String, unicode: bool },
+    Str {
+        value: String,
+        unicode: bool,
+    },
     Number(String),
     /// `@name` (the `@` is kept).
     Var(String),
@@ -202,17 +205,10 @@ fn read_quoted(sql: &str, open: usize, close: u8) -> Result<(String, usize, i32)
     let mut lines = 0;
     loop {
         if i >= bytes.len() {
-            let what = if close == b'\'' {
-                format!(
-                    "Unclosed quotation mark after the character string '{}'.",
-                    &sql[open + 1..]
-                )
-            } else {
-                format!(
-                    "Unclosed quotation mark after the character string '{}'.",
-                    &sql[open + 1..]
-                )
-            };
+            let what = format!(
+                "Unclosed quotation mark after the character string '{}'.",
+                &sql[open + 1..]
+            );
             return Err(SqlError::new(105, what).with_class(15));
         }
         if bytes[i] == close {
@@ -238,7 +234,8 @@ mod tests {
 
     #[test]
     fn tokenizer_reads_unicode_strings_brackets_and_skips_nested_comments() {
-        let toks = tokenize("/* a /* b */ c */ BACKUP [mgc]] x] -- hi\n TO DISK = N'it''s'").unwrap();
+        let toks =
+            tokenize("/* a /* b */ c */ BACKUP [mgc]] x] -- hi\n TO DISK = N'it''s'").unwrap();
         assert!(toks[0].is_kw("backup"));
         assert_eq!(toks[1].tok, Tok::Quoted("mgc] x".into()));
         assert_eq!(toks[2].line, 2);

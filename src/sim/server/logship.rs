@@ -161,7 +161,10 @@ fn new_job(state: &mut State, inst: usize, name: &str, kind: JobKind) -> Result<
 }
 
 fn drop_job(state: &mut State, inst: usize, job_id: &str) {
-    state.instances[inst].msdb.jobs.retain(|j| j.job_id != job_id);
+    state.instances[inst]
+        .msdb
+        .jobs
+        .retain(|j| j.job_id != job_id);
 }
 
 /// Run one of the eight procedures. Returns OUTPUT parameter values by `@name`.
@@ -191,7 +194,9 @@ pub fn run(
             if db.recovery == "SIMPLE" {
                 return Err(ls_error(
                     32049,
-                    format!("Database {database} uses the SIMPLE recovery model. Log shipping requires the FULL or BULK_LOGGED recovery model."),
+                    format!(
+                        "Database {database} uses the SIMPLE recovery model. Log shipping requires the FULL or BULK_LOGGED recovery model."
+                    ),
                 ));
             }
             if state.instances[inst]
@@ -202,7 +207,9 @@ pub fn run(
             {
                 return Err(ls_error(
                     32001,
-                    format!("Log shipping is already configured for primary database {database} on server {me}."),
+                    format!(
+                        "Log shipping is already configured for primary database {database} on server {me}."
+                    ),
                 ));
             }
             let job_id = new_job(
@@ -246,7 +253,9 @@ pub fn run(
             }) {
                 return Err(ls_error(
                     32016,
-                    format!("A log shipping entry for primary {primary_server}.{primary_database} already exists on secondary server {me}."),
+                    format!(
+                        "A log shipping entry for primary {primary_server}.{primary_database} already exists on secondary server {me}."
+                    ),
                 ));
             }
             let secondary_id = state.new_guid();
@@ -308,24 +317,29 @@ pub fn run(
                 // Order rule: sp_add_log_shipping_secondary_primary must come first.
                 return Err(ls_error(
                     32009,
-                    format!("A log shipping primary entry for {primary_server}.{primary_database} does not exist on secondary server {me}. Run sp_add_log_shipping_secondary_primary first."),
+                    format!(
+                        "A log shipping primary entry for {primary_server}.{primary_database} does not exist on secondary server {me}. Run sp_add_log_shipping_secondary_primary first."
+                    ),
                 ));
             };
             let secondary_id = sec.secondary_id.clone();
             if state.instances[inst].db(&secondary_database).is_none() {
                 return Err(ls_error(
                     32011,
-                    format!("Secondary Database {secondary_database} does not exist on server {me}."),
+                    format!(
+                        "Secondary Database {secondary_database} does not exist on server {me}."
+                    ),
                 ));
             }
-            if msdb
-                .ls_secondary_dbs
-                .iter()
-                .any(|d| d.secondary_database.eq_ignore_ascii_case(&secondary_database))
-            {
+            if msdb.ls_secondary_dbs.iter().any(|d| {
+                d.secondary_database
+                    .eq_ignore_ascii_case(&secondary_database)
+            }) {
                 return Err(ls_error(
                     32014,
-                    format!("Database {secondary_database} is already a log shipping secondary database on server {me}."),
+                    format!(
+                        "Database {secondary_database} is already a log shipping secondary database on server {me}."
+                    ),
                 ));
             }
             let m = &mut state.instances[inst].msdb;
@@ -361,18 +375,23 @@ pub fn run(
             else {
                 return Err(ls_error(
                     32010,
-                    format!("Database {primary_database} is not a log shipping primary on server {me}. Run sp_add_log_shipping_primary_database first."),
+                    format!(
+                        "Database {primary_database} is not a log shipping primary on server {me}. Run sp_add_log_shipping_primary_database first."
+                    ),
                 ));
             };
             let primary_id = p.primary_id.clone();
             if m.ls_primary_secondaries.iter().any(|s| {
                 s.primary_id == primary_id
                     && s.secondary_server.eq_ignore_ascii_case(&secondary_server)
-                    && s.secondary_database.eq_ignore_ascii_case(&secondary_database)
+                    && s.secondary_database
+                        .eq_ignore_ascii_case(&secondary_database)
             }) {
                 return Err(ls_error(
                     32023,
-                    format!("An entry for primary server {me}, primary database {primary_database} already exists for secondary {secondary_server}.{secondary_database}."),
+                    format!(
+                        "An entry for primary server {me}, primary database {primary_database} already exists for secondary {secondary_server}.{secondary_database}."
+                    ),
                 ));
             }
             let secondary_id = state.new_guid();
@@ -400,27 +419,31 @@ pub fn run(
             else {
                 return Err(ls_error(
                     32010,
-                    format!("Database {primary_database} is not a log shipping primary on server {me}."),
+                    format!(
+                        "Database {primary_database} is not a log shipping primary on server {me}."
+                    ),
                 ));
             };
             m.ls_primary_secondaries.retain(|s| {
                 !(s.primary_id == pid
                     && s.secondary_server.eq_ignore_ascii_case(&secondary_server)
-                    && s.secondary_database.eq_ignore_ascii_case(&secondary_database))
+                    && s.secondary_database
+                        .eq_ignore_ascii_case(&secondary_database))
             });
             Ok(Vec::new())
         }
         "sp_delete_log_shipping_secondary_database" => {
             let secondary_database = args.req_str("@secondary_database")?;
             let m = &mut state.instances[inst].msdb;
-            let Some(pos) = m
-                .ls_secondary_dbs
-                .iter()
-                .position(|d| d.secondary_database.eq_ignore_ascii_case(&secondary_database))
-            else {
+            let Some(pos) = m.ls_secondary_dbs.iter().position(|d| {
+                d.secondary_database
+                    .eq_ignore_ascii_case(&secondary_database)
+            }) else {
                 return Err(ls_error(
                     32012,
-                    format!("Secondary database {secondary_database} is not configured for log shipping on server {me}."),
+                    format!(
+                        "Secondary database {secondary_database} is not configured for log shipping on server {me}."
+                    ),
                 ));
             };
             let sid = m.ls_secondary_dbs.remove(pos).secondary_id;
@@ -449,7 +472,9 @@ pub fn run(
             if m.ls_secondary_dbs.iter().any(|d| d.secondary_id == sid) {
                 return Err(ls_error(
                     32015,
-                    format!("Secondary databases for primary {primary_server}.{primary_database} still exist on server {me}. Run sp_delete_log_shipping_secondary_database first."),
+                    format!(
+                        "Secondary databases for primary {primary_server}.{primary_database} still exist on server {me}. Run sp_delete_log_shipping_secondary_database first."
+                    ),
                 ));
             }
             let s = m.ls_secondary.remove(p);
@@ -472,7 +497,9 @@ pub fn run(
                 // Order rule: the primary-secondary links go first.
                 return Err(ls_error(
                     32024,
-                    format!("Secondary entries still exist for primary database {database} on server {me}. Run sp_delete_log_shipping_primary_secondary first."),
+                    format!(
+                        "Secondary entries still exist for primary database {database} on server {me}. Run sp_delete_log_shipping_primary_secondary first."
+                    ),
                 ));
             }
             let row = m.ls_primary.remove(p);
@@ -755,7 +782,10 @@ fn restore_job(state: &mut State, inst: usize, secondary_id: &str) -> Result<Str
                 .msdb
                 .ls_secondary_dbs
                 .iter_mut()
-                .find(|r| r.secondary_database.eq_ignore_ascii_case(&d.secondary_database))
+                .find(|r| {
+                    r.secondary_database
+                        .eq_ignore_ascii_case(&d.secondary_database)
+                })
             {
                 row.last_restored_file = Some(disk);
                 row.last_restored_date = Some(now());

@@ -38,10 +38,8 @@ pub fn set_partner(
     }
     let pidx = state.inst_index(&partner).expect("resolved");
     let partner_db = state.instances[pidx].db(db_name).cloned();
-    let full_both = db.recovery == "FULL"
-        && partner_db
-            .as_ref()
-            .is_none_or(|p| p.recovery == "FULL");
+    let full_both =
+        db.recovery == "FULL" && partner_db.as_ref().is_none_or(|p| p.recovery == "FULL");
     match db.state {
         DbState::Restoring => {
             // The mirror side: it must have been seeded with a full AND a log restore.
@@ -168,10 +166,11 @@ pub fn partner_option(
                 .db_mut(db_name)
                 .expect("exists")
                 .mirroring = None;
-            if partner_reachable && let Some(p) = partner_idx {
-                if let Some(pd) = state.instances[p].db_mut(db_name) {
-                    pd.mirroring = None;
-                }
+            if partner_reachable
+                && let Some(p) = partner_idx
+                && let Some(pd) = state.instances[p].db_mut(db_name)
+            {
+                pd.mirroring = None;
             }
         }
         P::Suspend => set_both(state, inst, db_name, |m| m.state = MirrorState::Suspended),
@@ -395,10 +394,7 @@ pub fn refresh(state: &mut State) {
         }
         let reachable = state.reachable(&me, &partner);
         let p = state.inst_index(&partner);
-        let Some(m) = state.instances[i]
-            .db(&db)
-            .and_then(|d| d.mirroring.clone())
-        else {
+        let Some(m) = state.instances[i].db(&db).and_then(|d| d.mirroring.clone()) else {
             continue;
         };
         if !reachable {

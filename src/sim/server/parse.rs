@@ -11,7 +11,8 @@ use crate::sim::backend::Value;
 /// Keywords that start a new statement when met at paren depth 0 inside a query.
 const STATEMENT_STARTS: &[&str] = &[
     "backup", "restore", "alter", "kill", "use", "create", "drop", "exec", "execute", "insert",
-    "declare", "set", "waitfor", "print", "update", "delete", "if", "begin", "go", "select", "with",
+    "declare", "set", "waitfor", "print", "update", "delete", "if", "begin", "go", "select",
+    "with",
 ];
 
 /// Parse a whole batch.
@@ -248,7 +249,9 @@ impl<'a> Parser<'a> {
                 let millis = parse_delay(value).ok_or_else(|| {
                     SqlError::new(
                         148,
-                        format!("Incorrect time syntax in time string '{value}' used with WAITFOR."),
+                        format!(
+                            "Incorrect time syntax in time string '{value}' used with WAITFOR."
+                        ),
                     )
                     .with_class(15)
                 })?;
@@ -296,7 +299,10 @@ impl<'a> Parser<'a> {
                     break;
                 }
             }
-            prev_word = t.ident().map(|s| s.to_ascii_lowercase()).unwrap_or_default();
+            prev_word = t
+                .ident()
+                .map(|s| s.to_ascii_lowercase())
+                .unwrap_or_default();
             end = t.end;
             self.pos += 1;
         }
@@ -670,7 +676,10 @@ impl<'a> Parser<'a> {
 
 fn number(n: &str) -> Option<Expr> {
     if n.contains('.') {
-        return n.parse::<f64>().ok().map(|v| Expr::Literal(Value::Float(v)));
+        return n
+            .parse::<f64>()
+            .ok()
+            .map(|v| Expr::Literal(Value::Float(v)));
     }
     let v = n.parse::<i128>().ok()?;
     Some(Expr::Literal(if let Ok(i) = i32::try_from(v) {
@@ -726,7 +735,9 @@ mod tests {
 
     #[test]
     fn restore_with_options_parses_recovery_and_replace() {
-        match one("restore database mgc from disk = N'\\\\h\\s\\f.bak' with norecovery, replace, stats = 10") {
+        match one(
+            "restore database mgc from disk = N'\\\\h\\s\\f.bak' with norecovery, replace, stats = 10",
+        ) {
             Stmt::Restore { kind, options, .. } => {
                 assert_eq!(kind, RestoreKind::Database);
                 let names: Vec<_> = options.iter().map(|o| o.name.as_str()).collect();
@@ -761,9 +772,16 @@ mod tests {
 
     #[test]
     fn exec_with_named_and_output_arguments_parses() {
-        match one("EXEC master.dbo.sp_add_log_shipping_primary_database @database = N'mgc', @primary_id = @id OUTPUT") {
-            Stmt::Exec { procedure, args, .. } => {
-                assert_eq!(procedure, ["master", "dbo", "sp_add_log_shipping_primary_database"]);
+        match one(
+            "EXEC master.dbo.sp_add_log_shipping_primary_database @database = N'mgc', @primary_id = @id OUTPUT",
+        ) {
+            Stmt::Exec {
+                procedure, args, ..
+            } => {
+                assert_eq!(
+                    procedure,
+                    ["master", "dbo", "sp_add_log_shipping_primary_database"]
+                );
                 assert_eq!(args[1].name.as_deref(), Some("@primary_id"));
                 assert!(args[1].output);
             }

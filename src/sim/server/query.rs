@@ -59,12 +59,12 @@ fn split_args(toks: &[Token], open: usize, close: usize) -> Vec<(usize, usize)> 
     let mut out = Vec::new();
     let mut depth = 0;
     let mut start = open + 1;
-    for k in open + 1..close {
-        if toks[k].is_sym("(") {
+    for (k, t) in toks.iter().enumerate().take(close).skip(open + 1) {
+        if t.is_sym("(") {
             depth += 1;
-        } else if toks[k].is_sym(")") {
+        } else if t.is_sym(")") {
             depth -= 1;
-        } else if toks[k].is_sym(",") && depth == 0 {
+        } else if t.is_sym(",") && depth == 0 {
             out.push((start, k));
             start = k + 1;
         }
@@ -241,8 +241,7 @@ impl<'a, 'b> Rewriter<'a, 'b> {
     ) -> Result<Option<String>, SqlError> {
         let written = parts.join(".");
         let lower: Vec<String> = parts.iter().map(|p| p.to_ascii_lowercase()).collect();
-        let prev_from = k > 0
-            && (self.toks[k - 1].is_kw("from") || self.toks[k - 1].is_kw("join"));
+        let prev_from = k > 0 && (self.toks[k - 1].is_kw("from") || self.toks[k - 1].is_kw("join"));
         let sys_view = match lower.as_slice() {
             [s, v] if s == "sys" => Some(v.clone()),
             [_, s, v] if s == "sys" => Some(v.clone()),
@@ -367,9 +366,10 @@ impl<'a, 'b> Rewriter<'a, 'b> {
                     _ => String::new(),
                 };
                 match prop.as_str() {
-                    "servername" | "machinename" | "instancename" | "computernamephysicalnetbios" => {
-                        sql_str(&self.ctx.inst.name)
-                    }
+                    "servername"
+                    | "machinename"
+                    | "instancename"
+                    | "computernamephysicalnetbios" => sql_str(&self.ctx.inst.name),
                     "productversion" => sql_str("15.0.2000.5"),
                     "edition" => sql_str("Enterprise Edition (64-bit)"),
                     "engineedition" => "3".into(),
@@ -383,7 +383,8 @@ impl<'a, 'b> Rewriter<'a, 'b> {
                     sql_str(self.ctx.database)
                 } else {
                     let id = arg(self, 0)?;
-                    let q = self.add_source("sys.databases".into(), Source::Catalog("sys.databases"));
+                    let q =
+                        self.add_source("sys.databases".into(), Source::Catalog("sys.databases"));
                     format!("(SELECT name FROM {q} WHERE database_id = ({id}))")
                 }
             }
@@ -395,7 +396,8 @@ impl<'a, 'b> Rewriter<'a, 'b> {
                         .map_or("NULL".into(), |d| d.id.to_string())
                 } else {
                     let n = arg(self, 0)?;
-                    let q = self.add_source("sys.databases".into(), Source::Catalog("sys.databases"));
+                    let q =
+                        self.add_source("sys.databases".into(), Source::Catalog("sys.databases"));
                     format!("(SELECT database_id FROM {q} WHERE name = ({n}) COLLATE NOCASE)")
                 }
             }
@@ -444,7 +446,6 @@ impl<'a, 'b> Rewriter<'a, 'b> {
         }))
     }
 }
-
 
 fn rewrite(ctx: &QueryCtx<'_>, sql: &str) -> Result<Rewrite, SqlError> {
     let toks = tokenize(sql)?;
@@ -585,7 +586,9 @@ fn infer(name: &str, values: &[&Sql]) -> ColumnType {
     }
     match ty {
         Some(ColumnType::NVarChar(_))
-            if values.iter().any(|v| matches!(v, Sql::Text(s) if s.chars().count() > 4000)) =>
+            if values
+                .iter()
+                .any(|v| matches!(v, Sql::Text(s) if s.chars().count() > 4000)) =>
         {
             ColumnType::NVarChar(None)
         }

@@ -136,7 +136,10 @@ impl Topology {
                 return Err("topology: an instance has an empty `name`".into());
             }
             if seen.contains(&n) {
-                return Err(format!("topology: instance name `{}` is used twice", i.name));
+                return Err(format!(
+                    "topology: instance name `{}` is used twice",
+                    i.name
+                ));
             }
             seen.push(n);
         }
