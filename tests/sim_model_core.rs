@@ -430,3 +430,86 @@ async fn declared_variables_feed_exec_output_parameters_and_selects() {
     assert_eq!(rs.rows[0][0], Value::Int(0));
     assert!(matches!(rs.rows[0][1], Value::NVarChar(ref s) if s.len() == 36));
 }
+
+#[tokio::test]
+async fn if_else_runs_the_branch_sqlite_chooses() {
+    let w = world("ifelse");
+    let c = w.connect("dal-sql1");
+    c.ok("IF DB_ID(N'mgc') IS NULL BEGIN CREATE DATABASE mgc; CREATE DATABASE mgccomp END ELSE SELECT 1")
+        .await;
+    assert_eq!(
+        c.int("SELECT COUNT(*) FROM sys.databases WHERE name LIKE 'mgc%'")
+            .await,
+        2
+    );
+    let o = c
+        .ok("IF EXISTS (SELECT 1 FROM sys.databases WHERE name = N'mgc') SELECT 'yes' AS a ELSE SELECT 'no' AS a")
+        .await;
+    assert_eq!(result_sets(&o)[0].rows[0][0], Value::NVarChar("yes".into()));
+}
+
+#[tokio::test]
+async fn text_comparisons_are_case_insensitive_like_the_default_collation() {
+    let w = world("collation");
+    let c = w.connect("atl-sql1");
+    assert_eq!(
+        c.int("SELECT COUNT(*) FROM sys.databases WHERE name = N'MGC'")
+            .await,
+        1
+    );
+    assert_eq!(
+        c.int(
+            "SELECT COUNT(*) FROM sys.databases WHERE name = N'MGC' COLLATE Latin1_General_CS_AS"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn sp_executesql_parameters_bind_into_queries() {
+    let w = world("params");
+    let c = w.connect("atl-sql1");
+    let o = c
+        .rpc_sql(
+            "SELECT state_desc FROM sys.databases WHERE name = @P1 AND database_id > @P2",
+            vec![
+                ("@P1", Value::NVarChar("mgc".into())),
+                ("@P2", Value::Int(1)),
+            ],
+        )
+        .await;
+    assert_eq!(
+        result_sets(&o)[0].rows,
+        vec![vec![Value::NVarChar("ONLINE".into())]]
+    );
+    let o = c.rpc_sql("SELECT @P9", vec![]).await;
+    assert_eq!(errors(&o), [137]);
+}
+
+#[tokio::test]
+async fn select_assigning_a_variable_is_refused_not_misread() {
+    let w = world("selassign");
+    let c = w.connect("atl-sql1");
+    assert_eq!(
+        c.err("DECLARE @n int; SELECT @n = COUNT(*) FROM sys.databases")
+            .await,
+        [141]
+    );
+}
+
+#[tokio::test]
+async fn datediff_and_dateadd_are_translated_for_sqlite() {
+    let w = world("dates");
+    let c = w.connect("atl-sql1");
+    assert_eq!(
+        c.int("SELECT DATEDIFF(minute, '2026-11-26 12:00:00', '2026-11-26 12:30:00')")
+            .await,
+        30
+    );
+    assert_eq!(
+        c.int("SELECT DATEDIFF(second, DATEADD(minute, -2, GETUTCDATE()), GETUTCDATE())")
+            .await,
+        120
+    );
+}

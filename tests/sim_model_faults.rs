@@ -186,7 +186,7 @@ async fn describe_reports_the_faults_in_force() {
 #[test]
 fn faults_round_trip_through_their_json_form() {
     let f: Fault =
-        serde_json::from_str(r#"{"kind":"failNext","pattern":"RESTORE LOG","error":4305}"#)
+        serde_json::from_str(r#"{"kind":"FailNext","pattern":"RESTORE LOG","error":4305}"#)
             .unwrap();
     assert_eq!(
         f,
@@ -198,7 +198,7 @@ fn faults_round_trip_through_their_json_form() {
         }
     );
     let l: Fault =
-        serde_json::from_str(r#"{"kind":"latency","statement":"alterDatabase","millis":5}"#)
+        serde_json::from_str(r#"{"kind":"Latency","statement":"AlterDatabase","millis":5}"#)
             .unwrap();
     assert_eq!(
         serde_json::to_value(&l).unwrap()["statement"],

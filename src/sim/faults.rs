@@ -6,9 +6,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::sim::server::StatementKind;
 
-/// One fault to inject (or to clear).
+/// One fault to inject (or to clear). JSON: `{"kind": "InstanceDown", "instance": "atl-sql1"}`,
+/// `{"kind": "Partition", "between": [["atlanta"], ["dallas"]]}`, `{"kind": "Heal"}`,
+/// `{"kind": "FailNext", "pattern": "RESTORE LOG", "error": 4305}`,
+/// `{"kind": "Latency", "statement": "backup", "millis": 500}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
+#[serde(tag = "kind", deny_unknown_fields)]
 pub enum Fault {
     /// The instance stops: logins are refused, its sessions are dropped, partners see
     /// DISCONNECTED. The owner of its TCP listener watches `Simulator::watch_up`.
@@ -55,7 +58,7 @@ pub enum Fault {
 }
 
 /// Something faults can be injected into.
-pub trait FaultInjector {
+pub trait FaultInjector: Send + Sync {
     /// Apply `fault`; an error names what was wrong with it (unknown instance, bad regex...).
     fn inject(&self, fault: Fault) -> Result<(), String>;
     /// The faults currently in force, as JSON.

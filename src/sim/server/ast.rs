@@ -133,6 +133,14 @@ pub enum Stmt {
         millis: u64,
     },
     Print(Expr),
+    /// `IF <condition> stmt-or-block [ELSE stmt-or-block]`: SQLite evaluates the condition.
+    If {
+        condition: String,
+        then_branch: Vec<Located>,
+        else_branch: Vec<Located>,
+    },
+    /// `BEGIN ... END`
+    Block(Vec<Located>),
 }
 
 /// A statement with the line (1-based, within the batch) on which it starts.

@@ -716,7 +716,15 @@ pub fn load(
     let q = quote_ident(name);
     let cols: Vec<String> = columns
         .iter()
-        .map(|(c, ty)| format!("{} {}", quote_ident(c), ty))
+        .map(|(c, ty)| {
+            // SQL Server's default collation is case-insensitive: compare text the same way.
+            let collate = if ty.starts_with("NVARCHAR") || ty.starts_with("NCHAR") {
+                " COLLATE NOCASE"
+            } else {
+                ""
+            };
+            format!("{} {}{collate}", quote_ident(c), ty)
+        })
         .collect();
     conn.execute_batch(&format!(
         "DROP TABLE IF EXISTS {q}; CREATE TABLE {q} ({});",

@@ -217,7 +217,8 @@ impl Simulator {
         cancel: CancellationToken,
     ) -> Vec<Output> {
         let mut outputs = Vec::new();
-        for st in stmts {
+        let mut queue: std::collections::VecDeque<Located> = stmts.into();
+        while let Some(st) = queue.pop_front() {
             if cancel.is_cancelled() {
                 break;
             }
@@ -232,6 +233,7 @@ impl Simulator {
                     _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
                 }
             }
+            let mut expand: Vec<Located> = Vec::new();
             let step = {
                 let mut state = self.lock();
                 let Some(inst) = state.inst_index(instance) else {
@@ -247,7 +249,28 @@ impl Simulator {
                 let server = state.instances[inst].name.clone();
                 let res = match take_fail_rule(&mut state, &server, &st.text) {
                     Some(err) => Err(vec![err]),
-                    None => exec_stmt(&mut state, inst, spid, &st.stmt, &mut vars),
+                    None => match &st.stmt {
+                        Stmt::If {
+                            condition,
+                            then_branch,
+                            else_branch,
+                        } => match condition_holds(&state, inst, spid, condition, &vars) {
+                            Ok(true) => {
+                                expand = then_branch.clone();
+                                Ok(Vec::new())
+                            }
+                            Ok(false) => {
+                                expand = else_branch.clone();
+                                Ok(Vec::new())
+                            }
+                            Err(x) => Err(vec![x]),
+                        },
+                        Stmt::Block(v) => {
+                            expand = v.clone();
+                            Ok(Vec::new())
+                        }
+                        other => exec_stmt(&mut state, inst, spid, other, &mut vars),
+                    },
                 };
                 mirroring::refresh(&mut state);
                 match res {
@@ -280,6 +303,9 @@ impl Simulator {
             let wake = matches!(&st.stmt, Stmt::Exec { procedure, .. }
                 if procedure.last().is_some_and(|p| p.eq_ignore_ascii_case("sp_start_job")));
             outputs.extend(step.outputs);
+            for s in expand.into_iter().rev() {
+                queue.push_front(s);
+            }
             if wake {
                 self.wake.notify_one();
             }
@@ -586,7 +612,8 @@ fn exec_stmt(
             vars.insert(var.clone(), v);
             Ok(Vec::new())
         }
-        Stmt::SetOption | Stmt::WaitFor { .. } => Ok(Vec::new()),
+        // WAITFOR slept in `run`; IF and blocks were expanded there.
+        Stmt::SetOption | Stmt::WaitFor { .. } | Stmt::If { .. } | Stmt::Block(_) => Ok(Vec::new()),
         Stmt::Print(x) => {
             let text = match eval(x, vars).map_err(|x| vec![x])? {
                 Value::NVarChar(s) => s,
@@ -598,6 +625,29 @@ fn exec_stmt(
             )])
         }
     }
+}
+
+/// Evaluate an IF condition with SQLite (`CASE WHEN <condition> THEN 1 ELSE 0 END`).
+fn condition_holds(
+    state: &State,
+    inst: usize,
+    spid: i16,
+    condition: &str,
+    vars: &HashMap<String, Value>,
+) -> Result<bool, SqlError> {
+    let current = current_db(state, inst, spid);
+    let ctx = QueryCtx {
+        state,
+        inst: &state.instances[inst],
+        database: &current,
+        spid,
+        vars,
+    };
+    let rs = query::run_select(
+        &ctx,
+        &format!("SELECT CASE WHEN {condition} THEN 1 ELSE 0 END"),
+    )?;
+    Ok(rs.rows.first().and_then(|r| r.first()) == Some(&Value::Int(1)))
 }
 
 fn current_db(state: &State, inst: usize, spid: i16) -> String {

@@ -118,7 +118,40 @@ impl FaultInjector for Simulator {
 
     fn describe(&self) -> serde_json::Value {
         let st = self.lock();
+        let instances: Vec<serde_json::Value> = st
+            .instances
+            .iter()
+            .map(|i| {
+                let dbs: Vec<serde_json::Value> = i
+                    .databases
+                    .iter()
+                    .filter(|d| !d.is_system())
+                    .map(|d| {
+                        serde_json::json!({
+                            "name": d.name,
+                            "state": d.state.desc(),
+                            "userAccess": d.access.desc(),
+                            "recoveryModel": d.recovery,
+                            "messages": d.rows.len(),
+                            "mirroringRole": d.mirroring.as_ref().map(|m| m.role.desc()),
+                            "mirroringState": d.mirroring.as_ref().map(|m| m.state.desc()),
+                            "mirroringPartner": d.mirroring.as_ref().map(|m| m.partner_instance.clone()),
+                        })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "name": i.name,
+                    "site": i.site,
+                    "listen": i.listen,
+                    "up": i.up,
+                    "sessions": i.sessions.len(),
+                    "databases": dbs,
+                })
+            })
+            .collect();
         serde_json::json!({
+            "instances": instances,
+            "shares": st.shares.iter().map(|s| format!("\\\\{}\\{}", s.host, s.share)).collect::<Vec<_>>(),
             "instancesDown": st.instances.iter().filter(|i| !i.up).map(|i| i.name.clone()).collect::<Vec<_>>(),
             "partitions": st.partitions,
             "sharesDown": st.shares_down,

@@ -28,20 +28,13 @@ pub fn parse_batch(sql: &str) -> Result<Vec<Located>, SqlError> {
         while p.peek_sym(";") {
             p.pos += 1;
         }
-        let Some(first) = p.peek() else { break };
-        let line = first.line;
-        let start = first.start;
-        let stmt = p.statement()?;
-        let end = if p.pos > 0 {
-            toks[p.pos - 1].end
-        } else {
-            start
-        };
-        out.push(Located {
-            stmt,
-            line,
-            text: sql[start..end].to_string(),
-        });
+        if p.peek().is_none() {
+            break;
+        }
+        if p.peek_kw("end") || p.peek_kw("else") {
+            return Err(p.err_here());
+        }
+        out.push(p.located()?);
     }
     Ok(out)
 }
@@ -53,6 +46,83 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
+    /// One statement with its line and text.
+    fn located(&mut self) -> Result<Located, SqlError> {
+        let first = self.peek().ok_or_else(syntax_end)?;
+        let (line, start) = (first.line, first.start);
+        let stmt = self.statement()?;
+        let end = self.toks[self.pos - 1].end;
+        Ok(Located {
+            stmt,
+            line,
+            text: self.sql[start..end].to_string(),
+        })
+    }
+
+    /// A statement or a `BEGIN ... END` block, as a list.
+    fn branch(&mut self) -> Result<Vec<Located>, SqlError> {
+        while self.eat_sym(";") {}
+        let s = self.located()?;
+        Ok(match s.stmt {
+            Stmt::Block(v) => v,
+            other => vec![Located { stmt: other, ..s }],
+        })
+    }
+
+    fn block(&mut self) -> Result<Stmt, SqlError> {
+        self.pos += 1;
+        let mut v = Vec::new();
+        loop {
+            while self.eat_sym(";") {}
+            if self.eat_kw("end") {
+                return Ok(Stmt::Block(v));
+            }
+            if self.peek().is_none() {
+                return Err(syntax_end());
+            }
+            v.push(self.located()?);
+        }
+    }
+
+    fn if_stmt(&mut self) -> Result<Stmt, SqlError> {
+        self.pos += 1;
+        let start = self.peek().ok_or_else(syntax_end)?.start;
+        let mut end = start;
+        let mut depth = 0i32;
+        while let Some(t) = self.peek() {
+            if t.is_sym("(") {
+                depth += 1;
+            } else if t.is_sym(")") {
+                depth -= 1;
+            } else if depth == 0
+                && let Tok::Word(w) = &t.tok
+                && STATEMENT_STARTS.contains(&w.to_ascii_lowercase().as_str())
+            {
+                break;
+            }
+            end = t.end;
+            self.pos += 1;
+        }
+        if end == start || depth != 0 {
+            return Err(self.err_here());
+        }
+        let condition = self.sql[start..end].to_string();
+        let then_branch = self.branch()?;
+        while self.peek_sym(";") && self.peek_at(1).is_some_and(|t| t.is_kw("else")) {
+            self.pos += 1;
+        }
+        let else_branch = if self.eat_kw("else") {
+            self.branch()?
+        } else {
+            Vec::new()
+        };
+        Ok(Stmt::If {
+            condition,
+            then_branch,
+            else_branch,
+        })
+    }
+
     fn peek(&self) -> Option<&'a Token> {
         self.toks.get(self.pos)
     }
@@ -257,6 +327,16 @@ impl<'a> Parser<'a> {
                 })?;
                 Ok(Stmt::WaitFor { millis })
             }
+            "if" => self.if_stmt(),
+            "begin" => {
+                if self.peek_at(1).is_some_and(|n| {
+                    n.is_kw("tran") || n.is_kw("transaction") || n.is_kw("distributed")
+                }) {
+                    // Transactions are not modelled: every statement commits on its own.
+                    return Err(syntax(&t.display()));
+                }
+                self.block()
+            }
             "print" => {
                 self.pos += 1;
                 Ok(Stmt::Print(self.expr()?))
@@ -271,6 +351,7 @@ impl<'a> Parser<'a> {
         let start = start_tok.start;
         let mut end = start_tok.end;
         let mut depth = 0i32;
+        let mut case_depth = 0i32;
         let mut prev_word = start_tok
             .ident()
             .map(|s| s.to_ascii_lowercase())
@@ -290,6 +371,14 @@ impl<'a> Parser<'a> {
                 && let Tok::Word(w) = &t.tok
             {
                 let lw = w.to_ascii_lowercase();
+                if lw == "case" {
+                    case_depth += 1;
+                } else if lw == "end" && case_depth > 0 {
+                    case_depth -= 1;
+                } else if (lw == "end" || lw == "else") && case_depth == 0 {
+                    // The end of an enclosing BEGIN ... END block or IF branch.
+                    break;
+                }
                 let continues = lw == "select"
                     && matches!(prev_word.as_str(), "union" | "all" | "except" | "intersect");
                 // `WITH (NOLOCK)` table hints and CTE bodies never start statements here.
@@ -787,6 +876,29 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn if_else_with_blocks_and_case_inside_queries_parses() {
+        match one(
+            "IF DB_ID(N'mgc') IS NULL BEGIN CREATE DATABASE mgc; SELECT CASE WHEN 1 = 1 THEN 1 ELSE 0 END END ELSE SELECT 2",
+        ) {
+            Stmt::If {
+                condition,
+                then_branch,
+                else_branch,
+            } => {
+                assert_eq!(condition, "DB_ID(N'mgc') IS NULL");
+                assert_eq!(then_branch.len(), 2);
+                assert_eq!(else_branch.len(), 1);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn begin_transaction_is_refused_as_unsupported() {
+        assert_eq!(parse_batch("BEGIN TRAN").unwrap_err().number, 102);
     }
 
     #[test]

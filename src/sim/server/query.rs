@@ -83,6 +83,8 @@ struct Rewriter<'a, 'b> {
     param_names: Vec<String>,
     /// Set by `object_name` when a table-valued function call consumed its argument list.
     skip_to: Option<usize>,
+    /// The statement's clock: every GETUTCDATE() of one query sees the same instant.
+    now: chrono::NaiveDateTime,
 }
 
 impl<'a, 'b> Rewriter<'a, 'b> {
@@ -171,6 +173,22 @@ impl<'a, 'b> Rewriter<'a, 'b> {
                         k += skip;
                         continue;
                     }
+                    if lw == "collate" {
+                        // SQL Server collation names mean nothing to SQLite: keep only the
+                        // case sensitivity.
+                        let name = self
+                            .toks
+                            .get(k + 1)
+                            .map(|t| t.display())
+                            .unwrap_or_default();
+                        out.push(if name.to_ascii_uppercase().contains("_CS") {
+                            "COLLATE BINARY".into()
+                        } else {
+                            "COLLATE NOCASE".into()
+                        });
+                        k += 2;
+                        continue;
+                    }
                     if lw == "with"
                         && next_is_open
                         && self
@@ -196,6 +214,18 @@ impl<'a, 'b> Rewriter<'a, 'b> {
                 Tok::Str { value, .. } => out.push(sql_str(value)),
                 Tok::Number(n) => out.push(n.clone()),
                 Tok::Var(v) => {
+                    let assigns = self.toks.get(k + 1).is_some_and(|t| t.is_sym("="))
+                        && k > 0
+                        && (self.toks[k - 1].is_kw("select") || self.toks[k - 1].is_sym(","));
+                    if assigns {
+                        // `SELECT @v = expr` assigns variables: not modelled, and SQLite would
+                        // silently compare instead.
+                        return Err(SqlError::new(
+                            141,
+                            "A SELECT statement that assigns a value to a variable is not supported by the simulator.",
+                        )
+                        .with_class(15));
+                    }
                     let name = v.to_ascii_lowercase();
                     let Some(value) = self.ctx.vars.get(&name).cloned() else {
                         return Err(e::must_declare(v));
@@ -355,11 +385,40 @@ impl<'a, 'b> Rewriter<'a, 'b> {
             let (a, b) = args[i];
             this.range(a, b)
         };
-        let now_text = || sql_str(&fmt_dt(now()));
+        let now_text = || sql_str(&fmt_dt(self.now));
         Ok(Some(match name {
             "getutcdate" | "sysutcdatetime" | "getdate" | "sysdatetime" => now_text(),
             "isnull" if args.len() == 2 => format!("IFNULL({}, {})", arg(self, 0)?, arg(self, 1)?),
             "len" if args.len() == 1 => format!("LENGTH({})", arg(self, 0)?),
+            "count_big" => format!("COUNT({})", self.range(open + 1, close)?),
+            "charindex" if args.len() == 2 => {
+                format!("INSTR({}, {})", arg(self, 1)?, arg(self, 0)?)
+            }
+            "left" if args.len() == 2 => format!("SUBSTR({}, 1, {})", arg(self, 0)?, arg(self, 1)?),
+            "right" if args.len() == 2 => {
+                format!("SUBSTR({}, -({}))", arg(self, 0)?, arg(self, 1)?)
+            }
+            "substring" if args.len() == 3 => format!(
+                "SUBSTR({}, {}, {})",
+                arg(self, 0)?,
+                arg(self, 1)?,
+                arg(self, 2)?
+            ),
+            "dateadd" if args.len() == 3 => {
+                let unit = self.toks[args[0].0].display().to_ascii_lowercase();
+                let unit = match unit.as_str() {
+                    "second" | "ss" | "s" => "seconds",
+                    "minute" | "mi" | "n" => "minutes",
+                    "hour" | "hh" => "hours",
+                    "day" | "dd" | "d" => "days",
+                    _ => return Err(e::syntax(&unit)),
+                };
+                format!(
+                    "STRFTIME('%Y-%m-%d %H:%M:%f', {}, ({}) || ' {unit}')",
+                    arg(self, 2)?,
+                    arg(self, 1)?
+                )
+            }
             "serverproperty" if args.len() == 1 => {
                 let prop = match self.literal_arg(args[0]) {
                     Some(Value::NVarChar(p)) => p.to_ascii_lowercase(),
@@ -408,17 +467,22 @@ impl<'a, 'b> Rewriter<'a, 'b> {
             }
             "datediff" if args.len() == 3 => {
                 let unit = self.toks[args[0].0].display().to_ascii_lowercase();
-                let factor = match unit.as_str() {
-                    "second" | "ss" | "s" => "86400.0",
-                    "minute" | "mi" | "n" => "1440.0",
-                    "hour" | "hh" => "24.0",
-                    "day" | "dd" | "d" => "1.0",
+                // DATEDIFF counts unit boundaries crossed: difference of floored epoch units.
+                let secs = match unit.as_str() {
+                    "second" | "ss" | "s" => 1,
+                    "minute" | "mi" | "n" => 60,
+                    "hour" | "hh" => 3600,
+                    "day" | "dd" | "d" => 86400,
                     _ => return Err(e::syntax(&unit)),
                 };
+                let epoch = |x: String| format!("CAST(STRFTIME('%s', {x}) AS INTEGER)");
+                let (a, b) = (arg(self, 1)?, arg(self, 2)?);
                 format!(
-                    "CAST((julianday({}) - julianday({})) * {factor} AS INTEGER)",
-                    arg(self, 2)?,
-                    arg(self, 1)?
+                    "(({} - ({} % {secs})) / {secs} - ({} - ({} % {secs})) / {secs})",
+                    epoch(b.clone()),
+                    epoch(b),
+                    epoch(a.clone()),
+                    epoch(a)
                 )
             }
             "suser_sname" | "suser_name" if args.is_empty() => sql_str("sa"),
@@ -456,6 +520,7 @@ fn rewrite(ctx: &QueryCtx<'_>, sql: &str) -> Result<Rewrite, SqlError> {
         params: Vec::new(),
         param_names: Vec::new(),
         skip_to: None,
+        now: now(),
     };
     let n = rw.toks.len();
     let text = rw.range(0, n)?;

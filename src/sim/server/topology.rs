@@ -106,13 +106,21 @@ impl Default for JobIntervals {
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "camelCase")]
 pub enum StatementKind {
+    #[serde(alias = "Backup")]
     Backup,
+    #[serde(alias = "Restore")]
     Restore,
+    #[serde(alias = "AlterDatabase")]
     AlterDatabase,
+    #[serde(alias = "Select")]
     Select,
+    #[serde(alias = "Insert")]
     Insert,
+    #[serde(alias = "Exec")]
     Exec,
+    #[serde(alias = "Kill")]
     Kill,
+    #[serde(alias = "Any")]
     Any,
 }
 
