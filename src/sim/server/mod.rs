@@ -251,25 +251,17 @@ impl Simulator {
 }
 
 /// The background task: agent jobs at their intervals, jobs started by sp_start_job, and the
-/// mirroring pump. Holds only a weak reference so dropping the simulator ends it.
+/// mirroring pump. Holds only a weak reference between ticks so dropping the simulator ends it.
 async fn scheduler(sim: Weak<Simulator>) {
     loop {
-        let tick = match sim.upgrade() {
-            Some(s) => s.tick_ms(),
-            None => return,
-        };
-        let woke = {
+        {
             let Some(s) = sim.upgrade() else { return };
-            let notified = async move {
-                tokio::select! {
-                    _ = s.wake.notified() => {}
-                    _ = tokio::time::sleep(std::time::Duration::from_millis(tick)) => {}
-                }
-            };
-            notified.await;
-            true
-        };
-        let _ = woke;
+            let tick = std::time::Duration::from_millis(s.tick_ms());
+            tokio::select! {
+                _ = s.wake.notified() => {}
+                _ = tokio::time::sleep(tick) => {}
+            }
+        }
         match sim.upgrade() {
             Some(s) => s.tick(),
             None => return,
