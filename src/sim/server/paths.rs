@@ -112,3 +112,51 @@ pub fn list_files(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::server::topology::Topology;
+
+    fn state(name: &str) -> (std::sync::Arc<crate::sim::server::Simulator>, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("simmodel-{name}-{}", std::process::id()));
+        let t = Topology::from_yaml(
+            "instances:\n  - {name: a, site: s, listen: 'x:1'}\nshares:\n  - {host: fs, share: ls, site: s}\n",
+        )
+        .unwrap();
+        (crate::sim::server::Simulator::new(t, &dir).unwrap(), dir)
+    }
+
+    #[test]
+    fn unc_and_drive_paths_map_under_the_state_directory() {
+        let (sim, dir) = state("paths-map");
+        let st = sim.lock();
+        let r = resolve(&st, "a", "\\\\FS\\ls\\sub\\f.trn").unwrap();
+        assert_eq!(r.local, dir.join("shares/fs/ls/sub/f.trn"));
+        assert_eq!(r.share_host.as_deref(), Some("fs"));
+        let r = resolve(&st, "a", "d:\\x\\y.bak").unwrap();
+        assert_eq!(r.local, dir.join("instances/a/D/x/y.bak"));
+        drop(st);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn undeclared_shares_and_escapes_are_refused() {
+        let (sim, dir) = state("paths-refuse");
+        let st = sim.lock();
+        assert_eq!(
+            resolve(&st, "a", "\\\\other\\ls\\f").unwrap_err(),
+            PathError::NetworkPath
+        );
+        assert_eq!(
+            resolve(&st, "a", "D:\\..\\..\\etc").unwrap_err(),
+            PathError::BadPath
+        );
+        assert_eq!(
+            resolve(&st, "a", "relative.bak").unwrap_err(),
+            PathError::BadPath
+        );
+        drop(st);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

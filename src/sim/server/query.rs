@@ -597,28 +597,62 @@ fn parse_dt(s: &str) -> Option<chrono::NaiveDateTime> {
         .ok()
 }
 
+fn sql_text(v: &Sql) -> String {
+    match v {
+        Sql::Null => String::new(),
+        Sql::Integer(i) => i.to_string(),
+        Sql::Real(f) => f.to_string(),
+        Sql::Text(s) => s.clone(),
+        Sql::Blob(b) => b.iter().map(|x| format!("{x:02X}")).collect(),
+    }
+}
+
+/// A SQLite value as the column's SQL Server type. A value that does not fit the declared type
+/// (SQLite is dynamically typed) is converted the way SQL Server would convert it, or shown as
+/// text when it cannot be.
 fn convert(v: &Sql, ty: ColumnType) -> Value {
-    match (v, ty) {
-        (Sql::Null, _) => Value::Null,
-        (Sql::Integer(i), ColumnType::Bit) => Value::Bit(*i != 0),
-        (Sql::Integer(i), ColumnType::Int | ColumnType::SmallInt | ColumnType::TinyInt) => {
-            Value::Int(*i as i32)
+    if matches!(v, Sql::Null) {
+        return Value::Null;
+    }
+    let as_int = || match v {
+        Sql::Integer(i) => Some(*i),
+        Sql::Real(f) => Some(*f as i64),
+        Sql::Text(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    let text = || Value::NVarChar(sql_text(v));
+    match ty {
+        ColumnType::Bit => as_int().map_or_else(text, |i| Value::Bit(i != 0)),
+        ColumnType::Int | ColumnType::SmallInt | ColumnType::TinyInt => {
+            as_int().map_or_else(text, |i| Value::Int(i as i32))
         }
-        (Sql::Integer(i), ColumnType::BigInt) => Value::BigInt(*i),
-        (Sql::Integer(i), ColumnType::Numeric { .. }) => Value::Numeric(*i as i128),
-        (Sql::Real(f), ColumnType::Numeric { .. }) => Value::Numeric(*f as i128),
-        (Sql::Integer(i), ColumnType::Float) => Value::Float(*i as f64),
-        (Sql::Real(f), _) => Value::Float(*f),
-        (Sql::Text(s), ColumnType::DateTime | ColumnType::DateTime2) => {
-            parse_dt(s).map_or(Value::NVarChar(s.clone()), Value::DateTime)
-        }
-        (Sql::Text(s), ColumnType::UniqueIdentifier) => super::backup::guid_bytes(s),
-        (Sql::Text(s), ColumnType::Numeric { .. }) => s
-            .parse::<i128>()
-            .map_or(Value::NVarChar(s.clone()), Value::Numeric),
-        (Sql::Text(s), _) => Value::NVarChar(s.clone()),
-        (Sql::Integer(i), _) => Value::BigInt(*i),
-        (Sql::Blob(b), _) => Value::VarBinary(b.clone()),
+        ColumnType::BigInt => as_int().map_or_else(text, Value::BigInt),
+        ColumnType::Numeric { .. } => match v {
+            Sql::Text(s) => s
+                .trim()
+                .parse::<i128>()
+                .map_or_else(|_| text(), Value::Numeric),
+            _ => as_int().map_or_else(text, |i| Value::Numeric(i as i128)),
+        },
+        ColumnType::Float => match v {
+            Sql::Real(f) => Value::Float(*f),
+            Sql::Integer(i) => Value::Float(*i as f64),
+            Sql::Text(s) => s.trim().parse().map_or_else(|_| text(), Value::Float),
+            _ => text(),
+        },
+        ColumnType::DateTime | ColumnType::DateTime2 => match v {
+            Sql::Text(s) => parse_dt(s).map_or_else(text, Value::DateTime),
+            _ => text(),
+        },
+        ColumnType::UniqueIdentifier => match v {
+            Sql::Text(s) => super::backup::guid_bytes(s),
+            _ => text(),
+        },
+        ColumnType::VarBinary(_) => match v {
+            Sql::Blob(b) => Value::VarBinary(b.clone()),
+            _ => text(),
+        },
+        ColumnType::NVarChar(_) => text(),
     }
 }
 
@@ -796,6 +830,24 @@ pub fn wildcard(pattern: &str, name: &str) -> bool {
     m(&p, &n)
 }
 
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::Bit(b) => (*b as i32).to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::BigInt(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Numeric(n) => n.to_string(),
+        Value::NVarChar(s) => s.clone(),
+        Value::DateTime(d) => fmt_dt(*d),
+        Value::VarBinary(b) => b.iter().map(|x| format!("{x:02X}")).collect(),
+        Value::UniqueIdentifier(_) => match to_sql(v) {
+            Sql::Text(s) => s,
+            _ => String::new(),
+        },
+    }
+}
+
 /// Run a query for a session and return its result set.
 pub fn run_select(ctx: &QueryCtx<'_>, sql: &str) -> Result<ResultSet, SqlError> {
     let rw = rewrite(ctx, sql)?;
@@ -843,7 +895,7 @@ pub fn run_select(ctx: &QueryCtx<'_>, sql: &str) -> Result<ResultSet, SqlError> 
             }
         })
         .collect();
-    let rows = raw
+    let rows: Vec<Vec<Value>> = raw
         .iter()
         .map(|r| {
             r.iter()
@@ -852,5 +904,87 @@ pub fn run_select(ctx: &QueryCtx<'_>, sql: &str) -> Result<ResultSet, SqlError> 
                 .collect()
         })
         .collect();
+    let mut columns = columns;
+    for (c, col) in columns.iter_mut().enumerate() {
+        // A value that does not match its column's type (SQLite is dynamically typed) turns
+        // the column into text; text longer than the declared size widens it to nvarchar(max).
+        let texts = rows.iter().filter(|r| matches!(r[c], Value::NVarChar(_)));
+        let longest = texts
+            .clone()
+            .map(|r| match &r[c] {
+                Value::NVarChar(s) => s.chars().count(),
+                _ => 0,
+            })
+            .max();
+        let Some(longest) = longest else { continue };
+        col.ty = match col.ty {
+            ColumnType::NVarChar(Some(n)) if longest > n as usize => ColumnType::NVarChar(None),
+            ColumnType::NVarChar(n) => ColumnType::NVarChar(n),
+            _ if longest > 4000 => ColumnType::NVarChar(None),
+            _ => ColumnType::NVarChar(Some(4000)),
+        };
+    }
+    let rows = rows
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .zip(&columns)
+                .map(|(v, c)| match (c.ty, v) {
+                    (ColumnType::NVarChar(_), Value::NVarChar(s)) => Value::NVarChar(s),
+                    (ColumnType::NVarChar(_), Value::Null) => Value::Null,
+                    (ColumnType::NVarChar(_), other) => Value::NVarChar(value_text(&other)),
+                    (_, v) => v,
+                })
+                .collect()
+        })
+        .collect();
     Ok(ResultSet { columns, rows })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_matches_like_windows_file_patterns() {
+        assert!(wildcard("*.trn", "mgc_20261126120000.TRN"));
+        assert!(wildcard("mgc_??*.trn", "mgc_20261126120000.trn"));
+        assert!(!wildcard("*.trn", "mgc.bak"));
+    }
+
+    #[test]
+    fn declared_types_map_to_sql_server_column_types() {
+        assert_eq!(
+            decl_to_type("NUMERIC(25,0)"),
+            Some(ColumnType::Numeric {
+                precision: 25,
+                scale: 0
+            })
+        );
+        assert_eq!(
+            decl_to_type("NVARCHAR(128)"),
+            Some(ColumnType::NVarChar(Some(128)))
+        );
+        assert_eq!(
+            decl_to_type("NVARCHAR(1073741823)"),
+            Some(ColumnType::NVarChar(None))
+        );
+        assert_eq!(decl_to_type("whatever"), None);
+    }
+
+    #[test]
+    fn a_value_that_does_not_fit_its_declared_type_is_shown_as_text() {
+        assert_eq!(
+            convert(&Sql::Text("abc".into()), ColumnType::Int),
+            Value::NVarChar("abc".into())
+        );
+        assert_eq!(
+            convert(&Sql::Text("12".into()), ColumnType::Int),
+            Value::Int(12)
+        );
+        assert_eq!(
+            convert(&Sql::Real(1.5), ColumnType::NVarChar(Some(10))),
+            Value::NVarChar("1.5".into())
+        );
+    }
 }
