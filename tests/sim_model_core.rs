@@ -513,3 +513,19 @@ async fn datediff_and_dateadd_are_translated_for_sqlite() {
         120
     );
 }
+
+#[tokio::test]
+async fn a_batch_on_a_killed_session_fails_with_error_596_and_does_nothing() {
+    let w = world("e596");
+    let c = w.connect("atl-sql1");
+    let victim = w.connect_as("atl-sql1", "atl-pc1", "Persistent Chat", "mgc");
+    c.ok(&format!("KILL {}", victim.session.session_id)).await;
+    let o = victim
+        .exec("INSERT INTO dbo.Messages (MessageId) VALUES (1)")
+        .await;
+    assert_eq!(errors(&o), [596]);
+    assert_eq!(
+        w.sim.message_ids("atl-sql1", "mgc").unwrap(),
+        Vec::<i64>::new()
+    );
+}

@@ -205,3 +205,13 @@ fn faults_round_trip_through_their_json_form() {
         serde_json::json!("alterDatabase")
     );
 }
+
+#[tokio::test]
+async fn statement_latency_can_come_from_the_topology() {
+    let yaml = format!("{}latency: {{insert: 150}}\n", TOPOLOGY);
+    let w = world_with("topolatency", &yaml);
+    let c = w.connect("atl-sql1");
+    let t = Instant::now();
+    c.post("mgc", [1]).await;
+    assert!(t.elapsed() >= Duration::from_millis(150));
+}

@@ -420,3 +420,71 @@ async fn witness_is_set_on_the_principal_and_shown_on_both() {
     );
     p.ok("ALTER DATABASE mgc SET WITNESS OFF").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_across_a_manual_failover_lose_no_acknowledged_message() {
+    let w = std::sync::Arc::new(world("failoverload"));
+    let (p, _m) = mirror(&w, "mgc").await;
+    let mut tasks = Vec::new();
+    for writer in 0..4i64 {
+        let w = w.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut conn = w.connect_as("atl-sql1", "atl-pc1", "Persistent Chat Server", "mgc");
+            let mut on = "atl-sql1";
+            for k in 0..60i64 {
+                let id = writer * 1000 + k;
+                let o = conn
+                    .exec(&format!(
+                        "INSERT INTO dbo.Messages (MessageId, Body) VALUES ({id}, N'x')"
+                    ))
+                    .await;
+                if errors(&o).is_empty() {
+                    acked.push(id);
+                } else {
+                    // Reconnect to whichever partner is principal now.
+                    on = if on == "atl-sql1" {
+                        "atl-sql2"
+                    } else {
+                        "atl-sql1"
+                    };
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    let backend = w.sim.backend(on).unwrap();
+                    if let Ok(s) = backend.login(pchat_operator::sim::backend::LoginRequest {
+                        user: "sa".into(),
+                        password: "Pchat-Sim-1".into(),
+                        host_name: "atl-pc1".into(),
+                        app_name: "Persistent Chat Server".into(),
+                        database: "mgc".into(),
+                        client_addr: "127.0.0.1:1".into(),
+                    }) {
+                        conn = Conn {
+                            backend,
+                            session: s,
+                        };
+                    }
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    p.ok("ALTER DATABASE mgc SET PARTNER FAILOVER").await;
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.extend(t.await.unwrap());
+    }
+    assert!(!acked.is_empty());
+    let principal = w.sim.message_ids("atl-sql2", "mgc").unwrap();
+    let mirror_copy = w.sim.message_ids("atl-sql1", "mgc").unwrap();
+    for id in &acked {
+        assert!(
+            principal.contains(id),
+            "acked {id} missing on the new principal"
+        );
+        assert!(
+            mirror_copy.contains(id),
+            "acked {id} missing on the new mirror"
+        );
+    }
+}

@@ -193,6 +193,14 @@ pub fn login_failed(user: &str) -> SqlError {
     SqlError::new(18456, format!("Login failed for user '{user}'.")).with_class(14)
 }
 
+pub fn session_killed() -> SqlError {
+    SqlError::new(
+        596,
+        "Cannot continue the execution because the session is in the kill state.",
+    )
+    .with_class(21)
+}
+
 pub fn not_ready() -> SqlError {
     SqlError::new(
         17187,

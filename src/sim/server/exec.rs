@@ -241,6 +241,11 @@ impl Simulator {
                 };
                 if !state.instances[inst].up || !state.instances[inst].sessions.contains_key(&spid)
                 {
+                    // A killed session (or a stopped instance) never reports success for work
+                    // it did not do: the client sees the kill-state error.
+                    outputs.push(Output::Message(
+                        e::session_killed().to_message(instance, "", st.line),
+                    ));
                     break;
                 }
                 if let Some(s) = state.instances[inst].sessions.get_mut(&spid) {
