@@ -509,3 +509,41 @@ async fn planned_switch_by_hand_loses_no_message_and_the_old_primary_follows_the
         .await;
     assert_eq!(w.sim.message_ids("atl-sql1", "mgc").unwrap(), ids(1..35));
 }
+
+#[tokio::test]
+async fn a_log_from_another_recovery_fork_is_error_4330_after_a_split_brain() {
+    let w = world("e4330");
+    let (atl, dal) = seed_dallas(&w).await;
+    atl.ok(&format!(
+        "BACKUP LOG mgc TO DISK = N'{}'",
+        on_share("l1.trn")
+    ))
+    .await;
+    dal.ok(&format!(
+        "RESTORE LOG mgc FROM DISK = N'{}' WITH NORECOVERY",
+        on_share("l1.trn")
+    ))
+    .await;
+    // Forced failover: Dallas recovers while Atlanta keeps writing (two writable copies).
+    dal.ok("RESTORE DATABASE mgc WITH RECOVERY").await;
+    atl.post("mgc", 100..105).await;
+    atl.ok(&format!(
+        "BACKUP LOG mgc TO DISK = N'{}' WITH NORECOVERY",
+        on_share("atl_tail.trn")
+    ))
+    .await;
+    dal.post("mgc", 200..220).await;
+    dal.ok("BACKUP LOG mgc TO DISK = N'\\\\dal-fs\\pchat-ls\\dal_1.trn'")
+        .await;
+    let o = atl
+        .exec("RESTORE LOG mgc FROM DISK = N'\\\\dal-fs\\pchat-ls\\dal_1.trn' WITH NORECOVERY")
+        .await;
+    assert_eq!(errors(&o), [4330, 3013]);
+    assert!(error_texts(&o)[0].contains("recovery path that is inconsistent"));
+    // Atlanta's diverged rows are still there to salvage.
+    assert!(w.sim.message_ids("atl-sql1", "mgc").unwrap().contains(&104));
+    let fork = dal
+        .scalar("SELECT fork_point_lsn FROM sys.database_recovery_status WHERE database_id = DB_ID('mgc')")
+        .await;
+    assert!(matches!(fork, Value::Numeric(_)));
+}

@@ -143,7 +143,8 @@ pub fn backup(
             recovery_model: db.recovery.clone(),
             family_guid: db.family_guid.clone(),
             backup_set_guid,
-            fork_point_lsn: db.fork_point,
+            fork_point_lsn: db.fork_point(),
+            lineage: db.lineage.clone(),
             rows: db
                 .rows
                 .iter()
@@ -179,7 +180,8 @@ pub fn backup(
             recovery_model: db.recovery.clone(),
             family_guid: db.family_guid.clone(),
             backup_set_guid,
-            fork_point_lsn: db.fork_point,
+            fork_point_lsn: db.fork_point(),
+            lineage: db.lineage.clone(),
             rows: db.rows.iter().filter(|r| r.lsn < last).cloned().collect(),
         }
     };
@@ -320,10 +322,11 @@ pub fn restore(
             db.database_backup_lsn = Some(set.first_lsn);
             db.log_chain = Some(set.last_lsn);
             db.recovery = set.recovery_model.clone();
-            db.fork_point = set.fork_point_lsn;
+            db.lineage = set.lineage.clone();
             db.state = DbState::Restoring;
             if a.recovery {
-                bring_online(&mut db);
+                let fork = state.new_guid();
+                bring_online(&mut db, fork);
             }
             infos.extend(success_infos(what, &name, db.rows.len(), false));
             let i = &mut state.instances[inst];
@@ -360,6 +363,10 @@ pub fn restore(
             if set.last_lsn <= r {
                 return Err(fail(what, e::log_too_early(set.last_lsn, r)));
             }
+            if !super::model::same_path(&db.lineage, &set.lineage, r) {
+                return Err(fail(what, e::inconsistent_recovery_path()));
+            }
+            let fork = state.new_guid();
             let db = state.instances[inst]
                 .db_mut(&a.database)
                 .expect("checked above");
@@ -369,8 +376,9 @@ pub fn restore(
             db.redo_lsn = Some(set.last_lsn);
             db.log_chain = Some(set.last_lsn);
             db.logs_restored += 1;
+            db.lineage = set.lineage.clone();
             if a.recovery {
-                bring_online(db);
+                bring_online(db, fork);
             }
             infos.extend(success_infos(what, &a.database, set.rows.len(), true));
         }
@@ -417,19 +425,20 @@ fn recover_only(
     if !state.instances[inst].sessions_in(name, spid).is_empty() {
         return Err(fail(what, e::exclusive_access()));
     }
+    let fork = state.new_guid();
     let db = state.instances[inst].db_mut(name).expect("checked above");
-    bring_online(db);
+    bring_online(db, fork);
     Ok(vec![SqlError::info(
         3014,
         "RESTORE DATABASE successfully processed 0 pages in 0.001 seconds (0.000 MB/sec).",
     )])
 }
 
-/// Recovery: the copy becomes ONLINE at its redo point, which becomes the fork point.
-pub fn bring_online(db: &mut Database) {
+/// Recovery: the copy becomes ONLINE at its redo point, where a new recovery fork starts.
+pub fn bring_online(db: &mut Database, fork_guid: String) {
     let r = db.redo_lsn.unwrap_or(db.next_lsn);
     db.state = DbState::Online;
-    db.fork_point = Some(r);
+    db.lineage.push((fork_guid, r));
     db.next_lsn = r;
     // Recovery writes a log record of its own.
     db.log_record();
@@ -491,6 +500,8 @@ fn header_columns() -> Vec<Column> {
         int("IsForceOffline", ColumnType::Bit),
         int("IsCopyOnly", ColumnType::Bit),
         lsn("ForkPointLSN"),
+        int("FirstRecoveryForkID", ColumnType::UniqueIdentifier),
+        int("RecoveryForkID", ColumnType::UniqueIdentifier),
         nv("BackupTypeDescription"),
         int("BackupSetGUID", ColumnType::UniqueIdentifier),
     ]
@@ -545,6 +556,8 @@ pub fn headeronly(state: &State, inst: usize, disk: &str) -> Result<ResultSet, F
                 Value::Bit(s.is_force_offline),
                 Value::Bit(s.is_copy_only),
                 s.fork_point_lsn.map_or(Value::Null, Value::Numeric),
+                s.lineage.first().map_or(Value::Null, |f| guid_bytes(&f.0)),
+                s.lineage.last().map_or(Value::Null, |f| guid_bytes(&f.0)),
                 Value::NVarChar(
                     if s.backup_type == 1 {
                         "Database"

@@ -33,6 +33,8 @@ pub struct BackupSet {
     pub family_guid: String,
     pub backup_set_guid: String,
     pub fork_point_lsn: Option<i128>,
+    /// The source database's recovery path when the backup was taken.
+    pub lineage: Vec<(String, i128)>,
     pub rows: Vec<Message>,
 }
 

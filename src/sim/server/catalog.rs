@@ -448,9 +448,9 @@ pub fn rows(state: &State, inst: &Instance, name: &str) -> Vec<Vec<Sql>> {
                     t(&d.family_guid),
                     t(&d.family_guid),
                     olsn(d.log_chain),
-                    t(&d.family_guid),
-                    t(&d.family_guid),
-                    olsn(d.fork_point),
+                    t(d.fork_guid()),
+                    t(d.first_fork_guid()),
+                    olsn(d.fork_point()),
                 ]
             })
             .collect(),

@@ -288,6 +288,13 @@ pub fn log_too_early(last: i128, needed: i128) -> SqlError {
     )
 }
 
+pub fn inconsistent_recovery_path() -> SqlError {
+    SqlError::new(
+        4330,
+        "This backup set cannot be applied because it is on a recovery path that is inconsistent with the database. The recovery path is the sequence of data and log backups that have brought the database to a particular recovery point. Find a compatible backup to restore, or restore the rest of the database to match a recovery point within this backup set, which will restore the database to a different point in time.",
+    )
+}
+
 pub fn no_current_backup(db: &str) -> SqlError {
     SqlError::new(
         4214,

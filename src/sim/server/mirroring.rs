@@ -73,7 +73,10 @@ pub fn set_partner(
                 return Err(one(e::not_full_recovery(&db.name)));
             }
             let redo = pdb.redo_lsn.unwrap_or(pdb.next_lsn);
-            if !pdb.family_guid.eq_ignore_ascii_case(&db.family_guid) || redo > db.next_lsn {
+            if !pdb.family_guid.eq_ignore_ascii_case(&db.family_guid)
+                || redo > db.next_lsn
+                || !super::model::same_path(&pdb.lineage, &db.lineage, redo)
+            {
                 return Err(one(e::mirroring_remote_not_caught_up(&db.name)));
             }
             if db.log_chain.is_some_and(|chain| redo < chain) {
@@ -237,9 +240,12 @@ pub fn partner_option(
             if partner_reachable {
                 return Err(one(e::cannot_force(&db.name)));
             }
+            let fork = state.new_guid();
             let d = state.instances[inst].db_mut(db_name).expect("exists");
             d.state = DbState::Online;
             d.next_lsn = d.redo_lsn.take().unwrap_or(d.next_lsn);
+            // Forcing service is a recovery with possible data loss: a new recovery fork.
+            d.lineage.push((fork, d.next_lsn));
             let lsn = d.next_lsn;
             if let Some(mm) = d.mirroring.as_mut() {
                 mm.role = Role::Principal;
@@ -330,7 +336,7 @@ pub fn ship(state: &mut State, inst: usize, db_name: &str) {
         src.database_backup_lsn,
         src.recovery.clone(),
         src.family_guid.clone(),
-        src.fork_point,
+        src.lineage.clone(),
     );
     let dst = state.instances[p].db_mut(db_name).expect("exists");
     if full_resync {
@@ -344,7 +350,7 @@ pub fn ship(state: &mut State, inst: usize, db_name: &str) {
     dst.database_backup_lsn = base;
     dst.recovery = recovery;
     dst.family_guid = family;
-    dst.fork_point = fork;
+    dst.lineage = fork;
     if let Some(pm) = dst.mirroring.as_mut() {
         pm.state = MirrorState::Synchronized;
     }

@@ -173,7 +173,9 @@ pub struct Database {
     pub redo_lsn: Option<i128>,
     /// Log backups applied since the last full restore (seeding a mirror needs at least one).
     pub logs_restored: u32,
-    pub fork_point: Option<i128>,
+    /// The recovery path: (recovery fork GUID, LSN where the fork starts), oldest first. Every
+    /// recovery (RESTORE .. WITH RECOVERY, FORCE_SERVICE) starts a new fork at its redo point.
+    pub lineage: Vec<(String, i128)>,
     pub mirroring: Option<Mirroring>,
     pub pending_partner: Option<PendingPartner>,
 }
@@ -186,7 +188,7 @@ impl Database {
             state: DbState::Online,
             access: Access::Multi,
             recovery: "FULL".into(),
-            family_guid,
+            family_guid: family_guid.clone(),
             create_date: now,
             rows: Vec::new(),
             next_lsn: FIRST_LSN,
@@ -194,7 +196,7 @@ impl Database {
             database_backup_lsn: None,
             redo_lsn: None,
             logs_restored: 0,
-            fork_point: None,
+            lineage: vec![(family_guid.clone(), FIRST_LSN)],
             mirroring: None,
             pending_partner: None,
         }
@@ -205,6 +207,21 @@ impl Database {
         let lsn = self.next_lsn;
         self.next_lsn += 1;
         lsn
+    }
+
+    /// Where the current recovery fork starts (None before the first recovery).
+    pub fn fork_point(&self) -> Option<i128> {
+        (self.lineage.len() > 1)
+            .then(|| self.lineage.last().map(|f| f.1))
+            .flatten()
+    }
+
+    pub fn fork_guid(&self) -> &str {
+        self.lineage.last().map_or("", |f| f.0.as_str())
+    }
+
+    pub fn first_fork_guid(&self) -> &str {
+        self.lineage.first().map_or("", |f| f.0.as_str())
     }
 
     pub fn is_system(&self) -> bool {
@@ -546,6 +563,18 @@ impl State {
             .any(|h| h.eq_ignore_ascii_case(host))
             && !self.partitioned(inst, host)
     }
+}
+
+/// Do two recovery paths agree on everything before `lsn`? A log backup applies to a copy only
+/// when it was taken on the same path up to the copy's redo point (SQL Server's recovery forks).
+pub fn same_path(a: &[(String, i128)], b: &[(String, i128)], lsn: i128) -> bool {
+    let before = |l: &[(String, i128)]| -> Vec<(String, i128)> {
+        l.iter()
+            .filter(|(_, start)| *start < lsn)
+            .cloned()
+            .collect()
+    };
+    before(a) == before(b)
 }
 
 pub fn now() -> NaiveDateTime {
