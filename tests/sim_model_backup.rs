@@ -547,3 +547,39 @@ async fn a_log_from_another_recovery_fork_is_error_4330_after_a_split_brain() {
         .await;
     assert!(matches!(fork, Value::Numeric(_)));
 }
+
+#[tokio::test]
+async fn restore_filelistonly_and_verifyonly_read_the_media() {
+    let w = world("filelist");
+    let c = w.connect("atl-sql1");
+    c.ok(&format!(
+        "BACKUP DATABASE mgc TO DISK = N'{}' WITH INIT",
+        on_share("f.bak")
+    ))
+    .await;
+    let o = c
+        .ok(&format!(
+            "RESTORE FILELISTONLY FROM DISK = N'{}'",
+            on_share("f.bak")
+        ))
+        .await;
+    let rs = result_sets(&o).remove(0);
+    assert_eq!(rs.columns[0].name, "LogicalName");
+    assert_eq!(rs.rows.len(), 2);
+    let o = c
+        .ok(&format!(
+            "RESTORE VERIFYONLY FROM DISK = N'{}'",
+            on_share("f.bak")
+        ))
+        .await;
+    assert!(o.outputs.iter().any(|x| matches!(x,
+        pchat_operator::sim::backend::Output::Message(m) if m.number == 3262)));
+    assert_eq!(
+        c.err(&format!(
+            "RESTORE VERIFYONLY FROM DISK = N'{}'",
+            on_share("none.bak")
+        ))
+        .await,
+        [3201, 3013]
+    );
+}

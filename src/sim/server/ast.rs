@@ -24,6 +24,8 @@ pub enum RestoreKind {
     Database,
     Log,
     HeaderOnly,
+    FileListOnly,
+    VerifyOnly,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -520,6 +520,65 @@ pub fn guid_bytes(s: &str) -> Value {
     Value::UniqueIdentifier(out)
 }
 
+/// RESTORE FILELISTONLY: the data and log file of backup set `file`.
+pub fn filelistonly(
+    state: &State,
+    inst: usize,
+    disk: &str,
+    file: usize,
+) -> Result<ResultSet, Failure> {
+    let set = read_set(state, inst, disk, file, "RESTORE FILELIST")?;
+    let col = |name: &str, ty: ColumnType| Column {
+        name: name.into(),
+        ty,
+        nullable: true,
+    };
+    let nv = ColumnType::NVarChar(Some(260));
+    let columns = vec![
+        col("LogicalName", ColumnType::NVarChar(Some(128))),
+        col("PhysicalName", nv),
+        col("Type", ColumnType::NVarChar(Some(1))),
+        col("FileGroupName", ColumnType::NVarChar(Some(128))),
+        col(
+            "Size",
+            ColumnType::Numeric {
+                precision: 20,
+                scale: 0,
+            },
+        ),
+        col(
+            "MaxSize",
+            ColumnType::Numeric {
+                precision: 20,
+                scale: 0,
+            },
+        ),
+        col("FileId", ColumnType::BigInt),
+    ];
+    let db = &set.database_name;
+    let rows = vec![
+        vec![
+            Value::NVarChar(db.clone()),
+            Value::NVarChar(format!("D:\\SQLData\\{db}.mdf")),
+            Value::NVarChar("D".into()),
+            Value::NVarChar("PRIMARY".into()),
+            Value::Numeric(8 * 1024 * 1024),
+            Value::Numeric(35_184_372_080_640),
+            Value::BigInt(1),
+        ],
+        vec![
+            Value::NVarChar(format!("{db}_log")),
+            Value::NVarChar(format!("D:\\SQLData\\{db}_log.ldf")),
+            Value::NVarChar("L".into()),
+            Value::Null,
+            Value::Numeric(8 * 1024 * 1024),
+            Value::Numeric(2_199_023_255_552),
+            Value::BigInt(2),
+        ],
+    ];
+    Ok(ResultSet { columns, rows })
+}
+
 /// RESTORE HEADERONLY: one row per backup set in the media.
 pub fn headeronly(state: &State, inst: usize, disk: &str) -> Result<ResultSet, Failure> {
     let media = read_media(state, inst, disk, "RESTORE HEADERONLY")?;

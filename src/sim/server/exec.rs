@@ -475,10 +475,6 @@ fn exec_stmt(
                 .map(|d| eval_str(d, vars))
                 .transpose()
                 .map_err(|x| vec![x])?;
-            if *kind == RestoreKind::HeaderOnly {
-                let rs = backup::headeronly(state, inst, disk.as_deref().unwrap_or_default())?;
-                return Ok(vec![Output::ResultSet(rs)]);
-            }
             let file = match options
                 .iter()
                 .find(|o| o.name == "FILE")
@@ -491,6 +487,25 @@ fn exec_stmt(
                 },
                 None => 1,
             };
+            let disk_text = disk.as_deref().unwrap_or_default();
+            match kind {
+                RestoreKind::HeaderOnly => {
+                    let rs = backup::headeronly(state, inst, disk_text)?;
+                    return Ok(vec![Output::ResultSet(rs)]);
+                }
+                RestoreKind::FileListOnly => {
+                    let rs = backup::filelistonly(state, inst, disk_text, file)?;
+                    return Ok(vec![Output::ResultSet(rs)]);
+                }
+                RestoreKind::VerifyOnly => {
+                    backup::read_set(state, inst, disk_text, file, "VERIFY DATABASE")?;
+                    return Ok(vec![Output::Message(
+                        SqlError::info(3262, format!("The backup set on file {file} is valid."))
+                            .to_message(&server, "", 1),
+                    )]);
+                }
+                RestoreKind::Database | RestoreKind::Log => {}
+            }
             if has_opt(options, "STANDBY") {
                 return Err(vec![SqlError::new(
                     3032,

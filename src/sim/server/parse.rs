@@ -499,10 +499,17 @@ impl<'a> Parser<'a> {
             RestoreKind::Log
         } else if self.eat_kw("headeronly") {
             RestoreKind::HeaderOnly
+        } else if self.eat_kw("filelistonly") {
+            RestoreKind::FileListOnly
+        } else if self.eat_kw("verifyonly") {
+            RestoreKind::VerifyOnly
         } else {
             return Err(self.err_here());
         };
-        let database = if kind == RestoreKind::HeaderOnly {
+        let database = if matches!(
+            kind,
+            RestoreKind::HeaderOnly | RestoreKind::FileListOnly | RestoreKind::VerifyOnly
+        ) {
             None
         } else {
             Some(self.db_expr()?)
