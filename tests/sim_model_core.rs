@@ -529,3 +529,15 @@ async fn a_batch_on_a_killed_session_fails_with_error_596_and_does_nothing() {
         Vec::<i64>::new()
     );
 }
+
+#[tokio::test]
+async fn a_statement_error_ends_the_statement_but_a_compile_error_ends_the_batch() {
+    let w = world("continue");
+    let c = w.connect("atl-sql1");
+    let o = c.exec("KILL 999; SELECT 1 AS after").await;
+    assert_eq!(errors(&o), [6106]);
+    assert_eq!(result_sets(&o).len(), 1, "the batch went on after 6106");
+    let o = c.exec("SELECT * FROM sys.nope; SELECT 1 AS after").await;
+    assert_eq!(errors(&o), [208]);
+    assert!(result_sets(&o).is_empty(), "208 ends the batch");
+}

@@ -119,6 +119,17 @@ struct StepResult {
     abort: bool,
 }
 
+/// Does this error end the whole batch? In SQL Server compile-time errors (syntax, unknown
+/// objects, columns, variables), conversion errors and severity 20+ abort the batch; other
+/// errors end only their statement and the batch goes on.
+fn aborts_batch(err: &SqlError) -> bool {
+    err.class >= 20
+        || matches!(
+            err.number,
+            102 | 105 | 113 | 137 | 141 | 148 | 195 | 207 | 208 | 209 | 241 | 245 | 596
+        )
+}
+
 /// Whether the session may open `db` (USE, login database, three-part names).
 fn check_open(inst: &Instance, db_name: &str, spid: Option<i16>) -> Result<(), SqlError> {
     let Some(d) = inst.db(db_name) else {
@@ -300,7 +311,7 @@ impl Simulator {
                         }
                         StepResult {
                             outputs,
-                            abort: true,
+                            abort: errs.iter().any(aborts_batch),
                         }
                     }
                 }
