@@ -370,3 +370,61 @@ async fn share_folders_are_listed_by_xp_dirtree_and_dm_os_enumerate_filesystem()
         vec![vec![Value::NVarChar("mgc_20261126120000.trn".into())]]
     );
 }
+
+#[tokio::test]
+async fn skype_layout_mirror_pair_ships_logs_to_dallas_across_a_manual_failover() {
+    let w = world("lsmirror");
+    let p = w.connect("atl-sql1");
+    let m = w.connect("atl-sql2");
+    let s = w.connect("dal-sql1");
+    p.post("mgc", 1..3).await;
+    p.ok(&format!(
+        "BACKUP DATABASE mgc TO DISK = N'{ATL}\\seed.bak' WITH INIT"
+    ))
+    .await;
+    p.ok(&format!(
+        "BACKUP LOG mgc TO DISK = N'{ATL}\\seed.trn' WITH INIT"
+    ))
+    .await;
+    for c in [&m, &s] {
+        c.ok(&format!(
+            "RESTORE DATABASE mgc FROM DISK = N'{ATL}\\seed.bak' WITH NORECOVERY"
+        ))
+        .await;
+        c.ok(&format!(
+            "RESTORE LOG mgc FROM DISK = N'{ATL}\\seed.trn' WITH NORECOVERY"
+        ))
+        .await;
+    }
+    m.ok("ALTER DATABASE mgc SET PARTNER = N'TCP://atl-sql1:5022'")
+        .await;
+    p.ok("ALTER DATABASE mgc SET PARTNER = N'TCP://atl-sql2:5022'")
+        .await;
+    // Both primary-side instances carry a log-shipping primary row, as Skype's installer does.
+    configure(&p, &s).await;
+    m.ok(&format!(
+        "EXEC master.dbo.sp_add_log_shipping_primary_database @database = N'mgc', @backup_directory = N'{ATL}', @backup_share = N'{ATL}', @backup_job_name = N'LSBackup_mgc'; EXEC msdb.dbo.sp_update_job @job_name = N'LSBackup_mgc', @enabled = 1"
+    ))
+    .await;
+    enable_jobs(&p, &s).await;
+    p.post("mgc", 3..10).await;
+    assert!(
+        eventually(3000, || w.sim.message_ids("dal-sql1", "mgc").unwrap()
+            == ids(1..10))
+        .await
+    );
+    p.ok("ALTER DATABASE mgc SET PARTNER FAILOVER").await;
+    m.post("mgc", 10..20).await;
+    assert!(
+        eventually(3000, || w.sim.message_ids("dal-sql1", "mgc").unwrap()
+            == ids(1..20))
+        .await,
+        "dallas has {:?}",
+        w.sim.message_ids("dal-sql1", "mgc")
+    );
+    // The mirror's backup job skipped while it was the mirror, and ran after the failover.
+    let ok_runs = m
+        .int("SELECT COUNT(*) FROM msdb.dbo.sysjobhistory WHERE run_status = 1 AND message LIKE '%Backed up%'")
+        .await;
+    assert!(ok_runs > 0);
+}

@@ -622,11 +622,21 @@ fn backup_job(state: &mut State, inst: usize, database: &str) -> Result<String, 
     }
     // File names carry the UTC second; never reuse or go back in time so name order stays
     // time order even when backups run more than once a second.
-    let mut stamp = now().with_nanosecond_zero();
-    if let Some(last) = p
+    // The newest stamp is this primary's last file or any file in the folder (the mirror
+    // partner, after a failover, writes to the same share).
+    let me = state.instances[inst].name.clone();
+    let in_folder = paths::resolve(state, &me, &p.backup_directory)
+        .map(|r| paths::list_files(&r.local))
+        .unwrap_or_default();
+    let newest = p
         .last_backup_file
-        .as_deref()
-        .and_then(|f| file_time(database, paths::file_name(f)))
+        .iter()
+        .map(|f| paths::file_name(f).to_string())
+        .chain(in_folder)
+        .filter_map(|f| file_time(database, &f))
+        .max();
+    let mut stamp = now().with_nanosecond_zero();
+    if let Some(last) = newest
         && stamp <= last
     {
         stamp = last + Duration::seconds(1);
