@@ -583,3 +583,63 @@ async fn restore_filelistonly_and_verifyonly_read_the_media() {
         [3201, 3013]
     );
 }
+
+#[tokio::test]
+async fn forced_failover_by_hand_then_salvage_and_reseed_of_the_returning_copy() {
+    let w = world("forced");
+    let (atl, dal) = seed_dallas(&w).await;
+    atl.ok(&format!(
+        "BACKUP LOG mgc TO DISK = N'{}'",
+        on_share("mgc_1.trn")
+    ))
+    .await;
+    dal.ok(&format!(
+        "RESTORE LOG mgc FROM DISK = N'{}' WITH NORECOVERY",
+        on_share("mgc_1.trn")
+    ))
+    .await;
+    atl.post("mgc", 50..55).await; // never backed up: the data-loss window
+    w.sim
+        .inject(Fault::InstanceDown {
+            instance: "atl-sql1".into(),
+        })
+        .unwrap();
+    dal.ok("RESTORE DATABASE mgc WITH RECOVERY").await;
+    dal.post("mgc", 60..65).await;
+    w.sim
+        .inject(Fault::InstanceUp {
+            instance: "atl-sql1".into(),
+        })
+        .unwrap();
+    let atl = w.connect("atl-sql1");
+    // The returning copy is ONLINE with rows Dallas never saw: salvage it before overwriting.
+    assert_eq!(w.sim.database_state("atl-sql1", "mgc").unwrap(), "ONLINE");
+    atl.ok(&format!(
+        "BACKUP DATABASE mgc TO DISK = N'{}' WITH COPY_ONLY, INIT",
+        on_share("mgc_salvage.bak")
+    ))
+    .await;
+    dal.ok("BACKUP DATABASE mgc TO DISK = N'\\\\dal-fs\\pchat-ls\\mgc_reseed.bak' WITH INIT")
+        .await;
+    atl.ok("RESTORE DATABASE mgc FROM DISK = N'\\\\dal-fs\\pchat-ls\\mgc_reseed.bak' WITH REPLACE, NORECOVERY")
+        .await;
+    assert_eq!(
+        w.sim.database_state("atl-sql1", "mgc").unwrap(),
+        "RESTORING"
+    );
+    let reseeded = w.sim.message_ids("atl-sql1", "mgc").unwrap();
+    assert!(reseeded.contains(&60) && !reseeded.contains(&50));
+    // The salvage backup still holds the lost window.
+    let d2 = w.connect("dal-sql2");
+    d2.ok(&format!(
+        "RESTORE DATABASE salvage FROM DISK = N'{}' WITH RECOVERY",
+        on_share("mgc_salvage.bak")
+    ))
+    .await;
+    assert!(
+        w.sim
+            .message_ids("dal-sql2", "salvage")
+            .unwrap()
+            .contains(&54)
+    );
+}

@@ -541,3 +541,54 @@ async fn a_statement_error_ends_the_statement_but_a_compile_error_ends_the_batch
     assert_eq!(errors(&o), [208]);
     assert!(result_sets(&o).is_empty(), "208 ends the batch");
 }
+
+#[tokio::test]
+async fn an_operator_style_observation_batch_runs_in_one_round_trip() {
+    let w = world("observe");
+    let c = w.connect("atl-sql1");
+    c.ok("BACKUP DATABASE mgc TO DISK = N'\\\\atl-fs\\pchat-ls\\o.bak' WITH INIT")
+        .await;
+    c.ok("BACKUP LOG mgc TO DISK = N'\\\\atl-fs\\pchat-ls\\o.trn' WITH INIT")
+        .await;
+    let _chat = w.connect_as(
+        "atl-sql1",
+        "atl-pc1.litwareinc.com",
+        "Persistent Chat Server",
+        "mgc",
+    );
+    let o = c
+        .ok("SET NOCOUNT ON;
+            SELECT d.name, d.state_desc, d.user_access_desc, d.recovery_model_desc,
+                   ISNULL(m.mirroring_role_desc, N'NONE') AS role, m.mirroring_state_desc,
+                   CONVERT(NUMERIC(25,0), mf.redo_start_lsn) AS redo_start_lsn, rs.fork_point_lsn
+            FROM sys.databases AS d
+            LEFT JOIN sys.database_mirroring AS m ON m.database_id = d.database_id
+            LEFT JOIN sys.master_files AS mf ON mf.database_id = d.database_id AND mf.file_id = 1
+            LEFT JOIN sys.database_recovery_status AS rs ON rs.database_id = d.database_id
+            WHERE d.name IN (N'mgc', N'mgccomp') ORDER BY d.name;
+            SELECT COUNT(*) AS chat_sessions FROM sys.dm_exec_sessions
+              WHERE is_user_process = 1 AND database_id = DB_ID(N'mgc') AND program_name LIKE N'%persistent chat%';
+            SELECT TOP (1) bs.last_lsn, bmf.physical_device_name
+              FROM msdb.dbo.backupset bs JOIN msdb.dbo.backupmediafamily bmf ON bmf.media_set_id = bs.media_set_id
+              WHERE bs.database_name = N'mgc' AND bs.type = 'L' ORDER BY bs.backup_finish_date DESC;
+            SELECT @@SERVERNAME AS server_name, CAST(SERVERPROPERTY('ProductVersion') AS NVARCHAR(128)) AS version")
+        .await;
+    let sets = result_sets(&o);
+    assert_eq!(sets.len(), 4);
+    assert_eq!(sets[0].rows.len(), 2);
+    assert_eq!(sets[0].rows[0][4], Value::NVarChar("NONE".into()));
+    assert_eq!(
+        sets[0].columns[6].ty,
+        ColumnType::Numeric {
+            precision: 25,
+            scale: 0
+        }
+    );
+    assert_eq!(sets[1].rows[0][0], Value::Int(1));
+    assert!(matches!(sets[2].rows[0][0], Value::Numeric(_)));
+    assert_eq!(
+        sets[2].rows[0][1],
+        Value::NVarChar("\\\\atl-fs\\pchat-ls\\o.trn".into())
+    );
+    assert_eq!(sets[3].rows[0][0], Value::NVarChar("atl-sql1".into()));
+}
