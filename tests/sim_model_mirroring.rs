@@ -488,3 +488,29 @@ async fn concurrent_writers_across_a_manual_failover_lose_no_acknowledged_messag
         );
     }
 }
+
+#[tokio::test]
+async fn set_partner_towards_a_copy_of_another_lineage_is_error_1412() {
+    let w = world("e1412");
+    let other = w.connect("dal-sql1");
+    other.ok("CREATE DATABASE mgc").await;
+    other
+        .ok("BACKUP DATABASE mgc TO DISK = N'\\\\dal-fs\\pchat-ls\\x.bak' WITH INIT")
+        .await;
+    other
+        .ok("BACKUP LOG mgc TO DISK = N'\\\\dal-fs\\pchat-ls\\x.trn' WITH INIT")
+        .await;
+    let m = w.connect("dal-sql2");
+    m.ok("RESTORE DATABASE mgc FROM DISK = N'\\\\dal-fs\\pchat-ls\\x.bak' WITH NORECOVERY")
+        .await;
+    m.ok("RESTORE LOG mgc FROM DISK = N'\\\\dal-fs\\pchat-ls\\x.trn' WITH NORECOVERY")
+        .await;
+    m.ok("ALTER DATABASE mgc SET PARTNER = N'TCP://atl-sql1:5022'")
+        .await;
+    let p = w.connect("atl-sql1");
+    assert_eq!(
+        p.err("ALTER DATABASE mgc SET PARTNER = N'TCP://dal-sql2:5022'")
+            .await,
+        [1412]
+    );
+}
