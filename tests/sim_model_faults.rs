@@ -215,3 +215,14 @@ async fn statement_latency_can_come_from_the_topology() {
     c.post("mgc", [1]).await;
     assert!(t.elapsed() >= Duration::from_millis(150));
 }
+
+#[tokio::test]
+async fn the_simulator_is_a_shareable_fault_injector_for_the_control_endpoint() {
+    let w = world("dyninjector");
+    let injector: std::sync::Arc<dyn FaultInjector> = w.sim.clone();
+    injector.inject(Fault::Heal).unwrap();
+    let state = injector.describe();
+    assert_eq!(state["instances"].as_array().unwrap().len(), 4);
+    assert_eq!(state["instances"][0]["databases"][0]["name"], "mgc");
+    assert_eq!(state["instances"][0]["databases"][0]["state"], "ONLINE");
+}
