@@ -428,3 +428,40 @@ async fn skype_layout_mirror_pair_ships_logs_to_dallas_across_a_manual_failover(
         .await;
     assert!(ok_runs > 0);
 }
+
+#[tokio::test]
+async fn restore_delay_holds_backups_back_and_standby_mode_is_refused() {
+    let w = world("lsdelay");
+    let (p, s) = seed_secondary(&w).await;
+    assert_eq!(
+        s.err("EXEC master.dbo.sp_add_log_shipping_secondary_primary @primary_server = N'atl-sql1', @primary_database = N'mgc', @backup_source_directory = N'\\\\atl-fs\\pchat-ls', @backup_destination_directory = N'D:\\copy', @copy_job_name = N'c', @restore_job_name = N'r'; EXEC master.dbo.sp_add_log_shipping_secondary_database @secondary_database = N'mgc', @primary_server = N'atl-sql1', @primary_database = N'mgc', @restore_mode = 1")
+            .await,
+        [32047]
+    );
+    s.ok("EXEC master.dbo.sp_add_log_shipping_secondary_database @secondary_database = N'mgc', @primary_server = N'atl-sql1', @primary_database = N'mgc', @restore_delay = 60")
+        .await;
+    p.ok(&format!(
+        "EXEC master.dbo.sp_add_log_shipping_primary_database @database = N'mgc', @backup_directory = N'{ATL}', @backup_share = N'{ATL}', @backup_job_name = N'LSBackup_mgc'"
+    ))
+    .await;
+    p.post("mgc", [3]).await;
+    for job in ["LSBackup_mgc"] {
+        p.ok(&format!("EXEC msdb.dbo.sp_start_job @job_name = N'{job}'"))
+            .await;
+        w.sim.tick();
+    }
+    for job in ["c", "r"] {
+        s.ok(&format!("EXEC msdb.dbo.sp_start_job @job_name = N'{job}'"))
+            .await;
+        w.sim.tick();
+    }
+    assert!(
+        w.dir
+            .join("instances/dal-sql1/D/copy")
+            .read_dir()
+            .unwrap()
+            .count()
+            > 0
+    );
+    assert!(!w.sim.message_ids("dal-sql1", "mgc").unwrap().contains(&3));
+}

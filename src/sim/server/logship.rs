@@ -309,6 +309,15 @@ pub fn run(
             let disconnect = args.opt_int("@disconnect_users")?.unwrap_or(0) != 0;
             let restore_all = args.opt_int("@restore_all")?.unwrap_or(1) != 0;
             let threshold = args.opt_int("@restore_threshold")?.unwrap_or(45);
+            if restore_mode != 0 {
+                // STANDBY restores are not modelled; refusing beats restoring differently.
+                return Err(ls_error(
+                    32047,
+                    format!(
+                        "@restore_mode = {restore_mode} (STANDBY) is not supported by the simulator; use 0 (NORECOVERY)."
+                    ),
+                ));
+            }
             let msdb = &state.instances[inst].msdb;
             let Some(sec) = msdb.ls_secondary.iter().find(|s| {
                 s.primary_server.eq_ignore_ascii_case(&primary_server)
@@ -765,6 +774,13 @@ fn restore_job(state: &mut State, inst: usize, secondary_id: &str) -> Result<Str
             let disk = paths::join(&s.backup_destination_directory, &f);
             let set = backup::read_set(state, inst, &disk, 1, "RESTORE LOG")
                 .map_err(|f| failure_text(&f))?;
+            // @restore_delay: a backup is restored only once it is that many minutes old;
+            // later files wait with it so the order is kept.
+            if d.restore_delay > 0
+                && now() - set.backup_finish_date < Duration::minutes(d.restore_delay as i64)
+            {
+                break;
+            }
             let redo = state.instances[inst]
                 .db(&d.secondary_database)
                 .and_then(|db| db.redo_lsn);
