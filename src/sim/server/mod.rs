@@ -39,7 +39,8 @@ pub struct Simulator {
     up: BTreeMap<String, watch::Sender<bool>>,
     /// Wakes the scheduler early (sp_start_job).
     wake: Notify,
-    started: std::time::Instant,
+    /// The scheduler clock (tokio time, so paused-time tests drive the jobs).
+    started: tokio::time::Instant,
     me: Weak<Simulator>,
 }
 
@@ -141,7 +142,7 @@ impl Simulator {
             state: Mutex::new(state),
             up,
             wake: Notify::new(),
-            started: std::time::Instant::now(),
+            started: tokio::time::Instant::now(),
             me: me.clone(),
         });
         if tokio::runtime::Handle::try_current().is_ok() {
