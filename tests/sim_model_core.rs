@@ -592,3 +592,24 @@ async fn an_operator_style_observation_batch_runs_in_one_round_trip() {
     );
     assert_eq!(sets[3].rows[0][0], Value::NVarChar("atl-sql1".into()));
 }
+
+#[tokio::test]
+async fn string_concatenation_with_plus_and_object_id_are_translated() {
+    let w = world("concat");
+    let c = w.connect("atl-sql1");
+    assert_eq!(
+        c.text("SELECT N'\\\\atl-fs\\pchat-ls\\' + name + N'.bak' FROM sys.databases WHERE name = N'mgc'")
+            .await,
+        "\\\\atl-fs\\pchat-ls\\mgc.bak"
+    );
+    assert_eq!(
+        c.int("SELECT CASE WHEN OBJECT_ID(N'msdb.dbo.log_shipping_secondary') IS NOT NULL THEN 1 ELSE 0 END")
+            .await,
+        1
+    );
+    assert_eq!(
+        c.int("SELECT CASE WHEN OBJECT_ID(N'dbo.nothing') IS NULL THEN 1 ELSE 0 END")
+            .await,
+        1
+    );
+}

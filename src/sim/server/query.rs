@@ -250,7 +250,16 @@ impl<'a, 'b> Rewriter<'a, 'b> {
                         k = close + 1;
                         continue;
                     }
-                    out.push(s.clone());
+                    let is_str =
+                        |t: Option<&Token>| t.is_some_and(|t| matches!(t.tok, Tok::Str { .. }));
+                    if s == "+"
+                        && (is_str(self.toks.get(k + 1)) || (k > 0 && is_str(self.toks.get(k - 1))))
+                    {
+                        // T-SQL concatenates strings with `+`; SQLite with `||`.
+                        out.push("||".into());
+                    } else {
+                        out.push(s.clone());
+                    }
                 }
             }
             k += 1;
@@ -486,6 +495,19 @@ impl<'a, 'b> Rewriter<'a, 'b> {
                 )
             }
             "suser_sname" | "suser_name" if args.is_empty() => sql_str("sa"),
+            "object_id" if !args.is_empty() => {
+                // Only the catalog and msdb tables exist as objects.
+                let name = match self.literal_arg(args[0]) {
+                    Some(Value::NVarChar(n)) => n.to_ascii_lowercase().replace(['[', ']'], ""),
+                    _ => String::new(),
+                };
+                let norm = name.replace("msdb..", "msdb.dbo.");
+                let known = catalog::TABLES.iter().position(|(t, _)| {
+                    t.eq_ignore_ascii_case(&norm)
+                        || t.eq_ignore_ascii_case(&format!("master.{norm}"))
+                });
+                known.map_or("NULL".into(), |i| (1000 + i).to_string())
+            }
             "host_name" if args.is_empty() => {
                 let h = self
                     .ctx
