@@ -2,3 +2,4 @@
 //! TDS 7.4 on loopback. It depends on nothing of the operator's.
 
 pub mod backend;
+pub mod tds;
