@@ -194,7 +194,12 @@ impl TestBackend {
                 return false;
             }
             "USE" => {
-                let new = rest.first().copied().unwrap_or("").to_string();
+                let new = rest
+                    .first()
+                    .copied()
+                    .unwrap_or("")
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .to_string();
                 let old = self.db_of(session);
                 self.state
                     .lock()
