@@ -142,3 +142,22 @@ async fn mssql_tds_sees_an_error_with_its_number_state_class_and_line() {
     assert_eq!(e.line_number, Some(4));
     assert_eq!(e.server_name.as_deref(), Some(SERVER));
 }
+
+#[tokio::test]
+async fn the_backup_restore_helper_names_the_statement_a_server_rejects() {
+    // The test double has no BACKUP (it answers 2812), so the helper must fail at step one
+    // and say which statement failed; against the model it runs the whole round trip.
+    let server = start().await;
+    let err = support::mssql_roundtrip::backup_restore_round_trip(
+        server.addr,
+        server.addr,
+        USER,
+        PASSWORD,
+        "mgc",
+        r"\\atl-fs\pchat-ls\mgc.bak",
+    )
+    .await
+    .unwrap_err();
+    assert!(err.starts_with("BACKUP DATABASE [mgc] TO DISK"), "{err}");
+    assert!(err.contains("2812"), "{err}");
+}

@@ -90,6 +90,19 @@ async fn client_requiring_encryption_gets_a_clean_error_without_hanging() {
 }
 
 #[tokio::test]
+async fn clients_asking_for_encryption_on_or_off_also_fail_cleanly_without_hanging() {
+    // tiberius turns Off + ENCRYPT_NOT_SUP into a TLS handshake; the server refuses it and
+    // closes instead of waiting for a LOGIN7 that will never come.
+    let server = start().await;
+    for level in [EncryptionLevel::On, EncryptionLevel::Off] {
+        let mut config = config(server.addr, USER, PASSWORD);
+        config.encryption(level);
+        assert!(bounded(connect_with(config)).await.is_err(), "{level:?}");
+    }
+    assert!(server.backend.state.lock().unwrap().logins.is_empty());
+}
+
+#[tokio::test]
 async fn batch_returns_several_result_sets_in_order() {
     let server = start().await;
     let mut client = connect(server.addr).await;

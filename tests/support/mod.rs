@@ -3,6 +3,8 @@
 //! a server on a loopback port, and tiberius clients.
 #![allow(dead_code)]
 
+pub mod mssql_roundtrip;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI16, Ordering};
