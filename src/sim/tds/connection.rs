@@ -3,9 +3,10 @@
 
 use std::net::SocketAddr;
 
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use futures::future::BoxFuture;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -15,7 +16,7 @@ use super::login::{
 use super::packet::{DEFAULT_PACKET_SIZE, Message, frame, packet_type, read_message};
 use super::rpc::{decode_batch, decode_rpc};
 use super::tokens::{RequestKind, attention_ack, encode_outcome, login_failure, login_success};
-use crate::sim::backend::{LoginRequest, ServerMessage, Session, SharedBackend};
+use crate::sim::backend::{LoginRequest, Outcome, Output, ServerMessage, Session, SharedBackend};
 
 /// Why a connection ended (for the log).
 #[derive(Debug, thiserror::Error)]
@@ -31,44 +32,21 @@ enum End {
     #[error("protocol error: {0}")]
     Protocol(String),
     #[error("i/o error: {0}")]
-    Io(std::io::Error),
+    Io(#[from] std::io::Error),
 }
 
-impl From<std::io::Error> for End {
-    fn from(e: std::io::Error) -> Self {
-        End::Io(e)
-    }
-}
+type Inbox = mpsc::Receiver<std::io::Result<Message>>;
 
-/// Writes server messages, splitting them to the negotiated packet size.
-struct Writer {
-    half: OwnedWriteHalf,
+/// The server side of one connection.
+struct Conn {
+    out: OwnedWriteHalf,
+    inbox: Inbox,
+    stop: CancellationToken,
+    /// Cancelled with the session once logged in; never before.
+    killed: CancellationToken,
     packet_size: usize,
     spid: u16,
     packet_id: u8,
-}
-
-impl Writer {
-    async fn send(&mut self, ty: u8, payload: &[u8]) -> std::io::Result<()> {
-        let bytes = frame(
-            ty,
-            payload,
-            self.packet_size,
-            self.spid,
-            &mut self.packet_id,
-        );
-        self.half.write_all(&bytes).await?;
-        self.half.flush().await
-    }
-
-    async fn reply(&mut self, payload: &[u8]) -> std::io::Result<()> {
-        self.send(packet_type::TABULAR_RESULT, payload).await
-    }
-}
-
-async fn close<W: AsyncWrite + Unpin>(w: &mut W) {
-    // The peer may already be gone; nothing useful to do with that error.
-    let _ = w.shutdown().await;
 }
 
 /// Serves one accepted connection to its end.
@@ -79,232 +57,241 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
-    let (mut read_half, write_half) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<std::io::Result<Message>>(4);
+    let (read_half, out) = stream.into_split();
+    let (tx, inbox) = mpsc::channel(4);
     // A separate reader lets an ATTENTION arrive while a request is running.
-    let reader = tokio::spawn(async move {
-        loop {
-            let next = read_message(&mut read_half).await;
-            let stop = !matches!(next, Ok(Some(_)));
-            let item = match next {
-                Ok(Some(m)) => Ok(m),
-                Ok(None) => break,
-                Err(e) => Err(e),
-            };
-            if tx.send(item).await.is_err() || stop {
-                break;
-            }
-        }
-    });
-    let mut writer = Writer {
-        half: write_half,
+    let reader = tokio::spawn(read_messages(read_half, tx));
+    let mut conn = Conn {
+        out,
+        inbox,
+        stop,
+        killed: CancellationToken::new(),
         packet_size: DEFAULT_PACKET_SIZE,
         spid: 0,
         packet_id: 1,
     };
-    let mut session = None;
-    let end = serve_connection(&mut writer, &mut rx, peer, &backend, &stop, &mut session).await;
+    let end = match conn.handshake(peer, &backend).await {
+        Ok(session) => {
+            let end = conn.serve_requests(&session, &backend).await;
+            backend.logout(&session);
+            end
+        }
+        Err(end) => end,
+    };
     match &end {
         End::ClientClosed | End::Shutdown | End::Killed => {
             tracing::debug!(%peer, %end, "connection ended")
         }
         _ => tracing::info!(%peer, %end, "connection ended"),
     }
-    if let Some(session) = &session {
-        backend.logout(session);
-    }
-    close(&mut writer.half).await;
+    // The peer may already be gone; nothing useful to do with a failed shutdown.
+    let _ = conn.out.shutdown().await;
     // Dropping the read half with the write half closes the socket.
     reader.abort();
 }
 
-async fn next_message(
-    rx: &mut mpsc::Receiver<std::io::Result<Message>>,
-    stop: &CancellationToken,
-    killed: Option<&CancellationToken>,
-) -> Result<Message, End> {
-    let killed_fut = async {
-        match killed {
-            Some(k) => k.cancelled().await,
-            None => std::future::pending().await,
+async fn read_messages(mut read_half: OwnedReadHalf, tx: mpsc::Sender<std::io::Result<Message>>) {
+    loop {
+        let item = match read_message(&mut read_half).await {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => return,
+            Err(e) => Err(e),
+        };
+        let last = item.is_err();
+        if tx.send(item).await.is_err() || last {
+            return;
         }
-    };
-    tokio::select! {
-        m = rx.recv() => match m {
-            Some(Ok(m)) => Ok(m),
-            Some(Err(e)) => Err(End::Io(e)),
-            None => Err(End::ClientClosed),
-        },
-        _ = stop.cancelled() => Err(End::Shutdown),
-        _ = killed_fut => Err(End::Killed),
     }
 }
 
-async fn serve_connection(
-    w: &mut Writer,
-    rx: &mut mpsc::Receiver<std::io::Result<Message>>,
-    peer: SocketAddr,
-    backend: &SharedBackend,
-    stop: &CancellationToken,
-    session_slot: &mut Option<Session>,
-) -> End {
-    // PRELOGIN.
-    let m = match next_message(rx, stop, None).await {
-        Ok(m) => m,
-        Err(e) => return e,
-    };
-    if m.ty != packet_type::PRELOGIN {
-        return End::Protocol(format!("expected PRELOGIN, got packet type {:#04x}", m.ty));
-    }
-    let encryption = match client_encryption(&m.payload) {
-        Ok(level) => level,
-        Err(e) => return End::Protocol(e.to_string()),
-    };
-    if let Err(e) = w
-        .send(packet_type::TABULAR_RESULT, &prelogin_response())
-        .await
-    {
-        return e.into();
-    }
-    if demands_encryption(encryption) {
-        // The client reads ENCRYPT_NOT_SUP, fails its negotiation, and sees the close.
-        return End::Refused("client demands encryption, which this server does not support");
+impl Conn {
+    async fn send(&mut self, payload: &[u8]) -> Result<(), End> {
+        let bytes = frame(
+            packet_type::TABULAR_RESULT,
+            payload,
+            self.packet_size,
+            self.spid,
+            &mut self.packet_id,
+        );
+        self.out.write_all(&bytes).await?;
+        self.out.flush().await?;
+        Ok(())
     }
 
-    // LOGIN7.
-    let m = match next_message(rx, stop, None).await {
-        Ok(m) => m,
-        Err(e) => return e,
-    };
-    if m.ty != packet_type::LOGIN7 {
-        // A PRELOGIN here is a TLS handshake from a client that chose encryption anyway.
-        return End::Refused("expected LOGIN7 (TLS is not supported)");
-    }
-    let login = match decode_login7(&m.payload) {
-        Ok(l) => l,
-        Err(e) => return End::Protocol(e.to_string()),
-    };
-    let request = LoginRequest {
-        user: login.user.clone(),
-        password: login.password,
-        host_name: login.host_name,
-        app_name: login.app_name,
-        database: login.database,
-        client_addr: peer.ip().to_string(),
-    };
-    let session = match backend.login(request) {
-        Ok(s) => s,
-        Err(message) => {
-            tracing::info!(%peer, user = %login.user, number = message.number, "login refused");
-            if let Err(e) = w.reply(&login_failure(&message)).await {
-                return e.into();
-            }
-            return End::Refused("login failed");
+    /// The next client message, unless the connection must end first.
+    async fn next(&mut self) -> Result<Message, End> {
+        tokio::select! {
+            m = self.inbox.recv() => match m {
+                Some(Ok(m)) => Ok(m),
+                Some(Err(e)) => Err(End::Io(e)),
+                None => Err(End::ClientClosed),
+            },
+            _ = self.stop.cancelled() => Err(End::Shutdown),
+            _ = self.killed.cancelled() => Err(End::Killed),
         }
-    };
-    let packet_size = negotiate_packet_size(login.packet_size);
-    let reply = login_success(&session.server_name, &session.database, packet_size);
-    w.spid = session.session_id as u16;
-    let sent = w.reply(&reply).await;
-    // The new size applies from the first message after the login response.
-    w.packet_size = packet_size;
-    let killed = session.killed.clone();
-    let server_name = session.server_name.clone();
-    *session_slot = Some(session.clone());
-    if let Err(e) = sent {
-        return e.into();
     }
 
-    loop {
-        let m = match next_message(rx, stop, Some(&killed)).await {
-            Ok(m) => m,
-            Err(e) => return e,
+    /// PRELOGIN and LOGIN7 up to a logged-in session.
+    async fn handshake(
+        &mut self,
+        peer: SocketAddr,
+        backend: &SharedBackend,
+    ) -> Result<Session, End> {
+        let m = self.next().await?;
+        if m.ty != packet_type::PRELOGIN {
+            return Err(End::Protocol(format!(
+                "expected PRELOGIN, got packet type {:#04x}",
+                m.ty
+            )));
+        }
+        let encryption = client_encryption(&m.payload).map_err(|e| End::Protocol(e.to_string()))?;
+        self.send(&prelogin_response()).await?;
+        if demands_encryption(encryption) {
+            // The client reads ENCRYPT_NOT_SUP, fails its negotiation, and sees the close.
+            return Err(End::Refused(
+                "client demands encryption, which this server does not support",
+            ));
+        }
+
+        let m = self.next().await?;
+        if m.ty != packet_type::LOGIN7 {
+            // A PRELOGIN here is a TLS handshake from a client that chose encryption anyway.
+            return Err(End::Refused("expected LOGIN7 (TLS is not supported)"));
+        }
+        let login = decode_login7(&m.payload).map_err(|e| End::Protocol(e.to_string()))?;
+        let user = login.user.clone();
+        let request = LoginRequest {
+            user: login.user,
+            password: login.password,
+            host_name: login.host_name,
+            app_name: login.app_name,
+            database: login.database,
+            client_addr: peer.ip().to_string(),
         };
-        let kind = match m.ty {
-            packet_type::SQL_BATCH => RequestKind::Batch,
-            packet_type::RPC => RequestKind::Rpc,
-            packet_type::ATTENTION => {
-                // The request already finished; the client still waits for the ack.
-                if let Err(e) = w.reply(&attention_ack()).await {
-                    return e.into();
-                }
-                continue;
+        let session = match backend.login(request) {
+            Ok(s) => s,
+            Err(message) => {
+                tracing::info!(%peer, %user, number = message.number, "login refused");
+                self.send(&login_failure(&message)).await?;
+                return Err(End::Refused("login failed"));
             }
-            other => return End::Protocol(format!("unexpected packet type {other:#04x}")),
         };
+        let packet_size = negotiate_packet_size(login.packet_size);
+        self.spid = session.session_id as u16;
+        self.killed = session.killed.clone();
+        let sent = self
+            .send(&login_success(
+                &session.server_name,
+                &session.database,
+                packet_size,
+            ))
+            .await;
+        // The new size applies from the first message after the login response.
+        self.packet_size = packet_size;
+        if let Err(end) = sent {
+            backend.logout(&session);
+            return Err(end);
+        }
+        Ok(session)
+    }
+
+    /// SQL batches, RPCs and ATTENTIONs until the connection ends.
+    async fn serve_requests(&mut self, session: &Session, backend: &SharedBackend) -> End {
+        loop {
+            if let Err(end) = self.serve_one(session, backend).await {
+                return end;
+            }
+        }
+    }
+
+    async fn serve_one(&mut self, session: &Session, backend: &SharedBackend) -> Result<(), End> {
+        let m = self.next().await?;
+        let server = session.server_name.as_str();
         let cancel = CancellationToken::new();
-        let fut = match kind {
-            RequestKind::Batch => match decode_batch(&m.payload) {
-                Ok(sql) => backend.batch(&session, sql, cancel.clone()),
-                Err(e) => return End::Protocol(e.to_string()),
-            },
-            RequestKind::Rpc => match decode_rpc(&m.payload) {
-                Ok(req) => backend.rpc(&session, req, cancel.clone()),
+        let (kind, fut) = match m.ty {
+            packet_type::SQL_BATCH => {
+                let sql = decode_batch(&m.payload).map_err(|e| End::Protocol(e.to_string()))?;
+                (
+                    RequestKind::Batch,
+                    backend.batch(session, sql, cancel.clone()),
+                )
+            }
+            packet_type::RPC => match decode_rpc(&m.payload) {
+                Ok(request) => (
+                    RequestKind::Rpc,
+                    backend.rpc(session, request, cancel.clone()),
+                ),
                 Err(e) => {
-                    // A parameter type outside the supported set is the client's to fix,
-                    // and the connection stays usable (SQL Server answers 8016 and the like).
-                    let outcome = crate::sim::backend::Outcome {
-                        outputs: vec![crate::sim::backend::Output::Message(ServerMessage {
-                            number: 8016,
-                            state: 1,
-                            class: 16,
-                            text: format!(
-                                "The incoming tabular data stream (TDS) remote procedure call (RPC) protocol stream is incorrect. {e}"
-                            ),
-                            server: server_name.clone(),
-                            procedure: String::new(),
-                            line: 1,
-                        })],
+                    // A parameter outside the supported set is the client's to fix; the
+                    // connection stays usable, as with SQL Server's 8016.
+                    let outcome = Outcome {
+                        outputs: vec![Output::Message(rpc_stream_error(server, &e.to_string()))],
                     };
-                    if let Err(e) = w.reply(&encode_outcome(&outcome, kind, &server_name)).await {
-                        return e.into();
-                    }
-                    continue;
+                    return self
+                        .send(&encode_outcome(&outcome, RequestKind::Rpc, server))
+                        .await;
                 }
             },
+            // The request already finished; the client still waits for the acknowledgement.
+            packet_type::ATTENTION => return self.send(&attention_ack()).await,
+            other => {
+                return Err(End::Protocol(format!(
+                    "unexpected packet type {other:#04x}"
+                )));
+            }
         };
-        let outcome = match await_request(fut, &cancel, rx, &killed, stop).await {
-            Ok(outcome) => outcome,
-            Err(end) => return end,
-        };
-        let reply = match outcome {
-            Some(outcome) => encode_outcome(&outcome, kind, &server_name),
+        let reply = match self.await_request(fut, &cancel).await? {
+            Some(outcome) => encode_outcome(&outcome, kind, server),
             None => attention_ack(),
         };
-        if let Err(e) = w.reply(&reply).await {
-            return e.into();
-        }
+        self.send(&reply).await
+    }
+
+    /// Runs a request to its outcome, or to `None` when the client sent ATTENTION: the model
+    /// is told through `cancel` and its partial outcome discarded, as the client discards it.
+    async fn await_request(
+        &mut self,
+        mut fut: BoxFuture<'static, Outcome>,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Outcome>, End> {
+        let end = tokio::select! {
+            outcome = &mut fut => return Ok(Some(outcome)),
+            m = self.inbox.recv() => match m {
+                Some(Ok(m)) if m.ty == packet_type::ATTENTION => {
+                    cancel.cancel();
+                    // Wait for the model to stop, unless the connection must end first.
+                    tokio::select! {
+                        _ = fut => return Ok(None),
+                        _ = self.killed.cancelled() => End::Killed,
+                        _ = self.stop.cancelled() => End::Shutdown,
+                    }
+                }
+                Some(Ok(m)) => End::Protocol(format!(
+                    "packet type {:#04x} while a request is running (no MARS)",
+                    m.ty
+                )),
+                Some(Err(e)) => End::Io(e),
+                None => End::ClientClosed,
+            },
+            _ = self.killed.cancelled() => End::Killed,
+            _ = self.stop.cancelled() => End::Shutdown,
+        };
+        cancel.cancel();
+        Err(end)
     }
 }
 
-/// Runs a request to its outcome, or to `None` when the client sent ATTENTION (the model is
-/// told through `cancel` and its partial outcome discarded, as the client discards it too).
-async fn await_request(
-    fut: futures::future::BoxFuture<'static, crate::sim::backend::Outcome>,
-    cancel: &CancellationToken,
-    rx: &mut mpsc::Receiver<std::io::Result<Message>>,
-    killed: &CancellationToken,
-    stop: &CancellationToken,
-) -> Result<Option<crate::sim::backend::Outcome>, End> {
-    let mut fut = fut;
-    let end = tokio::select! {
-        outcome = &mut fut => return Ok(Some(outcome)),
-        m = rx.recv() => match m {
-            Some(Ok(m)) if m.ty == packet_type::ATTENTION => {
-                cancel.cancel();
-                let _ = fut.await;
-                return Ok(None);
-            }
-            Some(Ok(m)) => End::Protocol(format!(
-                "packet type {:#04x} while a request is running (no MARS)",
-                m.ty
-            )),
-            Some(Err(e)) => End::Io(e),
-            None => End::ClientClosed,
-        },
-        _ = killed.cancelled() => End::Killed,
-        _ = stop.cancelled() => End::Shutdown,
-    };
-    cancel.cancel();
-    Err(end)
+/// SQL Server's answer to an RPC it cannot decode.
+fn rpc_stream_error(server: &str, detail: &str) -> ServerMessage {
+    ServerMessage {
+        number: 8016,
+        state: 1,
+        class: 16,
+        text: format!(
+            "The incoming tabular data stream (TDS) remote procedure call (RPC) protocol stream is incorrect. {detail}"
+        ),
+        server: server.to_string(),
+        procedure: String::new(),
+        line: 1,
+    }
 }

@@ -65,6 +65,16 @@ pub fn numeric_len(precision: u8) -> u8 {
     }
 }
 
+/// The byte limit of `nvarchar(n)`: SQL Server caps a sized nvarchar at 4000 characters.
+fn nvarchar_max_bytes(chars: u16) -> u16 {
+    chars.min(4000) * 2
+}
+
+/// The byte limit of `varbinary(n)`, at most 8000.
+fn varbinary_max_bytes(bytes: u16) -> u16 {
+    bytes.min(8000)
+}
+
 /// Appends TYPE_INFO for a column type.
 pub fn put_type_info(out: &mut Vec<u8>, ty: ColumnType) {
     match ty {
@@ -79,7 +89,7 @@ pub fn put_type_info(out: &mut Vec<u8>, ty: ColumnType) {
         }
         ColumnType::NVarChar(max_chars) => {
             out.push(NVARCHAR);
-            let bytes = max_chars.map_or(MAX_LEN, |n| n.saturating_mul(2).min(8000));
+            let bytes = max_chars.map_or(MAX_LEN, nvarchar_max_bytes);
             out.extend_from_slice(&bytes.to_le_bytes());
             out.extend_from_slice(&COLLATION);
         }
@@ -87,7 +97,7 @@ pub fn put_type_info(out: &mut Vec<u8>, ty: ColumnType) {
         ColumnType::DateTime2 => out.extend_from_slice(&[DATETIME2N, DATETIME2_SCALE]),
         ColumnType::VarBinary(max) => {
             out.push(BIGVARBIN);
-            let bytes = max.map_or(MAX_LEN, |n| n.min(8000));
+            let bytes = max.map_or(MAX_LEN, varbinary_max_bytes);
             out.extend_from_slice(&bytes.to_le_bytes());
         }
         ColumnType::UniqueIdentifier => out.extend_from_slice(&[GUID, 16]),
@@ -193,7 +203,7 @@ pub fn put_value(out: &mut Vec<u8>, ty: ColumnType, value: &Value) -> Result<(),
             match max {
                 None => put_plp(out, &bytes),
                 Some(n) => {
-                    if bytes.len() > usize::from(n) * 2 {
+                    if bytes.len() > usize::from(nvarchar_max_bytes(n)) {
                         return Err(format!(
                             "text of {} characters does not fit nvarchar({n})",
                             text.chars().count()
@@ -232,7 +242,7 @@ pub fn put_value(out: &mut Vec<u8>, ty: ColumnType, value: &Value) -> Result<(),
             match max {
                 None => put_plp(out, bytes),
                 Some(n) => {
-                    if bytes.len() > usize::from(n) {
+                    if bytes.len() > usize::from(varbinary_max_bytes(n)) {
                         return Err(format!("{} bytes do not fit varbinary({n})", bytes.len()));
                     }
                     out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
