@@ -160,6 +160,7 @@ impl Conn {
         }
         let login = decode_login7(&m.payload).map_err(|e| End::Protocol(e.to_string()))?;
         let user = login.user.clone();
+        let feature_ext = login.feature_ext;
         let request = LoginRequest {
             user: login.user,
             password: login.password,
@@ -184,6 +185,7 @@ impl Conn {
                 &session.server_name,
                 &session.database,
                 packet_size,
+                feature_ext,
             ))
             .await;
         // The new size applies from the first message after the login response.

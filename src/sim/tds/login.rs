@@ -77,7 +77,13 @@ pub struct Login7 {
     pub app_name: String,
     pub server_name: String,
     pub database: String,
+    /// The client sent a FeatureExt block (OptionFlags3 fExtension), so the login response
+    /// must carry a FEATUREEXTACK.
+    pub feature_ext: bool,
 }
+
+/// OptionFlags3 (offset 27): fExtension.
+const FLAGS3_EXTENSION: u8 = 0x10;
 
 /// The fixed part of LOGIN7 up to and including cbSSPILong.
 const LOGIN7_FIXED_LEN: usize = 94;
@@ -121,6 +127,7 @@ pub fn decode_login7(payload: &[u8]) -> DecodeResult<Login7> {
         app_name: text(48, "LOGIN7 AppName")?,
         server_name: text(52, "LOGIN7 ServerName")?,
         database: text(68, "LOGIN7 Database")?,
+        feature_ext: payload[27] & FLAGS3_EXTENSION != 0,
     })
 }
 

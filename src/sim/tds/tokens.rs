@@ -17,6 +17,9 @@ const LOGINACK: u8 = 0xAD;
 const ENVCHANGE: u8 = 0xE3;
 const RETURNSTATUS: u8 = 0x79;
 const RETURNVALUE: u8 = 0xAC;
+const FEATUREEXTACK: u8 = 0xAE;
+/// Ends the FEATUREEXTACK list.
+const FEATURE_TERMINATOR: u8 = 0xFF;
 
 /// DONE status bits (MS-TDS 2.2.7.6).
 pub const DONE_MORE: u16 = 0x0001;
@@ -244,9 +247,17 @@ pub fn encode_outcome(outcome: &Outcome, kind: RequestKind, server: &str) -> Vec
         RequestKind::Rpc => DONEINPROC,
     };
     let mut any_error = false;
+    // A failed statement's ERROR tokens (often two, e.g. 3201 then 3013) are closed by one
+    // DONE with DONE_ERROR before whatever the next statement sends.
+    let mut failed_statement_open = false;
     let mut return_status = None;
     let mut return_values = Vec::new();
     for output in &outcome.outputs {
+        let is_message = matches!(output, Output::Message(_));
+        if failed_statement_open && !is_message {
+            w.done_kind(done_kind, DONE_ERROR, 0, 0);
+            failed_statement_open = false;
+        }
         match output {
             Output::ResultSet(rs) => {
                 if let Err(e) = result_set(&mut w, rs, done_kind) {
@@ -261,10 +272,7 @@ pub fn encode_outcome(outcome: &Outcome, kind: RequestKind, server: &str) -> Vec
                 w.message(m);
                 if m.class > 10 {
                     any_error = true;
-                    // A failed statement ends with its own DONE carrying DONE_ERROR.
-                    if kind == RequestKind::Batch {
-                        w.done_kind(done_kind, DONE_ERROR, 0, 0);
-                    }
+                    failed_statement_open = true;
                 }
             }
             Output::DatabaseChanged { old, new } => {
@@ -281,6 +289,9 @@ pub fn encode_outcome(outcome: &Outcome, kind: RequestKind, server: &str) -> Vec
                 RequestKind::Rpc => return_values.push((name, value, *ty)),
             },
         }
+    }
+    if failed_statement_open {
+        w.done_kind(done_kind, DONE_ERROR, 0, 0);
     }
     match kind {
         RequestKind::Batch => {
@@ -320,8 +331,15 @@ pub fn attention_ack() -> Vec<u8> {
     w.finish()
 }
 
-/// The response to a successful LOGIN7, in SQL Server's order.
-pub fn login_success(server: &str, database: &str, packet_size: usize) -> Vec<u8> {
+/// The response to a successful LOGIN7, in SQL Server's order. `feature_ext`: the client
+/// sent FeatureExt, which MS-TDS requires to be answered with FEATUREEXTACK; the simulator
+/// acknowledges no optional feature (UTF-8, session recovery, ...), so the list is empty.
+pub fn login_success(
+    server: &str,
+    database: &str,
+    packet_size: usize,
+    feature_ext: bool,
+) -> Vec<u8> {
     let mut w = TokenWriter::new();
     w.env_change_text(1, database, "master");
     w.message(&changed_database(server, database));
@@ -337,6 +355,10 @@ pub fn login_success(server: &str, database: &str, packet_size: usize) -> Vec<u8
         line: 1,
     });
     w.login_ack();
+    if feature_ext {
+        w.token(FEATUREEXTACK);
+        w.buf.push(FEATURE_TERMINATOR);
+    }
     w.env_change_text(4, &packet_size.to_string(), "4096");
     w.done(0, 0);
     w.finish()
@@ -380,6 +402,61 @@ mod tests {
         let first_done = bytes.iter().position(|b| *b == DONE).unwrap();
         let status = u16::from_le_bytes([bytes[first_done + 1], bytes[first_done + 2]]);
         assert_eq!(status, DONE_COUNT | DONE_MORE);
+    }
+
+    fn error(number: i32) -> Output {
+        Output::Message(ServerMessage {
+            number,
+            state: 1,
+            class: 16,
+            text: "failed".into(),
+            server: "s".into(),
+            procedure: String::new(),
+            line: 1,
+        })
+    }
+
+    /// (token, status) of every DONE-family token, in order; the test streams hold no
+    /// other 0xFD bytes.
+    fn done_statuses(bytes: &[u8]) -> Vec<u16> {
+        bytes
+            .windows(3)
+            .filter(|w| w[0] == DONE)
+            .map(|w| u16::from_le_bytes([w[1], w[2]]))
+            .collect()
+    }
+
+    #[test]
+    fn consecutive_errors_of_one_statement_share_one_error_done() {
+        let outcome = Outcome {
+            outputs: vec![error(3201), error(3013), Output::RowCount(2)],
+        };
+        let bytes = encode_outcome(&outcome, RequestKind::Batch, "s");
+        assert_eq!(bytes[0], ERROR);
+        assert_eq!(
+            done_statuses(&bytes),
+            vec![DONE_ERROR | DONE_MORE, DONE_COUNT]
+        );
+    }
+
+    #[test]
+    fn a_batch_ending_in_an_error_ends_with_an_error_done() {
+        let outcome = Outcome {
+            outputs: vec![error(4305)],
+        };
+        let bytes = encode_outcome(&outcome, RequestKind::Batch, "s");
+        assert_eq!(done_statuses(&bytes), vec![DONE_ERROR]);
+    }
+
+    #[test]
+    fn login_response_acknowledges_feature_ext_only_when_the_client_sent_it() {
+        let with = login_success("s", "mgc", 4096, true);
+        let without = login_success("s", "mgc", 4096, false);
+        assert_eq!(with.len(), without.len() + 2);
+        assert!(
+            with.windows(2)
+                .any(|w| w == [FEATUREEXTACK, FEATURE_TERMINATOR])
+        );
     }
 
     #[test]
