@@ -515,3 +515,39 @@ async fn rows_stream_in_order_through_the_row_stream_api() {
         .unwrap();
     assert_eq!(ids, vec![0, 1, 2, 3, 4]);
 }
+
+#[tokio::test]
+async fn an_instance_can_listen_again_on_its_port_after_shutdown() {
+    // Instance down and back up: the model stops `serve` and starts it on the same address.
+    let server = start().await;
+    let mut client = connect(server.addr).await;
+    client
+        .simple_query("SELECT 1")
+        .await
+        .unwrap()
+        .into_results()
+        .await
+        .unwrap();
+    server.shutdown.cancel();
+    bounded(server.task).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(server.addr).await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let backend: pchat_operator::sim::backend::SharedBackend = server.backend.clone();
+    let task = tokio::spawn(pchat_operator::sim::tds::serve(
+        listener,
+        backend,
+        shutdown.clone(),
+    ));
+    let mut again = connect(server.addr).await;
+    let row = again
+        .simple_query("SELECT 4")
+        .await
+        .unwrap()
+        .into_row()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.get::<i32, _>(0), Some(4));
+    shutdown.cancel();
+    bounded(task).await.unwrap();
+}
