@@ -7,6 +7,8 @@
 //! [`Outcome`]: crate::sim::backend::Outcome
 
 mod connection;
+pub mod decode;
+pub mod encode;
 pub mod login;
 pub mod packet;
 pub mod rpc;

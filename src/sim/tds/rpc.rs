@@ -1,7 +1,7 @@
 //! RPC requests (MS-TDS 2.2.6.6): ALL_HEADERS, the procedure by id or name, option flags and
 //! parameters. `sp_executesql` (id 10 or by name) becomes `RpcRequest::ExecuteSql`.
 
-use super::types::{read_type_info, read_value};
+use super::decode::{read_type_info, read_value};
 use super::wire::{DecodeError, DecodeResult, Reader};
 use crate::sim::backend::{RpcParam, RpcRequest, Value};
 

@@ -1,7 +1,8 @@
 //! The server's token stream (MS-TDS 2.2.7): encodes an `Outcome` as SQL Server would send
 //! it for a SQL batch or an RPC, and the login response.
 
-use super::types::{COLLATION, put_type_info, put_value};
+use super::encode::{put_type_info, put_value};
+use super::types::COLLATION;
 use super::wire::{put_b_varchar, put_us_varchar};
 use crate::sim::backend::{Column, ColumnType, Outcome, Output, ResultSet, ServerMessage, Value};
 
