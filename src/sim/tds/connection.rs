@@ -219,9 +219,9 @@ impl Conn {
                 )
             }
             packet_type::RPC => match decode_rpc(&m.payload) {
-                Ok(request) => (
-                    RequestKind::Rpc,
-                    backend.rpc(session, request, cancel.clone()),
+                Ok(rpc) => (
+                    RequestKind::Rpc(rpc.wire_names),
+                    backend.rpc(session, rpc.request, cancel.clone()),
                 ),
                 Err(e) => {
                     // A parameter outside the supported set is the client's to fix; the
@@ -229,9 +229,8 @@ impl Conn {
                     let outcome = Outcome {
                         outputs: vec![Output::Message(rpc_stream_error(server, &e.to_string()))],
                     };
-                    return self
-                        .send(&encode_outcome(&outcome, RequestKind::Rpc, server))
-                        .await;
+                    let kind = RequestKind::Rpc(Vec::new());
+                    return self.send(&encode_outcome(&outcome, &kind, server)).await;
                 }
             },
             // The request already finished; the client still waits for the acknowledgement.
@@ -243,7 +242,7 @@ impl Conn {
             }
         };
         let reply = match self.await_request(fut, &cancel).await? {
-            Some(outcome) => encode_outcome(&outcome, kind, server),
+            Some(outcome) => encode_outcome(&outcome, &kind, server),
             None => attention_ack(),
         };
         self.send(&reply).await

@@ -53,8 +53,16 @@ fn is_executesql(name: &str) -> bool {
         .eq_ignore_ascii_case("sp_executesql")
 }
 
+/// An RPC request and the names of its parameters in wire order (including `@stmt` and
+/// `@params` of `sp_executesql`): a RETURNVALUE names its parameter by that ordinal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecodedRpc {
+    pub request: RpcRequest,
+    pub wire_names: Vec<String>,
+}
+
 /// Decodes an RPC request.
-pub fn decode_rpc(payload: &[u8]) -> DecodeResult<RpcRequest> {
+pub fn decode_rpc(payload: &[u8]) -> DecodeResult<DecodedRpc> {
     let mut r = Reader::new(payload);
     skip_all_headers(&mut r)?;
     let name_len = r.u16("RPC NameLenProcID")?;
@@ -89,8 +97,12 @@ pub fn decode_rpc(payload: &[u8]) -> DecodeResult<RpcRequest> {
             output: status & STATUS_BYREF != 0,
         });
     }
+    let wire_names = params.iter().map(|p| p.name.clone()).collect();
     if !is_executesql(&name) {
-        return Ok(RpcRequest::Procedure { name, params });
+        return Ok(DecodedRpc {
+            request: RpcRequest::Procedure { name, params },
+            wire_names,
+        });
     }
     let mut params = params.into_iter();
     let statement = match params.next() {
@@ -118,5 +130,8 @@ pub fn decode_rpc(payload: &[u8]) -> DecodeResult<RpcRequest> {
         }
         _ => rest,
     };
-    Ok(RpcRequest::ExecuteSql { statement, params })
+    Ok(DecodedRpc {
+        request: RpcRequest::ExecuteSql { statement, params },
+        wire_names,
+    })
 }

@@ -206,10 +206,11 @@ impl TokenWriter {
 }
 
 /// Whether the request was a SQL batch or an RPC (which ends in RETURNSTATUS and DONEPROC).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RequestKind {
     Batch,
-    Rpc,
+    /// The RPC's parameter names in wire order, for RETURNVALUE ordinals.
+    Rpc(Vec<String>),
 }
 
 /// The text of INFO 5701, which SQL Server sends with every database ENVCHANGE.
@@ -241,11 +242,11 @@ fn encoding_failure(server: &str, what: String) -> ServerMessage {
 }
 
 /// Encodes a request's outcome as its response message.
-pub fn encode_outcome(outcome: &Outcome, kind: RequestKind, server: &str) -> Vec<u8> {
+pub fn encode_outcome(outcome: &Outcome, kind: &RequestKind, server: &str) -> Vec<u8> {
     let mut w = TokenWriter::new();
     let done_kind = match kind {
         RequestKind::Batch => DONE,
-        RequestKind::Rpc => DONEINPROC,
+        RequestKind::Rpc(_) => DONEINPROC,
     };
     let mut any_error = false;
     // A failed statement's ERROR tokens (often two, e.g. 3201 then 3013) are closed by one
@@ -282,12 +283,12 @@ pub fn encode_outcome(outcome: &Outcome, kind: RequestKind, server: &str) -> Vec
             }
             Output::ReturnStatus(s) => match kind {
                 RequestKind::Batch => w.return_status(*s),
-                RequestKind::Rpc => return_status = Some(*s),
+                RequestKind::Rpc(_) => return_status = Some(*s),
             },
             Output::ReturnValue { name, value, ty } => match kind {
                 // Output parameters exist only for RPC; a batch has nowhere to put them.
                 RequestKind::Batch => {}
-                RequestKind::Rpc => return_values.push((name, value, *ty)),
+                RequestKind::Rpc(_) => return_values.push((name, value, *ty)),
             },
         }
     }
@@ -300,11 +301,15 @@ pub fn encode_outcome(outcome: &Outcome, kind: RequestKind, server: &str) -> Vec
                 w.done(0, 0);
             }
         }
-        RequestKind::Rpc => {
+        RequestKind::Rpc(wire_names) => {
             // RETURNSTATUS "MUST be returned to the client when an RPC is executed".
             w.return_status(return_status.unwrap_or(0));
-            for (i, (name, value, ty)) in return_values.into_iter().enumerate() {
-                if let Err(e) = w.return_value(i as u16, name, ty, value) {
+            for (name, value, ty) in return_values {
+                let ordinal = wire_names
+                    .iter()
+                    .position(|n| n.eq_ignore_ascii_case(name))
+                    .unwrap_or(wire_names.len()) as u16;
+                if let Err(e) = w.return_value(ordinal, name, ty, value) {
                     w.message(&encoding_failure(server, e));
                     any_error = true;
                 }
@@ -394,7 +399,7 @@ mod tests {
         let outcome = Outcome {
             outputs: vec![Output::ResultSet(rs.clone()), Output::ResultSet(rs)],
         };
-        let bytes = encode_outcome(&outcome, RequestKind::Batch, "s");
+        let bytes = encode_outcome(&outcome, &RequestKind::Batch, "s");
         // Each result set: COLMETADATA(0x81) 1 col ... ROW ... DONE.
         let tail = &bytes[bytes.len() - 13..];
         assert_eq!(tail[0], DONE);
@@ -432,7 +437,7 @@ mod tests {
         let outcome = Outcome {
             outputs: vec![error(3201), error(3013), Output::RowCount(2)],
         };
-        let bytes = encode_outcome(&outcome, RequestKind::Batch, "s");
+        let bytes = encode_outcome(&outcome, &RequestKind::Batch, "s");
         assert_eq!(bytes[0], ERROR);
         assert_eq!(
             done_statuses(&bytes),
@@ -445,7 +450,7 @@ mod tests {
         let outcome = Outcome {
             outputs: vec![error(4305)],
         };
-        let bytes = encode_outcome(&outcome, RequestKind::Batch, "s");
+        let bytes = encode_outcome(&outcome, &RequestKind::Batch, "s");
         assert_eq!(done_statuses(&bytes), vec![DONE_ERROR]);
     }
 
@@ -461,8 +466,29 @@ mod tests {
     }
 
     #[test]
+    fn return_values_carry_the_ordinal_of_their_parameter_in_the_request() {
+        let outcome = Outcome {
+            outputs: vec![Output::ReturnValue {
+                name: "@out".into(),
+                value: Value::Int(5),
+                ty: ColumnType::Int,
+            }],
+        };
+        let names = vec![
+            "@stmt".into(),
+            "@params".into(),
+            "@in".into(),
+            "@out".into(),
+        ];
+        let bytes = encode_outcome(&outcome, &RequestKind::Rpc(names), "s");
+        // RETURNSTATUS (5 bytes), then RETURNVALUE: token, ordinal u16.
+        assert_eq!(bytes[5], RETURNVALUE);
+        assert_eq!(u16::from_le_bytes([bytes[6], bytes[7]]), 3);
+    }
+
+    #[test]
     fn rpc_outcome_always_ends_with_return_status_and_doneproc() {
-        let bytes = encode_outcome(&Outcome::default(), RequestKind::Rpc, "s");
+        let bytes = encode_outcome(&Outcome::default(), &RequestKind::Rpc(Vec::new()), "s");
         assert_eq!(bytes[0], RETURNSTATUS);
         assert_eq!(&bytes[1..5], &0i32.to_le_bytes());
         assert_eq!(bytes[5], DONEPROC);
