@@ -551,3 +551,71 @@ async fn an_instance_can_listen_again_on_its_port_after_shutdown() {
     shutdown.cancel();
     bounded(task).await.unwrap();
 }
+
+#[tokio::test]
+async fn serve_while_up_refuses_connections_while_down_and_serves_again_when_up() {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = probe.local_addr().unwrap();
+    drop(probe);
+    let backend = TestBackend::new();
+    let shared: pchat_operator::sim::backend::SharedBackend = backend.clone();
+    let (up, rx) = tokio::sync::watch::channel(true);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(pchat_operator::sim::tds::serve_while_up(
+        addr,
+        shared,
+        rx,
+        shutdown.clone(),
+    ));
+    let mut client = bounded(async {
+        loop {
+            if let Ok(c) = connect_with(config(addr, USER, PASSWORD)).await {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    client
+        .simple_query("SELECT 1")
+        .await
+        .unwrap()
+        .into_results()
+        .await
+        .unwrap();
+
+    up.send(false).unwrap();
+    bounded(async {
+        while tokio::net::TcpStream::connect(addr).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let broken = match client.simple_query("SELECT 1").await {
+        Ok(stream) => stream.into_results().await.is_err(),
+        Err(_) => true,
+    };
+    assert!(broken, "connections close when the instance goes down");
+
+    up.send(true).unwrap();
+    let mut again = bounded(async {
+        loop {
+            if let Ok(c) = connect_with(config(addr, USER, PASSWORD)).await {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let row = again
+        .simple_query("SELECT 6")
+        .await
+        .unwrap()
+        .into_row()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.get::<i32, _>(0), Some(6));
+    shutdown.cancel();
+    bounded(task).await.unwrap().unwrap();
+}

@@ -24,7 +24,7 @@ const MAX_BODY: usize = 64 * 1024;
 /// lets in-flight requests finish, and returns.
 pub async fn serve(
     listener: TcpListener,
-    injector: Arc<dyn FaultInjector>,
+    injector: Arc<dyn FaultInjector + Send + Sync>,
     shutdown: CancellationToken,
 ) {
     let mut connections = JoinSet::new();
@@ -84,7 +84,7 @@ fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
 
 async fn handle(
     req: Request<Incoming>,
-    injector: Arc<dyn FaultInjector>,
+    injector: Arc<dyn FaultInjector + Send + Sync>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let response = match (req.method(), req.uri().path()) {
         (&Method::POST, "/faults") => post_fault(req, injector.as_ref()).await,

@@ -1,52 +1,61 @@
 //! Faults that tests and the control endpoint inject into the simulated topology.
 //!
-//! PLACEHOLDER SHAPE for the `simtds` branch: the model engineer owns this file and its real
-//! variants; the lead reconciles the two at merge. `sim::control` depends only on `Fault`
-//! being deserializable and on the `FaultInjector` trait below, never on the variants.
+//! PLACEHOLDER for the `simtds` branch, shaped like the model engineer's `sim::faults` (same
+//! variants and serde attributes, except `Latency::statement`, a `String` here because the
+//! model's `StatementKind` lives in `sim::server`). The lead keeps the model's file at merge.
+//! `sim::control` depends only on `Fault: Deserialize` and the `FaultInjector` trait.
 
 use serde::{Deserialize, Serialize};
 
-/// One fault or repair, as JSON `{"kind": "...", ...}`.
-#[derive(Deserialize, Serialize, Debug, Clone, PartialEq)]
-#[serde(tag = "kind")]
+/// One fault to inject (or to clear), as JSON `{"kind": "instanceDown", ...}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Fault {
-    /// The instance stops: connections refused, sessions dropped.
+    /// The instance stops: logins refused, sessions dropped.
     InstanceDown {
         instance: String,
     },
     InstanceUp {
         instance: String,
     },
-    /// No traffic between two sites or instances.
+    /// Cut the network between two groups of instance names, site names or share hosts.
     Partition {
-        a: String,
-        b: String,
+        between: (Vec<String>, Vec<String>),
     },
-    Heal {
-        a: String,
-        b: String,
-    },
-    /// The file share host is unreachable (backup/restore fail with 3201 and 3013).
+    /// Remove every partition.
+    Heal,
+    /// A share's file server is unreachable.
     ShareDown {
         host: String,
     },
     ShareUp {
         host: String,
     },
-    /// The next statement matching `pattern` fails with error `number`.
+    /// The next statement matching `pattern` fails with `error`.
     FailNext {
+        #[serde(default)]
+        instance: Option<String>,
         pattern: String,
-        number: i32,
+        #[serde(default)]
+        regex: bool,
+        error: i32,
     },
-    /// Added latency for a statement kind.
+    /// The database's files become inaccessible (RECOVERY_PENDING).
+    DatabaseRecoveryPending {
+        instance: String,
+        database: String,
+    },
+    /// Sleep `millis` before every statement of a kind (0 clears it).
     Latency {
-        statement_kind: String,
+        statement: String,
         millis: u64,
     },
 }
 
-/// Something that applies faults to a running topology.
+/// Something faults can be injected into.
 pub trait FaultInjector: Send + Sync {
+    /// Apply `fault`; an error names what was wrong with it.
     fn inject(&self, fault: Fault) -> Result<(), String>;
+    /// The faults currently in force, as JSON.
     fn describe(&self) -> serde_json::Value;
 }

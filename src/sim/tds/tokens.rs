@@ -213,7 +213,7 @@ pub enum RequestKind {
     Rpc(Vec<String>),
 }
 
-/// The text of INFO 5701, which SQL Server sends with every database ENVCHANGE.
+/// INFO 5701, which SQL Server sends with the database ENVCHANGE of a login.
 fn changed_database(server: &str, db: &str) -> ServerMessage {
     ServerMessage {
         number: 5701,
@@ -277,10 +277,8 @@ pub fn encode_outcome(outcome: &Outcome, kind: &RequestKind, server: &str) -> Ve
                     failed_statement_open = true;
                 }
             }
-            Output::DatabaseChanged { old, new } => {
-                w.env_change_text(1, new, old);
-                w.message(&changed_database(server, new));
-            }
+            // The model sends INFO 5701 itself, as its own output after this one.
+            Output::DatabaseChanged { old, new } => w.env_change_text(1, new, old),
             Output::ReturnStatus(s) => match kind {
                 RequestKind::Batch => w.return_status(*s),
                 RequestKind::Rpc(_) => return_status = Some(*s),
