@@ -107,7 +107,10 @@ async fn handle(
     Ok(response)
 }
 
-async fn post_fault(req: Request<Incoming>, injector: &dyn FaultInjector) -> Response<Full<Bytes>> {
+async fn post_fault(
+    req: Request<Incoming>,
+    injector: &(dyn FaultInjector + Send + Sync),
+) -> Response<Full<Bytes>> {
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
