@@ -161,3 +161,34 @@ async fn the_backup_restore_helper_names_the_statement_a_server_rejects() {
     assert!(err.starts_with("BACKUP DATABASE [mgc] TO DISK"), "{err}");
     assert!(err.contains("2812"), "{err}");
 }
+
+#[tokio::test]
+async fn mssql_tds_receives_info_messages_with_their_number_and_text() {
+    let server = start().await;
+    let mut client = connect_as(server.addr, USER, PASSWORD).await.unwrap();
+    let mut result = client
+        .execute(
+            "INFO 3014 BACKUP DATABASE successfully processed 42 pages; SELECT 9".into(),
+            (),
+        )
+        .await
+        .unwrap();
+    // Read the batch to its end; the INFO is collected on the way.
+    while !matches!(result, StatementResult::End) {
+        if matches!(result, StatementResult::Rows) {
+            rows_of(&mut client).await;
+        }
+        result = client.advance().await.unwrap();
+    }
+    let infos = client.take_info_messages();
+    let info = infos
+        .iter()
+        .find(|m| m.number == 3014)
+        .unwrap_or_else(|| panic!("no INFO 3014 in {infos:?}"));
+    assert_eq!(
+        info.message,
+        "BACKUP DATABASE successfully processed 42 pages"
+    );
+    assert_eq!(info.class, 0);
+    assert_eq!(info.server_name.as_deref(), Some(SERVER));
+}
