@@ -1,0 +1,424 @@
+//! A chat workload: simulated Persistent Chat servers that connect to the serving chat
+//! database the way real ones do (host name = the server's FQDN, program name "Persistent
+//! Chat Server"), follow the published active-server list and pool state, write messages, and
+//! record every acknowledged message id, so "nothing lost" is a measured fact.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tiberius::{AuthMethod, Client, Config, EncryptionLevel, Query};
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
+use tokio_util::sync::CancellationToken;
+
+/// The program name a Persistent Chat server sends at login.
+pub const PROGRAM_NAME: &str = "Persistent Chat Server";
+
+/// The statement each chat server writes, as a parameterized query (`sp_executesql`).
+pub const INSERT_MESSAGE: &str =
+    "INSERT INTO dbo.Messages (MessageId, ChatServer, Body, PostedAt) VALUES (@P1, @P2, @P3, @P4)";
+
+/// Which site serves the pool, as the topology publishes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PoolState {
+    /// The home site's instances serve the chat databases.
+    Normal,
+    /// The other (DR) site's instances serve them.
+    FailedOver,
+}
+
+/// The currently published pool configuration (what `Set-CsPersistentChatState` and the
+/// active-server list amount to).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Published {
+    /// FQDNs of the chat servers that may serve.
+    pub active_servers: Vec<String>,
+    pub pool_state: PoolState,
+}
+
+impl Published {
+    fn is_active(&self, fqdn: &str) -> bool {
+        self.active_servers
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(fqdn))
+    }
+}
+
+/// Where a chat server reads the published state from.
+pub trait PublishedSource: Send + Sync {
+    fn current(&self) -> Result<Published, String>;
+}
+
+/// The published state in a JSON (`.json`) or YAML file, re-read on every look.
+#[derive(Clone, Debug)]
+pub struct FileSource {
+    pub path: PathBuf,
+}
+
+impl PublishedSource for FileSource {
+    fn current(&self) -> Result<Published, String> {
+        let text = std::fs::read_to_string(&self.path)
+            .map_err(|e| format!("reading {}: {e}", self.path.display()))?;
+        let is_json = self
+            .path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        if is_json {
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", self.path.display()))
+        } else {
+            serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", self.path.display()))
+        }
+    }
+}
+
+impl PublishedSource for tokio::sync::watch::Receiver<Published> {
+    fn current(&self) -> Result<Published, String> {
+        Ok(self.borrow().clone())
+    }
+}
+
+/// A simulated chat server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatServer {
+    /// The server's FQDN, sent as the LOGIN7 host name as Persistent Chat does.
+    pub fqdn: String,
+}
+
+/// One acknowledged message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ack {
+    pub id: i64,
+    pub server: String,
+    pub at: jiff::Timestamp,
+}
+
+/// How the workload runs.
+#[derive(Clone)]
+pub struct WorkloadConfig {
+    pub servers: Vec<ChatServer>,
+    /// The home site's instances, in failover-partner order.
+    pub home_site: Vec<SocketAddr>,
+    /// The other site's instances, in order.
+    pub other_site: Vec<SocketAddr>,
+    /// The chat database (`mgc`).
+    pub database: String,
+    pub user: String,
+    pub password: String,
+    /// Messages per second per chat server.
+    pub rate_per_server: f64,
+    /// Wait after an error before reconnecting.
+    pub backoff: Duration,
+    /// Bound on one connect or one write.
+    pub request_timeout: Duration,
+    /// The first message id; ids increase from it across all servers.
+    pub first_id: i64,
+    pub source: Arc<dyn PublishedSource>,
+}
+
+/// A running workload.
+pub struct ChatWorkload {
+    stop: CancellationToken,
+    tasks: JoinSet<()>,
+    acked: Arc<Mutex<Vec<Ack>>>,
+}
+
+impl ChatWorkload {
+    /// Starts one task per chat server (call from inside a tokio runtime).
+    pub fn start(config: WorkloadConfig) -> Self {
+        let stop = CancellationToken::new();
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let next_id = Arc::new(AtomicI64::new(config.first_id));
+        let config = Arc::new(config);
+        let mut tasks = JoinSet::new();
+        for server in &config.servers {
+            tasks.spawn(run_server(
+                server.clone(),
+                config.clone(),
+                next_id.clone(),
+                acked.clone(),
+                stop.clone(),
+            ));
+        }
+        Self { stop, tasks, acked }
+    }
+
+    /// The acknowledgements so far.
+    pub fn acked(&self) -> Vec<Ack> {
+        self.acked.lock().expect("ack log poisoned").clone()
+    }
+
+    /// Stops every chat server (closing its connection) and returns all acknowledgements.
+    pub async fn stop(mut self) -> Vec<Ack> {
+        self.stop.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        self.acked()
+    }
+}
+
+type Connection = Client<Compat<TcpStream>>;
+
+/// A live connection and the pool state it was made for.
+struct Live {
+    client: Connection,
+    state: PoolState,
+}
+
+async fn run_server(
+    server: ChatServer,
+    config: Arc<WorkloadConfig>,
+    next_id: Arc<AtomicI64>,
+    acked: Arc<Mutex<Vec<Ack>>>,
+    stop: CancellationToken,
+) {
+    let interval = Duration::from_secs_f64(1.0 / config.rate_per_server.max(0.001));
+    let mut live: Option<Live> = None;
+    while !stop.is_cancelled() {
+        let published = match config.source.current() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(server = %server.fqdn, error = %e, "cannot read published state");
+                pause(&stop, config.backoff).await;
+                continue;
+            }
+        };
+        if !published.is_active(&server.fqdn) {
+            // An inactive server holds no connection.
+            live = None;
+            pause(&stop, interval).await;
+            continue;
+        }
+        if live
+            .as_ref()
+            .is_some_and(|l| l.state != published.pool_state)
+        {
+            live = None;
+        }
+        if live.is_none() {
+            match connect_serving(&server, &config, published.pool_state).await {
+                Ok(client) => {
+                    live = Some(Live {
+                        client,
+                        state: published.pool_state,
+                    })
+                }
+                Err(e) => {
+                    tracing::debug!(server = %server.fqdn, error = %e, "no serving instance");
+                    pause(&stop, config.backoff).await;
+                    continue;
+                }
+            }
+        }
+        let Some(l) = live.as_mut() else { continue };
+        let id = next_id.fetch_add(1, Ordering::SeqCst);
+        match write_message(&mut l.client, &server, id, config.request_timeout).await {
+            Ok(()) => {
+                let ack = Ack {
+                    id,
+                    server: server.fqdn.clone(),
+                    at: jiff::Timestamp::now(),
+                };
+                acked.lock().expect("ack log poisoned").push(ack);
+                pause(&stop, interval).await;
+            }
+            Err(e) => {
+                tracing::debug!(server = %server.fqdn, id, error = %e, "write failed; reconnecting");
+                live = None;
+                pause(&stop, config.backoff).await;
+            }
+        }
+    }
+}
+
+async fn pause(stop: &CancellationToken, d: Duration) {
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = tokio::time::sleep(d) => {}
+    }
+}
+
+/// Connects to the first instance of the serving site that accepts the login and the `USE`
+/// of the chat database, as a client with a failover partner tries its partners in turn.
+async fn connect_serving(
+    server: &ChatServer,
+    config: &WorkloadConfig,
+    state: PoolState,
+) -> Result<Connection, String> {
+    let site = match state {
+        PoolState::Normal => &config.home_site,
+        PoolState::FailedOver => &config.other_site,
+    };
+    let mut errors = Vec::new();
+    for addr in site {
+        let attempt =
+            tokio::time::timeout(config.request_timeout, connect_one(server, config, *addr));
+        match attempt.await {
+            Ok(Ok(client)) => return Ok(client),
+            Ok(Err(e)) => errors.push(format!("{addr}: {e}")),
+            Err(_) => errors.push(format!("{addr}: timed out")),
+        }
+    }
+    Err(if errors.is_empty() {
+        format!("the {state:?} site has no instances")
+    } else {
+        errors.join("; ")
+    })
+}
+
+async fn connect_one(
+    server: &ChatServer,
+    config: &WorkloadConfig,
+    addr: SocketAddr,
+) -> Result<Connection, String> {
+    let mut c = Config::new();
+    c.host(addr.ip());
+    c.port(addr.port());
+    c.authentication(AuthMethod::sql_server(&config.user, &config.password));
+    c.encryption(EncryptionLevel::NotSupported);
+    c.application_name(PROGRAM_NAME);
+    c.client_name(&server.fqdn);
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    let mut client = Client::connect(c, tcp.compat_write())
+        .await
+        .map_err(|e| e.to_string())?;
+    let use_db = format!("USE [{}]", config.database.replace(']', "]]"));
+    client
+        .simple_query(use_db)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_results()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(client)
+}
+
+async fn write_message(
+    client: &mut Connection,
+    server: &ChatServer,
+    id: i64,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut q = Query::new(INSERT_MESSAGE);
+    q.bind(id);
+    q.bind(server.fqdn.as_str());
+    q.bind(format!("message {id} from {}", server.fqdn));
+    q.bind(chrono::Utc::now().naive_utc());
+    let result = tokio::time::timeout(timeout, q.execute(client))
+        .await
+        .map_err(|_| "write timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    match result.total() {
+        1 => Ok(()),
+        n => Err(format!("the insert reported {n} rows")),
+    }
+}
+
+/// Acknowledged messages missing from each copy of the chat database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub acknowledged: usize,
+    /// Copy name -> acknowledged ids it lacks, ascending.
+    pub missing: BTreeMap<String, Vec<i64>>,
+}
+
+impl Report {
+    /// Whether every copy holds every acknowledged message.
+    pub fn nothing_lost(&self) -> bool {
+        self.missing.values().all(Vec::is_empty)
+    }
+}
+
+/// Checks every acknowledged message against each copy (`copy name -> ids it holds`).
+pub fn verify(acked: &[Ack], copies: &BTreeMap<String, Vec<i64>>) -> Report {
+    let acked_ids: BTreeSet<i64> = acked.iter().map(|a| a.id).collect();
+    let missing = copies
+        .iter()
+        .map(|(name, ids)| {
+            let held: BTreeSet<i64> = ids.iter().copied().collect();
+            (name.clone(), acked_ids.difference(&held).copied().collect())
+        })
+        .collect();
+    Report {
+        acknowledged: acked_ids.len(),
+        missing,
+    }
+}
+
+/// The longest time between two consecutive acknowledged writes of the whole pool: the
+/// outage chat users feel. `None` with fewer than two acknowledgements.
+pub fn longest_gap(acked: &[Ack]) -> Option<jiff::SignedDuration> {
+    let mut times: Vec<jiff::Timestamp> = acked.iter().map(|a| a.at).collect();
+    times.sort();
+    times.windows(2).map(|w| w[1].duration_since(w[0])).max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ack(id: i64, secs: i64) -> Ack {
+        Ack {
+            id,
+            server: "pchat1.contoso.com".into(),
+            at: jiff::Timestamp::from_second(1_764_000_000 + secs).unwrap(),
+        }
+    }
+
+    #[test]
+    fn verify_lists_acknowledged_ids_missing_from_each_copy() {
+        let acked = vec![ack(1, 0), ack(2, 1), ack(3, 2)];
+        let copies = BTreeMap::from([
+            ("primary".to_string(), vec![1, 2, 3, 99]),
+            ("mirror".to_string(), vec![1]),
+        ]);
+        let report = verify(&acked, &copies);
+        assert_eq!(report.acknowledged, 3);
+        assert_eq!(report.missing["primary"], Vec::<i64>::new());
+        assert_eq!(report.missing["mirror"], vec![2, 3]);
+        assert!(!report.nothing_lost());
+    }
+
+    #[test]
+    fn longest_gap_is_the_widest_space_between_acknowledgements_in_time_order() {
+        let acked = vec![ack(3, 10), ack(1, 0), ack(2, 1)];
+        assert_eq!(
+            longest_gap(&acked),
+            Some(jiff::SignedDuration::from_secs(9))
+        );
+        assert_eq!(longest_gap(&acked[..1]), None);
+    }
+
+    #[test]
+    fn published_state_parses_from_yaml_and_json() {
+        let dir = std::env::temp_dir().join(format!("pchat-published-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let yaml = dir.join("published.yaml");
+        std::fs::write(
+            &yaml,
+            "activeServers: [pchat1.contoso.com]\npoolState: FailedOver\n",
+        )
+        .unwrap();
+        let json = dir.join("published.json");
+        std::fs::write(&json, r#"{"activeServers": [], "poolState": "Normal"}"#).unwrap();
+        let from_yaml = FileSource { path: yaml }.current().unwrap();
+        assert_eq!(from_yaml.pool_state, PoolState::FailedOver);
+        assert!(from_yaml.is_active("PCHAT1.contoso.com"));
+        let from_json = FileSource { path: json }.current().unwrap();
+        assert_eq!(from_json.pool_state, PoolState::Normal);
+        assert!(from_json.active_servers.is_empty());
+        let missing = FileSource {
+            path: dir.join("nope.yaml"),
+        }
+        .current()
+        .unwrap_err();
+        assert!(missing.contains("nope.yaml"), "{missing}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
