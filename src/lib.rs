@@ -8,3 +8,5 @@ pub mod api;
 pub mod observe;
 pub mod plan;
 pub mod sim;
+pub mod sql;
+pub mod telemetry;

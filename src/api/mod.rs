@@ -1,11 +1,16 @@
 //! The `PersistentChatPool` resource: its spec and status types, their defaults, and the
 //! validation the operator repeats before it sends any SQL.
 
+mod load;
+pub mod patterns;
 mod spec;
 mod status;
+mod validate;
 
+pub use load::{LoadError, load_pool_yaml};
 pub use spec::*;
 pub use status::*;
+pub use validate::{ValidationErrors, Violation, validate};
 
 /// The CustomResourceDefinition as YAML, exactly as committed in `crds/persistentchatpool.yaml`.
 pub fn crd_yaml() -> Result<String, serde_saphyr::ser::Error> {

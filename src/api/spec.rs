@@ -1,15 +1,21 @@
 //! The desired state a person declares. Field docs become the CRD's descriptions.
 
-use kube::CustomResource;
 use kube::core::Duration;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::patterns::{
+    DATABASE_NAME, DNS1123_LABEL, DNS1123_SUBDOMAIN, DURATION, FQDN, HOST, INSTANCE_NAME,
+    MAX_CHAT_SERVERS, MAX_DNS_NAME_LEN, MAX_DURATION_LEN, MAX_ENDPOINT_LEN, MAX_INSTANCE_NAME_LEN,
+    MAX_INSTANCES_IN_POOL, MAX_LABEL_LEN, MAX_PATH_LEN, MIRRORING_ENDPOINT, UNC_PATH,
+    WINDOWS_FOLDER,
+};
 use super::status::PersistentChatPoolStatus;
 
 /// A Skype for Business Persistent Chat pool's SQL Server back end, kept in the disaster-recovery
 /// state this spec declares. Change `primarySite` to move the pool between its two sites.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "persistentchat.io",
     version = "v1alpha1",
@@ -26,19 +32,65 @@ use super::status::PersistentChatPoolStatus;
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
+// Cross-field rules. Names and hosts compare case-insensitively, as SQL Server and DNS do.
+// Each message names the field a person must change.
+#[x_kube(
+    validation = Rule::new("self.sites.exists(s, s.name == self.primarySite)")
+        .message("spec.primarySite must be the name of one of spec.sites")
+        .field_path(".primarySite"),
+    validation = Rule::new("self.sites.exists(s, s.name == self.homeSite)")
+        .message("spec.homeSite must be the name of one of spec.sites")
+        .field_path(".homeSite"),
+    validation = Rule::new(
+        "self.sites.all(s, s.instances.all(i, \
+         s.instances.exists_one(j, j.name.lowerAscii() == i.name.lowerAscii()) && \
+         self.sites.exists_one(t, t.instances.exists(j, j.name.lowerAscii() == i.name.lowerAscii()))))"
+    )
+    .message("spec.sites[*].instances[*].name must be unique across the pool (case-insensitive)")
+    .field_path(".sites"),
+    validation = Rule::new(
+        "self.sites.all(s, s.instances.all(i, \
+         s.instances.exists_one(j, j.host.lowerAscii() == i.host.lowerAscii() && j.port == i.port) && \
+         self.sites.exists_one(t, t.instances.exists(j, j.host.lowerAscii() == i.host.lowerAscii() && j.port == i.port))))"
+    )
+    .message("spec.sites[*].instances[*] host:port pairs must be unique across the pool (case-insensitive)")
+    .field_path(".sites"),
+    validation = Rule::new(
+        "self.sites.all(s, s.instances.all(i, \
+         s.instances.exists_one(j, j.mirroringEndpoint.lowerAscii() == i.mirroringEndpoint.lowerAscii()) && \
+         self.sites.exists_one(t, t.instances.exists(j, j.mirroringEndpoint.lowerAscii() == i.mirroringEndpoint.lowerAscii()))))"
+    )
+    .message("spec.sites[*].instances[*].mirroringEndpoint must be unique across the pool (case-insensitive)")
+    .field_path(".sites"),
+    validation = Rule::new(
+        "self.sites.all(s, s.chatServers.all(c, \
+         self.sites.exists_one(t, t.chatServers.exists(d, d.lowerAscii() == c.lowerAscii()))))"
+    )
+    .message("spec.sites[*].chatServers: a chat server must not be listed in both sites")
+    .field_path(".sites"),
+    validation = Rule::new(
+        "self.failover.approveOverwrite.all(n, \
+         self.sites.exists(s, s.instances.exists(i, i.name.lowerAscii() == n.lowerAscii())))"
+    )
+    .message("spec.failover.approveOverwrite must list only names of instances in spec.sites")
+    .field_path(".failover.approveOverwrite")
+)]
 #[serde(rename_all = "camelCase")]
 pub struct PersistentChatPoolSpec {
     /// Fully qualified domain name of the Persistent Chat pool (the `service:<pool fqdn>` identity
     /// that `Set-CsPersistentChatState` takes).
+    #[schemars(regex(pattern = FQDN), length(min = 1, max = MAX_DNS_NAME_LEN))]
     pub pool_fqdn: String,
 
     /// The site where the pool normally runs. `status.poolState` is `FailedOver` whenever
     /// `primarySite` differs from `homeSite`, and `Normal` otherwise.
+    #[schemars(regex(pattern = DNS1123_LABEL), length(min = 1, max = MAX_LABEL_LEN))]
     pub home_site: String,
 
     /// THE declared state: the site whose chat database serves the pool. Change it to perform a
     /// planned switch (old site reachable, zero data loss) or, under the failover policy, a forced
     /// failover (old site unreachable).
+    #[schemars(regex(pattern = DNS1123_LABEL), length(min = 1, max = MAX_LABEL_LEN))]
     pub primary_site: String,
 
     /// Names of the Persistent Chat databases.
@@ -47,6 +99,11 @@ pub struct PersistentChatPoolSpec {
 
     /// Exactly two sites: the log-shipping pair of the Persistent Chat disaster-recovery design
     /// (a primary datacenter and a backup datacenter, each with one or two SQL instances).
+    #[schemars(length(min = 2, max = 2))]
+    #[x_kube(
+        validation = Rule::new("self.all(s, self.exists_one(t, t.name == s.name))")
+            .message("spec.sites[*].name must be unique")
+    )]
     pub sites: Vec<Site>,
 
     /// Log shipping from the primary site's chat database to the other site.
@@ -59,6 +116,7 @@ pub struct PersistentChatPoolSpec {
 
     /// Name of a Secret in the pool's namespace with keys `username` and `password`: the SQL
     /// login the operator uses (sysadmin on every instance).
+    #[schemars(regex(pattern = DNS1123_SUBDOMAIN), length(min = 1, max = MAX_DNS_NAME_LEN))]
     pub sql_credentials_secret: String,
 
     /// Transport security towards the SQL instances.
@@ -75,15 +133,25 @@ pub struct PersistentChatPoolSpec {
 }
 
 /// Names of the Persistent Chat databases.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+// Compared case-sensitively here: compliance may be null, and no null-safe case folding type-checks
+// both on the API server and in kube-cel (`type()` is missing there). `validate` also catches
+// names that differ only in case, as SQL Server's default collation would.
+#[x_kube(
+    validation = Rule::new("!has(self.compliance) || self.compliance != self.chat")
+    .message("spec.databases.compliance must differ from spec.databases.chat")
+    .field_path(".compliance")
+)]
 #[serde(rename_all = "camelCase")]
 pub struct Databases {
     /// The chat content database, failed over between sites (`mgc` by default).
     #[serde(default = "default_chat_database")]
+    #[schemars(regex(pattern = DATABASE_NAME), length(min = 1, max = 128))]
     pub chat: String,
     /// The compliance database (`mgccomp` by default), mirrored inside the primary site but never
     /// failed over: its content is transient. Null when compliance is not deployed.
     #[serde(default = "default_compliance_database")]
+    #[schemars(regex(pattern = DATABASE_NAME), length(min = 1, max = 128))]
     pub compliance: Option<String>,
 }
 
@@ -108,21 +176,31 @@ impl Default for Databases {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Site {
-    /// Site name, unique in the pool; `primarySite` and `homeSite` refer to it.
+    /// Site name, unique in the pool; `primarySite` and `homeSite` refer to it. A DNS-1123 label
+    /// (lower-case letters, digits and inner hyphens), so it can name Kubernetes objects.
+    #[schemars(regex(pattern = DNS1123_LABEL), length(min = 1, max = MAX_LABEL_LEN))]
     pub name: String,
     /// One or two SQL Server instances. Which one is principal and which is mirror is observed,
     /// never assumed: the order only says which instance holds the database at bootstrap (the
     /// first).
+    #[schemars(length(min = 1, max = 2))]
     pub instances: Vec<SqlInstance>,
     /// UNC path of the share that receives this site's log backups while it is primary
     /// (for example `\\atl-fs\pchat-ls`).
+    #[schemars(regex(pattern = UNC_PATH), length(min = 1, max = MAX_PATH_LEN))]
     pub backup_share: String,
     /// Local Windows folder on this site's instances where the copy job puts log backups while
     /// this site is the log-shipping secondary (for example `D:\pchat-ls-copy`).
+    #[schemars(regex(pattern = WINDOWS_FOLDER), length(min = 1, max = MAX_PATH_LEN))]
     pub copy_destination: String,
     /// Fully qualified names of this site's Persistent Chat servers: the active-server list while
     /// this site is primary.
     #[serde(default)]
+    #[schemars(
+        length(max = MAX_CHAT_SERVERS),
+        inner(regex(pattern = FQDN), length(min = 1, max = MAX_DNS_NAME_LEN)),
+        extend("x-kubernetes-list-type" = "set")
+    )]
     pub chat_servers: Vec<String>,
 }
 
@@ -131,14 +209,19 @@ pub struct Site {
 #[serde(rename_all = "camelCase")]
 pub struct SqlInstance {
     /// Instance name as `@@SERVERNAME` reports it; unique in the pool. Log shipping and
-    /// mirroring refer to the instance by this name.
+    /// mirroring refer to the instance by this name: a machine name, or `MACHINE\INSTANCE` for a
+    /// named instance.
+    #[schemars(regex(pattern = INSTANCE_NAME), length(min = 1, max = MAX_INSTANCE_NAME_LEN))]
     pub name: String,
-    /// DNS host name (or IP address) the operator connects to.
+    /// DNS host name (RFC 1123) or IPv4 address the operator connects to.
+    #[schemars(regex(pattern = HOST), length(min = 1, max = MAX_DNS_NAME_LEN))]
     pub host: String,
     /// TDS port (1433 by default).
     #[serde(default = "default_port")]
+    #[schemars(range(min = 1, max = 65535))]
     pub port: u16,
     /// Database mirroring endpoint of this instance, `TCP://<host>:<port>`.
+    #[schemars(regex(pattern = MIRRORING_ENDPOINT), length(min = 1, max = MAX_ENDPOINT_LEN))]
     pub mirroring_endpoint: String,
 }
 
@@ -147,18 +230,32 @@ fn default_port() -> u16 {
 }
 
 /// Log-shipping settings, applied when log shipping is configured from the primary site.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(
+    validation = Rule::new("duration(self.backupInterval) > duration('0s')")
+        .message("spec.logShipping.backupInterval must be greater than zero")
+        .field_path(".backupInterval"),
+    validation = Rule::new("duration(self.rpoTarget) >= duration(self.backupInterval)")
+        .message("spec.logShipping.rpoTarget must be at least spec.logShipping.backupInterval")
+        .field_path(".rpoTarget"),
+    validation = Rule::new("duration(self.backupRetention) > duration('0s')")
+        .message("spec.logShipping.backupRetention must be greater than zero")
+        .field_path(".backupRetention")
+)]
 #[serde(rename_all = "camelCase")]
 pub struct LogShippingSpec {
     /// How often the primary takes a log backup (and the secondary copies and restores it).
     #[serde(default = "default_backup_interval")]
+    #[schemars(regex(pattern = DURATION), length(min = 1, max = MAX_DURATION_LEN))]
     pub backup_interval: Duration,
     /// The recovery point objective: restore latency on the secondary above this makes the pool
     /// Degraded (not Protected).
     #[serde(default = "default_rpo_target")]
+    #[schemars(regex(pattern = DURATION), length(min = 1, max = MAX_DURATION_LEN))]
     pub rpo_target: Duration,
     /// How long log backup files are kept on the share and in the copy folder.
     #[serde(default = "default_backup_retention")]
+    #[schemars(regex(pattern = DURATION), length(min = 1, max = MAX_DURATION_LEN))]
     pub backup_retention: Duration,
 }
 
@@ -193,7 +290,15 @@ impl Default for LogShippingSpec {
 }
 
 /// The forced-failover policy, used only when the primary site is unreachable.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(
+    validation = Rule::new("duration(self.maxDataLoss) > duration('0s')")
+        .message("spec.failover.maxDataLoss must be greater than zero")
+        .field_path(".maxDataLoss"),
+    validation = Rule::new("duration(self.drainTimeout) > duration('0s')")
+        .message("spec.failover.drainTimeout must be greater than zero")
+        .field_path(".drainTimeout")
+)]
 #[serde(rename_all = "camelCase")]
 pub struct FailoverPolicy {
     /// Whether the operator may bring the other site's copy online while the primary site is
@@ -203,16 +308,24 @@ pub struct FailoverPolicy {
     pub allow_data_loss: bool,
     /// The largest estimated data-loss window a forced failover may accept.
     #[serde(default = "default_max_data_loss")]
+    #[schemars(regex(pattern = DURATION), length(min = 1, max = MAX_DURATION_LEN))]
     pub max_data_loss: Duration,
     /// How long chat servers get to leave the chat databases before their sessions are killed.
     #[serde(default = "default_drain_timeout")]
+    #[schemars(regex(pattern = DURATION), length(min = 1, max = MAX_DURATION_LEN))]
     pub drain_timeout: Duration,
     /// How long an instance must be unreachable before the operator treats it as down.
     #[serde(default = "default_unreachable_after")]
+    #[schemars(regex(pattern = DURATION), length(min = 1, max = MAX_DURATION_LEN))]
     pub unreachable_after: Duration,
     /// Instance names whose copy of the chat database may be overwritten although it may hold
     /// newer data than the primary's. A salvage backup is taken first all the same.
     #[serde(default)]
+    #[schemars(
+        length(max = MAX_INSTANCES_IN_POOL),
+        inner(regex(pattern = INSTANCE_NAME), length(min = 1, max = MAX_INSTANCE_NAME_LEN)),
+        extend("x-kubernetes-list-type" = "set")
+    )]
     pub approve_overwrite: Vec<String>,
 }
 
@@ -250,6 +363,7 @@ pub struct TlsSpec {
     pub encrypt: EncryptMode,
     /// Name of a Secret with key `ca.crt`: the CA that signed the instances' certificates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DNS1123_SUBDOMAIN), length(min = 1, max = MAX_DNS_NAME_LEN))]
     pub ca_secret: Option<String>,
 }
 
@@ -263,14 +377,24 @@ pub enum EncryptMode {
 }
 
 /// Timeouts towards the SQL instances.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(
+    validation = Rule::new("duration(self.connect) > duration('0s')")
+        .message("spec.timeouts.connect must be greater than zero")
+        .field_path(".connect"),
+    validation = Rule::new("duration(self.command) > duration('0s')")
+        .message("spec.timeouts.command must be greater than zero")
+        .field_path(".command")
+)]
 #[serde(rename_all = "camelCase")]
 pub struct SqlTimeouts {
     /// How long to wait for a TCP connection and login.
     #[serde(default = "default_connect_timeout")]
+    #[schemars(regex(pattern = DURATION), length(min = 1, max = MAX_DURATION_LEN))]
     pub connect: Duration,
     /// How long one statement may run (a restore of a large database may take long).
     #[serde(default = "default_command_timeout")]
+    #[schemars(regex(pattern = DURATION), length(min = 1, max = MAX_DURATION_LEN))]
     pub command: Duration,
 }
 

@@ -1,0 +1,7 @@
+//! The SQL executor's building blocks. Used by the engine only.
+
+pub mod connect;
+pub mod error;
+pub mod quote;
+
+pub use error::SqlError;
