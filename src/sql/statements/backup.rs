@@ -10,9 +10,12 @@ use crate::sql::quote;
 
 /// `BACKUP DATABASE|LOG [db] TO DISK = @P1 WITH <options>`.
 fn backup(kind: &str, database: &str, file: &str, options: &str) -> Batch {
-    Batch::new(&format!("BACKUP {kind} {} TO DISK = ", quote::ident(database)))
-        .text(file)
-        .sql(&format!(" WITH {options}"))
+    Batch::new(&format!(
+        "BACKUP {kind} {} TO DISK = ",
+        quote::ident(database)
+    ))
+    .text(file)
+    .sql(&format!(" WITH {options}"))
 }
 
 /// `RESTORE DATABASE|LOG [db] FROM DISK = @P1 WITH <options>`.
@@ -31,9 +34,7 @@ pub(super) fn tail_log(instance: &str, database: &str, file: &str) -> Statement 
     backup("LOG", database, file, "NORECOVERY, CHECKSUM")
         .on(
             instance,
-            format!(
-                "tail-log backup of {database} on {instance} to {file}, leaving it RESTORING"
-            ),
+            format!("tail-log backup of {database} on {instance} to {file}, leaving it RESTORING"),
         )
         // The copy is already RESTORING: the tail was taken (a repeat after a lost answer), so
         // nothing can write to it any more, which is what the demotion is for. The planner
@@ -134,9 +135,7 @@ pub(super) fn seed(s: &Seed) -> Vec<Statement> {
         restore("DATABASE", database, full_backup, restore_options)
             .on(
                 target,
-                format!(
-                    "restore {full_backup} as {database} on {target} WITH {restore_options}"
-                ),
+                format!("restore {full_backup} as {database} on {target} WITH {restore_options}"),
             )
             .retry_if(&[IN_USE, CANNOT_OPEN_DEVICE]),
         restore_log(

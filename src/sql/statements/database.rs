@@ -8,7 +8,10 @@ use crate::sql::quote;
 /// `KILL <id>` for one session. KILL takes no variable; the id is an integer, formatted.
 fn kill(instance: &str, session_id: i32, why: &str) -> Statement {
     Batch::new(&format!("KILL {session_id}"))
-        .on(instance, format!("end session {session_id} on {instance} ({why})"))
+        .on(
+            instance,
+            format!("end session {session_id} on {instance} ({why})"),
+        )
         // The session already ended (it left, or an earlier KILL got it).
         .done_if(&[NOT_ACTIVE_PROCESS])
 }
@@ -17,7 +20,13 @@ fn kill(instance: &str, session_id: i32, why: &str) -> Statement {
 pub(super) fn kill_sessions(instance: &str, session_ids: &[i32]) -> Vec<Statement> {
     session_ids
         .iter()
-        .map(|id| kill(instance, *id, "chat server still connected after the drain timeout"))
+        .map(|id| {
+            kill(
+                instance,
+                *id,
+                "chat server still connected after the drain timeout",
+            )
+        })
         .collect()
 }
 
@@ -25,7 +34,13 @@ pub(super) fn kill_sessions(instance: &str, session_ids: &[i32]) -> Vec<Statemen
 pub(super) fn recover(instance: &str, database: &str, kill_session_ids: &[i32]) -> Vec<Statement> {
     let mut out: Vec<Statement> = kill_session_ids
         .iter()
-        .map(|id| kill(instance, *id, &format!("still on {database}, which must come online")))
+        .map(|id| {
+            kill(
+                instance,
+                *id,
+                &format!("still on {database}, which must come online"),
+            )
+        })
         .collect();
     out.push(
         Batch::new(&format!(
@@ -62,7 +77,10 @@ pub(super) fn create(instance: &str, database: &str) -> Vec<Statement> {
     let name = quote::ident(database);
     vec![
         Batch::new(&format!("CREATE DATABASE {name}"))
-            .on(instance, format!("create an empty {database} on {instance}"))
+            .on(
+                instance,
+                format!("create an empty {database} on {instance}"),
+            )
             .done_if(&[DATABASE_EXISTS]),
         Batch::new(&format!("ALTER DATABASE {name} SET RECOVERY FULL"))
             .on(

@@ -54,7 +54,10 @@ fn enable_job(instance: &str, job_name: &str) -> Statement {
         "msdb.dbo.sp_update_job",
         vec![("job_name", text(job_name)), ("enabled", Arg::Const("1"))],
     )
-    .on(instance, format!("enable the SQL Agent job {job_name} on {instance}"))
+    .on(
+        instance,
+        format!("enable the SQL Agent job {job_name} on {instance}"),
+    )
 }
 
 /// What ConfigureLogShipping needs from its step.

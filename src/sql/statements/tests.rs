@@ -350,11 +350,7 @@ fn recover_ends_sessions_before_restore_with_recovery() {
     });
     assert_eq!(
         sqls(&st),
-        [
-            "KILL 52",
-            "KILL 53",
-            "RESTORE DATABASE [mgc] WITH RECOVERY"
-        ]
+        ["KILL 52", "KILL 53", "RESTORE DATABASE [mgc] WITH RECOVERY"]
     );
     assert_eq!(st[0].done_if, [6106]);
     assert_eq!(st[2].done_if, [3153]);
@@ -427,7 +423,10 @@ fn reseed_of_an_existing_copy_backs_up_the_source_and_restores_with_replace() {
             "RESTORE LOG [mgc] FROM DISK = @P1 WITH NORECOVERY",
         ]
     );
-    assert_eq!(instances(&st), ["dal-sql1", "dal-sql1", "atl-sql1", "atl-sql1"]);
+    assert_eq!(
+        instances(&st),
+        ["dal-sql1", "dal-sql1", "atl-sql1", "atl-sql1"]
+    );
     assert_eq!(st[0].params, [p(1, FULL)]);
     assert_eq!(st[1].params, [p(1, LOG)]);
     assert_eq!(st[2].params, [p(1, FULL)]);
@@ -472,7 +471,10 @@ fn bootstrap_secondary_seeds_the_copy_without_replace() {
             "RESTORE LOG [mgc] FROM DISK = @P1 WITH NORECOVERY",
         ]
     );
-    assert_eq!(instances(&st), ["atl-sql1", "atl-sql1", "dal-sql1", "dal-sql1"]);
+    assert_eq!(
+        instances(&st),
+        ["atl-sql1", "atl-sql1", "dal-sql1", "dal-sql1"]
+    );
 }
 
 #[test]
@@ -494,7 +496,10 @@ fn seed_mirror_backs_up_on_the_principal_and_restores_on_the_mirror_with_replace
             "RESTORE LOG [mgccomp] FROM DISK = @P1 WITH NORECOVERY",
         ]
     );
-    assert_eq!(instances(&st), ["atl-sql1", "atl-sql1", "atl-sql2", "atl-sql2"]);
+    assert_eq!(
+        instances(&st),
+        ["atl-sql1", "atl-sql1", "atl-sql2", "atl-sql2"]
+    );
 }
 
 #[test]
@@ -630,7 +635,9 @@ fn configure_log_shipping_names_servers_and_jobs_as_sql_server_knows_them() {
     // The statements still go to the spec's instance names.
     assert_eq!(
         instances(&st),
-        ["atl-sql1", "atl-sql1", "dal-sql1", "dal-sql1", "dal-sql1", "dal-sql1", "atl-sql1"]
+        [
+            "atl-sql1", "atl-sql1", "dal-sql1", "dal-sql1", "dal-sql1", "dal-sql1", "atl-sql1"
+        ]
     );
     assert_eq!(st[2].params[0], p(1, r"ATL-SQL1\PCHAT"));
     assert_eq!(st[2].params[4], p(5, r"LSCopy_ATL-SQL1\PCHAT_mgc"));
@@ -908,18 +915,33 @@ fn neither_steps_nor_the_context_have_a_place_for_a_credential() {
             .collect(),
     };
     let mut all = Vec::new();
-    keys(&serde_json::to_value(&ctx).expect("context serializes"), &mut all);
+    keys(
+        &serde_json::to_value(&ctx).expect("context serializes"),
+        &mut all,
+    );
     for step in every_step(&benign()) {
-        keys(&serde_json::to_value(&step).expect("step serializes"), &mut all);
+        keys(
+            &serde_json::to_value(&step).expect("step serializes"),
+            &mut all,
+        );
     }
     for (_, st) in all_statements(&benign()) {
         for s in st {
-            keys(&serde_json::to_value(&s).expect("statement serializes"), &mut all);
+            keys(
+                &serde_json::to_value(&s).expect("statement serializes"),
+                &mut all,
+            );
         }
     }
-    assert!(all.iter().any(|k| k == "serverNames"), "keys were collected");
-    let secret = regex::Regex::new(r"(?i)pass|pwd|secret|credential|login|user|token|key")
-        .expect("pattern");
+    assert!(
+        all.iter().any(|k| k == "serverNames"),
+        "keys were collected"
+    );
+    let secret =
+        regex::Regex::new(r"(?i)pass|pwd|secret|credential|login|user|token|key").expect("pattern");
     let found: Vec<&String> = all.iter().filter(|k| secret.is_match(k)).collect();
-    assert!(found.is_empty(), "fields that could carry a secret: {found:?}");
+    assert!(
+        found.is_empty(),
+        "fields that could carry a secret: {found:?}"
+    );
 }
