@@ -6,7 +6,9 @@
 use jiff::Timestamp;
 use pchat_operator::api::{PersistentChatPool, PersistentChatPoolSpec, PoolState};
 use pchat_operator::observe::{Lsn, MirroringRole, Observation};
-use pchat_operator::plan::{self, BlockReason, Decision, LogShippingSide, Step, WaitReason, effects, invariants};
+use pchat_operator::plan::{
+    self, BlockReason, Decision, LogShippingSide, Step, WaitReason, effects, invariants,
+};
 
 fn read(name: &str) -> String {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -42,7 +44,11 @@ fn take(spec: &PersistentChatPoolSpec, obs: &mut Observation, now: Timestamp) ->
 }
 
 /// Run steps until the planner stops stepping; returns the steps and the final decision.
-fn run(spec: &PersistentChatPoolSpec, obs: &mut Observation, now: Timestamp) -> (Vec<Step>, Decision) {
+fn run(
+    spec: &PersistentChatPoolSpec,
+    obs: &mut Observation,
+    now: Timestamp,
+) -> (Vec<Step>, Decision) {
     let mut steps = Vec::new();
     for _ in 0..plan::PROJECTION_LIMIT {
         match plan::next(spec, obs, now) {
@@ -92,10 +98,14 @@ fn fresh_bootstrap_mirrors_both_databases_then_seeds_dallas_then_log_ships_then_
             "PublishActiveServers"
         ]
     );
-    assert!(matches!(&steps[0], Step::SeedMirror { principal, mirror, database, .. }
-        if principal == "atl-sql1" && mirror == "atl-sql2" && database == "mgccomp"));
-    assert!(matches!(&steps[4], Step::BootstrapSecondary { instance, source_instance, database, .. }
-        if instance == "dal-sql1" && source_instance == "atl-sql1" && database == "mgc"));
+    assert!(
+        matches!(&steps[0], Step::SeedMirror { principal, mirror, database, .. }
+        if principal == "atl-sql1" && mirror == "atl-sql2" && database == "mgccomp")
+    );
+    assert!(
+        matches!(&steps[4], Step::BootstrapSecondary { instance, source_instance, database, .. }
+        if instance == "dal-sql1" && source_instance == "atl-sql1" && database == "mgc")
+    );
     match &steps[5] {
         Step::ConfigureLogShipping {
             primary_instances,
@@ -111,8 +121,10 @@ fn fresh_bootstrap_mirrors_both_databases_then_seeds_dallas_then_log_ships_then_
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(&steps[6], Step::PublishActiveServers { servers, pool_state: PoolState::Normal, .. }
-        if servers == &["atl-pc1.litwareinc.com", "atl-pc2.litwareinc.com"]));
+    assert!(
+        matches!(&steps[6], Step::PublishActiveServers { servers, pool_state: PoolState::Normal, .. }
+        if *servers == ["atl-pc1.litwareinc.com", "atl-pc2.litwareinc.com"])
+    );
 }
 
 #[test]
@@ -135,15 +147,26 @@ fn drain_waits_for_chat_sessions_then_kills_only_chat_servers_after_drain_timeou
     let first = take(&spec, &mut obs, t0);
     assert!(matches!(&first, Step::PublishActiveServers { servers, .. } if servers.is_empty()));
     match plan::next(&spec, &obs, at("2026-11-26T12:00:30Z")) {
-        Decision::Wait(WaitReason::Draining { instance, sessions, seconds_left }) => {
-            assert_eq!((instance.as_str(), sessions, seconds_left), ("atl-sql1", 2, 30));
+        Decision::Wait(WaitReason::Draining {
+            instance,
+            sessions,
+            seconds_left,
+        }) => {
+            assert_eq!(
+                (instance.as_str(), sessions, seconds_left),
+                ("atl-sql1", 2, 30)
+            );
         }
         d => panic!("{d}"),
     }
     let late = at("2026-11-26T12:01:00Z");
     match take(&spec, &mut obs, late) {
         // Session 61 (ADMIN-WS on master) is nobody's chat server: it is left alone.
-        Step::KillChatSessions { instance, session_ids, .. } => {
+        Step::KillChatSessions {
+            instance,
+            session_ids,
+            ..
+        } => {
             assert_eq!(instance, "atl-sql1");
             assert_eq!(session_ids, [57, 58]);
         }
@@ -158,18 +181,38 @@ fn planned_switch_gives_the_right_next_step_at_every_intermediate_state() {
     let t0 = obs.taken_at;
     let t = at("2026-11-26T12:01:05Z");
     let a = plan::assess(&spec, &obs, t0);
-    assert_eq!(a.transition_kind, Some(pchat_operator::api::TransitionKind::Planned));
+    assert_eq!(
+        a.transition_kind,
+        Some(pchat_operator::api::TransitionKind::Planned)
+    );
 
     // Drain.
-    assert!(matches!(take(&spec, &mut obs, t0), Step::PublishActiveServers { servers, pool_state: PoolState::Normal, .. } if servers.is_empty()));
-    assert!(matches!(take(&spec, &mut obs, t), Step::KillChatSessions { .. }));
+    assert!(
+        matches!(take(&spec, &mut obs, t0), Step::PublishActiveServers { servers, pool_state: PoolState::Normal, .. } if servers.is_empty())
+    );
+    assert!(matches!(
+        take(&spec, &mut obs, t),
+        Step::KillChatSessions { .. }
+    ));
     // After drain: remove mirroring, chat first, then compliance.
-    assert!(matches!(take(&spec, &mut obs, t), Step::RemoveMirroring { instance, database, .. } if instance == "atl-sql1" && database == "mgc"));
+    assert!(
+        matches!(take(&spec, &mut obs, t), Step::RemoveMirroring { instance, database, .. } if instance == "atl-sql1" && database == "mgc")
+    );
     // After mirroring removal of mgc: mgccomp, then the tail-log backup.
-    assert!(matches!(take(&spec, &mut obs, t), Step::RemoveMirroring { database, .. } if database == "mgccomp"));
+    assert!(
+        matches!(take(&spec, &mut obs, t), Step::RemoveMirroring { database, .. } if database == "mgccomp")
+    );
     match take(&spec, &mut obs, t) {
-        Step::DemoteOldPrimary { instance, database, file, site } => {
-            assert_eq!((instance.as_str(), database.as_str(), site.as_str()), ("atl-sql1", "mgc", "atlanta"));
+        Step::DemoteOldPrimary {
+            instance,
+            database,
+            file,
+            site,
+        } => {
+            assert_eq!(
+                (instance.as_str(), database.as_str(), site.as_str()),
+                ("atl-sql1", "mgc", "atlanta")
+            );
             assert_eq!(file, r"\\atl-fs\pchat-ls\mgc_20261126120105.trn");
         }
         s => panic!("{s:?}"),
@@ -179,7 +222,9 @@ fn planned_switch_gives_the_right_next_step_at_every_intermediate_state() {
     // After the tail-log backup: catch up from the copy folder first, then atlanta's share.
     let after_tail = obs.clone();
     match plan::next(&spec, &obs, t) {
-        Decision::Step(Step::CatchUp { instance, files, .. }) => {
+        Decision::Step(Step::CatchUp {
+            instance, files, ..
+        }) => {
             assert_eq!(instance, "dal-sql1");
             let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
             assert_eq!(
@@ -195,7 +240,13 @@ fn planned_switch_gives_the_right_next_step_at_every_intermediate_state() {
     }
     // Halfway through the catch-up (the executor died after the first restore): the rest.
     let mut half = after_tail.clone();
-    half.instances.iter_mut().find(|i| i.name == "dal-sql1").unwrap().databases[0].lsn.redo_start = Some(Lsn(4800));
+    half.instances
+        .iter_mut()
+        .find(|i| i.name == "dal-sql1")
+        .unwrap()
+        .databases[0]
+        .lsn
+        .redo_start = Some(Lsn(4800));
     match plan::next(&spec, &half, t) {
         Decision::Step(Step::CatchUp { files, .. }) => {
             assert_eq!(files.len(), 2);
@@ -206,22 +257,44 @@ fn planned_switch_gives_the_right_next_step_at_every_intermediate_state() {
     }
     assert!(matches!(take(&spec, &mut obs, t), Step::CatchUp { .. }));
     // Caught up to the tail: remove log shipping, secondary side then both primary rows.
-    assert!(matches!(take(&spec, &mut obs, t), Step::RemoveLogShipping { instance, side: LogShippingSide::Secondary, .. } if instance == "dal-sql1"));
-    assert!(matches!(take(&spec, &mut obs, t), Step::RemoveLogShipping { instance, side: LogShippingSide::Primary, .. } if instance == "atl-sql1"));
-    assert!(matches!(take(&spec, &mut obs, t), Step::RemoveLogShipping { instance, side: LogShippingSide::Primary, .. } if instance == "atl-sql2"));
-    assert!(matches!(take(&spec, &mut obs, t), Step::Recover { instance, database, .. } if instance == "dal-sql1" && database == "mgc"));
+    assert!(
+        matches!(take(&spec, &mut obs, t), Step::RemoveLogShipping { instance, side: LogShippingSide::Secondary, .. } if instance == "dal-sql1")
+    );
+    assert!(
+        matches!(take(&spec, &mut obs, t), Step::RemoveLogShipping { instance, side: LogShippingSide::Primary, .. } if instance == "atl-sql1")
+    );
+    assert!(
+        matches!(take(&spec, &mut obs, t), Step::RemoveLogShipping { instance, side: LogShippingSide::Primary, .. } if instance == "atl-sql2")
+    );
+    assert!(
+        matches!(take(&spec, &mut obs, t), Step::Recover { instance, database, .. } if instance == "dal-sql1" && database == "mgc")
+    );
     // After recovery: publish dallas's servers, FailedOver (dallas is not the home site).
-    assert!(matches!(take(&spec, &mut obs, t), Step::PublishActiveServers { servers, pool_state: PoolState::FailedOver, .. }
-        if servers == &["dal-pc1.litwareinc.com", "dal-pc2.litwareinc.com"]));
+    assert!(
+        matches!(take(&spec, &mut obs, t), Step::PublishActiveServers { servers, pool_state: PoolState::FailedOver, .. }
+        if servers == ["dal-pc1.litwareinc.com", "dal-pc2.litwareinc.com"])
+    );
     // After publish: dallas gets its own (empty) compliance database, mirrored, then mgc mirrored.
-    assert!(matches!(take(&spec, &mut obs, t), Step::CreateComplianceDatabase { instance, database, .. } if instance == "dal-sql1" && database == "mgccomp"));
-    assert!(matches!(take(&spec, &mut obs, t), Step::SeedMirror { database, .. } if database == "mgccomp"));
-    assert!(matches!(take(&spec, &mut obs, t), Step::EstablishMirroring { database, .. } if database == "mgccomp"));
-    assert!(matches!(take(&spec, &mut obs, t), Step::SeedMirror { principal, mirror, database, .. } if principal == "dal-sql1" && mirror == "dal-sql2" && database == "mgc"));
-    assert!(matches!(take(&spec, &mut obs, t), Step::EstablishMirroring { database, .. } if database == "mgc"));
+    assert!(
+        matches!(take(&spec, &mut obs, t), Step::CreateComplianceDatabase { instance, database, .. } if instance == "dal-sql1" && database == "mgccomp")
+    );
+    assert!(
+        matches!(take(&spec, &mut obs, t), Step::SeedMirror { database, .. } if database == "mgccomp")
+    );
+    assert!(
+        matches!(take(&spec, &mut obs, t), Step::EstablishMirroring { database, .. } if database == "mgccomp")
+    );
+    assert!(
+        matches!(take(&spec, &mut obs, t), Step::SeedMirror { principal, mirror, database, .. } if principal == "dal-sql1" && mirror == "dal-sql2" && database == "mgc")
+    );
+    assert!(
+        matches!(take(&spec, &mut obs, t), Step::EstablishMirroring { database, .. } if database == "mgc")
+    );
     // After mirroring: reverse log shipping to the demoted copy, no reseed.
-    assert!(matches!(take(&spec, &mut obs, t), Step::ConfigureLogShipping { secondary_instance, primary_instances, .. }
-        if secondary_instance == "atl-sql1" && primary_instances == &["dal-sql1", "dal-sql2"]));
+    assert!(
+        matches!(take(&spec, &mut obs, t), Step::ConfigureLogShipping { secondary_instance, primary_instances, .. }
+        if secondary_instance == "atl-sql1" && primary_instances == ["dal-sql1", "dal-sql2"])
+    );
     // After reverse log shipping: converged, and nothing was overwritten on the way.
     assert_eq!(plan::next(&spec, &obs, t), Decision::Converged);
     assert!(invariants::converged_violations(&spec, &obs).is_empty());
@@ -236,12 +309,18 @@ fn failback_after_a_planned_switch_is_a_planned_switch_that_converges() {
     let t = at("2026-11-26T12:05:00Z");
     let (_, end) = run(&spec("dallas"), &mut obs, t);
     // Drain wait first: run it again past the drain timeout.
-    assert!(matches!(end, Decision::Wait(WaitReason::Draining { .. })), "{end}");
+    assert!(
+        matches!(end, Decision::Wait(WaitReason::Draining { .. })),
+        "{end}"
+    );
     let (_, end) = run(&spec("dallas"), &mut obs, at("2026-11-26T12:10:00Z"));
     assert_eq!(end, Decision::Converged);
     let (steps, end) = run(&spec("atlanta"), &mut obs, at("2026-11-26T12:20:00Z"));
     assert_eq!(end, Decision::Converged, "{steps:?}");
-    assert!(!steps.iter().any(|s| matches!(s, Step::Reseed { .. })), "no reseed on failback: {steps:?}");
+    assert!(
+        !steps.iter().any(|s| matches!(s, Step::Reseed { .. })),
+        "no reseed on failback: {steps:?}"
+    );
     assert!(steps.iter().any(|s| matches!(s, Step::PublishActiveServers { pool_state: PoolState::Normal, servers, .. } if !servers.is_empty())));
 }
 
@@ -252,18 +331,35 @@ fn forced_failover_without_allow_data_loss_is_blocked_with_the_estimate() {
     let d = plan::next(&spec, &obs, obs.taken_at);
     match &d {
         // Down at 11:58:00, last restorable log backup finished 11:50:00: 480 s.
-        Decision::Blocked(BlockReason::DataLossNotAllowed { estimated_seconds, last_file, to_instance, .. }) => {
+        Decision::Blocked(BlockReason::DataLossNotAllowed {
+            estimated_seconds,
+            last_file,
+            to_instance,
+            ..
+        }) => {
             assert_eq!(*estimated_seconds, 480);
             assert_eq!(to_instance, "dal-sql1");
-            assert_eq!(last_file.as_deref(), Some(r"D:\pchat-ls-copy\mgc_20261126115000.trn"));
+            assert_eq!(
+                last_file.as_deref(),
+                Some(r"D:\pchat-ls-copy\mgc_20261126115000.trn")
+            );
         }
         d => panic!("{d}"),
     }
     let text = d.to_string();
-    assert!(text.contains("480s") && text.contains("allowDataLoss"), "{text}");
+    assert!(
+        text.contains("480s") && text.contains("allowDataLoss"),
+        "{text}"
+    );
     let a = plan::assess(&spec, &obs, obs.taken_at);
-    assert_eq!(a.estimated_data_loss.map(|l| l.estimated_seconds), Some(480));
-    assert_eq!(a.transition_kind, Some(pchat_operator::api::TransitionKind::Forced));
+    assert_eq!(
+        a.estimated_data_loss.map(|l| l.estimated_seconds),
+        Some(480)
+    );
+    assert_eq!(
+        a.transition_kind,
+        Some(pchat_operator::api::TransitionKind::Forced)
+    );
 }
 
 #[test]
@@ -287,15 +383,40 @@ fn forced_failover_within_max_data_loss_catches_up_recovers_publishes_and_mirror
     let (steps, end) = run(&spec, &mut obs, now);
     assert_eq!(
         names(&steps)[..5],
-        ["PublishActiveServers", "CatchUp", "RemoveLogShipping", "Recover", "PublishActiveServers"]
+        [
+            "PublishActiveServers",
+            "CatchUp",
+            "RemoveLogShipping",
+            "Recover",
+            "PublishActiveServers"
+        ]
     );
     assert!(matches!(&steps[0], Step::PublishActiveServers { servers, .. } if servers.is_empty()));
-    assert!(matches!(&steps[1], Step::CatchUp { files, .. } if files.len() == 1 && files[0].last_lsn == Lsn(4800)));
-    assert!(matches!(&steps[4], Step::PublishActiveServers { pool_state: PoolState::FailedOver, .. }));
-    assert!(steps.iter().any(|s| matches!(s, Step::EstablishMirroring { database, .. } if database == "mgc")));
+    assert!(
+        matches!(&steps[1], Step::CatchUp { files, .. } if files.len() == 1 && files[0].last_lsn == Lsn(4800))
+    );
+    assert!(matches!(
+        &steps[4],
+        Step::PublishActiveServers {
+            pool_state: PoolState::FailedOver,
+            ..
+        }
+    ));
+    assert!(
+        steps
+            .iter()
+            .any(|s| matches!(s, Step::EstablishMirroring { database, .. } if database == "mgc"))
+    );
     // No step is ever sent to atlanta while it is down; log shipping waits for it.
-    assert!(steps.iter().all(|s| s.instances().iter().all(|i| i.starts_with("dal-"))));
-    assert!(matches!(end, Decision::Wait(WaitReason::InstanceUnreachable { ref site, .. }) if site == "atlanta"), "{end}");
+    assert!(
+        steps
+            .iter()
+            .all(|s| s.instances().iter().all(|i| i.starts_with("dal-")))
+    );
+    assert!(
+        matches!(end, Decision::Wait(WaitReason::InstanceUnreachable { ref site, .. }) if site == "atlanta"),
+        "{end}"
+    );
 }
 
 #[test]
@@ -305,7 +426,11 @@ fn forced_failover_beyond_max_data_loss_is_blocked() {
     spec.failover.max_data_loss = std::time::Duration::from_secs(300).into();
     let obs = observed("observed-atlanta-down.yaml");
     match plan::next(&spec, &obs, obs.taken_at) {
-        Decision::Blocked(BlockReason::DataLossTooLarge { estimated_seconds, max_seconds, .. }) => {
+        Decision::Blocked(BlockReason::DataLossTooLarge {
+            estimated_seconds,
+            max_seconds,
+            ..
+        }) => {
             assert_eq!((estimated_seconds, max_seconds), (480, 300));
         }
         d => panic!("{d}"),
@@ -321,17 +446,30 @@ fn returning_old_site_stale_copy_is_fenced_then_salvaged_before_any_reseed() {
     let (steps, end) = run(&spec, &mut obs, now);
     assert_eq!(end, Decision::Converged, "{steps:?}");
     assert!(matches!(&steps[0], Step::FenceStaleCopy { instance, .. } if instance == "atl-sql1"));
-    let salvage = position(&steps, |s| matches!(s, Step::SalvageStaleCopy { instance, .. } if instance == "atl-sql1"));
-    let reseed = position(&steps, |s| matches!(s, Step::Reseed { instance, replace: true, .. } if instance == "atl-sql1"));
+    let salvage = position(
+        &steps,
+        |s| matches!(s, Step::SalvageStaleCopy { instance, .. } if instance == "atl-sql1"),
+    );
+    let reseed = position(
+        &steps,
+        |s| matches!(s, Step::Reseed { instance, replace: true, .. } if instance == "atl-sql1"),
+    );
     assert!(salvage < reseed);
     match &steps[salvage] {
         Step::SalvageStaleCopy { file, .. } => {
-            assert_eq!(file, r"\\atl-fs\pchat-ls\mgc_salvage_atl-sql1_20261126130000.bak")
+            assert_eq!(
+                file,
+                r"\\atl-fs\pchat-ls\mgc_salvage_atl-sql1_20261126130000.bak"
+            )
         }
         s => panic!("{s:?}"),
     }
     // atlanta takes part in no mirroring session and its old log-shipping rows are gone.
-    assert!(steps.iter().any(|s| matches!(s, Step::RemoveMirroring { site, .. } if site == "atlanta")));
+    assert!(
+        steps
+            .iter()
+            .any(|s| matches!(s, Step::RemoveMirroring { site, .. } if site == "atlanta"))
+    );
     assert!(steps.iter().any(|s| matches!(s, Step::RemoveLogShipping { site, side: LogShippingSide::Primary, .. } if site == "atlanta")));
 }
 
@@ -343,8 +481,18 @@ fn returning_stale_copy_with_newer_writes_is_blocked_after_salvage_without_polic
     let (steps, end) = run(&spec, &mut obs, now);
     assert_eq!(names(&steps), ["FenceStaleCopy", "SalvageStaleCopy"]);
     match end {
-        Decision::Blocked(BlockReason::StaleCopyMayBeNewer { instance, end_of_log, primary_point, fork_known: true, salvage_file, .. }) => {
-            assert_eq!((instance.as_str(), end_of_log, primary_point), ("atl-sql1", Lsn(4950), Lsn(4800)));
+        Decision::Blocked(BlockReason::StaleCopyMayBeNewer {
+            instance,
+            end_of_log,
+            primary_point,
+            fork_known: true,
+            salvage_file,
+            ..
+        }) => {
+            assert_eq!(
+                (instance.as_str(), end_of_log, primary_point),
+                ("atl-sql1", Lsn(4950), Lsn(4800))
+            );
             assert!(salvage_file.is_some());
         }
         d => panic!("{d}"),
@@ -359,8 +507,20 @@ fn both_sites_online_at_first_sight_with_newer_secondary_blocks_asking_for_appro
     let (steps, end) = run(&spec, &mut obs, now);
     assert_eq!(names(&steps), ["FenceStaleCopy", "SalvageStaleCopy"]);
     let text = end.to_string();
-    assert!(matches!(end, Decision::Blocked(BlockReason::StaleCopyMayBeNewer { fork_known: false, .. })), "{end}");
-    assert!(text.contains("dal-sql1") && text.contains("approveOverwrite"), "{text}");
+    assert!(
+        matches!(
+            end,
+            Decision::Blocked(BlockReason::StaleCopyMayBeNewer {
+                fork_known: false,
+                ..
+            })
+        ),
+        "{end}"
+    );
+    assert!(
+        text.contains("dal-sql1") && text.contains("approveOverwrite"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -371,8 +531,14 @@ fn approve_overwrite_lets_the_newer_copy_be_reseeded_after_its_salvage() {
     let now = obs.taken_at;
     let (steps, end) = run(&spec, &mut obs, now);
     assert_eq!(end, Decision::Converged, "{steps:?}");
-    let salvage = position(&steps, |s| matches!(s, Step::SalvageStaleCopy { instance, .. } if instance == "dal-sql1"));
-    let reseed = position(&steps, |s| matches!(s, Step::Reseed { instance, .. } if instance == "dal-sql1"));
+    let salvage = position(
+        &steps,
+        |s| matches!(s, Step::SalvageStaleCopy { instance, .. } if instance == "dal-sql1"),
+    );
+    let reseed = position(
+        &steps,
+        |s| matches!(s, Step::Reseed { instance, .. } if instance == "dal-sql1"),
+    );
     assert!(salvage < reseed);
 }
 
@@ -385,8 +551,18 @@ fn mirror_failover_inside_the_primary_site_is_still_converged() {
         for d in &mut inst.databases {
             if let Some(m) = d.mirroring.as_mut() {
                 let (role, state, end, redo) = match m.role {
-                    MirroringRole::Principal => (MirroringRole::Mirror, pchat_operator::observe::DatabaseState::Restoring, None, d.lsn.end_of_log),
-                    MirroringRole::Mirror => (MirroringRole::Principal, pchat_operator::observe::DatabaseState::Online, d.lsn.redo_start, None),
+                    MirroringRole::Principal => (
+                        MirroringRole::Mirror,
+                        pchat_operator::observe::DatabaseState::Restoring,
+                        None,
+                        d.lsn.end_of_log,
+                    ),
+                    MirroringRole::Mirror => (
+                        MirroringRole::Principal,
+                        pchat_operator::observe::DatabaseState::Online,
+                        d.lsn.redo_start,
+                        None,
+                    ),
                 };
                 m.role = role;
                 d.state = state;
@@ -403,17 +579,25 @@ fn mirror_failover_inside_the_primary_site_is_still_converged() {
 fn suspend_sends_nothing_whatever_the_state() {
     let mut spec = spec("dallas");
     spec.suspend = true;
-    for f in ["observed-installer.yaml", "observed-steady-atlanta.yaml", "observed-atlanta-returns.yaml"] {
+    for f in [
+        "observed-installer.yaml",
+        "observed-steady-atlanta.yaml",
+        "observed-atlanta-returns.yaml",
+    ] {
         let obs = observed(f);
         let p = plan::project(&spec, &obs, obs.taken_at);
         assert!(p.steps.is_empty(), "{f}");
         assert_eq!(p.end, Decision::Wait(WaitReason::Suspended));
-        assert_eq!(plan::assess(&spec, &obs, obs.taken_at).phase, pchat_operator::api::Phase::Suspended);
+        assert_eq!(
+            plan::assess(&spec, &obs, obs.taken_at).phase,
+            pchat_operator::api::Phase::Suspended
+        );
     }
 }
 
 #[test]
-fn catch_up_restores_what_is_local_then_waits_naming_the_file_when_the_old_sites_share_is_unreadable() {
+fn catch_up_restores_what_is_local_then_waits_naming_the_file_when_the_old_sites_share_is_unreadable()
+ {
     let spec = spec("dallas");
     let mut obs = converged_atlanta();
     let t = at("2026-11-26T12:01:05Z");
@@ -422,14 +606,23 @@ fn catch_up_restores_what_is_local_then_waits_naming_the_file_when_the_old_sites
     for _ in 0..4 {
         take(&spec, &mut obs, t);
     }
-    let share = obs.backup_locations.iter_mut().find(|l| l.path == r"\\atl-fs\pchat-ls").unwrap();
+    let share = obs
+        .backup_locations
+        .iter_mut()
+        .find(|l| l.path == r"\\atl-fs\pchat-ls")
+        .unwrap();
     share.readable = false;
     share.reason = Some("share down".to_string());
     share.files.clear();
     // What the copy folder holds is restored first; then the share is needed.
-    assert!(matches!(take(&spec, &mut obs, t), Step::CatchUp { files, .. } if files.len() == 1 && files[0].last_lsn == Lsn(4800)));
+    assert!(
+        matches!(take(&spec, &mut obs, t), Step::CatchUp { files, .. } if files.len() == 1 && files[0].last_lsn == Lsn(4800))
+    );
     let d = plan::next(&spec, &obs, t);
-    assert!(matches!(d, Decision::Wait(WaitReason::LocationUnreadable { .. })), "{d}");
+    assert!(
+        matches!(d, Decision::Wait(WaitReason::LocationUnreadable { .. })),
+        "{d}"
+    );
     assert_eq!(
         d.to_string(),
         r"Wait: dal-sql1 cannot go on with mgc: log backup \\atl-fs\pchat-ls\mgc_20261126120105.trn on \\atl-fs\pchat-ls is unreadable (share down)"
@@ -445,5 +638,8 @@ fn planned_switch_does_not_start_when_the_candidate_cannot_catch_up() {
         l.files.retain(|f| f.first_lsn != Lsn(4700));
     }
     let d = plan::next(&spec, &obs, obs.taken_at);
-    assert!(matches!(d, Decision::Blocked(BlockReason::LogChainBroken { ref instance, redo_point: Lsn(4700), .. }) if instance == "dal-sql1"), "{d}");
+    assert!(
+        matches!(d, Decision::Blocked(BlockReason::LogChainBroken { ref instance, redo_point: Lsn(4700), .. }) if instance == "dal-sql1"),
+        "{d}"
+    );
 }

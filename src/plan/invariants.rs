@@ -25,15 +25,20 @@ pub fn split_brain(spec: &PersistentChatPoolSpec, obs: &Observation) -> Option<S
     let published = obs.published.as_ref()?;
     let pointed = writable.iter().any(|(site, _)| {
         spec.site(site).is_some_and(|s| {
-            published.active_servers.iter().any(|a| {
-                s.chat_servers.iter().any(|c| c.eq_ignore_ascii_case(a))
-            })
+            published
+                .active_servers
+                .iter()
+                .any(|a| s.chat_servers.iter().any(|c| c.eq_ignore_ascii_case(a)))
         })
     });
     pointed.then(|| {
         format!(
             "{chat} is writable on {} while chat servers are published",
-            writable.iter().map(|(_, i)| *i).collect::<Vec<_>>().join(" and ")
+            writable
+                .iter()
+                .map(|(_, i)| *i)
+                .collect::<Vec<_>>()
+                .join(" and ")
         )
     })
 }
@@ -88,9 +93,12 @@ pub fn step_violations(
         && database == chat
     {
         for (_, other) in spec.instances().filter(|(_, o)| o.name != *instance) {
-            if db(before, &other.name, chat).is_some_and(|d| d.state == DatabaseState::Online) {
+            // The old primary: a writable copy (a fenced one is a stale copy, not a primary).
+            if db(before, &other.name, chat)
+                .is_some_and(|d| facts::is_writable(d) && facts::is_online(d))
+            {
                 out.push(format!(
-                    "Recover of {chat} on {instance} while {} holds it ONLINE and reachable",
+                    "Recover of {chat} on {instance} while {} holds it writable and reachable",
                     other.name
                 ));
             }

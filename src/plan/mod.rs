@@ -105,7 +105,7 @@ pub const PROJECTION_LIMIT: usize = 64;
 /// Steps within which the planner converges from any state the property tests generate once
 /// every instance and share is reachable (installer state, either site converged, any
 /// mid-switch state, stale copies).
-pub const CONVERGENCE_BOUND: usize = 40;
+pub const CONVERGENCE_BOUND: usize = 30;
 
 /// The next decision for this observation.
 pub fn next(spec: &PersistentChatPoolSpec, obs: &Observation, now: Timestamp) -> Decision {

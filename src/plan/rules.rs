@@ -125,10 +125,43 @@ pub(crate) fn decide(cx: &Ctx) -> Decision {
 // Transition: the primary site has no writable chat copy yet.
 // ---------------------------------------------------------------------------------------------
 
+/// Whether a RESTORING copy at redo point `redo` shares the history of `source` (a copy of
+/// the site `source_site`), so that source's log backups can roll it forward. A copy that
+/// stopped at or before source's fork point shares its history; past the fork it must have
+/// been rolled forward by a backup source's lineage took after the fork. Without fork
+/// information every copy is taken to share it (nothing better is known).
+fn on_lineage(cx: &Ctx, source_site: &Site, source: &DatabaseObservation, redo: Lsn) -> bool {
+    let Some(f) = source.lsn.fork_point else {
+        return true;
+    };
+    if redo <= f {
+        return true;
+    }
+    let names = facts::names(source_site);
+    facts::all_files(cx.obs).any(|b| {
+        b.database.eq_ignore_ascii_case(cx.chat)
+            && b.last_lsn == redo
+            && b.first_lsn >= f
+            && names.iter().any(|n| b.server_name.eq_ignore_ascii_case(n))
+    })
+}
+
 /// The primary-site instance whose RESTORING copy becomes the new primary: the log-shipping
-/// secondary if there is one, else the copy that reached furthest.
-fn candidate<'a>(cx: &Ctx<'a>) -> Result<(&'a str, &'a DatabaseObservation), Decision> {
+/// secondary if there is one, else the copy that reached furthest; only copies that share the
+/// history of `source` (the old primary's copy, when observed) qualify.
+fn candidate<'a>(
+    cx: &Ctx<'a>,
+    source: Option<&DatabaseObservation>,
+) -> Result<(&'a str, &'a DatabaseObservation), Box<Decision>> {
     let names = facts::names(cx.p);
+    let fits = |d: &DatabaseObservation| {
+        facts::is_plain_restoring(d)
+            && source.is_none_or(|src| {
+                d.lsn
+                    .redo_start
+                    .is_some_and(|r| on_lineage(cx, cx.s, src, r))
+            })
+    };
     for &n in &names {
         let lss = cx
             .obs
@@ -136,23 +169,16 @@ fn candidate<'a>(cx: &Ctx<'a>) -> Result<(&'a str, &'a DatabaseObservation), Dec
             .and_then(|i| i.database(cx.chat))
             .is_some_and(|d| d.log_shipping_secondary.is_some());
         if lss {
-            return match db(cx.obs, n, cx.chat) {
-                Some(d) if facts::is_plain_restoring(d) => Ok((n, d)),
-                Some(d) => Err(Decision::Blocked(BlockReason::DatabaseState {
-                    instance: n.to_string(),
-                    database: cx.chat.to_string(),
-                    state: format!(
-                        "{:?} (a log-shipping secondary should be RESTORING)",
-                        d.state
-                    ),
-                })),
-                None => Err(cx.wait_unreachable(cx.p, n)),
-            };
+            match db(cx.obs, n, cx.chat) {
+                Some(d) if fits(d) => return Ok((n, d)),
+                Some(_) => {}
+                None => return Err(Box::new(cx.wait_unreachable(cx.p, n))),
+            }
         }
     }
     let mut best: Option<(&str, &DatabaseObservation)> = None;
     for &n in &names {
-        if let Some(d) = db(cx.obs, n, cx.chat).filter(|d| facts::is_plain_restoring(d))
+        if let Some(d) = db(cx.obs, n, cx.chat).filter(|d| fits(d))
             && best.is_none_or(|(_, b)| d.lsn.redo_start > b.lsn.redo_start)
         {
             best = Some((n, d));
@@ -162,7 +188,7 @@ fn candidate<'a>(cx: &Ctx<'a>) -> Result<(&'a str, &'a DatabaseObservation), Dec
         return Ok(b);
     }
     if let Some(&down) = names.iter().find(|n| !reachable(cx.obs, n)) {
-        return Err(cx.wait_unreachable(cx.p, down));
+        return Err(Box::new(cx.wait_unreachable(cx.p, down)));
     }
     let detail = names
         .iter()
@@ -172,24 +198,150 @@ fn candidate<'a>(cx: &Ctx<'a>) -> Result<(&'a str, &'a DatabaseObservation), Dec
                 format!("{n} holds it ONLINE but fenced ({:?})", d.user_access)
             }
             Some(d) if d.mirroring.is_some() => format!("{n} holds a mirror copy"),
+            Some(d) if d.state == DatabaseState::Restoring => format!(
+                "{n} holds it RESTORING at LSN {}, which the old primary's log backups cannot roll forward",
+                facts::position(d)
+            ),
             Some(d) => format!("{n} holds it {:?}", d.state),
         })
         .collect::<Vec<_>>()
         .join("; ");
-    Err(Decision::Blocked(BlockReason::NoCopyOnPrimarySite {
-        site: cx.p.name.clone(),
-        database: cx.chat.to_string(),
-        detail,
-    }))
+    Err(Box::new(Decision::Blocked(
+        BlockReason::NoCopyOnPrimarySite {
+            site: cx.p.name.clone(),
+            database: cx.chat.to_string(),
+            detail,
+        },
+    )))
+}
+
+/// Before a planned switch to a site with no copy that can catch up: reseed one of its
+/// instances from the serving copy, while that copy still serves (no outage yet).
+fn prepare_target(cx: &Ctx, old: &str, od: &DatabaseObservation) -> Decision {
+    let names = facts::names(cx.p);
+    let restorable_slot = |n: &&&str| {
+        reachable(cx.obs, n)
+            && db(cx.obs, n, cx.chat).is_none_or(|d| d.state == DatabaseState::Restoring)
+    };
+    let online_slot =
+        |n: &&&str| db(cx.obs, n, cx.chat).is_some_and(|d| d.state == DatabaseState::Online);
+    let Some(&t) = names
+        .iter()
+        .find(restorable_slot)
+        .or_else(|| names.iter().find(online_slot))
+    else {
+        if let Some(&down) = names.iter().find(|n| !reachable(cx.obs, n)) {
+            return cx.wait_unreachable(cx.p, down);
+        }
+        let n = names.first().copied().unwrap_or_default();
+        return Decision::Blocked(BlockReason::DatabaseState {
+            instance: n.to_string(),
+            database: cx.chat.to_string(),
+            state: db(cx.obs, n, cx.chat)
+                .map(|d| format!("{:?}", d.state))
+                .unwrap_or_default(),
+        });
+    };
+    let td = db(cx.obs, t, cx.chat);
+    if let Some(td) = td {
+        if td.mirroring.is_some() {
+            return Decision::Step(Step::RemoveMirroring {
+                site: cx.p.name.clone(),
+                instance: t.to_string(),
+                database: cx.chat.to_string(),
+            });
+        }
+        if td.state == DatabaseState::Online {
+            let salvage = facts::salvage_of(cx.obs, t, cx.chat, facts::position(td));
+            if salvage.is_none() {
+                let file = backup_path(
+                    &cx.p.backup_share,
+                    cx.chat,
+                    &format!("salvage_{t}_"),
+                    cx.now,
+                    "bak",
+                );
+                if let Some(w) = cx.wait_share(cx.p, t, cx.chat, Some(file.clone())) {
+                    return w;
+                }
+                return Decision::Step(Step::SalvageStaleCopy {
+                    site: cx.p.name.clone(),
+                    instance: t.to_string(),
+                    database: cx.chat.to_string(),
+                    file,
+                });
+            }
+            let (newer, point, fork_known) = may_be_newer(od, td);
+            if newer && !overwrite_approved(cx, t) {
+                return Decision::Blocked(BlockReason::StaleCopyMayBeNewer {
+                    instance: t.to_string(),
+                    database: cx.chat.to_string(),
+                    end_of_log: facts::position(td),
+                    primary_instance: old.to_string(),
+                    primary_point: point,
+                    fork_known,
+                    salvage_file: salvage.map(|f| f.path.clone()),
+                });
+            }
+        }
+    }
+    if let Some(w) = cx.wait_share(cx.s, t, cx.chat, None) {
+        return w;
+    }
+    let full_backup = backup_path(
+        &cx.s.backup_share,
+        cx.chat,
+        &format!("seed_{t}_"),
+        cx.now,
+        "bak",
+    );
+    let log_backup = backup_path(&cx.s.backup_share, cx.chat, "", cx.now, "trn");
+    Decision::Step(match td {
+        Some(_) => Step::Reseed {
+            site: cx.p.name.clone(),
+            instance: t.to_string(),
+            database: cx.chat.to_string(),
+            source_instance: old.to_string(),
+            full_backup,
+            log_backup,
+            replace: true,
+        },
+        None => Step::BootstrapSecondary {
+            site: cx.p.name.clone(),
+            instance: t.to_string(),
+            database: cx.chat.to_string(),
+            source_instance: old.to_string(),
+            full_backup,
+            log_backup,
+        },
+    })
 }
 
 /// Log backups the candidate may restore, local copy folder first, then the other site's share,
-/// then the primary site's own share.
-fn restorable<'a>(cx: &Ctx<'a>, instance: &str) -> Vec<&'a BackupFile> {
+/// then the primary site's own share. With `source` (the old primary's copy, when observed)
+/// only backups of source's history qualify: a backup another copy took past source's fork
+/// point belongs to another history, and SQL Server refuses it.
+fn restorable<'a>(
+    cx: &Ctx<'a>,
+    instance: &str,
+    source: Option<&DatabaseObservation>,
+) -> Vec<&'a BackupFile> {
+    let fork = source.and_then(|d| d.lsn.fork_point);
+    let s_names = facts::names(cx.s);
     facts::copy_files(cx.obs, instance)
         .iter()
         .chain(facts::share_files(cx.obs, &cx.s.name))
         .chain(facts::share_files(cx.obs, &cx.p.name))
+        .filter(|f| match fork {
+            None => true,
+            Some(fp) => {
+                f.last_lsn <= fp
+                    || (f.first_lsn >= fp
+                        && s_names
+                            .iter()
+                            .any(|n| f.server_name.eq_ignore_ascii_case(n)))
+            }
+        })
         .collect()
 }
 
@@ -255,20 +407,42 @@ fn drain_sessions(cx: &Ctx) -> Option<Decision> {
 }
 
 fn transition(cx: &Ctx) -> Decision {
-    let cand = match candidate(cx) {
-        Ok(c) => c,
-        Err(d) => return d,
-    };
+    // An unreachable primary-site instance may hold the writable copy (the principal of a
+    // mirroring session, say): bringing another copy online could make a second one.
+    if let Some(down) = facts::names(cx.p)
+        .into_iter()
+        .find(|n| !reachable(cx.obs, n))
+    {
+        return cx.wait_unreachable(cx.p, down);
+    }
     let s_names = facts::names(cx.s);
     // A writable copy on a reachable old-site instance: the planned switch.
     let old = s_names.iter().copied().find(|n| {
         db(cx.obs, n, cx.chat).is_some_and(|d| facts::is_writable(d) && facts::is_online(d))
     });
+    let tail = observed_tail(cx);
+    let source = old
+        .or(tail.map(|(n, _)| n))
+        .and_then(|n| db(cx.obs, n, cx.chat));
+    let cand = match candidate(cx, source) {
+        Ok(c) => c,
+        Err(d)
+            if old.is_some()
+                && matches!(
+                    *d,
+                    Decision::Blocked(BlockReason::NoCopyOnPrimarySite { .. })
+                ) =>
+        {
+            let old = old.expect("checked");
+            return prepare_target(cx, old, source.expect("observed"));
+        }
+        Err(d) => return *d,
+    };
     if let Some(old) = old {
         return planned_before_demote(cx, cand, old);
     }
-    if let Some((_, tail)) = observed_tail(cx) {
-        return planned_after_demote(cx, cand, tail);
+    if let Some((_, tail)) = tail {
+        return planned_after_demote(cx, cand, tail, source);
     }
     let down: Vec<&str> = s_names
         .iter()
@@ -282,6 +456,19 @@ fn transition(cx: &Ctx) -> Decision {
         // It may hold the serving copy: nothing may be recovered until it is seen.
         return cx.wait_unreachable(cx.s, d);
     }
+    // A switch away from this site was abandoned after its tail-log backup: the demoted copy
+    // holds everything ever written and nothing else is writable, so it comes back online.
+    let demoted = facts::names(cx.p).into_iter().find(|n| {
+        db(cx.obs, n, cx.chat).is_some_and(|d| {
+            facts::is_plain_restoring(d)
+                && d.last_log_backup
+                    .as_ref()
+                    .is_some_and(|t| t.force_offline && d.lsn.redo_start == Some(t.last_lsn))
+        })
+    });
+    if let Some(ci) = demoted {
+        return finish_transition(cx, ci, true);
+    }
     Decision::Blocked(BlockReason::NoServingCopy {
         database: cx.chat.to_string(),
     })
@@ -292,9 +479,14 @@ fn planned_before_demote(cx: &Ctx, (ci, cd): (&str, &DatabaseObservation), old: 
     // Refuse to start the outage when the candidate could not catch up afterwards: the tail
     // will start where the old primary's last log backup ended.
     if let (Some(r), Some(last)) = (cd.lsn.redo_start, od.last_log_backup.as_ref()) {
-        let reach = lsn::chain(restorable(cx, ci), cx.chat, r, Some(last.last_lsn))
-            .last()
-            .map_or(r, |f| f.last_lsn);
+        let reach = lsn::chain(
+            restorable(cx, ci, Some(od)),
+            cx.chat,
+            r,
+            Some(last.last_lsn),
+        )
+        .last()
+        .map_or(r, |f| f.last_lsn);
         if reach < last.last_lsn {
             if let Some(w) = cx.wait_share(cx.s, ci, cx.chat, None) {
                 return w;
@@ -336,13 +528,14 @@ fn planned_after_demote(
     cx: &Ctx,
     (ci, cd): (&str, &DatabaseObservation),
     tail: &BackupFile,
+    source: Option<&DatabaseObservation>,
 ) -> Decision {
     if let Some(d) = drain_published(cx).or_else(|| drain_sessions(cx)) {
         return d;
     }
     let r = cd.lsn.redo_start.unwrap_or(Lsn(0));
     if r < tail.last_lsn {
-        let files = lsn::chain(restorable(cx, ci), cx.chat, r, Some(tail.last_lsn));
+        let files = lsn::chain(restorable(cx, ci, source), cx.chat, r, Some(tail.last_lsn));
         if files.is_empty() {
             if let Some(w) = cx.wait_share(cx.s, ci, cx.chat, Some(tail.path.clone())) {
                 return w;
@@ -366,6 +559,15 @@ fn planned_after_demote(
 
 /// After the catch-up: remove log shipping on both sides, then recover.
 fn finish_transition(cx: &Ctx, ci: &str, old_side_too: bool) -> Decision {
+    // A planned recovery needs the whole old site in sight: an instance out of sight may hold
+    // a writable copy. (A forced one runs only when the whole old site is down.)
+    if old_side_too
+        && let Some(down) = facts::names(cx.s)
+            .into_iter()
+            .find(|n| !reachable(cx.obs, n))
+    {
+        return cx.wait_unreachable(cx.s, down);
+    }
     if let Some(d) = remove_ls_secondary(cx, cx.p) {
         return d;
     }
@@ -391,7 +593,7 @@ pub(crate) fn loss_estimate(
         .filter_map(|n| facts::unreachable_since(cx.obs, n))
         .max()?;
     let r = cd.lsn.redo_start.unwrap_or(Lsn(0));
-    let files = restorable(cx, ci);
+    let files = restorable(cx, ci, None);
     let chain = lsn::chain(files.iter().copied(), cx.chat, r, None);
     let last_lsn = chain.last().map_or(r, |f| f.last_lsn);
     let reached = files
@@ -452,7 +654,7 @@ fn forced(cx: &Ctx, (ci, cd): (&str, &DatabaseObservation)) -> Decision {
         return d;
     }
     let r = cd.lsn.redo_start.unwrap_or(Lsn(0));
-    let files = lsn::chain(restorable(cx, ci), cx.chat, r, None);
+    let files = lsn::chain(restorable(cx, ci, None), cx.chat, r, None);
     if !files.is_empty() {
         return Decision::Step(Step::CatchUp {
             site: cx.p.name.clone(),
@@ -778,6 +980,10 @@ fn compliance(cx: &Ctx, pi: &str, comp: &str) -> Progress {
     let principal = match online {
         Some(n) => n,
         None => {
+            // The compliance principal may be on an instance out of sight.
+            if let Some(down) = names.iter().find(|n| !reachable(cx.obs, n)) {
+                return Progress::Wait(cx.wait_unreachable(cx.p, down));
+            }
             return match db(cx.obs, pi, comp) {
                 Some(d) if facts::is_plain_restoring(d) => {
                     Progress::Act(Decision::Step(Step::Recover {
@@ -845,6 +1051,14 @@ fn mirror(cx: &Ctx, principal: &str, database: &str, is_chat: bool) -> Progress 
         if md.state == DatabaseState::Online {
             // Chat copies were salvaged and checked by the stale-copy rules; a compliance copy
             // is salvaged here, before SeedMirror replaces it.
+            if !is_chat && facts::is_writable(md) {
+                // Fenced first, so that the salvage covers everything it will ever hold.
+                return Progress::Act(Decision::Step(Step::FenceStaleCopy {
+                    site: cx.p.name.clone(),
+                    instance: m.to_string(),
+                    database: database.to_string(),
+                }));
+            }
             if !is_chat && facts::salvage_of(cx.obs, m, database, facts::position(md)).is_none() {
                 let file = backup_path(
                     &cx.p.backup_share,
@@ -912,16 +1126,16 @@ fn log_shipping(cx: &Ctx, pi: &str, pd: &DatabaseObservation) -> Progress {
     }
     if !continuable {
         let td = db(cx.obs, t, cx.chat);
-        if let Some(td) = td {
-            if facts::is_broken(td) {
-                return Progress::Act(Decision::Blocked(BlockReason::DatabaseState {
-                    instance: t.to_string(),
-                    database: cx.chat.to_string(),
-                    state: format!("{:?}", td.state),
-                }));
-            }
-            // An ONLINE target was fenced, salvaged and approved by the stale-copy rules,
-            // which run before this one.
+        // An ONLINE target was fenced, salvaged and approved by the stale-copy rules, which
+        // run before this one; a broken one is left to a person.
+        if let Some(td) = td
+            && facts::is_broken(td)
+        {
+            return Progress::Act(Decision::Blocked(BlockReason::DatabaseState {
+                instance: t.to_string(),
+                database: cx.chat.to_string(),
+                state: format!("{:?}", td.state),
+            }));
         }
         if let Some(w) = cx.wait_share(cx.p, t, cx.chat, None) {
             return Progress::Wait(w);
