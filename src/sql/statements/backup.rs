@@ -99,12 +99,16 @@ pub(super) struct Seed<'a> {
     pub replace: bool,
 }
 
-/// Full backup WITH INIT and log backup on the source, then RESTORE DATABASE and RESTORE LOG
-/// WITH NORECOVERY on the target (a mirror needs the log restore too).
+/// Full and log backup on the source, as ONE batch, then RESTORE DATABASE and RESTORE LOG WITH
+/// NORECOVERY on the target (a mirror needs the log restore too).
 ///
-/// The full backup uses INIT so that repeating it overwrites its file. The log backup does
-/// not: a repeated one appends a second set, and RESTORE reads the first, which is the one
-/// that follows the full backup.
+/// Why one batch, and INIT on both: a repeated log backup on its own cannot be made harmless.
+/// Appended to the same file it leaves a second set that nothing restores, so the copy misses
+/// log the principal no longer has (1478 on SET PARTNER); written over it, the first log
+/// backup is lost and the second no longer follows the full one (4305). Repeating the pair
+/// together takes a new full backup first, and the new log backup follows it whatever came
+/// before, so the target's two restores always fit. What a repeat cannot give back is the
+/// first log file to a log-shipping copy job that had not copied it yet.
 pub(super) fn seed(s: &Seed) -> Vec<Statement> {
     let Seed {
         source,
@@ -121,15 +125,17 @@ pub(super) fn seed(s: &Seed) -> Vec<Statement> {
     };
     vec![
         backup("DATABASE", database, full_backup, "INIT, CHECKSUM")
+            .sql(&format!(
+                "; BACKUP LOG {} TO DISK = ",
+                quote::ident(database)
+            ))
+            .text(log_backup)
+            .sql(" WITH INIT, CHECKSUM")
             .on(
                 source,
-                format!("full backup of {database} on {source} to {full_backup}"),
-            )
-            .retry_if(&[CANNOT_OPEN_DEVICE]),
-        backup("LOG", database, log_backup, "CHECKSUM")
-            .on(
-                source,
-                format!("log backup of {database} on {source} to {log_backup}"),
+                format!(
+                    "full backup of {database} on {source} to {full_backup}, then a log backup to {log_backup}"
+                ),
             )
             .retry_if(&[CANNOT_OPEN_DEVICE]),
         restore("DATABASE", database, full_backup, restore_options)

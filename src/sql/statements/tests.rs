@@ -402,6 +402,7 @@ fn salvage_stale_copy_takes_a_copy_only_full_backup_to_the_planned_file() {
 
 const FULL: &str = r"\\dal-fs\pchat-ls\mgc_seed_atl-sql1_20261126130000.bak";
 const LOG: &str = r"\\dal-fs\pchat-ls\mgc_20261126130000.trn";
+const SEED_BACKUP: &str = "BACKUP DATABASE [mgc] TO DISK = @P1 WITH INIT, CHECKSUM; BACKUP LOG [mgc] TO DISK = @P2 WITH INIT, CHECKSUM";
 
 #[test]
 fn reseed_of_an_existing_copy_backs_up_the_source_and_restores_with_replace() {
@@ -417,22 +418,17 @@ fn reseed_of_an_existing_copy_backs_up_the_source_and_restores_with_replace() {
     assert_eq!(
         sqls(&st),
         [
-            "BACKUP DATABASE [mgc] TO DISK = @P1 WITH INIT, CHECKSUM",
-            "BACKUP LOG [mgc] TO DISK = @P1 WITH CHECKSUM",
+            SEED_BACKUP,
             "RESTORE DATABASE [mgc] FROM DISK = @P1 WITH NORECOVERY, REPLACE",
             "RESTORE LOG [mgc] FROM DISK = @P1 WITH NORECOVERY",
         ]
     );
-    assert_eq!(
-        instances(&st),
-        ["dal-sql1", "dal-sql1", "atl-sql1", "atl-sql1"]
-    );
-    assert_eq!(st[0].params, [p(1, FULL)]);
-    assert_eq!(st[1].params, [p(1, LOG)]);
-    assert_eq!(st[2].params, [p(1, FULL)]);
-    assert_eq!(st[3].params, [p(1, LOG)]);
-    assert_eq!(st[3].done_if, [4326]);
-    assert_eq!(st[2].retry_if, [3101, 3201]);
+    assert_eq!(instances(&st), ["dal-sql1", "atl-sql1", "atl-sql1"]);
+    assert_eq!(st[0].params, [p(1, FULL), p(2, LOG)]);
+    assert_eq!(st[1].params, [p(1, FULL)]);
+    assert_eq!(st[2].params, [p(1, LOG)]);
+    assert_eq!(st[2].done_if, [4326]);
+    assert_eq!(st[1].retry_if, [3101, 3201]);
 }
 
 #[test]
@@ -447,7 +443,7 @@ fn reseed_without_replace_restores_without_replace() {
         replace: false,
     });
     assert_eq!(
-        st[2].sql,
+        st[1].sql,
         "RESTORE DATABASE [mgc] FROM DISK = @P1 WITH NORECOVERY"
     );
 }
@@ -465,16 +461,12 @@ fn bootstrap_secondary_seeds_the_copy_without_replace() {
     assert_eq!(
         sqls(&st),
         [
-            "BACKUP DATABASE [mgc] TO DISK = @P1 WITH INIT, CHECKSUM",
-            "BACKUP LOG [mgc] TO DISK = @P1 WITH CHECKSUM",
+            SEED_BACKUP,
             "RESTORE DATABASE [mgc] FROM DISK = @P1 WITH NORECOVERY",
             "RESTORE LOG [mgc] FROM DISK = @P1 WITH NORECOVERY",
         ]
     );
-    assert_eq!(
-        instances(&st),
-        ["atl-sql1", "atl-sql1", "dal-sql1", "dal-sql1"]
-    );
+    assert_eq!(instances(&st), ["atl-sql1", "dal-sql1", "dal-sql1"]);
 }
 
 #[test]
@@ -490,16 +482,12 @@ fn seed_mirror_backs_up_on_the_principal_and_restores_on_the_mirror_with_replace
     assert_eq!(
         sqls(&st),
         [
-            "BACKUP DATABASE [mgccomp] TO DISK = @P1 WITH INIT, CHECKSUM",
-            "BACKUP LOG [mgccomp] TO DISK = @P1 WITH CHECKSUM",
+            "BACKUP DATABASE [mgccomp] TO DISK = @P1 WITH INIT, CHECKSUM; BACKUP LOG [mgccomp] TO DISK = @P2 WITH INIT, CHECKSUM",
             "RESTORE DATABASE [mgccomp] FROM DISK = @P1 WITH NORECOVERY, REPLACE",
             "RESTORE LOG [mgccomp] FROM DISK = @P1 WITH NORECOVERY",
         ]
     );
-    assert_eq!(
-        instances(&st),
-        ["atl-sql1", "atl-sql1", "atl-sql2", "atl-sql2"]
-    );
+    assert_eq!(instances(&st), ["atl-sql1", "atl-sql2", "atl-sql2"]);
 }
 
 #[test]
@@ -857,7 +845,8 @@ fn every_write_statement_is_safe_to_repeat() {
         ("sp_add_log_shipping_primary_secondary", 32012),
     ];
     // Repeating these leaves the same state: an access mode or recovery model set again, a job
-    // enabled again, a full backup WITH INIT rewritten, a restore redone.
+    // enabled again, a backup WITH INIT rewritten (a seed's full and log backups together), a
+    // restore redone.
     let repeat_as_is = [
         "SET PARTNER SAFETY FULL",
         "SET RESTRICTED_USER WITH ROLLBACK IMMEDIATE",
@@ -865,7 +854,6 @@ fn every_write_statement_is_safe_to_repeat() {
         "sp_update_job",
         "WITH INIT, CHECKSUM",
         "WITH COPY_ONLY, INIT, CHECKSUM",
-        "BACKUP LOG [mgc] TO DISK = @P1 WITH CHECKSUM",
         "RESTORE DATABASE [mgc] FROM DISK = ",
     ];
     for (step, st) in all_statements(&benign()) {
