@@ -264,6 +264,19 @@ impl Batch {
 }
 
 impl Statement {
+    /// The statement as a tiberius query (sent through `sp_executesql`), its parameters bound
+    /// in `@P1`..`@Pn` order.
+    pub fn query(&self) -> tiberius::Query<'_> {
+        let mut q = tiberius::Query::new(self.sql.as_str());
+        for (_, value) in &self.params {
+            match value {
+                ParamValue::Text(t) => q.bind(t.as_str()),
+                ParamValue::Int(i) => q.bind(*i),
+            }
+        }
+        q
+    }
+
     fn done_if(mut self, numbers: &[u32]) -> Self {
         self.done_if = numbers.to_vec();
         self

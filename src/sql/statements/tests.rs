@@ -658,6 +658,27 @@ fn retention_is_rounded_up_to_whole_minutes_and_never_zero() {
     assert_eq!(with(u64::MAX), i32::MAX);
 }
 
+#[test]
+fn query_binds_the_parameters_in_placeholder_order() {
+    let st = run(configure_step(&["atl-sql1"]));
+    // tiberius's Query shows its text and bound values only through Debug.
+    let shown = format!("{:?}", st[0].query());
+    let at = |needle: &str| {
+        shown
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle} not bound in {shown}"))
+    };
+    assert!(shown.contains("sp_add_log_shipping_primary_database"));
+    assert!(at(r#""mgc""#) < at(r#""LSBackup_mgc""#));
+    assert!(at(r#""LSBackup_mgc""#) < at("4320"));
+    let none = run(Step::FenceStaleCopy {
+        site: "atlanta".into(),
+        instance: "atl-sql1".into(),
+        database: "mgc".into(),
+    });
+    assert!(format!("{:?}", none[0].query()).contains("params: []"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Properties over every step variant
 // ---------------------------------------------------------------------------------------------
