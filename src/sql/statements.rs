@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::observe::Observation;
 use crate::plan::Step;
 
 pub use codes::*;
@@ -71,6 +72,17 @@ pub struct StatementContext {
 }
 
 impl StatementContext {
+    /// The server names the instances reported in `obs` (those that answered).
+    pub fn from_observation(obs: &Observation) -> Self {
+        StatementContext {
+            server_names: obs
+                .instances
+                .iter()
+                .filter_map(|i| Some((i.name.clone(), i.server_name.clone()?)))
+                .collect(),
+        }
+    }
+
     /// The server name SQL Server knows `instance` by.
     pub fn server_name<'a>(&'a self, instance: &'a str) -> &'a str {
         self.server_names

@@ -634,6 +634,23 @@ fn configure_log_shipping_names_servers_and_jobs_as_sql_server_knows_them() {
 }
 
 #[test]
+fn context_takes_the_server_names_instances_reported() {
+    let obs: crate::observe::Observation = serde_json::from_value(serde_json::json!({
+        "takenAt": "2026-11-26T12:00:00Z",
+        "instances": [
+            {"name": "atl-sql1", "reachability": {"status": "reachable"}, "serverName": "ATL-SQL1\\PCHAT"},
+            {"name": "dal-sql1", "reachability": {"status": "reachable"}}
+        ],
+        "backupLocations": []
+    }))
+    .expect("observation");
+    let ctx = StatementContext::from_observation(&obs);
+    assert_eq!(ctx.server_name("atl-sql1"), r"ATL-SQL1\PCHAT");
+    // No name reported: the spec's name stands.
+    assert_eq!(ctx.server_name("dal-sql1"), "dal-sql1");
+}
+
+#[test]
 fn retention_is_rounded_up_to_whole_minutes_and_never_zero() {
     let with = |secs: u64| match run(Step::ConfigureLogShipping {
         site: "atlanta".into(),
