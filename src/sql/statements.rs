@@ -34,7 +34,7 @@ pub use codes::*;
 pub enum ParamValue {
     /// `nvarchar`: names, paths, job names.
     Text(String),
-    /// `int`: minutes and flags that come from the spec.
+    /// `int`: retention periods in minutes.
     Int(i32),
 }
 
@@ -92,7 +92,10 @@ impl StatementContext {
     }
 }
 
-/// The statements that carry out `step`, in the order they must run.
+/// The statements that carry out `step`, in the order they must run. Run them one after the
+/// other, each through [`Statement::query`]; a statement whose root error is in its `done_if`
+/// counts as run, one whose error is in its `retry_if` ends the step for this pass (the next
+/// pass re-plans from what it observes), and any other error ends it as a failure.
 ///
 /// `PublishActiveServers` produces none: publishing the active server list and pool state is
 /// the engine's job (a ConfigMap in Kubernetes, a file locally), not SQL Server's.
