@@ -3,5 +3,6 @@
 pub mod connect;
 pub mod error;
 pub mod quote;
+pub mod statements;
 
 pub use error::SqlError;
