@@ -88,7 +88,7 @@ async fn posting_a_fault_injects_it_and_answers_204() {
         ep.addr,
         "POST",
         "/faults",
-        r#"{"kind": "instanceDown", "instance": "atl-sql1"}"#,
+        r#"{"kind": "InstanceDown", "instance": "atl-sql1"}"#,
     )
     .await;
     assert_eq!(status, 204, "{body}");
@@ -107,7 +107,7 @@ async fn a_fault_the_injector_refuses_answers_400_with_its_message() {
         ep.addr,
         "POST",
         "/faults",
-        r#"{"kind": "instanceDown", "instance": "nowhere"}"#,
+        r#"{"kind": "InstanceDown", "instance": "nowhere"}"#,
     )
     .await;
     assert_eq!(status, 400);
@@ -132,7 +132,7 @@ async fn get_state_returns_the_injectors_description_as_json() {
         ep.addr,
         "POST",
         "/faults",
-        r#"{"kind": "shareDown", "host": "atl-fs"}"#,
+        r#"{"kind": "ShareDown", "host": "atl-fs"}"#,
     )
     .await;
     let (status, body) = request(ep.addr, "GET", "/state", "").await;
