@@ -37,6 +37,19 @@ enum Command {
         #[arg(long)]
         now: Option<String>,
     },
+
+    /// Run the SQL Server simulator on a topology until interrupted (Ctrl-C or SIGTERM).
+    Sim {
+        /// The topology YAML (see examples/sim/two-sites.yaml).
+        #[arg(long)]
+        topology: PathBuf,
+        /// Where backup files, shares and copy folders live.
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// Address of the HTTP fault-injection endpoint (POST /faults, GET /state).
+        #[arg(long)]
+        control: Option<std::net::SocketAddr>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -64,6 +77,86 @@ fn main() -> ExitCode {
             output,
             now,
         } => plan_command(&file, &observed, output, now.as_deref()),
+        Command::Sim {
+            topology,
+            state_dir,
+            control,
+        } => sim_command(&topology, &state_dir, control),
+    }
+}
+
+/// `pchat-operator sim`: one line per instance with its address, then serve until interrupted.
+fn sim_command(
+    topology: &Path,
+    state_dir: &Path,
+    control: Option<std::net::SocketAddr>,
+) -> ExitCode {
+    use pchat_operator::sim::{cluster::RunningSim, server::Topology};
+    pchat_operator::telemetry::init_logging(pchat_operator::telemetry::LogFormat::Plain);
+    let text = match std::fs::read_to_string(topology) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", topology.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let topo = match Topology::from_yaml(&text) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: {e}", topology.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let running = match RunningSim::start(topo, state_dir, control).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        for i in &running.instances {
+            println!("{} {} {}", i.name, i.site, i.addr);
+        }
+        if let Some(addr) = running.control {
+            println!("control http://{addr}");
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        wait_for_shutdown_signal().await;
+        running.stop().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn wait_for_shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
     }
 }
 

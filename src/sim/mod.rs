@@ -6,6 +6,7 @@
 //! `control` the HTTP fault endpoint.
 
 pub mod backend;
+pub mod cluster;
 pub mod control;
 pub mod faults;
 pub mod server;

@@ -70,6 +70,28 @@ const BIND_RETRY: Duration = Duration::from_millis(50);
 pub async fn serve_while_up(
     addr: SocketAddr,
     backend: SharedBackend,
+    up: watch::Receiver<bool>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    serve_while_up_from(addr, None, backend, up, shutdown).await
+}
+
+/// Like [`serve_while_up`], starting with an already bound listener (so that a listener bound
+/// on port 0 keeps the port the system chose, across later down/up cycles too).
+pub async fn serve_listener_while_up(
+    listener: TcpListener,
+    backend: SharedBackend,
+    up: watch::Receiver<bool>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    serve_while_up_from(addr, Some(listener), backend, up, shutdown).await
+}
+
+async fn serve_while_up_from(
+    addr: SocketAddr,
+    mut first: Option<TcpListener>,
+    backend: SharedBackend,
     mut up: watch::Receiver<bool>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
@@ -80,7 +102,10 @@ pub async fn serve_while_up(
                 _ = shutdown.cancelled() => return Ok(()),
             }
         }
-        let listener = bind_with_retry(addr).await?;
+        let listener = match first.take() {
+            Some(listener) => listener,
+            None => bind_with_retry(addr).await?,
+        };
         let stop = shutdown.child_token();
         let server = tokio::spawn(serve(listener, backend.clone(), stop.clone()));
         let sender_gone = loop {
