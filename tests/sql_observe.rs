@@ -6,14 +6,18 @@ use pchat_operator::observe::{DatabaseState, Reachability};
 use sql_support::*;
 
 #[tokio::test]
-async fn installer_state_shows_both_databases_online_on_atl_sql1_in_one_round_trip_per_instance()
-{
+async fn installer_state_shows_both_databases_online_on_atl_sql1_in_one_round_trip_per_instance() {
     let mut live = start("installer").await;
     let obs = live.observe().await;
     println!("{}", serde_json::to_string_pretty(&obs).unwrap());
     assert_eq!(obs.instances.len(), 4);
     for i in &obs.instances {
-        assert!(i.is_reachable(), "{} unreachable: {:?}", i.name, i.reachability);
+        assert!(
+            i.is_reachable(),
+            "{} unreachable: {:?}",
+            i.name,
+            i.reachability
+        );
     }
     let atl1 = obs.instance("atl-sql1").unwrap();
     assert_eq!(atl1.server_name.as_deref(), Some("atl-sql1"));
@@ -21,7 +25,10 @@ async fn installer_state_shows_both_databases_online_on_atl_sql1_in_one_round_tr
         let d = atl1.database(db).unwrap_or_else(|| panic!("{db} missing"));
         assert_eq!(d.state, DatabaseState::Online);
         assert!(d.mirroring.is_none());
-        assert!(d.lsn.end_of_log.is_some(), "an ONLINE copy has an end of log");
+        assert!(
+            d.lsn.end_of_log.is_some(),
+            "an ONLINE copy has an end of log"
+        );
         assert!(d.lsn.redo_start.is_none());
     }
     for other in ["atl-sql2", "dal-sql1", "dal-sql2"] {
