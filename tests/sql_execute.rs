@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use pchat_operator::observe::{DatabaseState, LocationKind, MirroringRole, MirroringState};
 use pchat_operator::plan::{self, Decision, Step};
+use pchat_operator::sim::faults::{Fault, FaultInjector};
+use pchat_operator::sql::execute::run_step;
+use pchat_operator::sql::statements::StatementContext;
 use sql_support::*;
 
 #[tokio::test]
@@ -214,4 +217,165 @@ async fn chat_client(
     tiberius::Client::connect(config, tcp.compat_write())
         .await
         .unwrap()
+}
+
+#[tokio::test]
+async fn a_statement_refused_with_a_retryable_error_is_retried_and_a_fatal_one_stops_the_step() {
+    let mut live = start("retry").await;
+    let obs = live.observe().await;
+    let seed = Step::BootstrapSecondary {
+        site: "dallas".into(),
+        instance: "dal-sql1".into(),
+        database: "mgc".into(),
+        source_instance: "atl-sql1".into(),
+        full_backup: r"\\atl-fs\pchat-ls\mgc_seed.bak".into(),
+        log_backup: r"\\atl-fs\pchat-ls\mgc_seed.trn".into(),
+    };
+    // The full restore is refused once with 3101 (in its retry_if), then succeeds.
+    live.sim
+        .sim
+        .inject(Fault::FailNext {
+            instance: Some("dal-sql1".into()),
+            pattern: "RESTORE DATABASE".into(),
+            regex: false,
+            error: 3101,
+        })
+        .unwrap();
+    let report = live.run(&seed, &obs).await;
+    assert_eq!(report.writes, 4, "backup pair, restore twice, log restore");
+    assert_eq!(
+        live.sim.sim.database_state("dal-sql1", "mgc").as_deref(),
+        Some("RESTORING")
+    );
+
+    // A backup of another database (3154) is not retried and nothing after it runs.
+    live.sim
+        .sim
+        .inject(Fault::FailNext {
+            instance: Some("dal-sql1".into()),
+            pattern: "RESTORE DATABASE".into(),
+            regex: false,
+            error: 3154,
+        })
+        .unwrap();
+    let ctx = StatementContext::from_observation(&obs);
+    let (spec, settings) = (live.spec.clone(), live.settings.clone());
+    let reseed = Step::Reseed {
+        site: "dallas".into(),
+        instance: "dal-sql1".into(),
+        database: "mgc".into(),
+        source_instance: "atl-sql1".into(),
+        full_backup: r"\\atl-fs\pchat-ls\mgc_reseed.bak".into(),
+        log_backup: r"\\atl-fs\pchat-ls\mgc_reseed.trn".into(),
+        replace: true,
+    };
+    let err = run_step(
+        live.observer.connections(),
+        &settings,
+        &spec,
+        &reseed,
+        &ctx,
+        &opts(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.number(), Some(3154));
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("dal-sql1"), "{err}");
+}
+
+#[tokio::test]
+async fn a_log_backup_already_restored_counts_as_done_on_its_root_error_not_the_trailing_3013() {
+    let mut live = start("done-if").await;
+    let obs = live.observe().await;
+    let seed = Step::BootstrapSecondary {
+        site: "dallas".into(),
+        instance: "dal-sql1".into(),
+        database: "mgc".into(),
+        source_instance: "atl-sql1".into(),
+        full_backup: r"\\atl-fs\pchat-ls\mgc_seed.bak".into(),
+        log_backup: r"\\atl-fs\pchat-ls\mgc_seed.trn".into(),
+    };
+    live.run(&seed, &obs).await;
+    let obs = live.observe().await;
+    let file = obs
+        .backup_locations
+        .iter()
+        .flat_map(|l| &l.files)
+        .find(|f| f.path.ends_with("mgc_seed.trn"))
+        .expect("the seeding log backup is listed with its header")
+        .clone();
+    let catch_up = Step::CatchUp {
+        site: "dallas".into(),
+        instance: "dal-sql1".into(),
+        database: "mgc".into(),
+        files: vec![plan::LogFile {
+            path: file.path.clone(),
+            first_lsn: file.first_lsn,
+            last_lsn: file.last_lsn,
+        }],
+    };
+    // dal-sql1 already restored it while seeding: 4326, then 3013.
+    let report = live.run(&catch_up, &obs).await;
+    assert_eq!((report.writes, report.already_done), (1, 1));
+}
+
+#[tokio::test]
+async fn a_cancelled_step_sends_nothing_more() {
+    let mut live = start("cancel").await;
+    let obs = live.observe().await;
+    let step = Step::CreateComplianceDatabase {
+        site: "dallas".into(),
+        instance: "dal-sql1".into(),
+        database: "mgccomp".into(),
+    };
+    let options = opts();
+    options.cancel.cancel();
+    let ctx = StatementContext::from_observation(&obs);
+    let (spec, settings) = (live.spec.clone(), live.settings.clone());
+    let report = run_step(
+        live.observer.connections(),
+        &settings,
+        &spec,
+        &step,
+        &ctx,
+        &options,
+    )
+    .await
+    .unwrap();
+    assert!(report.cancelled);
+    assert_eq!(report.statements_sent, 0);
+    assert_eq!(live.sim.sim.database_state("dal-sql1", "mgccomp"), None);
+}
+
+#[tokio::test]
+async fn the_sql_password_appears_in_no_log_line_at_any_level() {
+    let buf = LogBuffer::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut live = start("password").await;
+    live.converge(Duration::from_secs(60)).await;
+    let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).to_string();
+    assert!(text.contains("running statement"), "the logs were captured");
+    assert!(
+        !text.contains(PASSWORD),
+        "the password leaked into the logs"
+    );
+}
+
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
