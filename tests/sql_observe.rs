@@ -38,6 +38,7 @@ async fn installer_state_shows_both_databases_online_on_atl_sql1_in_one_round_tr
         assert!(obs.instance(other).unwrap().databases.is_empty(), "{other}");
     }
     assert_eq!(live.observer.round_trips(), 4, "one batch per instance");
+    assert_eq!(live.observer.last_pass().round_trips(), 4);
     assert!(matches!(
         obs.instance("dal-sql1").unwrap().reachability,
         Reachability::Reachable
@@ -213,6 +214,8 @@ async fn a_converged_pass_costs_one_round_trip_per_reachable_instance_and_plans_
             continue;
         }
         assert_eq!(sent, 4, "one round trip per reachable instance");
+        let stats = live.observer.last_pass();
+        assert_eq!((stats.instance_batches, stats.header_batches), (4, 0));
         assert_eq!(
             plan::next(&live.spec, &b, jiff::Timestamp::now()),
             Decision::Converged
