@@ -264,3 +264,31 @@ async fn admin_client(
         .await
         .unwrap()
 }
+
+#[tokio::test]
+async fn observe_and_run_step_can_run_on_spawned_tasks() {
+    fn assert_send<T: Send>(_: &T) {}
+    let mut live = start("send").await;
+    let spec = live.spec.clone();
+    let settings = live.settings.clone();
+    let observe = live
+        .observer
+        .observe(&spec, &settings, None, jiff::Timestamp::now());
+    assert_send(&observe);
+    let obs = observe.await;
+    let Decision::Step(step) = plan::next(&spec, &obs, jiff::Timestamp::now()) else {
+        panic!("the installer state has a step to run");
+    };
+    let ctx = pchat_operator::sql::statements::StatementContext::from_observation(&obs);
+    let options = opts();
+    let run = pchat_operator::sql::execute::run_step(
+        live.observer.connections(),
+        &settings,
+        &spec,
+        &step,
+        &ctx,
+        &options,
+    );
+    assert_send(&run);
+    run.await.unwrap();
+}

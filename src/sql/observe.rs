@@ -159,6 +159,13 @@ impl Observer {
 
     /// Observe every instance the spec names, concurrently, each in one batch; then the
     /// shares and copy folders. Never fails: what cannot be observed is reported as such.
+    ///
+    /// An instance is Unreachable when it cannot be connected to or logged in to, when its
+    /// batch does not answer within the command timeout (at most a minute), and also when it
+    /// answers but its catalog result sets are incomplete: a partial observation must not pass
+    /// for the truth (a missing database would look absent). `since` is the first failure this
+    /// observer saw in the current outage. A share or copy folder that cannot be listed leaves
+    /// the instance reachable and the location `readable: false` with the error.
     pub async fn observe(
         &mut self,
         spec: &PersistentChatPoolSpec,
