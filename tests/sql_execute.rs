@@ -200,6 +200,22 @@ async fn database_in_use_during_the_tail_log_backup_is_answered_by_kill_and_retr
     assert!(after.is_err(), "the chat session was killed");
 }
 
+async fn admin_client(
+    addr: std::net::SocketAddr,
+) -> tiberius::Client<tokio_util::compat::Compat<tokio::net::TcpStream>> {
+    use tokio_util::compat::TokioAsyncWriteCompatExt;
+    let mut config = tiberius::Config::new();
+    config.host(addr.ip().to_string());
+    config.port(addr.port());
+    config.authentication(tiberius::AuthMethod::sql_server("sa", PASSWORD));
+    config.encryption(tiberius::EncryptionLevel::NotSupported);
+    config.application_name("admin");
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tiberius::Client::connect(config, tcp.compat_write())
+        .await
+        .unwrap()
+}
+
 async fn chat_client(
     addr: std::net::SocketAddr,
     host: &str,
@@ -378,4 +394,101 @@ impl std::io::Write for LogBuffer {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+#[tokio::test]
+async fn forced_failover_with_atlanta_down_brings_dallas_online_through_the_executor() {
+    let mut live = start("forced").await;
+    live.converge(Duration::from_secs(60)).await;
+    // One round of log shipping now rather than on the 15 s schedule: a log backup that
+    // dallas copied and restored, whose finish time bounds the data loss.
+    for (instance, job) in [
+        ("atl-sql1", "LSBackup_mgc"),
+        ("dal-sql1", "LSCopy_atl-sql1_mgc"),
+        ("dal-sql1", "LSRestore_atl-sql1_mgc"),
+    ] {
+        let mut admin = admin_client(live.sim.addr(instance).unwrap()).await;
+        admin
+            .execute("EXEC msdb.dbo.sp_start_job @job_name = @P1", &[&job])
+            .await
+            .unwrap_or_else(|e| panic!("{job}: {e}"));
+    }
+    let obs = live
+        .observe_until(Duration::from_secs(10), |o| {
+            o.database("dal-sql1", "mgc")
+                .and_then(|d| d.log_shipping_secondary.as_ref())
+                .is_some_and(|l| l.last_restored_file.is_some())
+        })
+        .await;
+    let copied = obs
+        .backup_locations
+        .iter()
+        .find(|l| {
+            l.kind
+                == LocationKind::CopyFolder {
+                    instance: "dal-sql1".into(),
+                }
+        })
+        .unwrap();
+    assert!(
+        copied.files.iter().any(|f| f.server_name == "atl-sql1"),
+        "the copy folder lists the copied log backup with its header: {copied:?}"
+    );
+    live.settings.connect_timeout = Duration::from_millis(500);
+    live.spec.failover.allow_data_loss = true;
+    live.spec.failover.unreachable_after = "1s".parse().unwrap();
+    for i in ["atl-sql1", "atl-sql2"] {
+        live.sim
+            .sim
+            .inject(Fault::InstanceDown { instance: i.into() })
+            .unwrap();
+    }
+    live.sim
+        .sim
+        .inject(Fault::Partition {
+            between: (
+                vec!["atlanta".into(), "atl-fs".into()],
+                vec!["dallas".into()],
+            ),
+        })
+        .unwrap();
+    live.spec.primary_site = "dallas".into();
+    // Dallas serves and is mirrored; log shipping back to atlanta waits for atlanta.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut names = Vec::new();
+    let obs = loop {
+        let obs = live.observe().await;
+        match plan::next(&live.spec, &obs, jiff::Timestamp::now()) {
+            Decision::Step(step) => {
+                live.run(&step, &obs).await;
+                names.push(step.name());
+            }
+            Decision::Wait(w)
+                if names.contains(&"EstablishMirroring") && w.to_string().contains("atl-sql1") =>
+            {
+                break obs;
+            }
+            Decision::Wait(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            other => panic!("after {names:?}: {other}"),
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{names:?}");
+    };
+    println!("forced failover steps: {names:?}");
+    assert!(names.contains(&"Recover"), "{names:?}");
+    assert_eq!(
+        obs.database("dal-sql1", "mgc").map(|d| d.state),
+        Some(DatabaseState::Online)
+    );
+    let atlanta_share = obs
+        .backup_locations
+        .iter()
+        .find(|l| {
+            l.kind
+                == LocationKind::Share {
+                    site: "atlanta".into(),
+                }
+        })
+        .unwrap();
+    assert!(!atlanta_share.readable, "cut off from dallas");
+    assert!(!obs.instance("atl-sql1").unwrap().is_reachable());
 }
