@@ -68,9 +68,19 @@ async fn planned_switch_to_dallas_converges_and_leaves_the_tail_log_backup_on_th
     // lead: the naming is the planner's).
     tokio::time::sleep(Duration::from_millis(1100)).await;
     live.spec.primary_site = "dallas".into();
+    let (trips, sent) = (live.observer.round_trips(), live.sent.clone());
+    let started = std::time::Instant::now();
     let (steps, _) = live.converge(Duration::from_secs(90)).await;
     let names: Vec<&str> = steps.iter().map(|s| s.name()).collect();
-    println!("switch steps: {names:?}");
+    println!(
+        "switch: {} steps {names:?} in {:?}; {} observation round trips, {} statements ({} writes) taking {:?}",
+        steps.len(),
+        started.elapsed(),
+        live.observer.round_trips() - trips,
+        live.sent.statements_sent - sent.statements_sent,
+        live.sent.writes - sent.writes,
+        live.sent.elapsed - sent.elapsed,
+    );
     let obs = live
         .observe_until(Duration::from_secs(5), mirrors_synchronized)
         .await;

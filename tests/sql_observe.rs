@@ -292,3 +292,24 @@ async fn observe_and_run_step_can_run_on_spawned_tasks() {
     assert_send(&run);
     run.await.unwrap();
 }
+
+#[tokio::test]
+async fn instances_are_observed_concurrently() {
+    let mut live = start("concurrent").await;
+    live.observe().await; // connections opened
+    live.sim
+        .sim
+        .inject(Fault::Latency {
+            statement: pchat_operator::sim::server::StatementKind::Select,
+            millis: 100,
+        })
+        .unwrap();
+    let started = std::time::Instant::now();
+    let obs = live.observe().await;
+    let took = started.elapsed();
+    assert!(obs.instances.iter().all(|i| i.is_reachable()));
+    // Each batch runs its seven SELECTs one after the other (at least 700 ms); four
+    // instances one after another would take at least 2.8 s.
+    assert!(took >= Duration::from_millis(700), "{took:?}");
+    assert!(took < Duration::from_millis(2000), "{took:?}");
+}

@@ -25,6 +25,8 @@ pub struct Live {
     pub observer: Observer,
     /// What the test publishes when the planner asks (the engine's job in the product).
     pub published: Option<Published>,
+    /// Sums of the step reports of every step run through [`Live::run`].
+    pub sent: StepReport,
     state_dir: std::path::PathBuf,
 }
 
@@ -65,6 +67,7 @@ pub async fn start(name: &str) -> Live {
         settings,
         observer: Observer::new(),
         published: None,
+        sent: StepReport::default(),
         state_dir,
     }
 }
@@ -106,7 +109,7 @@ impl Live {
         }
         let ctx = StatementContext::from_observation(obs);
         let (spec, settings) = (self.spec.clone(), self.settings.clone());
-        run_step(
+        let report = run_step(
             self.observer.connections(),
             &settings,
             &spec,
@@ -115,7 +118,11 @@ impl Live {
             &opts(),
         )
         .await
-        .unwrap_or_else(|e| panic!("{} failed: {e}", step.name()))
+        .unwrap_or_else(|e| panic!("{} failed: {e}", step.name()));
+        self.sent.statements_sent += report.statements_sent;
+        self.sent.writes += report.writes;
+        self.sent.elapsed += report.elapsed;
+        report
     }
 
     /// Observe until `ready` holds (the mirroring pump and agent jobs run on their own
