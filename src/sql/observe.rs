@@ -276,60 +276,7 @@ impl Observer {
             }
         }
 
-        let mut backup_locations = Vec::new();
-        for site in &spec.sites {
-            let listing = shares.get(site.name.as_str());
-            let (readable, reason) = match listing.map(|l| &l.files) {
-                Some(Ok(_)) => (true, None),
-                Some(Err(r)) => (false, Some(r.clone())),
-                None => (false, Some("no instance could list it".to_string())),
-            };
-            backup_locations.push(BackupLocation {
-                kind: LocationKind::Share {
-                    site: site.name.clone(),
-                },
-                path: site.backup_share.clone(),
-                readable,
-                reason,
-                files: files_of(
-                    &files,
-                    &LocationKind::Share {
-                        site: site.name.clone(),
-                    },
-                )
-                .cloned()
-                .unwrap_or_default(),
-            });
-        }
-        for (site, inst) in spec.instances() {
-            let kind = LocationKind::CopyFolder {
-                instance: inst.name.clone(),
-            };
-            let listed = files_of(&files, &kind);
-            let (readable, reason) = match (listed, instances.iter().find(|i| i.name == inst.name))
-            {
-                (Some(_), _) => (true, None),
-                (None, Some(i)) if !i.is_reachable() => {
-                    (false, Some(format!("{} is unreachable", inst.name)))
-                }
-                _ => (
-                    false,
-                    Some(
-                        copy_errors
-                            .get(&inst.name)
-                            .cloned()
-                            .unwrap_or_else(|| "the copy folder cannot be listed".to_string()),
-                    ),
-                ),
-            };
-            backup_locations.push(BackupLocation {
-                kind,
-                path: site.copy_destination.clone(),
-                readable,
-                reason,
-                files: listed.cloned().unwrap_or_default(),
-            });
-        }
+        let backup_locations = locations(spec, &shares, &files, &instances, &copy_errors);
 
         Observation {
             taken_at: now,
@@ -533,6 +480,70 @@ impl Observer {
         self.headers.retain(|k, _| live.contains(k));
         (out, read)
     }
+}
+
+/// The shares and copy folders as observed: listed with their files, or unreadable and why.
+fn locations(
+    spec: &PersistentChatPoolSpec,
+    shares: &HashMap<String, ShareListing>,
+    files: &[(LocationKind, Vec<BackupFile>)],
+    instances: &[InstanceObservation],
+    copy_errors: &HashMap<String, String>,
+) -> Vec<BackupLocation> {
+    let mut backup_locations = Vec::new();
+    for site in &spec.sites {
+        let listing = shares.get(site.name.as_str());
+        let (readable, reason) = match listing.map(|l| &l.files) {
+            Some(Ok(_)) => (true, None),
+            Some(Err(r)) => (false, Some(r.clone())),
+            None => (false, Some("no instance could list it".to_string())),
+        };
+        backup_locations.push(BackupLocation {
+            kind: LocationKind::Share {
+                site: site.name.clone(),
+            },
+            path: site.backup_share.clone(),
+            readable,
+            reason,
+            files: files_of(
+                files,
+                &LocationKind::Share {
+                    site: site.name.clone(),
+                },
+            )
+            .cloned()
+            .unwrap_or_default(),
+        });
+    }
+    for (site, inst) in spec.instances() {
+        let kind = LocationKind::CopyFolder {
+            instance: inst.name.clone(),
+        };
+        let listed = files_of(files, &kind);
+        let (readable, reason) = match (listed, instances.iter().find(|i| i.name == inst.name)) {
+            (Some(_), _) => (true, None),
+            (None, Some(i)) if !i.is_reachable() => {
+                (false, Some(format!("{} is unreachable", inst.name)))
+            }
+            _ => (
+                false,
+                Some(
+                    copy_errors
+                        .get(&inst.name)
+                        .cloned()
+                        .unwrap_or_else(|| "the copy folder cannot be listed".to_string()),
+                ),
+            ),
+        };
+        backup_locations.push(BackupLocation {
+            kind,
+            path: site.copy_destination.clone(),
+            readable,
+            reason,
+            files: listed.cloned().unwrap_or_default(),
+        });
+    }
+    backup_locations
 }
 
 /// The files read from one location, when it was read.
