@@ -192,6 +192,7 @@ fn drop_job(state: &mut State, inst: usize, job_id: &str) {
         .msdb
         .jobs
         .retain(|j| j.job_id != job_id);
+    super::agent::job_deleted(state, inst, job_id);
 }
 
 /// Run one of the eight procedures. Returns OUTPUT parameter values by `@name`.
@@ -664,8 +665,10 @@ pub fn run_due_jobs(state: &mut State) {
             .filter(|(_, j)| {
                 j.run_requested
                     || (j.enabled
-                        && state.clock_ms.saturating_sub(j.last_run_ms.unwrap_or(0))
-                            >= interval(state, &j.kind))
+                        && super::agent::job_interval(state, inst, j, interval(state, &j.kind))
+                            .is_some_and(|every| {
+                                state.clock_ms.saturating_sub(j.last_run_ms.unwrap_or(0)) >= every
+                            }))
             })
             .map(|(i, _)| i)
             .collect();
