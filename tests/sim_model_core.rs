@@ -619,3 +619,22 @@ async fn string_concatenation_with_plus_and_object_id_are_translated() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_client_that_disconnects_leaves_dm_exec_sessions() {
+    let w = world("logout");
+    let c = w.connect("atl-sql1");
+    let chat = w.connect_as("atl-sql1", "bye-host", "Persistent Chat", "mgc");
+    let count = "SELECT COUNT(*) FROM sys.dm_exec_sessions WHERE host_name = N'bye-host'";
+    assert_eq!(c.int(count).await, 1);
+    drop(chat);
+    let mut left = false;
+    for _ in 0..200 {
+        if c.int(count).await == 0 {
+            left = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(left, "the session outlived its connection");
+}

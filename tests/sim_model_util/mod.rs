@@ -152,6 +152,13 @@ pub struct Conn {
     pub session: SessionView,
 }
 
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // The probe shares the socket: shut it down so the server sees the client leave.
+        let _ = self.session.killed.probe.shutdown(std::net::Shutdown::Both);
+    }
+}
+
 /// A session on the model's backend directly, without TDS.
 pub struct DirectConn {
     pub backend: SharedBackend,
@@ -195,9 +202,10 @@ impl World {
         let handle = self.runtime.as_ref().unwrap().handle().clone();
         // Connect on the server's runtime from a plain thread (this function is sync and may
         // be called inside the test's runtime); the socket then works from either runtime.
+        let instance = instance.to_string();
         std::thread::spawn(move || handle.block_on(open(addr, login)))
             .join()
-            .unwrap()
+            .unwrap_or_else(|_| panic!("connecting to {instance} failed (see the panic above)"))
     }
 
     pub fn connect_direct(&self, instance: &str) -> DirectConn {
