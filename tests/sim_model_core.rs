@@ -1,26 +1,28 @@
-//! The model's core surface driven through `Backend::batch`/`rpc`: logins, catalog queries,
+//! The model's core surface through tiberius (tests/sim_model_util): logins, catalog queries,
 //! databases, sessions and KILL, INSERT/SELECT of messages, and the parse/lookup errors.
 
 mod sim_model_util;
 
-use pchat_operator::sim::backend::{ColumnType, LoginRequest, Output, Value};
+use pchat_operator::sim::backend::{ColumnType, Output, Value};
 use sim_model_util::*;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn login_with_wrong_password_is_error_18456() {
     let w = world("badlogin");
-    let b = w.sim.backend("atl-sql1").unwrap();
-    let e = b
-        .login(LoginRequest {
-            user: "sa".into(),
-            password: "nope".into(),
-            host_name: "h".into(),
-            app_name: "a".into(),
-            database: String::new(),
-            client_addr: "127.0.0.1:1".into(),
-        })
-        .unwrap_err();
+    let e = w
+        .try_login(
+            "atl-sql1",
+            LoginAs {
+                user: "sa".into(),
+                password: "nope".into(),
+                host: "h".into(),
+                app: "a".into(),
+                database: String::new(),
+            },
+        )
+        .err()
+        .expect("a wrong password must be refused");
     assert_eq!((e.number, e.class), (18456, 14));
     assert_eq!(e.text, "Login failed for user 'sa'.");
     assert_eq!(e.server, "atl-sql1");
@@ -34,17 +36,19 @@ async fn login_to_a_restoring_database_is_error_4060() {
         .await;
     c.ok("BACKUP LOG mgc TO DISK = N'\\\\atl-fs\\pchat-ls\\mgc.trn' WITH NORECOVERY")
         .await;
-    let b = w.sim.backend("atl-sql1").unwrap();
-    let e = b
-        .login(LoginRequest {
-            user: "sa".into(),
-            password: "Pchat-Sim-1".into(),
-            host_name: "h".into(),
-            app_name: "a".into(),
-            database: "mgc".into(),
-            client_addr: "127.0.0.1:1".into(),
-        })
-        .unwrap_err();
+    let e = w
+        .try_login(
+            "atl-sql1",
+            LoginAs {
+                user: "sa".into(),
+                password: "Pchat-Sim-1".into(),
+                host: "h".into(),
+                app: "a".into(),
+                database: "mgc".into(),
+            },
+        )
+        .err()
+        .expect("a RESTORING initial database must be refused");
     assert_eq!(e.number, 4060);
 }
 
@@ -402,7 +406,8 @@ async fn recovery_simple_breaks_the_log_chain_and_log_backup_is_error_4208() {
 #[tokio::test]
 async fn waitfor_is_cut_short_by_attention() {
     let w = world("cancel");
-    let c = w.connect("atl-sql1");
+    // Direct: tiberius cannot send ATTENTION while it awaits the batch on the same client.
+    let c = w.connect_direct("atl-sql1");
     let cancel = CancellationToken::new();
     let fut = c.backend.batch(
         &c.session,
@@ -518,7 +523,8 @@ async fn datediff_and_dateadd_are_translated_for_sqlite() {
 async fn a_batch_on_a_killed_session_fails_with_error_596_and_does_nothing() {
     let w = world("e596");
     let c = w.connect("atl-sql1");
-    let victim = w.connect_as("atl-sql1", "atl-pc1", "Persistent Chat", "mgc");
+    // Direct: over TDS the killed session's connection is closed before it can send a batch.
+    let victim = w.connect_direct_as("atl-sql1", "atl-pc1", "Persistent Chat", "mgc");
     c.ok(&format!("KILL {}", victim.session.session_id)).await;
     let o = victim
         .exec("INSERT INTO dbo.Messages (MessageId) VALUES (1)")
@@ -612,4 +618,23 @@ async fn string_concatenation_with_plus_and_object_id_are_translated() {
             .await,
         1
     );
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_leaves_dm_exec_sessions() {
+    let w = world("logout");
+    let c = w.connect("atl-sql1");
+    let chat = w.connect_as("atl-sql1", "bye-host", "Persistent Chat", "mgc");
+    let count = "SELECT COUNT(*) FROM sys.dm_exec_sessions WHERE host_name = N'bye-host'";
+    assert_eq!(c.int(count).await, 1);
+    drop(chat);
+    let mut left = false;
+    for _ in 0..200 {
+        if c.int(count).await == 0 {
+            left = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(left, "the session outlived its connection");
 }

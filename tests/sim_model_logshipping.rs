@@ -152,7 +152,7 @@ async fn secondary_database_before_secondary_primary_is_refused_with_return_code
     let o = s
         .exec("EXEC master.dbo.sp_add_log_shipping_secondary_database @secondary_database = N'mgc', @primary_server = N'atl-sql1', @primary_database = N'mgc'")
         .await;
-    assert_eq!(errors(&o), [32009]);
+    assert_eq!(errors(&o), [32023]);
     assert!(o.outputs.contains(&Output::ReturnStatus(1)));
 }
 
@@ -164,7 +164,7 @@ async fn deleting_the_primary_before_its_secondaries_is_refused_and_the_document
     assert_eq!(
         p.err("EXEC master.dbo.sp_delete_log_shipping_primary_database @database = N'mgc'")
             .await,
-        [32024]
+        [32011]
     );
     p.ok("EXEC master.dbo.sp_delete_log_shipping_primary_secondary @primary_database = N'mgc', @secondary_server = N'dal-sql1', @secondary_database = N'mgc'").await;
     p.ok("EXEC master.dbo.sp_delete_log_shipping_primary_database @database = N'mgc'")
@@ -464,4 +464,182 @@ async fn restore_delay_holds_backups_back_and_standby_mode_is_refused() {
             > 0
     );
     assert!(!w.sim.message_ids("dal-sql1", "mgc").unwrap().contains(&3));
+}
+
+#[tokio::test]
+async fn adding_the_secondary_primary_twice_is_error_32024() {
+    let w = world("ls32024");
+    let (p, s) = seed_secondary(&w).await;
+    configure(&p, &s).await;
+    let again = s
+        .err(&format!(
+            "EXEC master.dbo.sp_add_log_shipping_secondary_primary @primary_server = N'atl-sql1',
+                  @primary_database = N'mgc', @backup_source_directory = N'{ATL}',
+                  @backup_destination_directory = N'D:\\other', @copy_job_name = N'LSCopy_atl-sql1_mgc',
+                  @restore_job_name = N'LSRestore_atl-sql1_mgc'"
+        ))
+        .await;
+    assert_eq!(again, [32024]);
+}
+
+#[tokio::test]
+async fn adding_a_secondary_database_twice_is_error_32013() {
+    let w = world("ls32013");
+    let (p, s) = seed_secondary(&w).await;
+    configure(&p, &s).await;
+    assert_eq!(
+        s.err("EXEC master.dbo.sp_add_log_shipping_secondary_database @secondary_database = N'mgc', @primary_server = N'atl-sql1', @primary_database = N'mgc'")
+            .await,
+        [32013]
+    );
+}
+
+#[tokio::test]
+async fn linking_the_same_secondary_twice_on_the_primary_is_error_32012() {
+    let w = world("ls32012");
+    let (p, s) = seed_secondary(&w).await;
+    configure(&p, &s).await;
+    assert_eq!(
+        p.err("EXEC master.dbo.sp_add_log_shipping_primary_secondary @primary_database = N'mgc', @secondary_server = N'dal-sql1', @secondary_database = N'mgc'")
+            .await,
+        [32012]
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_secondary_database_that_is_not_configured_is_error_32014() {
+    let w = world("ls32014");
+    let s = w.connect("dal-sql1");
+    assert_eq!(
+        s.err(
+            "EXEC master.dbo.sp_delete_log_shipping_secondary_database @secondary_database = N'mgc'"
+        )
+        .await,
+        [32014]
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_secondary_primary_with_secondary_databases_left_is_error_32025() {
+    let w = world("ls32025");
+    let (p, s) = seed_secondary(&w).await;
+    configure(&p, &s).await;
+    assert_eq!(
+        s.err("EXEC master.dbo.sp_delete_log_shipping_secondary_primary @primary_server = N'atl-sql1', @primary_database = N'mgc'")
+            .await,
+        [32025]
+    );
+    s.ok("EXEC master.dbo.sp_delete_log_shipping_secondary_database @secondary_database = N'mgc'")
+        .await;
+    assert_eq!(
+        s.int("SELECT COUNT(*) FROM msdb.dbo.log_shipping_secondary")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_primary_database_in_simple_recovery_is_refused_with_error_32015() {
+    let w = world("ls32015");
+    let p = w.connect("atl-sql1");
+    p.ok("ALTER DATABASE mgc SET RECOVERY SIMPLE").await;
+    assert_eq!(
+        p.err(&format!(
+            "EXEC master.dbo.sp_add_log_shipping_primary_database @database = N'mgc', @backup_directory = N'{ATL}', @backup_share = N'{ATL}', @backup_job_name = N'LSBackup_mgc'"
+        ))
+        .await,
+        [32015]
+    );
+}
+
+#[tokio::test]
+async fn a_primary_database_that_does_not_exist_is_error_15010() {
+    let w = world("ls15010");
+    let p = w.connect("atl-sql1");
+    assert_eq!(
+        p.err(&format!(
+            "EXEC master.dbo.sp_add_log_shipping_primary_database @database = N'nosuch', @backup_directory = N'{ATL}', @backup_share = N'{ATL}', @backup_job_name = N'LSBackup_nosuch'"
+        ))
+        .await,
+        [15010]
+    );
+}
+
+#[tokio::test]
+async fn overwrite_replaces_the_primary_configuration_and_keeps_its_links() {
+    let w = world("lsoverwritep");
+    let (p, s) = seed_secondary(&w).await;
+    configure(&p, &s).await;
+    let id_before = p
+        .scalar("SELECT primary_id FROM msdb.dbo.log_shipping_primary_databases")
+        .await;
+    p.ok(
+        "EXEC master.dbo.sp_add_log_shipping_primary_database @database = N'mgc',
+              @backup_directory = N'\\\\dal-fs\\pchat-ls', @backup_share = N'\\\\dal-fs\\pchat-ls',
+              @backup_job_name = N'LSBackup_mgc', @backup_retention_period = 60, @overwrite = 1",
+    )
+    .await;
+    let rows = p
+        .rows("SELECT primary_id, backup_directory, backup_retention_period FROM msdb.dbo.log_shipping_primary_databases")
+        .await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][0], id_before);
+    assert_eq!(rows[0][1], Value::NVarChar("\\\\dal-fs\\pchat-ls".into()));
+    assert_eq!(rows[0][2], Value::Int(60));
+    assert_eq!(
+        p.int("SELECT COUNT(*) FROM msdb.dbo.log_shipping_primary_secondaries")
+            .await,
+        1
+    );
+    assert_eq!(
+        p.int("SELECT COUNT(*) FROM msdb.dbo.sysjobs WHERE name = 'LSBackup_mgc'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn overwrite_replaces_the_secondary_configuration_and_keeps_its_databases() {
+    let w = world("lsoverwrites");
+    let (p, s) = seed_secondary(&w).await;
+    configure(&p, &s).await;
+    s.ok(&format!(
+        "EXEC master.dbo.sp_add_log_shipping_secondary_primary @primary_server = N'atl-sql1',
+              @primary_database = N'mgc', @backup_source_directory = N'{ATL}',
+              @backup_destination_directory = N'D:\\pchat-ls-copy2', @copy_job_name = N'LSCopy_atl-sql1_mgc',
+              @restore_job_name = N'LSRestore_mgc_new', @overwrite = 1;
+         EXEC master.dbo.sp_add_log_shipping_secondary_database @secondary_database = N'mgc',
+              @primary_server = N'atl-sql1', @primary_database = N'mgc', @restore_delay = 5, @overwrite = 1"
+    ))
+    .await;
+    assert_eq!(
+        s.text("SELECT backup_destination_directory FROM msdb.dbo.log_shipping_secondary")
+            .await,
+        "D:\\pchat-ls-copy2"
+    );
+    assert_eq!(
+        s.int("SELECT restore_delay FROM msdb.dbo.log_shipping_secondary_databases")
+            .await,
+        5
+    );
+    let jobs: Vec<Value> = s
+        .rows("SELECT name FROM msdb.dbo.sysjobs ORDER BY name")
+        .await
+        .into_iter()
+        .map(|mut r| r.remove(0))
+        .collect();
+    assert_eq!(
+        jobs,
+        [
+            Value::NVarChar("LSCopy_atl-sql1_mgc".into()),
+            Value::NVarChar("LSRestore_mgc_new".into())
+        ]
+    );
+    p.ok("EXEC master.dbo.sp_add_log_shipping_primary_secondary @primary_database = N'mgc', @secondary_server = N'dal-sql1', @secondary_database = N'mgc', @overwrite = 1")
+        .await;
+    assert_eq!(
+        p.int("SELECT COUNT(*) FROM msdb.dbo.log_shipping_primary_secondaries")
+            .await,
+        1
+    );
 }

@@ -449,19 +449,15 @@ async fn concurrent_writers_across_a_manual_failover_lose_no_acknowledged_messag
                         "atl-sql1"
                     };
                     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                    let backend = w.sim.backend(on).unwrap();
-                    if let Ok(s) = backend.login(pchat_operator::sim::backend::LoginRequest {
+                    let login = LoginAs {
                         user: "sa".into(),
                         password: "Pchat-Sim-1".into(),
-                        host_name: "atl-pc1".into(),
-                        app_name: "Persistent Chat Server".into(),
+                        host: "atl-pc1".into(),
+                        app: "Persistent Chat Server".into(),
                         database: "mgc".into(),
-                        client_addr: "127.0.0.1:1".into(),
-                    }) {
-                        conn = Conn {
-                            backend,
-                            session: s,
-                        };
+                    };
+                    if let Ok(c) = w.try_login(on, login) {
+                        conn = c;
                     }
                 }
             }

@@ -277,6 +277,34 @@ pub const TABLES: &[TableDef] = &[
         ],
     ),
     (
+        "msdb.dbo.sysschedules",
+        &[
+            ("schedule_id", INT),
+            ("schedule_uid", GUID),
+            ("name", NV),
+            ("enabled", INT),
+            ("freq_type", INT),
+            ("freq_interval", INT),
+            ("freq_subday_type", INT),
+            ("freq_subday_interval", INT),
+            ("freq_relative_interval", INT),
+            ("freq_recurrence_factor", INT),
+            ("active_start_date", INT),
+            ("active_end_date", INT),
+            ("active_start_time", INT),
+            ("active_end_time", INT),
+        ],
+    ),
+    (
+        "msdb.dbo.sysjobschedules",
+        &[
+            ("schedule_id", INT),
+            ("job_id", GUID),
+            ("next_run_date", INT),
+            ("next_run_time", INT),
+        ],
+    ),
+    (
         "msdb.dbo.sysjobhistory",
         &[
             ("instance_id", INT),
@@ -675,6 +703,34 @@ pub fn rows(state: &State, inst: &Instance, name: &str) -> Vec<Vec<Sql>> {
                     t("Log shipping job"),
                 ]
             })
+            .collect(),
+        "msdb.dbo.sysschedules" => msdb
+            .schedules
+            .iter()
+            .map(|s| {
+                vec![
+                    i(s.schedule_id as i64),
+                    t(&s.schedule_uid),
+                    t(&s.name),
+                    i(s.enabled as i64),
+                    i(s.freq_type as i64),
+                    i(s.freq_interval as i64),
+                    i(s.freq_subday_type as i64),
+                    i(s.freq_subday_interval as i64),
+                    i(0),
+                    i(0),
+                    i(s.active_start_date as i64),
+                    i(s.active_end_date as i64),
+                    i(s.active_start_time as i64),
+                    i(s.active_end_time as i64),
+                ]
+            })
+            .collect(),
+        // next_run_date/time are 0, as SQL Server shows them before the agent's first refresh.
+        "msdb.dbo.sysjobschedules" => msdb
+            .job_schedules
+            .iter()
+            .map(|(job_id, sid)| vec![i(*sid as i64), t(job_id), i(0), i(0)])
             .collect(),
         "msdb.dbo.sysjobhistory" => msdb
             .job_history

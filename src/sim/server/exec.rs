@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use super::Simulator;
+use super::agent;
 use super::ast::*;
 use super::backup::{self, BackupArgs, RestoreArgs, RestoreWhat};
 use super::errors::{self as e, Failure, SqlError};
@@ -1010,7 +1011,8 @@ fn exec_proc(
     let mut outputs = Vec::new();
     let mut out_values: Vec<(String, Value)> = Vec::new();
     let status: i32;
-    let is_job_proc = matches!(proc_name.as_str(), "sp_start_job" | "sp_update_job");
+    let is_job_proc = matches!(proc_name.as_str(), "sp_start_job" | "sp_update_job")
+        || agent::known_params(&proc_name).is_some();
     if is_job_proc && db_part != "msdb" {
         // The agent procedures live in msdb: `EXEC sp_start_job` from master is 2812.
         return Err(vec![e::no_such_procedure(&written)]);
@@ -1046,6 +1048,25 @@ fn exec_proc(
                 // The procedures report failure by an error AND return code 1 (added by `run`).
                 Err(errs) => return Err(errs),
             }
+        }
+        p if agent::known_params(p).is_some() => {
+            let known = agent::known_params(p).expect("checked");
+            for k in named.keys() {
+                if !known.contains(&k.as_str()) {
+                    return Err(vec![SqlError::new(
+                        8145,
+                        format!("{k} is not a parameter for procedure {p}."),
+                    )]);
+                }
+            }
+            // Positional arguments follow the documented parameter order.
+            for (i, v) in positional.iter().enumerate() {
+                if let Some(k) = known.get(i) {
+                    named.entry(k.to_string()).or_insert_with(|| v.clone());
+                }
+            }
+            out_values = agent::run(state, inst, p, &named)?;
+            status = 0;
         }
         "sp_start_job" | "sp_update_job" => {
             let job_name = named.get("@job_name").or(positional.first()).cloned();

@@ -32,6 +32,11 @@ impl Args<'_> {
         }
     }
 
+    /// `@overwrite`: 1 replaces an existing configuration instead of failing.
+    pub fn overwrite(&self) -> Result<bool, Failure> {
+        Ok(self.opt_int("@overwrite")?.unwrap_or(0) != 0)
+    }
+
     pub fn req_str(&self, name: &str) -> Result<String, Failure> {
         self.opt_str(name)
             .ok_or_else(|| vec![e::missing_param(self.proc_name, name)])
@@ -160,11 +165,34 @@ fn new_job(state: &mut State, inst: usize, name: &str, kind: JobKind) -> Result<
     Ok(job_id)
 }
 
+/// The job a re-configuration (`@overwrite = 1`) leaves: the same job when its name is
+/// unchanged (keeping its id, enabled flag and schedule), otherwise a new one in place of
+/// the old.
+fn replace_job(
+    state: &mut State,
+    inst: usize,
+    old_job_id: &str,
+    name: &str,
+    kind: JobKind,
+) -> Result<String, Failure> {
+    let jobs = &mut state.instances[inst].msdb.jobs;
+    if let Some(job) = jobs
+        .iter_mut()
+        .find(|j| j.job_id == old_job_id && j.name.eq_ignore_ascii_case(name))
+    {
+        job.kind = kind;
+        return Ok(job.job_id.clone());
+    }
+    drop_job(state, inst, old_job_id);
+    new_job(state, inst, name, kind)
+}
+
 fn drop_job(state: &mut State, inst: usize, job_id: &str) {
     state.instances[inst]
         .msdb
         .jobs
         .retain(|j| j.job_id != job_id);
+    super::agent::job_deleted(state, inst, job_id);
 }
 
 /// Run one of the eight procedures. Returns OUTPUT parameter values by `@name`.
@@ -185,55 +213,83 @@ pub fn run(
             let threshold = args.opt_int("@backup_threshold")?.unwrap_or(60);
             let alert = args.opt_int("@threshold_alert_enabled")?.unwrap_or(0) != 0;
             let history = args.opt_int("@history_retention_period")?.unwrap_or(5760);
+            let overwrite = args.overwrite()?;
             let Some(db) = state.instances[inst].db(&database) else {
                 return Err(ls_error(
-                    32011,
-                    format!("Primary Database {database} does not exist on server {me}."),
+                    15010,
+                    format!(
+                        "The database '{database}' does not exist. Supply a valid database name. To see available databases, use sys.databases."
+                    ),
                 ));
             };
             if db.recovery == "SIMPLE" {
                 return Err(ls_error(
-                    32049,
+                    32015,
                     format!(
-                        "Database {database} uses the SIMPLE recovery model. Log shipping requires the FULL or BULK_LOGGED recovery model."
+                        "The primary database {database} cannot have SIMPLE recovery for log shipping to work properly."
                     ),
                 ));
             }
-            if state.instances[inst]
+            let existing = state.instances[inst]
                 .msdb
                 .ls_primary
                 .iter()
-                .any(|p| p.primary_database.eq_ignore_ascii_case(&database))
-            {
-                return Err(ls_error(
-                    32009,
-                    format!(
-                        "Log shipping is already configured for primary database {database} on server {me}."
-                    ),
-                ));
-            }
-            let job_id = new_job(
-                state,
-                inst,
-                &job_name,
-                JobKind::Backup {
-                    database: database.clone(),
-                },
-            )?;
-            let primary_id = state.new_guid();
-            state.instances[inst].msdb.ls_primary.push(LsPrimary {
-                primary_id: primary_id.clone(),
-                primary_database: database,
-                backup_directory,
-                backup_share,
-                backup_retention_period: retention as i32,
-                backup_job_id: job_id.clone(),
-                backup_threshold: threshold as i32,
-                threshold_alert_enabled: alert,
-                history_retention_period: history as i32,
-                last_backup_file: None,
-                last_backup_date: None,
-            });
+                .position(|p| p.primary_database.eq_ignore_ascii_case(&database));
+            let kind = JobKind::Backup {
+                database: database.clone(),
+            };
+            let primary_id = match existing {
+                Some(_) if !overwrite => {
+                    return Err(ls_error(
+                        32009,
+                        format!(
+                            "A log shipping primary entry already exists for database {database}."
+                        ),
+                    ));
+                }
+                Some(pos) => {
+                    // @overwrite = 1: the configuration is replaced, the primary keeps its id
+                    // so its secondaries stay linked.
+                    let old_job = state.instances[inst].msdb.ls_primary[pos]
+                        .backup_job_id
+                        .clone();
+                    let job_id = replace_job(state, inst, &old_job, &job_name, kind)?;
+                    let p = &mut state.instances[inst].msdb.ls_primary[pos];
+                    p.backup_directory = backup_directory;
+                    p.backup_share = backup_share;
+                    p.backup_retention_period = retention as i32;
+                    p.backup_job_id = job_id;
+                    p.backup_threshold = threshold as i32;
+                    p.threshold_alert_enabled = alert;
+                    p.history_retention_period = history as i32;
+                    p.primary_id.clone()
+                }
+                None => {
+                    let job_id = new_job(state, inst, &job_name, kind)?;
+                    let primary_id = state.new_guid();
+                    state.instances[inst].msdb.ls_primary.push(LsPrimary {
+                        primary_id: primary_id.clone(),
+                        primary_database: database,
+                        backup_directory,
+                        backup_share,
+                        backup_retention_period: retention as i32,
+                        backup_job_id: job_id,
+                        backup_threshold: threshold as i32,
+                        threshold_alert_enabled: alert,
+                        history_retention_period: history as i32,
+                        last_backup_file: None,
+                        last_backup_date: None,
+                    });
+                    primary_id
+                }
+            };
+            let job_id = state.instances[inst]
+                .msdb
+                .ls_primary
+                .iter()
+                .find(|p| p.primary_id == primary_id)
+                .map(|p| p.backup_job_id.clone())
+                .unwrap_or_default();
             Ok(vec![
                 ("@primary_id".into(), Value::NVarChar(primary_id)),
                 ("@backup_job_id".into(), Value::NVarChar(job_id)),
@@ -247,16 +303,63 @@ pub fn run(
             let copy_name = args.req_str("@copy_job_name")?;
             let restore_name = args.req_str("@restore_job_name")?;
             let retention = args.opt_int("@file_retention_period")?.unwrap_or(4320);
-            if state.instances[inst].msdb.ls_secondary.iter().any(|s| {
-                s.primary_server.eq_ignore_ascii_case(&primary_server)
-                    && s.primary_database.eq_ignore_ascii_case(&primary_database)
-            }) {
-                return Err(ls_error(
-                    32024,
-                    format!(
-                        "A log shipping entry for primary {primary_server}.{primary_database} already exists on secondary server {me}."
-                    ),
-                ));
+            let overwrite = args.overwrite()?;
+            if let Some(pos) = state.instances[inst]
+                .msdb
+                .ls_secondary
+                .iter()
+                .position(|s| {
+                    s.primary_server.eq_ignore_ascii_case(&primary_server)
+                        && s.primary_database.eq_ignore_ascii_case(&primary_database)
+                })
+            {
+                if !overwrite {
+                    return Err(ls_error(
+                        32024,
+                        format!(
+                            "An entry for primary server {primary_server}, primary database {primary_database} already exists."
+                        ),
+                    ));
+                }
+                // @overwrite = 1: replace the configuration in place; the secondary keeps its
+                // id so its secondary databases stay linked.
+                let (secondary_id, old_copy, old_restore) = {
+                    let s = &state.instances[inst].msdb.ls_secondary[pos];
+                    (
+                        s.secondary_id.clone(),
+                        s.copy_job_id.clone(),
+                        s.restore_job_id.clone(),
+                    )
+                };
+                let copy_id = replace_job(
+                    state,
+                    inst,
+                    &old_copy,
+                    &copy_name,
+                    JobKind::Copy {
+                        secondary_id: secondary_id.clone(),
+                    },
+                )?;
+                let restore_id = replace_job(
+                    state,
+                    inst,
+                    &old_restore,
+                    &restore_name,
+                    JobKind::Restore {
+                        secondary_id: secondary_id.clone(),
+                    },
+                )?;
+                let s = &mut state.instances[inst].msdb.ls_secondary[pos];
+                s.backup_source_directory = src;
+                s.backup_destination_directory = dst;
+                s.file_retention_period = retention as i32;
+                s.copy_job_id = copy_id.clone();
+                s.restore_job_id = restore_id.clone();
+                return Ok(vec![
+                    ("@copy_job_id".into(), Value::NVarChar(copy_id)),
+                    ("@restore_job_id".into(), Value::NVarChar(restore_id)),
+                    ("@secondary_id".into(), Value::NVarChar(secondary_id)),
+                ]);
             }
             let secondary_id = state.new_guid();
             let copy_id = new_job(
@@ -309,6 +412,8 @@ pub fn run(
             let disconnect = args.opt_int("@disconnect_users")?.unwrap_or(0) != 0;
             let restore_all = args.opt_int("@restore_all")?.unwrap_or(1) != 0;
             let threshold = args.opt_int("@restore_threshold")?.unwrap_or(45);
+            let overwrite = args.overwrite()?;
+            let mut restored = (None, None, None);
             if restore_mode != 0 {
                 // STANDBY restores are not modelled; refusing beats restoring differently.
                 return Err(ls_error(
@@ -325,33 +430,46 @@ pub fn run(
             }) else {
                 // Order rule: sp_add_log_shipping_secondary_primary must come first.
                 return Err(ls_error(
-                    32009,
+                    32023,
                     format!(
-                        "A log shipping primary entry for {primary_server}.{primary_database} does not exist on secondary server {me}. Run sp_add_log_shipping_secondary_primary first."
+                        "An entry for primary server {primary_server}, primary database {primary_database} does not exist on this secondary. Register the primary first."
                     ),
                 ));
             };
             let secondary_id = sec.secondary_id.clone();
             if state.instances[inst].db(&secondary_database).is_none() {
                 return Err(ls_error(
-                    32011,
+                    15010,
                     format!(
-                        "Secondary Database {secondary_database} does not exist on server {me}."
+                        "The database '{secondary_database}' does not exist. Supply a valid database name. To see available databases, use sys.databases."
                     ),
                 ));
             }
-            if msdb.ls_secondary_dbs.iter().any(|d| {
+            let existing = msdb.ls_secondary_dbs.iter().position(|d| {
                 d.secondary_database
                     .eq_ignore_ascii_case(&secondary_database)
-            }) {
-                return Err(ls_error(
-                    32013,
-                    format!(
-                        "Database {secondary_database} is already a log shipping secondary database on server {me}."
-                    ),
-                ));
-            }
+            });
             let m = &mut state.instances[inst].msdb;
+            if let Some(pos) = existing {
+                if !overwrite {
+                    return Err(ls_error(
+                        32013,
+                        format!(
+                            "A log shipping entry already exists for secondary database {secondary_database}."
+                        ),
+                    ));
+                }
+                // @overwrite = 1: the old entry is replaced; when it follows the same primary,
+                // what it restored stays known so the restore job does not start over.
+                let old = m.ls_secondary_dbs.remove(pos);
+                if old.secondary_id == secondary_id {
+                    restored = (
+                        old.last_restored_file,
+                        old.last_restored_date,
+                        old.last_restored_latency,
+                    );
+                }
+            }
             if let Some(s) = m
                 .ls_secondary
                 .iter_mut()
@@ -366,9 +484,9 @@ pub fn run(
                 restore_all,
                 restore_mode: restore_mode as i32,
                 disconnect_users: disconnect,
-                last_restored_file: None,
-                last_restored_date: None,
-                last_restored_latency: None,
+                last_restored_file: restored.0,
+                last_restored_date: restored.1,
+                last_restored_latency: restored.2,
             });
             Ok(Vec::new())
         }
@@ -376,6 +494,7 @@ pub fn run(
             let primary_database = args.req_str("@primary_database")?;
             let secondary_server = args.req_str("@secondary_server")?;
             let secondary_database = args.req_str("@secondary_database")?;
+            let overwrite = args.overwrite()?;
             let m = &state.instances[inst].msdb;
             let Some(p) = m
                 .ls_primary
@@ -396,10 +515,14 @@ pub fn run(
                     && s.secondary_database
                         .eq_ignore_ascii_case(&secondary_database)
             }) {
+                if overwrite {
+                    // The entry holds nothing but its key: replacing it changes nothing.
+                    return Ok(Vec::new());
+                }
                 return Err(ls_error(
                     32012,
                     format!(
-                        "An entry for primary server {me}, primary database {primary_database} already exists for secondary {secondary_server}.{secondary_database}."
+                        "Secondary {secondary_server}.{secondary_database} already exists for primary {primary_database}."
                     ),
                 ));
             }
@@ -451,7 +574,7 @@ pub fn run(
                 return Err(ls_error(
                     32014,
                     format!(
-                        "Secondary database {secondary_database} is not configured for log shipping on server {me}."
+                        "Database {secondary_database} does not exist as log shipping secondary."
                     ),
                 ));
             };
@@ -480,9 +603,9 @@ pub fn run(
             let sid = m.ls_secondary[p].secondary_id.clone();
             if m.ls_secondary_dbs.iter().any(|d| d.secondary_id == sid) {
                 return Err(ls_error(
-                    32015,
+                    32025,
                     format!(
-                        "Secondary databases for primary {primary_server}.{primary_database} still exist on server {me}. Run sp_delete_log_shipping_secondary_database first."
+                        "Primary Server {primary_server}, Database {primary_database} has active log shipping secondary database(s) on secondary server {me}. Drop the secondary database(s) first."
                     ),
                 ));
             }
@@ -505,9 +628,9 @@ pub fn run(
             if m.ls_primary_secondaries.iter().any(|s| s.primary_id == pid) {
                 // Order rule: the primary-secondary links go first.
                 return Err(ls_error(
-                    32024,
+                    32011,
                     format!(
-                        "Secondary entries still exist for primary database {database} on server {me}. Run sp_delete_log_shipping_primary_secondary first."
+                        "Primary Database {database} has active log shipping secondary database(s). Drop the secondary database(s) first."
                     ),
                 ));
             }
@@ -542,8 +665,10 @@ pub fn run_due_jobs(state: &mut State) {
             .filter(|(_, j)| {
                 j.run_requested
                     || (j.enabled
-                        && state.clock_ms.saturating_sub(j.last_run_ms.unwrap_or(0))
-                            >= interval(state, &j.kind))
+                        && super::agent::job_interval(state, inst, j, interval(state, &j.kind))
+                            .is_some_and(|every| {
+                                state.clock_ms.saturating_sub(j.last_run_ms.unwrap_or(0)) >= every
+                            }))
             })
             .map(|(i, _)| i)
             .collect();

@@ -2,6 +2,7 @@
 //! instance of a [`Topology`] and hands out one [`Backend`](crate::sim::backend::Backend) per
 //! instance. It depends on nothing of the operator's.
 
+mod agent;
 mod ast;
 mod backup;
 mod backupfile;
@@ -246,7 +247,8 @@ impl Simulator {
             .backup_ms
             .min(i.copy_ms)
             .min(i.restore_ms)
-            .min(i.mirroring_ms);
+            .min(i.mirroring_ms)
+            .min(agent::shortest_schedule_ms(&st).unwrap_or(u64::MAX));
         (min / 4).clamp(5, 1000)
     }
 }

@@ -349,6 +349,39 @@ pub struct Job {
     pub run_requested: bool,
 }
 
+/// A SQL Agent schedule as `sp_add_schedule` stores it. Only daily schedules
+/// (`freq_type = 4`) exist in the model; the `freq_subday_*` pair gives the interval.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    pub schedule_id: i32,
+    pub schedule_uid: String,
+    pub name: String,
+    pub enabled: bool,
+    pub freq_type: i32,
+    pub freq_interval: i32,
+    /// 1 once a day, 2 seconds, 4 minutes, 8 hours.
+    pub freq_subday_type: i32,
+    pub freq_subday_interval: i32,
+    pub active_start_date: i32,
+    pub active_end_date: i32,
+    pub active_start_time: i32,
+    pub active_end_time: i32,
+}
+
+impl Schedule {
+    /// How often a job on this schedule runs, in milliseconds.
+    pub fn interval_ms(&self) -> u64 {
+        let n = self.freq_subday_interval.max(1) as u64;
+        match self.freq_subday_type {
+            2 => n * 1_000,
+            4 => n * 60_000,
+            8 => n * 3_600_000,
+            // Once a day at active_start_time: every freq_interval days.
+            _ => self.freq_interval.max(1) as u64 * 86_400_000,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct JobHistoryRow {
     pub instance_id: i64,
@@ -370,6 +403,11 @@ pub struct Msdb {
     pub ls_secondary_dbs: Vec<LsSecondaryDb>,
     pub jobs: Vec<Job>,
     pub job_history: Vec<JobHistoryRow>,
+    /// SQL Agent schedules (`msdb.dbo.sysschedules`).
+    pub schedules: Vec<Schedule>,
+    /// Which job runs on which schedule (`msdb.dbo.sysjobschedules`): (job_id, schedule_id).
+    pub job_schedules: Vec<(String, i32)>,
+    pub next_schedule_id: i32,
     pub next_id: i64,
 }
 
