@@ -311,5 +311,5 @@ async fn instances_are_observed_concurrently() {
     // Each batch runs its seven SELECTs one after the other (at least 700 ms); four
     // instances one after another would take at least 2.8 s.
     assert!(took >= Duration::from_millis(700), "{took:?}");
-    assert!(took < Duration::from_millis(2000), "{took:?}");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
 }
