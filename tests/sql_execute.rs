@@ -502,3 +502,27 @@ async fn forced_failover_with_atlanta_down_brings_dallas_online_through_the_exec
     assert!(!atlanta_share.readable, "cut off from dallas");
     assert!(!obs.instance("atl-sql1").unwrap().is_reachable());
 }
+
+#[tokio::test]
+async fn a_pool_without_a_compliance_database_observes_and_protects_the_chat_database_only() {
+    let mut live = start("no-compliance").await;
+    live.spec.databases.compliance = None;
+    let (steps, obs) = live.converge(Duration::from_secs(60)).await;
+    assert!(
+        steps.iter().all(|s| s.database() != Some("mgccomp")),
+        "{steps:?}"
+    );
+    let atl = obs.instance("atl-sql1").unwrap();
+    assert_eq!(
+        atl.databases
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect::<Vec<_>>(),
+        ["mgc"],
+        "mgccomp exists on atl-sql1 but is not the pool's"
+    );
+    assert!(
+        obs.database("dal-sql1", "mgc")
+            .is_some_and(|d| d.log_shipping_secondary.is_some())
+    );
+}
