@@ -5,6 +5,7 @@
 //! used by the engine only; `sim` depends on nothing of the operator's.
 
 pub mod api;
+pub mod engine;
 pub mod observe;
 pub mod plan;
 pub mod sim;
