@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod engine;
+pub mod local;
 pub mod observe;
 pub mod plan;
 pub mod sim;

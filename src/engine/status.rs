@@ -44,16 +44,27 @@ pub fn invalid(
     previous: Option<&PersistentChatPoolStatus>,
     now: Timestamp,
 ) -> PersistentChatPoolStatus {
-    let mut status = previous.cloned().unwrap_or_default();
-    status.observed_generation = generation;
-    status.phase = Some(Phase::Invalid);
     let list = violations
         .violations()
         .iter()
         .map(|v| v.to_string())
         .collect::<Vec<_>>()
         .join("; ");
-    let message = format!("the spec is invalid, no SQL is sent until it is fixed: {list}");
+    invalid_because(&list, generation, previous, now)
+}
+
+/// The status when the spec cannot be used, for the reason given (violations, or a manifest
+/// that does not parse).
+pub fn invalid_because(
+    reason: &str,
+    generation: Option<i64>,
+    previous: Option<&PersistentChatPoolStatus>,
+    now: Timestamp,
+) -> PersistentChatPoolStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+    status.phase = Some(Phase::Invalid);
+    let message = format!("the spec is invalid, no SQL is sent until it is fixed: {reason}");
     let conds = vec![
         cond("Ready", false, "InvalidSpec", &message),
         cond(
