@@ -114,7 +114,9 @@ pub fn load_credentials(
             ))
         })?;
         if c.username.is_empty() || c.password.is_empty() {
-            return Err(err("`username` and `password` must not be empty".to_string()));
+            return Err(err(
+                "`username` and `password` must not be empty".to_string()
+            ));
         }
         return Ok(Credentials::new(c.username, c.password));
     }
