@@ -449,7 +449,9 @@ fn merge_conditions(
                 .iter()
                 .find(|p| p.type_ == c.type_ && p.status == status)
                 .map(|p| p.last_transition_time.clone())
-                .unwrap_or(Time(now));
+                // Kubernetes `Time` carries whole seconds: truncating here keeps a status
+                // equal to itself after a round trip through YAML or the API server.
+                .unwrap_or_else(|| Time(whole_seconds(now)));
             Condition {
                 type_: c.type_.to_string(),
                 status,
@@ -460,4 +462,8 @@ fn merge_conditions(
             }
         })
         .collect()
+}
+
+fn whole_seconds(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
 }
