@@ -172,13 +172,18 @@ fn reconcile_command(
             on_signal.cancel();
         });
         match local::run(opts, port.as_mut(), cancel).await {
-            Ok(Some(report)) => match &report.step_ran {
-                Some((step, Err(e))) if !e.retryable => {
-                    eprintln!("error: {} failed: {e}", step.name());
-                    ExitCode::FAILURE
+            Ok(Some(report)) => {
+                if opts.once {
+                    print_pass(&report);
                 }
-                _ => ExitCode::SUCCESS,
-            },
+                match &report.step_ran {
+                    Some((step, Err(e))) if !e.retryable => {
+                        eprintln!("error: {} failed: {e}", step.name());
+                        ExitCode::FAILURE
+                    }
+                    _ => ExitCode::SUCCESS,
+                }
+            }
             Ok(None) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -186,6 +191,28 @@ fn reconcile_command(
             }
         }
     })
+}
+
+/// `--once`: what the pass decided and did, on stdout.
+fn print_pass(report: &pchat_operator::engine::PassReport) {
+    if let Some(phase) = report.status.phase {
+        println!("phase: {phase:?}");
+    }
+    if let Some(d) = &report.decision {
+        println!("decision: {d}");
+    }
+    if let Some((step, result)) = &report.step_ran {
+        match result {
+            Ok(run) => println!(
+                "ran: {} ({} statements, {} ms)",
+                step.name(),
+                run.statements_sent,
+                run.elapsed.as_millis()
+            ),
+            Err(e) => println!("failed: {}: {e}", step.name()),
+        }
+    }
+    println!("next pass in {}s", report.requeue_after.as_secs());
 }
 
 /// The SQL executor the engine runs against. INTEGRATION POINT: the real port
