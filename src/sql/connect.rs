@@ -175,6 +175,22 @@ impl Connections {
         self.clients.remove(instance);
     }
 
+    /// Take the kept connection to an instance out of the map, so several instances can be
+    /// talked to concurrently; give it back with [`Connections::put`] when it is still good.
+    pub fn take(&mut self, instance: &str) -> Option<SqlClient> {
+        self.clients.remove(instance)
+    }
+
+    /// Keep `client` as the connection to `instance` (replacing any other).
+    pub fn put(&mut self, instance: &str, client: SqlClient) {
+        self.clients.insert(instance.to_string(), client);
+    }
+
+    /// Whether a connection to the instance is kept.
+    pub fn contains(&self, instance: &str) -> bool {
+        self.clients.contains_key(instance)
+    }
+
     /// How many connections are kept.
     pub fn len(&self) -> usize {
         self.clients.len()

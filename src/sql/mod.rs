@@ -2,7 +2,10 @@
 
 pub mod connect;
 pub mod error;
+pub mod execute;
+pub mod observe;
 pub mod quote;
 pub mod statements;
+pub mod target;
 
 pub use error::SqlError;

@@ -215,6 +215,7 @@ pub fn backup(
         backup_start_date: set.backup_start_date,
         backup_finish_date: set.backup_finish_date,
         is_copy_only: a.copy_only,
+        is_force_offline: set.is_force_offline,
         recovery_model: set.recovery_model.clone(),
         family_guid: set.family_guid.clone(),
         physical_device_name: a.disk.clone(),

@@ -144,6 +144,7 @@ pub const TABLES: &[TableDef] = &[
             ("backup_start_date", DT),
             ("backup_finish_date", DT),
             ("is_copy_only", BIT),
+            ("is_force_offline", BIT),
             ("recovery_model", NV60),
             ("family_guid", GUID),
         ],
@@ -518,6 +519,7 @@ pub fn rows(state: &State, inst: &Instance, name: &str) -> Vec<Vec<Sql>> {
                     dt(r.backup_start_date),
                     dt(r.backup_finish_date),
                     b(r.is_copy_only),
+                    b(r.is_force_offline),
                     t(&r.recovery_model),
                     t(&r.family_guid),
                 ]

@@ -258,6 +258,8 @@ pub struct BackupSetRow {
     pub backup_start_date: NaiveDateTime,
     pub backup_finish_date: NaiveDateTime,
     pub is_copy_only: bool,
+    /// Taken WITH NORECOVERY (a tail-log backup that left the database RESTORING).
+    pub is_force_offline: bool,
     pub recovery_model: String,
     pub family_guid: String,
     pub physical_device_name: String,
