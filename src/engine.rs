@@ -7,6 +7,7 @@
 //! or a test double.
 
 pub mod publish;
+pub mod sql_port;
 pub mod status;
 
 use std::time::Duration;

@@ -27,9 +27,19 @@ enum Command {
         /// The PersistentChatPool manifest as YAML.
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
-        /// An observation of the pool as YAML (see examples/observed-installer.yaml).
+        /// An observation of the pool as YAML (see examples/observed-installer.yaml). Without
+        /// it the live instances are observed (read-only: nothing that changes anything is
+        /// sent), with credentials as for `reconcile`.
         #[arg(long)]
-        observed: PathBuf,
+        observed: Option<PathBuf>,
+        /// YAML file with `username` and `password` keys, for observing live instances
+        /// (default: PCHAT_SQL_USERNAME and PCHAT_SQL_PASSWORD).
+        #[arg(long)]
+        credentials_file: Option<PathBuf>,
+        /// Where the active-server list is published, for observing live instances (default:
+        /// active-servers.yaml beside the manifest).
+        #[arg(long)]
+        active_servers_file: Option<PathBuf>,
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value_t = PlanOutput::Table)]
         output: PlanOutput,
@@ -99,9 +109,22 @@ fn main() -> ExitCode {
         Command::Plan {
             file,
             observed,
+            credentials_file,
+            active_servers_file,
             output,
             now,
-        } => plan_command(&file, &observed, output, now.as_deref()),
+        } => {
+            let source = match observed {
+                Some(path) => ObservationSource::File(path),
+                None => ObservationSource::Live {
+                    active_servers_file: active_servers_file.unwrap_or_else(|| {
+                        pchat_operator::local::Options::default_active_servers_file(&file)
+                    }),
+                    credentials_file,
+                },
+            };
+            plan_command(&file, source, output, now.as_deref())
+        }
         Command::Reconcile {
             file,
             once,
@@ -150,13 +173,7 @@ fn reconcile_command(
                 return ExitCode::from(e.exit_code());
             }
         };
-    let mut port = match sql_port(credentials) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let mut port = sql_port(credentials);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -171,7 +188,7 @@ fn reconcile_command(
             wait_for_shutdown_signal().await;
             on_signal.cancel();
         });
-        match local::run(opts, port.as_mut(), cancel).await {
+        match local::run(opts, &mut port, cancel).await {
             Ok(Some(report)) => {
                 if opts.once {
                     print_pass(&report);
@@ -215,15 +232,12 @@ fn print_pass(report: &pchat_operator::engine::PassReport) {
     println!("next pass in {}s", report.requeue_after.as_secs());
 }
 
-/// The SQL executor the engine runs against. INTEGRATION POINT: the real port
-/// (`engine::sql_port::LivePort` over `sql::observe::Observer` and `sql::execute::run_step`)
-/// is not on main yet; until it is, `reconcile` stops here, after checking the spec and the
-/// credentials, and sends nothing.
+/// The SQL executor the engine runs against. Local mode has no Kubernetes Secret to read
+/// `spec.tls.caSecret` from: the instances' certificates must chain to the system roots.
 fn sql_port(
     credentials: pchat_operator::sql::connect::Credentials,
-) -> Result<Box<dyn pchat_operator::engine::SqlPort>, String> {
-    let _ = credentials;
-    Err("this build has no SQL executor (sql::observe and sql::execute are not merged yet): nothing was sent".to_string())
+) -> pchat_operator::engine::sql_port::LivePort {
+    pchat_operator::engine::sql_port::LivePort::new(credentials, None)
 }
 
 /// `pchat-operator sim`: one line per instance with its address, then serve until interrupted.
@@ -303,7 +317,42 @@ async fn wait_for_shutdown_signal() {
 
 /// `pchat-operator plan`: exit 0 with the plan, 2 on an invalid spec (violations only), 1 when a
 /// file cannot be read or parsed.
-fn plan_command(file: &Path, observed: &Path, output: PlanOutput, now: Option<&str>) -> ExitCode {
+/// Where `plan` gets its observation.
+enum ObservationSource {
+    /// A YAML observation.
+    File(PathBuf),
+    /// The live instances, observed once (read-only), with the published list from a file.
+    Live {
+        active_servers_file: PathBuf,
+        credentials_file: Option<PathBuf>,
+    },
+}
+
+/// Observe the live instances once: the observation batches only, no step.
+fn observe_live(
+    spec: &PersistentChatPoolSpec,
+    active_servers_file: &Path,
+    credentials_file: Option<&Path>,
+) -> Result<Observation, (String, u8)> {
+    use pchat_operator::engine::{FilePublisher, SqlPort};
+    let credentials =
+        pchat_operator::local::load_credentials(credentials_file, |n| std::env::var(n).ok())
+            .map_err(|e| (e.to_string(), e.exit_code()))?;
+    let published = FilePublisher::new(active_servers_file)
+        .read()
+        .map_err(|e| (e.to_string(), 1))?;
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| (format!("cannot start the async runtime: {e}"), 1))?;
+    let mut port = sql_port(credentials);
+    Ok(runtime.block_on(port.observe(spec, published, jiff::Timestamp::now())))
+}
+
+fn plan_command(
+    file: &Path,
+    source: ObservationSource,
+    output: PlanOutput,
+    now: Option<&str>,
+) -> ExitCode {
     let spec = match load_spec(file) {
         Ok(s) => s,
         Err(e) => {
@@ -315,12 +364,24 @@ fn plan_command(file: &Path, observed: &Path, output: PlanOutput, now: Option<&s
         eprintln!("{violations}");
         return ExitCode::from(2);
     }
-    let obs: Observation = match read_yaml(observed) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+    let obs: Observation = match &source {
+        ObservationSource::File(path) => match read_yaml(path) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        ObservationSource::Live {
+            active_servers_file,
+            credentials_file,
+        } => match observe_live(&spec, active_servers_file, credentials_file.as_deref()) {
+            Ok(o) => o,
+            Err((e, code)) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(code);
+            }
+        },
     };
     let now = match now {
         None => obs.taken_at,
