@@ -429,3 +429,61 @@ fn salvage_backups_are_recorded_when_the_salvage_step_succeeds_and_never_dropped
             .any(|s| s.instance == "atl-sql1" && s.site == "atlanta" && s.database == "mgc")
     );
 }
+
+#[test]
+fn the_backoff_of_a_step_that_keeps_failing_stops_growing_at_a_minute() {
+    let spec = spec("atlanta");
+    let obs = observed("observed-installer.yaml");
+    let t0 = obs.taken_at;
+    let mut port = ModelPort::new(obs);
+    let mut publisher = MemoryPublisher::new(None);
+    let retry = || StepError {
+        message: "1418".into(),
+        retryable: true,
+        number: Some(1418),
+    };
+    port.fail_next.push(retry());
+    let r1 = pass(&spec, &mut port, &mut publisher, t0, None);
+    port.fail_next.push(retry());
+    let later = t0
+        .checked_add(jiff::SignedDuration::from_secs(600))
+        .unwrap();
+    let r2 = pass(&spec, &mut port, &mut publisher, later, Some(&r1.status));
+    assert_eq!(r2.requeue_after, pchat_operator::engine::BACKOFF_MAX);
+    // Once it succeeds, the next pass comes at once.
+    let r3 = pass(&spec, &mut port, &mut publisher, later, Some(&r2.status));
+    assert!(matches!(r3.step_ran, Some((_, Ok(_)))));
+    assert_eq!(r3.requeue_after, REQUEUE_ACTIVE);
+}
+
+#[test]
+fn an_unreadable_published_state_observes_nothing_and_retries_soon() {
+    let dir = std::env::temp_dir().join(format!("pchat-engine-pub-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("active-servers.yaml");
+    std::fs::write(&path, "activeServers: [x\n").unwrap();
+    let mut publisher = pchat_operator::engine::FilePublisher::new(&path);
+    let spec = spec("atlanta");
+    let mut port = ModelPort::new(observed("observed-installer.yaml"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let r = rt.block_on(reconcile_once(
+        &spec,
+        Some(1),
+        &mut port,
+        &mut publisher,
+        at("2026-11-26T12:00:00Z"),
+        None,
+    ));
+    assert_eq!((port.observe_calls, port.run_calls), (0, 0));
+    assert_eq!(r.status.phase, Some(Phase::Waiting));
+    let c = cond(&r.status, "Reconciling");
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("True", "PublishedStateUnreadable")
+    );
+    assert!(c.message.contains("active-servers.yaml"), "{}", c.message);
+    assert!(r.requeue_after <= Duration::from_secs(5));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
