@@ -135,3 +135,85 @@ async fn plan_against_live_instances_prints_the_plan_and_changes_nothing() {
     assert!(!dir.join("active-servers.yaml").exists(), "plan published");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Poll the status file until `pred` holds, for at most `secs` seconds.
+async fn wait_for(
+    path: &Path,
+    pred: impl Fn(&PersistentChatPoolStatus) -> bool,
+    secs: u64,
+) -> Option<PersistentChatPoolStatus> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let status: Option<PersistentChatPoolStatus> = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_saphyr::from_str(&t).ok());
+        if let Some(s) = status.filter(|s| pred(s)) {
+            return Some(s);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_primary_site_in_the_file_moves_the_live_pool_with_a_planned_switch() {
+    let live = sql_support::start("engine-switch").await;
+    let dir = temp_dir("switch");
+    let opts = Options {
+        pool_file: write_manifest(&dir, &live),
+        once: false,
+        status_file: Some(dir.join("status.yaml")),
+        active_servers_file: dir.join("active-servers.yaml"),
+    };
+    let status_path = dir.join("status.yaml");
+    let mut port = LivePort::with_settings(live.settings.clone(), sql_support::opts());
+    let cancel = CancellationToken::new();
+    let task = {
+        let (opts, cancel) = (opts.clone(), cancel.clone());
+        tokio::spawn(async move { local::run(&opts, &mut port, cancel).await })
+    };
+    let home = wait_for(
+        &status_path,
+        |s| s.phase == Some(Phase::Protected) && s.serving_site.as_deref() == Some("atlanta"),
+        60,
+    )
+    .await;
+    assert!(home.is_some(), "bootstrap did not converge");
+    let text = std::fs::read_to_string(&opts.pool_file).unwrap();
+    let edited = text.replacen("primarySite: atlanta", "primarySite: dallas", 1);
+    assert_ne!(text, edited);
+    std::fs::write(&opts.pool_file, edited).unwrap();
+    let moved = wait_for(
+        &status_path,
+        |s| s.phase == Some(Phase::Protected) && s.serving_site.as_deref() == Some("dallas"),
+        90,
+    )
+    .await
+    .expect("the switch to dallas converges");
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+    let t = moved.transition.as_ref().expect("transition reported");
+    assert_eq!((t.from.as_str(), t.to.as_str()), ("atlanta", "dallas"));
+    assert_eq!(t.kind, pchat_operator::api::TransitionKind::Planned);
+    assert!(t.tail_lsn.is_some() && t.completed_at.is_some(), "{t:?}");
+    assert_eq!(t.data_loss, None);
+    let published = FileSource {
+        path: opts.active_servers_file.clone(),
+    }
+    .current()
+    .unwrap();
+    assert!(
+        published
+            .active_servers
+            .iter()
+            .all(|s| s.starts_with("dal-")),
+        "{published:?}"
+    );
+    assert_eq!(
+        published.pool_state,
+        pchat_operator::sim::workload::PoolState::FailedOver
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
