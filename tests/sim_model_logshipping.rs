@@ -337,7 +337,7 @@ async fn rpc_procedure_call_returns_output_parameters_and_status() {
             ],
         )
         .await;
-    assert_eq!(errors(&again), [32001]);
+    assert_eq!(errors(&again), [32009]);
     assert!(again.outputs.contains(&Output::ReturnStatus(1)));
 }
 

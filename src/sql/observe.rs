@@ -35,6 +35,26 @@ const OBSERVE_TIMEOUT_CAP: Duration = Duration::from_secs(60);
 /// Files per RESTORE HEADERONLY batch (two parameters each, far below SQL Server's 2100).
 const HEADERS_PER_BATCH: usize = 100;
 
+/// What the last pass sent, by phase (each batch resent on a fresh connection counts again).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PassStats {
+    /// The per-instance observation batches.
+    pub instance_batches: u64,
+    /// Share listings through an instance other than the usual lister.
+    pub share_batches: u64,
+    /// RESTORE HEADERONLY batches for files not seen before.
+    pub header_batches: u64,
+    /// Headers read in those batches.
+    pub headers_read: u64,
+}
+
+impl PassStats {
+    /// Every round trip of the pass.
+    pub fn round_trips(&self) -> u64 {
+        self.instance_batches + self.share_batches + self.header_batches
+    }
+}
+
 /// Observes the pool pass after pass, keeping what outlives a pass: the connections, the
 /// headers of backup files already read, and since when each instance has been unreachable.
 #[derive(Default)]
@@ -45,6 +65,7 @@ pub struct Observer {
     headers: HashMap<String, BackupFile>,
     unreachable_since: HashMap<String, Timestamp>,
     round_trips: u64,
+    last_pass: PassStats,
 }
 
 /// One instance's connection, taken out of the map for the duration of a concurrent phase.
@@ -110,6 +131,11 @@ impl Observer {
         self.round_trips
     }
 
+    /// What the last pass sent.
+    pub fn last_pass(&self) -> PassStats {
+        self.last_pass
+    }
+
     /// The kept connections, shared with [`super::execute::run_step`] so each instance has
     /// one connection.
     pub fn connections(&mut self) -> &mut Connections {
@@ -133,6 +159,13 @@ impl Observer {
 
     /// Observe every instance the spec names, concurrently, each in one batch; then the
     /// shares and copy folders. Never fails: what cannot be observed is reported as such.
+    ///
+    /// An instance is Unreachable when it cannot be connected to or logged in to, when its
+    /// batch does not answer within the command timeout (at most a minute), and also when it
+    /// answers but its catalog result sets are incomplete: a partial observation must not pass
+    /// for the truth (a missing database would look absent). `since` is the first failure this
+    /// observer saw in the current outage. A share or copy folder that cannot be listed leaves
+    /// the instance reachable and the location `readable: false` with the error.
     pub async fn observe(
         &mut self,
         spec: &PersistentChatPoolSpec,
@@ -177,22 +210,36 @@ impl Observer {
                 (session, data)
             });
         }
+        let start = self.round_trips;
         let mut data: HashMap<String, Result<InstanceData, String>> = HashMap::new();
         for (session, d) in join_all(jobs).await {
             let name = session.target.instance.clone();
             self.give_back(session);
             data.insert(name, d);
         }
+        let mut stats = PassStats {
+            instance_batches: self.round_trips - start,
+            ..PassStats::default()
+        };
 
         let reachable: Vec<&str> = spec
             .instances()
             .map(|(_, i)| i.name.as_str())
             .filter(|n| data.get(*n).is_some_and(|d| d.is_ok()))
             .collect();
+        let before = self.round_trips;
         let shares = self
             .list_shares(spec, settings, &listers, &data, &reachable)
             .await;
-        let files = self.read_headers(spec, settings, &data, &shares).await;
+        stats.share_batches = self.round_trips - before;
+        let before = self.round_trips;
+        let (files, headers_read) = self.read_headers(spec, settings, &data, &shares).await;
+        stats.header_batches = self.round_trips - before;
+        stats.headers_read = headers_read;
+        self.last_pass = stats;
+        // Instances no longer in the spec are forgotten.
+        self.unreachable_since
+            .retain(|n, _| spec.instances().any(|(_, i)| &i.name == n));
 
         let copy_errors: HashMap<String, String> = data
             .iter()
@@ -363,7 +410,7 @@ impl Observer {
         settings: &ConnectSettings,
         data: &HashMap<String, Result<InstanceData, String>>,
         shares: &HashMap<String, ShareListing>,
-    ) -> Vec<(LocationKind, Vec<BackupFile>)> {
+    ) -> (Vec<(LocationKind, Vec<BackupFile>)>, u64) {
         // (location, reader instance, folder, listing)
         let mut locations: Vec<(LocationKind, String, String, &[Listed])> = Vec::new();
         for site in &spec.sites {
@@ -460,8 +507,10 @@ impl Observer {
                 (session, found)
             });
         }
+        let mut read = 0;
         for (session, found) in join_all(jobs).await {
             self.give_back(session);
+            read += found.len() as u64;
             self.headers.extend(found);
         }
 
@@ -482,7 +531,7 @@ impl Observer {
         }
         // Forget files no longer listed, so the cache does not grow without end.
         self.headers.retain(|k, _| live.contains(k));
-        out
+        (out, read)
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use pchat_operator::api::{PersistentChatPoolSpec, load_pool_yaml};
-use pchat_operator::observe::{Observation, Published};
+use pchat_operator::observe::{MirroringState, Observation, Published};
 use pchat_operator::plan::{self, Decision, Step};
 use pchat_operator::sim::cluster::{RunningSim, with_free_ports};
 use pchat_operator::sim::server::Topology;
@@ -118,6 +118,27 @@ impl Live {
         .unwrap_or_else(|e| panic!("{} failed: {e}", step.name()))
     }
 
+    /// Observe until `ready` holds (the mirroring pump and agent jobs run on their own
+    /// schedule), failing after `limit`.
+    pub async fn observe_until(
+        &mut self,
+        limit: Duration,
+        ready: impl Fn(&Observation) -> bool,
+    ) -> Observation {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let obs = self.observe().await;
+            if ready(&obs) {
+                return obs;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not ready after {limit:?}: {obs:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Observe, plan, run, until the planner says Converged; waits are polled. Returns the
     /// steps run and the converged observation.
     pub async fn converge(&mut self, limit: Duration) -> (Vec<Step>, Observation) {
@@ -149,4 +170,13 @@ impl Live {
             );
         }
     }
+}
+
+/// Whether every mirroring session the observation shows is SYNCHRONIZED.
+pub fn mirrors_synchronized(obs: &Observation) -> bool {
+    obs.instances
+        .iter()
+        .flat_map(|i| &i.databases)
+        .filter_map(|d| d.mirroring.as_ref())
+        .all(|m| m.state == MirroringState::Synchronized)
 }

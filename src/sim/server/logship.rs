@@ -206,7 +206,7 @@ pub fn run(
                 .any(|p| p.primary_database.eq_ignore_ascii_case(&database))
             {
                 return Err(ls_error(
-                    32001,
+                    32009,
                     format!(
                         "Log shipping is already configured for primary database {database} on server {me}."
                     ),
@@ -252,7 +252,7 @@ pub fn run(
                     && s.primary_database.eq_ignore_ascii_case(&primary_database)
             }) {
                 return Err(ls_error(
-                    32016,
+                    32024,
                     format!(
                         "A log shipping entry for primary {primary_server}.{primary_database} already exists on secondary server {me}."
                     ),
@@ -345,7 +345,7 @@ pub fn run(
                     .eq_ignore_ascii_case(&secondary_database)
             }) {
                 return Err(ls_error(
-                    32014,
+                    32013,
                     format!(
                         "Database {secondary_database} is already a log shipping secondary database on server {me}."
                     ),
@@ -397,7 +397,7 @@ pub fn run(
                         .eq_ignore_ascii_case(&secondary_database)
             }) {
                 return Err(ls_error(
-                    32023,
+                    32012,
                     format!(
                         "An entry for primary server {me}, primary database {primary_database} already exists for secondary {secondary_server}.{secondary_database}."
                     ),
@@ -449,7 +449,7 @@ pub fn run(
                     .eq_ignore_ascii_case(&secondary_database)
             }) else {
                 return Err(ls_error(
-                    32012,
+                    32014,
                     format!(
                         "Secondary database {secondary_database} is not configured for log shipping on server {me}."
                     ),

@@ -91,7 +91,7 @@ pub struct InstanceData {
     pub share: Option<Result<Vec<Listed>, String>>,
 }
 
-fn section<'a>(answer: &'a Answer, s: Section) -> Option<&'a Table> {
+fn section(answer: &Answer, s: Section) -> Option<&Table> {
     answer
         .tables
         .iter()
