@@ -5,6 +5,8 @@
 //! used by the engine only; `sim` depends on nothing of the operator's.
 
 pub mod api;
+pub mod engine;
+pub mod local;
 pub mod observe;
 pub mod plan;
 pub mod sim;

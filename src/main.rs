@@ -27,15 +27,50 @@ enum Command {
         /// The PersistentChatPool manifest as YAML.
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
-        /// An observation of the pool as YAML (see examples/observed-installer.yaml).
+        /// An observation of the pool as YAML (see examples/observed-installer.yaml). Without
+        /// it the live instances are observed (read-only: nothing that changes anything is
+        /// sent), with credentials as for `reconcile`.
         #[arg(long)]
-        observed: PathBuf,
+        observed: Option<PathBuf>,
+        /// YAML file with `username` and `password` keys, for observing live instances
+        /// (default: PCHAT_SQL_USERNAME and PCHAT_SQL_PASSWORD).
+        #[arg(long)]
+        credentials_file: Option<PathBuf>,
+        /// Where the active-server list is published, for observing live instances (default:
+        /// active-servers.yaml beside the manifest).
+        #[arg(long)]
+        active_servers_file: Option<PathBuf>,
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value_t = PlanOutput::Table)]
         output: PlanOutput,
         /// The planner's "now" (RFC 3339); defaults to the observation's takenAt.
         #[arg(long)]
         now: Option<String>,
+    },
+
+    /// Keep a pool converged without Kubernetes: the spec is a file, re-read when it changes;
+    /// status and the active-server list are files.
+    Reconcile {
+        /// The PersistentChatPool manifest as YAML.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Run one pass and exit.
+        #[arg(long)]
+        once: bool,
+        /// Where to write status (YAML).
+        #[arg(long)]
+        status_file: Option<PathBuf>,
+        /// Where to publish the active-server list (default: active-servers.yaml beside the
+        /// manifest).
+        #[arg(long)]
+        active_servers_file: Option<PathBuf>,
+        /// YAML file with `username` and `password` keys (default: the PCHAT_SQL_USERNAME and
+        /// PCHAT_SQL_PASSWORD environment variables).
+        #[arg(long)]
+        credentials_file: Option<PathBuf>,
+        /// Log line format.
+        #[arg(long, value_enum, default_value_t = pchat_operator::telemetry::LogFormat::Plain)]
+        log_format: pchat_operator::telemetry::LogFormat,
     },
 
     /// Run the SQL Server simulator on a topology until interrupted (Ctrl-C or SIGTERM).
@@ -74,15 +109,135 @@ fn main() -> ExitCode {
         Command::Plan {
             file,
             observed,
+            credentials_file,
+            active_servers_file,
             output,
             now,
-        } => plan_command(&file, &observed, output, now.as_deref()),
+        } => {
+            let source = match observed {
+                Some(path) => ObservationSource::File(path),
+                None => ObservationSource::Live {
+                    active_servers_file: active_servers_file.unwrap_or_else(|| {
+                        pchat_operator::local::Options::default_active_servers_file(&file)
+                    }),
+                    credentials_file,
+                },
+            };
+            plan_command(&file, source, output, now.as_deref())
+        }
+        Command::Reconcile {
+            file,
+            once,
+            status_file,
+            active_servers_file,
+            credentials_file,
+            log_format,
+        } => {
+            pchat_operator::telemetry::init_logging(log_format);
+            let opts = pchat_operator::local::Options {
+                active_servers_file: active_servers_file.unwrap_or_else(|| {
+                    pchat_operator::local::Options::default_active_servers_file(&file)
+                }),
+                pool_file: file,
+                once,
+                status_file,
+            };
+            reconcile_command(&opts, credentials_file.as_deref())
+        }
         Command::Sim {
             topology,
             state_dir,
             control,
         } => sim_command(&topology, &state_dir, control),
     }
+}
+
+/// `pchat-operator reconcile`: exit 2 for a spec or credentials the user must fix (nothing is
+/// sent), 1 for other failures.
+fn reconcile_command(
+    opts: &pchat_operator::local::Options,
+    credentials_file: Option<&Path>,
+) -> ExitCode {
+    use pchat_operator::local;
+    if opts.once
+        && let Err(e) = local::check_spec(&opts.pool_file)
+    {
+        eprintln!("error: {e}");
+        return ExitCode::from(e.exit_code());
+    }
+    let credentials =
+        match local::load_credentials(credentials_file, |name| std::env::var(name).ok()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(e.exit_code());
+            }
+        };
+    let mut port = sql_port(credentials);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let on_signal = cancel.clone();
+        tokio::spawn(async move {
+            wait_for_shutdown_signal().await;
+            on_signal.cancel();
+        });
+        match local::run(opts, &mut port, cancel).await {
+            Ok(Some(report)) => {
+                if opts.once {
+                    print_pass(&report);
+                }
+                match &report.step_ran {
+                    Some((step, Err(e))) if !e.retryable => {
+                        eprintln!("error: {} failed: {e}", step.name());
+                        ExitCode::FAILURE
+                    }
+                    _ => ExitCode::SUCCESS,
+                }
+            }
+            Ok(None) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        }
+    })
+}
+
+/// `--once`: what the pass decided and did, on stdout.
+fn print_pass(report: &pchat_operator::engine::PassReport) {
+    if let Some(phase) = report.status.phase {
+        println!("phase: {phase:?}");
+    }
+    if let Some(d) = &report.decision {
+        println!("decision: {d}");
+    }
+    if let Some((step, result)) = &report.step_ran {
+        match result {
+            Ok(run) => println!(
+                "ran: {} ({} statements, {} ms)",
+                step.name(),
+                run.statements_sent,
+                run.elapsed.as_millis()
+            ),
+            Err(e) => println!("failed: {}: {e}", step.name()),
+        }
+    }
+    println!("next pass in {}s", report.requeue_after.as_secs());
+}
+
+/// The SQL executor the engine runs against. Local mode has no Kubernetes Secret to read
+/// `spec.tls.caSecret` from: the instances' certificates must chain to the system roots.
+fn sql_port(
+    credentials: pchat_operator::sql::connect::Credentials,
+) -> pchat_operator::engine::sql_port::LivePort {
+    pchat_operator::engine::sql_port::LivePort::new(credentials, None)
 }
 
 /// `pchat-operator sim`: one line per instance with its address, then serve until interrupted.
@@ -162,7 +317,42 @@ async fn wait_for_shutdown_signal() {
 
 /// `pchat-operator plan`: exit 0 with the plan, 2 on an invalid spec (violations only), 1 when a
 /// file cannot be read or parsed.
-fn plan_command(file: &Path, observed: &Path, output: PlanOutput, now: Option<&str>) -> ExitCode {
+/// Where `plan` gets its observation.
+enum ObservationSource {
+    /// A YAML observation.
+    File(PathBuf),
+    /// The live instances, observed once (read-only), with the published list from a file.
+    Live {
+        active_servers_file: PathBuf,
+        credentials_file: Option<PathBuf>,
+    },
+}
+
+/// Observe the live instances once: the observation batches only, no step.
+fn observe_live(
+    spec: &PersistentChatPoolSpec,
+    active_servers_file: &Path,
+    credentials_file: Option<&Path>,
+) -> Result<Observation, (String, u8)> {
+    use pchat_operator::engine::{FilePublisher, SqlPort};
+    let credentials =
+        pchat_operator::local::load_credentials(credentials_file, |n| std::env::var(n).ok())
+            .map_err(|e| (e.to_string(), e.exit_code()))?;
+    let published = FilePublisher::new(active_servers_file)
+        .read()
+        .map_err(|e| (e.to_string(), 1))?;
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| (format!("cannot start the async runtime: {e}"), 1))?;
+    let mut port = sql_port(credentials);
+    Ok(runtime.block_on(port.observe(spec, published, jiff::Timestamp::now())))
+}
+
+fn plan_command(
+    file: &Path,
+    source: ObservationSource,
+    output: PlanOutput,
+    now: Option<&str>,
+) -> ExitCode {
     let spec = match load_spec(file) {
         Ok(s) => s,
         Err(e) => {
@@ -174,12 +364,24 @@ fn plan_command(file: &Path, observed: &Path, output: PlanOutput, now: Option<&s
         eprintln!("{violations}");
         return ExitCode::from(2);
     }
-    let obs: Observation = match read_yaml(observed) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+    let obs: Observation = match &source {
+        ObservationSource::File(path) => match read_yaml(path) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        ObservationSource::Live {
+            active_servers_file,
+            credentials_file,
+        } => match observe_live(&spec, active_servers_file, credentials_file.as_deref()) {
+            Ok(o) => o,
+            Err((e, code)) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(code);
+            }
+        },
     };
     let now = match now {
         None => obs.taken_at,

@@ -1,0 +1,112 @@
+//! The real [`SqlPort`]: observation through `sql::observe::Observer` (one batch per instance,
+//! concurrently) and steps through `sql::execute::run_step`, sharing one kept connection per
+//! instance.
+
+use std::path::PathBuf;
+
+use futures::future::BoxFuture;
+use jiff::Timestamp;
+
+use super::{SqlPort, StepError, StepRun};
+use crate::api::PersistentChatPoolSpec;
+use crate::observe::{Observation, Published};
+use crate::plan::Step;
+use crate::sql::connect::{ConnectSettings, Credentials};
+use crate::sql::execute::{RunOptions, run_step};
+use crate::sql::observe::Observer;
+use crate::sql::statements::StatementContext;
+
+/// Where the connection settings come from.
+enum Settings {
+    /// From the spec on every call (TLS mode and timeouts follow spec edits), with these
+    /// credentials and CA file.
+    FromSpec {
+        credentials: Credentials,
+        ca_certificate: Option<PathBuf>,
+    },
+    /// Fixed settings (tests with short timeouts).
+    Fixed(ConnectSettings),
+}
+
+/// SQL Server reached over TDS.
+pub struct LivePort {
+    observer: Observer,
+    settings: Settings,
+    run_options: RunOptions,
+}
+
+impl LivePort {
+    /// A port whose TLS mode and timeouts follow the spec.
+    pub fn new(credentials: Credentials, ca_certificate: Option<PathBuf>) -> Self {
+        LivePort {
+            observer: Observer::new(),
+            settings: Settings::FromSpec {
+                credentials,
+                ca_certificate,
+            },
+            run_options: RunOptions::default(),
+        }
+    }
+
+    /// A port with fixed connection settings and step retry options.
+    pub fn with_settings(settings: ConnectSettings, run_options: RunOptions) -> Self {
+        LivePort {
+            observer: Observer::new(),
+            settings: Settings::Fixed(settings),
+            run_options,
+        }
+    }
+
+    /// Observation batches sent so far.
+    pub fn round_trips(&self) -> u64 {
+        self.observer.round_trips()
+    }
+
+    fn settings(&self, spec: &PersistentChatPoolSpec) -> ConnectSettings {
+        match &self.settings {
+            Settings::FromSpec {
+                credentials,
+                ca_certificate,
+            } => ConnectSettings::from_spec(spec, credentials.clone(), ca_certificate.clone()),
+            Settings::Fixed(s) => s.clone(),
+        }
+    }
+}
+
+impl SqlPort for LivePort {
+    fn observe<'a>(
+        &'a mut self,
+        spec: &'a PersistentChatPoolSpec,
+        published: Option<Published>,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Observation> {
+        let settings = self.settings(spec);
+        Box::pin(async move { self.observer.observe(spec, &settings, published, now).await })
+    }
+
+    fn run<'a>(
+        &'a mut self,
+        spec: &'a PersistentChatPoolSpec,
+        step: &'a Step,
+        obs: &'a Observation,
+    ) -> BoxFuture<'a, Result<StepRun, StepError>> {
+        let settings = self.settings(spec);
+        let ctx = StatementContext::from_observation(obs);
+        Box::pin(async move {
+            let report = run_step(
+                self.observer.connections(),
+                &settings,
+                spec,
+                step,
+                &ctx,
+                &self.run_options,
+            )
+            .await?;
+            Ok(StepRun {
+                statements_sent: report.statements_sent,
+                writes: report.writes,
+                elapsed: report.elapsed,
+            })
+        })
+    }
+}

@@ -1,0 +1,469 @@
+//! Status assembly: from one pass's observation, assessment and step outcome to the
+//! `PersistentChatPoolStatus` that is written. Reporting only: the planner never reads it.
+//!
+//! Conditions follow kstatus: `Ready`, `Reconciling`, `Stalled`, plus the pool's own `Protected`
+//! and `Degraded`. A condition's `lastTransitionTime` is kept while its status stays the same.
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use super::{PublishError, StepError, StepRun};
+use crate::api::{
+    DatabaseStatus, InstanceStatus, PersistentChatPoolSpec, PersistentChatPoolStatus, Phase,
+    Protection, SalvageBackup, StepStatus, Transition, ValidationErrors,
+};
+use crate::observe::{Observation, Reachability};
+use crate::plan::{Assessment, Decision, Projection, Step, WaitReason};
+
+/// Everything one pass knows, for status.
+pub struct Inputs<'a> {
+    pub spec: &'a PersistentChatPoolSpec,
+    pub generation: Option<i64>,
+    pub obs: &'a Observation,
+    pub assessment: &'a Assessment,
+    /// The remaining plan, when the decision is a step.
+    pub projection: Option<&'a Projection>,
+    pub step_ran: Option<(&'a Step, &'a Result<StepRun, StepError>)>,
+    pub previous: Option<&'a PersistentChatPoolStatus>,
+    pub now: Timestamp,
+}
+
+/// One condition as this pass sees it, before times and generation are filled in.
+struct Cond {
+    type_: &'static str,
+    status: bool,
+    reason: String,
+    message: String,
+}
+
+/// The status of a pass on an invalid spec: phase Invalid, Stalled with every violation, and
+/// everything observed before carried over untouched (nothing was observed this time).
+pub fn invalid(
+    violations: &ValidationErrors,
+    generation: Option<i64>,
+    previous: Option<&PersistentChatPoolStatus>,
+    now: Timestamp,
+) -> PersistentChatPoolStatus {
+    let list = violations
+        .violations()
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    invalid_because(&list, generation, previous, now)
+}
+
+/// The status when the spec cannot be used, for the reason given (violations, or a manifest
+/// that does not parse).
+pub fn invalid_because(
+    reason: &str,
+    generation: Option<i64>,
+    previous: Option<&PersistentChatPoolStatus>,
+    now: Timestamp,
+) -> PersistentChatPoolStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+    status.phase = Some(Phase::Invalid);
+    let message = format!("the spec is invalid, no SQL is sent until it is fixed: {reason}");
+    let conds = vec![
+        cond("Ready", false, "InvalidSpec", &message),
+        cond(
+            "Reconciling",
+            false,
+            "InvalidSpec",
+            "nothing is done until the spec is fixed",
+        ),
+        cond("Stalled", true, "InvalidSpec", &message),
+    ];
+    status.conditions = merge_conditions(&status.conditions, conds, generation, now);
+    status
+}
+
+/// The status of a pass that could not read the published state: nothing observed or planned.
+pub fn publisher_unreadable(
+    e: &PublishError,
+    generation: Option<i64>,
+    previous: Option<&PersistentChatPoolStatus>,
+    now: Timestamp,
+) -> PersistentChatPoolStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+    status.phase = Some(Phase::Waiting);
+    let message = format!("cannot read the published active-server list, retrying: {e}");
+    let conds = vec![
+        cond("Ready", false, "PublishedStateUnreadable", &message),
+        cond("Reconciling", true, "PublishedStateUnreadable", &message),
+        cond("Stalled", false, "PublishedStateUnreadable", ""),
+    ];
+    status.conditions = merge_conditions(&status.conditions, conds, generation, now);
+    status
+}
+
+/// The status after a pass that observed and planned.
+pub fn assemble(i: &Inputs) -> PersistentChatPoolStatus {
+    let a = i.assessment;
+    let fatal = i
+        .step_ran
+        .and_then(|(_, r)| r.as_ref().err())
+        .filter(|e| !e.retryable);
+    let phase = if fatal.is_some() {
+        Phase::Blocked
+    } else {
+        a.phase
+    };
+    let mut active_servers = i
+        .obs
+        .published
+        .as_ref()
+        .map(|p| p.active_servers.clone())
+        .unwrap_or_default();
+    let mut pool_state = a.pool_state;
+    if let Some((
+        Step::PublishActiveServers {
+            servers,
+            pool_state: ps,
+            ..
+        },
+        Ok(_),
+    )) = i.step_ran
+    {
+        active_servers = servers.clone();
+        pool_state = Some(*ps);
+    }
+    let mut salvage_backups = i
+        .previous
+        .map(|p| p.salvage_backups.clone())
+        .unwrap_or_default();
+    if let Some((
+        Step::SalvageStaleCopy {
+            site,
+            instance,
+            database,
+            file,
+        },
+        Ok(_),
+    )) = i.step_ran
+        && !salvage_backups.iter().any(|s| &s.file == file)
+    {
+        salvage_backups.push(SalvageBackup {
+            site: site.clone(),
+            instance: instance.clone(),
+            database: database.clone(),
+            file: file.clone(),
+            taken_at: i.now,
+        });
+    }
+    let conds = conditions(i, phase, fatal);
+    let previous_conditions = i.previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
+    PersistentChatPoolStatus {
+        observed_generation: i.generation,
+        pool_state,
+        serving_site: a.serving_site.clone(),
+        phase: Some(phase),
+        step: step_status(i),
+        active_servers,
+        transition: transition(i),
+        protection: protection(i.spec, i.obs),
+        instances: instances(i.spec, i.obs),
+        salvage_backups,
+        conditions: merge_conditions(previous_conditions, conds, i.generation, i.now),
+    }
+}
+
+/// The step under way, numbered within the plan: the index goes on from the previous status's
+/// step while a plan runs, and restarts at 1 when the previous pass had no step.
+fn step_status(i: &Inputs) -> Option<StepStatus> {
+    let prev = i.previous.and_then(|p| p.step.as_ref());
+    let Decision::Step(step) = &i.assessment.decision else {
+        // Waiting or blocked mid-plan: the last step stays reported; converged: none.
+        return match i.assessment.decision {
+            Decision::Converged => None,
+            _ => prev.cloned(),
+        };
+    };
+    let remaining = i.projection.map_or(1, |p| p.steps.len().max(1)) as u32;
+    let detail = step.describe();
+    let (index, started_at) = match prev {
+        Some(p) if p.name == step.name() && p.detail == detail => {
+            (p.index, p.started_at.or(Some(i.now)))
+        }
+        Some(p) => (p.index + 1, Some(i.now)),
+        None => (1, Some(i.now)),
+    };
+    Some(StepStatus {
+        name: step.name().to_string(),
+        site: Some(step.site().to_string()),
+        index,
+        total: index - 1 + remaining,
+        started_at,
+        detail,
+    })
+}
+
+/// The move of the primary: opened when the assessment first sees one towards the declared
+/// primary site, its facts (tail LSN, data-loss estimate) kept as they are seen, and completed
+/// when the pool has converged or the primary site serves again with no transition under way
+/// (a forced failover ends with the old site still down, which is not Converged).
+fn transition(i: &Inputs) -> Option<Transition> {
+    let a = i.assessment;
+    let primary = &i.spec.primary_site;
+    let mut t = i.previous.and_then(|p| p.transition.clone());
+    if let Some(kind) = a.transition_kind {
+        let open = t
+            .as_ref()
+            .is_some_and(|t| t.completed_at.is_none() && &t.to == primary);
+        if !open {
+            let from = i
+                .spec
+                .other_site(primary)
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
+            t = Some(Transition {
+                from,
+                to: primary.clone(),
+                kind,
+                started_at: i.now,
+                completed_at: None,
+                tail_lsn: None,
+                data_loss: None,
+            });
+        }
+        if let Some(t) = t.as_mut() {
+            // A planned switch whose old site goes down midway becomes a forced failover.
+            t.kind = kind;
+            if let Some(lsn) = a.tail_lsn {
+                t.tail_lsn = Some(lsn.to_string());
+            }
+            if let Some(loss) = &a.estimated_data_loss {
+                t.data_loss = Some(loss.clone());
+            }
+        }
+    }
+    let done = a.decision == Decision::Converged
+        || (a.transition_kind.is_none() && a.serving_site.as_deref() == Some(primary.as_str()));
+    if let Some(t) = t.as_mut()
+        && done
+        && t.completed_at.is_none()
+        && &t.to == primary
+    {
+        t.completed_at = Some(i.now);
+    }
+    t
+}
+
+/// Log-shipping figures: the primary side's last backup, the secondary's last restore and
+/// latency.
+fn protection(spec: &PersistentChatPoolSpec, obs: &Observation) -> Option<Protection> {
+    let chat = &spec.databases.chat;
+    let mut p = Protection::default();
+    for inst in &obs.instances {
+        let Some(d) = inst.database(chat) else {
+            continue;
+        };
+        if let Some(lsp) = &d.log_shipping_primary
+            && p.last_backup_file.is_none()
+        {
+            p.last_backup_file = lsp.last_backup_file.clone();
+        }
+        if let Some(lss) = &d.log_shipping_secondary
+            && p.last_restored_file.is_none()
+        {
+            p.last_restored_file = lss.last_restored_file.clone();
+            p.restore_latency_seconds =
+                lss.last_restored_latency_minutes.map(|m| u64::from(m) * 60);
+        }
+    }
+    (p != Protection::default()).then_some(p)
+}
+
+fn instances(spec: &PersistentChatPoolSpec, obs: &Observation) -> Vec<InstanceStatus> {
+    spec.instances()
+        .map(|(site, inst)| {
+            let o = obs.instance(&inst.name);
+            let (reachable, reason) = match o.map(|o| &o.reachability) {
+                Some(Reachability::Reachable) => (true, None),
+                Some(Reachability::Unreachable { reason, .. }) => (false, Some(reason.clone())),
+                None => (false, Some("not observed".to_string())),
+            };
+            let databases = o
+                .map(|o| {
+                    o.databases
+                        .iter()
+                        .map(|d| DatabaseStatus {
+                            name: d.name.clone(),
+                            state: screaming(&d.state),
+                            mirroring_role: d.mirroring.as_ref().map(|m| screaming(&m.role)),
+                            mirroring_state: d.mirroring.as_ref().map(|m| screaming(&m.state)),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            InstanceStatus {
+                name: inst.name.clone(),
+                site: site.name.clone(),
+                reachable,
+                reason,
+                databases,
+            }
+        })
+        .collect()
+}
+
+/// SQL Server's own spelling of an enum (`ONLINE`, `SYNCHRONIZED`), as the model serializes it.
+fn screaming<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+fn conditions(i: &Inputs, phase: Phase, fatal: Option<&StepError>) -> Vec<Cond> {
+    let a = i.assessment;
+    let phase_name = format!("{phase:?}");
+    let retry = i
+        .step_ran
+        .and_then(|(s, r)| r.as_ref().err().map(|e| (s, e)))
+        .filter(|(_, e)| e.retryable);
+
+    let ready = a.protected && fatal.is_none();
+    let ready_c = if ready {
+        cond(
+            "Ready",
+            true,
+            "Protected",
+            &format!("{} serves and is protected", i.spec.primary_site),
+        )
+    } else {
+        cond("Ready", false, &phase_name, &a.decision.to_string())
+    };
+
+    let reconciling = match (&a.decision, fatal) {
+        (_, Some(_)) => cond("Reconciling", false, "StepFailed", ""),
+        (Decision::Step(step), None) => match retry {
+            Some((_, e)) => cond(
+                "Reconciling",
+                true,
+                "StepRetrying",
+                &format!("{} failed and will be retried: {e}", step.name()),
+            ),
+            None => cond(
+                "Reconciling",
+                true,
+                &phase_name,
+                &format!("{}: {}", step.name(), step.describe()),
+            ),
+        },
+        (Decision::Wait(WaitReason::Suspended), None) => {
+            cond("Reconciling", false, "Suspended", &a.decision.to_string())
+        }
+        (Decision::Wait(w), None) => cond("Reconciling", true, wait_kind(w), &w.to_string()),
+        (Decision::Converged | Decision::Blocked(_), None) => {
+            cond("Reconciling", false, &phase_name, "")
+        }
+    };
+
+    let stalled = match (&a.decision, fatal) {
+        (_, Some(e)) => {
+            let step = i.step_ran.map(|(s, _)| s.name()).unwrap_or_default();
+            cond(
+                "Stalled",
+                true,
+                "StepFailed",
+                &format!(
+                    "{step} failed with an error that will not clear by itself; repair it, then the step is retried on the next pass: {e}"
+                ),
+            )
+        }
+        (Decision::Blocked(b), None) => {
+            cond("Stalled", true, &kind_of(b, "Blocked"), &b.to_string())
+        }
+        _ => cond("Stalled", false, &phase_name, ""),
+    };
+
+    let protected = if a.protected {
+        cond(
+            "Protected",
+            true,
+            "Protected",
+            "mirroring synchronized and log shipping within rpoTarget",
+        )
+    } else if a.degraded_reasons.is_empty() {
+        cond("Protected", false, &phase_name, &a.decision.to_string())
+    } else {
+        cond(
+            "Protected",
+            false,
+            "Degraded",
+            &a.degraded_reasons.join("; "),
+        )
+    };
+
+    let degraded = if a.degraded_reasons.is_empty() {
+        cond("Degraded", false, "AsDesired", "")
+    } else {
+        cond("Degraded", true, "Degraded", &a.degraded_reasons.join("; "))
+    };
+
+    vec![ready_c, reconciling, stalled, protected, degraded]
+}
+
+fn wait_kind(w: &WaitReason) -> &'static str {
+    match w {
+        WaitReason::Suspended => "Suspended",
+        WaitReason::Draining { .. } => "Draining",
+        WaitReason::InstanceUnreachable { .. } => "InstanceUnreachable",
+        WaitReason::PrimarySiteUnreachable { .. } => "PrimarySiteUnreachable",
+        WaitReason::LocationUnreadable { .. } => "LocationUnreadable",
+    }
+}
+
+/// The `kind` tag a reason serializes with (e.g. `DataLossNotAllowed`), as a condition reason.
+fn kind_of<T: serde::Serialize>(v: &T, fallback: &str) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
+        .unwrap_or_else(|| fallback.to_string())
+}
+
+fn cond(type_: &'static str, status: bool, reason: &str, message: &str) -> Cond {
+    Cond {
+        type_,
+        status,
+        reason: reason.to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// The new conditions, each keeping its previous `lastTransitionTime` when its status did not
+/// change.
+fn merge_conditions(
+    previous: &[Condition],
+    new: Vec<Cond>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Vec<Condition> {
+    new.into_iter()
+        .map(|c| {
+            let status = if c.status { "True" } else { "False" }.to_string();
+            let last_transition_time = previous
+                .iter()
+                .find(|p| p.type_ == c.type_ && p.status == status)
+                .map(|p| p.last_transition_time.clone())
+                // Kubernetes `Time` carries whole seconds: truncating here keeps a status
+                // equal to itself after a round trip through YAML or the API server.
+                .unwrap_or_else(|| Time(whole_seconds(now)));
+            Condition {
+                type_: c.type_.to_string(),
+                status,
+                reason: c.reason,
+                message: c.message,
+                observed_generation: generation,
+                last_transition_time,
+            }
+        })
+        .collect()
+}
+
+fn whole_seconds(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
+}

@@ -1,0 +1,328 @@
+//! Local (file) mode: keep a pool converged without Kubernetes. The spec is a manifest file,
+//! re-read when it changes; status and the active-server list are files, written atomically.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{PersistentChatPoolSpec, PersistentChatPoolStatus, ValidationErrors};
+use crate::engine::publish::write_atomic;
+use crate::engine::{self, FilePublisher, PassReport, SqlPort};
+use crate::sql::connect::Credentials;
+
+/// The environment variable holding the SQL login name.
+pub const USERNAME_VAR: &str = "PCHAT_SQL_USERNAME";
+/// The environment variable holding the SQL password.
+pub const PASSWORD_VAR: &str = "PCHAT_SQL_PASSWORD";
+
+/// What local mode was asked to do.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The PersistentChatPool manifest.
+    pub pool_file: PathBuf,
+    /// Run one pass and return.
+    pub once: bool,
+    /// Where status is written (YAML); not written when `None`.
+    pub status_file: Option<PathBuf>,
+    /// Where the active-server list is published.
+    pub active_servers_file: PathBuf,
+}
+
+impl Options {
+    /// The active-servers file when none is given: `active-servers.yaml` beside the manifest.
+    pub fn default_active_servers_file(pool_file: &Path) -> PathBuf {
+        pool_file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("active-servers.yaml")
+    }
+}
+
+/// Why local mode stopped.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum LocalError {
+    /// The manifest cannot be read from disk.
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+    /// The manifest is not a PersistentChatPool (YAML error, wrong kind, unknown fields).
+    #[error("{path}: {reason}")]
+    Manifest { path: String, reason: String },
+    /// The spec breaks validation rules; one violation per line, each naming its field.
+    #[error("{path}: the spec is invalid, nothing was sent:\n{violations}")]
+    Invalid {
+        path: String,
+        violations: ValidationErrors,
+    },
+    /// No credentials were given.
+    #[error(
+        "no SQL credentials: set {USERNAME_VAR} and {PASSWORD_VAR}, or pass --credentials-file with `username` and `password` keys"
+    )]
+    NoCredentials,
+    /// The credentials file cannot be used. The message never quotes the file's content.
+    #[error("credentials file {path}: {reason}")]
+    CredentialsFile { path: String, reason: String },
+    /// The status file cannot be written.
+    #[error("cannot write the status file {path}: {reason}")]
+    StatusFile { path: String, reason: String },
+}
+
+impl LocalError {
+    /// The process exit code: 2 for what the user must fix in the spec or the credentials, 1
+    /// otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            LocalError::Manifest { .. }
+            | LocalError::Invalid { .. }
+            | LocalError::NoCredentials
+            | LocalError::CredentialsFile { .. } => 2,
+            LocalError::Read { .. } | LocalError::StatusFile { .. } => 1,
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialsFile {
+    username: String,
+    password: String,
+}
+
+/// The SQL credentials: from the file when one is given, else from [`USERNAME_VAR`] and
+/// [`PASSWORD_VAR`] as `env` reports them.
+pub fn load_credentials(
+    file: Option<&Path>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Credentials, LocalError> {
+    if let Some(path) = file {
+        let err = |reason: String| LocalError::CredentialsFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        // The parser's own message may quote the offending line, which may be the password:
+        // only its position is reported.
+        let c: CredentialsFile = serde_saphyr::from_str(&text).map_err(|e| {
+            let at = e
+                .location()
+                .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
+                .unwrap_or_default();
+            err(format!(
+                "not a YAML mapping with exactly the string keys `username` and `password`{at}"
+            ))
+        })?;
+        if c.username.is_empty() || c.password.is_empty() {
+            return Err(err(
+                "`username` and `password` must not be empty".to_string()
+            ));
+        }
+        return Ok(Credentials::new(c.username, c.password));
+    }
+    match (env(USERNAME_VAR), env(PASSWORD_VAR)) {
+        (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => Ok(Credentials::new(u, p)),
+        _ => Err(LocalError::NoCredentials),
+    }
+}
+
+/// The manifest file, re-read on every look and parsed again only when its content changed.
+pub struct SpecFile {
+    path: PathBuf,
+    hash: Option<u64>,
+    generation: i64,
+    current: Result<PersistentChatPoolSpec, LocalError>,
+}
+
+impl SpecFile {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        SpecFile {
+            path: path.into(),
+            hash: None,
+            generation: 0,
+            current: Err(LocalError::Read {
+                path: String::new(),
+                reason: "not read yet".to_string(),
+            }),
+        }
+    }
+
+    /// Whether the file's content differs from what was last loaded.
+    pub fn changed(&self) -> bool {
+        std::fs::read(&self.path)
+            .map(|b| Some(hash(&b)) != self.hash)
+            .unwrap_or(true)
+    }
+
+    /// The spec as the file says now, and its generation: a counter that goes up each time the
+    /// content changes (local mode's `metadata.generation`).
+    pub fn load(&mut self) -> (Result<&PersistentChatPoolSpec, &LocalError>, i64) {
+        let path = self.path.display().to_string();
+        match std::fs::read(&self.path) {
+            Err(e) => {
+                self.hash = None;
+                self.current = Err(LocalError::Read {
+                    path,
+                    reason: e.to_string(),
+                });
+            }
+            Ok(bytes) => {
+                let h = hash(&bytes);
+                if Some(h) != self.hash {
+                    self.hash = Some(h);
+                    self.generation += 1;
+                    let parsed = String::from_utf8(bytes)
+                        .map_err(|e| e.to_string())
+                        .and_then(|t| {
+                            crate::api::load_pool_yaml(&t)
+                                .map(|p| p.spec)
+                                .map_err(|e| e.to_string())
+                        })
+                        .map_err(|reason| LocalError::Manifest { path, reason });
+                    if parsed.is_ok() {
+                        tracing::info!(file = %self.path.display(), generation = self.generation, "spec loaded");
+                    }
+                    self.current = parsed;
+                }
+            }
+        }
+        (self.current.as_ref(), self.generation)
+    }
+}
+
+fn hash(bytes: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+/// Load and validate the manifest once: what `--once` checks before anything else.
+pub fn check_spec(path: &Path) -> Result<PersistentChatPoolSpec, LocalError> {
+    let mut file = SpecFile::new(path);
+    let (spec, _) = file.load();
+    let spec = spec.map_err(Clone::clone)?.clone();
+    crate::api::validate(&spec).map_err(|violations| LocalError::Invalid {
+        path: path.display().to_string(),
+        violations,
+    })?;
+    Ok(spec)
+}
+
+/// Read a status file written by an earlier run, so that reporting (transition, salvage
+/// backups, condition times) carries over a restart. Nothing decides from it.
+pub fn read_status(path: &Path) -> Option<PersistentChatPoolStatus> {
+    let text = std::fs::read_to_string(path).ok()?;
+    match serde_saphyr::from_str(&text) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "ignoring an unreadable status file");
+            None
+        }
+    }
+}
+
+/// Write the status file atomically (YAML).
+pub fn write_status(path: &Path, status: &PersistentChatPoolStatus) -> Result<(), LocalError> {
+    let err = |reason: String| LocalError::StatusFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = serde_saphyr::to_string(status).map_err(|e| err(e.to_string()))?;
+    write_atomic(path, text.as_bytes()).map_err(|e| err(e.to_string()))
+}
+
+/// How often the manifest is checked for changes while waiting for the next pass.
+const SPEC_POLL: Duration = Duration::from_millis(200);
+
+/// Run local mode: passes until `cancel` fires (or one pass with `once`). Returns the last
+/// pass's report. With `once`, a spec that cannot be used is an error (exit 2); without it,
+/// the error goes to status and the log, and the file is watched until it is fixed.
+pub async fn run(
+    opts: &Options,
+    port: &mut dyn SqlPort,
+    cancel: CancellationToken,
+) -> Result<Option<PassReport>, LocalError> {
+    let mut spec_file = SpecFile::new(&opts.pool_file);
+    let mut publisher = FilePublisher::new(&opts.active_servers_file);
+    let mut previous = opts.status_file.as_deref().and_then(read_status);
+    let mut last = None;
+    loop {
+        let now = Timestamp::now();
+        let (spec, generation) = spec_file.load();
+        let requeue = match spec {
+            Ok(spec) => {
+                if opts.once
+                    && let Err(violations) = crate::api::validate(spec)
+                {
+                    return Err(LocalError::Invalid {
+                        path: opts.pool_file.display().to_string(),
+                        violations,
+                    });
+                }
+                let report = engine::reconcile_once(
+                    spec,
+                    Some(generation),
+                    port,
+                    &mut publisher,
+                    now,
+                    previous.as_ref(),
+                )
+                .await;
+                if let Some(path) = &opts.status_file {
+                    write_status(path, &report.status)?;
+                }
+                let requeue = report.requeue_after;
+                previous = Some(report.status.clone());
+                last = Some(report);
+                requeue
+            }
+            Err(e) => {
+                if opts.once {
+                    return Err(e.clone());
+                }
+                tracing::error!(error = %e, "the manifest cannot be used; waiting for it to change");
+                let status = engine::status::invalid_because(
+                    &e.to_string(),
+                    Some(generation),
+                    previous.as_ref(),
+                    now,
+                );
+                if let Some(path) = &opts.status_file {
+                    write_status(path, &status)?;
+                }
+                previous = Some(status);
+                engine::REQUEUE_IDLE
+            }
+        };
+        if opts.once {
+            return Ok(last);
+        }
+        tracing::debug!(
+            requeue_ms = requeue.as_millis() as u64,
+            "next pass scheduled"
+        );
+        if !wait(requeue, &spec_file, &cancel).await {
+            return Ok(last);
+        }
+    }
+}
+
+/// Sleep for `d`, waking early when the manifest changes. False when cancelled.
+async fn wait(d: Duration, spec_file: &SpecFile, cancel: &CancellationToken) -> bool {
+    let deadline = tokio::time::Instant::now() + d;
+    loop {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return true;
+        }
+        let nap = SPEC_POLL.min(deadline - now);
+        tokio::select! {
+            _ = cancel.cancelled() => return false,
+            _ = tokio::time::sleep(nap) => {}
+        }
+        if spec_file.changed() {
+            tracing::info!("the manifest changed: reconciling now");
+            return true;
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The engine and local mode over the real SqlPort (`LivePort`) against the in-process
+//! simulator: the product doing its job end to end over TDS.
+
+mod sql_support;
+
+use std::path::{Path, PathBuf};
+
+use pchat_operator::api::{PersistentChatPool, PersistentChatPoolStatus, Phase, load_pool_yaml};
+use pchat_operator::engine::sql_port::LivePort;
+use pchat_operator::local::{self, Options};
+use pchat_operator::observe::{DatabaseState, MirroringState};
+use pchat_operator::plan::Decision;
+use pchat_operator::sim::workload::{FileSource, PublishedSource};
+use tokio_util::sync::CancellationToken;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pchat-live-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The example local pool, pointed at the running simulator, as a manifest file.
+fn write_manifest(dir: &Path, live: &sql_support::Live) -> PathBuf {
+    let mut pool: PersistentChatPool =
+        load_pool_yaml(include_str!("../examples/pool-local.yaml")).unwrap();
+    pool.spec = live.spec.clone();
+    let path = dir.join("pool.yaml");
+    std::fs::write(&path, serde_saphyr::to_string(&pool).unwrap()).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_passes_over_the_live_port_bootstrap_the_simulator_to_ready() {
+    let live = sql_support::start("engine-bootstrap").await;
+    let dir = temp_dir("bootstrap");
+    let opts = Options {
+        pool_file: write_manifest(&dir, &live),
+        once: true,
+        status_file: Some(dir.join("status.yaml")),
+        active_servers_file: dir.join("active-servers.yaml"),
+    };
+    let mut port = LivePort::with_settings(live.settings.clone(), sql_support::opts());
+    let mut ran = Vec::new();
+    let mut last = None;
+    for _ in 0..40 {
+        let report = local::run(&opts, &mut port, CancellationToken::new())
+            .await
+            .unwrap()
+            .unwrap();
+        if let Some((step, result)) = &report.step_ran {
+            assert!(result.is_ok(), "{} failed: {result:?}", step.name());
+            ran.push(step.name());
+        }
+        let done = report.decision == Some(Decision::Converged);
+        last = Some(report);
+        if done {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let last = last.unwrap();
+    assert_eq!(last.decision, Some(Decision::Converged), "steps: {ran:?}");
+    let status: PersistentChatPoolStatus =
+        serde_saphyr::from_str(&std::fs::read_to_string(dir.join("status.yaml")).unwrap()).unwrap();
+    assert_eq!(status.phase, Some(Phase::Protected));
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "True", "{status:#?}");
+    let obs = last.observation.as_ref().unwrap();
+    let m = obs
+        .database("atl-sql1", "mgc")
+        .unwrap()
+        .mirroring
+        .as_ref()
+        .unwrap();
+    assert_eq!(m.state, MirroringState::Synchronized);
+    assert_eq!(
+        obs.database("dal-sql1", "mgc").unwrap().state,
+        DatabaseState::Restoring
+    );
+    let published = FileSource {
+        path: opts.active_servers_file.clone(),
+    }
+    .current()
+    .unwrap();
+    assert_eq!(published.active_servers.len(), 2);
+    // A converged pass observes once per instance and writes nothing.
+    let before = port.round_trips();
+    let report = local::run(&opts, &mut port, CancellationToken::new())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(report.step_ran.is_none());
+    let per_pass = port.round_trips() - before;
+    assert_eq!(per_pass, 4, "one observation batch per instance");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_against_live_instances_prints_the_plan_and_changes_nothing() {
+    let mut live = sql_support::start("engine-plan").await;
+    let dir = temp_dir("plan");
+    let pool = write_manifest(&dir, &live);
+    let before = live.observe().await;
+    let exe = env!("CARGO_BIN_EXE_pchat-operator");
+    let pool_arg = pool.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(exe)
+            .args(["plan", "-o", "json", "-f"])
+            .arg(&pool_arg)
+            .env("PCHAT_SQL_USERNAME", "sa")
+            .env("PCHAT_SQL_PASSWORD", sql_support::PASSWORD)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("SeedMirror"), "{stdout}");
+    let mut after = live.observe().await;
+    after.taken_at = before.taken_at;
+    assert_eq!(
+        after.instances, before.instances,
+        "plan changed an instance"
+    );
+    assert!(!dir.join("active-servers.yaml").exists(), "plan published");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Poll the status file until `pred` holds, for at most `secs` seconds.
+async fn wait_for(
+    path: &Path,
+    pred: impl Fn(&PersistentChatPoolStatus) -> bool,
+    secs: u64,
+) -> Option<PersistentChatPoolStatus> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let status: Option<PersistentChatPoolStatus> = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_saphyr::from_str(&t).ok());
+        if let Some(s) = status.filter(|s| pred(s)) {
+            return Some(s);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_primary_site_in_the_file_moves_the_live_pool_with_a_planned_switch() {
+    let live = sql_support::start("engine-switch").await;
+    let dir = temp_dir("switch");
+    let opts = Options {
+        pool_file: write_manifest(&dir, &live),
+        once: false,
+        status_file: Some(dir.join("status.yaml")),
+        active_servers_file: dir.join("active-servers.yaml"),
+    };
+    let status_path = dir.join("status.yaml");
+    let mut port = LivePort::with_settings(live.settings.clone(), sql_support::opts());
+    let cancel = CancellationToken::new();
+    let task = {
+        let (opts, cancel) = (opts.clone(), cancel.clone());
+        tokio::spawn(async move { local::run(&opts, &mut port, cancel).await })
+    };
+    let home = wait_for(
+        &status_path,
+        |s| s.phase == Some(Phase::Protected) && s.serving_site.as_deref() == Some("atlanta"),
+        60,
+    )
+    .await;
+    assert!(home.is_some(), "bootstrap did not converge");
+    let text = std::fs::read_to_string(&opts.pool_file).unwrap();
+    let edited = text.replacen("primarySite: atlanta", "primarySite: dallas", 1);
+    assert_ne!(text, edited);
+    std::fs::write(&opts.pool_file, edited).unwrap();
+    let moved = wait_for(
+        &status_path,
+        |s| s.phase == Some(Phase::Protected) && s.serving_site.as_deref() == Some("dallas"),
+        90,
+    )
+    .await
+    .expect("the switch to dallas converges");
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+    let t = moved.transition.as_ref().expect("transition reported");
+    assert_eq!((t.from.as_str(), t.to.as_str()), ("atlanta", "dallas"));
+    assert_eq!(t.kind, pchat_operator::api::TransitionKind::Planned);
+    assert!(t.tail_lsn.is_some() && t.completed_at.is_some(), "{t:?}");
+    assert_eq!(t.data_loss, None);
+    let published = FileSource {
+        path: opts.active_servers_file.clone(),
+    }
+    .current()
+    .unwrap();
+    assert!(
+        published
+            .active_servers
+            .iter()
+            .all(|s| s.starts_with("dal-")),
+        "{published:?}"
+    );
+    assert_eq!(
+        published.pool_state,
+        pchat_operator::sim::workload::PoolState::FailedOver
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
