@@ -54,6 +54,28 @@ impl<'a> Ctx<'a> {
         })
     }
 
+    /// A backup file name on `share` in the log-shipping convention, stamped with `now`; when a
+    /// file of that name is already listed anywhere in the observation, the stamp moves on a
+    /// second at a time. A BACKUP to an existing file appends a second backup set that a RESTORE
+    /// without `FILE =` never reads, so two backups must never share a name.
+    pub fn backup_path(&self, share: &str, database: &str, infix: &str, ext: &str) -> String {
+        let taken = |path: &str| {
+            self.obs
+                .backup_locations
+                .iter()
+                .flat_map(|l| l.files.iter())
+                .any(|f| f.path.eq_ignore_ascii_case(path))
+        };
+        let mut stamp = self.now;
+        loop {
+            let path = backup_path(share, database, infix, stamp, ext);
+            if !taken(&path) {
+                return path;
+            }
+            stamp += jiff::SignedDuration::from_secs(1);
+        }
+    }
+
     fn wait_unreachable(&self, site: &Site, instance: &str) -> Decision {
         Decision::Wait(WaitReason::InstanceUnreachable {
             instance: instance.to_string(),
@@ -208,4 +230,80 @@ fn overwrite_approved(cx: &Ctx, instance: &str) -> bool {
             .approve_overwrite
             .iter()
             .any(|a| a.eq_ignore_ascii_case(instance))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::{BackupFile, BackupLocation, BackupType, Lsn};
+
+    fn spec() -> PersistentChatPoolSpec {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/pool.yaml"
+        ))
+        .unwrap();
+        crate::api::load_pool_yaml(&text).unwrap().spec
+    }
+
+    fn listed(paths: &[&str], now: Timestamp) -> Observation {
+        Observation {
+            taken_at: now,
+            instances: Vec::new(),
+            backup_locations: vec![BackupLocation {
+                kind: LocationKind::Share {
+                    site: "atlanta".into(),
+                },
+                path: r"\\atl-fs\pchat-ls".into(),
+                readable: true,
+                reason: None,
+                files: paths
+                    .iter()
+                    .map(|p| BackupFile {
+                        path: p.to_string(),
+                        database: "mgc".into(),
+                        backup_type: BackupType::Log,
+                        first_lsn: Lsn(1),
+                        last_lsn: Lsn(2),
+                        database_backup_lsn: None,
+                        finished_at: now,
+                        copy_only: false,
+                        force_offline: false,
+                        server_name: "atl-sql1".into(),
+                    })
+                    .collect(),
+            }],
+            published: None,
+        }
+    }
+
+    #[test]
+    fn backup_name_taken_in_the_same_second_moves_to_the_next_free_second() {
+        let now: Timestamp = "2026-11-26T12:05:09Z".parse().unwrap();
+        let spec = spec();
+        let obs = listed(
+            &[
+                r"\\atl-fs\pchat-ls\mgc_20261126120509.trn",
+                r"\\ATL-FS\pchat-ls\MGC_20261126120510.TRN",
+            ],
+            now,
+        );
+        let cx = Ctx::new(&spec, &obs, now).unwrap();
+        assert_eq!(
+            cx.backup_path(r"\\atl-fs\pchat-ls", "mgc", "", "trn"),
+            r"\\atl-fs\pchat-ls\mgc_20261126120511.trn"
+        );
+    }
+
+    #[test]
+    fn backup_name_that_is_free_keeps_the_current_second() {
+        let now: Timestamp = "2026-11-26T12:05:09Z".parse().unwrap();
+        let spec = spec();
+        let obs = listed(&[r"\\atl-fs\pchat-ls\mgc_20261126120500.trn"], now);
+        let cx = Ctx::new(&spec, &obs, now).unwrap();
+        assert_eq!(
+            cx.backup_path(r"\\atl-fs\pchat-ls", "mgc", "", "trn"),
+            r"\\atl-fs\pchat-ls\mgc_20261126120509.trn"
+        );
+    }
 }

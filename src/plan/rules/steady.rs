@@ -109,13 +109,7 @@ pub(super) fn steady(cx: &Ctx, pi: &str) -> Decision {
     let mut salvage_wait: Option<Decision> = None;
     for (site, n, d) in &stale {
         if facts::salvage_of(cx.obs, n, cx.chat, facts::position(d)).is_none() {
-            let file = backup_path(
-                &site.backup_share,
-                cx.chat,
-                &format!("salvage_{n}_"),
-                cx.now,
-                "bak",
-            );
+            let file = cx.backup_path(&site.backup_share, cx.chat, &format!("salvage_{n}_"), "bak");
             if let Some(w) = cx.wait_share(site, n, "salvage", cx.chat, Some(file.clone())) {
                 salvage_wait = salvage_wait.or(Some(w));
                 continue;
@@ -330,11 +324,10 @@ fn mirror(cx: &Ctx, principal: &str, database: &str, is_chat: bool) -> Progress 
                 }));
             }
             if !is_chat && facts::salvage_of(cx.obs, m, database, facts::position(md)).is_none() {
-                let file = backup_path(
+                let file = cx.backup_path(
                     &cx.p.backup_share,
                     database,
                     &format!("salvage_{m}_"),
-                    cx.now,
                     "bak",
                 );
                 return Progress::Act(Decision::Step(Step::SalvageStaleCopy {
@@ -375,14 +368,8 @@ fn mirror(cx: &Ctx, principal: &str, database: &str, is_chat: bool) -> Progress 
         principal: principal.to_string(),
         mirror: m.to_string(),
         database: database.to_string(),
-        full_backup: backup_path(
-            &cx.p.backup_share,
-            database,
-            &format!("seed_{m}_"),
-            cx.now,
-            "bak",
-        ),
-        log_backup: backup_path(&cx.p.backup_share, database, "", cx.now, "trn"),
+        full_backup: cx.backup_path(&cx.p.backup_share, database, &format!("seed_{m}_"), "bak"),
+        log_backup: cx.backup_path(&cx.p.backup_share, database, "", "trn"),
     }))
 }
 
@@ -429,14 +416,8 @@ fn log_shipping(cx: &Ctx, pi: &str, pd: &DatabaseObservation) -> Progress {
         if let Some(w) = cx.wait_share(cx.p, t, "receive a seed of", cx.chat, None) {
             return Progress::Wait(w);
         }
-        let full_backup = backup_path(
-            &cx.p.backup_share,
-            cx.chat,
-            &format!("seed_{t}_"),
-            cx.now,
-            "bak",
-        );
-        let log_backup = backup_path(&cx.p.backup_share, cx.chat, "", cx.now, "trn");
+        let full_backup = cx.backup_path(&cx.p.backup_share, cx.chat, &format!("seed_{t}_"), "bak");
+        let log_backup = cx.backup_path(&cx.p.backup_share, cx.chat, "", "trn");
         return Progress::Act(Decision::Step(match td {
             Some(_) => Step::Reseed {
                 site: cx.s.name.clone(),

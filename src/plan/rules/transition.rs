@@ -132,13 +132,8 @@ fn prepare_target(cx: &Ctx, old: &str, od: &DatabaseObservation) -> Decision {
         if td.state == DatabaseState::Online {
             let salvage = facts::salvage_of(cx.obs, t, cx.chat, facts::position(td));
             if salvage.is_none() {
-                let file = backup_path(
-                    &cx.p.backup_share,
-                    cx.chat,
-                    &format!("salvage_{t}_"),
-                    cx.now,
-                    "bak",
-                );
+                let file =
+                    cx.backup_path(&cx.p.backup_share, cx.chat, &format!("salvage_{t}_"), "bak");
                 if let Some(w) = cx.wait_share(cx.p, t, "salvage", cx.chat, Some(file.clone())) {
                     return w;
                 }
@@ -165,14 +160,8 @@ fn prepare_target(cx: &Ctx, old: &str, od: &DatabaseObservation) -> Decision {
     if let Some(w) = cx.wait_share(cx.s, t, "receive a seed of", cx.chat, None) {
         return w;
     }
-    let full_backup = backup_path(
-        &cx.s.backup_share,
-        cx.chat,
-        &format!("seed_{t}_"),
-        cx.now,
-        "bak",
-    );
-    let log_backup = backup_path(&cx.s.backup_share, cx.chat, "", cx.now, "trn");
+    let full_backup = cx.backup_path(&cx.s.backup_share, cx.chat, &format!("seed_{t}_"), "bak");
+    let log_backup = cx.backup_path(&cx.s.backup_share, cx.chat, "", "trn");
     Decision::Step(match td {
         Some(_) => Step::Reseed {
             site: cx.p.name.clone(),
@@ -386,7 +375,7 @@ fn planned_before_demote(cx: &Ctx, (ci, cd): (&str, &DatabaseObservation), old: 
     if let Some(d) = remove_site_mirroring(cx, cx.s) {
         return d;
     }
-    let file = backup_path(&cx.s.backup_share, cx.chat, "", cx.now, "trn");
+    let file = cx.backup_path(&cx.s.backup_share, cx.chat, "", "trn");
     if let Some(w) = cx.wait_share(
         cx.s,
         old,
