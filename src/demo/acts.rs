@@ -11,7 +11,7 @@ use super::world::World;
 use crate::api::{DataLoss, Phase, TransitionKind};
 use crate::engine::PassReport;
 use crate::plan::{BlockReason, Decision};
-use crate::sim::faults::{Fault, FaultInjector};
+use crate::sim::faults::Fault;
 
 /// The acts' titles, in order.
 pub const TITLES: [&str; 5] = [
@@ -154,10 +154,6 @@ async fn switch(world: &mut World, act: &mut ActOutcome, to: &str) -> Result<(),
     Ok(())
 }
 
-fn inject(world: &World, fault: Fault) -> Result<(), String> {
-    world.sim.sim.inject(fault)
-}
-
 fn describe_loss(d: &DataLoss) -> String {
     format!(
         "{}s (last restored log backup: {})",
@@ -174,19 +170,13 @@ async fn forced_failover(world: &mut World, act: &mut ActOutcome) -> Result<(), 
         .map(|s| s.instances.iter().map(|i| i.name.clone()).collect())
         .unwrap_or_default();
     for instance in &atlanta {
-        inject(
-            world,
-            Fault::InstanceDown {
-                instance: instance.clone(),
-            },
-        )?;
+        world.inject(Fault::InstanceDown {
+            instance: instance.clone(),
+        })?;
     }
-    inject(
-        world,
-        Fault::ShareDown {
-            host: "atl-fs".into(),
-        },
-    )?;
+    world.inject(Fault::ShareDown {
+        host: "atl-fs".into(),
+    })?;
     let down_at = Timestamp::now();
     act.notes.push(format!(
         "{} and the atl-fs share went down at {down_at}",
@@ -253,14 +243,11 @@ async fn site_returns(world: &mut World, act: &mut ActOutcome) -> Result<(), Str
         .map(|s| s.instances.iter().map(|i| i.name.clone()).collect())
         .unwrap_or_default();
     for instance in instances {
-        inject(world, Fault::InstanceUp { instance })?;
+        world.inject(Fault::InstanceUp { instance })?;
     }
-    inject(
-        world,
-        Fault::ShareUp {
-            host: "atl-fs".into(),
-        },
-    )?;
+    world.inject(Fault::ShareUp {
+        host: "atl-fs".into(),
+    })?;
     converge(world, act, "dallas").await?;
     let salvage = world
         .status
@@ -280,6 +267,11 @@ async fn site_returns(world: &mut World, act: &mut ActOutcome) -> Result<(), Str
 /// Take the act's figures and accounting.
 async fn finish(world: &mut World, act: &mut ActOutcome, accepted_loss: &[i64]) {
     act.wall = act.started.elapsed();
+    for (n, e) in &world.events {
+        if *n == act.number {
+            act.notes.push(e.clone());
+        }
+    }
     let ended_at = Timestamp::now();
     let acked = world.acked();
     let in_act: Vec<_> = acked
