@@ -35,7 +35,11 @@ impl DemoRun {
         let mut out: Vec<String> = self
             .acts
             .iter()
-            .flat_map(|a| a.problems.iter().map(move |p| format!("act {}: {p}", a.number)))
+            .flat_map(|a| {
+                a.problems
+                    .iter()
+                    .map(move |p| format!("act {}: {p}", a.number))
+            })
             .collect();
         out.extend(self.violations.iter().map(|v| format!("safety: {v}")));
         if self.acts.len() < acts::TITLES.len() {

@@ -202,11 +202,16 @@ async fn forced_failover(world: &mut World, act: &mut ActOutcome) -> Result<(), 
             return Err(format!("blocked for another reason than data loss: {b}"));
         }
     }
-    act.loss_before = blocked.status.transition.as_ref().and_then(|t| t.data_loss.clone());
+    act.loss_before = blocked
+        .status
+        .transition
+        .as_ref()
+        .and_then(|t| t.data_loss.clone());
     match &act.loss_before {
-        Some(d) => act
-            .notes
-            .push(format!("estimated loss window before: {}", describe_loss(d))),
+        Some(d) => act.notes.push(format!(
+            "estimated loss window before: {}",
+            describe_loss(d)
+        )),
         None => return Err("status reported no data-loss estimate before the failover".into()),
     }
     world.edit(|s| s.failover.allow_data_loss = true);
@@ -219,7 +224,11 @@ async fn forced_failover(world: &mut World, act: &mut ActOutcome) -> Result<(), 
                     .is_some_and(|t| t.kind == TransitionKind::Forced && t.completed_at.is_some())
         })
         .await?;
-    act.loss_after = done.status.transition.as_ref().and_then(|t| t.data_loss.clone());
+    act.loss_after = done
+        .status
+        .transition
+        .as_ref()
+        .and_then(|t| t.data_loss.clone());
     match &act.loss_after {
         Some(d) => act
             .notes
@@ -230,7 +239,9 @@ async fn forced_failover(world: &mut World, act: &mut ActOutcome) -> Result<(), 
     // of slack for the estimate's whole-second rounding.
     let secs = act.loss_after.as_ref().map_or(0, |d| d.estimated_seconds) as i64 + 1;
     let window_start = down_at - jiff::SignedDuration::from_secs(secs);
-    act.notes.push(format!("allowed loss: messages acknowledged after {window_start}"));
+    act.notes.push(format!(
+        "allowed loss: messages acknowledged after {window_start}"
+    ));
     act.loss_window_start = Some(window_start);
     Ok(())
 }
@@ -258,8 +269,10 @@ async fn site_returns(world: &mut World, act: &mut ActOutcome) -> Result<(), Str
         return Err("status lists no salvage backup of the stale copy".into());
     }
     for s in salvage {
-        act.notes
-            .push(format!("salvage backup of {} on {}: {}", s.database, s.instance, s.file));
+        act.notes.push(format!(
+            "salvage backup of {} on {}: {}",
+            s.database, s.instance, s.file
+        ));
     }
     Ok(())
 }
@@ -280,8 +293,8 @@ async fn finish(world: &mut World, act: &mut ActOutcome, accepted_loss: &[i64]) 
         .cloned()
         .collect();
     act.acknowledged_in_act = in_act.len();
-    act.write_outage = crate::sim::workload::longest_gap(&in_act)
-        .and_then(|g| Duration::try_from(g).ok());
+    act.write_outage =
+        crate::sim::workload::longest_gap(&in_act).and_then(|g| Duration::try_from(g).ok());
     act.serving = world.serving_instance();
     let Some(serving) = act.serving.clone() else {
         act.problems

@@ -140,7 +140,12 @@ impl World {
         let published_file = dir.join("active-servers.yaml");
         let addrs = |site: &str| -> Vec<std::net::SocketAddr> {
             spec.site(site)
-                .map(|s| s.instances.iter().filter_map(|i| sim.addr(&i.name)).collect())
+                .map(|s| {
+                    s.instances
+                        .iter()
+                        .filter_map(|i| sim.addr(&i.name))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let home = spec.home_site.clone();
@@ -319,7 +324,10 @@ impl World {
         // operator's doing: step_violations above catches one a step makes, and the converged
         // check below one the operator leaves in place. This one is only reported.
         if let Some(v) = invariants::split_brain(&self.spec, obs) {
-            let e = (act, format!("observed before the operator acted on it: {v}"));
+            let e = (
+                act,
+                format!("observed before the operator acted on it: {v}"),
+            );
             if !self.events.contains(&e) {
                 self.events.push(e);
             }
@@ -344,7 +352,10 @@ impl World {
 
     /// The acknowledged messages so far.
     pub fn acked(&self) -> Vec<crate::sim::workload::Ack> {
-        self.workload.as_ref().map(|w| w.acked()).unwrap_or_default()
+        self.workload
+            .as_ref()
+            .map(|w| w.acked())
+            .unwrap_or_default()
     }
 
     /// The instance serving the chat database for the spec's primary site: the first of that
