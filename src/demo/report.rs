@@ -59,7 +59,7 @@ pub fn summary(run: &DemoRun) -> String {
     out
 }
 
-fn act_steps<'a>(steps: &'a [StepRecord], act: usize) -> impl Iterator<Item = &'a StepRecord> {
+fn act_steps(steps: &[StepRecord], act: usize) -> impl Iterator<Item = &StepRecord> {
     steps.iter().filter(move |s| s.act == act)
 }
 

@@ -376,11 +376,11 @@ impl World {
 
     /// Stop the workload and the simulator.
     pub async fn stop(mut self) -> Vec<crate::sim::workload::Ack> {
-        let acked = match self.workload.take() {
+        // The simulator's listeners close when the world is dropped (RunningSim's Drop).
+        match self.workload.take() {
             Some(w) => w.stop().await,
             None => Vec::new(),
-        };
-        acked
+        }
     }
 }
 
