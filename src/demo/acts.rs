@@ -293,8 +293,17 @@ async fn finish(world: &mut World, act: &mut ActOutcome, accepted_loss: &[i64]) 
         .cloned()
         .collect();
     act.acknowledged_in_act = in_act.len();
+    // The outage starts at the last write before the act when the act's first step drains.
+    let mut around = in_act;
+    if let Some(before) = acked
+        .iter()
+        .filter(|a| a.at < act.started_at)
+        .max_by_key(|a| a.at)
+    {
+        around.push(before.clone());
+    }
     act.write_outage =
-        crate::sim::workload::longest_gap(&in_act).and_then(|g| Duration::try_from(g).ok());
+        crate::sim::workload::longest_gap(&around).and_then(|g| Duration::try_from(g).ok());
     act.serving = world.serving_instance();
     let Some(serving) = act.serving.clone() else {
         act.problems
