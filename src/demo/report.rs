@@ -119,22 +119,41 @@ fn write_figures(out: &mut String, run: &DemoRun) {
     }
     for act in run.acts.iter().filter(|a| a.number == 2 || a.number == 3) {
         let steps: Vec<&StepRecord> = act_steps(&run.world_steps, act.number).collect();
-        let sql: Duration = steps.iter().map(|s| s.elapsed).sum();
-        let latency: Duration = steps.iter().map(|s| s.latency).sum();
-        let ratio = if latency.is_zero() {
-            "n/a".to_string()
-        } else {
-            format!("{:.2}", sql.as_secs_f64() / latency.as_secs_f64())
-        };
+        let n = act.number;
+        let whole = Path::of(&steps);
         let _ = writeln!(
             out,
-            "  act {} {}: SQL critical path {} against {} of simulator latency (ratio {ratio}); act wall time {:.1}s",
-            act.number,
+            "  act {n} {}: SQL critical path {} against {} of simulator latency (ratio {}); act wall time {:.1}s",
             act.title,
-            ms(sql),
-            ms(latency),
+            ms(whole.sql),
+            ms(whole.latency),
+            ratio(whole.sql, whole.latency),
             act.wall.as_secs_f64()
         );
+        // The switch proper: from the drain to the new site's servers being published.
+        let switch = switch_steps(&steps);
+        if let (Some(first), Some(last)) = (switch.first(), switch.last()) {
+            let p = Path::of(switch);
+            let wall = last
+                .ended
+                .saturating_duration_since(first.ended - first.elapsed);
+            let _ = writeln!(
+                out,
+                "  act {n} switch (drain to publish, {} steps): wall time {} against {} of simulator latency (ratio {}); SQL time {} (ratio {})",
+                switch.len(),
+                ms(wall),
+                ms(p.latency),
+                ratio(wall, p.latency),
+                ms(p.sql),
+                ratio(p.sql, p.latency)
+            );
+            let _ = writeln!(
+                out,
+                "  act {n}: chat write outage {} beside the switch's SQL critical path {}",
+                act.write_outage.map(ms).unwrap_or_else(|| "n/a".into()),
+                ms(p.sql)
+            );
+        }
         if let Some(changed) = act.spec_changed {
             let first_step = steps
                 .first()
@@ -145,20 +164,50 @@ fn write_figures(out: &mut String, run: &DemoRun) {
                 .map(|s| (s.ended - s.elapsed).saturating_duration_since(changed));
             let _ = writeln!(
                 out,
-                "  act {}: spec change -> first step {}, -> first SQL statement {}",
-                act.number,
+                "  act {n}: spec change -> first step {}, -> first SQL write {} (after the drain)",
                 first_step.map(ms).unwrap_or_else(|| "none".into()),
                 first_sql.map(ms).unwrap_or_else(|| "none".into()),
             );
         }
-        let _ = writeln!(
-            out,
-            "  act {}: chat write outage {} beside SQL critical path {}",
-            act.number,
-            act.write_outage.map(ms).unwrap_or_else(|| "n/a".into()),
-            ms(sql)
-        );
     }
+}
+
+/// SQL time and simulator latency summed over steps run one after the other.
+struct Path {
+    sql: Duration,
+    latency: Duration,
+}
+
+impl Path {
+    fn of(steps: &[&StepRecord]) -> Path {
+        Path {
+            sql: steps.iter().map(|s| s.elapsed).sum(),
+            latency: steps.iter().map(|s| s.latency).sum(),
+        }
+    }
+}
+
+fn ratio(a: Duration, b: Duration) -> String {
+    if b.is_zero() {
+        "n/a".to_string()
+    } else {
+        format!("{:.2}", a.as_secs_f64() / b.as_secs_f64())
+    }
+}
+
+/// The steps of a planned switch from its first step (the drain) through the publish of the
+/// new site's chat servers: the stretch chat users feel.
+fn switch_steps<'a, 'b>(steps: &'a [&'b StepRecord]) -> &'a [&'b StepRecord] {
+    let end = steps
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find(|(_, s)| {
+            matches!(&s.step, crate::plan::Step::PublishActiveServers { servers, .. } if !servers.is_empty())
+        })
+        .map(|(i, _)| i + 1)
+        .unwrap_or(0);
+    &steps[..end]
 }
 
 /// Print the summary on stdout.

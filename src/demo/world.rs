@@ -43,7 +43,7 @@ pub const LATENCY_MS: [(StatementKind, u64); 6] = [
 const RATE_PER_SERVER: f64 = 25.0;
 /// How often the loop looks again while the engine waits on something that moves by itself.
 /// Shorter than the engine's own requeue: the demo's intervals are seconds, not minutes.
-const POLL: Duration = Duration::from_millis(100);
+const POLL: Duration = Duration::from_millis(50);
 
 /// One step the engine ran.
 #[derive(Clone, Debug)]
