@@ -46,6 +46,8 @@ pub struct ActOutcome {
     pub loss_before: Option<DataLoss>,
     /// The data-loss window reported after it (act 4).
     pub loss_after: Option<DataLoss>,
+    /// Messages an earlier forced act lost inside its window, not counted as lost again.
+    pub previously_lost: usize,
     /// Messages acknowledged from this instant on may be lost (act 4).
     pub loss_window_start: Option<Timestamp>,
     /// Lines worth printing (estimates, salvage files).
@@ -71,6 +73,7 @@ impl ActOutcome {
             loss_before: None,
             loss_after: None,
             loss_window_start: None,
+            previously_lost: 0,
             notes: Vec::new(),
             problems: Vec::new(),
         }
@@ -317,6 +320,7 @@ async fn finish(world: &mut World, act: &mut ActOutcome, accepted_loss: &[i64]) 
         .unwrap_or_default();
     let mut accounting = figures::account(&acked, &ids);
     accounting.lost.retain(|id| !accepted_loss.contains(id));
+    act.previously_lost = accepted_loss.len();
     if act.planned && !accounting.lost.is_empty() {
         act.problems.push(format!(
             "{} acknowledged messages are missing from {serving} (first: {:?})",

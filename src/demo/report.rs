@@ -17,15 +17,15 @@ pub fn summary(run: &DemoRun) -> String {
     let _ = writeln!(out, "timeline (one line per step the engine ran)");
     let _ = writeln!(
         out,
-        "{:<4} {:<22} {:<8} {:>9} {:>6} {:>6} {:>10}",
+        "{:<4} {:<30} {:<8} {:>9} {:>6} {:>6} {:>10}",
         "act", "step", "site", "duration", "stmts", "writes", "sim-lat"
     );
     for s in &run.world_steps {
         let _ = writeln!(
             out,
-            "{:<4} {:<22} {:<8} {:>9} {:>6} {:>6} {:>10}{}",
+            "{:<4} {:<30} {:<8} {:>9} {:>6} {:>6} {:>10}{}",
             s.act,
-            s.step.name(),
+            step_label(&s.step),
             s.step.site(),
             ms(s.elapsed),
             s.statements_sent,
@@ -59,6 +59,16 @@ pub fn summary(run: &DemoRun) -> String {
     out
 }
 
+/// The step's name; a publish of an empty list is the drain.
+fn step_label(step: &crate::plan::Step) -> String {
+    match step {
+        crate::plan::Step::PublishActiveServers { servers, .. } if servers.is_empty() => {
+            format!("{} (drain)", step.name())
+        }
+        _ => step.name().to_string(),
+    }
+}
+
 fn act_steps(steps: &[StepRecord], act: usize) -> impl Iterator<Item = &StepRecord> {
     steps.iter().filter(move |s| s.act == act)
 }
@@ -79,12 +89,19 @@ fn write_act(out: &mut String, act: &ActOutcome, steps: &[StepRecord]) {
     if let Some(a) = &act.accounting {
         let _ = writeln!(
             out,
-            "  messages: {} acknowledged in the act; of all {} acknowledged so far, {} present on {}, {} lost",
+            "  messages: {} acknowledged in the act; of all {} acknowledged so far, {} present on {}, {} lost{}",
             act.acknowledged_in_act,
             a.acknowledged,
             a.present,
             act.serving.as_deref().unwrap_or("?"),
-            a.lost.len()
+            a.lost.len(),
+            match (act.loss_window_start, act.previously_lost) {
+                (Some(_), _) if act.problems.is_empty() => {
+                    ", every one acknowledged inside the reported window".to_string()
+                }
+                (None, n) if n > 0 => format!(" (besides {n} lost in act 4 inside its window)"),
+                _ => String::new(),
+            }
         );
     }
     for p in &act.problems {

@@ -326,7 +326,7 @@ impl World {
         if let Some(v) = invariants::split_brain(&self.spec, obs) {
             let e = (
                 act,
-                format!("observed before the operator acted on it: {v}"),
+                format!("split brain made by the returning site, before the operator acted: {v}"),
             );
             if !self.events.contains(&e) {
                 self.events.push(e);
