@@ -316,7 +316,8 @@ impl World {
     fn check(&mut self, obs: &Observation, decision: Option<&Decision>) {
         let act = self.act;
         if let Some((step, before)) = self.pending.take() {
-            for v in invariants::step_violations(&self.spec, &before, &step, obs) {
+            let after = without_returned_instances(&before, obs);
+            for v in invariants::step_violations(&self.spec, &before, &step, &after) {
                 self.violations.push(format!("act {act}: {v}"));
             }
         }
@@ -382,6 +383,20 @@ impl World {
             None => Vec::new(),
         }
     }
+}
+
+/// `after` without the databases of the instances that were unreachable in `before`: a step
+/// planned from `before` sent nothing to them (the step check says so when it did), so what
+/// they hold when they come back is the world's doing, not the step's. Without this, a site
+/// returning while a step runs would be counted as the step creating a split brain.
+fn without_returned_instances(before: &Observation, after: &Observation) -> Observation {
+    let mut masked = after.clone();
+    for i in &mut masked.instances {
+        if !before.instance(&i.name).is_some_and(|b| b.is_reachable()) {
+            i.databases.clear();
+        }
+    }
+    masked
 }
 
 /// The published state, or the installer's state while nothing was ever published: before the
