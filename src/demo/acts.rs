@@ -12,6 +12,7 @@ use crate::api::{DataLoss, Phase, TransitionKind};
 use crate::engine::PassReport;
 use crate::plan::{BlockReason, Decision};
 use crate::sim::faults::Fault;
+use crate::sim::workload::Ack;
 
 /// The acts' titles, in order.
 pub const TITLES: [&str; 5] = [
@@ -318,7 +319,21 @@ async fn finish(world: &mut World, act: &mut ActOutcome, accepted_loss: &[i64]) 
         .sim
         .message_ids(&serving, &world.spec.databases.chat)
         .unwrap_or_default();
-    let mut accounting = figures::account(&acked, &ids);
+    judge(act, &serving, &acked, &ids, accepted_loss);
+}
+
+/// The act's message accounting against the serving copy's ids, and its verdict: a planned act
+/// may lose nothing; the forced act nothing acknowledged before the window it reported.
+/// Messages an earlier forced act lost inside its window (`accepted_loss`) are not counted
+/// again.
+pub fn judge(
+    act: &mut ActOutcome,
+    serving: &str,
+    acked: &[Ack],
+    serving_ids: &[i64],
+    accepted_loss: &[i64],
+) {
+    let mut accounting = figures::account(acked, serving_ids);
     accounting.lost.retain(|id| !accepted_loss.contains(id));
     act.previously_lost = accepted_loss.len();
     if act.planned && !accounting.lost.is_empty() {
@@ -328,15 +343,78 @@ async fn finish(world: &mut World, act: &mut ActOutcome, accepted_loss: &[i64]) 
             &accounting.lost[..accounting.lost.len().min(5)]
         ));
     }
-    if let Some(start) = act.loss_window_start {
-        let outside = figures::lost_outside_window(&acked, &accounting.lost, start);
-        if !outside.is_empty() {
-            act.problems.push(format!(
-                "{} lost messages were acknowledged before the reported loss window (first: {:?})",
-                outside.len(),
-                &outside[..outside.len().min(5)]
-            ));
+    if !act.planned {
+        match act.loss_window_start {
+            Some(start) => {
+                let outside = figures::lost_outside_window(acked, &accounting.lost, start);
+                if !outside.is_empty() {
+                    act.problems.push(format!(
+                        "{} lost messages were acknowledged before the reported loss window (first: {:?})",
+                        outside.len(),
+                        &outside[..outside.len().min(5)]
+                    ));
+                }
+            }
+            None if !accounting.lost.is_empty() => act.problems.push(format!(
+                "{} acknowledged messages are missing from {serving} and no loss window was reported",
+                accounting.lost.len()
+            )),
+            None => {}
         }
     }
     act.accounting = Some(accounting);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ack(id: i64, secs: i64) -> Ack {
+        Ack {
+            id,
+            server: "atl-pc1.litwareinc.com".into(),
+            at: Timestamp::from_second(1_764_000_000 + secs).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_planned_act_missing_one_acknowledged_message_fails() {
+        let acked = [ack(1, 0), ack(2, 1)];
+        let mut act = ActOutcome::new(2);
+        judge(&mut act, "dal-sql1", &acked, &[1, 2], &[]);
+        assert!(act.problems.is_empty(), "{:?}", act.problems);
+        let mut act = ActOutcome::new(2);
+        judge(&mut act, "dal-sql1", &acked, &[1], &[]);
+        assert_eq!(act.accounting.as_ref().unwrap().lost, vec![2]);
+        assert!(
+            act.problems[0].contains("missing from dal-sql1"),
+            "{:?}",
+            act.problems
+        );
+    }
+
+    #[test]
+    fn the_forced_act_fails_only_for_losses_before_its_reported_window() {
+        let acked = [ack(1, 0), ack(2, 5), ack(3, 9)];
+        let mut act = ActOutcome::new(4);
+        act.loss_window_start = Some(Timestamp::from_second(1_764_000_004).unwrap());
+        judge(&mut act, "dal-sql1", &acked, &[1], &[]);
+        assert!(act.problems.is_empty(), "{:?}", act.problems);
+        let mut act = ActOutcome::new(4);
+        act.loss_window_start = Some(Timestamp::from_second(1_764_000_006).unwrap());
+        judge(&mut act, "dal-sql1", &acked, &[1], &[]);
+        assert!(act.problems[0].contains("before the reported loss window"));
+        let mut act = ActOutcome::new(4);
+        judge(&mut act, "dal-sql1", &acked, &[1], &[]);
+        assert!(act.problems[0].contains("no loss window was reported"));
+    }
+
+    #[test]
+    fn losses_accepted_in_the_forced_act_are_not_counted_again() {
+        let acked = [ack(1, 0), ack(2, 5), ack(3, 9)];
+        let mut act = ActOutcome::new(5);
+        judge(&mut act, "dal-sql1", &acked, &[1, 3], &[2]);
+        assert!(act.problems.is_empty(), "{:?}", act.problems);
+        assert_eq!(act.previously_lost, 1);
+    }
 }
