@@ -415,3 +415,32 @@ impl PublishedSource for InstallerThenFile {
         self.file.current()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::Reachability;
+
+    #[test]
+    fn a_copy_unreachable_when_the_step_was_planned_is_masked_in_the_after_observation() {
+        let after: Observation =
+            serde_saphyr::from_str(include_str!("../../examples/observed-installer.yaml"))
+                .expect("example observation loads");
+        let mut before = after.clone();
+        let atl1 = before
+            .instances
+            .iter_mut()
+            .find(|i| i.name == "atl-sql1")
+            .unwrap();
+        atl1.reachability = Reachability::Unreachable {
+            reason: "down".into(),
+            since: before.taken_at,
+        };
+        assert!(after.database("atl-sql1", "mgc").is_some());
+        let masked = without_returned_instances(&before, &after);
+        assert!(masked.database("atl-sql1", "mgc").is_none());
+        // Instances reachable both times keep what they hold.
+        let unchanged = without_returned_instances(&after, &after);
+        assert_eq!(unchanged, after);
+    }
+}
