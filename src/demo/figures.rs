@@ -51,14 +51,18 @@ pub struct Accounting {
     pub lost: Vec<i64>,
 }
 
-/// Check the acknowledgements `acked` against the ids on the serving copy.
+/// Check the acknowledgements `acked` against the ids on the serving copy (through
+/// [`workload::verify`](crate::sim::workload::verify)).
 pub fn account(acked: &[Ack], serving_ids: &[i64]) -> Accounting {
-    let held: BTreeSet<i64> = serving_ids.iter().copied().collect();
-    let ids: BTreeSet<i64> = acked.iter().map(|a| a.id).collect();
-    let lost: Vec<i64> = ids.difference(&held).copied().collect();
+    const SERVING: &str = "serving";
+    let report = crate::sim::workload::verify(
+        acked,
+        &BTreeMap::from([(SERVING.to_string(), serving_ids.to_vec())]),
+    );
+    let lost = report.missing.get(SERVING).cloned().unwrap_or_default();
     Accounting {
-        acknowledged: ids.len(),
-        present: ids.len() - lost.len(),
+        acknowledged: report.acknowledged,
+        present: report.acknowledged - lost.len(),
         lost,
     }
 }
