@@ -15,7 +15,9 @@ pub fn secs(d: kube::core::Duration) -> i64 {
 
 /// Whole seconds from `from` to `to` (negative when `to` is earlier).
 pub fn elapsed(from: Timestamp, to: Timestamp) -> i64 {
-    to.as_second() - from.as_second()
+    // Whole seconds actually elapsed (floored), not the difference of truncated seconds, which
+    // lets a timer such as unreachableAfter expire up to a second early.
+    (to.as_nanosecond() - from.as_nanosecond()).div_euclid(1_000_000_000) as i64
 }
 
 /// Whole seconds from `from` to `to`, rounded up, never negative.
@@ -271,5 +273,13 @@ mod elapsed_tests {
         assert_eq!(elapsed_ceil(from, from), 0);
         let later: Timestamp = "2026-11-26T13:43:30.100Z".parse().unwrap();
         assert_eq!(elapsed_ceil(from, later), 2);
+    }
+
+    #[test]
+    fn a_timer_does_not_expire_before_its_whole_seconds_have_passed() {
+        let from: Timestamp = "2026-11-26T13:43:28.900Z".parse().unwrap();
+        let to: Timestamp = "2026-11-26T13:43:30.100Z".parse().unwrap();
+        assert_eq!(elapsed(from, to), 1, "1.2 s is one whole second, not two");
+        assert_eq!(elapsed(to, from), -2);
     }
 }
