@@ -1,0 +1,169 @@
+//! Crash and resume: a planned switch atlanta -> dallas under a chat workload, with the engine
+//! dropped after every pass (each pass is a fresh engine: a new port, no connection, nothing
+//! remembered but the active-servers file and the status it wrote) and killed inside every
+//! multi-statement step, after a number of its statements chosen by the seed. The switch must
+//! converge, lose no acknowledged message, and break no safety rule at any observed instant.
+
+mod fault_support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use fault_support::{Pool, eventually, primary_of, statement_count};
+use pchat_operator::api::Phase;
+use pchat_operator::observe::MirroringState;
+use pchat_operator::plan::Decision;
+use pchat_operator::sim::workload::verify;
+
+/// SplitMix64: a small deterministic generator, so a failing seed replays exactly.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `lo..=hi`.
+    fn between(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next() % (hi - lo + 1) as u64) as usize
+    }
+}
+
+/// Prints the seed when the test panics inside it, so the failure can be replayed with
+/// `PCHAT_CRASH_SEED=<seed>`.
+struct SeedGuard(u64);
+
+impl Drop for SeedGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("crash-and-resume failed with seed {}", self.0);
+        }
+    }
+}
+
+/// What one seeded run did.
+struct Run {
+    /// (step, statements it has, statements run before the crash).
+    interrupted: Vec<(String, usize, usize)>,
+    acknowledged: usize,
+}
+
+async fn switch_with_crashes(seed: u64) -> Run {
+    let _guard = SeedGuard(seed);
+    let mut rng = Rng(seed);
+    let mut pool = fault_support::start(&format!("crash{seed}"), "5s").await;
+    pool.converge(Duration::from_secs(30)).await;
+    let workload = pool.workload();
+    eventually("the workload writes to atlanta", 10, || {
+        workload.acked().len() >= 10
+    })
+    .await;
+    let before_switch = workload.acked().len();
+
+    pool.set_primary("dallas");
+    let mut interrupted = Vec::new();
+    // Each multi-statement step is interrupted the first time it is planned (the resumed
+    // engine may plan it again: then it runs to the end, repeating what already ran).
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "seed {seed}: switch not converged; interrupted {interrupted:?}; steps: {}",
+            pool.step_names()
+        );
+        let (obs, decision) = pool.look().await;
+        if let Decision::Step(step) = &decision {
+            let n = statement_count(step, &obs);
+            if n > 1 && seen.insert(format!("{}|{}", step.name(), step.describe())) {
+                let k = rng.between(1, n - 1);
+                let ran = pool.run_partially(step, &obs, k).await;
+                interrupted.push((step.name().to_string(), n, ran));
+                // The engine died: no status written, no connection kept.
+                continue;
+            }
+        }
+        let mut port = pool.fresh_port();
+        let report = pool.pass(&mut port).await;
+        drop(port);
+        let status = &report.status;
+        if report.decision == Some(Decision::Converged)
+            && status.serving_site.as_deref() == Some("dallas")
+        {
+            assert_eq!(status.phase, Some(Phase::Protected), "{status:#?}");
+            break;
+        }
+        fault_support::pause(&report).await;
+    }
+
+    // Chat servers of dallas write again, and the mirror catches up, before the count.
+    eventually("the workload writes to dallas", 10, || {
+        workload.acked().len() >= before_switch + 10
+    })
+    .await;
+    let acked = workload.stop().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let obs = loop {
+        let (obs, _) = pool.look().await;
+        let synced = obs
+            .instances
+            .iter()
+            .flat_map(|i| &i.databases)
+            .filter_map(|d| d.mirroring.as_ref())
+            .all(|m| m.state == MirroringState::Synchronized);
+        if synced {
+            break obs;
+        }
+        assert!(Instant::now() < deadline, "mirrors not synchronized");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let primary = primary_of(&pool.spec, &obs).expect("one writable chat copy");
+    assert!(primary.starts_with("dal-"), "seed {seed}: primary {primary}");
+    let copies = pool.serving_copies("dallas");
+    assert_eq!(copies.len(), 2, "both dallas copies: {:?}", copies.keys());
+    let report = verify(&acked, &copies);
+    assert!(
+        report.nothing_lost(),
+        "seed {seed}: acknowledged messages lost: {:?}; steps: {}",
+        report.missing,
+        pool.step_names()
+    );
+    assert!(
+        pool.violations.is_empty(),
+        "seed {seed}: safety rules broken: {:#?}",
+        pool.violations
+    );
+    Run {
+        interrupted,
+        acknowledged: report.acknowledged,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_switch_under_load_resumes_and_loses_nothing_after_a_crash_anywhere() {
+    let seeds: Vec<u64> = match std::env::var("PCHAT_CRASH_SEED") {
+        Ok(s) => vec![s.parse().expect("PCHAT_CRASH_SEED is a number")],
+        Err(_) => (1..=20).collect(),
+    };
+    let mut steps_interrupted = BTreeSet::new();
+    for seed in seeds {
+        let started = Instant::now();
+        let run = switch_with_crashes(seed).await;
+        assert!(
+            !run.interrupted.is_empty(),
+            "seed {seed}: no multi-statement step was interrupted"
+        );
+        eprintln!(
+            "seed {seed}: {} acknowledged, interrupted {:?} in {:?}",
+            run.acknowledged,
+            run.interrupted,
+            started.elapsed()
+        );
+        steps_interrupted.extend(run.interrupted.into_iter().map(|(s, _, _)| s));
+    }
+    eprintln!("steps interrupted across seeds: {steps_interrupted:?}");
+}
