@@ -122,7 +122,10 @@ async fn switch_with_crashes(seed: u64) -> Run {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let primary = primary_of(&pool.spec, &obs).expect("one writable chat copy");
-    assert!(primary.starts_with("dal-"), "seed {seed}: primary {primary}");
+    assert!(
+        primary.starts_with("dal-"),
+        "seed {seed}: primary {primary}"
+    );
     let copies = pool.serving_copies("dallas");
     assert_eq!(copies.len(), 2, "both dallas copies: {:?}", copies.keys());
     let report = verify(&acked, &copies);

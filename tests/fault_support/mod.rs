@@ -17,7 +17,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use pchat_operator::api::{PersistentChatPoolSpec, PersistentChatPoolStatus, load_pool_yaml};
 use pchat_operator::engine::sql_port::LivePort;
-use pchat_operator::engine::{FilePublisher, PassReport, reconcile_once};
+use pchat_operator::engine::{FilePublisher, PassReport, StepError, StepRun, reconcile_once};
 use pchat_operator::observe::{DatabaseState, Observation};
 use pchat_operator::plan::{self, Decision, Step, invariants};
 use pchat_operator::sim::cluster::{RunningSim, with_free_ports};
@@ -47,7 +47,7 @@ pub struct Pool {
     /// Safety rules broken at some observed instant, with the pass that saw it.
     pub violations: Vec<String>,
     /// Every step the engine ran (ok or not), in order.
-    pub steps: Vec<(Step, Result<(), String>)>,
+    pub steps: Vec<(Step, Result<StepRun, StepError>)>,
     /// The last observation and the step planned from it (for `step_violations`).
     last: Option<(Observation, Option<Step>)>,
     passes: usize,
@@ -78,8 +78,11 @@ pub async fn start(name: &str, drain: &str) -> Pool {
     let sim = RunningSim::start(with_free_ports(topology), dir.join("sim"), None)
         .await
         .expect("simulator starts");
-    let yaml = include_str!("../../examples/pool-local.yaml")
-        .replacen("drainTimeout: 60s", &format!("drainTimeout: {drain}"), 1);
+    let yaml = include_str!("../../examples/pool-local.yaml").replacen(
+        "drainTimeout: 60s",
+        &format!("drainTimeout: {drain}"),
+        1,
+    );
     let mut spec = load_pool_yaml(&yaml).expect("example pool loads").spec;
     for site in &mut spec.sites {
         for inst in &mut site.instances {
@@ -144,8 +147,8 @@ impl Pool {
         let publisher = FilePublisher::new(&self.active_servers);
         let published = publisher.read().expect("active-servers file readable");
         let now = Timestamp::now();
-        let obs = pchat_operator::engine::SqlPort::observe(&mut port, &self.spec, published, now)
-            .await;
+        let obs =
+            pchat_operator::engine::SqlPort::observe(&mut port, &self.spec, published, now).await;
         let decision = plan::next(&self.spec, &obs, now);
         // Only the observation is checked: nothing is sent on this look.
         self.check(&obs, None);
@@ -169,10 +172,7 @@ impl Pool {
             self.check(obs, step.as_ref());
         }
         if let Some((step, result)) = &report.step_ran {
-            self.steps.push((
-                step.clone(),
-                result.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-            ));
+            self.steps.push((step.clone(), result.clone()));
         }
         self.status = Some(report.status.clone());
         report
@@ -212,7 +212,7 @@ impl Pool {
         self.steps
             .iter()
             .map(|(s, r)| match r {
-                Ok(()) => s.name().to_string(),
+                Ok(_) => s.name().to_string(),
                 Err(e) => format!("{} (failed: {e})", s.name()),
             })
             .collect::<Vec<_>>()
@@ -300,6 +300,29 @@ impl Pool {
         }
         k
     }
+}
+
+/// A plain client session on `database` of `instance`, as a tool other than a chat server
+/// would open (its host name is no chat server's, so the drain does not count it).
+pub async fn raw_session(
+    pool: &Pool,
+    instance: &str,
+    database: &str,
+) -> tiberius::Client<tokio_util::compat::Compat<tokio::net::TcpStream>> {
+    use tokio_util::compat::TokioAsyncWriteCompatExt;
+    let addr = pool.sim.addr(instance).unwrap();
+    let mut config = tiberius::Config::new();
+    config.host(addr.ip().to_string());
+    config.port(addr.port());
+    config.authentication(tiberius::AuthMethod::sql_server("sa", PASSWORD));
+    config.encryption(tiberius::EncryptionLevel::NotSupported);
+    config.database(database);
+    config.application_name("report-tool");
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    tiberius::Client::connect(config, tcp.compat_write())
+        .await
+        .expect("raw session logs in")
 }
 
 /// How many statements `step` is, as the executor would send it planned from `obs`.
