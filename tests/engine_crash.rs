@@ -9,10 +9,10 @@ mod fault_support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use fault_support::{Pool, eventually, primary_of, statement_count};
+use fault_support::{eventually, primary_of, statement_count};
 use pchat_operator::api::Phase;
 use pchat_operator::observe::MirroringState;
-use pchat_operator::plan::Decision;
+use pchat_operator::plan::{Decision, invariants};
 use pchat_operator::sim::workload::verify;
 
 /// SplitMix64: a small deterministic generator, so a failing seed replays exactly.
@@ -121,6 +121,8 @@ async fn switch_with_crashes(seed: u64) -> Run {
         assert!(Instant::now() < deadline, "mirrors not synchronized");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    let unmet = invariants::converged_violations(&pool.spec, &obs);
+    assert!(unmet.is_empty(), "seed {seed}: converged but {unmet:?}");
     let primary = primary_of(&pool.spec, &obs).expect("one writable chat copy");
     assert!(
         primary.starts_with("dal-"),

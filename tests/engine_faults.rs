@@ -200,6 +200,17 @@ async fn the_old_primarys_share_down_during_catch_up_makes_the_switch_wait_and_s
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let said = said.expect("status names the unreachable share");
+    let ready = said
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("a Ready condition");
+    // The reason names the share and the log backup the catch-up waits for.
+    assert_eq!(ready.status, "False");
+    assert!(
+        ready.message.contains(r"\\atl-fs\pchat-ls") && ready.message.contains(".trn"),
+        "{ready:?}"
+    );
     assert_ne!(said.phase, Some(Phase::Protected));
     pool.inject(Fault::ShareUp {
         host: "atl-fs".into(),
@@ -246,6 +257,11 @@ async fn instances_flapping_between_passes_cause_no_wrong_step_and_the_switch_co
         }
     })
     .await;
+    assert!(
+        pool.saw_unreachable >= names.len(),
+        "the engine saw each instance down: {} observations",
+        pool.saw_unreachable
+    );
     for (step, _) in &pool.steps {
         assert!(
             !matches!(

@@ -18,7 +18,7 @@ use jiff::Timestamp;
 use pchat_operator::api::{PersistentChatPoolSpec, PersistentChatPoolStatus, load_pool_yaml};
 use pchat_operator::engine::sql_port::LivePort;
 use pchat_operator::engine::{FilePublisher, PassReport, StepError, StepRun, reconcile_once};
-use pchat_operator::observe::{DatabaseState, Observation};
+use pchat_operator::observe::{DatabaseState, Observation, Reachability};
 use pchat_operator::plan::{self, Decision, Step, invariants};
 use pchat_operator::sim::cluster::{RunningSim, with_free_ports};
 use pchat_operator::sim::faults::{Fault, FaultInjector};
@@ -48,6 +48,8 @@ pub struct Pool {
     pub violations: Vec<String>,
     /// Every step the engine ran (ok or not), in order.
     pub steps: Vec<(Step, Result<StepRun, StepError>)>,
+    /// Observations that found at least one instance unreachable.
+    pub saw_unreachable: usize,
     /// The last observation and the step planned from it (for `step_violations`).
     last: Option<(Observation, Option<Step>)>,
     passes: usize,
@@ -106,6 +108,7 @@ pub async fn start(name: &str, drain: &str) -> Pool {
         generation: 1,
         violations: Vec::new(),
         steps: Vec::new(),
+        saw_unreachable: 0,
         last: None,
         passes: 0,
     }
@@ -130,6 +133,13 @@ impl Pool {
     /// Check an observation the engine (or the test) made against the safety rules.
     pub fn check(&mut self, obs: &Observation, planned: Option<&Step>) {
         self.passes += 1;
+        if obs
+            .instances
+            .iter()
+            .any(|i| i.reachability != Reachability::Reachable)
+        {
+            self.saw_unreachable += 1;
+        }
         if let Some(v) = invariants::split_brain(&self.spec, obs) {
             self.violations.push(format!("pass {}: {v}", self.passes));
         }
