@@ -172,3 +172,35 @@ async fn a_planned_switch_under_load_resumes_and_loses_nothing_after_a_crash_any
     }
     eprintln!("steps interrupted across seeds: {steps_interrupted:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_seed_stopped_between_its_two_restores_is_seeded_again_not_mirrored() {
+    let mut pool = fault_support::start("halfseed", "2s").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Bootstrap until the first mirror seed, then die after its full-backup restore.
+    let (step, obs) = loop {
+        let (obs, decision) = pool.look().await;
+        if let Decision::Step(step @ pchat_operator::plan::Step::SeedMirror { .. }) = decision {
+            break (step, obs);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no SeedMirror: {}",
+            pool.step_names()
+        );
+        let mut port = pool.fresh_port();
+        let report = pool.pass(&mut port).await;
+        fault_support::pause(&report).await;
+    };
+    assert_eq!(statement_count(&step, &obs), 3);
+    assert_eq!(pool.run_partially(&step, &obs, 2).await, 2);
+    // The copy is RESTORING at the full backup's end: SET PARTNER would answer 1478 forever.
+    let report = pool.converge(Duration::from_secs(20)).await;
+    assert_eq!(report.status.phase, Some(Phase::Protected));
+    assert!(
+        pool.steps.iter().all(|(_, r)| r.is_ok()),
+        "no step failed (no EstablishMirroring on a half-seeded copy): {}",
+        pool.step_names()
+    );
+    assert!(pool.violations.is_empty(), "{:#?}", pool.violations);
+}
