@@ -13,6 +13,8 @@ use fault_support::{eventually, primary_of, statement_count};
 use pchat_operator::api::Phase;
 use pchat_operator::observe::MirroringState;
 use pchat_operator::plan::{Decision, invariants};
+use pchat_operator::sim::faults::Fault;
+use pchat_operator::sim::server::StatementKind;
 use pchat_operator::sim::workload::verify;
 
 /// SplitMix64: a small deterministic generator, so a failing seed replays exactly.
@@ -45,10 +47,38 @@ impl Drop for SeedGuard {
     }
 }
 
+/// Added to every BACKUP and ALTER DATABASE during the switch, so that a pass killed at a random
+/// time tends to die inside a step's statements rather than after them.
+const LATENCY_MS: u64 = 25;
+
+/// Where the engine died inside a multi-statement step.
+#[derive(Debug)]
+#[allow(dead_code)] // read through Debug in the test's output
+enum Interruption {
+    /// The first `ran` of the step's `of` statements ran, then the engine died.
+    AfterStatements { step: String, of: usize, ran: usize },
+    /// The engine's pass was dropped `after_ms` into it (`finished`: it had already ended).
+    PassKilled {
+        step: String,
+        of: usize,
+        after_ms: u64,
+        finished: bool,
+    },
+}
+
+impl Interruption {
+    fn step(&self) -> &str {
+        match self {
+            Interruption::AfterStatements { step, .. } | Interruption::PassKilled { step, .. } => {
+                step
+            }
+        }
+    }
+}
+
 /// What one seeded run did.
 struct Run {
-    /// (step, statements it has, statements run before the crash).
-    interrupted: Vec<(String, usize, usize)>,
+    interrupted: Vec<Interruption>,
     acknowledged: usize,
 }
 
@@ -64,6 +94,13 @@ async fn switch_with_crashes(seed: u64) -> Run {
     .await;
     let before_switch = workload.acked().len();
 
+    // Not RESTORE or EXEC: observation reads backup headers and share listings with those.
+    for statement in [StatementKind::Backup, StatementKind::AlterDatabase] {
+        pool.inject(Fault::Latency {
+            statement,
+            millis: LATENCY_MS,
+        });
+    }
     pool.set_primary("dallas");
     let mut interrupted = Vec::new();
     // Each multi-statement step is interrupted the first time it is planned (the resumed
@@ -80,9 +117,29 @@ async fn switch_with_crashes(seed: u64) -> Run {
         if let Decision::Step(step) = &decision {
             let n = statement_count(step, &obs);
             if n > 1 && seen.insert(format!("{}|{}", step.name(), step.describe())) {
-                let k = rng.between(1, n - 1);
-                let ran = pool.run_partially(step, &obs, k).await;
-                interrupted.push((step.name().to_string(), n, ran));
+                if rng.next() % 2 == 0 {
+                    let k = rng.between(1, n - 1);
+                    let ran = pool.run_partially(step, &obs, k).await;
+                    interrupted.push(Interruption::AfterStatements {
+                        step: step.name().to_string(),
+                        of: n,
+                        ran,
+                    });
+                } else {
+                    // Kill the engine's own pass somewhere inside the step's statements
+                    // (each slowed by LATENCY): possibly mid-statement, the answer unread.
+                    let observing = pool.look_took();
+                    let ms = rng.between(0, n * LATENCY_MS as usize);
+                    let cut = observing + Duration::from_millis(ms as u64);
+                    let mut port = pool.fresh_port();
+                    let finished = pool.pass_cut(&mut port, cut).await.is_some();
+                    interrupted.push(Interruption::PassKilled {
+                        step: step.name().to_string(),
+                        of: n,
+                        after_ms: cut.as_millis() as u64,
+                        finished,
+                    });
+                }
                 // The engine died: no status written, no connection kept.
                 continue;
             }
@@ -168,7 +225,7 @@ async fn a_planned_switch_under_load_resumes_and_loses_nothing_after_a_crash_any
             run.interrupted,
             started.elapsed()
         );
-        steps_interrupted.extend(run.interrupted.into_iter().map(|(s, _, _)| s));
+        steps_interrupted.extend(run.interrupted.iter().map(|i| i.step().to_string()));
     }
     eprintln!("steps interrupted across seeds: {steps_interrupted:?}");
 }

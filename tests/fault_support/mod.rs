@@ -50,6 +50,7 @@ pub struct Pool {
     pub steps: Vec<(Step, Result<StepRun, StepError>)>,
     /// Observations that found at least one instance unreachable.
     pub saw_unreachable: usize,
+    look_took: Duration,
     /// The last observation and the step planned from it (for `step_violations`).
     last: Option<(Observation, Option<Step>)>,
     passes: usize,
@@ -109,6 +110,7 @@ pub async fn start(name: &str, drain: &str) -> Pool {
         violations: Vec::new(),
         steps: Vec::new(),
         saw_unreachable: 0,
+        look_took: Duration::ZERO,
         last: None,
         passes: 0,
     }
@@ -151,14 +153,21 @@ impl Pool {
         self.last = Some((obs.clone(), planned.cloned()));
     }
 
+    /// How long the last [`Pool::look`] took to observe.
+    pub fn look_took(&self) -> Duration {
+        self.look_took
+    }
+
     /// Observe and plan without sending anything (a look before the engine's pass).
     pub async fn look(&mut self) -> (Observation, Decision) {
+        let started = std::time::Instant::now();
         let mut port = self.fresh_port();
         let publisher = FilePublisher::new(&self.active_servers);
         let published = publisher.read().expect("active-servers file readable");
         let now = Timestamp::now();
         let obs =
             pchat_operator::engine::SqlPort::observe(&mut port, &self.spec, published, now).await;
+        self.look_took = started.elapsed();
         let decision = plan::next(&self.spec, &obs, now);
         // Only the observation is checked: nothing is sent on this look.
         self.check(&obs, None);
@@ -186,6 +195,12 @@ impl Pool {
         }
         self.status = Some(report.status.clone());
         report
+    }
+
+    /// A pass killed `after` into it, as a process dies: when it had not ended by then, nothing
+    /// of it is kept (no status, no record) and `None` is returned.
+    pub async fn pass_cut(&mut self, port: &mut LivePort, after: Duration) -> Option<PassReport> {
+        tokio::time::timeout(after, self.pass(port)).await.ok()
     }
 
     /// Passes, each with a fresh engine, until the planner says Converged; `between` runs before
