@@ -117,7 +117,7 @@ async fn switch_with_crashes(seed: u64) -> Run {
         if let Decision::Step(step) = &decision {
             let n = statement_count(step, &obs);
             if n > 1 && seen.insert(format!("{}|{}", step.name(), step.describe())) {
-                if rng.next() % 2 == 0 {
+                if rng.next().is_multiple_of(2) {
                     let k = rng.between(1, n - 1);
                     let ran = pool.run_partially(step, &obs, k).await;
                     interrupted.push(Interruption::AfterStatements {
