@@ -211,8 +211,10 @@ impl Pool {
         mut between: impl FnMut(&mut Pool, usize),
     ) -> PassReport {
         let deadline = std::time::Instant::now() + limit;
-        for n in 0.. {
+        let mut n = 0;
+        loop {
             between(self, n);
+            n += 1;
             let mut port = self.fresh_port();
             let report = self.pass(&mut port).await;
             if report.decision == Some(Decision::Converged) {
@@ -226,7 +228,6 @@ impl Pool {
             );
             pause(&report).await;
         }
-        unreachable!()
     }
 
     pub async fn converge(&mut self, limit: Duration) -> PassReport {
@@ -365,7 +366,7 @@ pub async fn pause(report: &PassReport) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
-/// The writable, ONLINE copy of the chat database, if exactly one instance holds one.
+/// The instance holding the ONLINE copy of the chat database, if exactly one does.
 pub fn primary_of(spec: &PersistentChatPoolSpec, obs: &Observation) -> Option<String> {
     let chat = &spec.databases.chat;
     let writable: Vec<&str> = obs
