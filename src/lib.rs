@@ -5,6 +5,7 @@
 //! used by the engine only; `sim` depends on nothing of the operator's.
 
 pub mod api;
+pub mod demo;
 pub mod engine;
 pub mod local;
 pub mod observe;

@@ -73,6 +73,10 @@ enum Command {
         log_format: pchat_operator::telemetry::LogFormat,
     },
 
+    /// Run the demo: a simulated two-site pool under a chat workload, bootstrapped, switched,
+    /// failed back, failed over when a site goes down, and protected again when it returns.
+    Demo,
+
     /// Run the SQL Server simulator on a topology until interrupted (Ctrl-C or SIGTERM).
     Sim {
         /// The topology YAML (see examples/sim/two-sites.yaml).
@@ -149,6 +153,7 @@ fn main() -> ExitCode {
             state_dir,
             control,
         } => sim_command(&topology, &state_dir, control),
+        Command::Demo => demo_command(),
     }
 }
 
@@ -238,6 +243,36 @@ fn sql_port(
     credentials: pchat_operator::sql::connect::Credentials,
 ) -> pchat_operator::engine::sql_port::LivePort {
     pchat_operator::engine::sql_port::LivePort::new(credentials, None)
+}
+
+/// `pchat-operator demo`: the summary on stdout; exit 1 when an act failed, a message was lost
+/// that may not be, or a safety rule broke. Logs only when `RUST_LOG` asks for them, so the
+/// summary stays readable.
+fn demo_command() -> ExitCode {
+    if std::env::var_os("RUST_LOG").is_some() {
+        pchat_operator::telemetry::init_logging(pchat_operator::telemetry::LogFormat::Plain);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(pchat_operator::demo::run()) {
+        Ok(run) => {
+            pchat_operator::demo::print_summary(&run);
+            if run.failures().is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: the demo could not start: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `pchat-operator sim`: one line per instance with its address, then serve until interrupted.

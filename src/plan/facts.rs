@@ -18,6 +18,16 @@ pub fn elapsed(from: Timestamp, to: Timestamp) -> i64 {
     to.as_second() - from.as_second()
 }
 
+/// Whole seconds from `from` to `to`, rounded up, never negative.
+pub fn elapsed_ceil(from: Timestamp, to: Timestamp) -> u64 {
+    let nanos = to.as_nanosecond() - from.as_nanosecond();
+    if nanos <= 0 {
+        0
+    } else {
+        (nanos as u128).div_ceil(1_000_000_000) as u64
+    }
+}
+
 /// Whether the instance answered this observation.
 pub fn reachable(obs: &Observation, instance: &str) -> bool {
     obs.instance(instance)
@@ -245,5 +255,21 @@ mod tests {
         let spec = spec();
         assert_eq!(pool_state_for(&spec, "atlanta"), PoolState::Normal);
         assert_eq!(pool_state_for(&spec, "dallas"), PoolState::FailedOver);
+    }
+}
+
+#[cfg(test)]
+mod elapsed_tests {
+    use super::*;
+
+    #[test]
+    fn loss_window_of_a_fraction_of_a_second_counts_as_one_second() {
+        let from: Timestamp = "2026-11-26T13:43:28.100Z".parse().unwrap();
+        let to: Timestamp = "2026-11-26T13:43:28.797Z".parse().unwrap();
+        assert_eq!(elapsed_ceil(from, to), 1);
+        assert_eq!(elapsed_ceil(to, from), 0);
+        assert_eq!(elapsed_ceil(from, from), 0);
+        let later: Timestamp = "2026-11-26T13:43:30.100Z".parse().unwrap();
+        assert_eq!(elapsed_ceil(from, later), 2);
     }
 }

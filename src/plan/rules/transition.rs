@@ -478,7 +478,8 @@ pub(crate) fn loss_estimate(
         let lss = cd.log_shipping_secondary.as_ref()?;
         Some((lss.last_restored_date?, lss.last_restored_file.clone()))
     })?;
-    Some((elapsed(reached.0, down_at).max(0) as u64, reached.1))
+    // Rounded up: an estimate of data loss must never understate it.
+    Some((facts::elapsed_ceil(reached.0, down_at), reached.1))
 }
 
 fn forced(cx: &Ctx, (ci, cd): (&str, &DatabaseObservation)) -> Decision {

@@ -1,0 +1,446 @@
+//! The demo's world: the example two-site topology running in-process on free loopback ports,
+//! the example local pool pointed at it, the chat workload following the published state, and a
+//! small engine loop over [`engine::reconcile_once`] that records every step it runs and checks
+//! the safety invariants on every observation it makes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+
+use crate::api::{PersistentChatPoolSpec, PersistentChatPoolStatus, load_pool_yaml};
+use crate::engine::sql_port::LivePort;
+use crate::engine::{self, FilePublisher, PassReport};
+use crate::observe::Observation;
+use crate::plan::{Decision, Step, invariants};
+use crate::sim::cluster::{RunningSim, with_free_ports};
+use crate::sim::server::{StatementKind, Topology};
+use crate::sim::workload::{
+    ChatServer, ChatWorkload, FileSource, PoolState, Published, PublishedSource, WorkloadConfig,
+};
+use crate::sql::connect::Credentials;
+use crate::sql::statements::{StatementContext, statements};
+
+/// The login the example topology creates.
+const USER: &str = "sa";
+/// Its password (a simulator-only credential from examples/sim/two-sites.yaml).
+const PASSWORD: &str = "Pchat-Sim-1";
+
+/// Statement latencies the demo's simulator adds, in milliseconds, so that the figures measure
+/// something: backups and restores cost tens of ms, everything else a few.
+pub const LATENCY_MS: [(StatementKind, u64); 6] = [
+    (StatementKind::Backup, 30),
+    (StatementKind::Restore, 40),
+    (StatementKind::AlterDatabase, 5),
+    (StatementKind::Exec, 3),
+    (StatementKind::Kill, 3),
+    (StatementKind::Insert, 2),
+];
+
+/// Messages per second each active chat server writes.
+const RATE_PER_SERVER: f64 = 25.0;
+/// How often the loop looks again while the engine waits on something that moves by itself.
+/// Shorter than the engine's own requeue: the demo's intervals are seconds, not minutes.
+const POLL: Duration = Duration::from_millis(50);
+
+/// One step the engine ran.
+#[derive(Clone, Debug)]
+pub struct StepRecord {
+    pub act: usize,
+    pub step: Step,
+    /// When the pass that ran it ended.
+    pub ended: Instant,
+    pub elapsed: Duration,
+    pub statements_sent: u64,
+    pub writes: u64,
+    /// The sum of the simulator's latencies over the statements the step is made of.
+    pub latency: Duration,
+    pub error: Option<String>,
+}
+
+/// Round trips and writes of one pass that found the pool converged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvergedPass {
+    pub round_trips: u64,
+    pub writes: u64,
+    pub reachable: usize,
+}
+
+/// Everything the demo runs.
+pub struct World {
+    pub sim: RunningSim,
+    pub spec: PersistentChatPoolSpec,
+    pub port: LivePort,
+    pub publisher: FilePublisher,
+    pub workload: Option<ChatWorkload>,
+    pub status: Option<PersistentChatPoolStatus>,
+    pub generation: i64,
+    pub steps: Vec<StepRecord>,
+    pub violations: Vec<String>,
+    pub converged_passes: Vec<ConvergedPass>,
+    pub last: Option<PassReport>,
+    pub act: usize,
+    /// What the loop noticed that is not a violation, by act.
+    pub events: Vec<(usize, String)>,
+    latency: BTreeMap<StatementKind, u64>,
+    /// The step of the previous pass and the observation it was planned from, checked against
+    /// the next observation.
+    pending: Option<(Step, Observation)>,
+    dir: PathBuf,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The example pool with the demo's short intervals (seconds where the example says minutes).
+fn demo_pool_yaml() -> String {
+    include_str!("../../examples/pool-local.yaml")
+        .replace("backupInterval: 5m", "backupInterval: 2s")
+        .replace("rpoTarget: 15m", "rpoTarget: 30s")
+        .replace("drainTimeout: 60s", "drainTimeout: 2s")
+        .replace("unreachableAfter: 60s", "unreachableAfter: 2s")
+        .replace("connect: 5s", "connect: 2s")
+        .replace("command: 2m", "command: 30s")
+}
+
+impl World {
+    /// Start the simulator, point the pool at it and start the workload (which writes once
+    /// something is published, or, before that, as the installer left it: the home site's
+    /// chat servers on the home site).
+    pub async fn start() -> Result<World, String> {
+        let dir = std::env::temp_dir().join(format!(
+            "pchat-demo-{}-{}",
+            std::process::id(),
+            Timestamp::now().as_nanosecond()
+        ));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let mut topology = Topology::from_yaml(include_str!("../../examples/sim/two-sites.yaml"))?;
+        topology.latency = LATENCY_MS.into_iter().collect();
+        let latency = topology.latency.clone();
+        let sim = RunningSim::start(with_free_ports(topology), dir.join("sim"), None).await?;
+        let mut spec = load_pool_yaml(&demo_pool_yaml())
+            .map_err(|e| format!("the demo pool does not load: {e}"))?
+            .spec;
+        for site in &mut spec.sites {
+            for inst in &mut site.instances {
+                let addr = sim
+                    .addr(&inst.name)
+                    .ok_or_else(|| format!("{} is not in the topology", inst.name))?;
+                inst.host = addr.ip().to_string();
+                inst.port = addr.port();
+            }
+        }
+        crate::api::validate(&spec).map_err(|v| format!("the demo pool is invalid:\n{v}"))?;
+        let published_file = dir.join("active-servers.yaml");
+        let addrs = |site: &str| -> Vec<std::net::SocketAddr> {
+            spec.site(site)
+                .map(|s| {
+                    s.instances
+                        .iter()
+                        .filter_map(|i| sim.addr(&i.name))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let home = spec.home_site.clone();
+        let other = spec
+            .sites
+            .iter()
+            .find(|s| s.name != home)
+            .map(|s| s.name.clone())
+            .ok_or("the pool has one site")?;
+        let workload = ChatWorkload::start(WorkloadConfig {
+            servers: spec
+                .sites
+                .iter()
+                .flat_map(|s| &s.chat_servers)
+                .map(|fqdn| ChatServer { fqdn: fqdn.clone() })
+                .collect(),
+            home_site: addrs(&home),
+            other_site: addrs(&other),
+            database: spec.databases.chat.clone(),
+            user: USER.into(),
+            password: PASSWORD.into(),
+            rate_per_server: RATE_PER_SERVER,
+            backoff: Duration::from_millis(100),
+            request_timeout: Duration::from_secs(2),
+            first_id: 1,
+            source: Arc::new(InstallerThenFile {
+                file: FileSource {
+                    path: published_file.clone(),
+                },
+                installer: Published {
+                    active_servers: spec
+                        .site(&home)
+                        .map(|s| s.chat_servers.clone())
+                        .unwrap_or_default(),
+                    pool_state: PoolState::Normal,
+                },
+            }),
+        });
+        let port = LivePort::new(Credentials::new(USER, PASSWORD), None);
+        Ok(World {
+            sim,
+            spec,
+            port,
+            publisher: FilePublisher::new(published_file),
+            workload: Some(workload),
+            status: None,
+            generation: 1,
+            steps: Vec::new(),
+            violations: Vec::new(),
+            converged_passes: Vec::new(),
+            last: None,
+            act: 0,
+            events: Vec::new(),
+            latency,
+            pending: None,
+            dir,
+        })
+    }
+
+    /// Inject a fault into the simulator. The next observation then reflects the world's
+    /// change too, so it is not held against the step the previous pass ran.
+    pub fn inject(&mut self, fault: crate::sim::faults::Fault) -> Result<(), String> {
+        use crate::sim::faults::FaultInjector;
+        self.pending = None;
+        self.sim.sim.inject(fault)
+    }
+
+    /// Change the spec, as an edited manifest would (a new generation).
+    pub fn edit(&mut self, change: impl FnOnce(&mut PersistentChatPoolSpec)) {
+        change(&mut self.spec);
+        self.generation += 1;
+    }
+
+    /// Run passes until `done` holds for a pass's report, for at most `limit`. A step that
+    /// fails for good ends the act with its error.
+    pub async fn drive(
+        &mut self,
+        limit: Duration,
+        done: impl Fn(&PassReport) -> bool,
+    ) -> Result<PassReport, String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let report = self.pass().await;
+            if let Some((step, Err(e))) = &report.step_ran
+                && !e.retryable
+            {
+                return Err(format!("{} failed: {e}", step.name()));
+            }
+            if done(&report) {
+                return Ok(report);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "not done after {}s: phase {:?}, last decision: {}",
+                    limit.as_secs(),
+                    report.status.phase,
+                    report
+                        .decision
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_else(|| "none".into())
+                ));
+            }
+            // A step just ran: look again at once. Otherwise the engine waits on something
+            // that moves by itself (drain, mirroring, an agent job).
+            if report.step_ran.is_none() {
+                tokio::time::sleep(POLL.min(report.requeue_after)).await;
+            }
+        }
+    }
+
+    /// One engine pass, recorded and checked.
+    async fn pass(&mut self) -> PassReport {
+        let trips_before = self.port.round_trips();
+        let report = engine::reconcile_once(
+            &self.spec,
+            Some(self.generation),
+            &mut self.port,
+            &mut self.publisher,
+            Timestamp::now(),
+            self.status.as_ref(),
+        )
+        .await;
+        let ended = Instant::now();
+        if let Some(obs) = &report.observation {
+            self.check(obs, report.decision.as_ref());
+            if report.decision == Some(Decision::Converged) {
+                self.converged_passes.push(ConvergedPass {
+                    round_trips: self.port.round_trips() - trips_before,
+                    writes: 0,
+                    reachable: obs.instances.iter().filter(|i| i.is_reachable()).count(),
+                });
+            }
+        }
+        if let Some((step, result)) = &report.step_ran {
+            let latency = report
+                .observation
+                .as_ref()
+                .map(|obs| self.latency_of(step, obs))
+                .unwrap_or_default();
+            let (elapsed, sent, writes, error) = match result {
+                Ok(r) => (r.elapsed, r.statements_sent, r.writes, None),
+                Err(e) => (Duration::ZERO, 0, 0, Some(e.to_string())),
+            };
+            self.steps.push(StepRecord {
+                act: self.act,
+                step: step.clone(),
+                ended,
+                elapsed,
+                statements_sent: sent,
+                writes,
+                latency,
+                error,
+            });
+            if result.is_ok()
+                && let Some(obs) = &report.observation
+            {
+                self.pending = Some((step.clone(), obs.clone()));
+            }
+        }
+        self.status = Some(report.status.clone());
+        self.last = Some(report.clone());
+        report
+    }
+
+    /// The safety invariants on this observation, and on the step of the previous pass
+    /// against it.
+    fn check(&mut self, obs: &Observation, decision: Option<&Decision>) {
+        let act = self.act;
+        if let Some((step, before)) = self.pending.take() {
+            let after = without_returned_instances(&before, obs);
+            for v in invariants::step_violations(&self.spec, &before, &step, &after) {
+                self.violations.push(format!("act {act}: {v}"));
+            }
+        }
+        // A split brain the world made (an old primary coming back writable) is not the
+        // operator's doing: step_violations above catches one a step makes, and the converged
+        // check below one the operator leaves in place. This one is only reported.
+        if let Some(v) = invariants::split_brain(&self.spec, obs) {
+            let e = (
+                act,
+                format!("split brain made by the returning site, before the operator acted: {v}"),
+            );
+            if !self.events.contains(&e) {
+                self.events.push(e);
+            }
+        }
+        if decision == Some(&Decision::Converged) {
+            for v in invariants::converged_violations(&self.spec, obs) {
+                self.violations
+                    .push(format!("act {act}: converged but {v}"));
+            }
+        }
+    }
+
+    /// The sum of the simulator's latencies over the statements a step is made of (as
+    /// `sql::statements` renders them for this observation).
+    fn latency_of(&self, step: &Step, obs: &Observation) -> Duration {
+        let ctx = StatementContext::from_observation(obs);
+        statements(step, &ctx)
+            .iter()
+            .map(|s| super::figures::latency_of_batch(&s.sql, &self.latency))
+            .sum()
+    }
+
+    /// The acknowledged messages so far.
+    pub fn acked(&self) -> Vec<crate::sim::workload::Ack> {
+        self.workload
+            .as_ref()
+            .map(|w| w.acked())
+            .unwrap_or_default()
+    }
+
+    /// The instance serving the chat database for the spec's primary site: the first of that
+    /// site whose copy is ONLINE.
+    pub fn serving_instance(&self) -> Option<String> {
+        let site = self.spec.site(&self.spec.primary_site)?;
+        site.instances
+            .iter()
+            .find(|i| {
+                self.sim
+                    .sim
+                    .database_state(&i.name, &self.spec.databases.chat)
+                    .as_deref()
+                    == Some("ONLINE")
+            })
+            .map(|i| i.name.clone())
+    }
+
+    /// Stop the workload and the simulator.
+    pub async fn stop(mut self) -> Vec<crate::sim::workload::Ack> {
+        // The simulator's listeners close when the world is dropped (RunningSim's Drop).
+        match self.workload.take() {
+            Some(w) => w.stop().await,
+            None => Vec::new(),
+        }
+    }
+}
+
+/// `after` without the databases of the instances that were unreachable in `before`: a step
+/// planned from `before` sent nothing to them (the step check says so when it did), so what
+/// they hold when they come back is the world's doing, not the step's. Without this, a site
+/// returning while a step runs would be counted as the step creating a split brain.
+fn without_returned_instances(before: &Observation, after: &Observation) -> Observation {
+    let mut masked = after.clone();
+    for i in &mut masked.instances {
+        if !before.instance(&i.name).is_some_and(|b| b.is_reachable()) {
+            i.databases.clear();
+        }
+    }
+    masked
+}
+
+/// The published state, or the installer's state while nothing was ever published: before the
+/// operator publishes anything the home site's chat servers run against the home site, as the
+/// installer left them.
+struct InstallerThenFile {
+    file: FileSource,
+    installer: Published,
+}
+
+impl PublishedSource for InstallerThenFile {
+    fn current(&self) -> Result<Published, String> {
+        if !self.file.path.exists() {
+            return Ok(self.installer.clone());
+        }
+        self.file.current()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::Reachability;
+
+    #[test]
+    fn a_copy_unreachable_when_the_step_was_planned_is_masked_in_the_after_observation() {
+        let after: Observation =
+            serde_saphyr::from_str(include_str!("../../examples/observed-installer.yaml"))
+                .expect("example observation loads");
+        let mut before = after.clone();
+        let atl1 = before
+            .instances
+            .iter_mut()
+            .find(|i| i.name == "atl-sql1")
+            .unwrap();
+        atl1.reachability = Reachability::Unreachable {
+            reason: "down".into(),
+            since: before.taken_at,
+        };
+        assert!(after.database("atl-sql1", "mgc").is_some());
+        let masked = without_returned_instances(&before, &after);
+        assert!(masked.database("atl-sql1", "mgc").is_none());
+        // Instances reachable both times keep what they hold.
+        let unchanged = without_returned_instances(&after, &after);
+        assert_eq!(unchanged, after);
+    }
+}
