@@ -19,8 +19,11 @@ pub(crate) fn stale_copies<'a>(
         .collect()
 }
 
-/// Whether a backup taken on a primary-site instance after the primary's fork ends exactly
-/// at `redo`: the copy was seeded (or log-shipped) from this primary's lineage.
+/// Whether a LOG backup taken on a primary-site instance after the primary's fork ends exactly
+/// at `redo`: the copy was seeded (or log-shipped) from this primary's lineage. Only a log
+/// backup counts: a copy whose last restore was the seed's full backup (a seed stopped between
+/// its two restores) cannot join a mirroring session (SET PARTNER answers 1478 on every try),
+/// so it is seeded again.
 fn seeded_from_primary(cx: &Ctx, pd: &DatabaseObservation, database: &str, redo: Lsn) -> bool {
     if pd.lsn.fork_point.is_some_and(|f| redo < f) || redo > facts::position(pd) {
         return false;
@@ -28,6 +31,7 @@ fn seeded_from_primary(cx: &Ctx, pd: &DatabaseObservation, database: &str, redo:
     let p_names = facts::names(cx.p);
     facts::share_files(cx.obs, &cx.p.name).iter().any(|f| {
         f.database.eq_ignore_ascii_case(database)
+            && f.backup_type == BackupType::Log
             && f.last_lsn == redo
             && p_names
                 .iter()
