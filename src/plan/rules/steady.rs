@@ -84,10 +84,19 @@ fn ls_target<'a>(cx: &Ctx<'a>, pd: &DatabaseObservation) -> Option<(&'a str, boo
     }) {
         return Some((n, true));
     }
+    // Nothing to continue from: seed the first instance in spec order, so the choice does not
+    // depend on which instance answered first after an outage. An earlier instance that is
+    // unreachable is waited for (the caller waits on an unreachable target) until it has been
+    // down for `unreachableAfter`; then the next one is used.
+    let patience = facts::secs(cx.spec.failover.unreachable_after);
     names
         .iter()
         .copied()
-        .find(|n| reachable(cx.obs, n))
+        .find(|n| {
+            reachable(cx.obs, n)
+                || facts::unreachable_since(cx.obs, n)
+                    .is_none_or(|since| facts::elapsed(since, cx.now) < patience)
+        })
         .map(|n| (n, false))
 }
 
