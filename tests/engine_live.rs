@@ -97,6 +97,27 @@ async fn local_passes_over_the_live_port_bootstrap_the_simulator_to_ready() {
     assert!(report.step_ran.is_none());
     let per_pass = port.round_trips() - before;
     assert_eq!(per_pass, 4, "one observation batch per instance");
+    // The bootstrap wrote (BACKUP/RESTORE/ALTER DATABASE/log-shipping procedures), and the
+    // simulator's statement log says so; the converged pass after it wrote nothing.
+    let operator_writes = |sim: &pchat_operator::sim::server::Simulator| -> usize {
+        ["atl-sql1", "atl-sql2", "dal-sql1", "dal-sql2"]
+            .iter()
+            .flat_map(|i| sim.statement_log(i))
+            .filter(|st| st.program_name == "pchat-operator" && st.writes)
+            .count()
+    };
+    let writes_after_bootstrap = operator_writes(&live.sim.sim);
+    assert!(writes_after_bootstrap > 10, "{writes_after_bootstrap}");
+    let report = local::run(&opts, &mut port, CancellationToken::new())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(report.step_ran.is_none());
+    assert_eq!(
+        operator_writes(&live.sim.sim),
+        writes_after_bootstrap,
+        "a converged pass sent a write"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -133,6 +154,17 @@ async fn plan_against_live_instances_prints_the_plan_and_changes_nothing() {
         "plan changed an instance"
     );
     assert!(!dir.join("active-servers.yaml").exists(), "plan published");
+    // The simulator's statement log: the plan command's sessions ran statements, none a write.
+    let mut sent = 0;
+    for instance in ["atl-sql1", "atl-sql2", "dal-sql1", "dal-sql2"] {
+        for st in live.sim.sim.statement_log(instance) {
+            if st.program_name == "pchat-operator" {
+                sent += 1;
+                assert!(!st.writes, "plan sent a write to {instance}: {}", st.text);
+            }
+        }
+    }
+    assert!(sent > 0, "the statement log saw the observation batches");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

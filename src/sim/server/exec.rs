@@ -17,6 +17,7 @@ use super::errors::{self as e, Failure, SqlError};
 use super::logship;
 use super::mirroring;
 use super::model::{Access, Database, DbState, Instance, Message, SessionInfo, State, now};
+use super::model::{LoggedStatement, STATEMENT_LOG_CAP};
 use super::parse::parse_batch;
 use super::paths;
 use super::query::{self, QueryCtx};
@@ -112,6 +113,49 @@ fn kind_of(stmt: &Stmt) -> Option<StatementKind> {
         Stmt::Kill { .. } => StatementKind::Kill,
         _ => return None,
     })
+}
+
+/// Whether a statement can change state (see `LoggedStatement::writes`). IF and blocks are
+/// not writes themselves: the statements they expand to are logged one by one.
+fn writes(stmt: &Stmt) -> bool {
+    const READ_ONLY_PROCEDURES: &[&str] = &["sp_who", "sp_who2", "xp_dirtree"];
+    match stmt {
+        Stmt::Select { .. }
+        | Stmt::Use { .. }
+        | Stmt::Declare { .. }
+        | Stmt::SetVar { .. }
+        | Stmt::SetOption
+        | Stmt::WaitFor { .. }
+        | Stmt::Print(_)
+        | Stmt::If { .. }
+        | Stmt::Block(_) => false,
+        Stmt::Restore { kind, .. } => matches!(kind, RestoreKind::Database | RestoreKind::Log),
+        Stmt::Exec { procedure, .. } => !procedure.last().is_some_and(|p| {
+            READ_ONLY_PROCEDURES
+                .iter()
+                .any(|r| p.eq_ignore_ascii_case(r))
+        }),
+        _ => true,
+    }
+}
+
+fn log_statement(inst: &mut Instance, spid: i16, st: &Located) {
+    let (host_name, program_name) = inst
+        .sessions
+        .get(&spid)
+        .map(|s| (s.host_name.clone(), s.program_name.clone()))
+        .unwrap_or_default();
+    if inst.statement_log.len() >= STATEMENT_LOG_CAP {
+        inst.statement_log.pop_front();
+    }
+    inst.statement_log.push_back(LoggedStatement {
+        at: now(),
+        session_id: spid,
+        host_name,
+        program_name,
+        text: st.text.clone(),
+        writes: writes(&st.stmt),
+    });
 }
 
 /// Result of one statement: outputs, and whether the batch stops.
@@ -264,6 +308,7 @@ impl Simulator {
                     s.last_request = now();
                 }
                 let server = state.instances[inst].name.clone();
+                log_statement(&mut state.instances[inst], spid, &st);
                 let res = match take_fail_rule(&mut state, &server, &st.text) {
                     Some(err) => Err(vec![err]),
                     None => match &st.stmt {

@@ -14,6 +14,7 @@ mod lexer;
 mod logship;
 mod mirroring;
 mod model;
+pub use model::LoggedStatement;
 mod parse;
 mod paths;
 mod query;
@@ -123,6 +124,7 @@ impl Simulator {
                 next_spid: 51,
                 msdb: Msdb::default(),
                 sqlite,
+                statement_log: Default::default(),
             });
             up.insert(def.name.to_ascii_lowercase(), watch::channel(true).0);
         }
@@ -189,6 +191,15 @@ impl Simulator {
             .iter()
             .map(|i| (i.name.clone(), i.site.clone(), i.listen.clone()))
             .collect()
+    }
+
+    /// The statements an instance ran, oldest first (at most the last 50,000): what a test
+    /// checks to prove that a client sent no write.
+    pub fn statement_log(&self, instance: &str) -> Vec<model::LoggedStatement> {
+        self.lock()
+            .inst(instance)
+            .map(|i| i.statement_log.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Whether an instance is up (its listener should accept connections).

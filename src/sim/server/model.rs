@@ -435,6 +435,27 @@ pub struct Instance {
     pub next_spid: i16,
     pub msdb: Msdb,
     pub sqlite: rusqlite::Connection,
+    /// Every statement run on this instance, newest last, at most `STATEMENT_LOG_CAP`.
+    pub statement_log: std::collections::VecDeque<LoggedStatement>,
+}
+
+/// How many statements an instance's log keeps (the oldest are dropped first).
+pub const STATEMENT_LOG_CAP: usize = 50_000;
+
+/// One statement as the instance ran it: who sent it and whether it can change anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedStatement {
+    pub at: NaiveDateTime,
+    pub session_id: i16,
+    pub host_name: String,
+    pub program_name: String,
+    /// The statement's text as sent.
+    pub text: String,
+    /// False only for statements that cannot change state: SELECT, RESTORE HEADERONLY /
+    /// FILELISTONLY / VERIFYONLY, USE, DECLARE/SET of variables, PRINT, WAITFOR, and the
+    /// read-only procedures (sp_who, sp_who2, xp_dirtree). Every other procedure counts as a
+    /// write.
+    pub writes: bool,
 }
 
 impl Instance {
