@@ -431,47 +431,6 @@ impl Conn {
         self.finish(sets, error).await
     }
 
-    /// Run and insist on no error.
-    pub async fn ok(&self, sql: &str) -> Outcome {
-        let o = self.exec(sql).await;
-        assert!(errors(&o).is_empty(), "{sql}\n=> {:?}", error_texts(&o));
-        o
-    }
-
-    /// Run and return the error numbers (must fail).
-    pub async fn err(&self, sql: &str) -> Vec<i32> {
-        let o = self.exec(sql).await;
-        let e = errors(&o);
-        assert!(!e.is_empty(), "{sql} was expected to fail");
-        e
-    }
-
-    pub async fn rows(&self, sql: &str) -> Vec<Vec<Value>> {
-        let o = self.ok(sql).await;
-        result_sets(&o).pop().expect("a result set").rows
-    }
-
-    pub async fn scalar(&self, sql: &str) -> Value {
-        self.rows(sql).await.remove(0).remove(0)
-    }
-
-    pub async fn text(&self, sql: &str) -> String {
-        match self.scalar(sql).await {
-            Value::NVarChar(s) => s,
-            other => panic!("{sql}: expected text, got {other:?}"),
-        }
-    }
-
-    pub async fn int(&self, sql: &str) -> i128 {
-        match self.scalar(sql).await {
-            Value::Int(i) => i as i128,
-            Value::BigInt(i) => i as i128,
-            Value::Numeric(n) => n,
-            Value::Bit(b) => b as i128,
-            other => panic!("{sql}: expected a number, got {other:?}"),
-        }
-    }
-
     /// `sp_executesql` as tiberius sends it: the parameters must be named `@P1..@Pn` in order.
     pub async fn rpc_sql(&self, statement: &str, params: Vec<(&str, Value)>) -> Outcome {
         for (i, (name, _)) in params.iter().enumerate() {
@@ -561,6 +520,67 @@ fn to_sql(v: Value) -> Box<dyn ToSql> {
     }
 }
 
+/// The assertions every test makes on a session, over TDS ([`Conn`]) or directly on the model
+/// ([`DirectConn`]): each only needs `exec`.
+#[allow(async_fn_in_trait)] // test helpers, awaited in place, never spawned
+pub trait RunSql {
+    /// Run a SQL batch.
+    async fn exec(&self, sql: &str) -> Outcome;
+
+    /// Run and insist on no error.
+    async fn ok(&self, sql: &str) -> Outcome {
+        let o = self.exec(sql).await;
+        assert!(errors(&o).is_empty(), "{sql}\n=> {:?}", error_texts(&o));
+        o
+    }
+
+    /// Run and return the error numbers (must fail).
+    async fn err(&self, sql: &str) -> Vec<i32> {
+        let o = self.exec(sql).await;
+        let e = errors(&o);
+        assert!(!e.is_empty(), "{sql} was expected to fail");
+        e
+    }
+
+    async fn rows(&self, sql: &str) -> Vec<Vec<Value>> {
+        let o = self.ok(sql).await;
+        result_sets(&o).pop().expect("a result set").rows
+    }
+
+    async fn scalar(&self, sql: &str) -> Value {
+        self.rows(sql).await.remove(0).remove(0)
+    }
+
+    async fn text(&self, sql: &str) -> String {
+        match self.scalar(sql).await {
+            Value::NVarChar(s) => s,
+            other => panic!("{sql}: expected text, got {other:?}"),
+        }
+    }
+
+    async fn int(&self, sql: &str) -> i128 {
+        match self.scalar(sql).await {
+            Value::Int(i) => i as i128,
+            Value::BigInt(i) => i as i128,
+            Value::Numeric(n) => n,
+            Value::Bit(b) => b as i128,
+            other => panic!("{sql}: expected a number, got {other:?}"),
+        }
+    }
+}
+
+impl RunSql for Conn {
+    async fn exec(&self, sql: &str) -> Outcome {
+        Conn::exec(self, sql).await
+    }
+}
+
+impl RunSql for DirectConn {
+    async fn exec(&self, sql: &str) -> Outcome {
+        DirectConn::exec(self, sql).await
+    }
+}
+
 fn bind(cmd: &mut Command<'static>, name: String, v: Value, output: bool) {
     macro_rules! put {
         ($x:expr) => {
@@ -620,47 +640,6 @@ impl DirectConn {
         self.backend
             .batch(&self.session, sql.to_string(), CancellationToken::new())
             .await
-    }
-
-    /// Run and insist on no error.
-    pub async fn ok(&self, sql: &str) -> Outcome {
-        let o = self.exec(sql).await;
-        assert!(errors(&o).is_empty(), "{sql}\n=> {:?}", error_texts(&o));
-        o
-    }
-
-    /// Run and return the error numbers (must fail).
-    pub async fn err(&self, sql: &str) -> Vec<i32> {
-        let o = self.exec(sql).await;
-        let e = errors(&o);
-        assert!(!e.is_empty(), "{sql} was expected to fail");
-        e
-    }
-
-    pub async fn rows(&self, sql: &str) -> Vec<Vec<Value>> {
-        let o = self.ok(sql).await;
-        result_sets(&o).pop().expect("a result set").rows
-    }
-
-    pub async fn scalar(&self, sql: &str) -> Value {
-        self.rows(sql).await.remove(0).remove(0)
-    }
-
-    pub async fn text(&self, sql: &str) -> String {
-        match self.scalar(sql).await {
-            Value::NVarChar(s) => s,
-            other => panic!("{sql}: expected text, got {other:?}"),
-        }
-    }
-
-    pub async fn int(&self, sql: &str) -> i128 {
-        match self.scalar(sql).await {
-            Value::Int(i) => i as i128,
-            Value::BigInt(i) => i as i128,
-            Value::Numeric(n) => n,
-            Value::Bit(b) => b as i128,
-            other => panic!("{sql}: expected a number, got {other:?}"),
-        }
     }
 
     pub async fn rpc_sql(&self, statement: &str, params: Vec<(&str, Value)>) -> Outcome {
