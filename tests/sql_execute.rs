@@ -210,22 +210,6 @@ async fn database_in_use_during_the_tail_log_backup_is_answered_by_kill_and_retr
     assert!(after.is_err(), "the chat session was killed");
 }
 
-async fn admin_client(
-    addr: std::net::SocketAddr,
-) -> tiberius::Client<tokio_util::compat::Compat<tokio::net::TcpStream>> {
-    use tokio_util::compat::TokioAsyncWriteCompatExt;
-    let mut config = tiberius::Config::new();
-    config.host(addr.ip().to_string());
-    config.port(addr.port());
-    config.authentication(tiberius::AuthMethod::sql_server("sa", PASSWORD));
-    config.encryption(tiberius::EncryptionLevel::NotSupported);
-    config.application_name("admin");
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tiberius::Client::connect(config, tcp.compat_write())
-        .await
-        .unwrap()
-}
-
 async fn chat_client(
     addr: std::net::SocketAddr,
     host: &str,

@@ -249,22 +249,6 @@ async fn planning_against_live_instances_changes_nothing() {
     assert_eq!(live.sim.sim.describe(), described);
 }
 
-async fn admin_client(
-    addr: std::net::SocketAddr,
-) -> tiberius::Client<tokio_util::compat::Compat<tokio::net::TcpStream>> {
-    use tokio_util::compat::TokioAsyncWriteCompatExt;
-    let mut config = tiberius::Config::new();
-    config.host(addr.ip().to_string());
-    config.port(addr.port());
-    config.authentication(tiberius::AuthMethod::sql_server("sa", PASSWORD));
-    config.encryption(tiberius::EncryptionLevel::NotSupported);
-    config.application_name("admin");
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tiberius::Client::connect(config, tcp.compat_write())
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn observe_and_run_step_can_run_on_spawned_tasks() {
     fn assert_send<T: Send>(_: &T) {}

@@ -187,3 +187,20 @@ pub fn mirrors_synchronized(obs: &Observation) -> bool {
         .filter_map(|d| d.mirroring.as_ref())
         .all(|m| m.state == MirroringState::Synchronized)
 }
+
+/// A plain `sa` client named "admin" (not the operator), for a test's own look or session.
+pub async fn admin_client(
+    addr: std::net::SocketAddr,
+) -> tiberius::Client<tokio_util::compat::Compat<tokio::net::TcpStream>> {
+    use tokio_util::compat::TokioAsyncWriteCompatExt;
+    let mut config = tiberius::Config::new();
+    config.host(addr.ip().to_string());
+    config.port(addr.port());
+    config.authentication(tiberius::AuthMethod::sql_server("sa", PASSWORD));
+    config.encryption(tiberius::EncryptionLevel::NotSupported);
+    config.application_name("admin");
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tiberius::Client::connect(config, tcp.compat_write())
+        .await
+        .unwrap()
+}
