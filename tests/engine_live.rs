@@ -88,6 +88,45 @@ async fn local_passes_over_the_live_port_bootstrap_the_simulator_to_ready() {
     .current()
     .unwrap();
     assert_eq!(published.active_servers.len(), 2);
+    // Every log-shipping job runs on a SQL Agent schedule of the spec's backupInterval (5m):
+    // without one, SQL Agent would never run it.
+    for (instance, expected) in [
+        ("atl-sql1", vec!["LSBackup_mgc"]),
+        ("atl-sql2", vec!["LSBackup_mgc"]),
+        ("dal-sql1", vec!["LSCopy_atl-sql1_mgc", "LSRestore_atl-sql1_mgc"]),
+    ] {
+        let mut admin = sql_support::admin_client(live.sim.addr(instance).unwrap()).await;
+        let rows = admin
+            .simple_query(
+                "SELECT j.name, s.freq_type, s.freq_subday_type, s.freq_subday_interval, s.enabled
+                 FROM msdb.dbo.sysjobs j
+                 JOIN msdb.dbo.sysjobschedules js ON js.job_id = j.job_id
+                 JOIN msdb.dbo.sysschedules s ON s.schedule_id = js.schedule_id
+                 ORDER BY j.name",
+            )
+            .await
+            .unwrap()
+            .into_first_result()
+            .await
+            .unwrap();
+        let got: Vec<(String, i32, i32, i32, i32)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<&str, _>(0).unwrap().to_string(),
+                    r.get::<i32, _>(1).unwrap(),
+                    r.get::<i32, _>(2).unwrap(),
+                    r.get::<i32, _>(3).unwrap(),
+                    r.get::<i32, _>(4).unwrap(),
+                )
+            })
+            .collect();
+        let want: Vec<_> = expected
+            .iter()
+            .map(|job| (job.to_string(), 4, 4, 5, 1))
+            .collect();
+        assert_eq!(got, want, "schedules on {instance}");
+    }
     // A converged pass observes once per instance and writes nothing.
     let before = port.round_trips();
     let report = local::run(&opts, &mut port, CancellationToken::new())

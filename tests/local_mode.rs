@@ -350,6 +350,9 @@ fn the_password_appears_in_no_log_line_or_error_at_any_level() {
         .finish();
     let mut errors = Vec::new();
     tracing::subscriber::with_default(subscriber, || {
+        // Other tests in this binary run on other threads with no subscriber; a callsite they
+        // reach first can be cached as uninteresting. Recompute with this subscriber in place.
+        tracing::callsite::rebuild_interest_cache();
         std::fs::write(&creds, format!("username: op\npassword: {PASSWORD}\n")).unwrap();
         let c = local::load_credentials(Some(&creds), |_| None).unwrap();
         tracing::debug!(credentials = ?c, "loaded");

@@ -139,6 +139,21 @@ async fn sp_add_jobschedule_creates_and_attaches_a_schedule() {
 }
 
 #[tokio::test]
+async fn a_second_job_schedule_of_the_same_name_is_error_14261_and_adds_nothing() {
+    let w = world("agent14261");
+    let p = primary_with_enabled_backup_job(&w).await;
+    let add = "EXEC msdb.dbo.sp_add_jobschedule @job_name = N'LSBackup_mgc', @name = N'every5',
+                    @freq_type = 4, @freq_interval = 1, @freq_subday_type = 4, @freq_subday_interval = 5";
+    p.ok(add).await;
+    assert_eq!(p.err(add).await, [14261]);
+    let attached = p
+        .int("SELECT COUNT(*) FROM msdb.dbo.sysjobschedules js JOIN msdb.dbo.sysjobs j ON j.job_id = js.job_id
+              WHERE j.name = N'LSBackup_mgc'")
+        .await;
+    assert_eq!(attached, 1);
+}
+
+#[tokio::test]
 async fn attaching_an_unknown_schedule_or_to_an_unknown_job_is_error_14262() {
     let w = world("agent14262");
     let p = primary_with_enabled_backup_job(&w).await;

@@ -215,6 +215,7 @@ pub fn statements(step: &Step, ctx: &StatementContext) -> Vec<Statement> {
             database,
             backup_share,
             copy_destination,
+            backup_interval_seconds,
             retention_seconds,
             ..
         } => log_shipping::configure(
@@ -225,6 +226,7 @@ pub fn statements(step: &Step, ctx: &StatementContext) -> Vec<Statement> {
                 backup_share,
                 copy_destination,
                 retention_seconds: *retention_seconds,
+                interval_seconds: *backup_interval_seconds,
             },
             ctx,
         ),

@@ -551,16 +551,21 @@ fn configure_log_shipping_adds_primaries_then_the_secondary_then_the_links() {
     let st = run(configure_step(&["atl-sql1", "atl-sql2"]));
     let add_primary = "DECLARE @backup_job_id uniqueidentifier, @primary_id uniqueidentifier; EXEC master.dbo.sp_add_log_shipping_primary_database @database = @P1, @backup_directory = @P2, @backup_share = @P3, @backup_job_name = @P4, @backup_retention_period = @P5, @overwrite = 1, @backup_job_id = @backup_job_id OUTPUT, @primary_id = @primary_id OUTPUT";
     let enable = "EXEC msdb.dbo.sp_update_job @job_name = @P1, @enabled = 1";
+    let schedule = "EXEC msdb.dbo.sp_add_jobschedule @job_name = @P1, @name = @P2, @enabled = 1, @freq_type = 4, @freq_interval = 1, @freq_subday_type = @P3, @freq_subday_interval = @P4";
     let link = "EXEC master.dbo.sp_add_log_shipping_primary_secondary @primary_database = @P1, @secondary_server = @P2, @secondary_database = @P3, @overwrite = 1";
     assert_eq!(
         sqls(&st),
         [
             add_primary,
+            schedule,
             enable,
             add_primary,
+            schedule,
             enable,
             "DECLARE @copy_job_id uniqueidentifier, @restore_job_id uniqueidentifier, @secondary_id uniqueidentifier; EXEC master.dbo.sp_add_log_shipping_secondary_primary @primary_server = @P1, @primary_database = @P2, @backup_source_directory = @P3, @backup_destination_directory = @P4, @copy_job_name = @P5, @restore_job_name = @P6, @file_retention_period = @P7, @overwrite = 1, @copy_job_id = @copy_job_id OUTPUT, @restore_job_id = @restore_job_id OUTPUT, @secondary_id = @secondary_id OUTPUT",
             "EXEC master.dbo.sp_add_log_shipping_secondary_database @secondary_database = @P1, @primary_server = @P2, @primary_database = @P3, @restore_delay = 0, @restore_mode = 0, @disconnect_users = 0, @overwrite = 1",
+            schedule,
+            schedule,
             enable,
             enable,
             link,
@@ -570,8 +575,8 @@ fn configure_log_shipping_adds_primaries_then_the_secondary_then_the_links() {
     assert_eq!(
         instances(&st),
         [
-            "atl-sql1", "atl-sql1", "atl-sql2", "atl-sql2", "dal-sql1", "dal-sql1", "dal-sql1",
-            "dal-sql1", "atl-sql1", "atl-sql2"
+            "atl-sql1", "atl-sql1", "atl-sql1", "atl-sql2", "atl-sql2", "atl-sql2", "dal-sql1",
+            "dal-sql1", "dal-sql1", "dal-sql1", "dal-sql1", "dal-sql1", "atl-sql1", "atl-sql2"
         ]
     );
     let share = r"\\atl-fs\pchat-ls";
@@ -583,11 +588,22 @@ fn configure_log_shipping_adds_primaries_then_the_secondary_then_the_links() {
         p(4, "LSBackup_mgc"),
         ("@P5".to_string(), ParamValue::Int(4320)),
     ];
+    // Every job runs every backupInterval (300 s = 5 minutes: @freq_subday_type 4, minutes).
+    let every = |job: &str| {
+        vec![
+            p(1, job),
+            p(2, &format!("{job}_every_300s")),
+            ("@P3".to_string(), ParamValue::Int(4)),
+            ("@P4".to_string(), ParamValue::Int(5)),
+        ]
+    };
     assert_eq!(st[0].params, primary_params);
-    assert_eq!(st[2].params, primary_params);
-    assert_eq!(st[1].params, [p(1, "LSBackup_mgc")]);
+    assert_eq!(st[3].params, primary_params);
+    assert_eq!(st[1].params, every("LSBackup_mgc"));
+    assert_eq!(st[4].params, every("LSBackup_mgc"));
+    assert_eq!(st[2].params, [p(1, "LSBackup_mgc")]);
     assert_eq!(
-        st[4].params,
+        st[6].params,
         [
             p(1, "atl-sql1"),
             p(2, "mgc"),
@@ -598,15 +614,42 @@ fn configure_log_shipping_adds_primaries_then_the_secondary_then_the_links() {
             ("@P7".to_string(), ParamValue::Int(4320)),
         ]
     );
-    assert_eq!(st[5].params, [p(1, "mgc"), p(2, "atl-sql1"), p(3, "mgc")]);
-    assert_eq!(st[6].params, [p(1, "LSCopy_atl-sql1_mgc")]);
-    assert_eq!(st[7].params, [p(1, "LSRestore_atl-sql1_mgc")]);
-    assert_eq!(st[8].params, [p(1, "mgc"), p(2, "dal-sql1"), p(3, "mgc")]);
-    assert_eq!(st[9].params, st[8].params);
+    assert_eq!(st[7].params, [p(1, "mgc"), p(2, "atl-sql1"), p(3, "mgc")]);
+    assert_eq!(st[8].params, every("LSCopy_atl-sql1_mgc"));
+    assert_eq!(st[9].params, every("LSRestore_atl-sql1_mgc"));
+    assert_eq!(st[10].params, [p(1, "LSCopy_atl-sql1_mgc")]);
+    assert_eq!(st[11].params, [p(1, "LSRestore_atl-sql1_mgc")]);
+    assert_eq!(st[12].params, [p(1, "mgc"), p(2, "dal-sql1"), p(3, "mgc")]);
+    assert_eq!(st[13].params, st[12].params);
     assert_eq!(st[0].done_if, [32009]);
-    assert_eq!(st[4].done_if, [32024]);
-    assert_eq!(st[5].done_if, [32013]);
-    assert_eq!(st[8].done_if, [32012]);
+    assert_eq!(st[1].done_if, [14261]);
+    assert_eq!(st[6].done_if, [32024]);
+    assert_eq!(st[7].done_if, [32013]);
+    assert_eq!(st[12].done_if, [32012]);
+}
+
+#[test]
+fn job_schedules_use_the_largest_unit_that_divides_the_backup_interval() {
+    for (seconds, unit, every) in [(7200, 8, 2), (300, 4, 5), (90, 2, 90), (2, 2, 2)] {
+        let mut step = configure_step(&["atl-sql1"]);
+        if let Step::ConfigureLogShipping {
+            backup_interval_seconds,
+            ..
+        } = &mut step
+        {
+            *backup_interval_seconds = seconds;
+        }
+        let st = run(step);
+        let schedules: Vec<_> = st
+            .iter()
+            .filter(|s| s.sql.contains("sp_add_jobschedule"))
+            .collect();
+        assert_eq!(schedules.len(), 3, "backup, copy and restore jobs");
+        for s in schedules {
+            assert_eq!(s.params[2].1, ParamValue::Int(unit), "{seconds} s");
+            assert_eq!(s.params[3].1, ParamValue::Int(every), "{seconds} s");
+        }
+    }
 }
 
 #[test]
@@ -624,13 +667,15 @@ fn configure_log_shipping_names_servers_and_jobs_as_sql_server_knows_them() {
     assert_eq!(
         instances(&st),
         [
-            "atl-sql1", "atl-sql1", "dal-sql1", "dal-sql1", "dal-sql1", "dal-sql1", "atl-sql1"
+            "atl-sql1", "atl-sql1", "atl-sql1", "dal-sql1", "dal-sql1", "dal-sql1", "dal-sql1",
+            "dal-sql1", "dal-sql1", "atl-sql1"
         ]
     );
-    assert_eq!(st[2].params[0], p(1, r"ATL-SQL1\PCHAT"));
-    assert_eq!(st[2].params[4], p(5, r"LSCopy_ATL-SQL1\PCHAT_mgc"));
-    assert_eq!(st[3].params[1], p(2, r"ATL-SQL1\PCHAT"));
-    assert_eq!(st[6].params[1], p(2, r"DAL-SQL1\PCHAT"));
+    assert_eq!(st[3].params[0], p(1, r"ATL-SQL1\PCHAT"));
+    assert_eq!(st[3].params[4], p(5, r"LSCopy_ATL-SQL1\PCHAT_mgc"));
+    assert_eq!(st[4].params[1], p(2, r"ATL-SQL1\PCHAT"));
+    assert_eq!(st[5].params[0], p(1, r"LSCopy_ATL-SQL1\PCHAT_mgc"));
+    assert_eq!(st[9].params[1], p(2, r"DAL-SQL1\PCHAT"));
 }
 
 #[test]
@@ -881,6 +926,7 @@ fn every_write_statement_is_safe_to_repeat() {
         ("sp_add_log_shipping_secondary_primary", 32024),
         ("sp_add_log_shipping_secondary_database", 32013),
         ("sp_add_log_shipping_primary_secondary", 32012),
+        ("sp_add_jobschedule", 14261),
     ];
     // Repeating these leaves the same state: an access mode or recovery model set again, a job
     // enabled again, a backup WITH INIT rewritten (a seed's full and log backups together), a
