@@ -93,7 +93,10 @@ async fn local_passes_over_the_live_port_bootstrap_the_simulator_to_ready() {
     for (instance, expected) in [
         ("atl-sql1", vec!["LSBackup_mgc"]),
         ("atl-sql2", vec!["LSBackup_mgc"]),
-        ("dal-sql1", vec!["LSCopy_atl-sql1_mgc", "LSRestore_atl-sql1_mgc"]),
+        (
+            "dal-sql1",
+            vec!["LSCopy_atl-sql1_mgc", "LSRestore_atl-sql1_mgc"],
+        ),
     ] {
         let mut admin = sql_support::admin_client(live.sim.addr(instance).unwrap()).await;
         let rows = admin

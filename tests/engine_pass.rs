@@ -318,6 +318,34 @@ fn a_planned_switch_reports_the_tail_lsn_loses_nothing_and_requeues_short_until_
 }
 
 #[test]
+fn status_says_what_a_waiting_pass_waits_for_and_drops_it_once_a_step_runs() {
+    let spec = spec("dallas");
+    let obs = observed("observed-steady-atlanta.yaml");
+    let now = obs.taken_at;
+    let published = obs.published.clone();
+    let mut port = ModelPort::new(obs);
+    let mut publisher = MemoryPublisher::new(published);
+    // One-second ticks: the chat servers' sessions are still there when the list empties.
+    let reports = run_until_idle(&spec, &mut port, &mut publisher, now, 1, None);
+    let waits: Vec<_> = reports
+        .iter()
+        .filter(|r| matches!(r.decision, Some(Decision::Wait(_))))
+        .collect();
+    assert!(!waits.is_empty(), "the switch never waited for a drain");
+    for r in &waits {
+        let why = r.status.waiting_for.as_deref().expect("waitingFor set");
+        assert!(why.starts_with("draining:"), "{why}");
+        assert!(why.contains("failover.drainTimeout"), "{why}");
+    }
+    for r in reports
+        .iter()
+        .filter(|r| !matches!(r.decision, Some(Decision::Wait(_))))
+    {
+        assert_eq!(r.status.waiting_for, None, "{:?}", r.decision);
+    }
+}
+
+#[test]
 fn a_retryable_step_error_backs_off_and_keeps_reconciling_a_fatal_one_stalls() {
     let spec = spec("atlanta");
     let obs = observed("observed-installer.yaml");

@@ -25,6 +25,10 @@ pub struct PersistentChatPoolStatus {
     /// The step under way (or last run) and its place in the remaining plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<StepStatus>,
+    /// While the operator waits before its next step: what for, in words (a drain, an
+    /// unreachable instance, a share it cannot read). Absent when it is not waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
     /// The published active-server list: the chat servers allowed to connect.
     #[serde(default)]
     pub active_servers: Vec<String>,

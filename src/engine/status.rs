@@ -64,6 +64,7 @@ pub fn invalid_because(
     let mut status = previous.cloned().unwrap_or_default();
     status.observed_generation = generation;
     status.phase = Some(Phase::Invalid);
+    status.waiting_for = None;
     let message = format!("the spec is invalid, no SQL is sent until it is fixed: {reason}");
     let conds = vec![
         cond("Ready", false, "InvalidSpec", &message),
@@ -90,6 +91,7 @@ pub fn publisher_unreadable(
     status.observed_generation = generation;
     status.phase = Some(Phase::Waiting);
     let message = format!("cannot read the published active-server list, retrying: {e}");
+    status.waiting_for = Some(message.clone());
     let conds = vec![
         cond("Ready", false, "PublishedStateUnreadable", &message),
         cond("Reconciling", true, "PublishedStateUnreadable", &message),
@@ -161,6 +163,10 @@ pub fn assemble(i: &Inputs) -> PersistentChatPoolStatus {
         serving_site: a.serving_site.clone(),
         phase: Some(phase),
         step: step_status(i),
+        waiting_for: match &a.decision {
+            Decision::Wait(w) => Some(w.to_string()),
+            _ => None,
+        },
         active_servers,
         transition: transition(i),
         protection: protection(i.spec, i.obs),

@@ -108,7 +108,10 @@ fn schedule_job(instance: &str, job_name: &str, interval_seconds: u64) -> Statem
         "msdb.dbo.sp_add_jobschedule",
         vec![
             ("job_name", text(job_name)),
-            ("name", text(&format!("{job_name}_every_{interval_seconds}s"))),
+            (
+                "name",
+                text(&format!("{job_name}_every_{interval_seconds}s")),
+            ),
             ("enabled", Arg::Const("1")),
             ("freq_type", Arg::Const("4")),
             ("freq_interval", Arg::Const("1")),
