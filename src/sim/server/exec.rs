@@ -107,6 +107,12 @@ fn kind_of(stmt: &Stmt) -> Option<StatementKind> {
         Stmt::Select { .. } => StatementKind::Select,
         Stmt::Insert { .. } => StatementKind::Insert,
         Stmt::Backup { .. } => StatementKind::Backup,
+        // Reading a backup's header or file list reads a few pages of the media, not the
+        // data: it costs what a query costs, not what a restore does.
+        Stmt::Restore {
+            kind: RestoreKind::HeaderOnly | RestoreKind::FileListOnly,
+            ..
+        } => StatementKind::Select,
         Stmt::Restore { .. } => StatementKind::Restore,
         Stmt::AlterDatabase { .. } => StatementKind::AlterDatabase,
         Stmt::Exec { .. } => StatementKind::Exec,

@@ -92,6 +92,8 @@ impl Simulator {
         for def in &topology.instances {
             let sqlite = rusqlite::Connection::open_in_memory()
                 .map_err(|e| format!("cannot open the catalog engine: {e}"))?;
+            // Room for every distinct query of an observation batch and then some.
+            sqlite.set_prepared_statement_cache_capacity(128);
             let mut databases = Vec::new();
             for (id, name) in [(1, "master"), (2, "tempdb"), (3, "model"), (4, "msdb")] {
                 let guid = state.new_guid();
@@ -125,6 +127,7 @@ impl Simulator {
                 msdb: Msdb::default(),
                 sqlite,
                 statement_log: Default::default(),
+                loaded: Default::default(),
             });
             up.insert(def.name.to_ascii_lowercase(), watch::channel(true).0);
         }

@@ -435,8 +435,19 @@ pub struct Instance {
     pub next_spid: i16,
     pub msdb: Msdb,
     pub sqlite: rusqlite::Connection,
+    /// What each SQLite table was last loaded with (columns and rows), so a query whose
+    /// catalog view has not changed reuses the table instead of dropping and refilling it:
+    /// an observation batch reads the same views many times a second.
+    pub loaded: std::cell::RefCell<std::collections::HashMap<String, LoadedTable>>,
     /// Every statement run on this instance, newest last, at most `STATEMENT_LOG_CAP`.
     pub statement_log: std::collections::VecDeque<LoggedStatement>,
+}
+
+/// A SQLite table's content as last loaded (see [`Instance::loaded`]).
+#[derive(Debug, PartialEq)]
+pub struct LoadedTable {
+    pub columns: Vec<(String, String)>,
+    pub rows: Vec<Vec<rusqlite::types::Value>>,
 }
 
 /// How many statements an instance's log keeps (the oldest are dropped first).

@@ -749,11 +749,33 @@ fn map_sqlite_error(err: rusqlite::Error) -> SqlError {
 }
 
 fn fill(ctx: &QueryCtx<'_>, name: &str, src: &Source) -> Result<(), SqlError> {
-    let conn = &ctx.inst.sqlite;
-    let res = match src {
+    let (columns, rows) = source_rows(ctx, src)?;
+    let content = super::model::LoadedTable {
+        columns: columns
+            .iter()
+            .map(|(c, t)| (c.to_string(), t.to_string()))
+            .collect(),
+        rows,
+    };
+    let mut loaded = ctx.inst.loaded.borrow_mut();
+    if loaded.get(name) == Some(&content) {
+        return Ok(());
+    }
+    // Forget the table first: if loading fails half way, the next query must reload it.
+    loaded.remove(name);
+    catalog::load(&ctx.inst.sqlite, name, columns, &content.rows).map_err(map_sqlite_error)?;
+    loaded.insert(name.to_string(), content);
+    Ok(())
+}
+
+type Columns = &'static [(&'static str, &'static str)];
+
+/// The columns and rows a query's source has now.
+fn source_rows(ctx: &QueryCtx<'_>, src: &Source) -> Result<(Columns, Vec<Vec<Sql>>), SqlError> {
+    Ok(match src {
         Source::Catalog(t) => {
             let (_, cols) = catalog::lookup(t).expect("known table");
-            catalog::load(conn, name, cols, &catalog::rows(ctx.state, ctx.inst, t))
+            (*cols, catalog::rows(ctx.state, ctx.inst, t))
         }
         Source::Messages(db) => {
             let rows: Vec<Vec<Sql>> = ctx
@@ -773,7 +795,7 @@ fn fill(ctx: &QueryCtx<'_>, name: &str, src: &Source) -> Result<(), SqlError> {
                         .collect()
                 })
                 .unwrap_or_default();
-            catalog::load(conn, name, MESSAGES_COLUMNS, &rows)
+            (MESSAGES_COLUMNS, rows)
         }
         Source::Files { dir, pattern } => {
             let listing = super::paths::resolve(ctx.state, &ctx.inst.name, dir).map_err(|_| {
@@ -812,10 +834,9 @@ fn fill(ctx: &QueryCtx<'_>, name: &str, src: &Source) -> Result<(), SqlError> {
                     ]
                 })
                 .collect();
-            catalog::load(conn, name, FS_COLUMNS, &rows)
+            (FS_COLUMNS, rows)
         }
-    };
-    res.map_err(map_sqlite_error)
+    })
 }
 
 const FS_COLUMNS: &[(&str, &str)] = &[
@@ -877,7 +898,8 @@ pub fn run_select(ctx: &QueryCtx<'_>, sql: &str) -> Result<ResultSet, SqlError> 
         fill(ctx, name, src)?;
     }
     let conn = &ctx.inst.sqlite;
-    let mut stmt = conn.prepare(&rw.sql).map_err(map_sqlite_error)?;
+    // The same observation queries come back every pass: keep them compiled.
+    let mut stmt = conn.prepare_cached(&rw.sql).map_err(map_sqlite_error)?;
     let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
     let decls: Vec<Option<ColumnType>> = stmt
         .columns()
