@@ -283,6 +283,7 @@ fn the_deployment_template_carries_each_restricted_podsecurity_setting() {
         "- --http-addr\n            - 0.0.0.0:8080",
         "- --log-format\n            - {{ .Values.logFormat }}",
         "- --lease-duration",
+        "- --lease-name",
         "- --namespace",
         "{{- toYaml .Values.resources",
     ] {
