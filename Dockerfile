@@ -4,7 +4,8 @@
 
 FROM rust:1.95-bookworm AS builder
 WORKDIR /src
-# Manifests first, so the dependency layer is cached across source-only changes.
+# The sources the build needs: src/ includes a few YAML files from examples/ and tests/fixtures/,
+# and Cargo.toml names the bench target.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
