@@ -1,0 +1,23 @@
+# pchat-operator image: build the release binary, run it on distroless as a non-root user.
+#   docker build -t pchat-operator:dev .
+# See docs/operations.md ("Building the image"). Not built in this repository's CI (no Docker).
+
+FROM rust:1.95-bookworm AS builder
+WORKDIR /src
+# The sources the build needs: src/ includes a few YAML files from examples/ and tests/fixtures/,
+# and Cargo.toml names the bench target.
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY benches ./benches
+COPY tests ./tests
+COPY examples ./examples
+COPY crds ./crds
+RUN cargo build --release --locked --bin pchat-operator
+
+# distroless/cc: glibc and libgcc for the Rust binary, no shell, no package manager.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=builder /src/target/release/pchat-operator /usr/local/bin/pchat-operator
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/pchat-operator"]
+CMD ["run"]
