@@ -67,6 +67,9 @@ pub enum LocalError {
     /// The status file cannot be written.
     #[error("cannot write the status file {path}: {reason}")]
     StatusFile { path: String, reason: String },
+    /// The `--ca-file` cannot be used.
+    #[error("--ca-file {path}: {reason}")]
+    CaFile { path: String, reason: String },
 }
 
 impl LocalError {
@@ -77,10 +80,29 @@ impl LocalError {
             LocalError::Manifest { .. }
             | LocalError::Invalid { .. }
             | LocalError::NoCredentials
-            | LocalError::CredentialsFile { .. } => 2,
+            | LocalError::CredentialsFile { .. }
+            | LocalError::CaFile { .. } => 2,
             LocalError::Read { .. } | LocalError::StatusFile { .. } => 1,
         }
     }
+}
+
+/// Check a `--ca-file` before anything is sent: it must be readable and hold at least one
+/// PEM certificate. (The connection reads it again; checking first turns a typo in the path
+/// into a message naming the flag, instead of a TLS failure on every instance.)
+pub fn check_ca_file(path: &Path) -> Result<PathBuf, LocalError> {
+    let err = |reason: String| LocalError::CaFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(err(
+            "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+        ));
+    }
+    Ok(path.to_path_buf())
 }
 
 #[derive(serde::Deserialize)]

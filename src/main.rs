@@ -40,6 +40,10 @@ enum Command {
         /// active-servers.yaml beside the manifest).
         #[arg(long)]
         active_servers_file: Option<PathBuf>,
+        /// PEM file of the CA that signed the instances' certificates (what
+        /// `spec.tls.caSecret` provides in Kubernetes); default: the system's roots.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value_t = PlanOutput::Table)]
         output: PlanOutput,
@@ -68,6 +72,10 @@ enum Command {
         /// PCHAT_SQL_PASSWORD environment variables).
         #[arg(long)]
         credentials_file: Option<PathBuf>,
+        /// PEM file of the CA that signed the instances' certificates (what
+        /// `spec.tls.caSecret` provides in Kubernetes); default: the system's roots.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
         /// Log line format.
         #[arg(long, value_enum, default_value_t = pchat_operator::telemetry::LogFormat::Plain)]
         log_format: pchat_operator::telemetry::LogFormat,
@@ -115,6 +123,7 @@ fn main() -> ExitCode {
             observed,
             credentials_file,
             active_servers_file,
+            ca_file,
             output,
             now,
         } => {
@@ -125,6 +134,7 @@ fn main() -> ExitCode {
                         pchat_operator::local::Options::default_active_servers_file(&file)
                     }),
                     credentials_file,
+                    ca_file,
                 },
             };
             plan_command(&file, source, output, now.as_deref())
@@ -135,6 +145,7 @@ fn main() -> ExitCode {
             status_file,
             active_servers_file,
             credentials_file,
+            ca_file,
             log_format,
         } => {
             pchat_operator::telemetry::init_logging(log_format);
@@ -146,7 +157,7 @@ fn main() -> ExitCode {
                 once,
                 status_file,
             };
-            reconcile_command(&opts, credentials_file.as_deref())
+            reconcile_command(&opts, credentials_file.as_deref(), ca_file.as_deref())
         }
         Command::Sim {
             topology,
@@ -162,6 +173,7 @@ fn main() -> ExitCode {
 fn reconcile_command(
     opts: &pchat_operator::local::Options,
     credentials_file: Option<&Path>,
+    ca_file: Option<&Path>,
 ) -> ExitCode {
     use pchat_operator::local;
     if opts.once
@@ -178,7 +190,14 @@ fn reconcile_command(
                 return ExitCode::from(e.exit_code());
             }
         };
-    let mut port = sql_port(credentials);
+    let ca = match ca_file.map(local::check_ca_file).transpose() {
+        Ok(ca) => ca,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    let mut port = sql_port(credentials, ca);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -238,11 +257,13 @@ fn print_pass(report: &pchat_operator::engine::PassReport) {
 }
 
 /// The SQL executor the engine runs against. Local mode has no Kubernetes Secret to read
-/// `spec.tls.caSecret` from: the instances' certificates must chain to the system roots.
+/// `spec.tls.caSecret` from: `--ca-file` gives the CA instead, else the certificates must
+/// chain to the system roots.
 fn sql_port(
     credentials: pchat_operator::sql::connect::Credentials,
+    ca_file: Option<PathBuf>,
 ) -> pchat_operator::engine::sql_port::LivePort {
-    pchat_operator::engine::sql_port::LivePort::new(credentials, None)
+    pchat_operator::engine::sql_port::LivePort::new(credentials, ca_file)
 }
 
 /// `pchat-operator demo`: the summary on stdout; exit 1 when an act failed, a message was lost
@@ -360,6 +381,7 @@ enum ObservationSource {
     Live {
         active_servers_file: PathBuf,
         credentials_file: Option<PathBuf>,
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -368,17 +390,22 @@ fn observe_live(
     spec: &PersistentChatPoolSpec,
     active_servers_file: &Path,
     credentials_file: Option<&Path>,
+    ca_file: Option<&Path>,
 ) -> Result<Observation, (String, u8)> {
     use pchat_operator::engine::{FilePublisher, SqlPort};
     let credentials =
         pchat_operator::local::load_credentials(credentials_file, |n| std::env::var(n).ok())
             .map_err(|e| (e.to_string(), e.exit_code()))?;
+    let ca = ca_file
+        .map(pchat_operator::local::check_ca_file)
+        .transpose()
+        .map_err(|e| (e.to_string(), e.exit_code()))?;
     let published = FilePublisher::new(active_servers_file)
         .read()
         .map_err(|e| (e.to_string(), 1))?;
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| (format!("cannot start the async runtime: {e}"), 1))?;
-    let mut port = sql_port(credentials);
+    let mut port = sql_port(credentials, ca);
     Ok(runtime.block_on(port.observe(spec, published, jiff::Timestamp::now())))
 }
 
@@ -410,7 +437,13 @@ fn plan_command(
         ObservationSource::Live {
             active_servers_file,
             credentials_file,
-        } => match observe_live(&spec, active_servers_file, credentials_file.as_deref()) {
+            ca_file,
+        } => match observe_live(
+            &spec,
+            active_servers_file,
+            credentials_file.as_deref(),
+            ca_file.as_deref(),
+        ) {
             Ok(o) => o,
             Err((e, code)) => {
                 eprintln!("error: {e}");

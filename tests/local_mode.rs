@@ -86,6 +86,44 @@ fn reconcile_once_on_a_bad_spec_exits_2_naming_the_field_and_writes_nothing() {
 }
 
 #[test]
+fn a_ca_file_that_is_missing_or_not_pem_exits_2_naming_the_flag_and_writes_nothing() {
+    let dir = temp_dir("cafile");
+    let pool = write_pool(&dir, "atlanta");
+    let not_pem = dir.join("ca.txt");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    for (command, ca, why) in [
+        ("reconcile", dir.join("no-such-ca.pem"), "No such file"),
+        ("reconcile", not_pem.clone(), "holds no PEM certificate"),
+        ("plan", dir.join("no-such-ca.pem"), "No such file"),
+    ] {
+        let mut cmd = binary();
+        cmd.arg(command);
+        if command == "reconcile" {
+            cmd.arg("--once")
+                .arg("--status-file")
+                .arg(dir.join("status.yaml"));
+        }
+        let out = cmd
+            .arg("-f")
+            .arg(&pool)
+            .arg("--ca-file")
+            .arg(&ca)
+            .env("PCHAT_SQL_USERNAME", "op")
+            .env("PCHAT_SQL_PASSWORD", "pw")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(stderr.contains("--ca-file"), "{command}: {stderr}");
+        assert!(stderr.contains(&ca.display().to_string()), "{stderr}");
+        assert!(stderr.contains(why), "{command}: {stderr}");
+        assert!(!dir.join("status.yaml").exists());
+        assert!(!dir.join("active-servers.yaml").exists());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn missing_credentials_exit_2_naming_both_variables() {
     let dir = temp_dir("nocreds");
     let pool = write_pool(&dir, "atlanta");
