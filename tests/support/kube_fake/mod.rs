@@ -212,9 +212,16 @@ impl FakeApiServer {
         self.shared.requests.lock().expect("requests lock").clone()
     }
 
-    /// Forgets the watch history: a watch from any older resourceVersion gets 410 Expired.
+    /// Forgets the watch history: a watch from any resourceVersion handed out before gets 410
+    /// Expired (an ERROR event), live watches included; a fresh list's version works again.
     pub fn compact(&self) {
-        self.shared.store.lock().expect("store lock").compact();
+        let rv = {
+            let mut store = self.shared.store.lock().expect("store lock");
+            store.compact();
+            store.resource_version()
+        };
+        // Wakes live watches, which then find their version expired.
+        self.shared.changed.send_replace(rv);
     }
 }
 

@@ -249,10 +249,12 @@ impl Store {
             .collect())
     }
 
-    /// Forgets the watch history: watching from any resourceVersion older than the current one
-    /// now gets 410 Expired.
+    /// Forgets the watch history, as an etcd compaction would: every resourceVersion handed
+    /// out so far becomes too old to watch from (410 Expired, live watches included at their
+    /// next event). The counter steps once, so a fresh list's resourceVersion is watchable.
     pub fn compact(&mut self) {
         self.history.clear();
+        self.rv += 1;
         self.oldest_watchable = self.rv;
     }
 
