@@ -885,3 +885,35 @@ fn test_side_put_and_delete_notify_and_bump_versions() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn the_written_kubeconfig_gives_a_working_kube_client() {
+    let server = FakeApiServer::start();
+    let path = std::env::temp_dir().join(format!("kube-fake-kubeconfig-{}", std::process::id()));
+    server.write_kubeconfig(&path);
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let options = kube::config::KubeConfigOptions::default();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .unwrap();
+    assert_eq!(config.default_namespace, "default");
+    kube_fake::install_crypto_provider();
+    let client = kube::Client::try_from(config).unwrap();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
+    let names: Vec<_> = namespaces
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|n| n.metadata.name.unwrap())
+        .collect();
+    assert_eq!(names, ["default", "kube-system"]);
+    let sent = server.requests();
+    assert!(
+        sent.iter()
+            .all(|r| !format!("{r:?}").contains("kubefake-token")),
+        "no credential is recorded"
+    );
+}

@@ -362,12 +362,10 @@ impl Store {
             && !body_ns.is_empty()
             && body_ns != path_ns
         {
-            {
-                return Err(ApiError::bad_request(format!(
-                    "the namespace of the provided object ({body_ns}) does not match the namespace sent on the request ({path_ns}) for {} \"{name}\"",
-                    res.qualified()
-                )));
-            }
+            return Err(ApiError::bad_request(format!(
+                "the namespace of the provided object ({body_ns}) does not match the namespace sent on the request ({path_ns}) for {} \"{name}\"",
+                res.qualified()
+            )));
         }
         Ok(())
     }
@@ -389,7 +387,11 @@ impl Store {
                         data[k] = json!(base64(v.as_str().unwrap_or("").as_bytes()));
                     }
                 }
-                if obj.get("type").is_none() {
+                if obj
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
                     obj["type"] = json!("Opaque");
                 }
             }
@@ -638,11 +640,9 @@ impl Store {
         if let Some(sent) = meta(&body, "name")
             && sent != name
         {
-            {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({sent}) does not match the name on the URL ({name})"
-                )));
-            }
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({sent}) does not match the name on the URL ({name})"
+            )));
         }
         self.check_namespace(res, ns, &body, name)?;
         Self::check_precondition(res, name, &old, &body)?;
@@ -741,11 +741,9 @@ impl Store {
         if let Some(sent) = meta(&applied, "name")
             && sent != name
         {
-            {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({sent}) does not match the name on the URL ({name})"
-                )));
-            }
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({sent}) does not match the name on the URL ({name})"
+            )));
         }
         self.check_namespace(res, ns, &applied, name)?;
         let sub = if target == Target::Status {
