@@ -767,8 +767,16 @@ async fn label_and_field_selectors_filter_lists() {
     assert_eq!(names(api.list(&by("app,!tier")).await.unwrap()), ["b"]);
     let field = ListParams::default().fields("metadata.name=b");
     assert_eq!(names(api.list(&field).await.unwrap()), ["b"]);
+    let by_data = ListParams::default().fields("data.k!=a,metadata.namespace=default");
+    assert_eq!(names(api.list(&by_data).await.unwrap()), ["b"]);
     let err = api_error(
-        api.list(&ListParams::default().fields("spec.x=1"))
+        api.list(&ListParams::default().fields("metadata..name=b"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 400);
+    let err = api_error(
+        api.list(&ListParams::default().labels("app in (x)"))
             .await
             .unwrap_err(),
     );
