@@ -258,7 +258,7 @@ fn kubectl_server_side_apply_wait_and_jsonpath() {
 }
 
 #[test]
-fn kubectl_describe_shows_the_pool_and_get_lists_its_events() {
+fn kubectl_describe_and_get_events_show_events_published_through_events_k8s_io() {
     let k = with_example_pool("describe");
     let pool = stored_pool(&k);
     k.server.put_object(serde_json::json!({
@@ -275,6 +275,12 @@ fn kubectl_describe_shows_the_pool_and_get_lists_its_events() {
         out.contains("Primary Site:") && out.contains("atlanta"),
         "{out}"
     );
+    assert!(
+        out.contains("StepSucceeded") && out.contains("restored mgc"),
+        "the pool's events: {out}"
+    );
+    let core = k.ok(&["get", "events", "-o", "jsonpath={.items[*].message}"]);
+    assert_eq!(core, "restored mgc");
     let events = k.ok(&[
         "get",
         "events.events.k8s.io",
