@@ -256,3 +256,36 @@ fn kubectl_server_side_apply_wait_and_jsonpath() {
     assert_eq!(managers[0]["manager"], "kubectl");
     assert_eq!(managers[0]["operation"], "Apply");
 }
+
+#[test]
+fn kubectl_describe_and_get_events_show_events_published_through_events_k8s_io() {
+    let k = with_example_pool("describe");
+    let pool = stored_pool(&k);
+    k.server.put_object(serde_json::json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": "atl-cs-001.1", "namespace": "default"},
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+        "reportingController": "pchat-operator", "reportingInstance": "replica-a",
+        "action": "Reconcile", "reason": "StepSucceeded", "note": "restored mgc", "type": "Normal",
+        "regarding": {"apiVersion": POOLS, "kind": "PersistentChatPool", "name": "atl-cs-001",
+            "namespace": "default", "uid": pool["metadata"]["uid"].clone()},
+    }));
+    let out = k.ok(&["describe", "pcpool", "atl-cs-001"]);
+    assert!(
+        out.contains("Primary Site:") && out.contains("atlanta"),
+        "{out}"
+    );
+    assert!(
+        out.contains("StepSucceeded") && out.contains("restored mgc"),
+        "the pool's events: {out}"
+    );
+    let core = k.ok(&["get", "events", "-o", "jsonpath={.items[*].message}"]);
+    assert_eq!(core, "restored mgc");
+    let events = k.ok(&[
+        "get",
+        "events.events.k8s.io",
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ]);
+    assert_eq!(events, "StepSucceeded");
+}
