@@ -764,6 +764,22 @@ pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
+/// Replace the rows of table `name`, which exists with the columns `rows` fit.
+pub fn refill(conn: &rusqlite::Connection, name: &str, rows: &[Vec<Sql>]) -> rusqlite::Result<()> {
+    let q = quote_ident(name);
+    let tx = conn.unchecked_transaction()?;
+    tx.prepare_cached(&format!("DELETE FROM {q}"))?
+        .execute([])?;
+    if let Some(first) = rows.first() {
+        let marks = vec!["?"; first.len()].join(", ");
+        let mut stmt = tx.prepare_cached(&format!("INSERT INTO {q} VALUES ({marks})"))?;
+        for r in rows {
+            stmt.execute(rusqlite::params_from_iter(r.iter()))?;
+        }
+    }
+    tx.commit()
+}
+
 /// (Re)create table `name` with `columns` and fill it with `rows`.
 pub fn load(
     conn: &rusqlite::Connection,

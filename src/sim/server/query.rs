@@ -758,12 +758,21 @@ fn fill(ctx: &QueryCtx<'_>, name: &str, src: &Source) -> Result<(), SqlError> {
         rows,
     };
     let mut loaded = ctx.inst.loaded.borrow_mut();
-    if loaded.get(name) == Some(&content) {
-        return Ok(());
-    }
+    let same_columns = match loaded.get(name) {
+        Some(old) if *old == content => return Ok(()),
+        Some(old) => old.columns == content.columns,
+        None => false,
+    };
     // Forget the table first: if loading fails half way, the next query must reload it.
     loaded.remove(name);
-    catalog::load(&ctx.inst.sqlite, name, columns, &content.rows).map_err(map_sqlite_error)?;
+    let conn = &ctx.inst.sqlite;
+    if same_columns {
+        // Only the rows changed: replace them without DDL, which would make SQLite recompile
+        // every cached statement of the connection.
+        catalog::refill(conn, name, &content.rows).map_err(map_sqlite_error)?;
+    } else {
+        catalog::load(conn, name, columns, &content.rows).map_err(map_sqlite_error)?;
+    }
     loaded.insert(name.to_string(), content);
     Ok(())
 }
