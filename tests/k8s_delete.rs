@@ -2,10 +2,10 @@
 //! connections to the pool's instances and sends no further statement, even in the middle of
 //! a bootstrap that would otherwise go on sending.
 
+mod k8s_support;
 #[path = "support/kube_fake/mod.rs"]
 mod kube_fake;
 mod sql_support;
-mod k8s_support;
 
 use std::time::Duration;
 
@@ -17,14 +17,18 @@ async fn operator_sessions(world: &World, instance: &str) -> i64 {
     let addr = world.live.sim.addr(instance).unwrap();
     let mut admin = sql_support::admin_client(addr).await;
     let row = admin
-        .simple_query("SELECT COUNT(*) FROM sys.dm_exec_sessions WHERE program_name = 'pchat-operator'")
+        .simple_query(
+            "SELECT COUNT(*) FROM sys.dm_exec_sessions WHERE program_name = 'pchat-operator'",
+        )
         .await
         .unwrap()
         .into_row()
         .await
         .unwrap()
         .expect("one row");
-    row.get::<i32, _>(0).map(i64::from).unwrap_or_else(|| row.get::<i64, _>(0).unwrap())
+    row.get::<i32, _>(0)
+        .map(i64::from)
+        .unwrap_or_else(|| row.get::<i64, _>(0).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,8 +74,16 @@ async fn deleting_a_pool_closes_its_sql_connections_and_sends_no_more_sql() {
     let sent = world.operator_statements();
     // Long enough for several of the bootstrap's one-second passes.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    assert_eq!(world.operator_statements(), sent, "SQL was sent after the delete");
-    assert!(op.log().contains("no longer managing this pool"), "{}", op.log());
+    assert_eq!(
+        world.operator_statements(),
+        sent,
+        "SQL was sent after the delete"
+    );
+    assert!(
+        op.log().contains("no longer managing this pool"),
+        "{}",
+        op.log()
+    );
     let (_, metrics) = op.http_get("/metrics").await.expect("/metrics answers");
     assert!(
         !metrics.contains("pchat_pool_phase{namespace=\"default\",pool=\"atl-cs-001\""),

@@ -3,10 +3,10 @@
 //! would not): it is Stalled naming the field, and not one SQL statement is sent. Fixing the
 //! spec lets it converge.
 
+mod k8s_support;
 #[path = "support/kube_fake/mod.rs"]
 mod kube_fake;
 mod sql_support;
-mod k8s_support;
 
 use k8s_support::{LONG, NAMESPACE, POOL, World, condition, eventually, has};
 use pchat_operator::api::Phase;
@@ -39,18 +39,24 @@ async fn a_primary_site_naming_no_site_stalls_naming_the_field_and_sends_no_sql(
     assert!(has(&stalled, "Ready", "False"));
     let events = world.events();
     assert!(
-        events
-            .iter()
-            .any(|(t, r, n)| t == "Warning" && r == "InvalidSpec" && n.contains("spec.primarySite")),
+        events.iter().any(|(t, r, n)| t == "Warning"
+            && r == "InvalidSpec"
+            && n.contains("spec.primarySite")),
         "{events:#?}"
     );
     // Passes of an invalid spec came and went (the metric counts them); none reached SQL.
     let (_, metrics) = op.http_get("/metrics").await.expect("/metrics answers");
     assert!(
-        metrics.contains("pchat_reconciles_total{namespace=\"default\",pool=\"atl-cs-001\",outcome=\"invalid\"}"),
+        metrics.contains(
+            "pchat_reconciles_total{namespace=\"default\",pool=\"atl-cs-001\",outcome=\"invalid\"}"
+        ),
         "{metrics}"
     );
-    assert_eq!(world.operator_statements(), 0, "SQL was sent for an invalid spec");
+    assert_eq!(
+        world.operator_statements(),
+        0,
+        "SQL was sent for an invalid spec"
+    );
 
     world
         .kubectl(&[

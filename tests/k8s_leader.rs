@@ -2,10 +2,10 @@
 //! ConfigMaps and Events; when the leader is killed (SIGKILL) in the middle of a switch, the
 //! other takes the Lease over and finishes the switch.
 
+mod k8s_support;
 #[path = "support/kube_fake/mod.rs"]
 mod kube_fake;
 mod sql_support;
-mod k8s_support;
 
 use k8s_support::{LONG, NAMESPACE, POOL, World, eventually, has, lease_holder};
 use pchat_operator::api::Phase;
@@ -50,17 +50,35 @@ async fn only_the_leader_acts_and_the_other_replica_finishes_the_switch_when_it_
                     && has(s, "Ready", "True")
             })
         },
-        || format!("{:#?}\n--- op-a\n{}\n--- op-b\n{}", world.status(), a.log(), b.log()),
+        || {
+            format!(
+                "{:#?}\n--- op-a\n{}\n--- op-b\n{}",
+                world.status(),
+                a.log(),
+                b.log()
+            )
+        },
     )
     .await;
-    assert!(!writes_by(&world, "op-a").is_empty(), "the leader wrote nothing");
-    assert_eq!(writes_by(&world, "op-b"), Vec::<String>::new(), "the follower wrote");
+    assert!(
+        !writes_by(&world, "op-a").is_empty(),
+        "the leader wrote nothing"
+    );
+    assert_eq!(
+        writes_by(&world, "op-b"),
+        Vec::<String>::new(),
+        "the follower wrote"
+    );
     assert!(
         !b.log().contains("planned"),
         "the follower ran an engine pass:\n{}",
         b.log()
     );
-    let b_http = b.http_get("/metrics").await.expect("op-b serves /metrics").1;
+    let b_http = b
+        .http_get("/metrics")
+        .await
+        .expect("op-b serves /metrics")
+        .1;
     assert!(b_http.contains("pchat_leader 0"), "{b_http}");
 
     world
@@ -106,7 +124,9 @@ async fn only_the_leader_acts_and_the_other_replica_finishes_the_switch_when_it_
                 s.phase == Some(Phase::Protected)
                     && s.serving_site.as_deref() == Some("dallas")
                     && has(s, "Ready", "True")
-                    && s.transition.as_ref().is_some_and(|t| t.completed_at.is_some())
+                    && s.transition
+                        .as_ref()
+                        .is_some_and(|t| t.completed_at.is_some())
             })
         },
         || format!("{:#?}\n--- op-b\n{}", world.status(), b.log()),
@@ -118,6 +138,12 @@ async fn only_the_leader_acts_and_the_other_replica_finishes_the_switch_when_it_
     assert!(!writes_by(&world, "op-b").is_empty(), "op-b never wrote");
     assert!(b.log().contains("became the leader"), "{}", b.log());
     let sim = &world.live.sim.sim;
-    assert_eq!(sim.database_state("dal-sql1", "mgc").as_deref(), Some("ONLINE"));
-    assert_eq!(sim.database_state("atl-sql1", "mgc").as_deref(), Some("RESTORING"));
+    assert_eq!(
+        sim.database_state("dal-sql1", "mgc").as_deref(),
+        Some("ONLINE")
+    );
+    assert_eq!(
+        sim.database_state("atl-sql1", "mgc").as_deref(),
+        Some("RESTORING")
+    );
 }

@@ -2,10 +2,10 @@
 //! the missing key), sends no SQL, and converges once the Secret is complete. The password
 //! never reaches the log.
 
+mod k8s_support;
 #[path = "support/kube_fake/mod.rs"]
 mod kube_fake;
 mod sql_support;
-mod k8s_support;
 
 use k8s_support::{LONG, NAMESPACE, World, condition, eventually, has};
 use pchat_operator::api::Phase;
@@ -31,9 +31,21 @@ async fn a_missing_secret_stalls_the_pool_naming_it_and_it_converges_once_the_se
     assert_eq!(stalled.phase, Some(Phase::Blocked));
     let c = condition(&stalled, "Stalled").unwrap();
     assert_eq!(c.status, "True");
-    assert!(c.message.contains("Secret default/pchat-sql"), "{}", c.message);
-    assert!(c.message.contains("spec.sqlCredentialsSecret"), "{}", c.message);
-    assert_eq!(world.operator_statements(), 0, "SQL was sent without credentials");
+    assert!(
+        c.message.contains("Secret default/pchat-sql"),
+        "{}",
+        c.message
+    );
+    assert!(
+        c.message.contains("spec.sqlCredentialsSecret"),
+        "{}",
+        c.message
+    );
+    assert_eq!(
+        world.operator_statements(),
+        0,
+        "SQL was sent without credentials"
+    );
 
     // A Secret without the password key: the key is named.
     world
@@ -56,7 +68,10 @@ async fn a_missing_secret_stalls_the_pool_naming_it_and_it_converges_once_the_se
     )
     .await;
     assert!(
-        condition(&partial, "Stalled").unwrap().message.contains("key `password`"),
+        condition(&partial, "Stalled")
+            .unwrap()
+            .message
+            .contains("key `password`"),
         "{partial:#?}"
     );
     assert_eq!(world.operator_statements(), 0);
@@ -67,7 +82,9 @@ async fn a_missing_secret_stalls_the_pool_naming_it_and_it_converges_once_the_se
         "the pool converges once the Secret is complete",
         || {
             world.status().filter(|s| {
-                s.phase == Some(Phase::Protected) && has(s, "Ready", "True") && has(s, "Stalled", "False")
+                s.phase == Some(Phase::Protected)
+                    && has(s, "Ready", "True")
+                    && has(s, "Stalled", "False")
             })
         },
         || format!("{:#?}\n{}", world.status(), op.log()),
@@ -83,5 +100,8 @@ async fn a_missing_secret_stalls_the_pool_naming_it_and_it_converges_once_the_se
         1,
         "one event per stall, not one per pass: {events:#?}"
     );
-    assert!(!op.log().contains(sql_support::PASSWORD), "the password was logged");
+    assert!(
+        !op.log().contains(sql_support::PASSWORD),
+        "the password was logged"
+    );
 }

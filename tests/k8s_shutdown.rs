@@ -1,10 +1,10 @@
 //! SIGTERM: `pchat-operator run` finishes its pass, releases the Lease and exits 0 promptly, so
 //! another replica takes over at once instead of waiting for the Lease to expire.
 
+mod k8s_support;
 #[path = "support/kube_fake/mod.rs"]
 mod kube_fake;
 mod sql_support;
-mod k8s_support;
 
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,12 @@ async fn sigterm_exits_zero_promptly_and_releases_the_lease() {
     a.terminate();
     let code = a.wait_exit(Duration::from_secs(30)).await;
     assert_eq!(code, Some(0), "exit after SIGTERM:\n{}", a.log());
-    assert_eq!(lease_holder(&world.api), None, "the Lease was not released:\n{}", a.log());
+    assert_eq!(
+        lease_holder(&world.api),
+        None,
+        "the Lease was not released:\n{}",
+        a.log()
+    );
     assert!(a.log().contains("lease released"), "{}", a.log());
 
     let started = Instant::now();

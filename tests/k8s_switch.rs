@@ -3,10 +3,10 @@
 //! ConfigMap; `kubectl patch` of primarySite moves the pool to the other site, followed through
 //! status, conditions, Events, the ConfigMap and the SQL end state.
 
+mod k8s_support;
 #[path = "support/kube_fake/mod.rs"]
 mod kube_fake;
 mod sql_support;
-mod k8s_support;
 
 use std::collections::BTreeSet;
 
@@ -31,9 +31,7 @@ async fn kubectl_apply_then_patch_primary_site_switches_the_pool_visibly_and_cor
     op.wait_ready().await;
     assert_eq!(op.http_get("/healthz").await.map(|r| r.0), Some(200));
 
-    world
-        .apply("pool.yaml", &world.pool_manifest(|_| {}))
-        .await;
+    world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
     let home = eventually(
         LONG,
         "the pool is Ready and Protected at atlanta",
@@ -102,14 +100,19 @@ async fn kubectl_apply_then_patch_primary_site_switches_the_pool_visibly_and_cor
             if let Some(st) = &s.step {
                 steps.insert(st.name.clone());
             }
-            if world.config_map().is_some_and(|cm| active_servers(&cm).is_empty()) {
+            if world
+                .config_map()
+                .is_some_and(|cm| active_servers(&cm).is_empty())
+            {
                 drained = true;
             }
             Some(s).filter(|s| {
                 s.phase == Some(Phase::Protected)
                     && s.serving_site.as_deref() == Some("dallas")
                     && has(s, "Ready", "True")
-                    && s.transition.as_ref().is_some_and(|t| t.completed_at.is_some())
+                    && s.transition
+                        .as_ref()
+                        .is_some_and(|t| t.completed_at.is_some())
             })
         },
         || format!("{:#?}\n{}", world.status(), op.log()),
@@ -117,7 +120,10 @@ async fn kubectl_apply_then_patch_primary_site_switches_the_pool_visibly_and_cor
     .await;
     assert!(phases.contains("Switching"), "phases seen: {phases:?}");
     for step in ["DemoteOldPrimary", "CatchUp", "Recover"] {
-        assert!(steps.contains(step), "{step} not seen; steps seen: {steps:?}");
+        assert!(
+            steps.contains(step),
+            "{step} not seen; steps seen: {steps:?}"
+        );
     }
     let _ = drained; // the empty (drain) list may be published for less than a poll interval
     let t = moved.transition.as_ref().unwrap();
@@ -148,7 +154,10 @@ async fn kubectl_apply_then_patch_primary_site_switches_the_pool_visibly_and_cor
         .find(|(_, r, n)| r == "TransitionCompleted" && n.contains("from atlanta to dallas"));
     assert!(completed.is_some(), "{events:#?}");
     assert_eq!(
-        events.iter().filter(|(_, r, _)| r == "TransitionStarted").count(),
+        events
+            .iter()
+            .filter(|(_, r, _)| r == "TransitionStarted")
+            .count(),
         1,
         "a transition starts once: {events:#?}"
     );
@@ -156,10 +165,19 @@ async fn kubectl_apply_then_patch_primary_site_switches_the_pool_visibly_and_cor
     // The SQL end state: dallas's first instance serves the chat database, atlanta's copy is
     // the log-shipping secondary, restoring.
     let sim = &world.live.sim.sim;
-    assert_eq!(sim.database_state("dal-sql1", "mgc").as_deref(), Some("ONLINE"));
-    assert_eq!(sim.database_state("atl-sql1", "mgc").as_deref(), Some("RESTORING"));
+    assert_eq!(
+        sim.database_state("dal-sql1", "mgc").as_deref(),
+        Some("ONLINE")
+    );
+    assert_eq!(
+        sim.database_state("atl-sql1", "mgc").as_deref(),
+        Some("RESTORING")
+    );
     // dallas's second instance holds the mirror copy, which SQL Server shows as RESTORING.
-    assert_eq!(sim.database_state("dal-sql2", "mgc").as_deref(), Some("RESTORING"));
+    assert_eq!(
+        sim.database_state("dal-sql2", "mgc").as_deref(),
+        Some("RESTORING")
+    );
 
     let (code, metrics) = op.http_get("/metrics").await.expect("/metrics answers");
     assert_eq!(code, 200);
@@ -170,6 +188,12 @@ async fn kubectl_apply_then_patch_primary_site_switches_the_pool_visibly_and_cor
     ] {
         assert!(metrics.contains(line), "{line} missing:\n{metrics}");
     }
-    assert!(metrics.contains("pchat_sql_round_trips_total{"), "{metrics}");
-    assert!(!op.log().contains(sql_support::PASSWORD), "the password was logged");
+    assert!(
+        metrics.contains("pchat_sql_round_trips_total{"),
+        "{metrics}"
+    );
+    assert!(
+        !op.log().contains(sql_support::PASSWORD),
+        "the password was logged"
+    );
 }

@@ -94,14 +94,18 @@ impl World {
 
     /// The committed CRD, applied with kubectl.
     pub async fn apply_crd(&self) {
-        let crd = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/persistentchatpool.yaml");
+        let crd =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/persistentchatpool.yaml");
         self.kubectl(&["apply", "-f", crd.to_str().unwrap()]).await;
     }
 
     /// The SQL login Secret the pool names (`pchat-sql`), applied with kubectl.
     pub async fn apply_secret(&self) {
-        self.apply("secret.yaml", &secret_manifest("pchat-sql", "sa", sql_support::PASSWORD))
-            .await;
+        self.apply(
+            "secret.yaml",
+            &secret_manifest("pchat-sql", "sa", sql_support::PASSWORD),
+        )
+        .await;
     }
 
     /// The example pool pointed at the simulator, with `edit` applied to it.
@@ -127,8 +131,12 @@ impl World {
 
     /// The pool's ConfigMap.
     pub fn config_map(&self) -> Option<Value> {
-        self.api
-            .get("v1", "configmaps", Some(NAMESPACE), &format!("{POOL}-active-servers"))
+        self.api.get(
+            "v1",
+            "configmaps",
+            Some(NAMESPACE),
+            &format!("{POOL}-active-servers"),
+        )
     }
 
     /// Every Event about the pool: (type, reason, note).
@@ -186,7 +194,11 @@ fn base64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -340,8 +352,12 @@ impl Drop for Operator {
 
 /// The holder of the operator's Lease (`default/pchat-operator`), if any.
 pub fn lease_holder(api: &FakeApiServer) -> Option<String> {
-    api.get("coordination.k8s.io/v1", "leases", Some(NAMESPACE), "pchat-operator")?["spec"]
-        ["holderIdentity"]
+    api.get(
+        "coordination.k8s.io/v1",
+        "leases",
+        Some(NAMESPACE),
+        "pchat-operator",
+    )?["spec"]["holderIdentity"]
         .as_str()
         .map(String::from)
 }
