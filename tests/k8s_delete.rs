@@ -37,7 +37,7 @@ async fn deleting_a_pool_closes_its_sql_connections_and_sends_no_more_sql() {
     world.apply_crd().await;
     world.apply_secret().await;
     let op = world.operator("op-a", 15);
-    op.wait_ready().await;
+    world.wait_ready(&op).await;
     world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
     eventually(
         LONG,

@@ -17,7 +17,7 @@ async fn a_primary_site_naming_no_site_stalls_naming_the_field_and_sends_no_sql(
     world.apply_crd().await;
     world.apply_secret().await;
     let op = world.operator("op-a", 15);
-    op.wait_ready().await;
+    world.wait_ready(&op).await;
     world
         .apply(
             "pool.yaml",

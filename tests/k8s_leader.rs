@@ -38,7 +38,7 @@ async fn only_the_leader_acts_and_the_other_replica_finishes_the_switch_when_it_
     )
     .await;
     let b = world.operator("op-b", 4);
-    b.wait_ready().await;
+    world.wait_ready(&b).await;
     world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
     eventually(
         LONG,

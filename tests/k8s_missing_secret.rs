@@ -15,7 +15,7 @@ async fn a_missing_secret_stalls_the_pool_naming_it_and_it_converges_once_the_se
     let world = World::start("secret").await;
     world.apply_crd().await;
     let op = world.operator("op-a", 15);
-    op.wait_ready().await;
+    world.wait_ready(&op).await;
     world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
     let stalled = eventually(
         LONG,

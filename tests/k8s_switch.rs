@@ -28,7 +28,7 @@ async fn kubectl_apply_then_patch_primary_site_switches_the_pool_visibly_and_cor
     world.apply_crd().await;
     world.apply_secret().await;
     let op = world.operator("op-a", 15);
-    op.wait_ready().await;
+    world.wait_ready(&op).await;
     assert_eq!(op.http_get("/healthz").await.map(|r| r.0), Some(200));
 
     world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;

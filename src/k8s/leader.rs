@@ -111,6 +111,8 @@ pub async fn start(
         .with_identity(&config.identity)
         .with_duration(config.duration_seconds)
         .with_grace(config.grace_seconds())
+        // The builder's default names the manager after a random identity, not this one.
+        .with_field_manager(format!("{}-{}", super::FIELD_MANAGER, config.identity))
         .build()
         .await?;
     let (tx, rx) = watch::channel(false);

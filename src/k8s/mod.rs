@@ -201,9 +201,17 @@ async fn run_controller(
         let ctx = ctx.clone();
         let stopping = stopping.clone();
         tokio::spawn(async move {
-            tokio::select! {
-                _ = stopping.cancelled() => return,
-                r = store.wait_until_ready() => if r.is_err() { return },
+            // Polled again every 200 ms rather than awaited once: the store's readiness wakes only
+            // the last task that polled it, and the controller's runner polls it too.
+            loop {
+                tokio::select! {
+                    _ = stopping.cancelled() => return,
+                    r = tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()) => match r {
+                        Ok(Ok(())) => break,
+                        Ok(Err(_)) => return,
+                        Err(_) => {}
+                    },
+                }
             }
             ready.store(true, Ordering::Release);
             tracing::info!("the PersistentChatPool watch has synced: ready");

@@ -175,6 +175,39 @@ impl World {
             .count()
     }
 
+    /// The requests the fake served, one line each, for failure messages.
+    pub fn requests(&self) -> String {
+        self.api
+            .requests()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}?{} -> {} [{}]",
+                    r.method, r.path, r.query, r.status, r.user_agent
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Wait until the replica's `/readyz` answers 200 (the pool watch has synced).
+    pub async fn wait_ready(&self, op: &Operator) {
+        let deadline = Instant::now() + LONG;
+        loop {
+            if let Some((200, _)) = op.http_get("/readyz").await {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: /readyz never answered 200:\n{}\n--- requests\n{}",
+                op.identity,
+                op.log(),
+                self.requests()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Start a replica of `pchat-operator run` with short intervals.
     pub fn operator(&self, identity: &str, lease_seconds: u64) -> Operator {
         Operator::spawn(&self.kubeconfig, &self.dir, identity, lease_seconds)
@@ -253,7 +286,11 @@ impl Operator {
                 "1",
             ])
             .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info,pchat_operator=debug")
+            .env(
+                "RUST_LOG",
+                std::env::var("PCHAT_TEST_RUST_LOG")
+                    .unwrap_or_else(|_| "info,pchat_operator=debug".into()),
+            )
             .env_remove("POD_NAME")
             .env_remove("POD_NAMESPACE")
             .stdin(Stdio::null())
@@ -288,24 +325,6 @@ impl Operator {
         let code = text.split_whitespace().nth(1)?.parse().ok()?;
         let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
         Some((code, body))
-    }
-
-    /// Wait until `/readyz` answers 200 (the pool watch has synced); panics with the log
-    /// otherwise.
-    pub async fn wait_ready(&self) {
-        let deadline = Instant::now() + LONG;
-        loop {
-            if let Some((200, _)) = self.http_get("/readyz").await {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{}: /readyz never answered 200:\n{}",
-                self.identity,
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
     }
 
     /// Send SIGTERM.
