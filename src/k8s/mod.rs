@@ -230,8 +230,14 @@ async fn run_controller(
     controller
         .run(controller::reconcile, controller::error_policy, ctx.clone())
         .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "controller event");
+            use kube::runtime::controller::Error as E;
+            match result {
+                // Failed passes are logged by the error policy; a pass for a pool deleted
+                // meanwhile is expected.
+                Ok(_) | Err(E::ReconcilerFailed(..) | E::ObjectNotFound(_)) => {}
+                // The watch failing (the CRD not installed, no RBAC, the API server away)
+                // keeps /readyz at 503: say why.
+                Err(e) => tracing::warn!(error = %e, "the PersistentChatPool or ConfigMap watch failed, retrying"),
             }
         })
         .await;
