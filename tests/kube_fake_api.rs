@@ -663,13 +663,14 @@ async fn an_applied_crd_makes_the_custom_kind_served() {
 async fn the_lease_manager_acquires_and_another_identity_cannot_while_it_is_held() {
     let server = FakeApiServer::start();
     let client = server.client().await;
-    // A short lease, renewed by the holder's watch task, so the test covers several renewals.
+    // A short lease renewed by the holder's watch task (every 3 s, with 3 s of slack for a
+    // loaded machine), so the test window covers renewals.
     let build = |identity: &str| {
         kube_lease_manager::LeaseManagerBuilder::new(client.clone(), "pchat-operator")
             .with_namespace("default")
             .with_identity(identity)
-            .with_duration(3)
-            .with_grace(1)
+            .with_duration(6)
+            .with_grace(3)
             .build()
     };
     let (mut first, first_task) = build("replica-a").await.unwrap().watch().await;
@@ -679,7 +680,7 @@ async fn the_lease_manager_acquires_and_another_identity_cannot_while_it_is_held
         .unwrap();
     let second = build("replica-b").await.unwrap();
     // Longer than the lease duration: only renewals keep it from the second identity.
-    let attempt = tokio::time::timeout(Duration::from_secs(7), second.changed()).await;
+    let attempt = tokio::time::timeout(Duration::from_secs(8), second.changed()).await;
     assert!(
         attempt.is_err(),
         "the second identity must still be waiting: {attempt:?}"
@@ -767,8 +768,16 @@ async fn label_and_field_selectors_filter_lists() {
     assert_eq!(names(api.list(&by("app,!tier")).await.unwrap()), ["b"]);
     let field = ListParams::default().fields("metadata.name=b");
     assert_eq!(names(api.list(&field).await.unwrap()), ["b"]);
+    let by_data = ListParams::default().fields("data.k!=a,metadata.namespace=default");
+    assert_eq!(names(api.list(&by_data).await.unwrap()), ["b"]);
     let err = api_error(
-        api.list(&ListParams::default().fields("spec.x=1"))
+        api.list(&ListParams::default().fields("metadata..name=b"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 400);
+    let err = api_error(
+        api.list(&ListParams::default().labels("app in (x)"))
             .await
             .unwrap_err(),
     );
@@ -883,5 +892,68 @@ fn test_side_put_and_delete_notify_and_bump_versions() {
         server
             .get(POOLS, "persistentchatpools", Some("default"), "p")
             .is_none()
+    );
+}
+
+#[tokio::test]
+async fn the_written_kubeconfig_gives_a_working_kube_client() {
+    let server = FakeApiServer::start();
+    let path = std::env::temp_dir().join(format!("kube-fake-kubeconfig-{}", std::process::id()));
+    server.write_kubeconfig(&path);
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let options = kube::config::KubeConfigOptions::default();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .unwrap();
+    assert_eq!(config.default_namespace, "default");
+    kube_fake::install_crypto_provider();
+    let client = kube::Client::try_from(config).unwrap();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
+    let names: Vec<_> = namespaces
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|n| n.metadata.name.unwrap())
+        .collect();
+    assert_eq!(names, ["default", "kube-system"]);
+    let sent = server.requests();
+    assert!(
+        sent.iter()
+            .all(|r| !format!("{r:?}").contains("kubefake-token")),
+        "no credential is recorded"
+    );
+}
+
+#[test]
+fn send_initial_events_streams_current_objects_then_the_initial_events_end_bookmark() {
+    let server = FakeApiServer::start();
+    for name in ["a", "b"] {
+        server.put_object(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "default"}}));
+    }
+    let path = "/api/v1/namespaces/default/configmaps?watch=1&sendInitialEvents=true\
+                &resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1";
+    let (status, body) = raw(&server, "GET", path, "", "");
+    assert_eq!(status, 200);
+    let events: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .take(3)
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["ADDED", "ADDED", "BOOKMARK"]);
+    assert_eq!(
+        events[2]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    assert!(
+        events[3..].iter().all(|e| e["type"] == "BOOKMARK"),
+        "{body}"
     );
 }

@@ -6,6 +6,7 @@
 
 mod discovery;
 mod errors;
+mod events;
 mod fields;
 mod http;
 mod kubeconfig;

@@ -1,5 +1,6 @@
 //! Label selectors (`k=v`, `k==v`, `k!=v`, `k`, `!k`, comma-separated; no set-based `in`/`notin`)
-//! and field selectors (`metadata.name`, `metadata.namespace` with `=`, `==`, `!=`).
+//! and field selectors (`=`, `==`, `!=` on any dotted field path, e.g. `metadata.name` or
+//! `involvedObject.uid`; a real server accepts only per-kind field labels, which are a subset).
 
 use serde_json::Value;
 
@@ -58,8 +59,8 @@ impl Selector {
                     ));
                 }
             };
-            if key != "metadata.name" && key != "metadata.namespace" {
-                return Err(format!("field label not supported: {key}"));
+            if key.is_empty() || key.split('.').any(str::is_empty) {
+                return Err(format!("fieldSelector \"{key}\": not a field path"));
             }
         }
         Ok(Selector { labels, fields })
@@ -71,12 +72,13 @@ impl Selector {
                 .and_then(|l| l.get(k))
                 .and_then(Value::as_str)
         };
-        let field = |k: &str| {
-            let f = k.strip_prefix("metadata.").unwrap_or(k);
-            obj.pointer("/metadata")
-                .and_then(|m| m.get(f))
-                .and_then(Value::as_str)
-                .unwrap_or("")
+        // Absent fields compare as "", as in a real server's field sets.
+        let field = |k: &str| -> String {
+            match k.split('.').try_fold(obj, |v, part| v.get(part)) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            }
         };
         self.labels.iter().all(|r| match r {
             Req::Eq(k, v) => label(k) == Some(v.as_str()),
@@ -84,8 +86,8 @@ impl Selector {
             Req::Exists(k) => label(k).is_some(),
             Req::Absent(k) => label(k).is_none(),
         }) && self.fields.iter().all(|r| match r {
-            Req::Eq(k, v) => field(k) == v,
-            Req::Ne(k, v) => field(k) != v,
+            Req::Eq(k, v) => field(k) == *v,
+            Req::Ne(k, v) => field(k) != *v,
             Req::Exists(_) | Req::Absent(_) => false,
         })
     }

@@ -214,15 +214,32 @@ impl Store {
         ns: Option<&str>,
         name: &str,
     ) -> Result<Value, ApiError> {
-        self.objects
-            .get(&Self::key(res, ns, name))
-            .map(|o| Self::present(res, version, o))
-            .ok_or_else(|| ApiError::not_found(res, name))
+        if let Some(o) = self.objects.get(&Self::key(res, ns, name)) {
+            return Ok(Self::present(res, version, o));
+        }
+        if Self::is_core_event(res) {
+            let key = (
+                "events.k8s.io".into(),
+                "events".into(),
+                ns.unwrap_or("default").into(),
+                name.into(),
+            );
+            if let Some(o) = self.objects.get(&key) {
+                return Ok(super::events::to_core(o));
+            }
+        }
+        Err(ApiError::not_found(res, name))
+    }
+
+    fn is_core_event(res: &ResourceInfo) -> bool {
+        res.group.is_empty() && res.plural == "events"
     }
 
     /// Objects of a type, in one namespace or (None) all, sorted by namespace and name.
+    /// Reads of core/v1 Events include the events.k8s.io/v1 ones, converted (see events.rs).
     pub fn list(&self, res: &ResourceInfo, version: &str, ns: Option<&str>) -> Vec<Value> {
-        self.objects
+        let mut out: Vec<Value> = self
+            .objects
             .iter()
             .filter(|((g, p, n, _), _)| {
                 *g == res.group
@@ -230,7 +247,20 @@ impl Store {
                     && (ns.is_none() || !res.namespaced || ns == Some(n.as_str()))
             })
             .map(|(_, o)| Self::present(res, version, o))
-            .collect()
+            .collect();
+        if Self::is_core_event(res) {
+            out.extend(
+                self.objects
+                    .iter()
+                    .filter(|((g, p, n, _), _)| {
+                        g == "events.k8s.io"
+                            && p == "events"
+                            && (ns.is_none() || ns == Some(n.as_str()))
+                    })
+                    .map(|(_, o)| super::events::to_core(o)),
+            );
+        }
+        out
     }
 
     /// Events of a type after `rv`, or 410 Expired when history before it was compacted.
@@ -362,12 +392,10 @@ impl Store {
             && !body_ns.is_empty()
             && body_ns != path_ns
         {
-            {
-                return Err(ApiError::bad_request(format!(
-                    "the namespace of the provided object ({body_ns}) does not match the namespace sent on the request ({path_ns}) for {} \"{name}\"",
-                    res.qualified()
-                )));
-            }
+            return Err(ApiError::bad_request(format!(
+                "the namespace of the provided object ({body_ns}) does not match the namespace sent on the request ({path_ns}) for {} \"{name}\"",
+                res.qualified()
+            )));
         }
         Ok(())
     }
@@ -389,7 +417,11 @@ impl Store {
                         data[k] = json!(base64(v.as_str().unwrap_or("").as_bytes()));
                     }
                 }
-                if obj.get("type").is_none() {
+                if obj
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
                     obj["type"] = json!("Opaque");
                 }
             }
@@ -638,11 +670,9 @@ impl Store {
         if let Some(sent) = meta(&body, "name")
             && sent != name
         {
-            {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({sent}) does not match the name on the URL ({name})"
-                )));
-            }
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({sent}) does not match the name on the URL ({name})"
+            )));
         }
         self.check_namespace(res, ns, &body, name)?;
         Self::check_precondition(res, name, &old, &body)?;
@@ -741,11 +771,9 @@ impl Store {
         if let Some(sent) = meta(&applied, "name")
             && sent != name
         {
-            {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({sent}) does not match the name on the URL ({name})"
-                )));
-            }
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({sent}) does not match the name on the URL ({name})"
+            )));
         }
         self.check_namespace(res, ns, &applied, name)?;
         let sub = if target == Target::Status {
