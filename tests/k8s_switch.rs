@@ -154,6 +154,19 @@ async fn kubectl_apply_then_patch_primary_site_switches_the_pool_visibly_and_cor
         "a transition starts once: {events:#?}"
     );
 
+    // What a person sees: the Events under `kubectl describe`, the columns of `kubectl get`.
+    let described = world
+        .kubectl(&["describe", "persistentchatpool", POOL, "-n", NAMESPACE])
+        .await;
+    assert!(described.contains("TransitionCompleted"), "{described}");
+    let listed = world.kubectl(&["get", "pcpool", "-n", NAMESPACE]).await;
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(POOL) && l.contains("dallas") && l.contains("FailedOver")),
+        "{listed}"
+    );
+
     // The SQL end state: dallas's first instance serves the chat database, atlanta's copy is
     // the log-shipping secondary, restoring.
     let sim = &world.live.sim.sim;
