@@ -146,13 +146,11 @@ async fn kubectl_apply_then_patch_primary_site_switches_the_pool_visibly_and_cor
         .find(|(_, r, n)| r == "TransitionCompleted" && n.contains("from atlanta to dallas"));
     assert!(completed.is_some(), "{events:#?}");
     assert_eq!(
-        events
-            .iter()
-            .filter(|(_, r, _)| r == "TransitionStarted")
-            .count(),
+        world.event_count("TransitionStarted"),
         1,
         "a transition starts once: {events:#?}"
     );
+    assert_eq!(world.event_count("TransitionCompleted"), 1, "{events:#?}");
 
     // What a person sees: the Events under `kubectl describe`, the columns of `kubectl get`.
     let described = world

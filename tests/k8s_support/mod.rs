@@ -155,6 +155,17 @@ impl World {
             .collect()
     }
 
+    /// How many times an Event with this reason was recorded about the pool: the Recorder
+    /// folds a repeat into the first Event's `series.count` rather than creating another.
+    pub fn event_count(&self, reason: &str) -> u64 {
+        self.api
+            .list("events.k8s.io/v1", "events", Some(NAMESPACE))
+            .into_iter()
+            .filter(|e| e["regarding"]["name"] == POOL && e["reason"] == reason)
+            .map(|e| e["series"]["count"].as_u64().unwrap_or(1))
+            .sum()
+    }
+
     /// Statements the operator (program name `pchat-operator`) sent to every instance so far.
     pub fn operator_statements(&self) -> usize {
         self.live
