@@ -309,3 +309,103 @@ pub fn error_policy(pool: Arc<PersistentChatPool>, error: &Error, ctx: Arc<Conte
     ctx.metrics.error(&namespace, &name, error.reason());
     Action::requeue(ctx.timing.error_retry)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Phase;
+    use crate::engine::PassReport;
+
+    fn report(
+        decision: Option<Decision>,
+        step_ran: Option<(Step, Result<StepRun, StepError>)>,
+        phase: Option<Phase>,
+    ) -> PassReport {
+        PassReport {
+            status: PersistentChatPoolStatus {
+                phase,
+                ..PersistentChatPoolStatus::default()
+            },
+            requeue_after: engine::REQUEUE_ACTIVE,
+            step_ran,
+            decision,
+            observation: None,
+        }
+    }
+
+    fn catch_up() -> Step {
+        Step::CatchUp {
+            site: "dallas".into(),
+            instance: "dal-sql1".into(),
+            database: "mgc".into(),
+            files: vec![],
+        }
+    }
+
+    #[test]
+    fn each_pass_is_counted_under_the_agreed_outcome_and_reason() {
+        let ok = Ok(StepRun::default());
+        let retry = Err(StepError {
+            message: "timeout".into(),
+            retryable: true,
+            number: None,
+        });
+        let fatal = Err(StepError {
+            message: "4305".into(),
+            retryable: false,
+            number: Some(4305),
+        });
+        let cases = [
+            (
+                report(
+                    Some(Decision::Step(catch_up())),
+                    Some((catch_up(), ok)),
+                    None,
+                ),
+                Outcome::Step,
+                None,
+            ),
+            (
+                report(
+                    Some(Decision::Step(catch_up())),
+                    Some((catch_up(), retry)),
+                    None,
+                ),
+                Outcome::Error,
+                Some("StepRetrying"),
+            ),
+            (
+                report(
+                    Some(Decision::Step(catch_up())),
+                    Some((catch_up(), fatal)),
+                    None,
+                ),
+                Outcome::Error,
+                Some("StepFailed"),
+            ),
+            (
+                report(Some(Decision::Converged), None, None),
+                Outcome::Converged,
+                None,
+            ),
+            (
+                report(Some(Decision::Wait(WaitReason::Suspended)), None, None),
+                Outcome::Suspended,
+                None,
+            ),
+            (
+                report(None, None, Some(Phase::Invalid)),
+                Outcome::Invalid,
+                Some("InvalidSpec"),
+            ),
+            (
+                report(None, None, Some(Phase::Waiting)),
+                Outcome::Error,
+                Some("PublishedStateUnreadable"),
+            ),
+        ];
+        for (r, outcome, reason) in cases {
+            assert_eq!(outcome_of(&r), (outcome, reason.map(String::from)), "{r:?}");
+        }
+    }
+}
