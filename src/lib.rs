@@ -7,6 +7,7 @@
 pub mod api;
 pub mod demo;
 pub mod engine;
+pub mod k8s;
 pub mod local;
 pub mod observe;
 pub mod plan;

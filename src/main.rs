@@ -81,6 +81,38 @@ enum Command {
         log_format: pchat_operator::telemetry::LogFormat,
     },
 
+    /// Run the operator in Kubernetes: reconcile every PersistentChatPool (or those of one
+    /// namespace), with leader election, until SIGTERM or Ctrl-C.
+    Run {
+        /// Watch only this namespace (default: all namespaces).
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Address of the HTTP endpoint serving /healthz, /readyz and /metrics.
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        http_addr: std::net::SocketAddr,
+        /// Name of the Lease used for leader election.
+        #[arg(long, default_value = "pchat-operator")]
+        lease_name: String,
+        /// Namespace of the Lease.
+        #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+        lease_namespace: String,
+        /// This replica's identity in the Lease (default: POD_NAME, else the host name).
+        #[arg(long, env = "POD_NAME")]
+        identity: Option<String>,
+        /// Seconds a leader's claim lasts after its last renewal (at least 2).
+        #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]
+        lease_duration: u64,
+        /// Seconds between passes of a pool stalled on a missing Secret or key.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        stalled_retry: u64,
+        /// Seconds between checks of a replica that does not hold the Lease.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        not_leader_retry: u64,
+        /// Log line format.
+        #[arg(long, value_enum, default_value_t = pchat_operator::telemetry::LogFormat::Plain)]
+        log_format: pchat_operator::telemetry::LogFormat,
+    },
+
     /// Run the demo: a simulated two-site pool under a chat workload, bootstrapped, switched,
     /// failed back, failed over when a site goes down, and protected again when it returns.
     Demo,
@@ -165,7 +197,72 @@ fn main() -> ExitCode {
             control,
         } => sim_command(&topology, &state_dir, control),
         Command::Demo => demo_command(),
+        Command::Run {
+            namespace,
+            http_addr,
+            lease_name,
+            lease_namespace,
+            identity,
+            lease_duration,
+            stalled_retry,
+            not_leader_retry,
+            log_format,
+        } => {
+            pchat_operator::telemetry::init_logging(log_format);
+            let timing = pchat_operator::k8s::context::Timing {
+                stalled_retry: std::time::Duration::from_secs(stalled_retry),
+                not_leader_retry: std::time::Duration::from_secs(not_leader_retry),
+                ..Default::default()
+            };
+            let opts = pchat_operator::k8s::Options {
+                namespace,
+                http_addr,
+                lease: pchat_operator::k8s::leader::LeaseConfig {
+                    name: lease_name,
+                    namespace: lease_namespace,
+                    identity: identity.unwrap_or_else(host_name),
+                    duration_seconds: lease_duration,
+                },
+                ca_dir: std::env::temp_dir().join("pchat-operator"),
+                timing,
+            };
+            run_command(opts)
+        }
     }
+}
+
+/// `pchat-operator run`: exit 0 after a graceful shutdown, 1 when it cannot start.
+fn run_command(opts: pchat_operator::k8s::Options) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(pchat_operator::k8s::run(
+        opts,
+        pchat_operator::k8s::shutdown::signal(),
+    ));
+    // Background tasks (watch connections) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The host name, the identity of a replica outside a pod.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("pchat-operator-{}", std::process::id()))
 }
 
 /// `pchat-operator reconcile`: exit 2 for a spec or credentials the user must fix (nothing is

@@ -80,6 +80,33 @@ pub fn invalid_because(
     status
 }
 
+/// The status when something a person must provide is missing before anything can be observed
+/// (a Secret or one of its keys): phase Blocked, Stalled with `reason` and `message` (which
+/// names the object and the key), and everything observed before carried over untouched.
+pub fn stalled_because(
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    previous: Option<&PersistentChatPoolStatus>,
+    now: Timestamp,
+) -> PersistentChatPoolStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+    status.phase = Some(Phase::Blocked);
+    let conds = vec![
+        cond("Ready", false, reason, message),
+        cond(
+            "Reconciling",
+            false,
+            reason,
+            "nothing is observed or sent until this is fixed",
+        ),
+        cond("Stalled", true, reason, message),
+    ];
+    status.conditions = merge_conditions(&status.conditions, conds, generation, now);
+    status
+}
+
 /// The status of a pass that could not read the published state: nothing observed or planned.
 pub fn publisher_unreadable(
     e: &PublishError,
@@ -472,4 +499,55 @@ fn merge_conditions(
 
 fn whole_seconds(t: Timestamp) -> Timestamp {
     Timestamp::from_second(t.as_second()).unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stalled_because_names_the_reason_keeps_what_was_observed_and_sets_every_generation() {
+        let t0: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+        let previous = PersistentChatPoolStatus {
+            serving_site: Some("atlanta".into()),
+            active_servers: vec!["atl-pc1.litwareinc.com".into()],
+            ..PersistentChatPoolStatus::default()
+        };
+        let msg = "Secret chat/pchat-sql does not exist";
+        let s = stalled_because("SecretNotFound", msg, Some(4), Some(&previous), t0);
+        assert_eq!(s.phase, Some(Phase::Blocked));
+        assert_eq!(s.observed_generation, Some(4));
+        assert_eq!(s.serving_site.as_deref(), Some("atlanta"));
+        assert_eq!(s.active_servers, previous.active_servers);
+        let stalled = s.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+        assert_eq!(
+            (
+                stalled.status.as_str(),
+                stalled.reason.as_str(),
+                stalled.message.as_str()
+            ),
+            ("True", "SecretNotFound", msg)
+        );
+        assert!(
+            s.conditions
+                .iter()
+                .all(|c| c.observed_generation == Some(4))
+        );
+        let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(ready.status, "False");
+        // The time a condition turned true is kept while it stays true.
+        let later = stalled_because(
+            "SecretNotFound",
+            msg,
+            Some(4),
+            Some(&s),
+            t0 + jiff::SignedDuration::from_secs(30),
+        );
+        let again = later
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Stalled")
+            .unwrap();
+        assert_eq!(again.last_transition_time, stalled.last_transition_time);
+    }
 }

@@ -1,0 +1,152 @@
+//! What every reconcile shares: the Kubernetes client, the Event recorder, the metrics, the
+//! leadership, and one slot per pool (keyed by uid) that keeps the pool's SQL port, and so its
+//! connections, from one pass to the next.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::events::Recorder;
+use tokio::time::Instant;
+
+use super::leader::Leadership;
+use super::metrics::Metrics;
+use crate::engine::sql_port::LivePort;
+
+/// How often passes come back when the engine does not say.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// While stalled on a missing Secret or key (Secrets are not watched: the operator only
+    /// reads the ones pools name).
+    pub stalled_retry: Duration,
+    /// A replica that does not lead looks again this often (and at once when it gains the
+    /// lead).
+    pub not_leader_retry: Duration,
+    /// After a Kubernetes API failure.
+    pub error_retry: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            stalled_retry: Duration::from_secs(10),
+            not_leader_retry: Duration::from_secs(10),
+            error_retry: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One pool's memory between passes. It holds nothing the planner decides from: only the
+/// connections and when the next pass is due.
+pub struct PoolSlot {
+    pub namespace: String,
+    pub name: String,
+    /// The SQL port and the fingerprint of the credentials it logs in with.
+    pub port: Option<(u64, LivePort)>,
+    /// When the engine asked to come back, and for which generation: a trigger that arrives
+    /// earlier for the same generation (the watch echoing the operator's own status write)
+    /// waits until then.
+    pub next_due: Option<(Instant, Option<i64>)>,
+}
+
+/// The shared state of the controller.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub leadership: Leadership,
+    /// Where CA certificates from `spec.tls.caSecret` are written.
+    pub ca_dir: PathBuf,
+    pub timing: Timing,
+    pools: Mutex<HashMap<String, Arc<tokio::sync::Mutex<PoolSlot>>>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        recorder: Recorder,
+        metrics: Arc<Metrics>,
+        leadership: Leadership,
+        ca_dir: PathBuf,
+        timing: Timing,
+    ) -> Self {
+        Context {
+            client,
+            recorder,
+            metrics,
+            leadership,
+            ca_dir,
+            timing,
+            pools: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn pools(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<PoolSlot>>>> {
+        self.pools.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The slot of the pool with this uid, created empty on first use.
+    pub fn slot(
+        &self,
+        uid: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Arc<tokio::sync::Mutex<PoolSlot>> {
+        self.pools()
+            .entry(uid.to_string())
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Mutex::new(PoolSlot {
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                    port: None,
+                    next_due: None,
+                }))
+            })
+            .clone()
+    }
+
+    /// Drop a pool's slot, and with it its SQL port and connections (once a pass still running
+    /// on it finishes), and its gauges. True when there was one.
+    pub fn forget(&self, uid: &str, namespace: &str, name: &str) -> bool {
+        let removed = self.pools().remove(uid).is_some();
+        if removed {
+            self.metrics.forget_pool(namespace, name);
+            tracing::info!(
+                namespace,
+                pool = name,
+                "no longer managing this pool: its SQL connections are closed"
+            );
+        }
+        removed
+    }
+
+    /// Drop every slot whose uid `keep` rejects.
+    pub fn forget_unless(&self, keep: impl Fn(&str) -> bool) {
+        let gone: Vec<(String, Arc<tokio::sync::Mutex<PoolSlot>>)> = {
+            let mut pools = self.pools();
+            let uids: Vec<String> = pools.keys().filter(|u| !keep(u)).cloned().collect();
+            uids.into_iter()
+                .filter_map(|u| pools.remove(&u).map(|s| (u, s)))
+                .collect()
+        };
+        for (_, slot) in gone {
+            // The names are only read for the gauges and the log; a pass holding the slot
+            // finishes first.
+            let metrics = self.metrics.clone();
+            tokio::spawn(async move {
+                let s = slot.lock().await;
+                metrics.forget_pool(&s.namespace, &s.name);
+                tracing::info!(namespace = %s.namespace, pool = %s.name, "no longer managing this pool: its SQL connections are closed");
+            });
+        }
+    }
+
+    /// The uids of the pools with a slot.
+    pub fn managed(&self) -> Vec<String> {
+        self.pools().keys().cloned().collect()
+    }
+}

@@ -1,0 +1,263 @@
+//! Kubernetes mode, `pchat-operator run`: a kube-runtime controller over PersistentChatPool
+//! that runs one engine pass per reconcile, with the pool's Secrets for SQL credentials, its
+//! ConfigMap as the published active-server list, status by server-side apply, Events, leader
+//! election on a Lease, `/healthz` `/readyz` `/metrics`, and a graceful shutdown.
+//!
+//! One module per job: [`controller`] (the reconcile), [`context`] (what passes share),
+//! [`credentials`] (Secret to SQL login and CA file), [`configmap`] (the publisher),
+//! [`status_patch`] (server-side apply of status), [`events`], [`leader`], [`metrics`],
+//! [`http`] and [`shutdown`].
+//!
+//! No finalizer: deleting a pool stops its management and sends no SQL (see [`controller`]).
+
+pub mod configmap;
+pub mod context;
+pub mod controller;
+pub mod credentials;
+pub mod events;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod shutdown;
+pub mod status_patch;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, ResourceExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::PersistentChatPool;
+use context::{Context, Timing};
+use leader::LeaseConfig;
+
+/// The field manager of every server-side apply, and the Event reporter.
+pub const FIELD_MANAGER: &str = "pchat-operator";
+
+/// What `pchat-operator run` was asked to do.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Watch only this namespace; all namespaces when `None`.
+    pub namespace: Option<String>,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    pub http_addr: SocketAddr,
+    pub lease: LeaseConfig,
+    /// Where CA certificates are written (under the temporary directory: the root filesystem
+    /// may be read-only).
+    pub ca_dir: PathBuf,
+    pub timing: Timing,
+}
+
+/// Why `run` could not start or stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot listen on {addr} for /healthz, /readyz and /metrics: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "no Kubernetes client configuration (KUBECONFIG, ~/.kube/config or the in-cluster service account): {0}"
+    )]
+    Config(#[source] kube::config::InferConfigError),
+    #[error("cannot build the Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+    #[error("cannot use the Lease {namespace}/{name} for leader election: {source}")]
+    Lease {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube_lease_manager::LeaseManagerError,
+    },
+}
+
+/// A Kubernetes client whose requests say which replica sent them (User-Agent
+/// `pchat-operator/<version> (<identity>)`), from KUBECONFIG or the in-cluster configuration.
+pub async fn client(identity: &str) -> Result<Client, RunError> {
+    // Harmless when a provider is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut config = kube::Config::infer().await.map_err(RunError::Config)?;
+    let agent = format!("pchat-operator/{} ({identity})", env!("CARGO_PKG_VERSION"));
+    if let Ok(value) = agent.parse() {
+        config.headers.push((hyper::header::USER_AGENT, value));
+    }
+    Client::try_from(config).map_err(RunError::Client)
+}
+
+/// Run the operator until `shutdown` resolves; then finish the passes under way, release the
+/// Lease and return.
+pub async fn run(
+    opts: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let metrics = Arc::new(metrics::Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind(opts.http_addr)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: opts.http_addr,
+            source,
+        })?;
+    let http_stop = CancellationToken::new();
+    let http_task = tokio::spawn(http::serve(
+        listener,
+        http::Health {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+        },
+        http_stop.clone(),
+    ));
+    let result = run_controller(&opts, metrics, ready, shutdown).await;
+    http_stop.cancel();
+    let _ = http_task.await;
+    result
+}
+
+async fn run_controller(
+    opts: &Options,
+    metrics: Arc<metrics::Metrics>,
+    ready: Arc<AtomicBool>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let client = client(&opts.lease.identity).await?;
+    let leader_stop = CancellationToken::new();
+    let (leadership, leader_task) = leader::start(
+        client.clone(),
+        opts.lease.clone(),
+        metrics.clone(),
+        leader_stop.clone(),
+    )
+    .await
+    .map_err(|source| RunError::Lease {
+        namespace: opts.lease.namespace.clone(),
+        name: opts.lease.name.clone(),
+        source,
+    })?;
+    tracing::info!(
+        namespace = opts.namespace.as_deref().unwrap_or("<all>"),
+        identity = %opts.lease.identity,
+        lease = %format!("{}/{}", opts.lease.namespace, opts.lease.name),
+        "pchat-operator running"
+    );
+
+    let (pools, config_maps): (Api<PersistentChatPool>, Api<ConfigMap>) = match &opts.namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: Some(opts.lease.identity.clone()),
+        },
+    );
+    let ctx = Arc::new(Context::new(
+        client,
+        recorder,
+        metrics,
+        leadership.clone(),
+        opts.ca_dir.clone(),
+        opts.timing,
+    ));
+
+    // Controller::graceful_shutdown_on wants a Sync future: a oneshot receiver is one.
+    let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
+    let stopping = CancellationToken::new();
+    let stopping_signal = stopping.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing the passes under way");
+        stopping_signal.cancel();
+        let _ = stop_tx.send(());
+    });
+
+    let controller = Controller::new(pools, watcher::Config::default())
+        .owns(
+            config_maps,
+            watcher::Config::default()
+                .labels(&format!("{}={FIELD_MANAGER}", configmap::MANAGED_BY_LABEL)),
+        )
+        // Gaining the lead starts a pass for every pool at once, rather than at each pool's
+        // next retry.
+        .reconcile_all_on(gained(leadership.subscribe()))
+        .graceful_shutdown_on(stop_rx.map(|_| ()));
+    let store = controller.store();
+
+    // Readiness, and dropping the slots (SQL connections) of pools that are gone.
+    let housekeeping = {
+        let ctx = ctx.clone();
+        let stopping = stopping.clone();
+        tokio::spawn(async move {
+            // Polled again every 200 ms rather than awaited once: the store's readiness wakes only
+            // the last task that polled it, and the controller's runner polls it too.
+            loop {
+                tokio::select! {
+                    _ = stopping.cancelled() => return,
+                    r = tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()) => match r {
+                        Ok(Ok(())) => break,
+                        Ok(Err(_)) => return,
+                        Err(_) => {}
+                    },
+                }
+            }
+            ready.store(true, Ordering::Release);
+            tracing::info!("the PersistentChatPool watch has synced: ready");
+            loop {
+                tokio::select! {
+                    _ = stopping.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                let present: HashSet<String> =
+                    store.state().iter().filter_map(|p| p.uid()).collect();
+                ctx.forget_unless(|uid| present.contains(uid));
+            }
+        })
+    };
+
+    controller
+        .run(controller::reconcile, controller::error_policy, ctx.clone())
+        .for_each(|result| async move {
+            use kube::runtime::controller::Error as E;
+            match result {
+                // Failed passes are logged by the error policy; a pass for a pool deleted
+                // meanwhile is expected.
+                Ok(_) | Err(E::ReconcilerFailed(..) | E::ObjectNotFound(_)) => {}
+                // The watch failing (the CRD not installed, no RBAC, the API server away)
+                // keeps /readyz at 503: say why.
+                Err(e) => tracing::warn!(error = %e, "the PersistentChatPool or ConfigMap watch failed, retrying"),
+            }
+        })
+        .await;
+    // Every pass has finished: only now may another replica take over.
+    stopping.cancel();
+    let _ = housekeeping.await;
+    leader_stop.cancel();
+    let _ = leader_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A stream that yields each time leadership is gained.
+fn gained(rx: tokio::sync::watch::Receiver<bool>) -> impl futures::Stream<Item = ()> + Send {
+    futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            rx.changed().await.ok()?;
+            if *rx.borrow_and_update() {
+                return Some(((), rx));
+            }
+        }
+    })
+}

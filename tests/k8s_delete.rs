@@ -1,0 +1,92 @@
+//! No finalizer: deleting a pool stops its management at once. The operator closes its SQL
+//! connections to the pool's instances and sends no further statement, even in the middle of
+//! a bootstrap that would otherwise go on sending.
+
+mod k8s_support;
+#[path = "support/kube_fake/mod.rs"]
+mod kube_fake;
+mod sql_support;
+
+use std::time::Duration;
+
+use k8s_support::{LONG, NAMESPACE, POOL, World, eventually};
+use pchat_operator::api::Phase;
+
+/// Sessions the operator holds on an instance, by the simulator's sys.dm_exec_sessions.
+async fn operator_sessions(world: &World, instance: &str) -> i64 {
+    let addr = world.live.sim.addr(instance).unwrap();
+    let mut admin = sql_support::admin_client(addr).await;
+    let row = admin
+        .simple_query(
+            "SELECT COUNT(*) FROM sys.dm_exec_sessions WHERE program_name = 'pchat-operator'",
+        )
+        .await
+        .unwrap()
+        .into_row()
+        .await
+        .unwrap()
+        .expect("one row");
+    row.get::<i32, _>(0)
+        .map(i64::from)
+        .unwrap_or_else(|| row.get::<i64, _>(0).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_pool_closes_its_sql_connections_and_sends_no_more_sql() {
+    let world = World::start("delete").await;
+    world.apply_crd().await;
+    world.apply_secret().await;
+    let op = world.operator("op-a", 15);
+    world.wait_ready(&op).await;
+    world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
+    eventually(
+        LONG,
+        "the bootstrap is under way",
+        || {
+            world
+                .status()
+                .filter(|s| s.phase == Some(Phase::Bootstrapping))
+                .filter(|_| world.operator_writes() > 0)
+        },
+        || format!("{:#?}\n{}", world.status(), op.log()),
+    )
+    .await;
+    assert!(operator_sessions(&world, "atl-sql1").await > 0);
+    world
+        .kubectl(&["delete", "pcpool", POOL, "-n", NAMESPACE, "--wait=false"])
+        .await;
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let mut open = 0;
+        for (_, i) in world.live.spec.instances() {
+            open += operator_sessions(&world, &i.name).await;
+        }
+        if open == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{open} operator sessions still open after the delete:\n{}",
+            op.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let sent = world.operator_statements();
+    // Long enough for several of the bootstrap's one-second passes.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        world.operator_statements(),
+        sent,
+        "SQL was sent after the delete"
+    );
+    assert!(
+        op.log().contains("no longer managing this pool"),
+        "{}",
+        op.log()
+    );
+    let (_, metrics) = op.http_get("/metrics").await.expect("/metrics answers");
+    assert!(
+        !metrics.contains("pchat_pool_phase{namespace=\"default\",pool=\"atl-cs-001\""),
+        "the deleted pool's gauges remain:\n{metrics}"
+    );
+}

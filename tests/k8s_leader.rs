@@ -1,0 +1,149 @@
+//! Two `pchat-operator run` replicas on one Lease: only the leader sends SQL or writes status,
+//! ConfigMaps and Events; when the leader is killed (SIGKILL) in the middle of a switch, the
+//! other takes the Lease over and finishes the switch.
+
+mod k8s_support;
+#[path = "support/kube_fake/mod.rs"]
+mod kube_fake;
+mod sql_support;
+
+use k8s_support::{LONG, NAMESPACE, POOL, World, eventually, has, lease_holder};
+use pchat_operator::api::Phase;
+
+/// Writes a replica made to the pool, its ConfigMap or Events (its Lease excluded), told apart
+/// by the User-Agent `pchat-operator/<version> (<identity>)`.
+fn writes_by(world: &World, identity: &str) -> Vec<String> {
+    world
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.user_agent.contains(&format!("({identity})")))
+        .filter(|r| r.method != "GET")
+        .filter(|r| !r.path.contains("/leases"))
+        .map(|r| format!("{} {} -> {}", r.method, r.path, r.status))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_acts_and_the_other_replica_finishes_the_switch_when_it_is_killed() {
+    let world = World::start("leader").await;
+    world.apply_crd().await;
+    world.apply_secret().await;
+    let mut a = world.operator("op-a", 4);
+    eventually(
+        LONG,
+        "op-a holds the Lease",
+        || lease_holder(&world.api).filter(|h| h == "op-a"),
+        || a.log(),
+    )
+    .await;
+    let b = world.operator("op-b", 4);
+    world.wait_ready(&b).await;
+    world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
+    eventually(
+        LONG,
+        "the pool is Ready at atlanta",
+        || {
+            world.status().filter(|s| {
+                s.phase == Some(Phase::Protected)
+                    && s.serving_site.as_deref() == Some("atlanta")
+                    && has(s, "Ready", "True")
+            })
+        },
+        || {
+            format!(
+                "{:#?}\n--- op-a\n{}\n--- op-b\n{}",
+                world.status(),
+                a.log(),
+                b.log()
+            )
+        },
+    )
+    .await;
+    assert!(
+        !writes_by(&world, "op-a").is_empty(),
+        "the leader wrote nothing"
+    );
+    assert_eq!(
+        writes_by(&world, "op-b"),
+        Vec::<String>::new(),
+        "the follower wrote"
+    );
+    assert!(
+        !b.log().contains("planned"),
+        "the follower ran an engine pass:\n{}",
+        b.log()
+    );
+    let b_http = b
+        .http_get("/metrics")
+        .await
+        .expect("op-b serves /metrics")
+        .1;
+    assert!(b_http.contains("pchat_leader 0"), "{b_http}");
+
+    world
+        .kubectl(&[
+            "patch",
+            "pcpool",
+            POOL,
+            "-n",
+            NAMESPACE,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"primarySite":"dallas"}}"#,
+        ])
+        .await;
+    // Mid-transition: the switch has started and run at least one step past the drain.
+    let mid = eventually(
+        LONG,
+        "the switch is under way",
+        || {
+            world.status().filter(|s| {
+                s.phase == Some(Phase::Switching) && s.step.as_ref().is_some_and(|st| st.index >= 2)
+            })
+        },
+        || format!("{:#?}\n{}", world.status(), a.log()),
+    )
+    .await;
+    a.kill();
+    let writes_before = writes_by(&world, "op-b").len();
+    assert_eq!(writes_before, 0, "op-b wrote while op-a led");
+    eventually(
+        LONG,
+        "op-b takes the Lease over",
+        || lease_holder(&world.api).filter(|h| h == "op-b"),
+        || b.log(),
+    )
+    .await;
+    let done = eventually(
+        LONG,
+        "op-b finishes the switch to dallas",
+        || {
+            world.status().filter(|s| {
+                s.phase == Some(Phase::Protected)
+                    && s.serving_site.as_deref() == Some("dallas")
+                    && has(s, "Ready", "True")
+                    && s.transition
+                        .as_ref()
+                        .is_some_and(|t| t.completed_at.is_some())
+            })
+        },
+        || format!("{:#?}\n--- op-b\n{}", world.status(), b.log()),
+    )
+    .await;
+    // The transition op-a opened is the one op-b completed (status carries it over).
+    let (t_mid, t_done) = (mid.transition.unwrap(), done.transition.unwrap());
+    assert_eq!(t_mid.started_at, t_done.started_at);
+    assert!(!writes_by(&world, "op-b").is_empty(), "op-b never wrote");
+    assert!(b.log().contains("became the leader"), "{}", b.log());
+    let sim = &world.live.sim.sim;
+    assert_eq!(
+        sim.database_state("dal-sql1", "mgc").as_deref(),
+        Some("ONLINE")
+    );
+    assert_eq!(
+        sim.database_state("atl-sql1", "mgc").as_deref(),
+        Some("RESTORING")
+    );
+}

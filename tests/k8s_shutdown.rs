@@ -1,0 +1,56 @@
+//! SIGTERM: `pchat-operator run` finishes its pass, releases the Lease and exits 0 promptly, so
+//! another replica takes over at once instead of waiting for the Lease to expire.
+
+mod k8s_support;
+#[path = "support/kube_fake/mod.rs"]
+mod kube_fake;
+mod sql_support;
+
+use std::time::{Duration, Instant};
+
+use k8s_support::{LONG, World, eventually, lease_holder};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_zero_promptly_and_releases_the_lease() {
+    let world = World::start("sigterm").await;
+    world.apply_crd().await;
+    world.apply_secret().await;
+    // A long lease: were it not released, the next replica would wait a minute for it.
+    let mut a = world.operator("op-a", 60);
+    eventually(
+        LONG,
+        "op-a holds the Lease",
+        || lease_holder(&world.api).filter(|h| h == "op-a"),
+        || a.log(),
+    )
+    .await;
+    world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
+    eventually(
+        LONG,
+        "a pass has written status",
+        || world.status(),
+        || a.log(),
+    )
+    .await;
+    a.terminate();
+    let code = a.wait_exit(Duration::from_secs(30)).await;
+    assert_eq!(code, Some(0), "exit after SIGTERM:\n{}", a.log());
+    assert_eq!(
+        lease_holder(&world.api),
+        None,
+        "the Lease was not released:\n{}",
+        a.log()
+    );
+    assert!(a.log().contains("lease released"), "{}", a.log());
+
+    let started = Instant::now();
+    let b = world.operator("op-b", 60);
+    eventually(
+        Duration::from_secs(40),
+        "op-b takes the released Lease",
+        || lease_holder(&world.api).filter(|h| h == "op-b"),
+        || b.log(),
+    )
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(40));
+}

@@ -1,0 +1,202 @@
+//! `pchat-operator run` end to end: kubectl applies the CRD, the Secret and a pool to the fake
+//! API server; the operator bootstraps the simulated pool to Ready/Protected and publishes the
+//! ConfigMap; `kubectl patch` of primarySite moves the pool to the other site, followed through
+//! status, conditions, Events, the ConfigMap and the SQL end state.
+
+mod k8s_support;
+#[path = "support/kube_fake/mod.rs"]
+mod kube_fake;
+mod sql_support;
+
+use std::collections::BTreeSet;
+
+use k8s_support::{LONG, NAMESPACE, POOL, World, eventually, has};
+use pchat_operator::api::{Phase, PoolState, TransitionKind};
+
+fn active_servers(cm: &serde_json::Value) -> Vec<String> {
+    cm["data"]["activeServers"]
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_then_patch_primary_site_switches_the_pool_visibly_and_correctly() {
+    let world = World::start("switch").await;
+    world.apply_crd().await;
+    world.apply_secret().await;
+    let op = world.operator("op-a", 15);
+    world.wait_ready(&op).await;
+    assert_eq!(op.http_get("/healthz").await.map(|r| r.0), Some(200));
+
+    world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
+    let home = eventually(
+        LONG,
+        "the pool is Ready and Protected at atlanta",
+        || {
+            world.status().filter(|s| {
+                s.phase == Some(Phase::Protected)
+                    && s.serving_site.as_deref() == Some("atlanta")
+                    && has(s, "Ready", "True")
+                    && has(s, "Protected", "True")
+            })
+        },
+        || format!("{:#?}\n{}", world.status(), op.log()),
+    )
+    .await;
+    assert_eq!(home.pool_state, Some(PoolState::Normal));
+    assert_eq!(home.observed_generation, Some(1));
+    for c in &home.conditions {
+        assert_eq!(c.observed_generation, Some(1), "{c:?}");
+    }
+    let cm = world.config_map().expect("the ConfigMap is published");
+    assert_eq!(
+        active_servers(&cm),
+        ["atl-pc1.litwareinc.com", "atl-pc2.litwareinc.com"]
+    );
+    assert_eq!(cm["data"]["poolState"], "Normal");
+    assert!(
+        cm["data"]["publishedAt"]
+            .as_str()
+            .is_some_and(|t| t.parse::<jiff::Timestamp>().is_ok()),
+        "{cm}"
+    );
+    let owner = &cm["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "PersistentChatPool");
+    assert_eq!(owner["controller"], true);
+    assert_eq!(owner["uid"], world.pool().unwrap()["metadata"]["uid"]);
+    assert_eq!(
+        cm["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "pchat-operator"
+    );
+
+    world
+        .kubectl(&[
+            "patch",
+            "persistentchatpool",
+            POOL,
+            "-n",
+            NAMESPACE,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"primarySite":"dallas"}}"#,
+        ])
+        .await;
+    // Follow the switch as a person running `kubectl get pcpool -w` would.
+    let mut phases = BTreeSet::new();
+    let mut steps = BTreeSet::new();
+    let moved = eventually(
+        LONG,
+        "the pool is Ready and Protected at dallas",
+        || {
+            let s = world.status()?;
+            if let Some(p) = s.phase {
+                phases.insert(format!("{p:?}"));
+            }
+            if let Some(st) = &s.step {
+                steps.insert(st.name.clone());
+            }
+            Some(s).filter(|s| {
+                s.phase == Some(Phase::Protected)
+                    && s.serving_site.as_deref() == Some("dallas")
+                    && has(s, "Ready", "True")
+                    && s.transition
+                        .as_ref()
+                        .is_some_and(|t| t.completed_at.is_some())
+            })
+        },
+        || format!("{:#?}\n{}", world.status(), op.log()),
+    )
+    .await;
+    assert!(phases.contains("Switching"), "phases seen: {phases:?}");
+    for step in ["DemoteOldPrimary", "CatchUp", "Recover"] {
+        assert!(
+            steps.contains(step),
+            "{step} not seen; steps seen: {steps:?}"
+        );
+    }
+    let t = moved.transition.as_ref().unwrap();
+    assert_eq!((t.from.as_str(), t.to.as_str()), ("atlanta", "dallas"));
+    assert_eq!(t.kind, TransitionKind::Planned);
+    assert!(t.tail_lsn.is_some(), "{t:?}");
+    assert_eq!(t.data_loss, None);
+    assert_eq!(moved.pool_state, Some(PoolState::FailedOver));
+    assert_eq!(moved.observed_generation, Some(2));
+    for c in &moved.conditions {
+        assert_eq!(c.observed_generation, Some(2), "{c:?}");
+    }
+
+    let cm = world.config_map().unwrap();
+    assert_eq!(
+        active_servers(&cm),
+        ["dal-pc1.litwareinc.com", "dal-pc2.litwareinc.com"]
+    );
+    assert_eq!(cm["data"]["poolState"], "FailedOver");
+
+    let events = world.events();
+    let started = events
+        .iter()
+        .find(|(_, r, n)| r == "TransitionStarted" && n.contains("from atlanta to dallas"));
+    assert!(started.is_some(), "{events:#?}");
+    let completed = events
+        .iter()
+        .find(|(_, r, n)| r == "TransitionCompleted" && n.contains("from atlanta to dallas"));
+    assert!(completed.is_some(), "{events:#?}");
+    assert_eq!(
+        world.event_count("TransitionStarted"),
+        1,
+        "a transition starts once: {events:#?}"
+    );
+    assert_eq!(world.event_count("TransitionCompleted"), 1, "{events:#?}");
+
+    // What a person sees: the Events under `kubectl describe`, the columns of `kubectl get`.
+    let described = world
+        .kubectl(&["describe", "persistentchatpool", POOL, "-n", NAMESPACE])
+        .await;
+    assert!(described.contains("TransitionCompleted"), "{described}");
+    let listed = world.kubectl(&["get", "pcpool", "-n", NAMESPACE]).await;
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(POOL) && l.contains("dallas") && l.contains("FailedOver")),
+        "{listed}"
+    );
+
+    // The SQL end state: dallas's first instance serves the chat database, atlanta's copy is
+    // the log-shipping secondary, restoring.
+    let sim = &world.live.sim.sim;
+    assert_eq!(
+        sim.database_state("dal-sql1", "mgc").as_deref(),
+        Some("ONLINE")
+    );
+    assert_eq!(
+        sim.database_state("atl-sql1", "mgc").as_deref(),
+        Some("RESTORING")
+    );
+    // dallas's second instance holds the mirror copy, which SQL Server shows as RESTORING.
+    assert_eq!(
+        sim.database_state("dal-sql2", "mgc").as_deref(),
+        Some("RESTORING")
+    );
+
+    let (code, metrics) = op.http_get("/metrics").await.expect("/metrics answers");
+    assert_eq!(code, 200);
+    for line in [
+        "pchat_serving_site{namespace=\"default\",pool=\"atl-cs-001\",site=\"dallas\"} 1",
+        "pchat_pool_state{namespace=\"default\",pool=\"atl-cs-001\",state=\"FailedOver\"} 1",
+        "pchat_leader 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
+    assert!(
+        metrics.contains("pchat_sql_round_trips_total{"),
+        "{metrics}"
+    );
+    assert!(
+        !op.log().contains(sql_support::PASSWORD),
+        "the password was logged"
+    );
+}
