@@ -1,19 +1,14 @@
 //! The operator's HTTP endpoint: `/healthz` (200 while the process serves), `/readyz` (200 once
 //! the pool watch has synced, 503 before) and `/metrics` (OpenMetrics text).
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::{ALLOW, CONTENT_TYPE};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::{self, Metrics};
@@ -28,45 +23,11 @@ pub struct Health {
 
 /// Serve on `listener` until `shutdown` fires, then let in-flight requests finish.
 pub async fn serve(listener: TcpListener, health: Health, shutdown: CancellationToken) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let health = health.clone();
-                    let shutdown = shutdown.clone();
-                    connections.spawn(async move {
-                        let service = service_fn(move |req| {
-                            let health = health.clone();
-                            async move { Ok::<_, Infallible>(respond(&req, &health)) }
-                        });
-                        let conn = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service);
-                        tokio::pin!(conn);
-                        tokio::select! {
-                            result = conn.as_mut() => {
-                                if let Err(e) = result {
-                                    tracing::debug!(error = %e, "HTTP connection ended");
-                                }
-                            }
-                            _ = shutdown.cancelled() => {
-                                conn.as_mut().graceful_shutdown();
-                                let _ = conn.await;
-                            }
-                        }
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "HTTP accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = shutdown.cancelled() => break,
-        }
-    }
-    drop(listener);
-    while connections.join_next().await.is_some() {}
+    crate::http_server::serve(listener, "health", shutdown, move |req| {
+        let response = respond(&req, &health);
+        async move { response }
+    })
+    .await
 }
 
 fn text(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {

@@ -1,18 +1,13 @@
 //! The simulator's HTTP control endpoint: `POST /faults` with a JSON fault injects it (204,
 //! or 400 with the reason), `GET /state` describes the topology as JSON.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{ALLOW, CONTENT_TYPE};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::sim::faults::{Fault, FaultInjector};
@@ -27,42 +22,10 @@ pub async fn serve(
     injector: Arc<dyn FaultInjector + Send + Sync>,
     shutdown: CancellationToken,
 ) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let injector = injector.clone();
-                    let shutdown = shutdown.clone();
-                    connections.spawn(async move {
-                        let service = service_fn(move |req| handle(req, injector.clone()));
-                        let conn = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service);
-                        tokio::pin!(conn);
-                        tokio::select! {
-                            result = conn.as_mut() => {
-                                if let Err(e) = result {
-                                    tracing::debug!(error = %e, "control connection ended");
-                                }
-                            }
-                            _ = shutdown.cancelled() => {
-                                conn.as_mut().graceful_shutdown();
-                                let _ = conn.await;
-                            }
-                        }
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "control endpoint accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = shutdown.cancelled() => break,
-        }
-    }
-    drop(listener);
-    while connections.join_next().await.is_some() {}
+    crate::http_server::serve(listener, "control", shutdown, move |req| {
+        handle(req, injector.clone())
+    })
+    .await
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response<Full<Bytes>> {
@@ -85,8 +48,8 @@ fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
 async fn handle(
     req: Request<Incoming>,
     injector: Arc<dyn FaultInjector + Send + Sync>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let response = match (req.method(), req.uri().path()) {
+) -> Response<Full<Bytes>> {
+    match (req.method(), req.uri().path()) {
         (&Method::POST, "/faults") => post_fault(req, injector.as_ref()).await,
         (_, "/faults") => method_not_allowed("POST"),
         (&Method::GET, "/state") => {
@@ -103,8 +66,7 @@ async fn handle(
             StatusCode::NOT_FOUND,
             format!("no such endpoint {path}; use POST /faults or GET /state\n"),
         ),
-    };
-    Ok(response)
+    }
 }
 
 async fn post_fault(
