@@ -8,7 +8,7 @@ mod k8s_support;
 mod kube_fake;
 mod sql_support;
 
-use k8s_support::{LONG, NAMESPACE, POOL, World, condition, eventually, has};
+use k8s_support::{LONG, World, condition, eventually, has};
 use pchat_operator::api::Phase;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,19 +58,7 @@ async fn a_primary_site_naming_no_site_stalls_naming_the_field_and_sends_no_sql(
         "SQL was sent for an invalid spec"
     );
 
-    world
-        .kubectl(&[
-            "patch",
-            "pcpool",
-            POOL,
-            "-n",
-            NAMESPACE,
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"primarySite":"atlanta"}}"#,
-        ])
-        .await;
+    world.set_primary_site("pcpool", "atlanta").await;
     let fixed = eventually(
         LONG,
         "the fixed pool converges",

@@ -7,7 +7,7 @@ mod k8s_support;
 mod kube_fake;
 mod sql_support;
 
-use k8s_support::{LONG, NAMESPACE, POOL, World, eventually, has, lease_holder};
+use k8s_support::{LONG, World, eventually, has, lease_holder, settled_at};
 use pchat_operator::api::Phase;
 
 /// Writes a replica made to the pool, its ConfigMap or Events (its Lease excluded), told apart
@@ -81,19 +81,7 @@ async fn only_the_leader_acts_and_the_other_replica_finishes_the_switch_when_it_
         .1;
     assert!(b_http.contains("pchat_leader 0"), "{b_http}");
 
-    world
-        .kubectl(&[
-            "patch",
-            "pcpool",
-            POOL,
-            "-n",
-            NAMESPACE,
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"primarySite":"dallas"}}"#,
-        ])
-        .await;
+    world.set_primary_site("pcpool", "dallas").await;
     // Mid-transition: the switch has started and run at least one step past the drain.
     let mid = eventually(
         LONG,
@@ -119,16 +107,7 @@ async fn only_the_leader_acts_and_the_other_replica_finishes_the_switch_when_it_
     let done = eventually(
         LONG,
         "op-b finishes the switch to dallas",
-        || {
-            world.status().filter(|s| {
-                s.phase == Some(Phase::Protected)
-                    && s.serving_site.as_deref() == Some("dallas")
-                    && has(s, "Ready", "True")
-                    && s.transition
-                        .as_ref()
-                        .is_some_and(|t| t.completed_at.is_some())
-            })
-        },
+        || world.status().filter(|s| settled_at(s, "dallas")),
         || format!("{:#?}\n--- op-b\n{}", world.status(), b.log()),
     )
     .await;

@@ -10,7 +10,7 @@ mod sql_support;
 
 use std::collections::BTreeSet;
 
-use k8s_support::{LONG, NAMESPACE, POOL, World, eventually, has};
+use k8s_support::{LONG, NAMESPACE, POOL, World, eventually, has, settled_at};
 use pchat_operator::api::{Phase, PoolState, TransitionKind};
 
 fn active_servers(cm: &serde_json::Value) -> Vec<String> {
@@ -72,19 +72,7 @@ async fn kubectl_apply_then_patch_primary_site_switches_the_pool_visibly_and_cor
         "pchat-operator"
     );
 
-    world
-        .kubectl(&[
-            "patch",
-            "persistentchatpool",
-            POOL,
-            "-n",
-            NAMESPACE,
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"primarySite":"dallas"}}"#,
-        ])
-        .await;
+    world.set_primary_site("persistentchatpool", "dallas").await;
     // Follow the switch as a person running `kubectl get pcpool -w` would.
     let mut phases = BTreeSet::new();
     let mut steps = BTreeSet::new();
@@ -99,14 +87,7 @@ async fn kubectl_apply_then_patch_primary_site_switches_the_pool_visibly_and_cor
             if let Some(st) = &s.step {
                 steps.insert(st.name.clone());
             }
-            Some(s).filter(|s| {
-                s.phase == Some(Phase::Protected)
-                    && s.serving_site.as_deref() == Some("dallas")
-                    && has(s, "Ready", "True")
-                    && s.transition
-                        .as_ref()
-                        .is_some_and(|t| t.completed_at.is_some())
-            })
+            Some(s).filter(|s| settled_at(s, "dallas"))
         },
         || format!("{:#?}\n{}", world.status(), op.log()),
     )

@@ -62,6 +62,15 @@ impl World {
         out
     }
 
+    /// `kubectl patch` the pool's `spec.primarySite`, as a person (or a GitOps commit) would.
+    pub async fn set_primary_site(&self, kind: &str, site: &str) -> String {
+        let patch = format!(r#"{{"spec":{{"primarySite":"{site}"}}}}"#);
+        self.kubectl(&[
+            "patch", kind, POOL, "-n", NAMESPACE, "--type", "merge", "-p", &patch,
+        ])
+        .await
+    }
+
     /// Run kubectl against the fake: whether it succeeded, and stdout + stderr.
     pub async fn try_kubectl(&self, args: &[&str]) -> (bool, String) {
         let kubeconfig = self.kubeconfig.clone();
@@ -420,6 +429,16 @@ pub fn condition<'a>(
     type_: &str,
 ) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
     s.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Whether the pool serves from `site`, Protected and Ready, its last transition completed.
+pub fn settled_at(s: &PersistentChatPoolStatus, site: &str) -> bool {
+    s.phase == Some(pchat_operator::api::Phase::Protected)
+        && s.serving_site.as_deref() == Some(site)
+        && has(s, "Ready", "True")
+        && s.transition
+            .as_ref()
+            .is_some_and(|t| t.completed_at.is_some())
 }
 
 /// Whether the condition holds with this status.
