@@ -61,10 +61,6 @@ pub fn invalid_because(
     previous: Option<&PersistentChatPoolStatus>,
     now: Timestamp,
 ) -> PersistentChatPoolStatus {
-    let mut status = previous.cloned().unwrap_or_default();
-    status.observed_generation = generation;
-    status.phase = Some(Phase::Invalid);
-    status.waiting_for = None;
     let message = format!("the spec is invalid, no SQL is sent until it is fixed: {reason}");
     let conds = vec![
         cond("Ready", false, "InvalidSpec", &message),
@@ -76,8 +72,7 @@ pub fn invalid_because(
         ),
         cond("Stalled", true, "InvalidSpec", &message),
     ];
-    status.conditions = merge_conditions(&status.conditions, conds, generation, now);
-    status
+    carried_over(previous, generation, Phase::Invalid, None, conds, now)
 }
 
 /// The status when something a person must provide is missing before anything can be observed
@@ -90,9 +85,6 @@ pub fn stalled_because(
     previous: Option<&PersistentChatPoolStatus>,
     now: Timestamp,
 ) -> PersistentChatPoolStatus {
-    let mut status = previous.cloned().unwrap_or_default();
-    status.observed_generation = generation;
-    status.phase = Some(Phase::Blocked);
     let conds = vec![
         cond("Ready", false, reason, message),
         cond(
@@ -103,8 +95,7 @@ pub fn stalled_because(
         ),
         cond("Stalled", true, reason, message),
     ];
-    status.conditions = merge_conditions(&status.conditions, conds, generation, now);
-    status
+    carried_over(previous, generation, Phase::Blocked, None, conds, now)
 }
 
 /// The status of a pass that could not read the published state: nothing observed or planned.
@@ -114,16 +105,36 @@ pub fn publisher_unreadable(
     previous: Option<&PersistentChatPoolStatus>,
     now: Timestamp,
 ) -> PersistentChatPoolStatus {
-    let mut status = previous.cloned().unwrap_or_default();
-    status.observed_generation = generation;
-    status.phase = Some(Phase::Waiting);
     let message = format!("cannot read the published active-server list, retrying: {e}");
-    status.waiting_for = Some(message.clone());
     let conds = vec![
         cond("Ready", false, "PublishedStateUnreadable", &message),
         cond("Reconciling", true, "PublishedStateUnreadable", &message),
         cond("Stalled", false, "PublishedStateUnreadable", ""),
     ];
+    carried_over(
+        previous,
+        generation,
+        Phase::Waiting,
+        Some(message),
+        conds,
+        now,
+    )
+}
+
+/// The status of a pass that observed nothing: what the previous status said of the world,
+/// carried over untouched, with this pass's generation, phase, wait and conditions.
+fn carried_over(
+    previous: Option<&PersistentChatPoolStatus>,
+    generation: Option<i64>,
+    phase: Phase,
+    waiting_for: Option<String>,
+    conds: Vec<Cond>,
+    now: Timestamp,
+) -> PersistentChatPoolStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+    status.phase = Some(phase);
+    status.waiting_for = waiting_for;
     status.conditions = merge_conditions(&status.conditions, conds, generation, now);
     status
 }
