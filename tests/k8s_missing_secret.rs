@@ -1,6 +1,6 @@
 //! A pool whose SQL credentials Secret does not exist yet is Stalled naming the Secret (then
 //! the missing key), sends no SQL, and converges once the Secret is complete. The password
-//! never reaches the log.
+//! never reaches the log, which is JSON, one object per line.
 
 mod k8s_support;
 #[path = "support/kube_fake/mod.rs"]
@@ -14,7 +14,7 @@ use pchat_operator::api::Phase;
 async fn a_missing_secret_stalls_the_pool_naming_it_and_it_converges_once_the_secret_exists() {
     let world = World::start("secret").await;
     world.apply_crd().await;
-    let op = world.operator("op-a", 15);
+    let op = world.operator_with("op-a", 15, &["--log-format", "json"]);
     world.wait_ready(&op).await;
     world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
     let stalled = eventually(
@@ -101,8 +101,18 @@ async fn a_missing_secret_stalls_the_pool_naming_it_and_it_converges_once_the_se
         1,
         "one event per stall, not one per pass: {events:#?}"
     );
+    let log = op.log();
     assert!(
-        !op.log().contains(sql_support::PASSWORD),
+        !log.contains(sql_support::PASSWORD),
         "the password was logged"
     );
+    // `--log-format json`: every line is one JSON object with a level and a message.
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() > 5, "{log}");
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["level"].is_string(), "{line}");
+        assert!(v["fields"]["message"].is_string(), "{line}");
+    }
 }

@@ -230,7 +230,12 @@ impl World {
 
     /// Start a replica of `pchat-operator run` with short intervals.
     pub fn operator(&self, identity: &str, lease_seconds: u64) -> Operator {
-        Operator::spawn(&self.kubeconfig, &self.dir, identity, lease_seconds)
+        self.operator_with(identity, lease_seconds, &[])
+    }
+
+    /// A replica with more `run` flags (e.g. `--log-format json`).
+    pub fn operator_with(&self, identity: &str, lease_seconds: u64, extra: &[&str]) -> Operator {
+        Operator::spawn(&self.kubeconfig, &self.dir, identity, lease_seconds, extra)
     }
 }
 
@@ -268,7 +273,13 @@ pub struct Operator {
 }
 
 impl Operator {
-    fn spawn(kubeconfig: &Path, dir: &Path, identity: &str, lease_seconds: u64) -> Operator {
+    fn spawn(
+        kubeconfig: &Path,
+        dir: &Path,
+        identity: &str,
+        lease_seconds: u64,
+        extra: &[&str],
+    ) -> Operator {
         let http_port = free_port();
         let log = dir.join(format!("operator-{identity}.log"));
         let file = std::fs::File::create(&log).unwrap();
@@ -290,6 +301,7 @@ impl Operator {
                 "--not-leader-retry",
                 "1",
             ])
+            .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .env(
                 "RUST_LOG",
