@@ -638,3 +638,32 @@ async fn a_client_that_disconnects_leaves_dm_exec_sessions() {
     }
     assert!(left, "the session outlived its connection");
 }
+
+/// The catalog tables behind queries are reused while their rows are unchanged and refilled
+/// when they change: every change shows in the very next query, through the same cached query
+/// text, whether rows are added, changed or removed.
+#[tokio::test]
+async fn a_catalog_view_read_again_after_a_change_shows_the_change() {
+    let w = world("catalogreuse");
+    let c = w.connect("atl-sql1");
+    let count = "SELECT COUNT(*) FROM sys.databases WHERE name LIKE N'scratch%'";
+    let state = "SELECT recovery_model_desc FROM sys.databases WHERE name = N'scratch1'";
+    assert_eq!(c.int(count).await, 0);
+    assert_eq!(c.int(count).await, 0);
+    c.ok("CREATE DATABASE scratch1").await;
+    assert_eq!(c.int(count).await, 1);
+    c.ok("ALTER DATABASE scratch1 SET RECOVERY SIMPLE").await;
+    assert_eq!(c.text(state).await, "SIMPLE");
+    c.ok("ALTER DATABASE scratch1 SET RECOVERY FULL").await;
+    assert_eq!(c.text(state).await, "FULL");
+    c.ok("CREATE DATABASE scratch2").await;
+    assert_eq!(c.int(count).await, 2);
+    c.ok("DROP DATABASE scratch1").await;
+    assert_eq!(c.int(count).await, 1);
+    // Another session's arrival shows in the sessions view at once.
+    let sessions = "SELECT COUNT(*) FROM sys.dm_exec_sessions WHERE is_user_process = 1";
+    let before = c.int(sessions).await;
+    let other = w.connect("atl-sql1");
+    other.ok("SELECT 1").await;
+    assert_eq!(c.int(sessions).await, before + 1);
+}
