@@ -49,6 +49,15 @@ fn pass(
     ))
 }
 
+/// The engine's world from a fixture: its time, the SQL model seeded with it, and a publisher
+/// holding what it says is published.
+fn world(fixture: &str) -> (Timestamp, ModelPort, MemoryPublisher) {
+    let obs = observed(fixture);
+    let now = obs.taken_at;
+    let publisher = MemoryPublisher::new(obs.published.clone());
+    (now, ModelPort::new(obs), publisher)
+}
+
 /// Passes until the decision is no longer a step; every clock tick is `tick` seconds.
 fn run_until_idle(
     spec: &PersistentChatPoolSpec,
@@ -190,11 +199,7 @@ fn an_invalid_spec_is_stalled_listing_every_violation_and_touches_no_sql_at_all(
 #[test]
 fn a_blocked_forced_failover_is_stalled_with_the_reason_and_the_estimate_before_it_happens() {
     let spec = spec("dallas");
-    let obs = observed("observed-atlanta-down.yaml");
-    let now = obs.taken_at;
-    let published = obs.published.clone();
-    let mut port = ModelPort::new(obs);
-    let mut publisher = MemoryPublisher::new(published);
+    let (now, mut port, mut publisher) = world("observed-atlanta-down.yaml");
     let r = pass(&spec, &mut port, &mut publisher, now, None);
     assert_eq!(port.run_calls, 0);
     assert!(matches!(r.decision, Some(Decision::Blocked(_))));
@@ -221,11 +226,7 @@ fn a_blocked_forced_failover_is_stalled_with_the_reason_and_the_estimate_before_
 fn a_forced_failover_keeps_its_data_loss_window_after_it_completes() {
     let mut spec = spec("dallas");
     spec.failover.allow_data_loss = true;
-    let obs = observed("observed-atlanta-down.yaml");
-    let now = obs.taken_at;
-    let published = obs.published.clone();
-    let mut port = ModelPort::new(obs);
-    let mut publisher = MemoryPublisher::new(published);
+    let (now, mut port, mut publisher) = world("observed-atlanta-down.yaml");
     let reports = run_until_idle(&spec, &mut port, &mut publisher, now, 1, None);
     let first = reports[0].status.transition.as_ref().expect("opened");
     assert_eq!(
@@ -254,11 +255,7 @@ fn a_forced_failover_keeps_its_data_loss_window_after_it_completes() {
 #[test]
 fn a_planned_switch_reports_the_tail_lsn_loses_nothing_and_requeues_short_until_converged() {
     let spec = spec("dallas");
-    let obs = observed("observed-steady-atlanta.yaml");
-    let now = obs.taken_at;
-    let published = obs.published.clone();
-    let mut port = ModelPort::new(obs);
-    let mut publisher = MemoryPublisher::new(published);
+    let (now, mut port, mut publisher) = world("observed-steady-atlanta.yaml");
     let reports = run_until_idle(&spec, &mut port, &mut publisher, now, 10, None);
     assert!(port.violations.is_empty(), "{:?}", port.violations);
     let demote = port
@@ -320,11 +317,7 @@ fn a_planned_switch_reports_the_tail_lsn_loses_nothing_and_requeues_short_until_
 #[test]
 fn status_says_what_a_waiting_pass_waits_for_and_drops_it_once_a_step_runs() {
     let spec = spec("dallas");
-    let obs = observed("observed-steady-atlanta.yaml");
-    let now = obs.taken_at;
-    let published = obs.published.clone();
-    let mut port = ModelPort::new(obs);
-    let mut publisher = MemoryPublisher::new(published);
+    let (now, mut port, mut publisher) = world("observed-steady-atlanta.yaml");
     // One-second ticks: the chat servers' sessions are still there when the list empties.
     let reports = run_until_idle(&spec, &mut port, &mut publisher, now, 1, None);
     let waits: Vec<_> = reports
@@ -399,11 +392,7 @@ fn a_retryable_step_error_backs_off_and_keeps_reconciling_a_fatal_one_stalls() {
 #[test]
 fn condition_transition_times_stay_while_their_status_does_not_change() {
     let spec = spec("atlanta");
-    let obs = observed("observed-steady-atlanta.yaml");
-    let t0 = obs.taken_at;
-    let published = obs.published.clone();
-    let mut port = ModelPort::new(obs);
-    let mut publisher = MemoryPublisher::new(published);
+    let (t0, mut port, mut publisher) = world("observed-steady-atlanta.yaml");
     let r1 = pass(&spec, &mut port, &mut publisher, t0, None);
     assert_eq!(r1.decision, Some(Decision::Converged));
     let t1 = t0.checked_add(jiff::SignedDuration::from_secs(30)).unwrap();
@@ -426,11 +415,7 @@ fn condition_transition_times_stay_while_their_status_does_not_change() {
 fn salvage_backups_are_recorded_when_the_salvage_step_succeeds_and_never_dropped() {
     let mut spec = spec("dallas");
     spec.failover.allow_data_loss = true;
-    let obs = observed("observed-atlanta-returns.yaml");
-    let now = obs.taken_at;
-    let published = obs.published.clone();
-    let mut port = ModelPort::new(obs);
-    let mut publisher = MemoryPublisher::new(published);
+    let (now, mut port, mut publisher) = world("observed-atlanta-returns.yaml");
     let reports = run_until_idle(&spec, &mut port, &mut publisher, now, 1, None);
     let last = reports.last().unwrap();
     assert_eq!(last.decision, Some(Decision::Converged));
