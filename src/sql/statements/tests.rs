@@ -763,41 +763,13 @@ fn skeleton(sql: &str) -> (Vec<String>, Vec<String>) {
         let c = chars[i];
         if c == '[' {
             flush(&mut word, &mut tokens);
-            let mut inner = String::new();
             i += 1;
-            loop {
-                assert!(i < chars.len(), "unterminated identifier in {sql}");
-                if chars[i] == ']' {
-                    if chars.get(i + 1) == Some(&']') {
-                        inner.push(']');
-                        i += 2;
-                        continue;
-                    }
-                    i += 1;
-                    break;
-                }
-                inner.push(chars[i]);
-                i += 1;
-            }
+            let inner = quoted_until(&chars, &mut i, ']', sql);
             tokens.push("<ident>".into());
             quoted.push(inner);
         } else if c == 'N' && chars.get(i + 1) == Some(&'\'') && word.is_empty() {
-            let mut inner = String::new();
             i += 2;
-            loop {
-                assert!(i < chars.len(), "unterminated string in {sql}");
-                if chars[i] == '\'' {
-                    if chars.get(i + 1) == Some(&'\'') {
-                        inner.push('\'');
-                        i += 2;
-                        continue;
-                    }
-                    i += 1;
-                    break;
-                }
-                inner.push(chars[i]);
-                i += 1;
-            }
+            let inner = quoted_until(&chars, &mut i, '\'', sql);
             tokens.push("<string>".into());
             quoted.push(inner);
         } else if c == '\'' || c == ']' {
@@ -1016,4 +988,27 @@ fn neither_steps_nor_the_context_have_a_place_for_a_credential() {
         found.is_empty(),
         "fields that could carry a secret: {found:?}"
     );
+}
+
+/// The text of a quoted identifier or string from `chars[*i]` up to its closing `close` (a
+/// doubled `close` stands for one), leaving `*i` after the closing one.
+fn quoted_until(chars: &[char], i: &mut usize, close: char, sql: &str) -> String {
+    let mut inner = String::new();
+    loop {
+        assert!(
+            *i < chars.len(),
+            "unterminated {close}-quoted text in {sql}"
+        );
+        if chars[*i] == close {
+            if chars.get(*i + 1) == Some(&close) {
+                inner.push(close);
+                *i += 2;
+                continue;
+            }
+            *i += 1;
+            return inner;
+        }
+        inner.push(chars[*i]);
+        *i += 1;
+    }
 }
