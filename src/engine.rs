@@ -100,8 +100,16 @@ pub trait Publisher: Send {
     ) -> BoxFuture<'a, Result<(), PublishError>>;
 }
 
-/// Requeue after a step ran, or while a transition waits on something that moves by itself.
+/// Requeue after a step ran: the next step of a transition follows at once, because every
+/// pause between steps is time the pool spends half-switched (and, between the drain and the
+/// publish, time no chat server can write).
+pub const REQUEUE_NEXT_STEP: Duration = Duration::ZERO;
+/// Requeue after a step that also ran, the same way, in the pass before: the observation did
+/// not show what it did, so coming back at once could send it in a tight loop.
 pub const REQUEUE_ACTIVE: Duration = Duration::from_secs(1);
+/// Requeue while chat-server sessions drain: the drain is the chat outage of a planned switch,
+/// so the engine looks again often. One look is one catalog batch per instance.
+pub const REQUEUE_DRAIN: Duration = Duration::from_millis(250);
 /// Requeue when converged, blocked, invalid or suspended: nothing moves until the world or the
 /// spec changes.
 pub const REQUEUE_IDLE: Duration = Duration::from_secs(30);
@@ -260,11 +268,10 @@ fn requeue(
 ) -> Duration {
     use crate::plan::WaitReason;
     match (decision, step_ran) {
-        (_, Some((_, Ok(_)))) => REQUEUE_ACTIVE,
+        (_, Some((step, Ok(_)))) if ran_in_previous_pass(step, previous) => REQUEUE_ACTIVE,
+        (_, Some((_, Ok(_)))) => REQUEUE_NEXT_STEP,
         (_, Some((step, Err(e)))) if e.retryable => {
-            let failing_for = previous
-                .and_then(|p| p.step.as_ref())
-                .filter(|s| s.name == step.name() && s.detail == step.describe())
+            let failing_for = same_step_before(step, previous)
                 .and_then(|s| s.started_at)
                 .and_then(|t| now.duration_since(t).try_into().ok())
                 .unwrap_or(Duration::ZERO);
@@ -272,9 +279,7 @@ fn requeue(
         }
         (_, Some((_, Err(_)))) => REQUEUE_IDLE,
         (Decision::Wait(WaitReason::Suspended), None) => REQUEUE_IDLE,
-        (Decision::Wait(WaitReason::Draining { seconds_left, .. }), None) => {
-            Duration::from_secs((*seconds_left).clamp(1, 5) as u64)
-        }
+        (Decision::Wait(WaitReason::Draining { .. }), None) => REQUEUE_DRAIN,
         (Decision::Wait(WaitReason::PrimarySiteUnreachable { seconds_left, .. }), None) => {
             Duration::from_secs((*seconds_left).clamp(1, 5) as u64)
         }
@@ -282,4 +287,21 @@ fn requeue(
         (Decision::Converged | Decision::Blocked(_), None) => REQUEUE_IDLE,
         (Decision::Step(_), None) => REQUEUE_ACTIVE,
     }
+}
+
+/// The previous pass's step, when it is `step` (same name, same detail).
+fn same_step_before<'a>(
+    step: &Step,
+    previous: Option<&'a PersistentChatPoolStatus>,
+) -> Option<&'a crate::api::StepStatus> {
+    previous
+        .and_then(|p| p.step.as_ref())
+        .filter(|s| s.name == step.name() && s.detail == step.describe())
+}
+
+/// Whether `step` is also the step the previous status records. It may have failed there (a
+/// retry that now succeeded) or succeeded with no visible effect; either way one second's pause
+/// costs little and bounds a loop.
+fn ran_in_previous_pass(step: &Step, previous: Option<&PersistentChatPoolStatus>) -> bool {
+    same_step_before(step, previous).is_some()
 }

@@ -11,7 +11,8 @@ use pchat_operator::api::{
     PersistentChatPoolSpec, PersistentChatPoolStatus, Phase, PoolState, TransitionKind,
 };
 use pchat_operator::engine::{
-    MemoryPublisher, PassReport, REQUEUE_ACTIVE, REQUEUE_IDLE, StepError, reconcile_once,
+    MemoryPublisher, PassReport, REQUEUE_ACTIVE, REQUEUE_DRAIN, REQUEUE_IDLE, REQUEUE_NEXT_STEP,
+    StepError, reconcile_once,
 };
 use pchat_operator::plan::{self, Decision, Step};
 
@@ -121,7 +122,8 @@ fn bootstrap_from_the_installer_state_converges_one_step_per_pass_and_ends_ready
         assert!(is_true(&r.status, "Reconciling"));
         assert!(!is_true(&r.status, "Ready"));
         assert!(!is_true(&r.status, "Stalled"));
-        assert_eq!(r.requeue_after, REQUEUE_ACTIVE);
+        // Each step differs from the one before: the next pass follows at once.
+        assert_eq!(r.requeue_after, REQUEUE_NEXT_STEP);
         assert_eq!(r.status.observed_generation, Some(3));
     }
     let last = reports.last().unwrap();
@@ -268,13 +270,20 @@ fn a_planned_switch_reports_the_tail_lsn_loses_nothing_and_requeues_short_until_
             .iter()
             .any(|r| r.status.phase == Some(Phase::Switching))
     );
-    // Draining waits are short, every step pass is short.
+    // A pass that ran a step is followed at once; a drain is looked at again within a
+    // quarter second; nothing in a transition waits longer than five seconds.
     for r in &reports[..reports.len() - 1] {
-        assert!(
-            r.requeue_after <= Duration::from_secs(5),
-            "{:?}",
-            r.decision
-        );
+        match (&r.step_ran, &r.decision) {
+            (Some((_, Ok(_))), _) => assert_eq!(r.requeue_after, REQUEUE_NEXT_STEP),
+            (None, Some(Decision::Wait(plan::WaitReason::Draining { .. }))) => {
+                assert_eq!(r.requeue_after, REQUEUE_DRAIN)
+            }
+            _ => assert!(
+                r.requeue_after <= Duration::from_secs(5),
+                "{:?}",
+                r.decision
+            ),
+        }
         assert!(is_true(&r.status, "Reconciling"), "{:?}", r.decision);
     }
     let last = reports.last().unwrap();
@@ -463,10 +472,33 @@ fn the_backoff_of_a_step_that_keeps_failing_stops_growing_at_a_minute() {
         .unwrap();
     let r2 = pass(&spec, &mut port, &mut publisher, later, Some(&r1.status));
     assert_eq!(r2.requeue_after, pchat_operator::engine::BACKOFF_MAX);
-    // Once it succeeds, the next pass comes at once.
+    // Once it succeeds, the next pass comes a second later (the same step ran, and failed, in
+    // the pass before); after the next, different, step it comes at once.
     let r3 = pass(&spec, &mut port, &mut publisher, later, Some(&r2.status));
     assert!(matches!(r3.step_ran, Some((_, Ok(_)))));
     assert_eq!(r3.requeue_after, REQUEUE_ACTIVE);
+    let r4 = pass(&spec, &mut port, &mut publisher, later, Some(&r3.status));
+    assert!(matches!(r4.step_ran, Some((_, Ok(_)))));
+    assert_eq!(r4.requeue_after, REQUEUE_NEXT_STEP);
+}
+
+#[test]
+fn a_step_whose_effect_the_next_observation_does_not_show_is_not_sent_again_at_once() {
+    let spec = spec("atlanta");
+    let (now, mut port, mut publisher) = world("observed-installer.yaml");
+    let untouched = port.world.clone();
+    let r1 = pass(&spec, &mut port, &mut publisher, now, None);
+    let (first, result) = r1.step_ran.clone().expect("a step");
+    assert!(result.is_ok());
+    assert_eq!(r1.requeue_after, REQUEUE_NEXT_STEP);
+    // The world looks as if the step had done nothing: the planner picks it again, and the
+    // engine paces it instead of looping.
+    port.world = untouched;
+    let r2 = pass(&spec, &mut port, &mut publisher, now, Some(&r1.status));
+    let (again, result) = r2.step_ran.clone().expect("a step");
+    assert_eq!(again, first);
+    assert!(result.is_ok());
+    assert_eq!(r2.requeue_after, REQUEUE_ACTIVE);
 }
 
 #[test]

@@ -249,10 +249,16 @@ impl World {
                         .unwrap_or_else(|| "none".into())
                 ));
             }
-            // A step just ran: look again at once. Otherwise the engine waits on something
-            // that moves by itself (drain, mirroring, an agent job).
-            if report.step_ran.is_none() {
-                tokio::time::sleep(POLL.min(report.requeue_after)).await;
+            // After a step that succeeded, the engine's own cadence (at once, or a second when
+            // the same step ran twice), as in local and Kubernetes mode. Otherwise the demo's
+            // faster clock: the engine waits on something that moves by itself (a drain,
+            // mirroring, an agent job) or retries a failed step.
+            let nap = match &report.step_ran {
+                Some((_, Ok(_))) => report.requeue_after,
+                _ => POLL.min(report.requeue_after),
+            };
+            if !nap.is_zero() {
+                tokio::time::sleep(nap).await;
             }
         }
     }
