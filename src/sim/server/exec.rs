@@ -93,6 +93,23 @@ impl Backend for InstanceBackend {
     }
 }
 
+/// Sleep for `d` to within a fraction of a millisecond. tokio's timer fires on the first
+/// whole-millisecond tick after the deadline, which made every simulated latency up to a
+/// millisecond longer than the latency table says; the last stretch is slept on a blocking
+/// thread instead, whose sleep is precise.
+async fn sleep_precisely(d: std::time::Duration) {
+    const TIMER_SLACK: std::time::Duration = std::time::Duration::from_millis(2);
+    let deadline = tokio::time::Instant::now() + d;
+    if d > TIMER_SLACK {
+        tokio::time::sleep_until(deadline - TIMER_SLACK).await;
+    }
+    let rest = deadline.saturating_duration_since(tokio::time::Instant::now());
+    if !rest.is_zero() {
+        // A join error only means the runtime is shutting down: there is nothing to wait for.
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
+    }
+}
+
 fn var_name(n: &str) -> String {
     let n = n.to_ascii_lowercase();
     if n.starts_with('@') {
@@ -292,7 +309,7 @@ impl Simulator {
             if wait > 0 {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
-                    _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
+                    _ = sleep_precisely(std::time::Duration::from_millis(wait)) => {}
                 }
             }
             let mut expand: Vec<Located> = Vec::new();

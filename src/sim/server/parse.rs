@@ -5,7 +5,7 @@
 
 use super::ast::*;
 use super::errors::{SqlError, syntax, syntax_end};
-use super::lexer::{Tok, Token, tokenize};
+use super::lexer::{Tok, Token, tokenize_cached};
 use crate::sim::backend::Value;
 
 /// Keywords that start a new statement when met at paren depth 0 inside a query.
@@ -17,7 +17,7 @@ const STATEMENT_STARTS: &[&str] = &[
 
 /// Parse a whole batch.
 pub fn parse_batch(sql: &str) -> Result<Vec<Located>, SqlError> {
-    let toks = tokenize(sql)?;
+    let toks = tokenize_cached(sql)?;
     let mut p = Parser {
         sql,
         toks: &toks,

@@ -10,7 +10,7 @@ use rusqlite::types::{Value as Sql, ValueRef};
 
 use super::catalog::{self, MESSAGES_COLUMNS, fmt_dt, quote_ident};
 use super::errors::{self as e, SqlError};
-use super::lexer::{Tok, Token, tokenize};
+use super::lexer::{Tok, Token, tokenize_cached};
 use super::model::{DbState, Instance, State, now};
 use crate::sim::backend::{Column, ColumnType, ResultSet, Value};
 
@@ -77,7 +77,7 @@ fn split_args(toks: &[Token], open: usize, close: usize) -> Vec<(usize, usize)> 
 
 struct Rewriter<'a, 'b> {
     ctx: &'a QueryCtx<'b>,
-    toks: Vec<Token>,
+    toks: std::sync::Arc<[Token]>,
     sources: Vec<(String, Source)>,
     params: Vec<Value>,
     param_names: Vec<String>,
@@ -133,7 +133,9 @@ impl<'a, 'b> Rewriter<'a, 'b> {
         let mut k = from;
         let mut limit: Option<String> = None;
         while k < to {
-            let tok = self.toks[k].clone();
+            // The tokens are shared (cached): hold them, not a copy of each.
+            let toks = self.toks.clone();
+            let tok = &toks[k];
             let next_is_open = self.toks.get(k + 1).is_some_and(|t| t.is_sym("("));
             // Multi-part names: catalog views, msdb tables, dbo.Messages.
             if tok.ident().is_some() {
@@ -534,7 +536,7 @@ impl<'a, 'b> Rewriter<'a, 'b> {
 }
 
 fn rewrite(ctx: &QueryCtx<'_>, sql: &str) -> Result<Rewrite, SqlError> {
-    let toks = tokenize(sql)?;
+    let toks = tokenize_cached(sql)?;
     let mut rw = Rewriter {
         ctx,
         toks,
