@@ -181,6 +181,7 @@ fn write_figures(out: &mut String, run: &DemoRun) {
                     ratio(wall, latency),
                     ms(drain)
                 );
+                let _ = writeln!(out, "    {}", where_the_time_went(sql_steps, wall));
             }
             let _ = writeln!(
                 out,
@@ -220,6 +221,25 @@ impl Path {
             latency: steps.iter().map(|s| s.latency).sum(),
         }
     }
+}
+
+/// The wall time of a run of steps, from its first statement, split into the statements, the
+/// engine's work in the passes of the later steps (observing, planning, status: the first
+/// pass's came before the stretch began) and the rest (the demo's loop between passes).
+fn where_the_time_went(steps: &[&StepRecord], wall: Duration) -> String {
+    let statements: Duration = steps.iter().map(|s| s.elapsed).sum();
+    let later = steps.get(1..).unwrap_or_default();
+    let engine: Duration = later.iter().map(|s| s.pass.saturating_sub(s.elapsed)).sum();
+    let loop_gaps = wall.saturating_sub(statements + engine);
+    let passes = later.len().max(1) as u32;
+    format!(
+        "of which statements {}, the engine's passes before the next steps {} ({} passes, each observing every instance, planning and assembling status: {:.1} ms a pass), the rest {}",
+        ms(statements),
+        ms(engine),
+        later.len(),
+        (engine / passes).as_secs_f64() * 1e3,
+        ms(loop_gaps)
+    )
 }
 
 fn ratio(a: Duration, b: Duration) -> String {

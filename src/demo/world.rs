@@ -52,7 +52,10 @@ pub struct StepRecord {
     pub step: Step,
     /// When the pass that ran it ended.
     pub ended: Instant,
+    /// How long the step itself ran.
     pub elapsed: Duration,
+    /// How long the whole pass that ran it took: its observation, planning and status as well.
+    pub pass: Duration,
     pub statements_sent: u64,
     pub writes: u64,
     /// The sum of the simulator's latencies over the statements the step is made of.
@@ -266,6 +269,7 @@ impl World {
     /// One engine pass, recorded and checked.
     async fn pass(&mut self) -> PassReport {
         let trips_before = self.port.round_trips();
+        let started = Instant::now();
         let report = engine::reconcile_once(
             &self.spec,
             Some(self.generation),
@@ -301,6 +305,7 @@ impl World {
                 step: step.clone(),
                 ended,
                 elapsed,
+                pass: ended - started,
                 statements_sent: sent,
                 writes,
                 latency,
