@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use k8s_support::{LONG, NAMESPACE, POOL, World, eventually};
 use pchat_operator::api::Phase;
+use pchat_operator::sim::server::StatementKind;
 
 /// Sessions the operator holds on an instance, by the simulator's sys.dm_exec_sessions.
 async fn operator_sessions(world: &World, instance: &str) -> i64 {
@@ -38,6 +39,9 @@ async fn deleting_a_pool_closes_its_sql_connections_and_sends_no_more_sql() {
     world.apply_secret().await;
     let op = world.operator("op-a", 15);
     world.wait_ready(&op).await;
+    // Backups of a second and a half each keep the bootstrap (its mirror seeding) under way
+    // long enough to delete the pool in the middle of it.
+    world.slow_down(&[StatementKind::Backup], 1500);
     world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
     eventually(
         LONG,

@@ -9,6 +9,7 @@ mod sql_support;
 
 use k8s_support::{LONG, World, eventually, has, lease_holder, settled_at};
 use pchat_operator::api::Phase;
+use pchat_operator::sim::server::StatementKind;
 
 /// Writes a replica made to the pool, its ConfigMap or Events (its Lease excluded), told apart
 /// by the User-Agent `pchat-operator/<version> (<identity>)`.
@@ -81,6 +82,8 @@ async fn only_the_leader_acts_and_the_other_replica_finishes_the_switch_when_it_
         .1;
     assert!(b_http.contains("pchat_leader 0"), "{b_http}");
 
+    // Backups and restores of a second each keep the switch under way long enough to catch.
+    world.slow_down(&[StatementKind::Backup, StatementKind::Restore], 1000);
     world.set_primary_site("pcpool", "dallas").await;
     // Mid-transition: the switch has started and run at least one step past the drain.
     let mid = eventually(

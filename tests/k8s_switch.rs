@@ -72,26 +72,35 @@ async fn kubectl_apply_then_patch_primary_site_switches_the_pool_visibly_and_cor
         "pchat-operator"
     );
 
+    // Follow the switch as a person running `kubectl get pcpool -w` would: a watch sees every
+    // status the operator writes, however quickly the steps follow one another.
+    let statuses = world.follow_statuses().await;
     world.set_primary_site("persistentchatpool", "dallas").await;
-    // Follow the switch as a person running `kubectl get pcpool -w` would.
-    let mut phases = BTreeSet::new();
-    let mut steps = BTreeSet::new();
     let moved = eventually(
         LONG,
         "the pool is Ready and Protected at dallas",
-        || {
-            let s = world.status()?;
-            if let Some(p) = s.phase {
-                phases.insert(format!("{p:?}"));
-            }
-            if let Some(st) = &s.step {
-                steps.insert(st.name.clone());
-            }
-            Some(s).filter(|s| settled_at(s, "dallas"))
-        },
+        || world.status().filter(|s| settled_at(s, "dallas")),
         || format!("{:#?}\n{}", world.status(), op.log()),
     )
     .await;
+    let seen = eventually(
+        LONG,
+        "the watch delivers the settled status",
+        || {
+            let seen = statuses.seen();
+            seen.iter().any(|s| settled_at(s, "dallas")).then_some(seen)
+        },
+        || format!("{:#?}", statuses.seen()),
+    )
+    .await;
+    let phases: BTreeSet<String> = seen
+        .iter()
+        .filter_map(|s| s.phase.map(|p| format!("{p:?}")))
+        .collect();
+    let steps: BTreeSet<String> = seen
+        .iter()
+        .filter_map(|s| s.step.as_ref().map(|st| st.name.clone()))
+        .collect();
     assert!(phases.contains("Switching"), "phases seen: {phases:?}");
     for step in ["DemoteOldPrimary", "CatchUp", "Recover"] {
         assert!(

@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pchat_operator::api::{PersistentChatPool, PersistentChatPoolStatus, load_pool_yaml};
+use pchat_operator::sim::faults::{Fault, FaultInjector};
+use pchat_operator::sim::server::StatementKind;
 use serde_json::Value;
 
 use crate::kube_fake::FakeApiServer;
@@ -23,6 +25,28 @@ pub const GROUP_VERSION: &str = "persistentchat.io/v1alpha1";
 pub const PLURAL: &str = "persistentchatpools";
 /// Generous: the CI machine has two cores shared by parallel test binaries.
 pub const LONG: Duration = Duration::from_secs(120);
+
+/// The statuses a watch of the pool delivered (see [`World::follow_statuses`]); the watch
+/// ends when this is dropped.
+#[derive(Default)]
+pub struct StatusLog(
+    std::sync::Arc<std::sync::Mutex<Vec<PersistentChatPoolStatus>>>,
+    std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+);
+
+impl StatusLog {
+    pub fn seen(&self) -> Vec<PersistentChatPoolStatus> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl Drop for StatusLog {
+    fn drop(&mut self) {
+        if let Some(task) = self.1.lock().unwrap().take() {
+            task.abort();
+        }
+    }
+}
 
 /// The fake API server, the simulator, a kubeconfig and a scratch directory.
 pub struct World {
@@ -53,6 +77,44 @@ impl World {
             dir,
             kubeconfig,
         }
+    }
+
+    /// Make the simulator take `millis` before each statement of these kinds, so a test can
+    /// act while a transition is under way: the operator runs its steps back to back, and a
+    /// switch without latency is over within a second.
+    pub fn slow_down(&self, kinds: &[StatementKind], millis: u64) {
+        for &statement in kinds {
+            self.live
+                .sim
+                .sim
+                .inject(Fault::Latency { statement, millis })
+                .expect("a latency fault");
+        }
+    }
+
+    /// Every status the pool is given from now on, in order, as `kubectl get -w` shows them:
+    /// a watch of the pool (the first entry is the status at the time of the call).
+    pub async fn follow_statuses(&self) -> StatusLog {
+        use futures::StreamExt;
+        use kube::runtime::{WatchStreamExt, watcher};
+        let pools: kube::Api<PersistentChatPool> =
+            kube::Api::namespaced(self.api.client().await, NAMESPACE);
+        let log = StatusLog::default();
+        let seen = log.0.clone();
+        let task = tokio::spawn(async move {
+            let mut stream = watcher(pools, watcher::Config::default())
+                .applied_objects()
+                .boxed();
+            while let Some(event) = stream.next().await {
+                if let Ok(pool) = event
+                    && let Some(status) = pool.status
+                {
+                    seen.lock().unwrap().push(status);
+                }
+            }
+        });
+        *log.1.lock().unwrap() = Some(task.abort_handle());
+        log
     }
 
     /// Run kubectl against the fake; panics with its output when it fails.
