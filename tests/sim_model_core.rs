@@ -667,3 +667,71 @@ async fn a_catalog_view_read_again_after_a_change_shows_the_change() {
     other.ok("SELECT 1").await;
     assert_eq!(c.int(sessions).await, before + 1);
 }
+
+// The simulator remembers how it rewrote each query text (sim::server::memo); a remembered
+// rewrite must never stand in for what the session, its variables, the clock or the
+// instance's state make of the same text now.
+
+#[tokio::test]
+async fn the_same_text_with_other_parameter_values_reads_with_the_new_values() {
+    let w = world("memo-params");
+    let c = w.connect("atl-sql1");
+    let sql = "SELECT name FROM sys.databases WHERE name = @P1";
+    for name in ["mgc", "msdb", "mgc"] {
+        let o = c
+            .rpc_sql(sql, vec![("@P1", Value::NVarChar(name.into()))])
+            .await;
+        assert_eq!(
+            result_sets(&o)[0].rows,
+            vec![vec![Value::NVarChar(name.into())]]
+        );
+    }
+    // Without the parameter the text is an error again, not the remembered rewrite.
+    assert_eq!(errors(&c.rpc_sql(sql, vec![]).await), [137]);
+}
+
+#[tokio::test]
+async fn the_same_text_in_another_database_or_session_answers_for_that_one() {
+    let w = world("memo-session");
+    let a = w.connect("atl-sql1");
+    assert_eq!(a.text("SELECT DB_NAME()").await, "master");
+    a.ok("USE mgc").await;
+    assert_eq!(a.text("SELECT DB_NAME()").await, "mgc");
+    let b = w.connect("atl-sql1");
+    let spid_a = a.int("SELECT @@SPID").await;
+    let spid_b = b.int("SELECT @@SPID").await;
+    assert_ne!(spid_a, spid_b);
+    let other = w.connect("atl-sql2");
+    assert_eq!(a.text("SELECT @@SERVERNAME").await, "atl-sql1");
+    assert_eq!(other.text("SELECT @@SERVERNAME").await, "atl-sql2");
+}
+
+#[tokio::test]
+async fn the_clock_moves_between_runs_of_the_same_text() {
+    let w = world("memo-clock");
+    let c = w.connect("atl-sql1");
+    let sql = "SELECT GETUTCDATE()";
+    let at = |v: Value| match v {
+        Value::DateTime(d) => d,
+        other => panic!("{sql}: expected a datetime, got {other:?}"),
+    };
+    let first = at(c.scalar(sql).await);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let second = at(c.scalar(sql).await);
+    assert!(second > first, "{second} after {first}");
+}
+
+#[tokio::test]
+async fn a_messages_query_run_again_sees_its_database_go_into_restore() {
+    let w = world("memo-state");
+    let c = w.connect("atl-sql1");
+    let sql = "SELECT COUNT(*) FROM mgc.dbo.Messages";
+    assert_eq!(c.int(sql).await, 0);
+    c.ok("BACKUP DATABASE mgc TO DISK = N'\\\\atl-fs\\pchat-ls\\mgc.bak' WITH INIT")
+        .await;
+    c.ok("BACKUP LOG mgc TO DISK = N'\\\\atl-fs\\pchat-ls\\tail.trn' WITH NORECOVERY")
+        .await;
+    let o = c.exec(sql).await;
+    assert_eq!(errors(&o).len(), 1, "{:?}", o.outputs);
+    assert!(result_sets(&o).is_empty());
+}

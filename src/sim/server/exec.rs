@@ -313,6 +313,7 @@ impl Simulator {
                 }
             }
             let mut expand: Vec<Located> = Vec::new();
+            let turn = self.turn.lock().await;
             let step = {
                 let mut state = self.lock();
                 let Some(inst) = state.inst_index(instance) else {
@@ -385,6 +386,7 @@ impl Simulator {
                     }
                 }
             };
+            drop(turn);
             let wake = matches!(&st.stmt, Stmt::Exec { procedure, .. }
                 if procedure.last().is_some_and(|p| p.eq_ignore_ascii_case("sp_start_job")));
             outputs.extend(step.outputs);

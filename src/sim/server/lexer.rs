@@ -64,28 +64,16 @@ impl Token {
 }
 
 /// Split `sql` into tokens. An unterminated string, identifier or comment is error 105/102.
-/// Texts tokenized since the cache was last emptied, and their tokens. Clients send the same
-/// texts again and again (an operator's observation batch every pass, a chat server's INSERT),
-/// as SQL Server's plan cache expects; re-scanning them was a tenth of an observation's CPU.
-static TOKENIZED: std::sync::LazyLock<
-    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<[Token]>>>,
-> = std::sync::LazyLock::new(Default::default);
-
-/// Entries the cache holds before it starts afresh: texts with literals in them (file names,
-/// LSNs) are each seen only a few times, and must not grow the cache without bound.
-const TOKENIZED_CAPACITY: usize = 512;
+/// The tokens of texts seen before: re-scanning them was a tenth of an observation's CPU.
+static TOKENIZED: super::memo::Memo<std::sync::Arc<[Token]>> = super::memo::Memo::new();
 
 /// [`tokenize`], remembering the tokens of each text (errors are not remembered).
 pub fn tokenize_cached(sql: &str) -> Result<std::sync::Arc<[Token]>, SqlError> {
-    if let Some(toks) = TOKENIZED.lock().expect("token cache poisoned").get(sql) {
-        return Ok(toks.clone());
+    if let Some(toks) = TOKENIZED.get(sql) {
+        return Ok(toks);
     }
     let toks: std::sync::Arc<[Token]> = tokenize(sql)?.into();
-    let mut cache = TOKENIZED.lock().expect("token cache poisoned");
-    if cache.len() >= TOKENIZED_CAPACITY {
-        cache.clear();
-    }
-    cache.insert(sql.to_string(), toks.clone());
+    TOKENIZED.insert(sql.to_string(), toks.clone());
     Ok(toks)
 }
 

@@ -23,16 +23,20 @@ pub struct QueryCtx<'a> {
     pub vars: &'a HashMap<String, Value>,
 }
 
+#[derive(Clone)]
 enum Source {
     Catalog(&'static str),
     Messages(String),
     Files { dir: String, pattern: String },
 }
 
+#[derive(Clone)]
 struct Rewrite {
     sql: String,
     sources: Vec<(String, Source)>,
     params: Vec<Value>,
+    /// Which of `params` is the statement's clock, set afresh on each run.
+    now_param: Option<usize>,
 }
 
 fn sql_str(s: &str) -> String {
@@ -75,6 +79,19 @@ fn split_args(toks: &[Token], open: usize, close: usize) -> Vec<(usize, usize)> 
     out
 }
 
+/// Whether a multi-part name can be one `Rewriter::object_name` resolves (a catalog view, an
+/// msdb table, a chat database's Messages), told without allocating: most names in a query are
+/// columns (`d.name`) and aliases, and every one of them comes through here.
+fn may_name_an_object(parts: &[String], prev_from: bool) -> bool {
+    let is = |p: &String, w: &str| p.eq_ignore_ascii_case(w);
+    match parts {
+        [t] => prev_from && is(t, "messages"),
+        [s, _] => is(s, "sys") || is(s, "dbo"),
+        [m, s, _] => is(m, "msdb") || is(s, "sys") || is(s, "dbo") || s.is_empty(),
+        _ => false,
+    }
+}
+
 struct Rewriter<'a, 'b> {
     ctx: &'a QueryCtx<'b>,
     toks: std::sync::Arc<[Token]>,
@@ -85,6 +102,11 @@ struct Rewriter<'a, 'b> {
     skip_to: Option<usize>,
     /// The statement's clock: every GETUTCDATE() of one query sees the same instant.
     now: chrono::NaiveDateTime,
+    /// Which of `params` is the clock.
+    now_param: Option<usize>,
+    /// Set when the text depends on the instance's state (its databases, a session's host),
+    /// not only on what [`memo_key`] holds: such a rewrite is not remembered.
+    depends_on_state: bool,
 }
 
 impl<'a, 'b> Rewriter<'a, 'b> {
@@ -108,6 +130,7 @@ impl<'a, 'b> Rewriter<'a, 'b> {
     }
 
     fn messages_table(&mut self, db: &str, written: &str) -> Result<String, SqlError> {
+        self.depends_on_state = true;
         let Some(d) = self.ctx.inst.db(db) else {
             return Err(e::invalid_object(written));
         };
@@ -280,9 +303,12 @@ impl<'a, 'b> Rewriter<'a, 'b> {
         k: usize,
         j: usize,
     ) -> Result<Option<String>, SqlError> {
+        let prev_from = k > 0 && (self.toks[k - 1].is_kw("from") || self.toks[k - 1].is_kw("join"));
+        if !may_name_an_object(parts, prev_from) {
+            return Ok(None);
+        }
         let written = parts.join(".");
         let lower: Vec<String> = parts.iter().map(|p| p.to_ascii_lowercase()).collect();
-        let prev_from = k > 0 && (self.toks[k - 1].is_kw("from") || self.toks[k - 1].is_kw("join"));
         let sys_view = match lower.as_slice() {
             [s, v] if s == "sys" => Some(v.clone()),
             [_, s, v] if s == "sys" => Some(v.clone()),
@@ -306,8 +332,9 @@ impl<'a, 'b> Rewriter<'a, 'b> {
                         "Parameters were not supplied for the function 'sys.dm_os_enumerate_filesystem'.",
                     ));
                 };
-                let n = self.sources.len();
-                let table = format!("fs{n}");
+                // One table per folder and pattern: a listing that has not changed since the
+                // last query is then found loaded as it is, not refilled.
+                let table = format!("fs {dir} {pattern}");
                 let q = self.add_source(
                     table,
                     Source::Files {
@@ -347,6 +374,10 @@ impl<'a, 'b> Rewriter<'a, 'b> {
                 None => Err(e::invalid_object(&written)),
             };
         }
+        // Three-part names from here on resolve against the instance's databases.
+        if lower.len() == 3 {
+            self.depends_on_state = true;
+        }
         match lower.as_slice() {
             [s, t] if s == "dbo" => {
                 if t == "messages" {
@@ -384,6 +415,24 @@ impl<'a, 'b> Rewriter<'a, 'b> {
         })
     }
 
+    /// The statement's clock as a bound parameter. Inlined as a literal it would make the text
+    /// of every query that reads the clock new on each run, so SQLite would compile it again
+    /// every time, and it would push the queries that do repeat out of the statement cache.
+    fn now_param(&mut self) -> String {
+        // Not a name a T-SQL variable can have: those start with a single `@`.
+        const NAME: &str = "@@getutcdate";
+        let idx = match self.param_names.iter().position(|p| p == NAME) {
+            Some(i) => i,
+            None => {
+                self.param_names.push(NAME.to_string());
+                self.params.push(Value::NVarChar(fmt_dt(self.now)));
+                self.params.len() - 1
+            }
+        };
+        self.now_param = Some(idx);
+        format!("?{}", idx + 1)
+    }
+
     /// Rewrite a function call; None leaves it to SQLite.
     fn function(
         &mut self,
@@ -396,9 +445,8 @@ impl<'a, 'b> Rewriter<'a, 'b> {
             let (a, b) = args[i];
             this.range(a, b)
         };
-        let now_text = || sql_str(&fmt_dt(self.now));
         Ok(Some(match name {
-            "getutcdate" | "sysutcdatetime" | "getdate" | "sysdatetime" => now_text(),
+            "getutcdate" | "sysutcdatetime" | "getdate" | "sysdatetime" => self.now_param(),
             "isnull" if args.len() == 2 => format!("IFNULL({}, {})", arg(self, 0)?, arg(self, 1)?),
             "len" if args.len() == 1 => format!("LENGTH({})", arg(self, 0)?),
             "count_big" => format!("COUNT({})", self.range(open + 1, close)?),
@@ -460,6 +508,7 @@ impl<'a, 'b> Rewriter<'a, 'b> {
             }
             "db_id" => {
                 if args.is_empty() {
+                    self.depends_on_state = true;
                     self.ctx
                         .inst
                         .db(self.ctx.database)
@@ -511,6 +560,7 @@ impl<'a, 'b> Rewriter<'a, 'b> {
                 known.map_or("NULL".into(), |i| (1000 + i).to_string())
             }
             "host_name" if args.is_empty() => {
+                self.depends_on_state = true;
                 let h = self
                     .ctx
                     .inst
@@ -521,6 +571,7 @@ impl<'a, 'b> Rewriter<'a, 'b> {
                 sql_str(&h)
             }
             "app_name" if args.is_empty() => {
+                self.depends_on_state = true;
                 let h = self
                     .ctx
                     .inst
@@ -535,7 +586,33 @@ impl<'a, 'b> Rewriter<'a, 'b> {
     }
 }
 
+/// Rewrites of texts seen before. Re-deriving the same observation queries every pass was a
+/// third of the simulator's time per query.
+static REWRITES: super::memo::Memo<Rewrite> = super::memo::Memo::new();
+
+/// What a rewrite may depend on besides the instance's state: the text, the instance, the
+/// session and its database, and the variables (by name and value).
+fn memo_key(ctx: &QueryCtx<'_>, sql: &str) -> String {
+    let mut vars: Vec<String> = ctx.vars.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    vars.sort();
+    format!(
+        "{sql}\0{}\0{}\0{}\0{}",
+        ctx.inst.name,
+        ctx.spid,
+        ctx.database,
+        vars.join("\0")
+    )
+}
+
 fn rewrite(ctx: &QueryCtx<'_>, sql: &str) -> Result<Rewrite, SqlError> {
+    let key = memo_key(ctx, sql);
+    let now = now();
+    if let Some(mut hit) = REWRITES.get(&key) {
+        if let Some(i) = hit.now_param {
+            hit.params[i] = Value::NVarChar(fmt_dt(now));
+        }
+        return Ok(hit);
+    }
     let toks = tokenize_cached(sql)?;
     let mut rw = Rewriter {
         ctx,
@@ -544,15 +621,22 @@ fn rewrite(ctx: &QueryCtx<'_>, sql: &str) -> Result<Rewrite, SqlError> {
         params: Vec::new(),
         param_names: Vec::new(),
         skip_to: None,
-        now: now(),
+        now,
+        depends_on_state: false,
+        now_param: None,
     };
     let n = rw.toks.len();
     let text = rw.range(0, n)?;
-    Ok(Rewrite {
+    let done = Rewrite {
         sql: text,
         sources: rw.sources,
         params: rw.params,
-    })
+        now_param: rw.now_param,
+    };
+    if !rw.depends_on_state {
+        REWRITES.insert(key, done.clone());
+    }
+    Ok(done)
 }
 
 fn to_sql(v: &Value) -> Sql {
