@@ -426,13 +426,19 @@ async fn concurrent_writers_across_a_manual_failover_lose_no_acknowledged_messag
     let w = std::sync::Arc::new(world("failoverload"));
     let (p, _m) = mirror(&w, "mgc").await;
     let mut tasks = Vec::new();
+    // The failover comes once every writer has written once: under load, not before it.
+    let writing = std::sync::Arc::new(tokio::sync::Barrier::new(5));
     for writer in 0..4i64 {
         let w = w.clone();
+        let writing = writing.clone();
+        let mut conn = w.connect_as("atl-sql1", "atl-pc1", "Persistent Chat Server", "mgc");
         tasks.push(tokio::spawn(async move {
             let mut acked = Vec::new();
-            let mut conn = w.connect_as("atl-sql1", "atl-pc1", "Persistent Chat Server", "mgc");
             let mut on = "atl-sql1";
             for k in 0..60i64 {
+                if k == 1 {
+                    writing.wait().await;
+                }
                 let id = writer * 1000 + k;
                 let o = conn
                     .exec(&format!(
@@ -464,7 +470,7 @@ async fn concurrent_writers_across_a_manual_failover_lose_no_acknowledged_messag
             acked
         }));
     }
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    writing.wait().await;
     p.ok("ALTER DATABASE mgc SET PARTNER FAILOVER").await;
     let mut acked = Vec::new();
     for t in tasks {

@@ -278,13 +278,22 @@ async fn open(addr: SocketAddr, login: LoginAs) -> Result<Conn, ServerMessage> {
         Err(tiberius::error::Error::Server(e)) => return Err(server_message(&e)),
         Err(other) => panic!("login: {other}"),
     };
-    let spid: i16 = client
-        .simple_query("SELECT @@SPID")
-        .await
-        .unwrap()
-        .into_row()
-        .await
-        .unwrap()
+    let first = match client.simple_query("SELECT @@SPID").await {
+        Ok(stream) => stream.into_row().await,
+        Err(e) => Err(e),
+    };
+    // The session can end between the login and its first query (a mirroring failover ends
+    // the sessions in the database it logged in to): to the caller that is a failed login.
+    let row = first.map_err(|e| ServerMessage {
+        number: 0,
+        state: 0,
+        class: 20,
+        text: format!("the session ended right after the login: {e}"),
+        server: String::new(),
+        procedure: String::new(),
+        line: 0,
+    })?;
+    let spid: i16 = row
         .and_then(|r| {
             r.get::<i32, _>(0)
                 .or_else(|| r.get::<i16, _>(0).map(i32::from))
