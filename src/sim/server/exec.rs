@@ -280,9 +280,9 @@ impl Simulator {
     }
 
     fn latency_for(&self, kind: Option<StatementKind>) -> u64 {
-        let st = self.lock();
-        let any = st.latency.get(&StatementKind::Any).copied().unwrap_or(0);
-        let specific = kind.and_then(|k| st.latency.get(&k).copied()).unwrap_or(0);
+        let latency = self.latency.read().unwrap_or_else(|p| p.into_inner());
+        let any = latency.get(&StatementKind::Any).copied().unwrap_or(0);
+        let specific = kind.and_then(|k| latency.get(&k).copied()).unwrap_or(0);
         any + specific
     }
 

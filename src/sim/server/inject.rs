@@ -101,10 +101,11 @@ impl FaultInjector for Simulator {
                     db.state = super::model::DbState::RecoveryPending;
                 }
                 Fault::Latency { statement, millis } => {
+                    let mut latency = self.latency.write().unwrap_or_else(|p| p.into_inner());
                     if millis == 0 {
-                        st.latency.remove(&statement);
+                        latency.remove(&statement);
                     } else {
-                        st.latency.insert(statement, millis);
+                        latency.insert(statement, millis);
                     }
                 }
             }
@@ -156,7 +157,7 @@ impl FaultInjector for Simulator {
             "partitions": st.partitions,
             "sharesDown": st.shares_down,
             "failNext": st.fail_next,
-            "latency": st.latency,
+            "latency": *self.latency.read().unwrap_or_else(|p| p.into_inner()),
         })
     }
 }

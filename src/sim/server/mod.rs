@@ -43,6 +43,9 @@ pub struct Simulator {
     /// turn awaits here, handing its worker thread to other tasks (clients decoding results,
     /// other sessions' I/O), instead of blocking that thread on the lock.
     turn: tokio::sync::Mutex<()>,
+    /// Milliseconds slept before each statement of a kind. Apart from the model, so that a
+    /// session looking up its statement's latency never waits while another runs a statement.
+    latency: std::sync::RwLock<BTreeMap<StatementKind, u64>>,
     up: BTreeMap<String, watch::Sender<bool>>,
     /// Wakes the scheduler early (sp_start_job).
     wake: Notify,
@@ -79,7 +82,6 @@ impl Simulator {
             shares_down: Vec::new(),
             partitions: Vec::new(),
             fail_next: Vec::new(),
-            latency: topology.latency.clone(),
             intervals: topology.jobs,
             state_dir: state_dir.clone(),
             guid_counter: 0,
@@ -159,6 +161,7 @@ impl Simulator {
         let sim = Arc::new_cyclic(|me| Simulator {
             state: Mutex::new(state),
             turn: tokio::sync::Mutex::new(()),
+            latency: std::sync::RwLock::new(topology.latency.clone()),
             up,
             wake: Notify::new(),
             started: tokio::time::Instant::now(),

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use chrono::NaiveDateTime;
 use tokio_util::sync::CancellationToken;
 
-use super::topology::{JobIntervals, StatementKind};
+use super::topology::JobIntervals;
 
 /// The first LSN of a new database: large like SQL Server's (VLF:block:slot packed into a
 /// decimal) so that tools that parse LSNs as numeric(25,0) see realistic magnitudes.
@@ -546,7 +546,6 @@ pub struct State {
     pub shares_down: Vec<String>,
     pub partitions: Vec<(Vec<String>, Vec<String>)>,
     pub fail_next: Vec<FailRule>,
-    pub latency: BTreeMap<StatementKind, u64>,
     pub intervals: JobIntervals,
     pub state_dir: PathBuf,
     pub guid_counter: u64,
