@@ -255,15 +255,8 @@ impl<'a, 'b> Rewriter<'a, 'b> {
                     let Some(value) = self.ctx.vars.get(&name).cloned() else {
                         return Err(e::must_declare(v));
                     };
-                    let idx = match self.param_names.iter().position(|p| *p == name) {
-                        Some(i) => i,
-                        None => {
-                            self.param_names.push(name);
-                            self.params.push(value);
-                            self.params.len() - 1
-                        }
-                    };
-                    out.push(format!("?{}", idx + 1));
+                    let (_, placeholder) = self.bind(&name, || value);
+                    out.push(placeholder);
                 }
                 Tok::Global(g) => out.push(self.global(g)?),
                 Tok::Sym(s) => {
@@ -420,17 +413,24 @@ impl<'a, 'b> Rewriter<'a, 'b> {
     /// every time, and it would push the queries that do repeat out of the statement cache.
     fn now_param(&mut self) -> String {
         // Not a name a T-SQL variable can have: those start with a single `@`.
-        const NAME: &str = "@@getutcdate";
-        let idx = match self.param_names.iter().position(|p| p == NAME) {
+        let now = Value::NVarChar(fmt_dt(self.now));
+        let (idx, placeholder) = self.bind("@@getutcdate", || now);
+        self.now_param = Some(idx);
+        placeholder
+    }
+
+    /// The SQLite placeholder (`?n`) of parameter `name`, bound to `value` the first time the
+    /// query names it, and its index in `params`.
+    fn bind(&mut self, name: &str, value: impl FnOnce() -> Value) -> (usize, String) {
+        let idx = match self.param_names.iter().position(|p| p == name) {
             Some(i) => i,
             None => {
-                self.param_names.push(NAME.to_string());
-                self.params.push(Value::NVarChar(fmt_dt(self.now)));
+                self.param_names.push(name.to_string());
+                self.params.push(value());
                 self.params.len() - 1
             }
         };
-        self.now_param = Some(idx);
-        format!("?{}", idx + 1)
+        (idx, format!("?{}", idx + 1))
     }
 
     /// Rewrite a function call; None leaves it to SQLite.
