@@ -79,19 +79,6 @@ fn split_args(toks: &[Token], open: usize, close: usize) -> Vec<(usize, usize)> 
     out
 }
 
-/// Whether a multi-part name can be one `Rewriter::object_name` resolves (a catalog view, an
-/// msdb table, a chat database's Messages), told without allocating: most names in a query are
-/// columns (`d.name`) and aliases, and every one of them comes through here.
-fn may_name_an_object(parts: &[String], prev_from: bool) -> bool {
-    let is = |p: &String, w: &str| p.eq_ignore_ascii_case(w);
-    match parts {
-        [t] => prev_from && is(t, "messages"),
-        [s, _] => is(s, "sys") || is(s, "dbo"),
-        [m, s, _] => is(m, "msdb") || is(s, "sys") || is(s, "dbo") || s.is_empty(),
-        _ => false,
-    }
-}
-
 struct Rewriter<'a, 'b> {
     ctx: &'a QueryCtx<'b>,
     toks: std::sync::Arc<[Token]>,
@@ -296,12 +283,9 @@ impl<'a, 'b> Rewriter<'a, 'b> {
         k: usize,
         j: usize,
     ) -> Result<Option<String>, SqlError> {
-        let prev_from = k > 0 && (self.toks[k - 1].is_kw("from") || self.toks[k - 1].is_kw("join"));
-        if !may_name_an_object(parts, prev_from) {
-            return Ok(None);
-        }
         let written = parts.join(".");
         let lower: Vec<String> = parts.iter().map(|p| p.to_ascii_lowercase()).collect();
+        let prev_from = k > 0 && (self.toks[k - 1].is_kw("from") || self.toks[k - 1].is_kw("join"));
         let sys_view = match lower.as_slice() {
             [s, v] if s == "sys" => Some(v.clone()),
             [_, s, v] if s == "sys" => Some(v.clone()),
