@@ -82,11 +82,9 @@ async fn local_passes_over_the_live_port_bootstrap_the_simulator_to_ready() {
         obs.database("dal-sql1", "mgc").unwrap().state,
         DatabaseState::Restoring
     );
-    let published = FileSource {
-        path: opts.active_servers_file.clone(),
-    }
-    .current()
-    .unwrap();
+    let published = FileSource::new(opts.active_servers_file.clone())
+        .current()
+        .unwrap();
     assert_eq!(published.active_servers.len(), 2);
     // Every log-shipping job runs on a SQL Agent schedule of the spec's backupInterval (5m):
     // without one, SQL Agent would never run it.
@@ -273,11 +271,9 @@ async fn editing_primary_site_in_the_file_moves_the_live_pool_with_a_planned_swi
     assert_eq!(t.kind, pchat_operator::api::TransitionKind::Planned);
     assert!(t.tail_lsn.is_some() && t.completed_at.is_some(), "{t:?}");
     assert_eq!(t.data_loss, None);
-    let published = FileSource {
-        path: opts.active_servers_file.clone(),
-    }
-    .current()
-    .unwrap();
+    let published = FileSource::new(opts.active_servers_file.clone())
+        .current()
+        .unwrap();
     assert!(
         published
             .active_servers

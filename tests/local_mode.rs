@@ -172,11 +172,9 @@ fn passes_write_status_and_active_servers_files_the_workload_reads_and_resume_fr
         last_step.index > 1 && last_step.index == last_step.total,
         "{last_step:?}"
     );
-    let published = FileSource {
-        path: dir.join("active-servers.yaml"),
-    }
-    .current()
-    .expect("the workload reads the active-servers file");
+    let published = FileSource::new(dir.join("active-servers.yaml"))
+        .current()
+        .expect("the workload reads the active-servers file");
     assert_eq!(
         published.active_servers,
         ["atl-pc1.litwareinc.com", "atl-pc2.litwareinc.com"]
@@ -288,11 +286,9 @@ fn editing_primary_site_wakes_the_loop_at_once_and_moves_the_pool() {
         result.unwrap();
         assert!(port.violations.is_empty(), "{:?}", port.violations);
     });
-    let published = FileSource {
-        path: opts.active_servers_file.clone(),
-    }
-    .current()
-    .unwrap();
+    let published = FileSource::new(opts.active_servers_file.clone())
+        .current()
+        .unwrap();
     assert_eq!(
         published.active_servers,
         ["dal-pc1.litwareinc.com", "dal-pc2.litwareinc.com"]

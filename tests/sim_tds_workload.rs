@@ -184,7 +184,7 @@ async fn the_published_state_can_come_from_a_yaml_file() {
         format!("activeServers: [{PC2}]\npoolState: FailedOver\n"),
     )
     .unwrap();
-    let source = Arc::new(FileSource { path: path.clone() });
+    let source = Arc::new(FileSource::new(path.clone()));
     let workload = ChatWorkload::start(workload_config(&[&home], &[&other], source));
     eventually("dr writes", || other.backend.message_ids("mgc").len() >= 3).await;
     let acked = workload.stop().await;

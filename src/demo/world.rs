@@ -175,9 +175,7 @@ impl World {
             request_timeout: Duration::from_secs(2),
             first_id: 1,
             source: Arc::new(InstallerThenFile {
-                file: FileSource {
-                    path: published_file.clone(),
-                },
+                file: FileSource::new(published_file.clone()),
                 installer: Published {
                     active_servers: spec
                         .site(&home)
@@ -420,7 +418,7 @@ struct InstallerThenFile {
 
 impl PublishedSource for InstallerThenFile {
     fn current(&self) -> Result<Published, String> {
-        if !self.file.path.exists() {
+        if !self.file.path().exists() {
             return Ok(self.installer.clone());
         }
         self.file.current()

@@ -57,24 +57,53 @@ pub trait PublishedSource: Send + Sync {
 }
 
 /// The published state in a JSON (`.json`) or YAML file, re-read on every look.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct FileSource {
-    pub path: PathBuf,
+    path: PathBuf,
+    /// The text last read and what it parsed to. Every chat server looks at the file every
+    /// write, and parsing YAML each time cost the demo a few percent of its two cores, which
+    /// the engine's passes then waited for.
+    last: Mutex<Option<(String, Published)>>,
+}
+
+impl FileSource {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FileSource {
+            path: path.into(),
+            last: Mutex::new(None),
+        }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    fn parse(&self, text: &str) -> Result<Published, String> {
+        let is_json = self
+            .path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        if is_json {
+            serde_json::from_str(text).map_err(|e| format!("{}: {e}", self.path.display()))
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| format!("{}: {e}", self.path.display()))
+        }
+    }
 }
 
 impl PublishedSource for FileSource {
     fn current(&self) -> Result<Published, String> {
         let text = std::fs::read_to_string(&self.path)
             .map_err(|e| format!("reading {}: {e}", self.path.display()))?;
-        let is_json = self
-            .path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-        if is_json {
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", self.path.display()))
-        } else {
-            serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", self.path.display()))
+        let mut last = self.last.lock().expect("published-state cache poisoned");
+        if let Some((seen, published)) = last.as_ref()
+            && *seen == text
+        {
+            return Ok(published.clone());
         }
+        let published = self.parse(&text)?;
+        *last = Some((text, published.clone()));
+        Ok(published)
     }
 }
 
@@ -407,17 +436,24 @@ mod tests {
         .unwrap();
         let json = dir.join("published.json");
         std::fs::write(&json, r#"{"activeServers": [], "poolState": "Normal"}"#).unwrap();
-        let from_yaml = FileSource { path: yaml }.current().unwrap();
+        let yaml_source = FileSource::new(&yaml);
+        let from_yaml = yaml_source.current().unwrap();
         assert_eq!(from_yaml.pool_state, PoolState::FailedOver);
         assert!(from_yaml.is_active("PCHAT1.contoso.com"));
-        let from_json = FileSource { path: json }.current().unwrap();
+        // A change to the file is seen on the next look (the parsed text is remembered).
+        std::fs::write(&yaml, "activeServers: []\npoolState: Normal\n").unwrap();
+        let changed = yaml_source.current().unwrap();
+        assert_eq!(changed.pool_state, PoolState::Normal);
+        assert!(changed.active_servers.is_empty());
+        std::fs::write(&yaml, "activeServers: [\n").unwrap();
+        let broken = yaml_source.current().unwrap_err();
+        assert!(broken.contains("published.yaml"), "{broken}");
+        let from_json = FileSource::new(json).current().unwrap();
         assert_eq!(from_json.pool_state, PoolState::Normal);
         assert!(from_json.active_servers.is_empty());
-        let missing = FileSource {
-            path: dir.join("nope.yaml"),
-        }
-        .current()
-        .unwrap_err();
+        let missing = FileSource::new(dir.join("nope.yaml"))
+            .current()
+            .unwrap_err();
         assert!(missing.contains("nope.yaml"), "{missing}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -278,9 +278,7 @@ impl Pool {
             backoff: Duration::from_millis(50),
             request_timeout: Duration::from_secs(3),
             first_id: 1,
-            source: Arc::new(FileSource {
-                path: self.active_servers.clone(),
-            }),
+            source: Arc::new(FileSource::new(self.active_servers.clone())),
         })
     }
 
