@@ -333,8 +333,52 @@ pub fn lookup(name: &str) -> Option<&'static TableDef> {
     TABLES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name))
 }
 
+/// `d` as `%Y-%m-%d %H:%M:%S%.f` (the fraction in 0, 3, 6 or 9 digits, as chrono writes it).
+/// Written by hand: every catalog row carries dates and chrono's formatter reads its pattern
+/// anew for each one, which was a third of computing a catalog view's rows.
 pub fn fmt_dt(d: NaiveDateTime) -> String {
-    d.format("%Y-%m-%d %H:%M:%S%.f").to_string()
+    use chrono::{Datelike, Timelike};
+    if !(0..=9999).contains(&d.year()) {
+        return d.format("%Y-%m-%d %H:%M:%S%.f").to_string();
+    }
+    fn digits(out: &mut String, v: u32, width: u32) {
+        for p in (0..width).rev() {
+            out.push(char::from(b'0' + (v / 10u32.pow(p) % 10) as u8));
+        }
+    }
+    let mut out = String::with_capacity(29);
+    digits(&mut out, d.year() as u32, 4);
+    out.push('-');
+    digits(&mut out, d.month(), 2);
+    out.push('-');
+    digits(&mut out, d.day(), 2);
+    out.push(' ');
+    digits(&mut out, d.hour(), 2);
+    out.push(':');
+    digits(&mut out, d.minute(), 2);
+    out.push(':');
+    // A leap second is second 59 with a nanosecond count past one second.
+    let (second, nanos) = match d.nanosecond() {
+        n if n >= 1_000_000_000 => (d.second() + 1, n - 1_000_000_000),
+        n => (d.second(), n),
+    };
+    digits(&mut out, second, 2);
+    match nanos {
+        0 => {}
+        n if n % 1_000_000 == 0 => {
+            out.push('.');
+            digits(&mut out, n / 1_000_000, 3);
+        }
+        n if n % 1_000 == 0 => {
+            out.push('.');
+            digits(&mut out, n / 1_000, 6);
+        }
+        n => {
+            out.push('.');
+            digits(&mut out, n, 9);
+        }
+    }
+    out
 }
 
 fn t(s: &str) -> Sql {
@@ -816,4 +860,38 @@ pub fn load(
         }
     }
     tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Timelike;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn fmt_dt_writes_what_chrono_writes(
+            secs in -62_135_596_800i64..253_402_300_799i64,
+            nanos in prop_oneof![
+                Just(0u32),
+                (0u32..1000).prop_map(|m| m * 1_000_000),
+                (0u32..1_000_000).prop_map(|u| u * 1_000),
+                0u32..1_000_000_000,
+                1_000_000_000u32..2_000_000_000,
+            ],
+        ) {
+            let d = chrono::DateTime::from_timestamp(secs, 0).unwrap().naive_utc();
+            let Some(d) = d.with_nanosecond(nanos) else { return Ok(()) };
+            prop_assert_eq!(fmt_dt(d), d.format("%Y-%m-%d %H:%M:%S%.f").to_string());
+        }
+    }
+
+    #[test]
+    fn fmt_dt_of_a_year_past_9999_is_chronos() {
+        let d = chrono::NaiveDate::from_ymd_opt(12345, 1, 2)
+            .unwrap()
+            .and_hms_opt(3, 4, 5)
+            .unwrap();
+        assert_eq!(fmt_dt(d), "+12345-01-02 03:04:05");
+    }
 }
