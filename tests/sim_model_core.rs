@@ -735,3 +735,22 @@ async fn a_messages_query_run_again_sees_its_database_go_into_restore() {
     assert_eq!(errors(&o).len(), 1, "{:?}", o.outputs);
     assert!(result_sets(&o).is_empty());
 }
+
+#[tokio::test]
+async fn a_select_sqlite_rejects_ends_its_batch_and_what_follows_does_not_run() {
+    // SQLite runs a SELECT after the model is released: its error must still end the batch
+    // where SQL Server's would (207 is a compile error), before the next statement.
+    let w = world("select-abort");
+    let c = w.connect("atl-sql1");
+    let o = c
+        .exec("SELECT nope FROM msdb.dbo.backupset; SELECT 1 AS after_the_error")
+        .await;
+    assert_eq!(errors(&o), [207]);
+    assert!(result_sets(&o).is_empty(), "{o:?}");
+    // The session is still usable, and the same query text with a real column answers.
+    let o = c
+        .exec("SELECT database_name FROM msdb.dbo.backupset; SELECT 1 AS after_the_select")
+        .await;
+    assert!(errors(&o).is_empty(), "{o:?}");
+    assert_eq!(result_sets(&o).len(), 2);
+}
