@@ -738,8 +738,8 @@ async fn a_messages_query_run_again_sees_its_database_go_into_restore() {
 
 #[tokio::test]
 async fn a_select_sqlite_rejects_ends_its_batch_and_what_follows_does_not_run() {
-    // SQLite runs a SELECT after the model is released: its error must still end the batch
-    // where SQL Server's would (207 is a compile error), before the next statement.
+    // SQLite finds the unknown column (the rewrite does not know columns): its error must
+    // still end the batch where SQL Server's would (207 is a compile error).
     let w = world("select-abort");
     let c = w.connect("atl-sql1");
     let o = c

@@ -16,12 +16,11 @@ use super::backup::{self, BackupArgs, RestoreArgs, RestoreWhat};
 use super::errors::{self as e, Failure, SqlError};
 use super::logship;
 use super::mirroring;
-use super::model::CatalogEngine;
 use super::model::{Access, Database, DbState, Instance, Message, SessionInfo, State, now};
 use super::model::{LoggedStatement, STATEMENT_LOG_CAP};
 use super::parse::parse_batch;
 use super::paths;
-use super::query::{self, PreparedSelect, QueryCtx};
+use super::query::{self, QueryCtx};
 use super::topology::StatementKind;
 use crate::sim::backend::{
     Backend, Column, ColumnType, LoginRequest, Outcome, Output, ResultSet, RpcParam, RpcRequest,
@@ -188,13 +187,6 @@ struct StepResult {
     abort: bool,
 }
 
-/// A SELECT prepared under the model lock, to run in its instance's catalog engine after.
-struct DeferredSelect {
-    engine: Arc<std::sync::Mutex<CatalogEngine>>,
-    query: PreparedSelect,
-    server: String,
-}
-
 /// Does this error end the whole batch? In SQL Server compile-time errors (syntax, unknown
 /// objects, columns, variables), conversion errors and severity 20+ abort the batch; other
 /// errors end only their statement and the batch goes on.
@@ -321,7 +313,6 @@ impl Simulator {
                 }
             }
             let mut expand: Vec<Located> = Vec::new();
-            let mut select: Option<DeferredSelect> = None;
             let turn = self.turn.lock().await;
             let step = {
                 let mut state = self.lock();
@@ -364,18 +355,6 @@ impl Simulator {
                             expand = v.clone();
                             Ok(Vec::new())
                         }
-                        // The query's rows are taken now; SQLite runs it below, once the model
-                        // is released (see `CatalogEngine`).
-                        Stmt::Select { sql, .. } => prepare_select(&state, inst, spid, sql, &vars)
-                            .map(|query| {
-                                select = Some(DeferredSelect {
-                                    engine: Arc::clone(&state.instances[inst].engine),
-                                    query,
-                                    server: server.clone(),
-                                });
-                                Vec::new()
-                            })
-                            .map_err(|x| vec![x]),
                         other => exec_stmt(&mut state, inst, spid, other, &mut vars),
                     },
                 };
@@ -408,17 +387,6 @@ impl Simulator {
                 }
             };
             drop(turn);
-            let mut step = step;
-            if let Some(d) = select {
-                match d.query.run(&mut CatalogEngine::lock(&d.engine)) {
-                    Ok(rs) => step.outputs.push(Output::ResultSet(rs)),
-                    Err(x) => {
-                        step.abort |= aborts_batch(&x);
-                        step.outputs
-                            .push(Output::Message(x.to_message(&d.server, "", st.line)));
-                    }
-                }
-            }
             let wake = matches!(&st.stmt, Stmt::Exec { procedure, .. }
                 if procedure.last().is_some_and(|p| p.eq_ignore_ascii_case("sp_start_job")));
             outputs.extend(step.outputs);
@@ -431,12 +399,6 @@ impl Simulator {
             if step.abort {
                 break;
             }
-            // Let the worker look for other sessions' requests between statements. Without
-            // this a batch ran to its end on one worker while requests that arrived meanwhile
-            // waited unseen: tokio polls for I/O when a worker runs out of work or yields, and
-            // the other worker sleeps until told there is work to steal. SQL Server serves
-            // sessions side by side; four observation batches ran one after another.
-            tokio::task::yield_now().await;
         }
         outputs
     }
@@ -542,6 +504,18 @@ fn exec_stmt(
     };
     let server = state.instances[inst].name.clone();
     match stmt {
+        Stmt::Select { sql, .. } => {
+            let current = current_db(state, inst, spid);
+            let ctx = QueryCtx {
+                state,
+                inst: &state.instances[inst],
+                database: &current,
+                spid,
+                vars,
+            };
+            let rs = query::run_select(&ctx, sql).map_err(|x| vec![x])?;
+            Ok(vec![Output::ResultSet(rs)])
+        }
         Stmt::Insert {
             table,
             columns,
@@ -740,12 +714,8 @@ fn exec_stmt(
             vars.insert(var.clone(), v);
             Ok(Vec::new())
         }
-        // WAITFOR slept in `run`; IF and blocks were expanded there, and SELECT ran there.
-        Stmt::SetOption
-        | Stmt::WaitFor { .. }
-        | Stmt::If { .. }
-        | Stmt::Block(_)
-        | Stmt::Select { .. } => Ok(Vec::new()),
+        // WAITFOR slept in `run`; IF and blocks were expanded there.
+        Stmt::SetOption | Stmt::WaitFor { .. } | Stmt::If { .. } | Stmt::Block(_) => Ok(Vec::new()),
         Stmt::Print(x) => {
             let text = match eval(x, vars).map_err(|x| vec![x])? {
                 Value::NVarChar(s) => s,
@@ -767,25 +737,6 @@ fn condition_holds(
     condition: &str,
     vars: &HashMap<String, Value>,
 ) -> Result<bool, SqlError> {
-    let rs = prepare_select(
-        state,
-        inst,
-        spid,
-        &format!("SELECT CASE WHEN {condition} THEN 1 ELSE 0 END"),
-        vars,
-    )?
-    .run(&mut state.instances[inst].engine())?;
-    Ok(rs.rows.first().and_then(|r| r.first()) == Some(&Value::Int(1)))
-}
-
-/// Rewrite a SELECT of session `spid` for SQLite and take its tables' rows from the model.
-fn prepare_select(
-    state: &State,
-    inst: usize,
-    spid: i16,
-    sql: &str,
-    vars: &HashMap<String, Value>,
-) -> Result<PreparedSelect, SqlError> {
     let current = current_db(state, inst, spid);
     let ctx = QueryCtx {
         state,
@@ -794,7 +745,11 @@ fn prepare_select(
         spid,
         vars,
     };
-    query::prepare_select(&ctx, sql)
+    let rs = query::run_select(
+        &ctx,
+        &format!("SELECT CASE WHEN {condition} THEN 1 ELSE 0 END"),
+    )?;
+    Ok(rs.rows.first().and_then(|r| r.first()) == Some(&Value::Int(1)))
 }
 
 fn current_db(state: &State, inst: usize, spid: i16) -> String {

@@ -139,11 +139,9 @@ impl Simulator {
                 sessions: BTreeMap::new(),
                 next_spid: 51,
                 msdb: Msdb::default(),
-                engine: std::sync::Arc::new(std::sync::Mutex::new(model::CatalogEngine {
-                    conn: sqlite,
-                    loaded: Default::default(),
-                })),
+                sqlite,
                 statement_log: Default::default(),
+                loaded: Default::default(),
             });
             up.insert(def.name.to_ascii_lowercase(), watch::channel(true).0);
         }

@@ -434,46 +434,16 @@ pub struct Instance {
     pub sessions: BTreeMap<i16, SessionInfo>,
     pub next_spid: i16,
     pub msdb: Msdb,
-    /// The SQLite side of the instance's SELECTs, behind a lock of its own (see
-    /// [`CatalogEngine`]).
-    pub engine: std::sync::Arc<std::sync::Mutex<CatalogEngine>>,
+    pub sqlite: rusqlite::Connection,
+    /// What each SQLite table was last loaded with (columns and rows), so a query whose
+    /// catalog view has not changed reuses the table instead of dropping and refilling it:
+    /// an observation batch reads the same views many times a second.
+    pub loaded: std::cell::RefCell<std::collections::HashMap<String, LoadedTable>>,
     /// Every statement run on this instance, newest last, at most `STATEMENT_LOG_CAP`.
     pub statement_log: std::collections::VecDeque<LoggedStatement>,
 }
 
-impl Instance {
-    /// The instance's catalog engine, locked.
-    pub fn engine(&self) -> std::sync::MutexGuard<'_, CatalogEngine> {
-        CatalogEngine::lock(&self.engine)
-    }
-}
-
-/// The SQLite connection that answers an instance's SELECTs, and what each of its tables was
-/// last loaded with.
-///
-/// It is apart from the model so that a session takes a query's rows from the model under the
-/// model lock and lets SQLite run the query after releasing it: while one instance's query
-/// runs in SQLite, another instance's session can use the model (two cores, four instances
-/// observed at once).
-pub struct CatalogEngine {
-    pub conn: rusqlite::Connection,
-    /// What each SQLite table was last loaded with (columns and rows), so a query whose
-    /// catalog view has not changed reuses the table instead of dropping and refilling it:
-    /// an observation batch reads the same views many times a second.
-    pub loaded: std::collections::HashMap<String, LoadedTable>,
-}
-
-impl CatalogEngine {
-    /// Lock an engine. A panic while it was held leaves at worst a table forgotten in
-    /// `loaded`, which the next query reloads: keep serving.
-    pub fn lock(
-        engine: &std::sync::Mutex<CatalogEngine>,
-    ) -> std::sync::MutexGuard<'_, CatalogEngine> {
-        engine.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// A SQLite table's content as last loaded (see [`CatalogEngine::loaded`]).
+/// A SQLite table's content as last loaded (see [`Instance::loaded`]).
 #[derive(Debug, PartialEq)]
 pub struct LoadedTable {
     pub columns: Vec<(String, String)>,

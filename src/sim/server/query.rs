@@ -11,7 +11,6 @@ use rusqlite::types::{Value as Sql, ValueRef};
 use super::catalog::{self, MESSAGES_COLUMNS, fmt_dt, quote_ident};
 use super::errors::{self as e, SqlError};
 use super::lexer::{Tok, Token, tokenize_cached};
-use super::model::CatalogEngine;
 use super::model::{DbState, Instance, State, now};
 use crate::sim::backend::{Column, ColumnType, ResultSet, Value};
 
@@ -819,13 +818,8 @@ fn map_sqlite_error(err: rusqlite::Error) -> SqlError {
     e::syntax(&msg)
 }
 
-/// Load table `name` with `columns` and `rows`, unless it holds them already.
-fn fill(
-    engine: &mut CatalogEngine,
-    name: &str,
-    columns: Columns,
-    rows: Vec<Vec<Sql>>,
-) -> Result<(), SqlError> {
+fn fill(ctx: &QueryCtx<'_>, name: &str, src: &Source) -> Result<(), SqlError> {
+    let (columns, rows) = source_rows(ctx, src)?;
     let content = super::model::LoadedTable {
         columns: columns
             .iter()
@@ -833,14 +827,15 @@ fn fill(
             .collect(),
         rows,
     };
-    let same_columns = match engine.loaded.get(name) {
+    let mut loaded = ctx.inst.loaded.borrow_mut();
+    let same_columns = match loaded.get(name) {
         Some(old) if *old == content => return Ok(()),
         Some(old) => old.columns == content.columns,
         None => false,
     };
     // Forget the table first: if loading fails half way, the next query must reload it.
-    engine.loaded.remove(name);
-    let conn = &engine.conn;
+    loaded.remove(name);
+    let conn = &ctx.inst.sqlite;
     if same_columns {
         // Only the rows changed: replace them without DDL, which would make SQLite recompile
         // every cached statement of the connection.
@@ -848,7 +843,7 @@ fn fill(
     } else {
         catalog::load(conn, name, columns, &content.rows).map_err(map_sqlite_error)?;
     }
-    engine.loaded.insert(name.to_string(), content);
+    loaded.insert(name.to_string(), content);
     Ok(())
 }
 
@@ -975,54 +970,21 @@ fn value_text(v: &Value) -> String {
     }
 }
 
-/// A SELECT with all it reads from the model already taken: the text SQLite runs, its
-/// parameters, and the rows of each table it reads as they were when it was prepared. Running
-/// it needs the instance's catalog engine and not the model, so a session can run it after
-/// releasing the model lock; it answers as of the instant it was prepared, as a query that
-/// read a snapshot would.
-pub struct PreparedSelect {
-    sql: String,
-    params: Vec<Sql>,
-    tables: Vec<(String, Columns, Vec<Vec<Sql>>)>,
-}
-
-/// Rewrite a query for SQLite and take the rows of every table it reads from the model.
-pub fn prepare_select(ctx: &QueryCtx<'_>, sql: &str) -> Result<PreparedSelect, SqlError> {
+/// Run a query for a session and return its result set.
+pub fn run_select(ctx: &QueryCtx<'_>, sql: &str) -> Result<ResultSet, SqlError> {
     let rw = rewrite(ctx, sql)?;
-    let mut tables = Vec::with_capacity(rw.sources.len());
-    for (name, src) in rw.sources {
-        let (columns, rows) = source_rows(ctx, &src)?;
-        tables.push((name, columns, rows));
+    for (name, src) in &rw.sources {
+        fill(ctx, name, src)?;
     }
-    Ok(PreparedSelect {
-        sql: rw.sql,
-        params: rw.params.iter().map(to_sql).collect(),
-        tables,
-    })
-}
-
-impl PreparedSelect {
-    /// Load the tables the query reads into the instance's catalog engine and run it there.
-    pub fn run(self, engine: &mut CatalogEngine) -> Result<ResultSet, SqlError> {
-        for (name, columns, rows) in self.tables {
-            fill(engine, &name, columns, rows)?;
-        }
-        run_prepared(&engine.conn, &self.sql, &self.params)
-    }
-}
-
-fn run_prepared(
-    conn: &rusqlite::Connection,
-    sql: &str,
-    params: &[Sql],
-) -> Result<ResultSet, SqlError> {
+    let conn = &ctx.inst.sqlite;
     // The same observation queries come back every pass: keep them compiled.
-    let mut stmt = conn.prepare_cached(sql).map_err(map_sqlite_error)?;
+    let mut stmt = conn.prepare_cached(&rw.sql).map_err(map_sqlite_error)?;
     let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
     let decls: Vec<Option<ColumnType>> = stmt
         .columns()
         .map(|c| c.decl_type().and_then(decl_to_type))
         .collect();
+    let params: Vec<Sql> = rw.params.iter().map(to_sql).collect();
     let mut rows = stmt
         .query(rusqlite::params_from_iter(params.iter()))
         .map_err(map_sqlite_error)?;
