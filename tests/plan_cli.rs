@@ -120,4 +120,5 @@ fn plan_refuses_an_invalid_spec_listing_every_violation_and_printing_no_plan() {
     assert!(out.is_empty(), "no plan may be printed: {out}");
     assert!(err.contains("spec.primarySite"), "{err}");
     assert!(err.contains(".port"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -14,8 +14,12 @@ instances:
   - {name: atl-sql1, site: atlanta, listen: "127.0.0.1:0", logins: [{name: sa, password: Pchat-Sim-1}]}
 "#;
 
+fn state_dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("pchat-tls-{name}-{}", std::process::id()))
+}
+
 async fn sim(name: &str) -> (RunningSim, Target) {
-    let dir = std::env::temp_dir().join(format!("pchat-tls-{name}-{}", std::process::id()));
+    let dir = state_dir(name);
     let topology = with_free_ports(Topology::from_yaml(TOPOLOGY).unwrap());
     let running = RunningSim::start(topology, &dir, None).await.unwrap();
     let addr = running.addr("atl-sql1").unwrap();
@@ -54,6 +58,7 @@ async fn required_encryption_against_a_server_that_cannot_encrypt_fails_closed_n
     assert!(text.contains("spec.tls.encrypt is Required"), "{text}");
     assert!(!text.contains("Pchat-Sim-1"), "{text}");
     running.stop().await;
+    let _ = std::fs::remove_dir_all(state_dir("required"));
 }
 
 #[tokio::test]
@@ -72,4 +77,5 @@ async fn encryption_not_supported_by_choice_connects_and_logs_in() {
         .unwrap();
     assert_eq!(row.get::<&str, _>(0), Some("atl-sql1"));
     running.stop().await;
+    let _ = std::fs::remove_dir_all(state_dir("notsupported"));
 }
