@@ -194,13 +194,10 @@ fn planned_switch_gives_the_right_next_step_at_every_intermediate_state() {
         take(&spec, &mut obs, t),
         Step::KillChatSessions { .. }
     ));
-    // After drain: remove mirroring, chat first, then compliance.
+    // After drain: remove mirroring on the old principal, chat then compliance, in one step;
+    // then the tail-log backup.
     assert!(
-        matches!(take(&spec, &mut obs, t), Step::RemoveMirroring { instance, database, .. } if instance == "atl-sql1" && database == "mgc")
-    );
-    // After mirroring removal of mgc: mgccomp, then the tail-log backup.
-    assert!(
-        matches!(take(&spec, &mut obs, t), Step::RemoveMirroring { database, .. } if database == "mgccomp")
+        matches!(take(&spec, &mut obs, t), Step::RemoveMirroring { instance, databases, .. } if instance == "atl-sql1" && databases == ["mgc", "mgccomp"])
     );
     match take(&spec, &mut obs, t) {
         Step::DemoteOldPrimary {
@@ -256,16 +253,30 @@ fn planned_switch_gives_the_right_next_step_at_every_intermediate_state() {
         d => panic!("{d}"),
     }
     assert!(matches!(take(&spec, &mut obs, t), Step::CatchUp { .. }));
-    // Caught up to the tail: remove log shipping, secondary side then both primary rows.
-    assert!(
-        matches!(take(&spec, &mut obs, t), Step::RemoveLogShipping { instance, side: LogShippingSide::Secondary, .. } if instance == "dal-sql1")
-    );
-    assert!(
-        matches!(take(&spec, &mut obs, t), Step::RemoveLogShipping { instance, side: LogShippingSide::Primary, .. } if instance == "atl-sql1")
-    );
-    assert!(
-        matches!(take(&spec, &mut obs, t), Step::RemoveLogShipping { instance, side: LogShippingSide::Primary, .. } if instance == "atl-sql2")
-    );
+    // Caught up to the tail: remove log shipping in one step, the secondary side first, then
+    // both primary rows.
+    match take(&spec, &mut obs, t) {
+        Step::RemoveLogShipping {
+            site,
+            configurations,
+            ..
+        } => {
+            assert_eq!(site, "dallas");
+            let sides: Vec<(&str, LogShippingSide)> = configurations
+                .iter()
+                .map(|c| (c.instance.as_str(), c.side))
+                .collect();
+            assert_eq!(
+                sides,
+                [
+                    ("dal-sql1", LogShippingSide::Secondary),
+                    ("atl-sql1", LogShippingSide::Primary),
+                    ("atl-sql2", LogShippingSide::Primary)
+                ]
+            );
+        }
+        s => panic!("{s:?}"),
+    }
     assert!(
         matches!(take(&spec, &mut obs, t), Step::Recover { instance, database, .. } if instance == "dal-sql1" && database == "mgc")
     );
@@ -470,7 +481,10 @@ fn returning_old_site_stale_copy_is_fenced_then_salvaged_before_any_reseed() {
             .iter()
             .any(|s| matches!(s, Step::RemoveMirroring { site, .. } if site == "atlanta"))
     );
-    assert!(steps.iter().any(|s| matches!(s, Step::RemoveLogShipping { site, side: LogShippingSide::Primary, .. } if site == "atlanta")));
+    assert!(steps.iter().any(
+        |s| matches!(s, Step::RemoveLogShipping { site, configurations, .. }
+        if site == "atlanta" && configurations.iter().all(|c| c.side == LogShippingSide::Primary))
+    ));
 }
 
 #[test]
@@ -598,7 +612,8 @@ fn catch_up_restores_what_is_local_then_waits_naming_the_file_when_the_old_sites
     let t = at("2026-11-26T12:01:05Z");
     let t0 = obs.taken_at;
     take(&spec, &mut obs, t0);
-    for _ in 0..4 {
+    // Kill the stragglers, remove mirroring, take the tail-log backup.
+    for _ in 0..3 {
         take(&spec, &mut obs, t);
     }
     let share = obs
@@ -809,11 +824,11 @@ fn projection_of_a_planned_switch_runs_through_the_drain_to_convergence() {
     let obs = converged_atlanta();
     let p = plan::project(&spec, &obs, obs.taken_at);
     assert_eq!(p.end, Decision::Converged);
-    assert_eq!(p.steps.len(), 17);
+    assert_eq!(p.steps.len(), 14);
     assert_eq!(p.steps[1].name(), "KillChatSessions");
     // The projection's clock moved to the drain deadline: the tail-log backup is named after it.
     assert!(
-        matches!(&p.steps[4], Step::DemoteOldPrimary { file, .. } if file.ends_with("mgc_20261126120100.trn"))
+        matches!(&p.steps[3], Step::DemoteOldPrimary { file, .. } if file.ends_with("mgc_20261126120100.trn"))
     );
 }
 
@@ -857,7 +872,7 @@ fn a_chat_database_in_simple_recovery_blocks_mirroring_and_log_shipping_with_the
     obs.instances[0].databases[0].recovery_model = pchat_operator::observe::RecoveryModel::Simple;
     let p = plan::project(&spec, &obs, obs.taken_at);
     assert!(
-        p.steps.iter().all(|s| s.database() != Some("mgc")),
+        p.steps.iter().all(|s| !s.databases().contains(&"mgc")),
         "{:?}",
         p.steps
     );

@@ -461,7 +461,7 @@ async fn a_pool_without_a_compliance_database_observes_and_protects_the_chat_dat
     live.spec.databases.compliance = None;
     let (steps, obs) = live.converge(Duration::from_secs(60)).await;
     assert!(
-        steps.iter().all(|s| s.database() != Some("mgccomp")),
+        steps.iter().all(|s| !s.databases().contains(&"mgccomp")),
         "{steps:?}"
     );
     let atl = obs.instance("atl-sql1").unwrap();

@@ -38,8 +38,14 @@ pub fn apply(spec: &PersistentChatPoolSpec, step: &Step, obs: &mut Observation, 
             }
         }
         Step::RemoveMirroring {
-            instance, database, ..
-        } => remove_mirroring(obs, instance, database),
+            instance,
+            databases,
+            ..
+        } => {
+            for database in databases {
+                remove_mirroring(obs, instance, database);
+            }
+        }
         Step::DemoteOldPrimary {
             site,
             instance,
@@ -96,15 +102,16 @@ pub fn apply(spec: &PersistentChatPoolSpec, step: &Step, obs: &mut Observation, 
             d.lsn.redo_start = Some(r);
         }
         Step::RemoveLogShipping {
-            instance,
             database,
-            side,
+            configurations,
             ..
         } => {
-            if let Some(d) = db_mut(obs, instance, database) {
-                match side {
-                    LogShippingSide::Secondary => d.log_shipping_secondary = None,
-                    LogShippingSide::Primary => d.log_shipping_primary = None,
+            for c in configurations {
+                if let Some(d) = db_mut(obs, &c.instance, database) {
+                    match c.side {
+                        LogShippingSide::Secondary => d.log_shipping_secondary = None,
+                        LogShippingSide::Primary => d.log_shipping_primary = None,
+                    }
                 }
             }
         }

@@ -25,7 +25,10 @@ pub fn table(p: &Projection) -> String {
                 s.name().to_string(),
                 s.site().to_string(),
                 s.instances().join(", "),
-                s.database().unwrap_or("-").to_string(),
+                match s.databases().join(", ") {
+                    d if d.is_empty() => "-".to_string(),
+                    d => d,
+                },
                 s.describe(),
                 s.tsql_class().to_string(),
             ]
@@ -83,7 +86,7 @@ pub fn json(p: &Projection) -> serde_json::Value {
                 "step": s.name(),
                 "site": s.site(),
                 "instances": s.instances(),
-                "database": s.database(),
+                "databases": s.databases(),
                 "description": s.describe(),
                 "tsqlClass": s.tsql_class(),
                 "detail": s,

@@ -25,6 +25,17 @@ pub enum LogShippingSide {
     Primary,
 }
 
+/// One instance's log-shipping configuration to remove, and the other end it names.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LogShippingConfiguration {
+    pub instance: String,
+    pub side: LogShippingSide,
+    /// The other end: the primary server (secondary side) or the secondary servers (primary
+    /// side) named in the configuration being removed.
+    pub partners: Vec<String>,
+}
+
 /// One step of the catalogue (DESIGN.md section 5).
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
 #[serde(tag = "step", rename_all_fields = "camelCase")]
@@ -41,11 +52,13 @@ pub enum Step {
         instance: String,
         session_ids: Vec<i32>,
     },
-    /// `ALTER DATABASE [db] SET PARTNER OFF` (either partner ends the session for both).
+    /// `ALTER DATABASE [db] SET PARTNER OFF` for each database, on one instance (either
+    /// partner ends the session for both). One step for all of them, as the runbook's "remove
+    /// mirroring on mgc, and the same for mgccomp": each pass between steps lengthens the outage.
     RemoveMirroring {
         site: String,
         instance: String,
-        database: String,
+        databases: Vec<String>,
     },
     /// Tail-log backup `BACKUP LOG [db] TO DISK = file WITH NORECOVERY`: the old primary becomes
     /// RESTORING at a known LSN.
@@ -62,15 +75,13 @@ pub enum Step {
         database: String,
         files: Vec<LogFile>,
     },
-    /// Log-shipping removal on one instance, one side.
+    /// Log-shipping removal for one database, both sides in one step (the inverse of
+    /// ConfigureLogShipping): the secondary configurations first, so that no restore job runs
+    /// on a copy about to be recovered, then the primary ones.
     RemoveLogShipping {
         site: String,
-        instance: String,
         database: String,
-        side: LogShippingSide,
-        /// The other end: the primary server (secondary side) or the secondary servers
-        /// (primary side) named in the configuration being removed.
-        partners: Vec<String>,
+        configurations: Vec<LogShippingConfiguration>,
     },
     /// `KILL` the sessions on the database, then `RESTORE DATABASE [db] WITH RECOVERY`.
     Recover {
@@ -207,7 +218,6 @@ impl Step {
             | Step::RemoveMirroring { instance, .. }
             | Step::DemoteOldPrimary { instance, .. }
             | Step::CatchUp { instance, .. }
-            | Step::RemoveLogShipping { instance, .. }
             | Step::Recover { instance, .. }
             | Step::FenceStaleCopy { instance, .. }
             | Step::SalvageStaleCopy { instance, .. }
@@ -237,15 +247,26 @@ impl Step {
                 v.push(secondary_instance);
                 v
             }
+            Step::RemoveLogShipping { configurations, .. } => {
+                let mut v: Vec<&str> = Vec::new();
+                for c in configurations {
+                    if !v.contains(&c.instance.as_str()) {
+                        v.push(&c.instance);
+                    }
+                }
+                v
+            }
         }
     }
 
-    /// The database the step acts on (None for publishing and KILL).
-    pub fn database(&self) -> Option<&str> {
+    /// The databases the step acts on (none for publishing and KILL).
+    pub fn databases(&self) -> Vec<&str> {
         match self {
-            Step::PublishActiveServers { .. } | Step::KillChatSessions { .. } => None,
-            Step::RemoveMirroring { database, .. }
-            | Step::DemoteOldPrimary { database, .. }
+            Step::PublishActiveServers { .. } | Step::KillChatSessions { .. } => vec![],
+            Step::RemoveMirroring { databases, .. } => {
+                databases.iter().map(String::as_str).collect()
+            }
+            Step::DemoteOldPrimary { database, .. }
             | Step::CatchUp { database, .. }
             | Step::RemoveLogShipping { database, .. }
             | Step::Recover { database, .. }
@@ -256,7 +277,7 @@ impl Step {
             | Step::CreateComplianceDatabase { database, .. }
             | Step::SeedMirror { database, .. }
             | Step::EstablishMirroring { database, .. }
-            | Step::ConfigureLogShipping { database, .. } => Some(database),
+            | Step::ConfigureLogShipping { database, .. } => vec![database],
         }
     }
 
@@ -287,8 +308,13 @@ impl Step {
                 join_ids(session_ids)
             ),
             Step::RemoveMirroring {
-                instance, database, ..
-            } => format!("remove database mirroring of {database} on {instance}"),
+                instance,
+                databases,
+                ..
+            } => format!(
+                "remove database mirroring of {} on {instance}",
+                databases.join(" and ")
+            ),
             Step::DemoteOldPrimary {
                 instance,
                 database,
@@ -313,28 +339,16 @@ impl Step {
                 )
             }
             Step::RemoveLogShipping {
-                instance,
                 database,
-                side: LogShippingSide::Secondary,
-                partners,
+                configurations,
                 ..
             } => format!(
-                "remove the log-shipping secondary configuration of {database} on {instance} (primary {})",
-                partners.join(", ")
-            ),
-            Step::RemoveLogShipping {
-                instance,
-                database,
-                side: LogShippingSide::Primary,
-                partners,
-                ..
-            } => format!(
-                "remove the log-shipping primary configuration of {database} on {instance} (secondaries {})",
-                if partners.is_empty() {
-                    "none".to_string()
-                } else {
-                    partners.join(", ")
-                }
+                "remove log shipping of {database}: {}",
+                configurations
+                    .iter()
+                    .map(LogShippingConfiguration::describe)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ),
             Step::Recover {
                 instance,
@@ -428,17 +442,8 @@ impl Step {
             Step::RemoveMirroring { .. } => "ALTER DATABASE SET PARTNER OFF",
             Step::DemoteOldPrimary { .. } => "BACKUP LOG WITH NORECOVERY",
             Step::CatchUp { .. } => "RESTORE LOG WITH NORECOVERY",
-            Step::RemoveLogShipping {
-                side: LogShippingSide::Secondary,
-                ..
-            } => {
-                "EXEC sp_delete_log_shipping_secondary_database + sp_delete_log_shipping_secondary_primary"
-            }
-            Step::RemoveLogShipping {
-                side: LogShippingSide::Primary,
-                ..
-            } => {
-                "EXEC sp_delete_log_shipping_primary_secondary + sp_delete_log_shipping_primary_database"
+            Step::RemoveLogShipping { .. } => {
+                "EXEC sp_delete_log_shipping_secondary_database + _secondary_primary / sp_delete_log_shipping_primary_secondary + _primary_database"
             }
             Step::Recover { .. } => "KILL + RESTORE DATABASE WITH RECOVERY",
             Step::FenceStaleCopy { .. } => {
@@ -464,6 +469,35 @@ impl Step {
     /// read as a step). Kept so callers can assert it when suspended.
     pub fn is_write(&self) -> bool {
         true
+    }
+}
+
+impl LogShippingConfiguration {
+    /// The secondary side of `database` on `instance`, whose primary is `primary_server`.
+    pub fn secondary(instance: &str, primary_server: &str) -> Self {
+        LogShippingConfiguration {
+            instance: instance.to_string(),
+            side: LogShippingSide::Secondary,
+            partners: vec![primary_server.to_string()],
+        }
+    }
+
+    fn describe(&self) -> String {
+        let instance = &self.instance;
+        match self.side {
+            LogShippingSide::Secondary => format!(
+                "the secondary configuration on {instance} (primary {})",
+                self.partners.join(", ")
+            ),
+            LogShippingSide::Primary => format!(
+                "the primary configuration on {instance} (secondaries {})",
+                if self.partners.is_empty() {
+                    "none".to_string()
+                } else {
+                    self.partners.join(", ")
+                }
+            ),
+        }
     }
 }
 

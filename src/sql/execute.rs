@@ -122,7 +122,7 @@ async fn run_all(
             if number == Some(IN_USE)
                 && kills_on_in_use(step)
                 && kill_round < opts.kill_rounds
-                && let Some(database) = step.database()
+                && let Some(database) = step.databases().first().copied()
             {
                 kill_round += 1;
                 end_sessions(conns, settings, spec, &st.instance, database, report).await?;
@@ -273,7 +273,7 @@ mod tests {
         let remove = Step::RemoveMirroring {
             site: "atlanta".into(),
             instance: "atl-sql1".into(),
-            database: "mgc".into(),
+            databases: vec!["mgc".into()],
         };
         assert!(kills_on_in_use(&recover));
         assert!(kills_on_in_use(&demote));

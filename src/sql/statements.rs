@@ -108,8 +108,13 @@ pub fn statements(step: &Step, ctx: &StatementContext) -> Vec<Statement> {
             ..
         } => database::kill_sessions(instance, session_ids),
         Step::RemoveMirroring {
-            instance, database, ..
-        } => vec![mirroring::partner_off(instance, database)],
+            instance,
+            databases,
+            ..
+        } => databases
+            .iter()
+            .map(|database| mirroring::partner_off(instance, database))
+            .collect(),
         Step::DemoteOldPrimary {
             instance,
             database,
@@ -123,12 +128,13 @@ pub fn statements(step: &Step, ctx: &StatementContext) -> Vec<Statement> {
             ..
         } => backup::catch_up(instance, database, files),
         Step::RemoveLogShipping {
-            instance,
             database,
-            side,
-            partners,
+            configurations,
             ..
-        } => log_shipping::remove(instance, database, *side, partners),
+        } => configurations
+            .iter()
+            .flat_map(|c| log_shipping::remove(&c.instance, database, c.side, &c.partners))
+            .collect(),
         Step::Recover {
             instance,
             database,

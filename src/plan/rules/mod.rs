@@ -20,7 +20,7 @@ use super::Decision;
 use super::facts::{self, db, elapsed, reachable, secs};
 use super::lsn;
 use super::reason::{BlockReason, NewerBasis, WaitReason};
-use super::step::{LogShippingSide, Step, backup_path};
+use super::step::{LogShippingConfiguration, LogShippingSide, Step, backup_path};
 
 /// Everything a rule needs, resolved once.
 pub(crate) struct Ctx<'a> {
@@ -153,52 +153,84 @@ pub(crate) fn decide(cx: &Ctx) -> Decision {
     }
 }
 
-/// `SET PARTNER OFF` for every mirroring session of the pool's databases on a site's reachable
-/// instances (one statement ends it on both partners).
+/// `SET PARTNER OFF` for the mirroring sessions of the pool's databases on a site's reachable
+/// instances, one instance at a time (one statement ends a session on both partners).
 fn remove_site_mirroring(cx: &Ctx, site: &Site) -> Option<Decision> {
-    for n in facts::names(site) {
-        for dbn in cx.spec.database_names() {
-            if db(cx.obs, n, dbn).is_some_and(|d| d.mirroring.is_some()) {
-                return Some(Decision::Step(Step::RemoveMirroring {
-                    site: site.name.clone(),
-                    instance: n.to_string(),
-                    database: dbn.to_string(),
-                }));
-            }
-        }
-    }
-    None
+    facts::names(site)
+        .into_iter()
+        .find_map(|n| remove_mirroring_on(cx, site, n))
 }
 
-/// Log-shipping secondary configuration of the chat database on a site's reachable instances.
-fn remove_ls_secondary(cx: &Ctx, site: &Site) -> Option<Decision> {
-    facts::names(site).into_iter().find_map(|n| {
-        let lss = db(cx.obs, n, cx.chat)?.log_shipping_secondary.as_ref()?;
-        Some(Decision::Step(Step::RemoveLogShipping {
+/// `SET PARTNER OFF` for every mirrored pool database on `instance`, in one step.
+fn remove_mirroring_on(cx: &Ctx, site: &Site, instance: &str) -> Option<Decision> {
+    let databases: Vec<String> = cx
+        .spec
+        .database_names()
+        .into_iter()
+        .filter(|dbn| db(cx.obs, instance, dbn).is_some_and(|d| d.mirroring.is_some()))
+        .map(str::to_string)
+        .collect();
+    (!databases.is_empty()).then(|| {
+        Decision::Step(Step::RemoveMirroring {
             site: site.name.clone(),
-            instance: n.to_string(),
-            database: cx.chat.to_string(),
-            side: LogShippingSide::Secondary,
-            partners: vec![lss.primary_server.clone()],
-        }))
+            instance: instance.to_string(),
+            databases,
+        })
     })
 }
 
-/// Log-shipping primary configuration of the chat database on a site's reachable instances.
-fn remove_ls_primary(cx: &Ctx, site: &Site) -> Option<Decision> {
-    facts::names(site).into_iter().find_map(|n| {
-        let lsp = db(cx.obs, n, cx.chat)?.log_shipping_primary.as_ref()?;
-        Some(Decision::Step(Step::RemoveLogShipping {
+/// The log-shipping secondary configurations of the chat database on a site's reachable
+/// instances.
+fn ls_secondaries(cx: &Ctx, site: &Site) -> Vec<LogShippingConfiguration> {
+    facts::names(site)
+        .into_iter()
+        .filter_map(|n| {
+            let lss = db(cx.obs, n, cx.chat)?.log_shipping_secondary.as_ref()?;
+            Some(LogShippingConfiguration::secondary(n, &lss.primary_server))
+        })
+        .collect()
+}
+
+/// The log-shipping primary configurations of the chat database on a site's reachable
+/// instances.
+fn ls_primaries(cx: &Ctx, site: &Site) -> Vec<LogShippingConfiguration> {
+    facts::names(site)
+        .into_iter()
+        .filter_map(|n| {
+            let lsp = db(cx.obs, n, cx.chat)?.log_shipping_primary.as_ref()?;
+            Some(LogShippingConfiguration {
+                instance: n.to_string(),
+                side: LogShippingSide::Primary,
+                partners: lsp
+                    .secondaries
+                    .iter()
+                    .map(|l| l.secondary_server.clone())
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+/// One RemoveLogShipping step for the chat database: the secondary configurations on the
+/// primary site `cx.p` (the previous direction's target), then, when `old_side_too`, the primary
+/// configurations on the secondary site `cx.s`. The step is reported under the site whose
+/// configuration it removes first.
+fn remove_log_shipping(cx: &Ctx, old_side_too: bool) -> Option<Decision> {
+    let mut configurations = ls_secondaries(cx, cx.p);
+    let site = if configurations.is_empty() {
+        cx.s
+    } else {
+        cx.p
+    };
+    if old_side_too {
+        configurations.extend(ls_primaries(cx, cx.s));
+    }
+    (!configurations.is_empty()).then(|| {
+        Decision::Step(Step::RemoveLogShipping {
             site: site.name.clone(),
-            instance: n.to_string(),
             database: cx.chat.to_string(),
-            side: LogShippingSide::Primary,
-            partners: lsp
-                .secondaries
-                .iter()
-                .map(|l| l.secondary_server.clone())
-                .collect(),
-        }))
+            configurations,
+        })
     })
 }
 

@@ -175,7 +175,7 @@ pub(super) fn steady(cx: &Ctx, pi: &str) -> Decision {
         return w;
     }
     // 5. Leftover log-shipping configuration from the previous direction.
-    if let Some(d) = remove_ls_secondary(cx, cx.p).or_else(|| remove_ls_primary(cx, cx.s)) {
+    if let Some(d) = remove_log_shipping(cx, true) {
         return d;
     }
     if let Some(d) = foreign_ls_secondary(cx, cx.s) {
@@ -236,10 +236,8 @@ fn foreign_ls_secondary(cx: &Ctx, site: &Site) -> Option<Decision> {
         (!ok).then(|| {
             Decision::Step(Step::RemoveLogShipping {
                 site: site.name.clone(),
-                instance: n.to_string(),
                 database: cx.chat.to_string(),
-                side: LogShippingSide::Secondary,
-                partners: vec![lss.primary_server.clone()],
+                configurations: vec![LogShippingConfiguration::secondary(n, &lss.primary_server)],
             })
         })
     })
@@ -309,7 +307,7 @@ fn mirror(cx: &Ctx, principal: &str, database: &str, is_chat: bool) -> Progress 
         return Progress::Act(Decision::Step(Step::RemoveMirroring {
             site: cx.p.name.clone(),
             instance: principal.to_string(),
-            database: database.to_string(),
+            databases: vec![database.to_string()],
         }));
     }
     if !reachable(cx.obs, m) {
@@ -322,7 +320,7 @@ fn mirror(cx: &Ctx, principal: &str, database: &str, is_chat: bool) -> Progress 
             return Progress::Act(Decision::Step(Step::RemoveMirroring {
                 site: cx.p.name.clone(),
                 instance: m.to_string(),
-                database: database.to_string(),
+                databases: vec![database.to_string()],
             }));
         }
         if md.state == DatabaseState::Online {

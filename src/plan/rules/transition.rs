@@ -126,7 +126,7 @@ fn prepare_target(cx: &Ctx, old: &str, od: &DatabaseObservation) -> Decision {
             return Decision::Step(Step::RemoveMirroring {
                 site: cx.p.name.clone(),
                 instance: t.to_string(),
-                database: cx.chat.to_string(),
+                databases: vec![cx.chat.to_string()],
             });
         }
         if td.state == DatabaseState::Online {
@@ -365,14 +365,10 @@ fn planned_before_demote(cx: &Ctx, (ci, cd): (&str, &DatabaseObservation), old: 
     if let Some(d) = drain_published(cx).or_else(|| drain_sessions(cx)) {
         return d;
     }
-    if od.mirroring.is_some() {
-        return Decision::Step(Step::RemoveMirroring {
-            site: cx.s.name.clone(),
-            instance: old.to_string(),
-            database: cx.chat.to_string(),
-        });
-    }
-    if let Some(d) = remove_site_mirroring(cx, cx.s) {
+    // The old primary's sessions first (all its databases in one step), then any other on
+    // its site.
+    if let Some(d) = remove_mirroring_on(cx, cx.s, old).or_else(|| remove_site_mirroring(cx, cx.s))
+    {
         return d;
     }
     let file = cx.backup_path(&cx.s.backup_share, cx.chat, "", "trn");
@@ -437,10 +433,7 @@ fn finish_transition(cx: &Ctx, ci: &str, old_side_too: bool) -> Decision {
     {
         return cx.wait_unreachable(cx.s, down);
     }
-    if let Some(d) = remove_ls_secondary(cx, cx.p) {
-        return d;
-    }
-    if old_side_too && let Some(d) = remove_ls_primary(cx, cx.s) {
+    if let Some(d) = remove_log_shipping(cx, old_side_too) {
         return d;
     }
     Decision::Step(Step::Recover {

@@ -1,7 +1,7 @@
 use super::*;
 use crate::api::PoolState;
 use crate::observe::Lsn;
-use crate::plan::{LogFile, LogShippingSide};
+use crate::plan::{LogFile, LogShippingConfiguration, LogShippingSide};
 
 fn run(step: Step) -> Vec<Statement> {
     statements(&step, &StatementContext::default())
@@ -72,7 +72,7 @@ fn every_step(n: &Names) -> Vec<Step> {
         Step::RemoveMirroring {
             site: site.clone(),
             instance: inst.clone(),
-            database: n.db.clone(),
+            databases: vec![n.db.clone()],
         },
         Step::DemoteOldPrimary {
             site: site.clone(),
@@ -88,17 +88,15 @@ fn every_step(n: &Names) -> Vec<Step> {
         },
         Step::RemoveLogShipping {
             site: site.clone(),
-            instance: inst.clone(),
             database: n.db.clone(),
-            side: LogShippingSide::Secondary,
-            partners: vec![n.server.clone()],
-        },
-        Step::RemoveLogShipping {
-            site: site.clone(),
-            instance: inst.clone(),
-            database: n.db.clone(),
-            side: LogShippingSide::Primary,
-            partners: vec![n.server.clone()],
+            configurations: vec![
+                LogShippingConfiguration::secondary(&inst, &n.server),
+                LogShippingConfiguration {
+                    instance: inst.clone(),
+                    side: LogShippingSide::Primary,
+                    partners: vec![n.server.clone()],
+                },
+            ],
         },
         Step::Recover {
             site: site.clone(),
@@ -214,12 +212,30 @@ fn remove_mirroring_sets_partner_off_and_is_done_when_already_unmirrored() {
     let st = run(Step::RemoveMirroring {
         site: "atlanta".into(),
         instance: "atl-sql2".into(),
-        database: "mgccomp".into(),
+        databases: vec!["mgccomp".into()],
     });
     assert_eq!(sqls(&st), ["ALTER DATABASE [mgccomp] SET PARTNER OFF"]);
     assert_eq!(instances(&st), ["atl-sql2"]);
     assert_eq!(st[0].done_if, [1416]);
     assert_eq!(st[0].retry_if, [5061]);
+}
+
+#[test]
+fn remove_mirroring_of_several_databases_sends_one_partner_off_each_in_order() {
+    let st = run(Step::RemoveMirroring {
+        site: "atlanta".into(),
+        instance: "atl-sql1".into(),
+        databases: vec!["mgc".into(), "mgccomp".into()],
+    });
+    assert_eq!(
+        sqls(&st),
+        [
+            "ALTER DATABASE [mgc] SET PARTNER OFF",
+            "ALTER DATABASE [mgccomp] SET PARTNER OFF"
+        ]
+    );
+    assert_eq!(instances(&st), ["atl-sql1", "atl-sql1"]);
+    assert!(st.iter().all(|s| s.done_if == [1416]));
 }
 
 #[test]
@@ -281,10 +297,8 @@ fn catch_up_with_no_files_sends_nothing() {
 fn remove_log_shipping_secondary_side_deletes_the_database_then_the_primary_entry() {
     let st = run(Step::RemoveLogShipping {
         site: "dallas".into(),
-        instance: "dal-sql1".into(),
         database: "mgc".into(),
-        side: LogShippingSide::Secondary,
-        partners: vec!["atl-sql1".into()],
+        configurations: vec![LogShippingConfiguration::secondary("dal-sql1", "atl-sql1")],
     });
     assert_eq!(
         sqls(&st),
@@ -302,13 +316,7 @@ fn remove_log_shipping_secondary_side_deletes_the_database_then_the_primary_entr
 
 #[test]
 fn remove_log_shipping_primary_side_unlinks_every_secondary_before_the_primary_row() {
-    let st = run(Step::RemoveLogShipping {
-        site: "atlanta".into(),
-        instance: "atl-sql2".into(),
-        database: "mgc".into(),
-        side: LogShippingSide::Primary,
-        partners: vec!["dal-sql1".into(), "dal-sql2".into()],
-    });
+    let st = run(primary_side("atl-sql2", &["dal-sql1", "dal-sql2"]));
     let unlink = "EXEC master.dbo.sp_delete_log_shipping_primary_secondary @primary_database = @P1, @secondary_server = @P2, @secondary_database = @P3";
     assert_eq!(
         sqls(&st),
@@ -325,15 +333,64 @@ fn remove_log_shipping_primary_side_unlinks_every_secondary_before_the_primary_r
     assert!(st.iter().all(|s| s.done_if == [32010]));
 }
 
+fn primary_side(instance: &str, secondaries: &[&str]) -> Step {
+    Step::RemoveLogShipping {
+        site: "atlanta".into(),
+        database: "mgc".into(),
+        configurations: vec![LogShippingConfiguration {
+            instance: instance.into(),
+            side: LogShippingSide::Primary,
+            partners: secondaries.iter().map(|s| s.to_string()).collect(),
+        }],
+    }
+}
+
+#[test]
+fn remove_log_shipping_of_both_sides_removes_the_secondary_before_any_primary() {
+    let step = Step::RemoveLogShipping {
+        site: "dallas".into(),
+        database: "mgc".into(),
+        configurations: vec![
+            LogShippingConfiguration::secondary("dal-sql1", "atl-sql1"),
+            LogShippingConfiguration {
+                instance: "atl-sql1".into(),
+                side: LogShippingSide::Primary,
+                partners: vec!["dal-sql1".into()],
+            },
+            LogShippingConfiguration {
+                instance: "atl-sql2".into(),
+                side: LogShippingSide::Primary,
+                partners: vec!["dal-sql1".into()],
+            },
+        ],
+    };
+    assert_eq!(step.instances(), ["dal-sql1", "atl-sql1", "atl-sql2"]);
+    let st = run(step);
+    assert_eq!(
+        instances(&st),
+        [
+            "dal-sql1", "dal-sql1", "atl-sql1", "atl-sql1", "atl-sql2", "atl-sql2"
+        ]
+    );
+    assert!(sqls(&st)[0].contains("sp_delete_log_shipping_secondary_database"));
+    assert!(sqls(&st)[1].contains("sp_delete_log_shipping_secondary_primary"));
+    for pair in st[2..].chunks(2) {
+        assert!(
+            pair[0]
+                .sql
+                .contains("sp_delete_log_shipping_primary_secondary")
+        );
+        assert!(
+            pair[1]
+                .sql
+                .contains("sp_delete_log_shipping_primary_database")
+        );
+    }
+}
+
 #[test]
 fn remove_log_shipping_primary_side_without_secondaries_removes_only_the_primary_row() {
-    let st = run(Step::RemoveLogShipping {
-        site: "atlanta".into(),
-        instance: "atl-sql1".into(),
-        database: "mgc".into(),
-        side: LogShippingSide::Primary,
-        partners: vec![],
-    });
+    let st = run(primary_side("atl-sql1", &[]));
     assert_eq!(
         sqls(&st),
         ["EXEC master.dbo.sp_delete_log_shipping_primary_database @database = @P1"]
