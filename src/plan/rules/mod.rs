@@ -196,19 +196,24 @@ fn ls_secondaries(cx: &Ctx, site: &Site) -> Vec<LogShippingConfiguration> {
 fn ls_primaries(cx: &Ctx, site: &Site) -> Vec<LogShippingConfiguration> {
     facts::names(site)
         .into_iter()
-        .filter_map(|n| {
-            let lsp = db(cx.obs, n, cx.chat)?.log_shipping_primary.as_ref()?;
-            Some(LogShippingConfiguration {
-                instance: n.to_string(),
-                side: LogShippingSide::Primary,
-                partners: lsp
-                    .secondaries
-                    .iter()
-                    .map(|l| l.secondary_server.clone())
-                    .collect(),
-            })
-        })
+        .filter_map(|n| ls_primary(cx, n))
         .collect()
+}
+
+/// The log-shipping primary configuration of the chat database on `instance`, if it has one.
+fn ls_primary(cx: &Ctx, instance: &str) -> Option<LogShippingConfiguration> {
+    let lsp = db(cx.obs, instance, cx.chat)?
+        .log_shipping_primary
+        .as_ref()?;
+    Some(LogShippingConfiguration {
+        instance: instance.to_string(),
+        side: LogShippingSide::Primary,
+        partners: lsp
+            .secondaries
+            .iter()
+            .map(|l| l.secondary_server.clone())
+            .collect(),
+    })
 }
 
 /// One RemoveLogShipping step for the chat database: the secondary configurations on the

@@ -117,6 +117,21 @@ pub(super) fn steady(cx: &Ctx, pi: &str) -> Decision {
             database: cx.chat.to_string(),
         });
     }
+    // 1b. A stale copy stays where its salvage leaves it: the backup job of its log-shipping
+    // primary configuration (left from when it served) would keep taking log backups, each
+    // moving its end of log past the salvage and calling for another full one, for as long as
+    // the copy waits (for a person's approval, say).
+    let leftovers: Vec<(&Site, LogShippingConfiguration)> = stale
+        .iter()
+        .filter_map(|(site, n, _)| Some((*site, ls_primary(cx, n)?)))
+        .collect();
+    if let Some((site, _)) = leftovers.first() {
+        return Decision::Step(Step::RemoveLogShipping {
+            site: site.name.clone(),
+            database: cx.chat.to_string(),
+            configurations: leftovers.iter().map(|(_, c)| c.clone()).collect(),
+        });
+    }
     // 2. Salvage every stale copy before anything can overwrite it. A salvage that waits for
     // its share does not hold up publishing (service matters more); it holds up the rest.
     let mut salvage_wait: Option<Decision> = None;
