@@ -7,6 +7,7 @@
 //! the window it reported, a safety invariant broke, or an act could not complete.
 
 pub mod acts;
+pub mod bench;
 pub mod figures;
 pub mod report;
 pub mod world;

@@ -124,6 +124,14 @@ enum Command {
     /// failed back, failed over when a site goes down, and protected again when it returns.
     Demo,
 
+    /// Run the demo several times, one after the other, and print each figure's fewest,
+    /// median and most over the runs (one run's timings move with the host's load).
+    Bench {
+        /// How many demo runs.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        runs: u32,
+    },
+
     /// Run the SQL Server simulator on a topology until interrupted (Ctrl-C or SIGTERM).
     Sim {
         /// The topology YAML (see examples/sim/two-sites.yaml).
@@ -204,6 +212,7 @@ fn main() -> ExitCode {
             control,
         } => sim_command(&topology, &state_dir, control),
         Command::Demo => demo_command(),
+        Command::Bench { runs } => bench_command(runs as usize),
         Command::Run {
             namespace,
             http_addr,
@@ -374,19 +383,48 @@ fn sql_port(
     pchat_operator::engine::sql_port::LivePort::new(credentials, ca_file)
 }
 
-/// `pchat-operator demo`: the summary on stdout; exit 1 when an act failed, a message was lost
-/// that may not be, or a safety rule broke. Logs only when `RUST_LOG` asks for them, so the
+/// The runtime of `demo` and `bench`, which log only when `RUST_LOG` asks for it, so that the
 /// summary stays readable.
-fn demo_command() -> ExitCode {
+fn demo_runtime() -> Option<tokio::runtime::Runtime> {
     if std::env::var_os("RUST_LOG").is_some() {
         pchat_operator::telemetry::init_logging(pchat_operator::telemetry::LogFormat::Plain);
     }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
+    match tokio::runtime::Runtime::new() {
+        Ok(r) => Some(r),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            None
         }
+    }
+}
+
+/// `pchat-operator bench --runs N`: the demo N times, the spread of its figures on stdout; exit
+/// 1 when any run failed as the demo would.
+fn bench_command(runs: usize) -> ExitCode {
+    let Some(runtime) = demo_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(pchat_operator::demo::bench::run(runs)) {
+        Ok(bench) => {
+            print!("{}", pchat_operator::demo::bench::summary(&bench));
+            if bench.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: a demo run could not start: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `pchat-operator demo`: the summary on stdout; exit 1 when an act failed, a message was lost
+/// that may not be, or a safety rule broke.
+fn demo_command() -> ExitCode {
+    let Some(runtime) = demo_runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(pchat_operator::demo::run()) {
         Ok(run) => {

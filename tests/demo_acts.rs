@@ -293,3 +293,65 @@ fn demo_binary_runs_five_acts_and_exits_zero_with_the_summary() {
     }
     assert!(!stdout.contains("Pchat-Sim-1"), "the password was printed");
 }
+
+#[test]
+fn bench_binary_runs_the_demo_as_often_as_asked_and_prints_each_figures_spread() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pchat-operator"))
+        .args(["bench", "--runs", "2"])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("demo figures over 2 runs (fewest / median / most)"),
+        "{stdout}"
+    );
+    // A converged pass is one round trip per reachable instance and no write, in every run.
+    let line = |label: &str| {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("no {label:?} line in:\n{stdout}"))
+            .to_string()
+    };
+    assert!(
+        line("converged pass: SQL round trips per reachable instance")
+            .ends_with("1.00 / 1.00 / 1.00"),
+        "{stdout}"
+    );
+    assert!(
+        line("converged pass: writes").ends_with("0.00 / 0.00 / 0.00"),
+        "{stdout}"
+    );
+    for act in [2, 3] {
+        let ratio = line(&format!(
+            "act {act}: switch from its first SQL statement to publish, wall / simulator latency"
+        ));
+        assert!(ratio.contains(" of 2)"), "{ratio}");
+        for label in ["engine pass between steps", "chat write outage"] {
+            let l = line(&format!("act {act}: {label}"));
+            assert_eq!(l.matches(" ms").count(), 3, "{l}");
+        }
+    }
+    assert!(
+        stdout.contains("result: OK, 2 runs, no acknowledged message lost"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bench_refuses_zero_runs_naming_the_flag() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pchat-operator"))
+        .args(["bench", "--runs", "0"])
+        .output()
+        .expect("the binary runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--runs"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}

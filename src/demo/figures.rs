@@ -1,5 +1,6 @@
-//! The demo's figures: what the simulator's latency table makes a batch cost, and the message
-//! accounting of an act.
+//! The demo's figures: what the simulator's latency table makes a batch cost, the message
+//! accounting of an act, and the timings of a planned act (the report prints them for one run,
+//! the bench summarises them over many).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
@@ -7,6 +8,8 @@ use std::time::Duration;
 
 use regex::Regex;
 
+use super::acts::ActOutcome;
+use super::world::StepRecord;
 use crate::sim::server::StatementKind;
 use crate::sim::workload::Ack;
 
@@ -76,6 +79,130 @@ pub fn lost_outside_window(acked: &[Ack], lost: &[i64], window_start: jiff::Time
         .filter(|a| lost.contains(&a.id) && a.at < window_start)
         .map(|a| a.id)
         .collect()
+}
+
+/// SQL time and simulator latency summed over steps run one after the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Path {
+    pub sql: Duration,
+    pub latency: Duration,
+}
+
+impl Path {
+    fn of<'a>(steps: impl IntoIterator<Item = &'a StepRecord>) -> Path {
+        steps.into_iter().fold(
+            Path {
+                sql: Duration::ZERO,
+                latency: Duration::ZERO,
+            },
+            |p, s| Path {
+                sql: p.sql + s.elapsed,
+                latency: p.latency + s.latency,
+            },
+        )
+    }
+}
+
+/// The switch proper: from its first step (the drain) through the publish of the new site's
+/// chat servers, the stretch chat users feel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Switch {
+    pub steps: usize,
+    pub wall: Duration,
+    pub path: Path,
+}
+
+/// The same stretch from its first SQL statement: the drain before it waits on the chat
+/// servers, not on SQL Server. Its wall time splits into the statements, the engine's passes
+/// before the later steps (observing, planning, status: the first pass's came before the
+/// stretch began) and the rest (the demo's loop between passes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FromFirstSql {
+    pub steps: usize,
+    pub wall: Duration,
+    pub latency: Duration,
+    pub drain: Duration,
+    pub statements: Duration,
+    pub passes: usize,
+    pub engine: Duration,
+    pub rest: Duration,
+}
+
+/// The timings of a planned act (a switch), from the steps the engine ran in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActTimings {
+    /// Every step of the act.
+    pub whole: Path,
+    pub switch: Option<Switch>,
+    pub from_first_sql: Option<FromFirstSql>,
+    pub spec_to_first_step: Option<Duration>,
+    pub spec_to_first_sql: Option<Duration>,
+}
+
+/// The timings of `act`, whose steps are among `steps`.
+pub fn act_timings(act: &ActOutcome, steps: &[StepRecord]) -> ActTimings {
+    let steps: Vec<&StepRecord> = steps.iter().filter(|s| s.act == act.number).collect();
+    let switch = switch_steps(&steps);
+    let (first, last) = (switch.first(), switch.last());
+    let from_first_sql = first.zip(last).and_then(|(first, last)| {
+        let at = switch.iter().position(|s| s.statements_sent > 0)?;
+        let sql_steps = &switch[at..];
+        let start = sql_steps[0].ended - sql_steps[0].elapsed;
+        let wall = last.ended.saturating_duration_since(start);
+        let statements: Duration = sql_steps.iter().map(|s| s.elapsed).sum();
+        let later = &sql_steps[1..];
+        let engine: Duration = later.iter().map(|s| s.pass.saturating_sub(s.elapsed)).sum();
+        Some(FromFirstSql {
+            steps: sql_steps.len(),
+            wall,
+            latency: sql_steps.iter().map(|s| s.latency).sum(),
+            drain: start.saturating_duration_since(first.ended),
+            statements,
+            passes: later.len(),
+            engine,
+            rest: wall.saturating_sub(statements + engine),
+        })
+    });
+    let since_change = |s: &&StepRecord| {
+        act.spec_changed
+            .map(|changed| (s.ended - s.elapsed).saturating_duration_since(changed))
+    };
+    ActTimings {
+        whole: Path::of(steps.iter().copied()),
+        switch: first.zip(last).map(|(first, last)| Switch {
+            steps: switch.len(),
+            wall: last
+                .ended
+                .saturating_duration_since(first.ended - first.elapsed),
+            path: Path::of(switch.iter().copied()),
+        }),
+        from_first_sql,
+        spec_to_first_step: steps.first().and_then(since_change),
+        spec_to_first_sql: steps
+            .iter()
+            .find(|s| s.statements_sent > 0)
+            .and_then(since_change),
+    }
+}
+
+/// The steps of a planned switch from its first step (the drain) through the publish of the
+/// new site's chat servers.
+fn switch_steps<'a, 'b>(steps: &'a [&'b StepRecord]) -> &'a [&'b StepRecord] {
+    let end = steps
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find(|(_, s)| {
+            matches!(&s.step, crate::plan::Step::PublishActiveServers { servers, .. } if !servers.is_empty())
+        })
+        .map(|(i, _)| i + 1)
+        .unwrap_or(0);
+    &steps[..end]
+}
+
+/// `a / b`, or None when `b` is zero.
+pub fn ratio(a: Duration, b: Duration) -> Option<f64> {
+    (!b.is_zero()).then(|| a.as_secs_f64() / b.as_secs_f64())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::DemoRun;
 use super::acts::ActOutcome;
+use super::figures::{act_timings, ratio};
 use super::world::StepRecord;
 
 fn ms(d: Duration) -> String {
@@ -135,134 +136,70 @@ fn write_figures(out: &mut String, run: &DemoRun) {
         }
     }
     for act in run.acts.iter().filter(|a| a.number == 2 || a.number == 3) {
-        let steps: Vec<&StepRecord> = act_steps(&run.world_steps, act.number).collect();
         let n = act.number;
-        let whole = Path::of(&steps);
+        let t = act_timings(act, &run.world_steps);
         let _ = writeln!(
             out,
             "  act {n} {}: SQL critical path {} against {} of simulator latency (ratio {}); act wall time {:.1}s",
             act.title,
-            ms(whole.sql),
-            ms(whole.latency),
-            ratio(whole.sql, whole.latency),
+            ms(t.whole.sql),
+            ms(t.whole.latency),
+            ratio_text(t.whole.sql, t.whole.latency),
             act.wall.as_secs_f64()
         );
-        // The switch proper: from the drain to the new site's servers being published.
-        let switch = switch_steps(&steps);
-        if let (Some(first), Some(last)) = (switch.first(), switch.last()) {
-            let p = Path::of(switch);
-            let wall = last
-                .ended
-                .saturating_duration_since(first.ended - first.elapsed);
+        if let Some(sw) = t.switch {
             let _ = writeln!(
                 out,
                 "  act {n} switch (drain to publish, {} steps): wall time {} against {} of simulator latency (ratio {}); SQL time {} (ratio {})",
-                switch.len(),
-                ms(wall),
-                ms(p.latency),
-                ratio(wall, p.latency),
-                ms(p.sql),
-                ratio(p.sql, p.latency)
+                sw.steps,
+                ms(sw.wall),
+                ms(sw.path.latency),
+                ratio_text(sw.wall, sw.path.latency),
+                ms(sw.path.sql),
+                ratio_text(sw.path.sql, sw.path.latency)
             );
-            // The same stretch from its first SQL statement: the drain before it waits on the
-            // chat servers, not on SQL Server, and is shown on its own.
-            if let Some(first_sql) = switch.iter().position(|s| s.statements_sent > 0) {
-                let sql_steps = &switch[first_sql..];
-                let start = sql_steps[0].ended - sql_steps[0].elapsed;
-                let wall = last.ended.saturating_duration_since(start);
-                let latency: Duration = sql_steps.iter().map(|s| s.latency).sum();
-                let drain = start.saturating_duration_since(first.ended);
+            if let Some(f) = t.from_first_sql {
                 let _ = writeln!(
                     out,
                     "  act {n} switch from its first SQL statement to publish ({} steps): wall time {} against {} of simulator latency (ratio {}); the drain before it took {}",
-                    sql_steps.len(),
-                    ms(wall),
-                    ms(latency),
-                    ratio(wall, latency),
-                    ms(drain)
+                    f.steps,
+                    ms(f.wall),
+                    ms(f.latency),
+                    ratio_text(f.wall, f.latency),
+                    ms(f.drain)
                 );
-                let _ = writeln!(out, "    {}", where_the_time_went(sql_steps, wall));
+                let _ = writeln!(
+                    out,
+                    "    of which statements {}, the engine's passes before the next steps {} ({} passes, each observing every instance, planning and assembling status: {:.1} ms a pass), the rest {}",
+                    ms(f.statements),
+                    ms(f.engine),
+                    f.passes,
+                    (f.engine / f.passes.max(1) as u32).as_secs_f64() * 1e3,
+                    ms(f.rest)
+                );
             }
             let _ = writeln!(
                 out,
                 "  act {n}: chat write outage {} beside the switch's SQL critical path {}",
                 act.write_outage.map(ms).unwrap_or_else(|| "n/a".into()),
-                ms(p.sql)
+                ms(sw.path.sql)
             );
         }
-        if let Some(changed) = act.spec_changed {
-            let first_step = steps
-                .first()
-                .map(|s| (s.ended - s.elapsed).saturating_duration_since(changed));
-            let first_sql = steps
-                .iter()
-                .find(|s| s.statements_sent > 0)
-                .map(|s| (s.ended - s.elapsed).saturating_duration_since(changed));
+        if act.spec_changed.is_some() {
             let _ = writeln!(
                 out,
                 "  act {n}: spec change -> first step {}, -> first SQL write {} (after the drain)",
-                first_step.map(ms).unwrap_or_else(|| "none".into()),
-                first_sql.map(ms).unwrap_or_else(|| "none".into()),
+                t.spec_to_first_step
+                    .map(ms)
+                    .unwrap_or_else(|| "none".into()),
+                t.spec_to_first_sql.map(ms).unwrap_or_else(|| "none".into()),
             );
         }
     }
 }
 
-/// SQL time and simulator latency summed over steps run one after the other.
-struct Path {
-    sql: Duration,
-    latency: Duration,
-}
-
-impl Path {
-    fn of(steps: &[&StepRecord]) -> Path {
-        Path {
-            sql: steps.iter().map(|s| s.elapsed).sum(),
-            latency: steps.iter().map(|s| s.latency).sum(),
-        }
-    }
-}
-
-/// The wall time of a run of steps, from its first statement, split into the statements, the
-/// engine's work in the passes of the later steps (observing, planning, status: the first
-/// pass's came before the stretch began) and the rest (the demo's loop between passes).
-fn where_the_time_went(steps: &[&StepRecord], wall: Duration) -> String {
-    let statements: Duration = steps.iter().map(|s| s.elapsed).sum();
-    let later = steps.get(1..).unwrap_or_default();
-    let engine: Duration = later.iter().map(|s| s.pass.saturating_sub(s.elapsed)).sum();
-    let loop_gaps = wall.saturating_sub(statements + engine);
-    let passes = later.len().max(1) as u32;
-    format!(
-        "of which statements {}, the engine's passes before the next steps {} ({} passes, each observing every instance, planning and assembling status: {:.1} ms a pass), the rest {}",
-        ms(statements),
-        ms(engine),
-        later.len(),
-        (engine / passes).as_secs_f64() * 1e3,
-        ms(loop_gaps)
-    )
-}
-
-fn ratio(a: Duration, b: Duration) -> String {
-    if b.is_zero() {
-        "n/a".to_string()
-    } else {
-        format!("{:.2}", a.as_secs_f64() / b.as_secs_f64())
-    }
-}
-
-/// The steps of a planned switch from its first step (the drain) through the publish of the
-/// new site's chat servers: the stretch chat users feel.
-fn switch_steps<'a, 'b>(steps: &'a [&'b StepRecord]) -> &'a [&'b StepRecord] {
-    let end = steps
-        .iter()
-        .enumerate()
-        .skip(1)
-        .find(|(_, s)| {
-            matches!(&s.step, crate::plan::Step::PublishActiveServers { servers, .. } if !servers.is_empty())
-        })
-        .map(|(i, _)| i + 1)
-        .unwrap_or(0);
-    &steps[..end]
+fn ratio_text(a: Duration, b: Duration) -> String {
+    ratio(a, b).map_or_else(|| "n/a".to_string(), |r| format!("{r:.2}"))
 }
 
 /// Print the summary on stdout.
