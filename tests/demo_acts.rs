@@ -263,19 +263,26 @@ async fn act5_returning_atlanta_is_fenced_salvaged_reseeded_and_the_pool_protect
     world.stop().await;
 }
 
-#[test]
-fn demo_binary_runs_five_acts_and_exits_zero_with_the_summary() {
+/// The binary's stdout for `args`, without RUST_LOG; panics with both streams unless it
+/// exits 0.
+fn run_binary_successfully(args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pchat-operator"))
-        .arg("demo")
+        .args(args)
         .env_remove("RUST_LOG")
         .output()
         .expect("the binary runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "stdout:\n{stdout}\nstderr:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+#[test]
+fn demo_binary_runs_five_acts_and_exits_zero_with_the_summary() {
+    let stdout = run_binary_successfully(&["demo"]);
     for line in [
         "timeline (one line per step the engine ran)",
         "act 1: bootstrap from the installer's state",
@@ -296,17 +303,7 @@ fn demo_binary_runs_five_acts_and_exits_zero_with_the_summary() {
 
 #[test]
 fn bench_binary_runs_the_demo_as_often_as_asked_and_prints_each_figures_spread() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pchat-operator"))
-        .args(["bench", "--runs", "2"])
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the binary runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "stdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_binary_successfully(&["bench", "--runs", "2"]);
     assert!(
         stdout.starts_with("demo figures over 2 runs (fewest / median / most)"),
         "{stdout}"
