@@ -228,3 +228,76 @@ async fn deleting_a_log_shipping_job_removes_its_schedule_link_and_unused_schedu
     );
     assert_eq!(p.int("SELECT COUNT(*) FROM msdb.dbo.sysschedules").await, 0);
 }
+
+#[tokio::test]
+async fn sp_update_schedule_renames_and_changes_the_interval_the_job_runs_at() {
+    let w = world("agentupdate");
+    let p = primary_with_enabled_backup_job(&w).await;
+    p.ok("EXEC msdb.dbo.sp_add_jobschedule @job_name = N'LSBackup_mgc', @name = N'LSBackup_mgc_every_3600s',
+               @freq_type = 4, @freq_interval = 1, @freq_subday_type = 8, @freq_subday_interval = 1;
+          EXEC msdb.dbo.sp_update_job @job_name = N'LSBackup_mgc', @enabled = 1")
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(runs_of(&p, "LSBackup_mgc").await, 0);
+    let id = p
+        .int("SELECT s.schedule_id FROM msdb.dbo.sysschedules s WHERE s.name = N'LSBackup_mgc_every_3600s'")
+        .await;
+    p.ok(&format!(
+        "EXEC msdb.dbo.sp_update_schedule @schedule_id = {id}, @new_name = N'LSBackup_mgc_every_1s',
+              @freq_subday_type = 2, @freq_subday_interval = 1"
+    ))
+    .await;
+    let rows = p
+        .rows(&format!(
+            "SELECT s.name, s.freq_type, s.freq_subday_type, s.freq_subday_interval, s.enabled
+             FROM msdb.dbo.sysschedules s WHERE s.schedule_id = {id}"
+        ))
+        .await;
+    assert_eq!(
+        rows,
+        [vec![
+            Value::NVarChar("LSBackup_mgc_every_1s".into()),
+            Value::Int(4),
+            Value::Int(2),
+            Value::Int(1),
+            Value::Int(1)
+        ]]
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    let runs = runs_of(&p, "LSBackup_mgc").await;
+    assert!((1..=4).contains(&runs), "{runs} runs in 2.6 s");
+}
+
+#[tokio::test]
+async fn updating_an_unknown_schedule_is_14262_and_a_bad_value_14266_changing_nothing() {
+    let w = world("agentupdatebad");
+    let p = primary_with_enabled_backup_job(&w).await;
+    p.ok("EXEC msdb.dbo.sp_add_jobschedule @job_name = N'LSBackup_mgc', @name = N'five',
+               @freq_type = 4, @freq_interval = 1, @freq_subday_type = 4, @freq_subday_interval = 5")
+        .await;
+    assert_eq!(
+        p.err("EXEC msdb.dbo.sp_update_schedule @schedule_id = 9999, @freq_subday_interval = 1")
+            .await,
+        [14262]
+    );
+    assert_eq!(
+        p.err("EXEC msdb.dbo.sp_update_schedule @name = N'nope', @freq_subday_interval = 1")
+            .await,
+        [14262]
+    );
+    assert_eq!(
+        p.err("EXEC msdb.dbo.sp_update_schedule @name = N'five', @freq_subday_type = 3")
+            .await,
+        [14266]
+    );
+    assert_eq!(
+        p.err("EXEC msdb.dbo.sp_update_schedule @freq_subday_interval = 1")
+            .await,
+        [14373]
+    );
+    assert_eq!(
+        p.int("SELECT s.freq_subday_type * 100 + s.freq_subday_interval FROM msdb.dbo.sysschedules s WHERE s.name = N'five'")
+            .await,
+        405
+    );
+}

@@ -1,6 +1,6 @@
-//! SQL Agent schedules: `msdb.dbo.sp_add_schedule`, `sp_attach_schedule` and
-//! `sp_add_jobschedule` (Microsoft's "sp_add_schedule (Transact-SQL)", "sp_attach_schedule"
-//! and "sp_add_jobschedule" pages), and the interval at which each job therefore runs.
+//! SQL Agent schedules: `msdb.dbo.sp_add_schedule`, `sp_attach_schedule`, `sp_add_jobschedule`
+//! and `sp_update_schedule` (Microsoft's pages of those names), and the interval at which each
+//! job therefore runs.
 
 use std::collections::HashMap;
 
@@ -34,6 +34,24 @@ pub fn known_params(proc_name: &str) -> Option<&'static [&'static str]> {
             "@job_name",
             "@schedule_id",
             "@schedule_name",
+            "@automatic_post",
+        ],
+        "sp_update_schedule" => &[
+            "@schedule_id",
+            "@name",
+            "@new_name",
+            "@enabled",
+            "@freq_type",
+            "@freq_interval",
+            "@freq_subday_type",
+            "@freq_subday_interval",
+            "@freq_relative_interval",
+            "@freq_recurrence_factor",
+            "@active_start_date",
+            "@active_end_date",
+            "@active_start_time",
+            "@active_end_time",
+            "@owner_login_name",
             "@automatic_post",
         ],
         "sp_add_jobschedule" => &[
@@ -97,7 +115,39 @@ fn schedule_from(
     name: String,
     named: &HashMap<String, Value>,
 ) -> Result<Schedule, Failure> {
-    let freq_type = int_arg(named, "@freq_type", 0)?;
+    let clock_date: i32 = super::model::now()
+        .format("%Y%m%d")
+        .to_string()
+        .parse()
+        .unwrap_or(0);
+    // What SQL Agent takes for an argument left out; @freq_type has no default.
+    let defaults = Schedule {
+        schedule_id: 0,
+        schedule_uid: String::new(),
+        name,
+        enabled: true,
+        freq_type: 0,
+        freq_interval: 1,
+        freq_subday_type: 1,
+        freq_subday_interval: 0,
+        active_start_date: clock_date,
+        active_end_date: 99_991_231,
+        active_start_time: 0,
+        active_end_time: 235_959,
+    };
+    let mut s = with_arguments(&defaults, named)?;
+    let msdb = &mut state.instances[inst].msdb;
+    msdb.next_schedule_id += 1;
+    s.schedule_id = msdb.next_schedule_id;
+    s.schedule_uid = state.new_guid();
+    Ok(s)
+}
+
+/// `base` with the `@freq_*`, `@active_*` and `@enabled` arguments given applied, validated
+/// as sp_verify_schedule does for the daily schedules the model runs.
+fn with_arguments(base: &Schedule, named: &HashMap<String, Value>) -> Result<Schedule, Failure> {
+    let arg = |name: &str, current: i32| int_arg(named, name, current as i64);
+    let freq_type = arg("@freq_type", base.freq_type)?;
     if freq_type != 4 {
         // Only daily schedules are modelled; refusing beats running a job at the wrong time.
         return Err(invalid(
@@ -105,40 +155,31 @@ fn schedule_from(
             "4 (daily; the only type the simulator runs)",
         ));
     }
-    let freq_interval = int_arg(named, "@freq_interval", 1)?;
+    let freq_interval = arg("@freq_interval", base.freq_interval)?;
     if freq_interval < 1 {
         return Err(invalid("@freq_interval", "1 or more days"));
     }
-    let subday_type = int_arg(named, "@freq_subday_type", 1)?;
+    let subday_type = arg("@freq_subday_type", base.freq_subday_type)?;
     if ![1, 2, 4, 8].contains(&subday_type) {
         return Err(invalid("@freq_subday_type", "0x1, 0x2, 0x4, 0x8"));
     }
-    let subday_interval = int_arg(named, "@freq_subday_interval", 0)?;
+    let subday_interval = arg("@freq_subday_interval", base.freq_subday_interval)?;
     if subday_type != 1 && subday_interval < 1 {
         return Err(invalid("@freq_subday_interval", "1 or more"));
     }
-    let enabled = int_arg(named, "@enabled", 1)? != 0;
-    let msdb = &mut state.instances[inst].msdb;
-    msdb.next_schedule_id += 1;
-    let schedule_id = msdb.next_schedule_id;
-    let clock_date: i32 = super::model::now()
-        .format("%Y%m%d")
-        .to_string()
-        .parse()
-        .unwrap_or(0);
     Ok(Schedule {
-        schedule_id,
-        schedule_uid: state.new_guid(),
-        name,
-        enabled,
+        schedule_id: base.schedule_id,
+        schedule_uid: base.schedule_uid.clone(),
+        name: base.name.clone(),
+        enabled: arg("@enabled", base.enabled as i32)? != 0,
         freq_type: freq_type as i32,
         freq_interval: freq_interval as i32,
         freq_subday_type: subday_type as i32,
         freq_subday_interval: subday_interval as i32,
-        active_start_date: int_arg(named, "@active_start_date", clock_date as i64)? as i32,
-        active_end_date: int_arg(named, "@active_end_date", 99_991_231)? as i32,
-        active_start_time: int_arg(named, "@active_start_time", 0)? as i32,
-        active_end_time: int_arg(named, "@active_end_time", 235_959)? as i32,
+        active_start_date: arg("@active_start_date", base.active_start_date)? as i32,
+        active_end_date: arg("@active_end_date", base.active_end_date)? as i32,
+        active_start_time: arg("@active_start_time", base.active_start_time)? as i32,
+        active_end_time: arg("@active_end_time", base.active_end_time)? as i32,
     })
 }
 
@@ -168,6 +209,57 @@ fn find_job(state: &State, inst: usize, named: &HashMap<String, Value>) -> Resul
             let shown = by_name.clone().unwrap_or_else(|| format!("{by_id:?}"));
             vec![e::no_such_job(&shown)]
         }),
+    }
+}
+
+/// The schedule named by `@schedule_id` or by `name_param` (exactly one of them, 14373
+/// otherwise; 14262 when there is no such schedule, 14371 when the name is not unique).
+fn find_schedule(
+    state: &State,
+    inst: usize,
+    named: &HashMap<String, Value>,
+    name_param: &str,
+) -> Result<i32, Failure> {
+    let schedules = &state.instances[inst].msdb.schedules;
+    match (
+        named.get("@schedule_id").filter(|v| **v != Value::Null),
+        str_arg(named, name_param),
+    ) {
+        (Some(_), Some(_)) | (None, None) => Err(vec![SqlError::new(
+            14373,
+            format!("Supply either @schedule_id or {name_param} to identify the schedule."),
+        )]),
+        (Some(_), None) => {
+            let id = int_arg(named, "@schedule_id", 0)? as i32;
+            if schedules.iter().any(|s| s.schedule_id == id) {
+                Ok(id)
+            } else {
+                Err(vec![SqlError::new(
+                    14262,
+                    format!("The specified @schedule_id ('{id}') does not exist."),
+                )])
+            }
+        }
+        (None, Some(name)) => {
+            let found: Vec<i32> = schedules
+                .iter()
+                .filter(|s| s.name.eq_ignore_ascii_case(&name))
+                .map(|s| s.schedule_id)
+                .collect();
+            match found.as_slice() {
+                [id] => Ok(*id),
+                [] => Err(vec![SqlError::new(
+                    14262,
+                    format!("The specified {name_param} ('{name}') does not exist."),
+                )]),
+                _ => Err(vec![SqlError::new(
+                    14371,
+                    format!(
+                        "There are two or more schedules named \"{name}\". Specify @schedule_id instead of {name_param} to uniquely identify the schedule."
+                    ),
+                )]),
+            }
+        }
     }
 }
 
@@ -241,53 +333,22 @@ pub fn run(
         }
         "sp_attach_schedule" => {
             let j = find_job(state, inst, named)?;
-            let schedules = &state.instances[inst].msdb.schedules;
-            let schedule_id = match (
-                named.get("@schedule_id").filter(|v| **v != Value::Null),
-                str_arg(named, "@schedule_name"),
-            ) {
-                (Some(_), Some(_)) | (None, None) => {
-                    return Err(vec![SqlError::new(
-                        14373,
-                        "Supply either @schedule_id or @schedule_name to identify the schedule.",
-                    )]);
-                }
-                (Some(_), None) => {
-                    let id = int_arg(named, "@schedule_id", 0)? as i32;
-                    if !schedules.iter().any(|s| s.schedule_id == id) {
-                        return Err(vec![SqlError::new(
-                            14262,
-                            format!("The specified @schedule_id ('{id}') does not exist."),
-                        )]);
-                    }
-                    id
-                }
-                (None, Some(name)) => {
-                    let found: Vec<i32> = schedules
-                        .iter()
-                        .filter(|s| s.name.eq_ignore_ascii_case(&name))
-                        .map(|s| s.schedule_id)
-                        .collect();
-                    match found.as_slice() {
-                        [id] => *id,
-                        [] => {
-                            return Err(vec![SqlError::new(
-                                14262,
-                                format!("The specified @schedule_name ('{name}') does not exist."),
-                            )]);
-                        }
-                        _ => {
-                            return Err(vec![SqlError::new(
-                                14371,
-                                format!(
-                                    "There are two or more schedules named \"{name}\". Specify @schedule_id instead of @schedule_name to uniquely identify the schedule."
-                                ),
-                            )]);
-                        }
-                    }
-                }
-            };
+            let schedule_id = find_schedule(state, inst, named, "@schedule_name")?;
             attach(state, inst, j, schedule_id);
+            Ok(Vec::new())
+        }
+        "sp_update_schedule" => {
+            let id = find_schedule(state, inst, named, "@name")?;
+            let schedules = &mut state.instances[inst].msdb.schedules;
+            let s = schedules
+                .iter_mut()
+                .find(|s| s.schedule_id == id)
+                .expect("found above");
+            let mut updated = with_arguments(s, named)?;
+            if let Some(new_name) = str_arg(named, "@new_name") {
+                updated.name = new_name;
+            }
+            *s = updated;
             Ok(Vec::new())
         }
         _ => Err(vec![e::no_such_procedure(proc_name)]),
