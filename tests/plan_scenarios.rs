@@ -745,15 +745,7 @@ fn single_instance_sites_bootstrap_and_switch_without_mirroring() {
 fn assessment_reports_degraded_protection_in_words() {
     let spec = spec("atlanta");
     let mut obs = converged_atlanta();
-    {
-        let dal = obs
-            .instances
-            .iter_mut()
-            .find(|i| i.name == "dal-sql1")
-            .unwrap();
-        let lss = dal.databases[0].log_shipping_secondary.as_mut().unwrap();
-        lss.last_restored_latency_minutes = Some(20);
-    }
+    dallas_secondary(&mut obs).last_restored_latency_minutes = Some(20);
     let mirror = obs
         .instances
         .iter_mut()
@@ -913,5 +905,114 @@ fn a_chat_database_in_simple_recovery_blocks_mirroring_and_log_shipping_with_the
             .contains("ALTER DATABASE [mgc] SET RECOVERY FULL"),
         "{}",
         p.end
+    );
+}
+
+/// dal-sql1's log-shipping secondary configuration of mgc.
+fn dallas_secondary(obs: &mut Observation) -> &mut pchat_operator::observe::LogShippingSecondary {
+    obs.instances
+        .iter_mut()
+        .find(|i| i.name == "dal-sql1")
+        .unwrap()
+        .databases[0]
+        .log_shipping_secondary
+        .as_mut()
+        .unwrap()
+}
+
+/// A schedule observed on a log-shipping job.
+fn schedule(
+    job: &str,
+    id: i32,
+    every_seconds: Option<u64>,
+) -> pchat_operator::observe::JobSchedule {
+    pchat_operator::observe::JobSchedule {
+        job_name: job.to_string(),
+        schedule_id: id,
+        schedule_name: format!("{job}_every_300s"),
+        enabled: true,
+        every_seconds,
+    }
+}
+
+/// The steady atlanta pool with its log-shipping jobs' schedules observed, every 300 s.
+fn converged_atlanta_with_job_schedules() -> Observation {
+    let mut obs = converged_atlanta();
+    for i in &mut obs.instances {
+        let name = i.name.clone();
+        for d in &mut i.databases {
+            if let Some(p) = d.log_shipping_primary.as_mut() {
+                p.job_schedules = vec![schedule("LSBackup_mgc", 1, Some(300))];
+            }
+            if let Some(s) = d.log_shipping_secondary.as_mut() {
+                assert_eq!(name, "dal-sql1");
+                s.job_schedules = vec![
+                    schedule("LSCopy_atl-sql1_mgc", 1, Some(300)),
+                    schedule("LSRestore_atl-sql1_mgc", 2, Some(300)),
+                ];
+            }
+        }
+    }
+    obs
+}
+
+#[test]
+fn a_changed_backup_interval_reschedules_every_log_shipping_job_then_converges() {
+    let mut spec = spec("atlanta");
+    let mut obs = converged_atlanta_with_job_schedules();
+    let now = obs.taken_at;
+    assert_eq!(plan::next(&spec, &obs, now), Decision::Converged);
+
+    spec.log_shipping.backup_interval = std::time::Duration::from_secs(60).into();
+    spec.log_shipping.rpo_target = std::time::Duration::from_secs(180).into();
+    let (steps, end) = run(&spec, &mut obs, now);
+    assert_eq!(end, Decision::Converged);
+    assert_eq!(names(&steps), ["RescheduleLogShippingJobs"]);
+    match &steps[0] {
+        Step::RescheduleLogShippingJobs {
+            site,
+            schedules,
+            interval_seconds,
+            ..
+        } => {
+            assert_eq!((site.as_str(), *interval_seconds), ("atlanta", 60));
+            let changed: Vec<(&str, &str, i32)> = schedules
+                .iter()
+                .map(|s| (s.instance.as_str(), s.job_name.as_str(), s.schedule_id))
+                .collect();
+            assert_eq!(
+                changed,
+                [
+                    ("atl-sql1", "LSBackup_mgc", 1),
+                    ("atl-sql2", "LSBackup_mgc", 1),
+                    ("dal-sql1", "LSCopy_atl-sql1_mgc", 1),
+                    ("dal-sql1", "LSRestore_atl-sql1_mgc", 2)
+                ]
+            );
+            assert!(schedules.iter().all(|s| s.every_seconds == Some(300)));
+        }
+        s => panic!("{s:?}"),
+    }
+}
+
+#[test]
+fn only_a_schedule_at_another_interval_or_not_repeating_is_rescheduled() {
+    let spec = spec("atlanta");
+    let mut obs = converged_atlanta_with_job_schedules();
+    // A person made the restore job run once a day.
+    dallas_secondary(&mut obs).job_schedules[1].every_seconds = None;
+    let now = obs.taken_at;
+    match plan::next(&spec, &obs, now) {
+        Decision::Step(Step::RescheduleLogShippingJobs { schedules, .. }) => {
+            assert_eq!(schedules.len(), 1);
+            assert_eq!(schedules[0].job_name, "LSRestore_atl-sql1_mgc");
+            assert_eq!(schedules[0].every_seconds, None);
+        }
+        d => panic!("{d}"),
+    }
+    // Observations that list no schedule (older fixtures, a job without one) ask for nothing.
+    assert_eq!(
+        plan::next(&spec, &converged_atlanta(), now),
+        Decision::Converged
     );
 }

@@ -478,3 +478,77 @@ async fn a_pool_without_a_compliance_database_observes_and_protects_the_chat_dat
             .is_some_and(|d| d.log_shipping_secondary.is_some())
     );
 }
+
+/// Every log-shipping job schedule the observation shows, as (instance, job, every_seconds).
+fn job_schedules(obs: &pchat_operator::observe::Observation) -> Vec<(String, String, Option<u64>)> {
+    let mut out = Vec::new();
+    for i in &obs.instances {
+        for d in &i.databases {
+            let primary = d.log_shipping_primary.iter().flat_map(|l| &l.job_schedules);
+            let secondary = d
+                .log_shipping_secondary
+                .iter()
+                .flat_map(|l| &l.job_schedules);
+            for s in primary.chain(secondary) {
+                out.push((i.name.clone(), s.job_name.clone(), s.every_seconds));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn a_changed_backup_interval_reschedules_the_live_log_shipping_jobs() {
+    let mut live = start("reschedule").await;
+    let (_, obs) = live.converge(Duration::from_secs(60)).await;
+    // Configured at the spec's 5 minutes: the backup job on both atlanta instances, the copy
+    // and restore jobs on dallas.
+    let before = job_schedules(&obs);
+    let jobs: Vec<(&str, &str)> = before
+        .iter()
+        .map(|(i, j, _)| (i.as_str(), j.as_str()))
+        .collect();
+    assert_eq!(jobs.len(), 4, "{before:?}");
+    assert_eq!(
+        jobs.iter().filter(|(i, _)| *i == "dal-sql1").count(),
+        2,
+        "{before:?}"
+    );
+    assert!(before.iter().all(|(_, _, e)| *e == Some(300)), "{before:?}");
+
+    live.spec.log_shipping.backup_interval = Duration::from_secs(120).into();
+    let (steps, obs) = live.converge(Duration::from_secs(30)).await;
+    let names: Vec<&str> = steps.iter().map(|s| s.name()).collect();
+    assert_eq!(names, ["RescheduleLogShippingJobs"]);
+    let after = job_schedules(&obs);
+    assert_eq!(after.len(), 4, "{after:?}");
+    assert!(after.iter().all(|(_, _, e)| *e == Some(120)), "{after:?}");
+    // Each job has its one schedule, renamed after the interval: a repeated
+    // ConfigureLogShipping would find that name taken (14261) and add nothing.
+    for instance in ["atl-sql1", "dal-sql1"] {
+        let mut admin = admin_client(live.sim.addr(instance).unwrap()).await;
+        let rows = admin
+            .simple_query(
+                "SELECT j.name, s.name FROM msdb.dbo.sysjobs j
+                 JOIN msdb.dbo.sysjobschedules js ON js.job_id = j.job_id
+                 JOIN msdb.dbo.sysschedules s ON s.schedule_id = js.schedule_id",
+            )
+            .await
+            .unwrap()
+            .into_first_result()
+            .await
+            .unwrap();
+        assert!(!rows.is_empty());
+        for r in rows {
+            let (job, schedule): (&str, &str) = (r.get(0).unwrap(), r.get(1).unwrap());
+            assert_eq!(schedule, format!("{job}_every_120s"), "{instance}");
+        }
+    }
+    // Nothing more to do: a converged pass writes nothing.
+    let obs = live.observe().await;
+    assert_eq!(
+        plan::next(&live.spec, &obs, jiff::Timestamp::now()),
+        Decision::Converged
+    );
+}

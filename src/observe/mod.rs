@@ -226,6 +226,24 @@ pub struct LogShippingPrimary {
     /// `log_shipping_primary_secondaries`: the secondaries linked to this primary.
     #[serde(default)]
     pub secondaries: Vec<LogShippingLink>,
+    /// The SQL Agent schedules of the backup job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub job_schedules: Vec<JobSchedule>,
+}
+
+/// A SQL Agent schedule attached to a log-shipping job (`msdb.dbo.sysjobs`, `sysjobschedules`,
+/// `sysschedules`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSchedule {
+    pub job_name: String,
+    pub schedule_id: i32,
+    pub schedule_name: String,
+    pub enabled: bool,
+    /// How often it runs the job: a daily schedule repeating every N seconds, minutes or hours
+    /// (`freq_type` 4, `freq_subday_type` 2, 4 or 8). None for any other schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_seconds: Option<u64>,
 }
 
 /// A (server, database) pair of `log_shipping_primary_secondaries`.
@@ -256,6 +274,9 @@ pub struct LogShippingSecondary {
     /// `log_shipping_monitor_secondary.last_restored_latency`, in minutes; NULL at first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_restored_latency_minutes: Option<u32>,
+    /// The SQL Agent schedules of the copy and restore jobs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub job_schedules: Vec<JobSchedule>,
 }
 
 /// A user session (`sys.dm_exec_sessions`).

@@ -230,6 +230,32 @@ pub fn apply(spec: &PersistentChatPoolSpec, step: &Step, obs: &mut Observation, 
                 d.mirroring = Some(mirroring(MirroringRole::Principal, mirror_endpoint, mirror));
             }
         }
+        Step::RescheduleLogShippingJobs {
+            database,
+            schedules,
+            interval_seconds,
+            ..
+        } => {
+            for change in schedules {
+                let Some(d) = db_mut(obs, &change.instance, database) else {
+                    continue;
+                };
+                let lists = [
+                    d.log_shipping_primary
+                        .as_mut()
+                        .map(|l| &mut l.job_schedules),
+                    d.log_shipping_secondary
+                        .as_mut()
+                        .map(|l| &mut l.job_schedules),
+                ];
+                for s in lists.into_iter().flatten().flatten() {
+                    if s.schedule_id == change.schedule_id {
+                        s.every_seconds = Some(*interval_seconds);
+                        s.schedule_name = format!("{}_every_{interval_seconds}s", s.job_name);
+                    }
+                }
+            }
+        }
         Step::ConfigureLogShipping {
             primary_instances,
             secondary_instance,
@@ -238,8 +264,15 @@ pub fn apply(spec: &PersistentChatPoolSpec, step: &Step, obs: &mut Observation, 
             copy_destination,
             ..
         } => {
+            // `@overwrite = 1` keeps an existing job and its schedules (a schedule of another
+            // name is added beside them; the model leaves that one out: it is not observed yet).
             for p in primary_instances {
                 if let Some(d) = db_mut(obs, p, database) {
+                    let job_schedules = d
+                        .log_shipping_primary
+                        .take()
+                        .map(|l| l.job_schedules)
+                        .unwrap_or_default();
                     d.log_shipping_primary = Some(LogShippingPrimary {
                         backup_directory: backup_share.clone(),
                         backup_share: backup_share.clone(),
@@ -249,11 +282,17 @@ pub fn apply(spec: &PersistentChatPoolSpec, step: &Step, obs: &mut Observation, 
                             secondary_server: secondary_instance.clone(),
                             secondary_database: database.clone(),
                         }],
+                        job_schedules,
                     });
                 }
             }
             let primary = primary_instances.first().cloned().unwrap_or_default();
             if let Some(d) = db_mut(obs, secondary_instance, database) {
+                let job_schedules = d
+                    .log_shipping_secondary
+                    .take()
+                    .map(|l| l.job_schedules)
+                    .unwrap_or_default();
                 d.log_shipping_secondary = Some(LogShippingSecondary {
                     primary_server: primary,
                     primary_database: database.clone(),
@@ -264,6 +303,7 @@ pub fn apply(spec: &PersistentChatPoolSpec, step: &Step, obs: &mut Observation, 
                     last_restored_file: None,
                     last_restored_date: None,
                     last_restored_latency_minutes: None,
+                    job_schedules,
                 });
             }
         }

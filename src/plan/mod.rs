@@ -79,7 +79,9 @@ use crate::observe::Observation;
 pub use assess::{Assessment, assess};
 pub use facts::is_chat_server;
 pub use reason::{BlockReason, NewerBasis, WaitReason};
-pub use step::{LogFile, LogShippingConfiguration, LogShippingSide, Step, backup_path};
+pub use step::{
+    LogFile, LogShippingConfiguration, LogShippingSide, ScheduleToChange, Step, backup_path,
+};
 
 /// What the planner decides for one observation.
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]

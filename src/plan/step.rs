@@ -36,6 +36,17 @@ pub struct LogShippingConfiguration {
     pub partners: Vec<String>,
 }
 
+/// A SQL Agent schedule of a log-shipping job that does not run its job every `backupInterval`.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleToChange {
+    pub instance: String,
+    pub job_name: String,
+    pub schedule_id: i32,
+    /// How often it runs the job now (None: not a daily repeating schedule).
+    pub every_seconds: Option<u64>,
+}
+
 /// One step of the catalogue (DESIGN.md section 5).
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
 #[serde(tag = "step", rename_all_fields = "camelCase")]
@@ -165,6 +176,15 @@ pub enum Step {
         backup_interval_seconds: u64,
         retention_seconds: u64,
     },
+    /// `msdb.dbo.sp_update_schedule` for each schedule of the log-shipping jobs (backup on the
+    /// primary instances, copy and restore on the secondary) that does not run its job every
+    /// `spec.logShipping.backupInterval`: the spec changed after log shipping was configured.
+    RescheduleLogShippingJobs {
+        site: String,
+        database: String,
+        schedules: Vec<ScheduleToChange>,
+        interval_seconds: u64,
+    },
 }
 
 impl Step {
@@ -186,6 +206,7 @@ impl Step {
             Step::SeedMirror { .. } => "SeedMirror",
             Step::EstablishMirroring { .. } => "EstablishMirroring",
             Step::ConfigureLogShipping { .. } => "ConfigureLogShipping",
+            Step::RescheduleLogShippingJobs { .. } => "RescheduleLogShippingJobs",
         }
     }
 
@@ -206,7 +227,8 @@ impl Step {
             | Step::CreateComplianceDatabase { site, .. }
             | Step::SeedMirror { site, .. }
             | Step::EstablishMirroring { site, .. }
-            | Step::ConfigureLogShipping { site, .. } => site,
+            | Step::ConfigureLogShipping { site, .. }
+            | Step::RescheduleLogShippingJobs { site, .. } => site,
         }
     }
 
@@ -248,13 +270,10 @@ impl Step {
                 v
             }
             Step::RemoveLogShipping { configurations, .. } => {
-                let mut v: Vec<&str> = Vec::new();
-                for c in configurations {
-                    if !v.contains(&c.instance.as_str()) {
-                        v.push(&c.instance);
-                    }
-                }
-                v
+                distinct(configurations.iter().map(|c| c.instance.as_str()))
+            }
+            Step::RescheduleLogShippingJobs { schedules, .. } => {
+                distinct(schedules.iter().map(|s| s.instance.as_str()))
             }
         }
     }
@@ -277,7 +296,8 @@ impl Step {
             | Step::CreateComplianceDatabase { database, .. }
             | Step::SeedMirror { database, .. }
             | Step::EstablishMirroring { database, .. }
-            | Step::ConfigureLogShipping { database, .. } => vec![database],
+            | Step::ConfigureLogShipping { database, .. }
+            | Step::RescheduleLogShippingJobs { database, .. } => vec![database],
         }
     }
 
@@ -429,6 +449,27 @@ impl Step {
                 "configure log shipping of {database} from {} via {backup_share} to {secondary_instance}",
                 primary_instances.join(", ")
             ),
+            Step::RescheduleLogShippingJobs {
+                database,
+                schedules,
+                interval_seconds,
+                ..
+            } => format!(
+                "run the log-shipping jobs of {database} every {interval_seconds} s: {}",
+                schedules
+                    .iter()
+                    .map(|s| format!(
+                        "{} on {} (now {})",
+                        s.job_name,
+                        s.instance,
+                        s.every_seconds.map_or_else(
+                            || "not repeating".to_string(),
+                            |e| format!("every {e} s")
+                        )
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 
@@ -462,6 +503,7 @@ impl Step {
             Step::ConfigureLogShipping { .. } => {
                 "EXEC sp_add_log_shipping_primary_database / _secondary_primary / _secondary_database / _primary_secondary"
             }
+            Step::RescheduleLogShippingJobs { .. } => "EXEC msdb.dbo.sp_update_schedule",
         }
     }
 
@@ -499,6 +541,17 @@ impl LogShippingConfiguration {
             ),
         }
     }
+}
+
+/// Each name once, in the order first seen.
+fn distinct<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut v: Vec<&str> = Vec::new();
+    for n in names {
+        if !v.contains(&n) {
+            v.push(n);
+        }
+    }
+    v
 }
 
 fn join_ids(ids: &[i32]) -> String {

@@ -127,6 +127,16 @@ pub fn statements(step: &Step, ctx: &StatementContext) -> Vec<Statement> {
             files,
             ..
         } => backup::catch_up(instance, database, files),
+        Step::RescheduleLogShippingJobs {
+            schedules,
+            interval_seconds,
+            ..
+        } => schedules
+            .iter()
+            .map(|s| {
+                log_shipping::reschedule(&s.instance, &s.job_name, s.schedule_id, *interval_seconds)
+            })
+            .collect(),
         Step::RemoveLogShipping {
             database,
             configurations,

@@ -20,7 +20,7 @@ use super::Decision;
 use super::facts::{self, db, elapsed, reachable, secs};
 use super::lsn;
 use super::reason::{BlockReason, NewerBasis, WaitReason};
-use super::step::{LogShippingConfiguration, LogShippingSide, Step, backup_path};
+use super::step::{LogShippingConfiguration, LogShippingSide, ScheduleToChange, Step, backup_path};
 
 /// Everything a rule needs, resolved once.
 pub(crate) struct Ctx<'a> {

@@ -258,6 +258,46 @@ fn foreign_ls_secondary(cx: &Ctx, site: &Site) -> Option<Decision> {
     })
 }
 
+/// Configured log shipping whose jobs run at another interval than `backupInterval` (it was
+/// changed in the spec): their schedules are changed. Only schedules observed are compared;
+/// a job without one is left as ConfigureLogShipping made it.
+fn reschedule(cx: &Ctx, primaries: &[&str], secondary: &str) -> Progress {
+    let interval = secs(cx.spec.log_shipping.backup_interval).max(0) as u64;
+    let primary_schedules = primaries.iter().flat_map(|n| {
+        db(cx.obs, n, cx.chat)
+            .and_then(|d| d.log_shipping_primary.as_ref())
+            .map(|l| l.job_schedules.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(move |s| (*n, s))
+    });
+    let secondary_schedules = db(cx.obs, secondary, cx.chat)
+        .and_then(|d| d.log_shipping_secondary.as_ref())
+        .map(|l| l.job_schedules.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|s| (secondary, s));
+    let schedules: Vec<ScheduleToChange> = primary_schedules
+        .chain(secondary_schedules)
+        .filter(|(_, s)| s.every_seconds != Some(interval))
+        .map(|(n, s)| ScheduleToChange {
+            instance: n.to_string(),
+            job_name: s.job_name.clone(),
+            schedule_id: s.schedule_id,
+            every_seconds: s.every_seconds,
+        })
+        .collect();
+    if schedules.is_empty() {
+        return Progress::Done;
+    }
+    Progress::Act(Decision::Step(Step::RescheduleLogShippingJobs {
+        site: cx.p.name.clone(),
+        database: cx.chat.to_string(),
+        schedules,
+        interval_seconds: interval,
+    }))
+}
+
 fn compliance(cx: &Ctx, pi: &str, comp: &str) -> Progress {
     let names = facts::names(cx.p);
     let online = names
@@ -483,7 +523,7 @@ fn log_shipping(cx: &Ctx, pi: &str, pd: &DatabaseObservation) -> Progress {
             })
     });
     if secondary_ok && primaries_ok {
-        return Progress::Done;
+        return reschedule(cx, &primaries, t);
     }
     let mut ordered: Vec<String> = vec![pi.to_string()];
     ordered.extend(

@@ -14,6 +14,7 @@ pub enum Section {
     LogShippingPrimary,
     LogShippingSecondary,
     LastLogBackup,
+    LogShippingJobs,
     Sessions,
     CopyFolder,
     Share,
@@ -27,6 +28,7 @@ impl Section {
             Section::LogShippingPrimary => "ls_primary_database",
             Section::LogShippingSecondary => "ls_secondary_database",
             Section::LastLogBackup => "log_backup_database",
+            Section::LogShippingJobs => "ls_job_database",
             Section::Sessions => "session_id",
             Section::CopyFolder => "copy_folder_file",
             Section::Share => "share_file",
@@ -80,6 +82,23 @@ SELECT b.database_name AS log_backup_database, b.server_name, b.first_lsn, b.las
                             WHERE x.type = 'L' AND x.database_name IN (@P1, @P2)
                               AND x.server_name = @@SERVERNAME
                             GROUP BY x.database_name);
+SELECT x.database_name AS ls_job_database, x.side, j.name AS job_name, s.schedule_id,
+       s.name AS schedule_name, s.enabled, s.freq_type, s.freq_subday_type, s.freq_subday_interval
+  FROM (SELECT p.primary_database AS database_name, N'primary' AS side, p.backup_job_id AS job_id
+          FROM msdb.dbo.log_shipping_primary_databases p
+        UNION ALL
+        SELECT sd.secondary_database, N'secondary', s2.copy_job_id
+          FROM msdb.dbo.log_shipping_secondary s2
+          JOIN msdb.dbo.log_shipping_secondary_databases sd ON sd.secondary_id = s2.secondary_id
+        UNION ALL
+        SELECT sd.secondary_database, N'secondary', s2.restore_job_id
+          FROM msdb.dbo.log_shipping_secondary s2
+          JOIN msdb.dbo.log_shipping_secondary_databases sd ON sd.secondary_id = s2.secondary_id) x
+  JOIN msdb.dbo.sysjobs j ON j.job_id = x.job_id
+  JOIN msdb.dbo.sysjobschedules js ON js.job_id = j.job_id
+  JOIN msdb.dbo.sysschedules s ON s.schedule_id = js.schedule_id
+ WHERE x.database_name IN (@P1, @P2)
+ ORDER BY j.name, s.schedule_id;
 SELECT s.session_id, ISNULL(s.host_name, N'') AS host_name,
        ISNULL(s.program_name, N'') AS program_name, DB_NAME(s.database_id) AS database_name
   FROM sys.dm_exec_sessions s

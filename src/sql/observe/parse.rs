@@ -9,7 +9,7 @@ use super::batch::{HEADER_FOR, Section};
 use super::tables::ServerError;
 use super::tables::{Answer, Cell, Record, Table};
 use crate::observe::{
-    BackupFile, BackupType, DatabaseObservation, DatabaseState, LogShippingLink,
+    BackupFile, BackupType, DatabaseObservation, DatabaseState, JobSchedule, LogShippingLink,
     LogShippingPrimary, LogShippingSecondary, Lsn, LsnPosition, MirroringObservation,
     MirroringRole, MirroringSafety, MirroringState, RecoveryModel, SessionObservation, UserAccess,
 };
@@ -122,6 +122,21 @@ pub fn listing(answer: &Answer, s: Section, what: &str) -> Result<Vec<Listed>, S
         .collect())
 }
 
+/// How often a SQL Agent schedule runs its job: daily (`freq_type` 4), repeating every N
+/// seconds (2), minutes (4) or hours (8). None for any other schedule.
+fn every_seconds(freq_type: Option<i64>, unit: Option<i64>, n: Option<i64>) -> Option<u64> {
+    let n = u64::try_from(n?).ok().filter(|n| *n > 0)?;
+    if freq_type? != 4 {
+        return None;
+    }
+    match unit? {
+        2 => Some(n),
+        4 => Some(n * 60),
+        8 => Some(n * 3600),
+        _ => None,
+    }
+}
+
 /// Parse the instance batch. `Err` when a catalog result set is missing: the observation of
 /// this instance is then incomplete and must not be used.
 pub fn instance(
@@ -216,6 +231,7 @@ pub fn instance(
                     offset,
                 ),
                 secondaries: Vec::new(),
+                job_schedules: Vec::new(),
             });
         if let (Some(server), Some(db)) = (r.text("secondary_server"), r.text("secondary_database"))
         {
@@ -254,7 +270,49 @@ pub fn instance(
                 .get("last_restored_latency")
                 .int()
                 .and_then(|m| u32::try_from(m).ok()),
+            job_schedules: Vec::new(),
         });
+    }
+
+    for r in need(Section::LogShippingJobs)?.records() {
+        let Some(d) = r
+            .text(Section::LogShippingJobs.key())
+            .and_then(|n| canonical(&n))
+            .and_then(|n| databases.iter_mut().find(|d| d.name == n))
+        else {
+            continue;
+        };
+        let Some(schedule_id) = r
+            .get("schedule_id")
+            .int()
+            .and_then(|i| i32::try_from(i).ok())
+        else {
+            continue;
+        };
+        let schedule = JobSchedule {
+            job_name: r.text("job_name").unwrap_or_default(),
+            schedule_id,
+            schedule_name: r.text("schedule_name").unwrap_or_default(),
+            enabled: r.get("enabled").flag(),
+            every_seconds: every_seconds(
+                r.get("freq_type").int(),
+                r.get("freq_subday_type").int(),
+                r.get("freq_subday_interval").int(),
+            ),
+        };
+        let schedules = match r.text("side").as_deref() {
+            Some("primary") => d
+                .log_shipping_primary
+                .as_mut()
+                .map(|p| &mut p.job_schedules),
+            _ => d
+                .log_shipping_secondary
+                .as_mut()
+                .map(|s| &mut s.job_schedules),
+        };
+        if let Some(schedules) = schedules {
+            schedules.push(schedule);
+        }
     }
 
     for r in need(Section::LastLogBackup)?.records() {
@@ -501,7 +559,10 @@ mod tests {
                     ],
                 ],
             ),
-            table(&["ls_primary_database"], vec![]),
+            table(
+                &["ls_primary_database", "backup_share"],
+                vec![vec![t("mgc"), t(r"\\atl-fs\pchat-ls")]],
+            ),
             table(&["ls_secondary_database"], vec![]),
             table(
                 &[
@@ -526,6 +587,43 @@ mod tests {
                     Cell::Bool(true),
                     t(r"\\atl-fs\pchat-ls\mgc_20261126120000.trn"),
                 ]],
+            ),
+            table(
+                &[
+                    "ls_job_database",
+                    "side",
+                    "job_name",
+                    "schedule_id",
+                    "schedule_name",
+                    "enabled",
+                    "freq_type",
+                    "freq_subday_type",
+                    "freq_subday_interval",
+                ],
+                vec![
+                    vec![
+                        t("mgc"),
+                        t("primary"),
+                        t("LSBackup_mgc"),
+                        Cell::Int(3),
+                        t("LSBackup_mgc_every_300s"),
+                        Cell::Bool(true),
+                        Cell::Int(4),
+                        Cell::Int(4),
+                        Cell::Int(5),
+                    ],
+                    vec![
+                        t("mgc"),
+                        t("primary"),
+                        t("LSBackup_mgc"),
+                        Cell::Int(4),
+                        t("nightly"),
+                        Cell::Bool(false),
+                        Cell::Int(4),
+                        Cell::Int(1),
+                        Cell::Int(0),
+                    ],
+                ],
             ),
             table(
                 &["session_id", "host_name", "program_name", "database_name"],
@@ -567,6 +665,26 @@ mod tests {
         assert!(tail.force_offline);
         assert_eq!(tail.last_lsn, Lsn(110));
         assert_eq!(d.sessions[0].database.as_deref(), Some("mgc"));
+        // The backup job's schedules: every 5 minutes, and a once-a-day one (not repeating).
+        let schedules = &mgc.log_shipping_primary.as_ref().unwrap().job_schedules;
+        let seen: Vec<(&str, i32, bool, Option<u64>)> = schedules
+            .iter()
+            .map(|s| {
+                (
+                    s.job_name.as_str(),
+                    s.schedule_id,
+                    s.enabled,
+                    s.every_seconds,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("LSBackup_mgc", 3, true, Some(300)),
+                ("LSBackup_mgc", 4, false, None)
+            ]
+        );
         assert_eq!(d.copy_folder.as_ref().unwrap()[0].name, "mgc_1.trn");
         assert_eq!(d.share, None);
     }
@@ -593,6 +711,21 @@ mod tests {
         a.tables.retain(|t| t.key() != "session_id");
         let err = instance(&a, &["mgc"], false).unwrap_err();
         assert!(err.contains("session_id"), "{err}");
+        let mut a = catalog(vec![]);
+        a.tables.retain(|t| t.key() != "ls_job_database");
+        let err = instance(&a, &["mgc"], false).unwrap_err();
+        assert!(err.contains("ls_job_database"), "{err}");
+    }
+
+    #[test]
+    fn a_schedule_repeats_every_n_seconds_minutes_or_hours_of_a_daily_schedule_only() {
+        assert_eq!(every_seconds(Some(4), Some(2), Some(30)), Some(30));
+        assert_eq!(every_seconds(Some(4), Some(4), Some(5)), Some(300));
+        assert_eq!(every_seconds(Some(4), Some(8), Some(2)), Some(7200));
+        assert_eq!(every_seconds(Some(4), Some(1), Some(0)), None, "once a day");
+        assert_eq!(every_seconds(Some(8), Some(4), Some(5)), None, "weekly");
+        assert_eq!(every_seconds(Some(4), Some(4), Some(0)), None);
+        assert_eq!(every_seconds(None, Some(4), Some(5)), None);
     }
 
     #[test]

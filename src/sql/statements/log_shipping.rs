@@ -103,27 +103,57 @@ fn subday(seconds: u64) -> (i32, i32) {
 /// SQL Agent never runs a job that has none. A job keeps its schedule across `@overwrite = 1`,
 /// so a repeat finds the name taken (14261) and counts as done.
 fn schedule_job(instance: &str, job_name: &str, interval_seconds: u64) -> Statement {
+    let mut args = vec![
+        ("job_name", text(job_name)),
+        ("name", text(&schedule_name(job_name, interval_seconds))),
+        ("enabled", Arg::Const("1")),
+    ];
+    args.extend(daily_every(interval_seconds));
+    exec("msdb.dbo.sp_add_jobschedule", args)
+        .on(
+            instance,
+            format!("run the SQL Agent job {job_name} on {instance} every {interval_seconds} s"),
+        )
+        .done_if(&[JOB_SCHEDULE_EXISTS])
+}
+
+/// The schedule arguments of "daily, all day, every `interval_seconds`".
+fn daily_every(interval_seconds: u64) -> [(&'static str, Arg); 4] {
     let (unit, every) = subday(interval_seconds);
-    exec(
-        "msdb.dbo.sp_add_jobschedule",
-        vec![
-            ("job_name", text(job_name)),
-            (
-                "name",
-                text(&format!("{job_name}_every_{interval_seconds}s")),
-            ),
-            ("enabled", Arg::Const("1")),
-            ("freq_type", Arg::Const("4")),
-            ("freq_interval", Arg::Const("1")),
-            ("freq_subday_type", Arg::Value(ParamValue::Int(unit))),
-            ("freq_subday_interval", Arg::Value(ParamValue::Int(every))),
-        ],
-    )
+    [
+        ("freq_type", Arg::Const("4")),
+        ("freq_interval", Arg::Const("1")),
+        ("freq_subday_type", Arg::Value(ParamValue::Int(unit))),
+        ("freq_subday_interval", Arg::Value(ParamValue::Int(every))),
+    ]
+}
+
+/// The name ConfigureLogShipping gives a job's schedule, and RescheduleLogShippingJobs gives
+/// it back after changing its interval: a repeated ConfigureLogShipping then finds it taken.
+fn schedule_name(job_name: &str, interval_seconds: u64) -> String {
+    format!("{job_name}_every_{interval_seconds}s")
+}
+
+/// RescheduleLogShippingJobs, one schedule: `msdb.dbo.sp_update_schedule` makes it daily,
+/// every `interval_seconds`, under the name of that interval. Setting the same values again
+/// is no error. A schedule gone with its job since the observation (14262) fails the step;
+/// the next pass observes that and asks for nothing.
+pub(super) fn reschedule(
+    instance: &str,
+    job_name: &str,
+    schedule_id: i32,
+    interval_seconds: u64,
+) -> Statement {
+    let mut args = vec![
+        ("schedule_id", Arg::Value(ParamValue::Int(schedule_id))),
+        ("new_name", text(&schedule_name(job_name, interval_seconds))),
+    ];
+    args.extend(daily_every(interval_seconds));
+    exec("msdb.dbo.sp_update_schedule", args)
     .on(
         instance,
-        format!("run the SQL Agent job {job_name} on {instance} every {interval_seconds} s"),
+        format!("run the SQL Agent job {job_name} on {instance} every {interval_seconds} s (schedule {schedule_id})"),
     )
-    .done_if(&[JOB_SCHEDULE_EXISTS])
 }
 
 /// ConfigureLogShipping, in the documented order: on every primary instance the primary row

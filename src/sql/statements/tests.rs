@@ -1,7 +1,7 @@
 use super::*;
 use crate::api::PoolState;
 use crate::observe::Lsn;
-use crate::plan::{LogFile, LogShippingConfiguration, LogShippingSide};
+use crate::plan::{LogFile, LogShippingConfiguration, LogShippingSide, ScheduleToChange};
 
 fn run(step: Step) -> Vec<Statement> {
     statements(&step, &StatementContext::default())
@@ -153,6 +153,17 @@ fn every_step(n: &Names) -> Vec<Step> {
             principal_endpoint: n.endpoint.clone(),
             mirror_endpoint: n.endpoint.clone(),
         },
+        Step::RescheduleLogShippingJobs {
+            site: site.clone(),
+            database: n.db.clone(),
+            schedules: vec![ScheduleToChange {
+                instance: inst.clone(),
+                job_name: format!("LSBackup_{}", n.db),
+                schedule_id: 7,
+                every_seconds: Some(300),
+            }],
+            interval_seconds: 60,
+        },
         Step::ConfigureLogShipping {
             site,
             primary_instances: vec![inst, "atl-sql2".into()],
@@ -180,6 +191,44 @@ fn all_statements(n: &Names) -> Vec<(Step, Vec<Statement>)> {
 // ---------------------------------------------------------------------------------------------
 // Golden text, one test per step variant
 // ---------------------------------------------------------------------------------------------
+
+#[test]
+fn reschedule_updates_each_schedule_by_id_to_the_interval_and_its_name() {
+    let st = run(Step::RescheduleLogShippingJobs {
+        site: "atlanta".into(),
+        database: "mgc".into(),
+        schedules: vec![
+            ScheduleToChange {
+                instance: "atl-sql1".into(),
+                job_name: "LSBackup_mgc".into(),
+                schedule_id: 3,
+                every_seconds: Some(300),
+            },
+            ScheduleToChange {
+                instance: "dal-sql1".into(),
+                job_name: "LSRestore_atl-sql1_mgc".into(),
+                schedule_id: 9,
+                every_seconds: None,
+            },
+        ],
+        interval_seconds: 90,
+    });
+    let update = "EXEC msdb.dbo.sp_update_schedule @schedule_id = @P1, @new_name = @P2, @freq_type = 4, @freq_interval = 1, @freq_subday_type = @P3, @freq_subday_interval = @P4";
+    assert_eq!(sqls(&st), [update, update]);
+    assert_eq!(instances(&st), ["atl-sql1", "dal-sql1"]);
+    // 90 s is not whole minutes: seconds (0x2), 90 of them.
+    assert_eq!(
+        st[0].params,
+        [
+            (String::from("@P1"), ParamValue::Int(3)),
+            p(2, "LSBackup_mgc_every_90s"),
+            (String::from("@P3"), ParamValue::Int(2)),
+            (String::from("@P4"), ParamValue::Int(90)),
+        ]
+    );
+    assert_eq!(st[1].params[1], p(2, "LSRestore_atl-sql1_mgc_every_90s"));
+    assert!(st.iter().all(|s| s.done_if.is_empty()));
+}
 
 #[test]
 fn publish_active_servers_sends_no_sql() {
@@ -958,13 +1007,14 @@ fn every_write_statement_is_safe_to_repeat() {
         ("sp_add_jobschedule", 14261),
     ];
     // Repeating these leaves the same state: an access mode or recovery model set again, a job
-    // enabled again, a backup WITH INIT rewritten (a seed's full and log backups together), a
+    // enabled again, a schedule given the same interval again, a backup WITH INIT rewritten (a seed's full and log backups together), a
     // restore redone.
     let repeat_as_is = [
         "SET PARTNER SAFETY FULL",
         "SET RESTRICTED_USER WITH ROLLBACK IMMEDIATE",
         "SET RECOVERY FULL",
         "sp_update_job",
+        "sp_update_schedule",
         "WITH INIT, CHECKSUM",
         "WITH COPY_ONLY, INIT, CHECKSUM",
         "RESTORE DATABASE [mgc] FROM DISK = ",
