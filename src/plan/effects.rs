@@ -12,7 +12,7 @@ use crate::observe::{
     RecoveryModel, UserAccess,
 };
 
-use super::step::{LogShippingSide, Step};
+use super::step::{LogShippingSide, Step, job_schedule_name};
 
 /// Apply a step's expected effect to `obs`, as if it ran at `now`.
 pub fn apply(spec: &PersistentChatPoolSpec, step: &Step, obs: &mut Observation, now: Timestamp) {
@@ -251,7 +251,7 @@ pub fn apply(spec: &PersistentChatPoolSpec, step: &Step, obs: &mut Observation, 
                 for s in lists.into_iter().flatten().flatten() {
                     if s.schedule_id == change.schedule_id {
                         s.every_seconds = Some(*interval_seconds);
-                        s.schedule_name = format!("{}_every_{interval_seconds}s", s.job_name);
+                        s.schedule_name = job_schedule_name(&s.job_name, *interval_seconds);
                     }
                 }
             }

@@ -81,6 +81,7 @@ pub use facts::is_chat_server;
 pub use reason::{BlockReason, NewerBasis, WaitReason};
 pub use step::{
     LogFile, LogShippingConfiguration, LogShippingSide, ScheduleToChange, Step, backup_path,
+    job_schedule_name,
 };
 
 /// What the planner decides for one observation.

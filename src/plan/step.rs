@@ -561,6 +561,13 @@ fn join_ids(ids: &[i32]) -> String {
         .join(", ")
 }
 
+/// The name ConfigureLogShipping gives a log-shipping job's schedule, and
+/// RescheduleLogShippingJobs gives it back after changing its interval: a repeated
+/// ConfigureLogShipping then finds the name taken (14261) and adds no second schedule.
+pub fn job_schedule_name(job_name: &str, interval_seconds: u64) -> String {
+    format!("{job_name}_every_{interval_seconds}s")
+}
+
 /// `<db>_yyyymmddhhmmss.<ext>` on `share`, UTC, the log-shipping naming convention (name order
 /// is time order).
 pub fn backup_path(

@@ -125,11 +125,11 @@ pub(super) fn steady(cx: &Ctx, pi: &str) -> Decision {
         .iter()
         .filter_map(|(site, n, _)| Some((*site, ls_primary(cx, n)?)))
         .collect();
-    if let Some((site, _)) = leftovers.first() {
+    if let Some(site) = leftovers.first().map(|(s, _)| s.name.clone()) {
         return Decision::Step(Step::RemoveLogShipping {
-            site: site.name.clone(),
+            site,
             database: cx.chat.to_string(),
-            configurations: leftovers.iter().map(|(_, c)| c.clone()).collect(),
+            configurations: leftovers.into_iter().map(|(_, c)| c).collect(),
         });
     }
     // 2. Salvage every stale copy before anything can overwrite it. A salvage that waits for

@@ -4,7 +4,7 @@
 
 use super::codes::*;
 use super::{Batch, ParamValue, Statement, StatementContext};
-use crate::plan::LogShippingSide;
+use crate::plan::{LogShippingSide, job_schedule_name};
 
 /// One argument of a procedure call.
 enum Arg {
@@ -105,7 +105,7 @@ fn subday(seconds: u64) -> (i32, i32) {
 fn schedule_job(instance: &str, job_name: &str, interval_seconds: u64) -> Statement {
     let mut args = vec![
         ("job_name", text(job_name)),
-        ("name", text(&schedule_name(job_name, interval_seconds))),
+        ("name", text(&job_schedule_name(job_name, interval_seconds))),
         ("enabled", Arg::Const("1")),
     ];
     args.extend(daily_every(interval_seconds));
@@ -128,12 +128,6 @@ fn daily_every(interval_seconds: u64) -> [(&'static str, Arg); 4] {
     ]
 }
 
-/// The name ConfigureLogShipping gives a job's schedule, and RescheduleLogShippingJobs gives
-/// it back after changing its interval: a repeated ConfigureLogShipping then finds it taken.
-fn schedule_name(job_name: &str, interval_seconds: u64) -> String {
-    format!("{job_name}_every_{interval_seconds}s")
-}
-
 /// RescheduleLogShippingJobs, one schedule: `msdb.dbo.sp_update_schedule` makes it daily,
 /// every `interval_seconds`, under the name of that interval. Setting the same values again
 /// is no error. A schedule gone with its job since the observation (14262) fails the step;
@@ -146,7 +140,10 @@ pub(super) fn reschedule(
 ) -> Statement {
     let mut args = vec![
         ("schedule_id", Arg::Value(ParamValue::Int(schedule_id))),
-        ("new_name", text(&schedule_name(job_name, interval_seconds))),
+        (
+            "new_name",
+            text(&job_schedule_name(job_name, interval_seconds)),
+        ),
     ];
     args.extend(daily_every(interval_seconds));
     exec("msdb.dbo.sp_update_schedule", args)
