@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use pchat_operator::sim::cluster::{RunningSim, with_free_ports};
-use pchat_operator::sim::server::Topology;
+use pchat_sim::cluster::{RunningSim, with_free_ports};
+use pchat_sim::server::Topology;
 
 /// Resident set size of this process in KiB (VmRSS of /proc/self/status).
 fn rss_kib() -> u64 {
@@ -55,7 +55,7 @@ fn topology_of(n: usize) -> Topology {
 /// simulator together) one pass costs on average.
 async fn observation_cost(sim: &RunningSim, passes: usize) -> (Duration, Duration, Duration) {
     use pchat_operator::engine::SqlPort;
-    let mut spec = pchat_operator::api::load_pool_yaml(include_str!("../examples/pool-local.yaml"))
+    let mut spec = pchat_core::api::load_pool_yaml(include_str!("../examples/pool-local.yaml"))
         .expect("examples/pool-local.yaml")
         .spec;
     for site in &mut spec.sites {
@@ -66,7 +66,7 @@ async fn observation_cost(sim: &RunningSim, passes: usize) -> (Duration, Duratio
         }
     }
     let mut port = pchat_operator::engine::sql_port::LivePort::new(
-        pchat_operator::sql::connect::Credentials::new("sa", "Pchat-Sim-1"),
+        pchat_sql::connect::Credentials::new("sa", "Pchat-Sim-1"),
         None,
     );
     // The first pass connects; the figure is the steady state.

@@ -15,9 +15,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use jiff::Timestamp;
 
-use crate::api::{PersistentChatPoolSpec, PersistentChatPoolStatus};
-use crate::observe::{Observation, Published};
-use crate::plan::{self, Decision, Step};
+use pchat_core::api::{PersistentChatPoolSpec, PersistentChatPoolStatus};
+use pchat_core::observe::{Observation, Published};
+use pchat_core::plan::{self, Decision, Step};
 
 pub use publish::{FilePublisher, MemoryPublisher, PublishError};
 
@@ -45,8 +45,8 @@ pub struct StepError {
     pub number: Option<u32>,
 }
 
-impl From<crate::sql::SqlError> for StepError {
-    fn from(e: crate::sql::SqlError) -> Self {
+impl From<pchat_sql::SqlError> for StepError {
+    fn from(e: pchat_sql::SqlError) -> Self {
         StepError {
             retryable: e.is_retryable(),
             number: e.number(),
@@ -146,7 +146,7 @@ pub async fn reconcile_once(
     now: Timestamp,
     previous: Option<&PersistentChatPoolStatus>,
 ) -> PassReport {
-    if let Err(violations) = crate::api::validate(spec) {
+    if let Err(violations) = pchat_core::api::validate(spec) {
         tracing::warn!(violations = %violations.to_string().replace('\n', "; "), "invalid spec: nothing is observed or sent");
         return PassReport {
             status: status::invalid(&violations, generation, previous, now),
@@ -266,7 +266,7 @@ fn requeue(
     previous: Option<&PersistentChatPoolStatus>,
     now: Timestamp,
 ) -> Duration {
-    use crate::plan::WaitReason;
+    use pchat_core::plan::WaitReason;
     match (decision, step_ran) {
         (_, Some((step, Ok(_)))) if ran_in_previous_pass(step, previous) => REQUEUE_ACTIVE,
         (_, Some((_, Ok(_)))) => REQUEUE_NEXT_STEP,
@@ -293,7 +293,7 @@ fn requeue(
 fn same_step_before<'a>(
     step: &Step,
     previous: Option<&'a PersistentChatPoolStatus>,
-) -> Option<&'a crate::api::StepStatus> {
+) -> Option<&'a pchat_core::api::StepStatus> {
     previous
         .and_then(|p| p.step.as_ref())
         .filter(|s| s.name == step.name() && s.detail == step.describe())

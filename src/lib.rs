@@ -1,18 +1,16 @@
 //! pchat-operator: declarative SQL Server disaster recovery for a Skype for Business
-//! Persistent Chat pool.
+//! Persistent Chat pool. This crate owns the reconcile pass ([`engine`]) and the two modes
+//! that drive it: the Kubernetes controller ([`k8s`]) and local mode ([`local`]).
 //!
-//! Module arrows point one way: `api <- observe <- plan <- engine <- {k8s, local}`; `sql` is
-//! used by the engine only; `sim` depends on nothing of the operator's. `http_server` (an
-//! HTTP/1.1 accept loop) and `telemetry` serve both and depend on neither.
+//! The layers are crates and their arrows point one way:
+//! `pchat_core` (resource, validation, observation model, pure planner) `<- pchat_sql`
+//! (connections, T-SQL, reading answers) `<- pchat_operator`. The simulator (`pchat_sim`) is
+//! linked only with the `sim` feature, for [`demo`]; the image builds without it.
 
-pub mod api;
+pub mod cli;
+#[cfg(feature = "sim")]
 pub mod demo;
 pub mod engine;
-pub mod http_server;
 pub mod k8s;
 pub mod local;
-pub mod observe;
-pub mod plan;
-pub mod sim;
-pub mod sql;
 pub mod telemetry;

@@ -8,10 +8,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{PersistentChatPoolSpec, PersistentChatPoolStatus, ValidationErrors};
 use crate::engine::publish::write_atomic;
 use crate::engine::{self, FilePublisher, PassReport, SqlPort};
-use crate::sql::connect::Credentials;
+use pchat_core::api::{PersistentChatPoolSpec, PersistentChatPoolStatus, ValidationErrors};
+use pchat_sql::connect::Credentials;
 
 /// The environment variable holding the SQL login name.
 pub const USERNAME_VAR: &str = "PCHAT_SQL_USERNAME";
@@ -196,7 +196,7 @@ impl SpecFile {
                     let parsed = String::from_utf8(bytes)
                         .map_err(|e| e.to_string())
                         .and_then(|t| {
-                            crate::api::load_pool_yaml(&t)
+                            pchat_core::api::load_pool_yaml(&t)
                                 .map(|p| p.spec)
                                 .map_err(|e| e.to_string())
                         })
@@ -223,7 +223,7 @@ pub fn check_spec(path: &Path) -> Result<PersistentChatPoolSpec, LocalError> {
     let mut file = SpecFile::new(path);
     let (spec, _) = file.load();
     let spec = spec.map_err(Clone::clone)?.clone();
-    crate::api::validate(&spec).map_err(|violations| LocalError::Invalid {
+    pchat_core::api::validate(&spec).map_err(|violations| LocalError::Invalid {
         path: path.display().to_string(),
         violations,
     })?;
@@ -274,7 +274,7 @@ pub async fn run(
         let requeue = match spec {
             Ok(spec) => {
                 if opts.once
-                    && let Err(violations) = crate::api::validate(spec)
+                    && let Err(violations) = pchat_core::api::validate(spec)
                 {
                     return Err(LocalError::Invalid {
                         path: opts.pool_file.display().to_string(),

@@ -7,16 +7,16 @@
 //! engine sets breaks these tests; only the "no status yet" and "stale generation" objects
 //! are edited by hand from an engine status.
 
-mod engine_support;
+mod support;
 
-use engine_support::{ModelPort, observed, spec};
 use jiff::Timestamp;
 use mlua::{Lua, Value as LuaValue};
-use pchat_operator::api::{PersistentChatPoolSpec, PersistentChatPoolStatus, Phase};
+use pchat_core::api::{PersistentChatPoolSpec, PersistentChatPoolStatus, Phase};
+use pchat_core::plan::{self, Decision, Step};
 use pchat_operator::engine::{MemoryPublisher, PassReport, StepError, reconcile_once};
-use pchat_operator::plan::{self, Decision, Step};
-use pchat_operator::sql::SqlError;
+use pchat_sql::SqlError;
 use serde_json::{Value, json};
+use support::engine::{ModelPort, observed, spec};
 
 const SCRIPT: &str = include_str!("../charts/pchat-operator/argocd/health.lua");
 const GENERATION: i64 = 3;

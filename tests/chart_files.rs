@@ -18,7 +18,7 @@ fn metrics_text() -> String {
     m.step("CatchUp", std::time::Duration::from_millis(250));
     m.round_trips("chat", "atl-cs-001", 4);
     m.set_leader(true);
-    let status: pchat_operator::api::PersistentChatPoolStatus =
+    let status: pchat_core::api::PersistentChatPoolStatus =
         serde_json::from_value(serde_json::json!({
             "observedGeneration": 1,
             "poolState": "Normal",

@@ -2,7 +2,7 @@
 
 #[test]
 fn committed_crd_matches_generated() {
-    let generated = pchat_operator::api::crd_yaml().expect("the CRD serializes to YAML");
+    let generated = pchat_core::api::crd_yaml().expect("the CRD serializes to YAML");
     let committed = include_str!("../crds/persistentchatpool.yaml");
     if committed != generated {
         let line = committed

@@ -3,12 +3,10 @@
 //! (through the engine's last observation) and its message accounting. Plus the `demo` binary
 //! end to end.
 
-use pchat_operator::api::{Phase, PoolState};
+use pchat_core::api::{Phase, PoolState};
+use pchat_core::observe::{DatabaseState, MirroringRole, MirroringState, Observation, UserAccess};
 use pchat_operator::demo::World;
 use pchat_operator::demo::acts::{ActOutcome, play};
-use pchat_operator::observe::{
-    DatabaseState, MirroringRole, MirroringState, Observation, UserAccess,
-};
 
 /// A fresh world with acts 1..=n played; returns the outcome of act n. Every act before n must
 /// have done its job.
@@ -206,7 +204,7 @@ async fn act4_forced_failover_reports_the_loss_window_before_and_after_and_loses
     );
     assert_eq!(published.pool_state, PoolState::FailedOver);
     let t = world.status.as_ref().unwrap().transition.clone().unwrap();
-    assert_eq!(t.kind, pchat_operator::api::TransitionKind::Forced);
+    assert_eq!(t.kind, pchat_core::api::TransitionKind::Forced);
     // Every message lost was acknowledged inside the reported window (checked by the act;
     // here: the window exists and the accounting adds up).
     assert!(act.loss_window_start.is_some());

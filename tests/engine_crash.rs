@@ -4,18 +4,18 @@
 //! multi-statement step, after a number of its statements chosen by the seed. The switch must
 //! converge, lose no acknowledged message, and break no safety rule at any observed instant.
 
-mod fault_support;
+mod support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use fault_support::{eventually, primary_of, statement_count};
-use pchat_operator::api::Phase;
-use pchat_operator::observe::MirroringState;
-use pchat_operator::plan::{Decision, invariants};
-use pchat_operator::sim::faults::Fault;
-use pchat_operator::sim::server::StatementKind;
-use pchat_operator::sim::workload::verify;
+use pchat_core::api::Phase;
+use pchat_core::observe::MirroringState;
+use pchat_core::plan::{Decision, invariants};
+use pchat_sim::faults::Fault;
+use pchat_sim::server::StatementKind;
+use pchat_sim::workload::verify;
+use support::faults::{eventually, primary_of, statement_count};
 
 /// SplitMix64: a small deterministic generator, so a failing seed replays exactly.
 struct Rng(u64);
@@ -85,7 +85,7 @@ struct Run {
 async fn switch_with_crashes(seed: u64) -> Run {
     let _guard = SeedGuard(seed);
     let mut rng = Rng(seed);
-    let mut pool = fault_support::start(&format!("crash{seed}"), "5s").await;
+    let mut pool = support::faults::start(&format!("crash{seed}"), "5s").await;
     pool.converge(Duration::from_secs(30)).await;
     let workload = pool.workload();
     eventually("the workload writes to atlanta", 10, || {
@@ -154,7 +154,7 @@ async fn switch_with_crashes(seed: u64) -> Run {
             assert_eq!(status.phase, Some(Phase::Protected), "{status:#?}");
             break;
         }
-        fault_support::pause(&report).await;
+        support::faults::pause(&report).await;
     }
 
     // Chat servers of dallas write again, and the mirror catches up, before the count.
@@ -237,12 +237,12 @@ async fn a_planned_switch_under_load_resumes_and_loses_nothing_after_a_crash_any
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_seed_stopped_between_its_two_restores_is_seeded_again_not_mirrored() {
-    let mut pool = fault_support::start("halfseed", "2s").await;
+    let mut pool = support::faults::start("halfseed", "2s").await;
     let deadline = Instant::now() + Duration::from_secs(20);
     // Bootstrap until the first mirror seed, then die after its full-backup restore.
     let (step, obs) = loop {
         let (obs, decision) = pool.look().await;
-        if let Decision::Step(step @ pchat_operator::plan::Step::SeedMirror { .. }) = decision {
+        if let Decision::Step(step @ pchat_core::plan::Step::SeedMirror { .. }) = decision {
             break (step, obs);
         }
         assert!(
@@ -252,7 +252,7 @@ async fn a_mirror_seed_stopped_between_its_two_restores_is_seeded_again_not_mirr
         );
         let mut port = pool.fresh_port();
         let report = pool.pass(&mut port).await;
-        fault_support::pause(&report).await;
+        support::faults::pause(&report).await;
     };
     assert_eq!(statement_count(&step, &obs), 3);
     assert_eq!(pool.run_partially(&step, &obs, 2).await, 2);

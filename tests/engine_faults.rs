@@ -3,18 +3,18 @@
 //! catch-up, and instances flapping between passes. Each pass is a fresh engine (see
 //! `fault_support`), and every observation is checked against the safety rules.
 
-mod fault_support;
+mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use fault_support::{Pool, eventually, primary_of};
-use pchat_operator::api::{Phase, TransitionKind};
-use pchat_operator::observe::MirroringState;
-use pchat_operator::plan::{Decision, Step};
-use pchat_operator::sim::faults::{Fault, FaultInjector};
-use pchat_operator::sim::workload::verify;
+use pchat_core::api::{Phase, TransitionKind};
+use pchat_core::observe::MirroringState;
+use pchat_core::plan::{Decision, Step};
+use pchat_sim::faults::{Fault, FaultInjector};
+use pchat_sim::workload::verify;
+use support::faults::{Pool, eventually, primary_of};
 
 /// Passes until the status shows `site` serving and Protected, with `between` run before each.
 async fn switch_to(
@@ -45,10 +45,10 @@ fn assert_safe(pool: &Pool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_the_drain_cannot_remove_is_killed_when_the_tail_backup_answers_3101() {
-    let mut pool = fault_support::start("stuck", "2s").await;
+    let mut pool = support::faults::start("stuck", "2s").await;
     pool.converge(Duration::from_secs(30)).await;
     // A reporting tool on mgc: not a chat server, so the drain neither waits for nor kills it.
-    let mut stuck = fault_support::raw_session(&pool, "atl-sql1", "mgc").await;
+    let mut stuck = support::faults::raw_session(&pool, "atl-sql1", "mgc").await;
     stuck.simple_query("SELECT 1").await.unwrap();
     switch_to(&mut pool, "dallas", Duration::from_secs(30), |_, _| {}).await;
     let demotes: Vec<_> = pool
@@ -79,7 +79,7 @@ async fn a_session_the_drain_cannot_remove_is_killed_when_the_tail_backup_answer
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_answering_3101_ends_the_sessions_and_retries_within_the_step() {
-    let mut pool = fault_support::start("inuse", "2s").await;
+    let mut pool = support::faults::start("inuse", "2s").await;
     pool.converge(Duration::from_secs(30)).await;
     // The copy being brought online on dallas is "in use" once.
     pool.inject(Fault::FailNext {
@@ -110,7 +110,7 @@ async fn a_restore_answering_3101_ends_the_sessions_and_retries_within_the_step(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_mirror_1418_leaves_the_pool_degraded_until_the_partition_heals() {
-    let mut pool = fault_support::start("mirror1418", "2s").await;
+    let mut pool = support::faults::start("mirror1418", "2s").await;
     pool.inject(Fault::Partition {
         between: (vec!["atl-sql1".into()], vec!["atl-sql2".into()]),
     });
@@ -129,7 +129,7 @@ async fn an_unreachable_mirror_1418_leaves_the_pool_degraded_until_the_partition
             pool.step_names()
         );
         assert!(Instant::now() < deadline, "no 1418: {}", pool.step_names());
-        fault_support::pause(&report).await;
+        support::faults::pause(&report).await;
     };
     let (_, err) = refused.step_ran.as_ref().unwrap();
     let err = err.as_ref().unwrap_err();
@@ -159,7 +159,7 @@ async fn an_unreachable_mirror_1418_leaves_the_pool_degraded_until_the_partition
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_old_primarys_share_down_during_catch_up_makes_the_switch_wait_and_say_why() {
-    let mut pool = fault_support::start("sharedown", "2s").await;
+    let mut pool = support::faults::start("sharedown", "2s").await;
     pool.converge(Duration::from_secs(30)).await;
     let workload = pool.workload();
     eventually("writes", 10, || workload.acked().len() >= 10).await;
@@ -178,7 +178,7 @@ async fn the_old_primarys_share_down_during_catch_up_makes_the_switch_wait_and_s
         );
         let mut port = pool.fresh_port();
         let report = pool.pass(&mut port).await;
-        fault_support::pause(&report).await;
+        support::faults::pause(&report).await;
     }
     pool.inject(Fault::ShareDown {
         host: "atl-fs".into(),
@@ -238,7 +238,7 @@ async fn the_old_primarys_share_down_during_catch_up_makes_the_switch_wait_and_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_flapping_between_passes_cause_no_wrong_step_and_the_switch_converges() {
-    let mut pool = fault_support::start("flap", "2s").await;
+    let mut pool = support::faults::start("flap", "2s").await;
     pool.converge(Duration::from_secs(30)).await;
     let workload = pool.workload();
     eventually("writes", 10, || workload.acked().len() >= 10).await;
@@ -325,7 +325,7 @@ impl Write for Sink {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sql_password_appears_in_no_log_line_at_any_level_across_a_switch() {
     let logs = captured();
-    let mut pool = fault_support::start("secret", "2s").await;
+    let mut pool = support::faults::start("secret", "2s").await;
     // A failing login and a failing statement log errors too.
     pool.inject(Fault::InstanceDown {
         instance: "dal-sql2".into(),
@@ -351,7 +351,7 @@ async fn the_sql_password_appears_in_no_log_line_at_any_level_across_a_switch() 
     assert!(text.contains("step failed"), "errors were logged");
     let hits: Vec<&str> = text
         .lines()
-        .filter(|l| l.contains(fault_support::PASSWORD))
+        .filter(|l| l.contains(support::faults::PASSWORD))
         .collect();
     assert!(hits.is_empty(), "password logged: {hits:#?}");
 }

@@ -1,16 +1,16 @@
 //! The engine and local mode over the real SqlPort (`LivePort`) against the in-process
 //! simulator: the product doing its job end to end over TDS.
 
-mod sql_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 
-use pchat_operator::api::{PersistentChatPool, PersistentChatPoolStatus, Phase, load_pool_yaml};
+use pchat_core::api::{PersistentChatPool, PersistentChatPoolStatus, Phase, load_pool_yaml};
+use pchat_core::observe::{DatabaseState, MirroringState};
+use pchat_core::plan::Decision;
 use pchat_operator::engine::sql_port::LivePort;
 use pchat_operator::local::{self, Options};
-use pchat_operator::observe::{DatabaseState, MirroringState};
-use pchat_operator::plan::Decision;
-use pchat_operator::sim::workload::{FileSource, PublishedSource};
+use pchat_sim::workload::{FileSource, PublishedSource};
 use tokio_util::sync::CancellationToken;
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -21,7 +21,7 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// The example local pool, pointed at the running simulator, as a manifest file.
-fn write_manifest(dir: &Path, live: &sql_support::Live) -> PathBuf {
+fn write_manifest(dir: &Path, live: &pchat_sql::testing::Live) -> PathBuf {
     let mut pool: PersistentChatPool =
         load_pool_yaml(include_str!("../examples/pool-local.yaml")).unwrap();
     pool.spec = live.spec.clone();
@@ -32,7 +32,7 @@ fn write_manifest(dir: &Path, live: &sql_support::Live) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_passes_over_the_live_port_bootstrap_the_simulator_to_ready() {
-    let live = sql_support::start("engine-bootstrap").await;
+    let live = pchat_sql::testing::start("engine-bootstrap").await;
     let dir = temp_dir("bootstrap");
     let opts = Options {
         pool_file: write_manifest(&dir, &live),
@@ -40,7 +40,7 @@ async fn local_passes_over_the_live_port_bootstrap_the_simulator_to_ready() {
         status_file: Some(dir.join("status.yaml")),
         active_servers_file: dir.join("active-servers.yaml"),
     };
-    let mut port = LivePort::with_settings(live.settings.clone(), sql_support::opts());
+    let mut port = LivePort::with_settings(live.settings.clone(), pchat_sql::testing::opts());
     let mut ran = Vec::new();
     let mut last = None;
     for _ in 0..40 {
@@ -96,7 +96,7 @@ async fn local_passes_over_the_live_port_bootstrap_the_simulator_to_ready() {
             vec!["LSCopy_atl-sql1_mgc", "LSRestore_atl-sql1_mgc"],
         ),
     ] {
-        let mut admin = sql_support::admin_client(live.sim.addr(instance).unwrap()).await;
+        let mut admin = pchat_sql::testing::admin_client(live.sim.addr(instance).unwrap()).await;
         let rows = admin
             .simple_query(
                 "SELECT j.name, s.freq_type, s.freq_subday_type, s.freq_subday_interval, s.enabled
@@ -139,7 +139,7 @@ async fn local_passes_over_the_live_port_bootstrap_the_simulator_to_ready() {
     assert_eq!(per_pass, 4, "one observation batch per instance");
     // The bootstrap wrote (BACKUP/RESTORE/ALTER DATABASE/log-shipping procedures), and the
     // simulator's statement log says so; the converged pass after it wrote nothing.
-    let operator_writes = |sim: &pchat_operator::sim::server::Simulator| -> usize {
+    let operator_writes = |sim: &pchat_sim::server::Simulator| -> usize {
         ["atl-sql1", "atl-sql2", "dal-sql1", "dal-sql2"]
             .iter()
             .flat_map(|i| sim.statement_log(i))
@@ -163,7 +163,7 @@ async fn local_passes_over_the_live_port_bootstrap_the_simulator_to_ready() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_against_live_instances_prints_the_plan_and_changes_nothing() {
-    let mut live = sql_support::start("engine-plan").await;
+    let mut live = pchat_sql::testing::start("engine-plan").await;
     let dir = temp_dir("plan");
     let pool = write_manifest(&dir, &live);
     let before = live.observe().await;
@@ -174,7 +174,7 @@ async fn plan_against_live_instances_prints_the_plan_and_changes_nothing() {
             .args(["plan", "-o", "json", "-f"])
             .arg(&pool_arg)
             .env("PCHAT_SQL_USERNAME", "sa")
-            .env("PCHAT_SQL_PASSWORD", sql_support::PASSWORD)
+            .env("PCHAT_SQL_PASSWORD", pchat_sql::testing::PASSWORD)
             .output()
             .unwrap()
     })
@@ -231,7 +231,7 @@ async fn wait_for(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn editing_primary_site_in_the_file_moves_the_live_pool_with_a_planned_switch() {
-    let live = sql_support::start("engine-switch").await;
+    let live = pchat_sql::testing::start("engine-switch").await;
     let dir = temp_dir("switch");
     let opts = Options {
         pool_file: write_manifest(&dir, &live),
@@ -240,7 +240,7 @@ async fn editing_primary_site_in_the_file_moves_the_live_pool_with_a_planned_swi
         active_servers_file: dir.join("active-servers.yaml"),
     };
     let status_path = dir.join("status.yaml");
-    let mut port = LivePort::with_settings(live.settings.clone(), sql_support::opts());
+    let mut port = LivePort::with_settings(live.settings.clone(), pchat_sql::testing::opts());
     let cancel = CancellationToken::new();
     let task = {
         let (opts, cancel) = (opts.clone(), cancel.clone());
@@ -268,7 +268,7 @@ async fn editing_primary_site_in_the_file_moves_the_live_pool_with_a_planned_swi
     task.await.unwrap().unwrap();
     let t = moved.transition.as_ref().expect("transition reported");
     assert_eq!((t.from.as_str(), t.to.as_str()), ("atlanta", "dallas"));
-    assert_eq!(t.kind, pchat_operator::api::TransitionKind::Planned);
+    assert_eq!(t.kind, pchat_core::api::TransitionKind::Planned);
     assert!(t.tail_lsn.is_some() && t.completed_at.is_some(), "{t:?}");
     assert_eq!(t.data_loss, None);
     let published = FileSource::new(opts.active_servers_file.clone())
@@ -283,7 +283,7 @@ async fn editing_primary_site_in_the_file_moves_the_live_pool_with_a_planned_swi
     );
     assert_eq!(
         published.pool_state,
-        pchat_operator::sim::workload::PoolState::FailedOver
+        pchat_sim::workload::PoolState::FailedOver
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,20 +1,20 @@
 //! One reconcile pass, over the model-executor double: one step per pass, status and
 //! conditions at each phase, transition facts, requeue intervals.
 
-mod engine_support;
+mod support;
 
 use std::time::Duration;
 
-use engine_support::{ModelPort, at, observed, spec};
 use jiff::Timestamp;
-use pchat_operator::api::{
+use pchat_core::api::{
     PersistentChatPoolSpec, PersistentChatPoolStatus, Phase, PoolState, TransitionKind,
 };
+use pchat_core::plan::{self, Decision, Step};
 use pchat_operator::engine::{
     MemoryPublisher, PassReport, REQUEUE_ACTIVE, REQUEUE_DRAIN, REQUEUE_IDLE, REQUEUE_NEXT_STEP,
     StepError, reconcile_once,
 };
-use pchat_operator::plan::{self, Decision, Step};
+use support::engine::{ModelPort, at, observed, spec};
 
 fn cond<'a>(
     s: &'a PersistentChatPoolStatus,
@@ -310,7 +310,7 @@ fn a_planned_switch_reports_the_tail_lsn_loses_nothing_and_requeues_short_until_
     // A failback later opens a new transition.
     let prev = last.status.clone();
     let back = run_until_idle(
-        &engine_support::spec("atlanta"),
+        &support::engine::spec("atlanta"),
         &mut port,
         &mut publisher,
         now.checked_add(jiff::SignedDuration::from_secs(3600))

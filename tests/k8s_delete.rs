@@ -2,21 +2,18 @@
 //! connections to the pool's instances and sends no further statement, even in the middle of
 //! a bootstrap that would otherwise go on sending.
 
-mod k8s_support;
-#[path = "support/kube_fake/mod.rs"]
-mod kube_fake;
-mod sql_support;
+mod support;
 
 use std::time::Duration;
 
-use k8s_support::{LONG, NAMESPACE, POOL, World, eventually};
-use pchat_operator::api::Phase;
-use pchat_operator::sim::server::StatementKind;
+use pchat_core::api::Phase;
+use pchat_sim::server::StatementKind;
+use support::k8s::{LONG, NAMESPACE, POOL, World, eventually};
 
 /// Sessions the operator holds on an instance, by the simulator's sys.dm_exec_sessions.
 async fn operator_sessions(world: &World, instance: &str) -> i64 {
     let addr = world.live.sim.addr(instance).unwrap();
-    let mut admin = sql_support::admin_client(addr).await;
+    let mut admin = pchat_sql::testing::admin_client(addr).await;
     let row = admin
         .simple_query(
             "SELECT COUNT(*) FROM sys.dm_exec_sessions WHERE program_name = 'pchat-operator'",

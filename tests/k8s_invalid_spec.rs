@@ -3,13 +3,10 @@
 //! would not): it is Stalled naming the field, and not one SQL statement is sent. Fixing the
 //! spec lets it converge.
 
-mod k8s_support;
-#[path = "support/kube_fake/mod.rs"]
-mod kube_fake;
-mod sql_support;
+mod support;
 
-use k8s_support::{LONG, World, condition, eventually, has};
-use pchat_operator::api::Phase;
+use pchat_core::api::Phase;
+use support::k8s::{LONG, World, condition, eventually, has};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_site_naming_no_site_stalls_naming_the_field_and_sends_no_sql() {

@@ -2,14 +2,11 @@
 //! ConfigMaps and Events; when the leader is killed (SIGKILL) in the middle of a switch, the
 //! other takes the Lease over and finishes the switch.
 
-mod k8s_support;
-#[path = "support/kube_fake/mod.rs"]
-mod kube_fake;
-mod sql_support;
+mod support;
 
-use k8s_support::{LONG, World, eventually, has, lease_holder, settled_at};
-use pchat_operator::api::Phase;
-use pchat_operator::sim::server::StatementKind;
+use pchat_core::api::Phase;
+use pchat_sim::server::StatementKind;
+use support::k8s::{LONG, World, eventually, has, lease_holder, settled_at};
 
 /// Writes a replica made to the pool, its ConfigMap or Events (its Lease excluded), told apart
 /// by the User-Agent `pchat-operator/<version> (<identity>)`.

@@ -2,13 +2,10 @@
 //! the missing key), sends no SQL, and converges once the Secret is complete. The password
 //! never reaches the log, which is JSON, one object per line.
 
-mod k8s_support;
-#[path = "support/kube_fake/mod.rs"]
-mod kube_fake;
-mod sql_support;
+mod support;
 
-use k8s_support::{LONG, NAMESPACE, World, condition, eventually, has};
-use pchat_operator::api::Phase;
+use pchat_core::api::Phase;
+use support::k8s::{LONG, NAMESPACE, World, condition, eventually, has};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_secret_stalls_the_pool_naming_it_and_it_converges_once_the_secret_exists() {
@@ -103,7 +100,7 @@ async fn a_missing_secret_stalls_the_pool_naming_it_and_it_converges_once_the_se
     );
     let log = op.log();
     assert!(
-        !log.contains(sql_support::PASSWORD),
+        !log.contains(pchat_sql::testing::PASSWORD),
         "the password was logged"
     );
     // `--log-format json`: every line is one JSON object with a level and a message.

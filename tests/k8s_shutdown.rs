@@ -1,14 +1,11 @@
 //! SIGTERM: `pchat-operator run` finishes its pass, releases the Lease and exits 0 promptly, so
 //! another replica takes over at once instead of waiting for the Lease to expire.
 
-mod k8s_support;
-#[path = "support/kube_fake/mod.rs"]
-mod kube_fake;
-mod sql_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use k8s_support::{LONG, World, eventually, lease_holder};
+use support::k8s::{LONG, World, eventually, lease_holder};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_zero_promptly_and_releases_the_lease() {

@@ -3,15 +3,12 @@
 //! ConfigMap; `kubectl patch` of primarySite moves the pool to the other site, followed through
 //! status, conditions, Events, the ConfigMap and the SQL end state.
 
-mod k8s_support;
-#[path = "support/kube_fake/mod.rs"]
-mod kube_fake;
-mod sql_support;
+mod support;
 
 use std::collections::BTreeSet;
 
-use k8s_support::{LONG, NAMESPACE, POOL, World, eventually, has, settled_at};
-use pchat_operator::api::{Phase, PoolState, TransitionKind};
+use pchat_core::api::{Phase, PoolState, TransitionKind};
+use support::k8s::{LONG, NAMESPACE, POOL, World, eventually, has, settled_at};
 
 fn active_servers(cm: &serde_json::Value) -> Vec<String> {
     cm["data"]["activeServers"]
@@ -186,7 +183,7 @@ async fn kubectl_apply_then_patch_primary_site_switches_the_pool_visibly_and_cor
         "{metrics}"
     );
     assert!(
-        !op.log().contains(sql_support::PASSWORD),
+        !op.log().contains(pchat_sql::testing::PASSWORD),
         "the password was logged"
     );
 }

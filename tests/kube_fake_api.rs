@@ -1,8 +1,7 @@
 //! The fake API server (tests/support/kube_fake) through kube::Client, kube-runtime,
 //! kube-lease-manager and raw HTTP: each test proves one behaviour the operator relies on.
 
-#[path = "support/kube_fake/mod.rs"]
-mod kube_fake;
+mod support;
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -16,8 +15,8 @@ use kube::api::{
     PatchParams, PostParams, WatchEvent, WatchParams,
 };
 use kube::runtime::watcher;
-use kube_fake::FakeApiServer;
 use serde_json::{Value, json};
+use support::kube_fake::FakeApiServer;
 
 const POOLS: &str = "persistentchat.io/v1alpha1";
 /// Generous: the CI machine has 2 cores shared by parallel test binaries.
@@ -907,7 +906,7 @@ async fn the_written_kubeconfig_gives_a_working_kube_client() {
         .await
         .unwrap();
     assert_eq!(config.default_namespace, "default");
-    kube_fake::install_crypto_provider();
+    support::kube_fake::install_crypto_provider();
     let client = kube::Client::try_from(config).unwrap();
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
     let names: Vec<_> = namespaces

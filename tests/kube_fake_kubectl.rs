@@ -1,14 +1,13 @@
 //! The fake API server (tests/support/kube_fake) driven by the real kubectl binary, through a
 //! kubeconfig written by `write_kubeconfig`.
 
-#[path = "support/kube_fake/mod.rs"]
-mod kube_fake;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kube_fake::FakeApiServer;
 use serde_json::Value;
+use support::kube_fake::FakeApiServer;
 
 const KUBECTL: &str = "/usr/bin/kubectl";
 const POOLS: &str = "persistentchat.io/v1alpha1";

@@ -1,17 +1,16 @@
 //! Local mode: the `reconcile` command's refusals, and `local::run` over the model-executor
 //! double writing the status and active-servers files.
 
-mod engine_support;
-mod local_support;
+mod support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use engine_support::{ModelPort, observed, read};
-use local_support::*;
-use pchat_operator::api::{PersistentChatPoolStatus, Phase, PoolState};
+use pchat_core::api::{PersistentChatPoolStatus, Phase, PoolState};
 use pchat_operator::local::{self, LocalError, SpecFile};
-use pchat_operator::sim::workload::{FileSource, PublishedSource};
+use pchat_sim::workload::{FileSource, PublishedSource};
+use support::engine::{ModelPort, observed, read};
+use support::local::*;
 use tokio_util::sync::CancellationToken;
 
 #[test]
@@ -179,10 +178,7 @@ fn passes_write_status_and_active_servers_files_the_workload_reads_and_resume_fr
         published.active_servers,
         ["atl-pc1.litwareinc.com", "atl-pc2.litwareinc.com"]
     );
-    assert_eq!(
-        published.pool_state,
-        pchat_operator::sim::workload::PoolState::Normal
-    );
+    assert_eq!(published.pool_state, pchat_sim::workload::PoolState::Normal);
     let raw = std::fs::read_to_string(dir.join("active-servers.yaml")).unwrap();
     assert!(raw.contains("publishedAt"), "{raw}");
     assert_eq!(status.pool_state, Some(PoolState::Normal));

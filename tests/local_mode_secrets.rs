@@ -2,14 +2,13 @@
 //! captures tracing output with a scoped subscriber, and tests running beside it in the same
 //! process (with no subscriber) could get the engine's callsites cached as disabled first.
 
-mod engine_support;
-mod local_support;
+mod support;
 
 use std::sync::{Arc, Mutex};
 
-use engine_support::{ModelPort, observed};
-use local_support::*;
 use pchat_operator::local;
+use support::engine::{ModelPort, observed};
+use support::local::*;
 use tokio_util::sync::CancellationToken;
 
 /// A buffer a tracing subscriber writes into.

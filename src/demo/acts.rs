@@ -8,11 +8,11 @@ use jiff::Timestamp;
 use super::ACT_LIMIT;
 use super::figures::{self, Accounting};
 use super::world::World;
-use crate::api::{DataLoss, Phase, TransitionKind};
 use crate::engine::PassReport;
-use crate::plan::{BlockReason, Decision};
-use crate::sim::faults::Fault;
-use crate::sim::workload::Ack;
+use pchat_core::api::{DataLoss, Phase, TransitionKind};
+use pchat_core::plan::{BlockReason, Decision};
+use pchat_sim::faults::Fault;
+use pchat_sim::workload::Ack;
 
 /// The acts' titles, in order.
 pub const TITLES: [&str; 5] = [
@@ -307,7 +307,7 @@ async fn finish(world: &mut World, act: &mut ActOutcome, accepted_loss: &[i64]) 
         around.push(before.clone());
     }
     act.write_outage =
-        crate::sim::workload::longest_gap(&around).and_then(|g| Duration::try_from(g).ok());
+        pchat_sim::workload::longest_gap(&around).and_then(|g| Duration::try_from(g).ok());
     act.serving = world.serving_instance();
     let Some(serving) = act.serving.clone() else {
         act.problems

@@ -10,8 +10,8 @@ use regex::Regex;
 
 use super::acts::ActOutcome;
 use super::world::StepRecord;
-use crate::sim::server::StatementKind;
-use crate::sim::workload::Ack;
+use pchat_sim::server::StatementKind;
+use pchat_sim::workload::Ack;
 
 /// Statement starts the simulator charges latency for, by kind. `SELECT` is not listed: in the
 /// operator's batches it appears only inside `IF EXISTS (...)` conditions, which are not
@@ -55,10 +55,10 @@ pub struct Accounting {
 }
 
 /// Check the acknowledgements `acked` against the ids on the serving copy (through
-/// [`workload::verify`](crate::sim::workload::verify)).
+/// [`workload::verify`](pchat_sim::workload::verify)).
 pub fn account(acked: &[Ack], serving_ids: &[i64]) -> Accounting {
     const SERVING: &str = "serving";
-    let report = crate::sim::workload::verify(
+    let report = pchat_sim::workload::verify(
         acked,
         &BTreeMap::from([(SERVING.to_string(), serving_ids.to_vec())]),
     );
@@ -193,7 +193,7 @@ fn switch_steps<'a, 'b>(steps: &'a [&'b StepRecord]) -> &'a [&'b StepRecord] {
         .enumerate()
         .skip(1)
         .find(|(_, s)| {
-            matches!(&s.step, crate::plan::Step::PublishActiveServers { servers, .. } if !servers.is_empty())
+            matches!(&s.step, pchat_core::plan::Step::PublishActiveServers { servers, .. } if !servers.is_empty())
         })
         .map(|(i, _)| i + 1)
         .unwrap_or(0);

@@ -61,9 +61,9 @@ pub fn summary(run: &DemoRun) -> String {
 }
 
 /// The step's name; a publish of an empty list is the drain.
-fn step_label(step: &crate::plan::Step) -> String {
+fn step_label(step: &pchat_core::plan::Step) -> String {
     match step {
-        crate::plan::Step::PublishActiveServers { servers, .. } if servers.is_empty() => {
+        pchat_core::plan::Step::PublishActiveServers { servers, .. } if servers.is_empty() => {
             format!("{} (drain)", step.name())
         }
         _ => step.name().to_string(),

@@ -10,18 +10,18 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use crate::api::{PersistentChatPoolSpec, PersistentChatPoolStatus, load_pool_yaml};
 use crate::engine::sql_port::LivePort;
 use crate::engine::{self, FilePublisher, PassReport};
-use crate::observe::Observation;
-use crate::plan::{Decision, Step, invariants};
-use crate::sim::cluster::{RunningSim, with_free_ports};
-use crate::sim::server::{StatementKind, Topology};
-use crate::sim::workload::{
+use pchat_core::api::{PersistentChatPoolSpec, PersistentChatPoolStatus, load_pool_yaml};
+use pchat_core::observe::Observation;
+use pchat_core::plan::{Decision, Step, invariants};
+use pchat_sim::cluster::{RunningSim, with_free_ports};
+use pchat_sim::server::{StatementKind, Topology};
+use pchat_sim::workload::{
     ChatServer, ChatWorkload, FileSource, PoolState, Published, PublishedSource, WorkloadConfig,
 };
-use crate::sql::connect::Credentials;
-use crate::sql::statements::{StatementContext, statements};
+use pchat_sql::connect::Credentials;
+use pchat_sql::statements::{StatementContext, statements};
 
 /// The login the example topology creates.
 const USER: &str = "sa";
@@ -139,7 +139,7 @@ impl World {
                 inst.port = addr.port();
             }
         }
-        crate::api::validate(&spec).map_err(|v| format!("the demo pool is invalid:\n{v}"))?;
+        pchat_core::api::validate(&spec).map_err(|v| format!("the demo pool is invalid:\n{v}"))?;
         let published_file = dir.join("active-servers.yaml");
         let addrs = |site: &str| -> Vec<std::net::SocketAddr> {
             spec.site(site)
@@ -208,8 +208,8 @@ impl World {
 
     /// Inject a fault into the simulator. The next observation then reflects the world's
     /// change too, so it is not held against the step the previous pass ran.
-    pub fn inject(&mut self, fault: crate::sim::faults::Fault) -> Result<(), String> {
-        use crate::sim::faults::FaultInjector;
+    pub fn inject(&mut self, fault: pchat_sim::faults::Fault) -> Result<(), String> {
+        use pchat_sim::faults::FaultInjector;
         self.pending = None;
         self.sim.sim.inject(fault)
     }
@@ -361,7 +361,7 @@ impl World {
     }
 
     /// The acknowledged messages so far.
-    pub fn acked(&self) -> Vec<crate::sim::workload::Ack> {
+    pub fn acked(&self) -> Vec<pchat_sim::workload::Ack> {
         self.workload
             .as_ref()
             .map(|w| w.acked())
@@ -385,7 +385,7 @@ impl World {
     }
 
     /// Stop the workload and the simulator.
-    pub async fn stop(mut self) -> Vec<crate::sim::workload::Ack> {
+    pub async fn stop(mut self) -> Vec<pchat_sim::workload::Ack> {
         // The simulator's listeners close when the world is dropped (RunningSim's Drop).
         match self.workload.take() {
             Some(w) => w.stop().await,
@@ -428,7 +428,7 @@ impl PublishedSource for InstallerThenFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::Reachability;
+    use pchat_core::observe::Reachability;
 
     #[test]
     fn a_copy_unreachable_when_the_step_was_planned_is_masked_in_the_after_observation() {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 
 use super::Publisher;
-use crate::observe::Published;
+use pchat_core::observe::Published;
 
 /// Why the published state could not be read or written.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -166,7 +166,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::PoolState;
+    use pchat_core::api::PoolState;
 
     #[test]
     fn file_publisher_round_trips_and_leaves_no_temporary_file() {

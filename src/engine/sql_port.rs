@@ -8,13 +8,13 @@ use futures::future::BoxFuture;
 use jiff::Timestamp;
 
 use super::{SqlPort, StepError, StepRun};
-use crate::api::PersistentChatPoolSpec;
-use crate::observe::{Observation, Published};
-use crate::plan::Step;
-use crate::sql::connect::{ConnectSettings, Credentials};
-use crate::sql::execute::{RunOptions, run_step};
-use crate::sql::observe::Observer;
-use crate::sql::statements::StatementContext;
+use pchat_core::api::PersistentChatPoolSpec;
+use pchat_core::observe::{Observation, Published};
+use pchat_core::plan::Step;
+use pchat_sql::connect::{ConnectSettings, Credentials};
+use pchat_sql::execute::{RunOptions, run_step};
+use pchat_sql::observe::Observer;
+use pchat_sql::statements::StatementContext;
 
 /// Where the connection settings come from.
 enum Settings {

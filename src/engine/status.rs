@@ -8,12 +8,12 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::{PublishError, StepError, StepRun};
-use crate::api::{
+use pchat_core::api::{
     DatabaseStatus, InstanceStatus, PersistentChatPoolSpec, PersistentChatPoolStatus, Phase,
     Protection, SalvageBackup, StepStatus, Transition, ValidationErrors,
 };
-use crate::observe::{Observation, Reachability};
-use crate::plan::{Assessment, Decision, Projection, Step, WaitReason};
+use pchat_core::observe::{Observation, Reachability};
+use pchat_core::plan::{Assessment, Decision, Projection, Step, WaitReason};
 
 /// Everything one pass knows, for status.
 pub struct Inputs<'a> {

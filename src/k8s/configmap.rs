@@ -13,9 +13,9 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 
 use super::FIELD_MANAGER;
-use crate::api::PoolState;
 use crate::engine::{PublishError, Publisher};
-use crate::observe::Published;
+use pchat_core::api::PoolState;
+use pchat_core::observe::Published;
 
 /// Data key: the active servers, one per line.
 pub const ACTIVE_SERVERS_KEY: &str = "activeServers";

@@ -20,10 +20,10 @@ use super::context::{Context, PoolSlot};
 use super::credentials::{self, SecretReadError};
 use super::metrics::Outcome;
 use super::{events, status_patch};
-use crate::api::{PersistentChatPool, PersistentChatPoolStatus};
 use crate::engine::sql_port::LivePort;
 use crate::engine::{self, StepError, StepRun};
-use crate::plan::{Decision, Step, WaitReason};
+use pchat_core::api::{PersistentChatPool, PersistentChatPoolStatus};
+use pchat_core::plan::{Decision, Step, WaitReason};
 
 /// Why a reconcile failed; it is retried after [`super::context::Timing::error_retry`].
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +136,7 @@ async fn pass(
     let previous = pool.status.as_ref();
     let now = Timestamp::now();
 
-    let produced = if let Err(violations) = crate::api::validate(spec) {
+    let produced = if let Err(violations) = pchat_core::api::validate(spec) {
         // The spec may name the wrong Secret: it is reported before any Secret is read.
         tracing::warn!(%namespace, pool = %name, violations = %violations.to_string().replace('\n', "; "), "invalid spec: nothing is sent");
         Produced {
@@ -294,7 +294,7 @@ fn outcome_of(report: &engine::PassReport) -> (Outcome, Option<String>) {
         ),
         (None, Some(Decision::Step(_))) => (Outcome::Error, Some("StepNotRun".into())),
         (None, None) => match report.status.phase {
-            Some(crate::api::Phase::Invalid) => (Outcome::Invalid, Some("InvalidSpec".into())),
+            Some(pchat_core::api::Phase::Invalid) => (Outcome::Invalid, Some("InvalidSpec".into())),
             _ => (Outcome::Error, Some("PublishedStateUnreadable".into())),
         },
     }
@@ -313,8 +313,8 @@ pub fn error_policy(pool: Arc<PersistentChatPool>, error: &Error, ctx: Arc<Conte
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Phase;
     use crate::engine::PassReport;
+    use pchat_core::api::Phase;
 
     fn report(
         decision: Option<Decision>,

@@ -12,9 +12,9 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
-use crate::api::PersistentChatPoolSpec;
 use crate::engine::publish::write_atomic;
-use crate::sql::connect::Credentials;
+use pchat_core::api::PersistentChatPoolSpec;
+use pchat_sql::connect::Credentials;
 
 /// The Secret key holding the SQL login name.
 pub const USERNAME_KEY: &str = "username";
@@ -235,12 +235,12 @@ pub fn write_ca_file(dir: &Path, pool_uid: &str, pem: &[u8]) -> std::io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::TlsSpec;
+    use pchat_core::api::TlsSpec;
 
     const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 
     fn spec(ca: Option<&str>) -> PersistentChatPoolSpec {
-        let mut s = crate::api::load_pool_yaml(include_str!("../../examples/pool.yaml"))
+        let mut s = pchat_core::api::load_pool_yaml(include_str!("../../examples/pool.yaml"))
             .unwrap()
             .spec;
         s.tls = TlsSpec {

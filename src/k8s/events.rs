@@ -8,9 +8,9 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::events::{Event, EventType, Recorder};
 
-use crate::api::{PersistentChatPoolStatus, Transition, TransitionKind};
 use crate::engine::{StepError, StepRun};
-use crate::plan::Step;
+use pchat_core::api::{PersistentChatPoolStatus, Transition, TransitionKind};
+use pchat_core::plan::Step;
 
 /// One event to publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -162,8 +162,8 @@ pub async fn publish(recorder: &Recorder, reference: &ObjectReference, events: V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::DataLoss;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use pchat_core::api::DataLoss;
 
     fn transition(completed: bool) -> Transition {
         Transition {

@@ -23,7 +23,7 @@ pub struct Health {
 
 /// Serve on `listener` until `shutdown` fires, then let in-flight requests finish.
 pub async fn serve(listener: TcpListener, health: Health, shutdown: CancellationToken) {
-    crate::http_server::serve(listener, "health", shutdown, move |req| {
+    pchat_http::serve(listener, "health", shutdown, move |req| {
         let response = respond(&req, &health);
         async move { response }
     })

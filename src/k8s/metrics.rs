@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::api::{PersistentChatPoolStatus, Phase, PoolState};
+use pchat_core::api::{PersistentChatPoolStatus, Phase, PoolState};
 
 /// The content type of [`Metrics::render`].
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -431,8 +431,8 @@ fn saturating_i64(v: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{DataLoss, Protection, Transition, TransitionKind};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    use pchat_core::api::{DataLoss, Protection, Transition, TransitionKind};
 
     fn status() -> PersistentChatPoolStatus {
         PersistentChatPoolStatus {

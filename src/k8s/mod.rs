@@ -36,9 +36,9 @@ use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::PersistentChatPool;
 use context::{Context, Timing};
 use leader::LeaseConfig;
+use pchat_core::api::PersistentChatPool;
 
 /// The field manager of every server-side apply, and the Event reporter.
 pub const FIELD_MANAGER: &str = "pchat-operator";

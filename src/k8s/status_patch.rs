@@ -7,7 +7,7 @@ use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::FIELD_MANAGER;
-use crate::api::{PersistentChatPool, PersistentChatPoolStatus};
+use pchat_core::api::{PersistentChatPool, PersistentChatPoolStatus};
 
 /// The apply body: type, name and the status, nothing of the spec (so the operator never takes
 /// ownership of a spec field).
@@ -34,7 +34,7 @@ pub async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Phase;
+    use pchat_core::api::Phase;
 
     #[test]
     fn the_apply_body_carries_type_and_status_and_no_spec() {

@@ -2,7 +2,6 @@
 //! resources (stored by group/plural/namespace/name), with discovery, watch, the status
 //! subresource, server-side apply (simplified), and CRDs that make their kinds served.
 //! What it does NOT prove is listed in docs/testing.md.
-#![allow(dead_code)]
 
 mod discovery;
 mod errors;

@@ -1,0 +1,637 @@
+//! BACKUP DATABASE/LOG, RESTORE DATABASE/LOG and RESTORE HEADERONLY: real files under the state
+//! directory, the LSN chain rules of SQLSERVER-FACTS.md, and the msdb history rows.
+//!
+//! LSN model: every committed write and every backup takes one LSN. A full backup covers
+//! [CheckpointLSN, LastLSN) and carries every row; a log backup covers [FirstLSN, LastLSN) from
+//! where the previous log backup ended. A RESTORING copy remembers its redo point R (LastLSN of
+//! the last backup applied); a log applies only when `FirstLSN <= R < LastLSN`.
+
+use super::backupfile::{self, BackupSet, Media, ReadError};
+use super::errors::{self as e, Failure, SqlError};
+use super::model::{BackupSetRow, Database, DbState, RestoreHistoryRow, State, now};
+use super::paths;
+use crate::backend::{Column, ColumnType, ResultSet, Value};
+
+#[derive(Clone, Debug, Default)]
+pub struct BackupArgs {
+    pub log: bool,
+    pub database: String,
+    pub disk: String,
+    pub init: bool,
+    pub copy_only: bool,
+    pub norecovery: bool,
+    pub checksum: bool,
+    pub name: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestoreWhat {
+    Database,
+    Log,
+}
+
+#[derive(Clone, Debug)]
+pub struct RestoreArgs {
+    pub what: RestoreWhat,
+    pub database: String,
+    pub disk: Option<String>,
+    pub recovery: bool,
+    pub replace: bool,
+    pub file: usize,
+}
+
+fn fail(what: &str, root: SqlError) -> Failure {
+    vec![root, e::terminating(what)]
+}
+
+/// Informational lines SQL Server prints after a successful BACKUP/RESTORE.
+fn success_infos(what: &str, db: &str, rows: usize, log: bool) -> Vec<SqlError> {
+    let pages = 2 + rows / 50;
+    let file_kind = if log { "_log" } else { "" };
+    vec![
+        e::SqlError::info(
+            4035,
+            format!(
+                "Processed {pages} pages for database '{db}', file '{db}{file_kind}' on file 1."
+            ),
+        ),
+        e::SqlError::info(
+            3014,
+            format!("{what} successfully processed {pages} pages in 0.010 seconds (1.000 MB/sec)."),
+        ),
+    ]
+}
+
+/// Run BACKUP on instance `inst` for session `spid`.
+pub fn backup(
+    state: &mut State,
+    inst: usize,
+    spid: Option<i16>,
+    a: &BackupArgs,
+) -> Result<Vec<SqlError>, Failure> {
+    let what = if a.log {
+        "BACKUP LOG"
+    } else {
+        "BACKUP DATABASE"
+    };
+    let inst_name = state.instances[inst].name.clone();
+    let Some(db) = state.instances[inst].db(&a.database) else {
+        return Err(fail(what, e::db_absent_use(&a.database)));
+    };
+    match db.state {
+        DbState::Online => {}
+        DbState::Restoring if db.mirroring.is_some() => {
+            return Err(fail(what, e::acting_as_mirror(&db.name)));
+        }
+        DbState::Restoring => return Err(fail(what, e::in_restore(&db.name))),
+        DbState::Offline => return Err(fail(what, e::offline(&db.name))),
+        DbState::RecoveryPending => return Err(fail(what, e::recovery_pending(&db.name))),
+    }
+    if a.log {
+        if db.recovery == "SIMPLE" {
+            return Err(fail(what, e::log_backup_simple()));
+        }
+        if db.log_chain.is_none() {
+            return Err(fail(what, e::no_current_backup(&db.name)));
+        }
+    }
+    if a.norecovery {
+        if db.mirroring.is_some() {
+            return Err(fail(what, e::involved_in_mirroring(&db.name)));
+        }
+        // A tail-log backup takes the database to RESTORING: it needs exclusive access.
+        if !state.instances[inst].sessions_in(&db.name, spid).is_empty() {
+            return Err(fail(what, e::exclusive_access()));
+        }
+    }
+    let resolved = paths::resolve(state, &inst_name, &a.disk)
+        .map_err(|pe| fail(what, e::cannot_open_device(&a.disk, pe.os_error())))?;
+    let mut media = if a.init || !resolved.local.exists() {
+        Media::new()
+    } else {
+        match backupfile::read(&resolved.local) {
+            Ok(m) => m,
+            Err(_) => return Err(fail(what, e::not_a_backup(&a.disk))),
+        }
+    };
+    let backup_set_guid = state.new_guid();
+    let start = now();
+    let db = state.instances[inst]
+        .db_mut(&a.database)
+        .expect("checked above");
+    let set = if a.log {
+        let first = db.log_chain.expect("checked above");
+        db.log_record();
+        let last = db.next_lsn;
+        if !a.copy_only {
+            db.log_chain = Some(last);
+        }
+        BackupSet {
+            backup_name: a.name.clone(),
+            backup_type: 2,
+            database_name: db.name.clone(),
+            server_name: inst_name.clone(),
+            first_lsn: first,
+            last_lsn: last,
+            checkpoint_lsn: first,
+            database_backup_lsn: db.database_backup_lsn.unwrap_or(0),
+            backup_start_date: start,
+            backup_finish_date: now(),
+            is_copy_only: a.copy_only,
+            is_force_offline: a.norecovery,
+            has_checksums: a.checksum,
+            recovery_model: db.recovery.clone(),
+            family_guid: db.family_guid.clone(),
+            backup_set_guid,
+            fork_point_lsn: db.fork_point(),
+            lineage: db.lineage.clone(),
+            rows: db
+                .rows
+                .iter()
+                .filter(|r| r.lsn >= first && r.lsn < last)
+                .cloned()
+                .collect(),
+        }
+    } else {
+        let first = db.next_lsn;
+        db.log_record();
+        let last = db.next_lsn;
+        let previous_base = db.database_backup_lsn.unwrap_or(0);
+        if !a.copy_only {
+            db.database_backup_lsn = Some(first);
+            if db.log_chain.is_none() && db.recovery != "SIMPLE" {
+                db.log_chain = Some(first);
+            }
+        }
+        BackupSet {
+            backup_name: a.name.clone(),
+            backup_type: 1,
+            database_name: db.name.clone(),
+            server_name: inst_name.clone(),
+            first_lsn: first,
+            last_lsn: last,
+            checkpoint_lsn: first,
+            database_backup_lsn: previous_base,
+            backup_start_date: start,
+            backup_finish_date: now(),
+            is_copy_only: a.copy_only,
+            is_force_offline: false,
+            has_checksums: a.checksum,
+            recovery_model: db.recovery.clone(),
+            family_guid: db.family_guid.clone(),
+            backup_set_guid,
+            fork_point_lsn: db.fork_point(),
+            lineage: db.lineage.clone(),
+            rows: db.rows.iter().filter(|r| r.lsn < last).cloned().collect(),
+        }
+    };
+    if a.norecovery {
+        db.state = DbState::Restoring;
+        db.redo_lsn = Some(set.last_lsn);
+        db.logs_restored = 1;
+    }
+    let row_count = set.rows.len();
+    let db_name = db.name.clone();
+    media.sets.push(set.clone());
+    if let Err(err) = backupfile::write(&resolved.local, &media) {
+        return Err(fail(
+            what,
+            e::cannot_open_device(&a.disk, &format!("5({err})")),
+        ));
+    }
+    let msdb = &mut state.instances[inst].msdb;
+    let id = msdb.next_id();
+    msdb.backupset.push(BackupSetRow {
+        backup_set_id: id,
+        media_set_id: id,
+        name: set.backup_name.clone(),
+        database_name: db_name.clone(),
+        server_name: inst_name,
+        type_code: if a.log { "L" } else { "D" },
+        first_lsn: set.first_lsn,
+        last_lsn: set.last_lsn,
+        checkpoint_lsn: set.checkpoint_lsn,
+        database_backup_lsn: set.database_backup_lsn,
+        backup_start_date: set.backup_start_date,
+        backup_finish_date: set.backup_finish_date,
+        is_copy_only: a.copy_only,
+        is_force_offline: set.is_force_offline,
+        recovery_model: set.recovery_model.clone(),
+        family_guid: set.family_guid.clone(),
+        physical_device_name: a.disk.clone(),
+    });
+    Ok(success_infos(what, &db_name, row_count, a.log))
+}
+
+/// Read backup set `file` (1-based) of the media at `disk`, as seen from `inst`.
+pub fn read_set(
+    state: &State,
+    inst: usize,
+    disk: &str,
+    file: usize,
+    what: &str,
+) -> Result<BackupSet, Failure> {
+    let media = read_media(state, inst, disk, what)?;
+    media
+        .sets
+        .get(file.saturating_sub(1))
+        .cloned()
+        .ok_or_else(|| fail(what, e::file_not_found_in_media(file as i64, disk)))
+}
+
+pub fn read_media(state: &State, inst: usize, disk: &str, what: &str) -> Result<Media, Failure> {
+    let inst_name = &state.instances[inst].name;
+    let resolved = paths::resolve(state, inst_name, disk)
+        .map_err(|pe| fail(what, e::cannot_open_device(disk, pe.os_error())))?;
+    backupfile::read(&resolved.local).map_err(|re| match re {
+        ReadError::Missing => fail(
+            what,
+            e::cannot_open_device(disk, "2(The system cannot find the file specified.)"),
+        ),
+        ReadError::Malformed => fail(what, e::not_a_backup(disk)),
+    })
+}
+
+/// Run RESTORE DATABASE/LOG on instance `inst` for session `spid`.
+pub fn restore(
+    state: &mut State,
+    inst: usize,
+    spid: Option<i16>,
+    a: &RestoreArgs,
+) -> Result<Vec<SqlError>, Failure> {
+    let what = match a.what {
+        RestoreWhat::Database => "RESTORE DATABASE",
+        RestoreWhat::Log => "RESTORE LOG",
+    };
+    let Some(disk) = a.disk.clone() else {
+        return recover_only(state, inst, spid, &a.database);
+    };
+    let existing = state.instances[inst].db(&a.database).cloned();
+    if let Some(db) = &existing {
+        if db.mirroring.is_some() || db.pending_partner.is_some() {
+            return Err(fail(what, e::restore_mirrored(&db.name)));
+        }
+        let me = spid.and_then(|s| state.instances[inst].sessions.get(&s));
+        if me.is_some_and(|s| s.database.eq_ignore_ascii_case(&db.name)) {
+            return Err(fail(what, e::in_use_by_this_session(&db.name)));
+        }
+        if !state.instances[inst].sessions_in(&db.name, spid).is_empty() {
+            return Err(fail(what, e::exclusive_access()));
+        }
+    }
+    let set = read_set(state, inst, &disk, a.file, what)?;
+    let mut infos = Vec::new();
+    match a.what {
+        RestoreWhat::Database => {
+            if set.backup_type != 1 {
+                return Err(fail(
+                    what,
+                    SqlError::new(
+                        3135,
+                        format!(
+                            "The backup set in file '{disk}' was created by BACKUP LOG and cannot be used for this restore operation."
+                        ),
+                    ),
+                ));
+            }
+            if let Some(db) = &existing
+                && !a.replace
+            {
+                if !db.family_guid.eq_ignore_ascii_case(&set.family_guid) {
+                    return Err(fail(what, e::other_database(&db.name)));
+                }
+                if db.state == DbState::Online && db.recovery != "SIMPLE" {
+                    return Err(fail(what, e::tail_not_backed_up(&db.name)));
+                }
+            }
+            let id = match &existing {
+                Some(db) => db.id,
+                None => {
+                    let i = &mut state.instances[inst];
+                    i.next_db_id += 1;
+                    i.next_db_id
+                }
+            };
+            let name = existing
+                .as_ref()
+                .map(|d| d.name.clone())
+                .unwrap_or_else(|| a.database.clone());
+            let mut db = Database::new(id, &name, set.family_guid.clone(), now());
+            db.rows = set.rows.clone();
+            db.next_lsn = set.last_lsn;
+            db.redo_lsn = Some(set.last_lsn);
+            db.database_backup_lsn = Some(set.first_lsn);
+            db.log_chain = Some(set.last_lsn);
+            db.recovery = set.recovery_model.clone();
+            db.lineage = set.lineage.clone();
+            db.state = DbState::Restoring;
+            if a.recovery {
+                let fork = state.new_guid();
+                bring_online(&mut db, fork);
+            }
+            infos.extend(success_infos(what, &name, db.rows.len(), false));
+            let i = &mut state.instances[inst];
+            match i.databases.iter_mut().find(|d| d.id == id) {
+                Some(slot) => *slot = db,
+                None => i.databases.push(db),
+            }
+        }
+        RestoreWhat::Log => {
+            let Some(db) = &existing else {
+                return Err(fail(what, e::db_absent_use(&a.database)));
+            };
+            if set.backup_type != 2 {
+                return Err(fail(
+                    what,
+                    SqlError::new(
+                        3135,
+                        format!(
+                            "The backup set in file '{disk}' was created by BACKUP DATABASE and cannot be used for this restore operation."
+                        ),
+                    ),
+                ));
+            }
+            if db.state != DbState::Restoring {
+                return Err(fail(what, e::no_rollforward()));
+            }
+            if !db.family_guid.eq_ignore_ascii_case(&set.family_guid) {
+                return Err(fail(what, e::other_database(&db.name)));
+            }
+            let r = db.redo_lsn.unwrap_or(db.next_lsn);
+            if set.first_lsn > r {
+                return Err(fail(what, e::log_too_recent(set.first_lsn, r)));
+            }
+            if set.last_lsn <= r {
+                return Err(fail(what, e::log_too_early(set.last_lsn, r)));
+            }
+            if !super::model::same_path(&db.lineage, &set.lineage, r) {
+                return Err(fail(what, e::inconsistent_recovery_path()));
+            }
+            let fork = state.new_guid();
+            let db = state.instances[inst]
+                .db_mut(&a.database)
+                .expect("checked above");
+            db.rows
+                .extend(set.rows.iter().filter(|m| m.lsn >= r).cloned());
+            db.next_lsn = set.last_lsn;
+            db.redo_lsn = Some(set.last_lsn);
+            db.log_chain = Some(set.last_lsn);
+            db.logs_restored += 1;
+            db.lineage = set.lineage.clone();
+            if a.recovery {
+                bring_online(db, fork);
+            }
+            infos.extend(success_infos(what, &a.database, set.rows.len(), true));
+        }
+    }
+    let msdb = &mut state.instances[inst].msdb;
+    let id = msdb.next_id();
+    msdb.restorehistory.push(RestoreHistoryRow {
+        restore_history_id: id,
+        restore_date: now(),
+        destination_database_name: a.database.clone(),
+        user_name: "sa".into(),
+        backup_set_id: id,
+        restore_type: if a.what == RestoreWhat::Database {
+            "D"
+        } else {
+            "L"
+        },
+        replace: a.replace,
+        recovery: a.recovery,
+    });
+    Ok(infos)
+}
+
+/// RESTORE DATABASE x WITH RECOVERY without FROM: bring a RESTORING copy online.
+fn recover_only(
+    state: &mut State,
+    inst: usize,
+    spid: Option<i16>,
+    name: &str,
+) -> Result<Vec<SqlError>, Failure> {
+    let what = "RESTORE DATABASE";
+    let Some(db) = state.instances[inst].db(name) else {
+        return Err(fail(what, e::db_absent_use(name)));
+    };
+    if db.mirroring.is_some() || db.pending_partner.is_some() {
+        return Err(fail(what, e::restore_mirrored(&db.name)));
+    }
+    if db.state != DbState::Restoring {
+        return Err(fail(
+            what,
+            SqlError::new(3153, "The database is already fully recovered."),
+        ));
+    }
+    if !state.instances[inst].sessions_in(name, spid).is_empty() {
+        return Err(fail(what, e::exclusive_access()));
+    }
+    let fork = state.new_guid();
+    let db = state.instances[inst].db_mut(name).expect("checked above");
+    bring_online(db, fork);
+    Ok(vec![SqlError::info(
+        3014,
+        "RESTORE DATABASE successfully processed 0 pages in 0.001 seconds (0.000 MB/sec).",
+    )])
+}
+
+/// Recovery: the copy becomes ONLINE at its redo point, where a new recovery fork starts.
+pub fn bring_online(db: &mut Database, fork_guid: String) {
+    let r = db.redo_lsn.unwrap_or(db.next_lsn);
+    db.state = DbState::Online;
+    db.lineage.push((fork_guid, r));
+    db.next_lsn = r;
+    // Recovery writes a log record of its own.
+    db.log_record();
+    db.redo_lsn = None;
+    if db.database_backup_lsn.is_some() && db.recovery != "SIMPLE" {
+        db.log_chain = Some(r);
+    }
+}
+
+fn header_columns() -> Vec<Column> {
+    let nv = |n: &str| Column {
+        name: n.into(),
+        ty: ColumnType::NVarChar(Some(128)),
+        nullable: true,
+    };
+    let lsn = |n: &str| Column {
+        name: n.into(),
+        ty: ColumnType::Numeric {
+            precision: 25,
+            scale: 0,
+        },
+        nullable: true,
+    };
+    let int = |n: &str, ty: ColumnType| Column {
+        name: n.into(),
+        ty,
+        nullable: true,
+    };
+    vec![
+        nv("BackupName"),
+        nv("BackupDescription"),
+        int("BackupType", ColumnType::Int),
+        int("ExpirationDate", ColumnType::DateTime),
+        int("Compressed", ColumnType::Bit),
+        int("Position", ColumnType::Int),
+        int("DeviceType", ColumnType::Int),
+        nv("UserName"),
+        nv("ServerName"),
+        nv("DatabaseName"),
+        int("DatabaseVersion", ColumnType::Int),
+        int("DatabaseCreationDate", ColumnType::DateTime),
+        int(
+            "BackupSize",
+            ColumnType::Numeric {
+                precision: 20,
+                scale: 0,
+            },
+        ),
+        lsn("FirstLSN"),
+        lsn("LastLSN"),
+        lsn("CheckpointLSN"),
+        lsn("DatabaseBackupLSN"),
+        int("BackupStartDate", ColumnType::DateTime),
+        int("BackupFinishDate", ColumnType::DateTime),
+        nv("MachineName"),
+        nv("RecoveryModel"),
+        int("FamilyGUID", ColumnType::UniqueIdentifier),
+        int("HasBackupChecksums", ColumnType::Bit),
+        int("IsForceOffline", ColumnType::Bit),
+        int("IsCopyOnly", ColumnType::Bit),
+        lsn("ForkPointLSN"),
+        int("FirstRecoveryForkID", ColumnType::UniqueIdentifier),
+        int("RecoveryForkID", ColumnType::UniqueIdentifier),
+        nv("BackupTypeDescription"),
+        int("BackupSetGUID", ColumnType::UniqueIdentifier),
+    ]
+}
+
+/// Parse `XXXXXXXX-XXXX-...` into the 16 bytes in textual order.
+pub fn guid_bytes(s: &str) -> Value {
+    let hex: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    if hex.len() != 32 {
+        return Value::NVarChar(s.to_string());
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).unwrap_or(0);
+    }
+    Value::UniqueIdentifier(out)
+}
+
+/// RESTORE FILELISTONLY: the data and log file of backup set `file`.
+pub fn filelistonly(
+    state: &State,
+    inst: usize,
+    disk: &str,
+    file: usize,
+) -> Result<ResultSet, Failure> {
+    let set = read_set(state, inst, disk, file, "RESTORE FILELIST")?;
+    let col = |name: &str, ty: ColumnType| Column {
+        name: name.into(),
+        ty,
+        nullable: true,
+    };
+    let nv = ColumnType::NVarChar(Some(260));
+    let columns = vec![
+        col("LogicalName", ColumnType::NVarChar(Some(128))),
+        col("PhysicalName", nv),
+        col("Type", ColumnType::NVarChar(Some(1))),
+        col("FileGroupName", ColumnType::NVarChar(Some(128))),
+        col(
+            "Size",
+            ColumnType::Numeric {
+                precision: 20,
+                scale: 0,
+            },
+        ),
+        col(
+            "MaxSize",
+            ColumnType::Numeric {
+                precision: 20,
+                scale: 0,
+            },
+        ),
+        col("FileId", ColumnType::BigInt),
+    ];
+    let db = &set.database_name;
+    let rows = vec![
+        vec![
+            Value::NVarChar(db.clone()),
+            Value::NVarChar(format!("D:\\SQLData\\{db}.mdf")),
+            Value::NVarChar("D".into()),
+            Value::NVarChar("PRIMARY".into()),
+            Value::Numeric(8 * 1024 * 1024),
+            Value::Numeric(35_184_372_080_640),
+            Value::BigInt(1),
+        ],
+        vec![
+            Value::NVarChar(format!("{db}_log")),
+            Value::NVarChar(format!("D:\\SQLData\\{db}_log.ldf")),
+            Value::NVarChar("L".into()),
+            Value::Null,
+            Value::Numeric(8 * 1024 * 1024),
+            Value::Numeric(2_199_023_255_552),
+            Value::BigInt(2),
+        ],
+    ];
+    Ok(ResultSet { columns, rows })
+}
+
+/// RESTORE HEADERONLY: one row per backup set in the media.
+pub fn headeronly(state: &State, inst: usize, disk: &str) -> Result<ResultSet, Failure> {
+    let media = read_media(state, inst, disk, "RESTORE HEADERONLY")?;
+    let rows = media
+        .sets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let opt = |v: &Option<String>| v.clone().map_or(Value::Null, Value::NVarChar);
+            vec![
+                opt(&s.backup_name),
+                Value::Null,
+                Value::Int(s.backup_type),
+                Value::Null,
+                Value::Bit(false),
+                Value::Int(i as i32 + 1),
+                Value::Int(2),
+                Value::NVarChar("sa".into()),
+                Value::NVarChar(s.server_name.clone()),
+                Value::NVarChar(s.database_name.clone()),
+                Value::Int(957),
+                Value::DateTime(s.backup_start_date),
+                Value::Numeric(8192 * (2 + s.rows.len() as i128)),
+                Value::Numeric(s.first_lsn),
+                Value::Numeric(s.last_lsn),
+                Value::Numeric(s.checkpoint_lsn),
+                Value::Numeric(s.database_backup_lsn),
+                Value::DateTime(s.backup_start_date),
+                Value::DateTime(s.backup_finish_date),
+                Value::NVarChar(s.server_name.clone()),
+                Value::NVarChar(s.recovery_model.clone()),
+                guid_bytes(&s.family_guid),
+                Value::Bit(s.has_checksums),
+                Value::Bit(s.is_force_offline),
+                Value::Bit(s.is_copy_only),
+                s.fork_point_lsn.map_or(Value::Null, Value::Numeric),
+                s.lineage.first().map_or(Value::Null, |f| guid_bytes(&f.0)),
+                s.lineage.last().map_or(Value::Null, |f| guid_bytes(&f.0)),
+                Value::NVarChar(
+                    if s.backup_type == 1 {
+                        "Database"
+                    } else {
+                        "Transaction Log"
+                    }
+                    .into(),
+                ),
+                guid_bytes(&s.backup_set_guid),
+            ]
+        })
+        .collect();
+    Ok(ResultSet {
+        columns: header_columns(),
+        rows,
+    })
+}

@@ -1,0 +1,1316 @@
+//! Running requests: login, batches (parsed, then run statement by statement with latency
+//! faults, FailNext rules and cancellation between statements), RPCs, and the per-statement
+//! semantics that are not backup/mirroring/log-shipping (USE, KILL, CREATE/DROP DATABASE, ALTER
+//! DATABASE options, INSERT, the job and listing procedures).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use super::Simulator;
+use super::agent;
+use super::ast::*;
+use super::backup::{self, BackupArgs, RestoreArgs, RestoreWhat};
+use super::errors::{self as e, Failure, SqlError};
+use super::logship;
+use super::mirroring;
+use super::model::{Access, Database, DbState, Instance, Message, SessionInfo, State, now};
+use super::model::{LoggedStatement, STATEMENT_LOG_CAP};
+use super::parse::parse_batch;
+use super::paths;
+use super::query::{self, QueryCtx};
+use super::topology::StatementKind;
+use crate::backend::{
+    Backend, Column, ColumnType, LoginRequest, Outcome, Output, ResultSet, RpcParam, RpcRequest,
+    ServerMessage, Session, Value,
+};
+
+/// The backend of one instance.
+pub struct InstanceBackend {
+    pub sim: Arc<Simulator>,
+    pub instance: String,
+}
+
+impl Backend for InstanceBackend {
+    fn login(&self, request: LoginRequest) -> Result<Session, ServerMessage> {
+        self.sim.login(&self.instance, request)
+    }
+
+    fn batch(
+        &self,
+        session: &Session,
+        sql: String,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, Outcome> {
+        let sim = self.sim.clone();
+        let inst = self.instance.clone();
+        let spid = session.session_id;
+        Box::pin(async move {
+            let outputs = match parse_batch(&sql) {
+                Ok(stmts) => sim.run(&inst, spid, stmts, HashMap::new(), cancel).await,
+                Err(err) => vec![Output::Message(err.to_message(&inst, "", 1))],
+            };
+            Outcome { outputs }
+        })
+    }
+
+    fn rpc(
+        &self,
+        session: &Session,
+        request: RpcRequest,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, Outcome> {
+        let sim = self.sim.clone();
+        let inst = self.instance.clone();
+        let spid = session.session_id;
+        Box::pin(async move {
+            let outputs = match request {
+                RpcRequest::ExecuteSql { statement, params } => {
+                    let vars = params
+                        .into_iter()
+                        .map(|p| (var_name(&p.name), p.value))
+                        .collect();
+                    match parse_batch(&statement) {
+                        Ok(stmts) => sim.run(&inst, spid, stmts, vars, cancel).await,
+                        Err(err) => vec![Output::Message(err.to_message(&inst, "", 1))],
+                    }
+                }
+                RpcRequest::Procedure { name, params } => {
+                    sim.rpc_procedure(&inst, spid, &name, params, cancel).await
+                }
+            };
+            Outcome { outputs }
+        })
+    }
+
+    fn logout(&self, session: &Session) {
+        let mut st = self.sim.lock();
+        if let Some(i) = st.inst_mut(&self.instance) {
+            i.sessions.remove(&session.session_id);
+        }
+    }
+}
+
+/// Sleep for `d` to within a fraction of a millisecond. tokio's timer fires on the first
+/// whole-millisecond tick after the deadline, which made every simulated latency up to a
+/// millisecond longer than the latency table says; the last stretch is slept on a blocking
+/// thread instead, whose sleep is precise.
+async fn sleep_precisely(d: std::time::Duration) {
+    const TIMER_SLACK: std::time::Duration = std::time::Duration::from_millis(2);
+    let deadline = tokio::time::Instant::now() + d;
+    if d > TIMER_SLACK {
+        tokio::time::sleep_until(deadline - TIMER_SLACK).await;
+    }
+    let rest = deadline.saturating_duration_since(tokio::time::Instant::now());
+    if !rest.is_zero() {
+        // A join error only means the runtime is shutting down: there is nothing to wait for.
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
+    }
+}
+
+fn var_name(n: &str) -> String {
+    let n = n.to_ascii_lowercase();
+    if n.starts_with('@') {
+        n
+    } else {
+        format!("@{n}")
+    }
+}
+
+fn kind_of(stmt: &Stmt) -> Option<StatementKind> {
+    Some(match stmt {
+        Stmt::Select { .. } => StatementKind::Select,
+        Stmt::Insert { .. } => StatementKind::Insert,
+        Stmt::Backup { .. } => StatementKind::Backup,
+        // Reading a backup's header or file list reads a few pages of the media, not the
+        // data: it costs what a query costs, not what a restore does.
+        Stmt::Restore {
+            kind: RestoreKind::HeaderOnly | RestoreKind::FileListOnly,
+            ..
+        } => StatementKind::Select,
+        Stmt::Restore { .. } => StatementKind::Restore,
+        Stmt::AlterDatabase { .. } => StatementKind::AlterDatabase,
+        Stmt::Exec { .. } => StatementKind::Exec,
+        Stmt::Kill { .. } => StatementKind::Kill,
+        _ => return None,
+    })
+}
+
+/// Whether a statement can change state (see `LoggedStatement::writes`). IF and blocks are
+/// not writes themselves: the statements they expand to are logged one by one.
+fn writes(stmt: &Stmt) -> bool {
+    const READ_ONLY_PROCEDURES: &[&str] = &["sp_who", "sp_who2", "xp_dirtree"];
+    match stmt {
+        Stmt::Select { .. }
+        | Stmt::Use { .. }
+        | Stmt::Declare { .. }
+        | Stmt::SetVar { .. }
+        | Stmt::SetOption
+        | Stmt::WaitFor { .. }
+        | Stmt::Print(_)
+        | Stmt::If { .. }
+        | Stmt::Block(_) => false,
+        Stmt::Restore { kind, .. } => matches!(kind, RestoreKind::Database | RestoreKind::Log),
+        Stmt::Exec { procedure, .. } => !procedure.last().is_some_and(|p| {
+            READ_ONLY_PROCEDURES
+                .iter()
+                .any(|r| p.eq_ignore_ascii_case(r))
+        }),
+        _ => true,
+    }
+}
+
+fn log_statement(inst: &mut Instance, spid: i16, st: &Located) {
+    let (host_name, program_name) = inst
+        .sessions
+        .get(&spid)
+        .map(|s| (s.host_name.clone(), s.program_name.clone()))
+        .unwrap_or_default();
+    if inst.statement_log.len() >= STATEMENT_LOG_CAP {
+        inst.statement_log.pop_front();
+    }
+    inst.statement_log.push_back(LoggedStatement {
+        at: now(),
+        session_id: spid,
+        host_name,
+        program_name,
+        text: st.text.clone(),
+        writes: writes(&st.stmt),
+    });
+}
+
+/// Result of one statement: outputs, and whether the batch stops.
+struct StepResult {
+    outputs: Vec<Output>,
+    abort: bool,
+}
+
+/// Does this error end the whole batch? In SQL Server compile-time errors (syntax, unknown
+/// objects, columns, variables), conversion errors and severity 20+ abort the batch; other
+/// errors end only their statement and the batch goes on.
+fn aborts_batch(err: &SqlError) -> bool {
+    err.class >= 20
+        || matches!(
+            err.number,
+            102 | 105 | 113 | 137 | 141 | 148 | 195 | 207 | 208 | 209 | 241 | 245 | 596
+        )
+}
+
+/// Whether the session may open `db` (USE, login database, three-part names).
+fn check_open(inst: &Instance, db_name: &str, spid: Option<i16>) -> Result<(), SqlError> {
+    let Some(d) = inst.db(db_name) else {
+        return Err(e::db_absent_use(db_name));
+    };
+    match d.state {
+        DbState::Online => {}
+        DbState::Restoring if d.mirroring.is_some() => return Err(e::acting_as_mirror(&d.name)),
+        DbState::Restoring => return Err(e::in_restore(&d.name)),
+        DbState::Offline => return Err(e::offline(&d.name)),
+        DbState::RecoveryPending => return Err(e::recovery_pending(&d.name)),
+    }
+    if d.access == Access::Single && !inst.sessions_in(&d.name, spid).is_empty() {
+        return Err(e::single_user_in_use(&d.name));
+    }
+    Ok(())
+}
+
+impl Simulator {
+    pub(crate) fn login(
+        &self,
+        instance: &str,
+        req: LoginRequest,
+    ) -> Result<Session, ServerMessage> {
+        let mut st = self.lock();
+        let Some(inst) = st.inst_mut(instance) else {
+            return Err(e::not_ready().to_message(instance, "", 1));
+        };
+        let server = inst.name.clone();
+        if !inst.up {
+            return Err(e::not_ready().to_message(&server, "", 1));
+        }
+        let ok = inst
+            .logins
+            .iter()
+            .any(|(u, p)| u.eq_ignore_ascii_case(&req.user) && *p == req.password);
+        if !ok {
+            return Err(e::login_failed(&req.user).to_message(&server, "", 1));
+        }
+        let database = if req.database.is_empty() {
+            "master".to_string()
+        } else {
+            req.database.clone()
+        };
+        if check_open(inst, &database, None).is_err() {
+            return Err(e::cannot_open_login_db(&database).to_message(&server, "", 1));
+        }
+        let database = inst
+            .db(&database)
+            .map(|d| d.name.clone())
+            .unwrap_or(database);
+        // Session ids start at 51 like SQL Server's user sessions; skip ids still in use.
+        let mut spid = inst.next_spid;
+        while inst.sessions.contains_key(&spid) {
+            spid = if spid >= i16::MAX - 1 { 51 } else { spid + 1 };
+        }
+        inst.next_spid = if spid >= i16::MAX - 1 { 51 } else { spid + 1 };
+        let killed = CancellationToken::new();
+        let t = now();
+        inst.sessions.insert(
+            spid,
+            SessionInfo {
+                spid,
+                login: req.user.clone(),
+                host_name: req.host_name.clone(),
+                program_name: req.app_name.clone(),
+                client_addr: req.client_addr.clone(),
+                database: database.clone(),
+                login_time: t,
+                last_request: t,
+                killed: killed.clone(),
+            },
+        );
+        Ok(Session {
+            session_id: spid,
+            database,
+            server_name: server,
+            killed,
+        })
+    }
+
+    fn latency_for(&self, kind: Option<StatementKind>) -> u64 {
+        let latency = self.latency.read().unwrap_or_else(|p| p.into_inner());
+        let any = latency.get(&StatementKind::Any).copied().unwrap_or(0);
+        let specific = kind.and_then(|k| latency.get(&k).copied()).unwrap_or(0);
+        any + specific
+    }
+
+    /// Run parsed statements for session `spid`.
+    pub(crate) async fn run(
+        &self,
+        instance: &str,
+        spid: i16,
+        stmts: Vec<Located>,
+        mut vars: HashMap<String, Value>,
+        cancel: CancellationToken,
+    ) -> Vec<Output> {
+        let mut outputs = Vec::new();
+        let mut queue: std::collections::VecDeque<Located> = stmts.into();
+        while let Some(st) = queue.pop_front() {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let delay = self.latency_for(kind_of(&st.stmt));
+            let wait = match &st.stmt {
+                Stmt::WaitFor { millis } => delay + millis,
+                _ => delay,
+            };
+            if wait > 0 {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = sleep_precisely(std::time::Duration::from_millis(wait)) => {}
+                }
+            }
+            let mut expand: Vec<Located> = Vec::new();
+            let turn = self.turn.lock().await;
+            let step = {
+                let mut state = self.lock();
+                let Some(inst) = state.inst_index(instance) else {
+                    break;
+                };
+                if !state.instances[inst].up || !state.instances[inst].sessions.contains_key(&spid)
+                {
+                    // A killed session (or a stopped instance) never reports success for work
+                    // it did not do: the client sees the kill-state error.
+                    outputs.push(Output::Message(
+                        e::session_killed().to_message(instance, "", st.line),
+                    ));
+                    break;
+                }
+                if let Some(s) = state.instances[inst].sessions.get_mut(&spid) {
+                    s.last_request = now();
+                }
+                let server = state.instances[inst].name.clone();
+                log_statement(&mut state.instances[inst], spid, &st);
+                let res = match take_fail_rule(&mut state, &server, &st.text) {
+                    Some(err) => Err(vec![err]),
+                    None => match &st.stmt {
+                        Stmt::If {
+                            condition,
+                            then_branch,
+                            else_branch,
+                        } => match condition_holds(&state, inst, spid, condition, &vars) {
+                            Ok(true) => {
+                                expand = then_branch.clone();
+                                Ok(Vec::new())
+                            }
+                            Ok(false) => {
+                                expand = else_branch.clone();
+                                Ok(Vec::new())
+                            }
+                            Err(x) => Err(vec![x]),
+                        },
+                        Stmt::Block(v) => {
+                            expand = v.clone();
+                            Ok(Vec::new())
+                        }
+                        other => exec_stmt(&mut state, inst, spid, other, &mut vars),
+                    },
+                };
+                mirroring::refresh(&mut state);
+                match res {
+                    Ok(outs) => StepResult {
+                        outputs: outs,
+                        abort: false,
+                    },
+                    Err(errs) => {
+                        let (procedure, is_proc) = match &st.stmt {
+                            Stmt::Exec { procedure, .. } => (
+                                procedure.last().cloned().unwrap_or_default(),
+                                errs.first().is_some_and(|x| x.number != 2812),
+                            ),
+                            _ => (String::new(), false),
+                        };
+                        let mut outputs: Vec<Output> = errs
+                            .iter()
+                            .map(|x| Output::Message(x.to_message(&server, &procedure, st.line)))
+                            .collect();
+                        if is_proc {
+                            outputs.push(Output::ReturnStatus(1));
+                        }
+                        StepResult {
+                            outputs,
+                            abort: errs.iter().any(aborts_batch),
+                        }
+                    }
+                }
+            };
+            drop(turn);
+            let wake = matches!(&st.stmt, Stmt::Exec { procedure, .. }
+                if procedure.last().is_some_and(|p| p.eq_ignore_ascii_case("sp_start_job")));
+            outputs.extend(step.outputs);
+            for s in expand.into_iter().rev() {
+                queue.push_front(s);
+            }
+            if wake {
+                self.wake.notify_one();
+            }
+            if step.abort {
+                break;
+            }
+        }
+        outputs
+    }
+
+    /// An RPC to a named procedure: the same as `EXEC name @p = v, ...`, plus RETURNVALUE tokens
+    /// for OUTPUT parameters.
+    async fn rpc_procedure(
+        &self,
+        instance: &str,
+        spid: i16,
+        name: &str,
+        params: Vec<RpcParam>,
+        cancel: CancellationToken,
+    ) -> Vec<Output> {
+        let procedure: Vec<String> = name
+            .split('.')
+            .map(|p| p.trim_matches(['[', ']']).to_string())
+            .collect();
+        let mut vars = HashMap::new();
+        let mut args = Vec::new();
+        for (i, p) in params.iter().enumerate() {
+            let slot = format!("@__rpc{i}");
+            vars.insert(slot.clone(), p.value.clone());
+            args.push(ExecArg {
+                name: if p.name.is_empty() {
+                    None
+                } else {
+                    Some(var_name(&p.name))
+                },
+                value: Expr::Var(slot),
+                output: p.output,
+            });
+        }
+        let stmt = Located {
+            stmt: Stmt::Exec {
+                procedure,
+                args,
+                return_var: None,
+            },
+            line: 1,
+            text: format!("EXEC {name}"),
+        };
+        self.run(instance, spid, vec![stmt], vars, cancel).await
+    }
+}
+
+/// Remove and return the first FailNext rule that matches this statement on this instance.
+fn take_fail_rule(state: &mut State, server: &str, text: &str) -> Option<SqlError> {
+    let pos = state.fail_next.iter().position(|r| {
+        r.instance
+            .as_ref()
+            .is_none_or(|i| i.eq_ignore_ascii_case(server))
+            && if r.regex {
+                regex::RegexBuilder::new(&r.pattern)
+                    .case_insensitive(true)
+                    .build()
+                    .is_ok_and(|re| re.is_match(text))
+            } else {
+                text.to_ascii_lowercase()
+                    .contains(&r.pattern.to_ascii_lowercase())
+            }
+    })?;
+    let rule = state.fail_next.remove(pos);
+    Some(e::user_error(rule.error))
+}
+
+fn eval(expr: &Expr, vars: &HashMap<String, Value>) -> Result<Value, SqlError> {
+    match expr {
+        Expr::Literal(v) => Ok(v.clone()),
+        Expr::Var(v) => vars.get(v).cloned().ok_or_else(|| e::must_declare(v)),
+        Expr::Now => Ok(Value::DateTime(now())),
+    }
+}
+
+fn eval_str(expr: &Expr, vars: &HashMap<String, Value>) -> Result<String, SqlError> {
+    match eval(expr, vars)? {
+        Value::NVarChar(s) => Ok(s),
+        Value::Int(i) => Ok(i.to_string()),
+        Value::BigInt(i) => Ok(i.to_string()),
+        Value::Null => Err(SqlError::new(
+            3285,
+            "Backup or restore device name must not be NULL.",
+        )),
+        other => Err(e::conversion(&format!("{other:?}"), "nvarchar")),
+    }
+}
+
+fn has_opt(opts: &[WithOption], name: &str) -> bool {
+    opts.iter().any(|o| o.name == name)
+}
+
+fn exec_stmt(
+    state: &mut State,
+    inst: usize,
+    spid: i16,
+    stmt: &Stmt,
+    vars: &mut HashMap<String, Value>,
+) -> Result<Vec<Output>, Failure> {
+    let infos = |v: Vec<SqlError>, server: &str| -> Vec<Output> {
+        v.into_iter()
+            .map(|x| Output::Message(x.to_message(server, "", 1)))
+            .collect()
+    };
+    let server = state.instances[inst].name.clone();
+    match stmt {
+        Stmt::Select { sql, .. } => {
+            let current = current_db(state, inst, spid);
+            let ctx = QueryCtx {
+                state,
+                inst: &state.instances[inst],
+                database: &current,
+                spid,
+                vars,
+            };
+            let rs = query::run_select(&ctx, sql).map_err(|x| vec![x])?;
+            Ok(vec![Output::ResultSet(rs)])
+        }
+        Stmt::Insert {
+            table,
+            columns,
+            rows,
+        } => insert(state, inst, spid, table, columns.as_deref(), rows, vars),
+        Stmt::Backup {
+            log,
+            database,
+            disk,
+            options,
+        } => {
+            let args = BackupArgs {
+                log: *log,
+                database: eval_str(database, vars).map_err(|x| vec![x])?,
+                disk: eval_str(disk, vars).map_err(|x| vec![x])?,
+                init: has_opt(options, "INIT") || has_opt(options, "FORMAT"),
+                copy_only: has_opt(options, "COPY_ONLY"),
+                norecovery: has_opt(options, "NORECOVERY"),
+                checksum: has_opt(options, "CHECKSUM"),
+                name: options
+                    .iter()
+                    .find(|o| o.name == "NAME")
+                    .and_then(|o| o.value.as_ref())
+                    .map(|v| eval_str(v, vars))
+                    .transpose()
+                    .map_err(|x| vec![x])?,
+            };
+            let v = backup::backup(state, inst, Some(spid), &args)?;
+            Ok(infos(v, &server))
+        }
+        Stmt::Restore {
+            kind,
+            database,
+            disk,
+            options,
+        } => {
+            let disk = disk
+                .as_ref()
+                .map(|d| eval_str(d, vars))
+                .transpose()
+                .map_err(|x| vec![x])?;
+            let file = match options
+                .iter()
+                .find(|o| o.name == "FILE")
+                .and_then(|o| o.value.as_ref())
+            {
+                Some(v) => match eval(v, vars).map_err(|x| vec![x])? {
+                    Value::Int(i) if i > 0 => i as usize,
+                    Value::BigInt(i) if i > 0 => i as usize,
+                    _ => return Err(vec![e::syntax("FILE")]),
+                },
+                None => 1,
+            };
+            let disk_text = disk.as_deref().unwrap_or_default();
+            match kind {
+                RestoreKind::HeaderOnly => {
+                    let rs = backup::headeronly(state, inst, disk_text)?;
+                    return Ok(vec![Output::ResultSet(rs)]);
+                }
+                RestoreKind::FileListOnly => {
+                    let rs = backup::filelistonly(state, inst, disk_text, file)?;
+                    return Ok(vec![Output::ResultSet(rs)]);
+                }
+                RestoreKind::VerifyOnly => {
+                    backup::read_set(state, inst, disk_text, file, "VERIFY DATABASE")?;
+                    return Ok(vec![Output::Message(
+                        SqlError::info(3262, format!("The backup set on file {file} is valid."))
+                            .to_message(&server, "", 1),
+                    )]);
+                }
+                RestoreKind::Database | RestoreKind::Log => {}
+            }
+            if has_opt(options, "STANDBY") {
+                return Err(vec![SqlError::new(
+                    3032,
+                    "One or more of the options (standby) are not supported for this statement in the simulator. Use NORECOVERY.",
+                )]);
+            }
+            let args = RestoreArgs {
+                what: if *kind == RestoreKind::Log {
+                    RestoreWhat::Log
+                } else {
+                    RestoreWhat::Database
+                },
+                database: eval_str(database.as_ref().expect("parsed"), vars)
+                    .map_err(|x| vec![x])?,
+                disk,
+                recovery: !has_opt(options, "NORECOVERY"),
+                replace: has_opt(options, "REPLACE"),
+                file,
+            };
+            let v = backup::restore(state, inst, Some(spid), &args)?;
+            Ok(infos(v, &server))
+        }
+        Stmt::AlterDatabase { database, action } => {
+            alter(state, inst, spid, database, action, vars)?;
+            Ok(Vec::new())
+        }
+        Stmt::Kill { spid: target } => {
+            if *target == spid as i64 {
+                return Err(vec![e::kill_own(*target)]);
+            }
+            let ok = i16::try_from(*target)
+                .ok()
+                .is_some_and(|t| state.instances[inst].kill(t));
+            if !ok {
+                return Err(vec![e::not_active_process(*target)]);
+            }
+            Ok(Vec::new())
+        }
+        Stmt::Use { database } => {
+            let i = &state.instances[inst];
+            check_open(i, database, Some(spid)).map_err(|x| vec![x])?;
+            let new = i.db(database).map(|d| d.name.clone()).unwrap_or_default();
+            let s = state.instances[inst]
+                .sessions
+                .get_mut(&spid)
+                .expect("checked by run");
+            let old = std::mem::replace(&mut s.database, new.clone());
+            Ok(vec![
+                Output::DatabaseChanged {
+                    old,
+                    new: new.clone(),
+                },
+                Output::Message(
+                    SqlError::info(5701, format!("Changed database context to '{new}'."))
+                        .to_message(&server, "", 1),
+                ),
+            ])
+        }
+        Stmt::CreateDatabase { database } => {
+            if state.instances[inst].db(database).is_some() {
+                return Err(vec![e::db_exists(database)]);
+            }
+            let guid = state.new_guid();
+            let i = &mut state.instances[inst];
+            i.next_db_id += 1;
+            let id = i.next_db_id;
+            i.databases.push(Database::new(id, database, guid, now()));
+            Ok(Vec::new())
+        }
+        Stmt::DropDatabase { databases } => {
+            for name in databases {
+                let i = &state.instances[inst];
+                let Some(d) = i.db(name) else {
+                    return Err(vec![e::db_absent_drop(name)]);
+                };
+                if d.is_system() {
+                    return Err(vec![SqlError::new(
+                        3708,
+                        format!(
+                            "Cannot drop the database '{}' because it is a system database.",
+                            d.name
+                        ),
+                    )]);
+                }
+                if d.mirroring.is_some() {
+                    return Err(vec![e::drop_mirrored(&d.name)]);
+                }
+                if !i.sessions_in(name, None).is_empty() {
+                    return Err(vec![e::drop_in_use(&d.name)]);
+                }
+                let id = d.id;
+                state.instances[inst].databases.retain(|d| d.id != id);
+            }
+            Ok(Vec::new())
+        }
+        Stmt::Exec {
+            procedure,
+            args,
+            return_var,
+        } => exec_proc(
+            state,
+            inst,
+            spid,
+            procedure,
+            args,
+            return_var.as_deref(),
+            vars,
+        ),
+        Stmt::Declare { vars: decls } => {
+            for (name, init) in decls {
+                let v = match init {
+                    Some(x) => eval(x, vars).map_err(|x| vec![x])?,
+                    None => Value::Null,
+                };
+                vars.insert(name.clone(), v);
+            }
+            Ok(Vec::new())
+        }
+        Stmt::SetVar { var, value } => {
+            if !vars.contains_key(var) {
+                return Err(vec![e::must_declare(var)]);
+            }
+            let v = eval(value, vars).map_err(|x| vec![x])?;
+            vars.insert(var.clone(), v);
+            Ok(Vec::new())
+        }
+        // WAITFOR slept in `run`; IF and blocks were expanded there.
+        Stmt::SetOption | Stmt::WaitFor { .. } | Stmt::If { .. } | Stmt::Block(_) => Ok(Vec::new()),
+        Stmt::Print(x) => {
+            let text = match eval(x, vars).map_err(|x| vec![x])? {
+                Value::NVarChar(s) => s,
+                Value::Null => String::new(),
+                other => format!("{other:?}"),
+            };
+            Ok(vec![Output::Message(
+                SqlError::info(0, text).to_message(&server, "", 1),
+            )])
+        }
+    }
+}
+
+/// Evaluate an IF condition with SQLite (`CASE WHEN <condition> THEN 1 ELSE 0 END`).
+fn condition_holds(
+    state: &State,
+    inst: usize,
+    spid: i16,
+    condition: &str,
+    vars: &HashMap<String, Value>,
+) -> Result<bool, SqlError> {
+    let current = current_db(state, inst, spid);
+    let ctx = QueryCtx {
+        state,
+        inst: &state.instances[inst],
+        database: &current,
+        spid,
+        vars,
+    };
+    let rs = query::run_select(
+        &ctx,
+        &format!("SELECT CASE WHEN {condition} THEN 1 ELSE 0 END"),
+    )?;
+    Ok(rs.rows.first().and_then(|r| r.first()) == Some(&Value::Int(1)))
+}
+
+fn current_db(state: &State, inst: usize, spid: i16) -> String {
+    state.instances[inst]
+        .sessions
+        .get(&spid)
+        .map_or_else(|| "master".to_string(), |s| s.database.clone())
+}
+
+const MESSAGE_COLUMNS: [&str; 4] = ["MessageId", "ChatServer", "Body", "PostedAt"];
+
+fn insert(
+    state: &mut State,
+    inst: usize,
+    spid: i16,
+    table: &[String],
+    columns: Option<&[String]>,
+    rows: &[Vec<Expr>],
+    vars: &HashMap<String, Value>,
+) -> Result<Vec<Output>, Failure> {
+    let written = table.join(".");
+    let lower: Vec<String> = table.iter().map(|p| p.to_ascii_lowercase()).collect();
+    let db_name = match lower.as_slice() {
+        [t] if t == "messages" => current_db(state, inst, spid),
+        [s, t] if s == "dbo" && t == "messages" => current_db(state, inst, spid),
+        [_, s, t] if (s == "dbo" || s.is_empty()) && t == "messages" => table[0].clone(),
+        _ => return Err(vec![e::invalid_object(&written)]),
+    };
+    {
+        let i = &state.instances[inst];
+        match i.db(&db_name) {
+            None => return Err(vec![e::invalid_object(&written)]),
+            Some(d) if d.is_system() => return Err(vec![e::invalid_object(&written)]),
+            Some(d) => match d.state {
+                DbState::Online => {}
+                DbState::Restoring if d.mirroring.is_some() => {
+                    return Err(vec![e::acting_as_mirror(&d.name)]);
+                }
+                DbState::Restoring => return Err(vec![e::in_restore(&d.name)]),
+                DbState::Offline => return Err(vec![e::offline(&d.name)]),
+                DbState::RecoveryPending => return Err(vec![e::recovery_pending(&d.name)]),
+            },
+        }
+    }
+    let cols: Vec<usize> = match columns {
+        None => (0..4).collect(),
+        Some(cs) => cs
+            .iter()
+            .map(|c| {
+                MESSAGE_COLUMNS
+                    .iter()
+                    .position(|m| m.eq_ignore_ascii_case(c))
+                    .ok_or_else(|| vec![e::invalid_column(c)])
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let full = format!("{db_name}.dbo.Messages");
+    let mut new_rows = Vec::new();
+    for row in rows {
+        if row.len() > cols.len() {
+            return Err(vec![SqlError::new(
+                110,
+                "There are fewer columns in the INSERT statement than values specified in the VALUES clause. The number of values in the VALUES clause must match the number of columns specified in the INSERT statement.",
+            )
+            .with_class(15)]);
+        }
+        if row.len() < cols.len() {
+            return Err(vec![SqlError::new(
+                109,
+                "There are more columns in the INSERT statement than values specified in the VALUES clause. The number of values in the VALUES clause must match the number of columns specified in the INSERT statement.",
+            )
+            .with_class(15)]);
+        }
+        let mut m = Message {
+            id: 0,
+            chat_server: None,
+            body: None,
+            posted_at: None,
+            lsn: 0,
+        };
+        let mut has_id = false;
+        for (c, x) in cols.iter().zip(row) {
+            let v = eval(x, vars).map_err(|x| vec![x])?;
+            match c {
+                0 => {
+                    m.id = match v {
+                        Value::Int(i) => i as i64,
+                        Value::BigInt(i) => i,
+                        Value::Numeric(n) => n as i64,
+                        Value::NVarChar(s) => s
+                            .trim()
+                            .parse()
+                            .map_err(|_| vec![e::conversion(&s, "bigint")])?,
+                        Value::Null => return Err(vec![e::cannot_insert_null("MessageId", &full)]),
+                        other => return Err(vec![e::conversion(&format!("{other:?}"), "bigint")]),
+                    };
+                    has_id = true;
+                }
+                1 | 2 => {
+                    let s = match v {
+                        Value::Null => None,
+                        Value::NVarChar(s) => Some(s),
+                        Value::Int(i) => Some(i.to_string()),
+                        Value::BigInt(i) => Some(i.to_string()),
+                        other => Some(format!("{other:?}")),
+                    };
+                    if *c == 1 {
+                        m.chat_server = s;
+                    } else {
+                        m.body = s;
+                    }
+                }
+                _ => {
+                    m.posted_at = match v {
+                        Value::Null => None,
+                        Value::DateTime(d) => Some(d),
+                        Value::NVarChar(s) => Some(
+                            chrono::NaiveDateTime::parse_from_str(&s, "%Y-%m-%d %H:%M:%S%.f")
+                                .or_else(|_| {
+                                    chrono::NaiveDateTime::parse_from_str(&s, "%Y-%m-%dT%H:%M:%S%.f")
+                                })
+                                .map_err(|_| {
+                                    vec![SqlError::new(
+                                        241,
+                                        "Conversion failed when converting date and/or time from character string.",
+                                    )]
+                                })?,
+                        ),
+                        other => return Err(vec![e::conversion(&format!("{other:?}"), "datetime2")]),
+                    };
+                }
+            }
+        }
+        if !has_id {
+            return Err(vec![e::cannot_insert_null("MessageId", &full)]);
+        }
+        new_rows.push(m);
+    }
+    let db = state.instances[inst].db_mut(&db_name).expect("checked");
+    for (k, m) in new_rows.iter().enumerate() {
+        let dup =
+            db.rows.iter().any(|r| r.id == m.id) || new_rows[..k].iter().any(|r| r.id == m.id);
+        if dup {
+            return Err(vec![e::duplicate_key(&full, m.id)]);
+        }
+    }
+    // One statement is one transaction: one commit record.
+    let lsn = db.log_record();
+    let n = new_rows.len();
+    for mut m in new_rows {
+        m.lsn = lsn;
+        db.rows.push(m);
+    }
+    let name = db.name.clone();
+    mirroring::on_commit(state, inst, &name);
+    Ok(vec![Output::RowCount(n as u64)])
+}
+
+fn alter(
+    state: &mut State,
+    inst: usize,
+    spid: i16,
+    database: &str,
+    action: &AlterAction,
+    vars: &HashMap<String, Value>,
+) -> Result<(), Failure> {
+    let Some(d) = state.instances[inst].db(database) else {
+        return Err(vec![e::db_absent_alter(database), e::alter_failed()]);
+    };
+    let name = d.name.clone();
+    let mirrored = d.mirroring.is_some();
+    let db_state = d.state;
+    match action {
+        AlterAction::Partner(PartnerAction::Address(x)) => {
+            let endpoint = eval_str(x, vars).map_err(|x| vec![x])?;
+            mirroring::set_partner(state, inst, &name, &endpoint)
+        }
+        AlterAction::Partner(other) => mirroring::partner_option(state, inst, &name, other),
+        AlterAction::Witness(w) => {
+            let w = w
+                .as_ref()
+                .map(|x| eval_str(x, vars))
+                .transpose()
+                .map_err(|x| vec![x])?;
+            mirroring::set_witness(state, inst, &name, w)
+        }
+        AlterAction::UserAccess {
+            access,
+            rollback_immediate,
+        } => {
+            if db_state == DbState::Restoring {
+                return Err(vec![e::in_restore(&name), e::alter_failed()]);
+            }
+            let new = match access {
+                UserAccess::Multi => Access::Multi,
+                UserAccess::Single => Access::Single,
+                UserAccess::Restricted => Access::Restricted,
+            };
+            if new != Access::Multi {
+                let others = state.instances[inst].sessions_in(&name, Some(spid));
+                if !others.is_empty() {
+                    if !rollback_immediate {
+                        return Err(vec![e::lock_not_placed(&name), e::alter_failed()]);
+                    }
+                    for s in others {
+                        state.instances[inst].kill(s);
+                    }
+                }
+            }
+            state.instances[inst].db_mut(&name).expect("exists").access = new;
+            Ok(())
+        }
+        AlterAction::Offline { rollback_immediate } => {
+            if mirrored {
+                return Err(vec![e::involved_in_mirroring(&name), e::alter_failed()]);
+            }
+            let others = state.instances[inst].sessions_in(&name, None);
+            if !others.is_empty() {
+                if !rollback_immediate {
+                    return Err(vec![e::lock_not_placed(&name), e::alter_failed()]);
+                }
+                for s in others {
+                    state.instances[inst].kill(s);
+                }
+            }
+            if db_state == DbState::Restoring {
+                return Err(vec![e::in_restore(&name), e::alter_failed()]);
+            }
+            state.instances[inst].db_mut(&name).expect("exists").state = DbState::Offline;
+            Ok(())
+        }
+        AlterAction::Online => {
+            match db_state {
+                DbState::Offline | DbState::RecoveryPending => {
+                    state.instances[inst].db_mut(&name).expect("exists").state = DbState::Online;
+                }
+                DbState::Online => {}
+                DbState::Restoring => return Err(vec![e::in_restore(&name), e::alter_failed()]),
+            }
+            Ok(())
+        }
+        AlterAction::Recovery(model) => {
+            if mirrored && model != "FULL" {
+                return Err(vec![e::involved_in_mirroring(&name), e::alter_failed()]);
+            }
+            let d = state.instances[inst].db_mut(&name).expect("exists");
+            if d.recovery != *model {
+                if model == "SIMPLE" {
+                    // SIMPLE truncates the log: the chain ends and a new full backup is needed.
+                    d.log_chain = None;
+                } else if d.recovery == "SIMPLE" {
+                    d.log_chain = None;
+                }
+                d.recovery = model.clone();
+            }
+            Ok(())
+        }
+    }
+}
+
+fn value_type(v: &Value) -> ColumnType {
+    match v {
+        Value::Bit(_) => ColumnType::Bit,
+        Value::Int(_) => ColumnType::Int,
+        Value::BigInt(_) => ColumnType::BigInt,
+        Value::Float(_) => ColumnType::Float,
+        Value::Numeric(_) => ColumnType::Numeric {
+            precision: 25,
+            scale: 0,
+        },
+        Value::DateTime(_) => ColumnType::DateTime2,
+        Value::VarBinary(_) => ColumnType::VarBinary(None),
+        Value::UniqueIdentifier(_) => ColumnType::UniqueIdentifier,
+        Value::NVarChar(_) | Value::Null => ColumnType::NVarChar(Some(4000)),
+    }
+}
+
+fn nv_col(name: &str) -> Column {
+    Column {
+        name: name.into(),
+        ty: ColumnType::NVarChar(Some(128)),
+        nullable: true,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn exec_proc(
+    state: &mut State,
+    inst: usize,
+    spid: i16,
+    procedure: &[String],
+    args: &[ExecArg],
+    return_var: Option<&str>,
+    vars: &mut HashMap<String, Value>,
+) -> Result<Vec<Output>, Failure> {
+    let written = procedure.join(".");
+    let proc_name = procedure
+        .last()
+        .map(|p| p.to_ascii_lowercase())
+        .unwrap_or_default();
+    let db_part = if procedure.len() >= 3 {
+        procedure[0].to_ascii_lowercase()
+    } else {
+        current_db(state, inst, spid).to_ascii_lowercase()
+    };
+    let server = state.instances[inst].name.clone();
+    // Evaluate arguments (named by @name, positional by index).
+    let mut named: HashMap<String, Value> = HashMap::new();
+    let mut positional: Vec<Value> = Vec::new();
+    for a in args {
+        let v = if a.output && matches!(a.value, Expr::Var(_)) {
+            match &a.value {
+                Expr::Var(v) => vars
+                    .get(v)
+                    .cloned()
+                    .ok_or_else(|| vec![e::must_declare(v)])?,
+                _ => Value::Null,
+            }
+        } else {
+            eval(&a.value, vars).map_err(|x| vec![x])?
+        };
+        match &a.name {
+            Some(n) => {
+                named.insert(n.clone(), v);
+            }
+            None => positional.push(v),
+        }
+    }
+    let mut outputs = Vec::new();
+    let mut out_values: Vec<(String, Value)> = Vec::new();
+    let status: i32;
+    let is_job_proc = matches!(proc_name.as_str(), "sp_start_job" | "sp_update_job")
+        || agent::known_params(&proc_name).is_some();
+    if is_job_proc && db_part != "msdb" {
+        // The agent procedures live in msdb: `EXEC sp_start_job` from master is 2812.
+        return Err(vec![e::no_such_procedure(&written)]);
+    }
+    match proc_name.as_str() {
+        p if logship::known_params(p).is_some() => {
+            let known = logship::known_params(p).expect("checked");
+            for k in named.keys() {
+                if !known.contains(&k.as_str()) {
+                    return Err(vec![SqlError::new(
+                        8145,
+                        format!("{k} is not a parameter for procedure {p}."),
+                    )]);
+                }
+            }
+            if !positional.is_empty() {
+                // Positional arguments follow the documented parameter order.
+                for (i, v) in positional.iter().enumerate() {
+                    if let Some(k) = known.get(i) {
+                        named.entry(k.to_string()).or_insert_with(|| v.clone());
+                    }
+                }
+            }
+            let a = logship::Args {
+                proc_name: p,
+                named,
+            };
+            match logship::run(state, inst, p, &a) {
+                Ok(outs) => {
+                    status = 0;
+                    out_values = outs;
+                }
+                // The procedures report failure by an error AND return code 1 (added by `run`).
+                Err(errs) => return Err(errs),
+            }
+        }
+        p if agent::known_params(p).is_some() => {
+            let known = agent::known_params(p).expect("checked");
+            for k in named.keys() {
+                if !known.contains(&k.as_str()) {
+                    return Err(vec![SqlError::new(
+                        8145,
+                        format!("{k} is not a parameter for procedure {p}."),
+                    )]);
+                }
+            }
+            // Positional arguments follow the documented parameter order.
+            for (i, v) in positional.iter().enumerate() {
+                if let Some(k) = known.get(i) {
+                    named.entry(k.to_string()).or_insert_with(|| v.clone());
+                }
+            }
+            out_values = agent::run(state, inst, p, &named)?;
+            status = 0;
+        }
+        "sp_start_job" | "sp_update_job" => {
+            let job_name = named.get("@job_name").or(positional.first()).cloned();
+            let job_id = named.get("@job_id").cloned();
+            let jobs = &mut state.instances[inst].msdb.jobs;
+            let found = jobs.iter().position(|j| match (&job_name, &job_id) {
+                (Some(Value::NVarChar(n)), _) => j.name.eq_ignore_ascii_case(n),
+                (_, Some(Value::NVarChar(id))) => j.job_id.eq_ignore_ascii_case(id),
+                (_, Some(Value::UniqueIdentifier(b))) => {
+                    backup::guid_bytes(&j.job_id) == Value::UniqueIdentifier(*b)
+                }
+                _ => false,
+            });
+            let shown = match (&job_name, &job_id) {
+                (Some(Value::NVarChar(n)), _) => n.clone(),
+                (_, Some(v)) => format!("{v:?}"),
+                _ => String::new(),
+            };
+            let Some(j) = found else {
+                return Err(vec![e::no_such_job(&shown)]);
+            };
+            if proc_name == "sp_start_job" {
+                jobs[j].run_requested = true;
+                let name = jobs[j].name.clone();
+                outputs.push(Output::Message(
+                    SqlError::info(22022, format!("Job '{name}' started successfully."))
+                        .to_message(&server, "", 1),
+                ));
+            } else if let Some(v) = named.get("@enabled") {
+                jobs[j].enabled = match v {
+                    Value::Int(i) => *i != 0,
+                    Value::BigInt(i) => *i != 0,
+                    Value::Bit(b) => *b,
+                    Value::NVarChar(s) => s.trim() != "0",
+                    _ => jobs[j].enabled,
+                };
+            }
+            status = 0;
+        }
+        "sp_who2" => {
+            let i = &state.instances[inst];
+            let cols = [
+                "SPID",
+                "Status",
+                "Login",
+                "HostName",
+                "BlkBy",
+                "DBName",
+                "Command",
+                "CPUTime",
+                "DiskIO",
+                "LastBatch",
+                "ProgramName",
+                "SPID",
+                "REQUESTID",
+            ];
+            let rows = i
+                .sessions
+                .values()
+                .map(|s| {
+                    let busy = s.spid == spid;
+                    vec![
+                        Value::NVarChar(format!("{:<5}", s.spid)),
+                        Value::NVarChar(if busy { "RUNNABLE" } else { "sleeping" }.into()),
+                        Value::NVarChar(s.login.clone()),
+                        Value::NVarChar(s.host_name.clone()),
+                        Value::NVarChar("  .".into()),
+                        Value::NVarChar(s.database.clone()),
+                        Value::NVarChar(
+                            if busy {
+                                "SELECT INTO"
+                            } else {
+                                "AWAITING COMMAND"
+                            }
+                            .into(),
+                        ),
+                        Value::NVarChar("0".into()),
+                        Value::NVarChar("0".into()),
+                        Value::NVarChar(s.last_request.format("%m/%d %H:%M:%S").to_string()),
+                        Value::NVarChar(s.program_name.clone()),
+                        Value::NVarChar(format!("{:<5}", s.spid)),
+                        Value::NVarChar("0    ".into()),
+                    ]
+                })
+                .collect();
+            outputs.push(Output::ResultSet(ResultSet {
+                columns: cols.iter().map(|c| nv_col(c)).collect(),
+                rows,
+            }));
+            status = 0;
+        }
+        "xp_dirtree" => {
+            let path = match named.get("@path").or(positional.first()) {
+                Some(Value::NVarChar(p)) => p.clone(),
+                _ => return Err(vec![e::missing_param("xp_dirtree", "@path")]),
+            };
+            let with_files = matches!(
+                positional.get(2).or(named.get("@file")),
+                Some(Value::Int(1)) | Some(Value::BigInt(1)) | Some(Value::Bit(true))
+            );
+            let rows = match paths::resolve(state, &server, &path) {
+                Ok(r) if r.local.is_dir() => {
+                    let mut entries: Vec<(String, bool)> = std::fs::read_dir(&r.local)
+                        .map(|rd| {
+                            rd.filter_map(|x| x.ok())
+                                .filter_map(|x| {
+                                    let is_file = x.file_type().ok()?.is_file();
+                                    Some((x.file_name().into_string().ok()?, is_file))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    entries.sort();
+                    entries
+                        .into_iter()
+                        .filter(|(_, f)| with_files || !f)
+                        .map(|(n, f)| {
+                            let mut r = vec![Value::NVarChar(n), Value::Int(1)];
+                            if with_files {
+                                r.push(Value::Int(f as i32));
+                            }
+                            r
+                        })
+                        .collect()
+                }
+                // xp_dirtree returns an empty set for a path it cannot read.
+                _ => Vec::new(),
+            };
+            let mut columns = vec![
+                nv_col("subdirectory"),
+                Column {
+                    name: "depth".into(),
+                    ty: ColumnType::Int,
+                    nullable: true,
+                },
+            ];
+            if with_files {
+                columns.push(Column {
+                    name: "file".into(),
+                    ty: ColumnType::Int,
+                    nullable: true,
+                });
+            }
+            outputs.push(Output::ResultSet(ResultSet { columns, rows }));
+            status = 0;
+        }
+        _ => return Err(vec![e::no_such_procedure(&written)]),
+    }
+    outputs.push(Output::ReturnStatus(status));
+    if let Some(rv) = return_var {
+        vars.insert(rv.to_string(), Value::Int(status));
+    }
+    for a in args.iter().filter(|a| a.output) {
+        let (Some(n), Expr::Var(var)) = (&a.name, &a.value) else {
+            continue;
+        };
+        if let Some((_, v)) = out_values.iter().find(|(k, _)| k == n) {
+            vars.insert(var.clone(), v.clone());
+            // RETURNVALUE tokens belong to RPC calls only; a batch EXEC assigns variables.
+            if !var.starts_with("@__rpc") {
+                continue;
+            }
+            let v = match v {
+                Value::NVarChar(s) if s.len() == 36 && s.matches('-').count() == 4 => {
+                    backup::guid_bytes(s)
+                }
+                other => other.clone(),
+            };
+            outputs.push(Output::ReturnValue {
+                name: n.clone(),
+                ty: value_type(&v),
+                value: v,
+            });
+        }
+    }
+    Ok(outputs)
+}

@@ -1,0 +1,193 @@
+//! The simulator's topology file: instances, shares, initial databases, job intervals and
+//! statement latencies (YAML, read with serde-saphyr).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    pub instances: Vec<InstanceDef>,
+    #[serde(default)]
+    pub shares: Vec<ShareDef>,
+    /// Databases created ONLINE (FULL recovery) when the simulator starts.
+    #[serde(default)]
+    pub databases: Vec<DatabaseDef>,
+    #[serde(default)]
+    pub jobs: JobIntervals,
+    /// Added latency per statement kind, in milliseconds.
+    #[serde(default)]
+    pub latency: BTreeMap<StatementKind, u64>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceDef {
+    pub name: String,
+    pub site: String,
+    /// `host:port` the TDS front end listens on (the model does not bind it).
+    pub listen: String,
+    #[serde(default)]
+    pub logins: Vec<LoginDef>,
+    /// Mirroring endpoint; `TCP://<name>:5022` when absent.
+    #[serde(default)]
+    pub mirroring_endpoint: Option<String>,
+    /// Other host names (e.g. FQDNs) that resolve to this instance in `TCP://host:port`.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LoginDef {
+    pub name: String,
+    pub password: String,
+}
+
+/// A share `\\host\share`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ShareDef {
+    pub host: String,
+    pub share: String,
+    /// The site the file server is in (a site partition cuts it off too).
+    #[serde(default)]
+    pub site: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseDef {
+    pub name: String,
+    pub instance: String,
+}
+
+/// Agent job schedules, in milliseconds.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JobIntervals {
+    #[serde(default = "default_backup_ms")]
+    pub backup_ms: u64,
+    #[serde(default = "default_copy_ms")]
+    pub copy_ms: u64,
+    #[serde(default = "default_restore_ms")]
+    pub restore_ms: u64,
+    /// How often the mirroring pump ships log to partners that are behind.
+    #[serde(default = "default_mirroring_ms")]
+    pub mirroring_ms: u64,
+}
+
+fn default_backup_ms() -> u64 {
+    300_000
+}
+fn default_copy_ms() -> u64 {
+    300_000
+}
+fn default_restore_ms() -> u64 {
+    300_000
+}
+fn default_mirroring_ms() -> u64 {
+    200
+}
+
+impl Default for JobIntervals {
+    fn default() -> Self {
+        JobIntervals {
+            backup_ms: default_backup_ms(),
+            copy_ms: default_copy_ms(),
+            restore_ms: default_restore_ms(),
+            mirroring_ms: default_mirroring_ms(),
+        }
+    }
+}
+
+/// Statement kinds for latency faults.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum StatementKind {
+    #[serde(alias = "Backup")]
+    Backup,
+    #[serde(alias = "Restore")]
+    Restore,
+    #[serde(alias = "AlterDatabase")]
+    AlterDatabase,
+    #[serde(alias = "Select")]
+    Select,
+    #[serde(alias = "Insert")]
+    Insert,
+    #[serde(alias = "Exec")]
+    Exec,
+    #[serde(alias = "Kill")]
+    Kill,
+    #[serde(alias = "Any")]
+    Any,
+}
+
+impl Topology {
+    /// Parse a topology from YAML and check it: names unique, databases on declared instances.
+    pub fn from_yaml(text: &str) -> Result<Topology, String> {
+        let t: Topology =
+            serde_saphyr::from_str(text).map_err(|e| format!("invalid topology YAML: {e}"))?;
+        t.validate()?;
+        Ok(t)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.instances.is_empty() {
+            return Err("topology: `instances` must name at least one instance".into());
+        }
+        let mut seen: Vec<String> = Vec::new();
+        for i in &self.instances {
+            let n = i.name.to_ascii_lowercase();
+            if n.is_empty() {
+                return Err("topology: an instance has an empty `name`".into());
+            }
+            if seen.contains(&n) {
+                return Err(format!(
+                    "topology: instance name `{}` is used twice",
+                    i.name
+                ));
+            }
+            seen.push(n);
+        }
+        for d in &self.databases {
+            if !self
+                .instances
+                .iter()
+                .any(|i| i.name.eq_ignore_ascii_case(&d.instance))
+            {
+                return Err(format!(
+                    "topology: database `{}` is on instance `{}`, which `instances` does not declare",
+                    d.name, d.instance
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_two_sites_topology_parses_and_validates() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/sim/two-sites.yaml"
+        ))
+        .unwrap();
+        let t = Topology::from_yaml(&text).unwrap();
+        assert_eq!(t.instances.len(), 4);
+        assert_eq!(t.instances[0].listen, "127.0.0.1:14331");
+        assert_eq!(t.databases.len(), 2);
+    }
+
+    #[test]
+    fn topology_with_database_on_unknown_instance_is_rejected_naming_it() {
+        let text = "instances:\n  - {name: a, site: s, listen: '127.0.0.1:1'}\ndatabases:\n  - {name: mgc, instance: b}\n";
+        let e = Topology::from_yaml(text).unwrap_err();
+        assert!(e.contains("`b`"), "{e}");
+    }
+}

@@ -1,0 +1,298 @@
+//! One client connection: PRELOGIN, LOGIN7, then requests until the client leaves, the
+//! session is killed or the server shuts down.
+
+use std::net::SocketAddr;
+
+use futures::future::BoxFuture;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::login::{
+    client_encryption, decode_login7, demands_encryption, negotiate_packet_size, prelogin_response,
+};
+use super::packet::{DEFAULT_PACKET_SIZE, Message, frame, packet_type, read_message};
+use super::rpc::{decode_batch, decode_rpc};
+use super::tokens::{RequestKind, attention_ack, encode_outcome, login_failure, login_success};
+use crate::backend::{LoginRequest, Outcome, Output, ServerMessage, Session, SharedBackend};
+
+/// Why a connection ended (for the log).
+#[derive(Debug, thiserror::Error)]
+enum End {
+    #[error("the client closed the connection")]
+    ClientClosed,
+    #[error("the session was killed")]
+    Killed,
+    #[error("the server is shutting down")]
+    Shutdown,
+    #[error("refused: {0}")]
+    Refused(&'static str),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+type Inbox = mpsc::Receiver<std::io::Result<Message>>;
+
+/// The server side of one connection.
+struct Conn {
+    out: OwnedWriteHalf,
+    inbox: Inbox,
+    stop: CancellationToken,
+    /// Cancelled with the session once logged in; never before.
+    killed: CancellationToken,
+    packet_size: usize,
+    spid: u16,
+    packet_id: u8,
+}
+
+/// Serves one accepted connection to its end.
+pub async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    backend: SharedBackend,
+    stop: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let (read_half, out) = stream.into_split();
+    let (tx, inbox) = mpsc::channel(4);
+    // A separate reader lets an ATTENTION arrive while a request is running.
+    let reader = tokio::spawn(read_messages(read_half, tx));
+    let mut conn = Conn {
+        out,
+        inbox,
+        stop,
+        killed: CancellationToken::new(),
+        packet_size: DEFAULT_PACKET_SIZE,
+        spid: 0,
+        packet_id: 1,
+    };
+    let end = match conn.handshake(peer, &backend).await {
+        Ok(session) => {
+            let end = conn.serve_requests(&session, &backend).await;
+            backend.logout(&session);
+            end
+        }
+        Err(end) => end,
+    };
+    match &end {
+        End::ClientClosed | End::Shutdown | End::Killed => {
+            tracing::debug!(%peer, %end, "connection ended")
+        }
+        _ => tracing::info!(%peer, %end, "connection ended"),
+    }
+    // The peer may already be gone; nothing useful to do with a failed shutdown.
+    let _ = conn.out.shutdown().await;
+    // Dropping the read half with the write half closes the socket.
+    reader.abort();
+}
+
+async fn read_messages(mut read_half: OwnedReadHalf, tx: mpsc::Sender<std::io::Result<Message>>) {
+    loop {
+        let item = match read_message(&mut read_half).await {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => return,
+            Err(e) => Err(e),
+        };
+        let last = item.is_err();
+        if tx.send(item).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+impl Conn {
+    async fn send(&mut self, payload: &[u8]) -> Result<(), End> {
+        let bytes = frame(
+            packet_type::TABULAR_RESULT,
+            payload,
+            self.packet_size,
+            self.spid,
+            &mut self.packet_id,
+        );
+        self.out.write_all(&bytes).await?;
+        self.out.flush().await?;
+        Ok(())
+    }
+
+    /// The next client message, unless the connection must end first.
+    async fn next(&mut self) -> Result<Message, End> {
+        tokio::select! {
+            m = self.inbox.recv() => match m {
+                Some(Ok(m)) => Ok(m),
+                Some(Err(e)) => Err(End::Io(e)),
+                None => Err(End::ClientClosed),
+            },
+            _ = self.stop.cancelled() => Err(End::Shutdown),
+            _ = self.killed.cancelled() => Err(End::Killed),
+        }
+    }
+
+    /// PRELOGIN and LOGIN7 up to a logged-in session.
+    async fn handshake(
+        &mut self,
+        peer: SocketAddr,
+        backend: &SharedBackend,
+    ) -> Result<Session, End> {
+        let m = self.next().await?;
+        if m.ty != packet_type::PRELOGIN {
+            return Err(End::Protocol(format!(
+                "expected PRELOGIN, got packet type {:#04x}",
+                m.ty
+            )));
+        }
+        let encryption = client_encryption(&m.payload).map_err(|e| End::Protocol(e.to_string()))?;
+        self.send(&prelogin_response()).await?;
+        if demands_encryption(encryption) {
+            // The client reads ENCRYPT_NOT_SUP, fails its negotiation, and sees the close.
+            return Err(End::Refused(
+                "client demands encryption, which this server does not support",
+            ));
+        }
+
+        let m = self.next().await?;
+        if m.ty != packet_type::LOGIN7 {
+            // A PRELOGIN here is a TLS handshake from a client that chose encryption anyway.
+            return Err(End::Refused("expected LOGIN7 (TLS is not supported)"));
+        }
+        let login = decode_login7(&m.payload).map_err(|e| End::Protocol(e.to_string()))?;
+        let user = login.user.clone();
+        let feature_ext = login.feature_ext;
+        let request = LoginRequest {
+            user: login.user,
+            password: login.password,
+            host_name: login.host_name,
+            app_name: login.app_name,
+            database: login.database,
+            client_addr: peer.ip().to_string(),
+        };
+        let session = match backend.login(request) {
+            Ok(s) => s,
+            Err(message) => {
+                tracing::info!(%peer, %user, number = message.number, "login refused");
+                self.send(&login_failure(&message)).await?;
+                return Err(End::Refused("login failed"));
+            }
+        };
+        let packet_size = negotiate_packet_size(login.packet_size);
+        self.spid = session.session_id as u16;
+        self.killed = session.killed.clone();
+        let sent = self
+            .send(&login_success(
+                &session.server_name,
+                &session.database,
+                packet_size,
+                feature_ext,
+            ))
+            .await;
+        // The new size applies from the first message after the login response.
+        self.packet_size = packet_size;
+        if let Err(end) = sent {
+            backend.logout(&session);
+            return Err(end);
+        }
+        Ok(session)
+    }
+
+    /// SQL batches, RPCs and ATTENTIONs until the connection ends.
+    async fn serve_requests(&mut self, session: &Session, backend: &SharedBackend) -> End {
+        loop {
+            if let Err(end) = self.serve_one(session, backend).await {
+                return end;
+            }
+        }
+    }
+
+    async fn serve_one(&mut self, session: &Session, backend: &SharedBackend) -> Result<(), End> {
+        let m = self.next().await?;
+        let server = session.server_name.as_str();
+        let cancel = CancellationToken::new();
+        let (kind, fut) = match m.ty {
+            packet_type::SQL_BATCH => {
+                let sql = decode_batch(&m.payload).map_err(|e| End::Protocol(e.to_string()))?;
+                (
+                    RequestKind::Batch,
+                    backend.batch(session, sql, cancel.clone()),
+                )
+            }
+            packet_type::RPC => match decode_rpc(&m.payload) {
+                Ok(rpc) => (
+                    RequestKind::Rpc(rpc.wire_names),
+                    backend.rpc(session, rpc.request, cancel.clone()),
+                ),
+                Err(e) => {
+                    // A parameter outside the supported set is the client's to fix; the
+                    // connection stays usable, as with SQL Server's 8016.
+                    let outcome = Outcome {
+                        outputs: vec![Output::Message(rpc_stream_error(server, &e.to_string()))],
+                    };
+                    let kind = RequestKind::Rpc(Vec::new());
+                    return self.send(&encode_outcome(&outcome, &kind, server)).await;
+                }
+            },
+            // The request already finished; the client still waits for the acknowledgement.
+            packet_type::ATTENTION => return self.send(&attention_ack()).await,
+            other => {
+                return Err(End::Protocol(format!(
+                    "unexpected packet type {other:#04x}"
+                )));
+            }
+        };
+        let reply = match self.await_request(fut, &cancel).await? {
+            Some(outcome) => encode_outcome(&outcome, &kind, server),
+            None => attention_ack(),
+        };
+        self.send(&reply).await
+    }
+
+    /// Runs a request to its outcome, or to `None` when the client sent ATTENTION: the model
+    /// is told through `cancel` and its partial outcome discarded, as the client discards it.
+    async fn await_request(
+        &mut self,
+        mut fut: BoxFuture<'static, Outcome>,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Outcome>, End> {
+        let end = tokio::select! {
+            outcome = &mut fut => return Ok(Some(outcome)),
+            m = self.inbox.recv() => match m {
+                Some(Ok(m)) if m.ty == packet_type::ATTENTION => {
+                    cancel.cancel();
+                    // Wait for the model to stop, unless the connection must end first.
+                    tokio::select! {
+                        _ = fut => return Ok(None),
+                        _ = self.killed.cancelled() => End::Killed,
+                        _ = self.stop.cancelled() => End::Shutdown,
+                    }
+                }
+                Some(Ok(m)) => End::Protocol(format!(
+                    "packet type {:#04x} while a request is running (no MARS)",
+                    m.ty
+                )),
+                Some(Err(e)) => End::Io(e),
+                None => End::ClientClosed,
+            },
+            _ = self.killed.cancelled() => End::Killed,
+            _ = self.stop.cancelled() => End::Shutdown,
+        };
+        cancel.cancel();
+        Err(end)
+    }
+}
+
+/// SQL Server's answer to an RPC it cannot decode.
+fn rpc_stream_error(server: &str, detail: &str) -> ServerMessage {
+    ServerMessage {
+        number: 8016,
+        state: 1,
+        class: 16,
+        text: format!(
+            "The incoming tabular data stream (TDS) remote procedure call (RPC) protocol stream is incorrect. {detail}"
+        ),
+        server: server.to_string(),
+        procedure: String::new(),
+        line: 1,
+    }
+}

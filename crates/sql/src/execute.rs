@@ -1,0 +1,282 @@
+//! Running one planner step: its statements ([`super::statements::statements`]) in order,
+//! each on its instance, with the "already done" and "not now" answers each statement lists.
+
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::SqlError;
+use super::connect::{ConnectSettings, Connections};
+use super::observe::{Answer, Cell};
+use super::statements::{IN_USE, Statement, StatementContext, statements};
+use super::target::target;
+use pchat_core::api::PersistentChatPoolSpec;
+use pchat_core::plan::Step;
+
+/// How persistent a step is with statements that answer "not now".
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Attempts of a statement whose error is in its `retry_if` before the error is returned
+    /// (it is retryable: the next pass re-plans and tries again).
+    pub attempts: u32,
+    /// Wait before the second attempt; doubled before each next one.
+    pub backoff: Duration,
+    /// For Recover and DemoteOldPrimary: rounds of "KILL the sessions on the database, try
+    /// again" answering 3101 before it is returned.
+    pub kill_rounds: u32,
+    /// Stops the step between statements (and during a backoff): the statements already run
+    /// stay run, which is safe because every statement repeats harmlessly.
+    pub cancel: CancellationToken,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            attempts: 4,
+            backoff: Duration::from_millis(250),
+            kill_rounds: 3,
+            cancel: CancellationToken::new(),
+        }
+    }
+}
+
+/// What running a step took.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepReport {
+    /// Every request sent, the step's statements (each attempt) and the session look-ups and
+    /// KILLs sent to answer 3101.
+    pub statements_sent: u64,
+    /// The step's own statements sent, each attempt counted.
+    pub writes: u64,
+    pub elapsed: Duration,
+    /// Statements that answered with one of their `done_if` errors (already in effect).
+    pub already_done: u64,
+    /// The step stopped early because `cancel` fired.
+    pub cancelled: bool,
+}
+
+/// Whether the step answers 3101 (sessions in the database) by ending them: issue 4's "drain,
+/// then KILL, then retry", for the steps that need the database to themselves.
+fn kills_on_in_use(step: &Step) -> bool {
+    matches!(step, Step::Recover { .. } | Step::DemoteOldPrimary { .. })
+}
+
+/// Run `step`'s statements in order. An error whose number is in the statement's `done_if`
+/// counts as done; one in `retry_if` is retried with a backoff, then returned; any other stops
+/// the step and is returned. Publishing steps send nothing.
+pub async fn run_step(
+    conns: &mut Connections,
+    settings: &ConnectSettings,
+    spec: &PersistentChatPoolSpec,
+    step: &Step,
+    ctx: &StatementContext,
+    opts: &RunOptions,
+) -> Result<StepReport, SqlError> {
+    let started = Instant::now();
+    let mut report = StepReport::default();
+    let result = run_all(conns, settings, spec, step, ctx, opts, &mut report).await;
+    report.elapsed = started.elapsed();
+    result.map(|()| report)
+}
+
+async fn run_all(
+    conns: &mut Connections,
+    settings: &ConnectSettings,
+    spec: &PersistentChatPoolSpec,
+    step: &Step,
+    ctx: &StatementContext,
+    opts: &RunOptions,
+    report: &mut StepReport,
+) -> Result<(), SqlError> {
+    let list = statements(step, ctx);
+    let total = list.len();
+    for (i, st) in list.iter().enumerate() {
+        if opts.cancel.is_cancelled() {
+            report.cancelled = true;
+            return Ok(());
+        }
+        tracing::info!(
+            step = step.name(),
+            instance = %st.instance,
+            statement = i + 1,
+            of = total,
+            purpose = %st.purpose,
+            "running statement"
+        );
+        let mut attempt = 0;
+        let mut kill_round = 0;
+        loop {
+            attempt += 1;
+            report.statements_sent += 1;
+            report.writes += 1;
+            let err = match send(conns, settings, spec, st).await {
+                Ok(()) => break,
+                Err(e) => e,
+            };
+            let number = err.number();
+            if number.is_some_and(|n| st.done_if.contains(&n)) {
+                tracing::info!(step = step.name(), instance = %st.instance, error = number, "already in effect");
+                report.already_done += 1;
+                break;
+            }
+            if number == Some(IN_USE)
+                && kills_on_in_use(step)
+                && kill_round < opts.kill_rounds
+                && let Some(database) = step.databases().first().copied()
+            {
+                kill_round += 1;
+                end_sessions(conns, settings, spec, &st.instance, database, report).await?;
+                continue;
+            }
+            // A lost connection is worth one more try on a fresh one (every statement repeats
+            // safely); a statement that outlived the command timeout is not resent at once:
+            // it may still be running on the server.
+            let retryable = number.is_some_and(|n| st.retry_if.contains(&n))
+                || matches!(&err, SqlError::ConnectionLost { reason, .. } if !reason.starts_with("TimedOut"));
+            if retryable && attempt < opts.attempts {
+                let wait = opts.backoff * 2u32.saturating_pow(attempt - 1);
+                tracing::info!(step = step.name(), instance = %st.instance, error = %err, wait_ms = wait.as_millis() as u64, "not now; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => continue,
+                    () = opts.cancel.cancelled() => {
+                        report.cancelled = true;
+                        return Ok(());
+                    }
+                }
+            }
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+/// Send one statement on its instance's kept connection (opened when there is none). A
+/// connection that fails is discarded, so the next attempt opens a fresh one.
+async fn send(
+    conns: &mut Connections,
+    settings: &ConnectSettings,
+    spec: &PersistentChatPoolSpec,
+    st: &Statement,
+) -> Result<(), SqlError> {
+    let answer = request(conns, settings, spec, &st.instance, &st.purpose, st.query()).await?;
+    match answer.error {
+        None => Ok(()),
+        Some(e) => Err(SqlError::Server {
+            instance: st.instance.clone(),
+            statement: st.purpose.clone(),
+            number: e.number,
+            state: e.state,
+            class: e.class,
+            message: e.message,
+        }),
+    }
+}
+
+/// One request and its whole answer; connection failures discard the connection.
+async fn request(
+    conns: &mut Connections,
+    settings: &ConnectSettings,
+    spec: &PersistentChatPoolSpec,
+    instance: &str,
+    what: &str,
+    query: tiberius::Query<'_>,
+) -> Result<Answer, SqlError> {
+    let t = target(spec, instance).ok_or_else(|| SqlError::Unexpected {
+        instance: instance.to_string(),
+        statement: what.to_string(),
+        reason: format!("the spec names no instance {instance}"),
+    })?;
+    let client = conns.get(&t, settings).await?;
+    match super::observe::run_query(client, query).await {
+        Ok(answer) => Ok(answer),
+        Err(e) => {
+            conns.discard(instance);
+            Err(SqlError::from_tiberius(instance, what, e))
+        }
+    }
+}
+
+/// End every other user session on `database` (one query to find them, one KILL each): the
+/// drain already asked chat servers to leave, and what is left holds up the step.
+async fn end_sessions(
+    conns: &mut Connections,
+    settings: &ConnectSettings,
+    spec: &PersistentChatPoolSpec,
+    instance: &str,
+    database: &str,
+    report: &mut StepReport,
+) -> Result<(), SqlError> {
+    let what = format!("finding the sessions on {database}");
+    let mut q = tiberius::Query::new(
+        "SELECT session_id FROM sys.dm_exec_sessions \
+         WHERE database_id = DB_ID(@P1) AND session_id <> @@SPID AND is_user_process = 1",
+    );
+    q.bind(database);
+    report.statements_sent += 1;
+    let answer = request(conns, settings, spec, instance, &what, q).await?;
+    if let Some(e) = answer.error {
+        return Err(SqlError::Server {
+            instance: instance.to_string(),
+            statement: what,
+            number: e.number,
+            state: e.state,
+            class: e.class,
+            message: e.message,
+        });
+    }
+    let ids: Vec<i64> = answer
+        .tables
+        .iter()
+        .flat_map(|t| t.rows.iter())
+        .filter_map(|r| r.first().and_then(Cell::int))
+        .collect();
+    for id in ids {
+        tracing::info!(%instance, %database, session = id, "ending a session still on the database (3101)");
+        report.statements_sent += 1;
+        // KILL takes no variable; the id is an integer the server gave.
+        let kill = format!("KILL {id}");
+        let answer = request(
+            conns,
+            settings,
+            spec,
+            instance,
+            "KILL",
+            tiberius::Query::new(kill),
+        )
+        .await?;
+        // 6106: it left meanwhile. Any other refusal shows again as 3101 on the retry.
+        if let Some(e) = answer.error {
+            tracing::info!(%instance, session = id, error = e.number, "KILL refused");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_recover_and_demote_end_sessions_on_3101() {
+        let recover = Step::Recover {
+            site: "dallas".into(),
+            instance: "dal-sql1".into(),
+            database: "mgc".into(),
+            kill_session_ids: vec![],
+        };
+        let demote = Step::DemoteOldPrimary {
+            site: "atlanta".into(),
+            instance: "atl-sql1".into(),
+            database: "mgc".into(),
+            file: "f".into(),
+        };
+        let remove = Step::RemoveMirroring {
+            site: "atlanta".into(),
+            instance: "atl-sql1".into(),
+            databases: vec!["mgc".into()],
+        };
+        assert!(kills_on_in_use(&recover));
+        assert!(kills_on_in_use(&demote));
+        assert!(!kills_on_in_use(&remove));
+    }
+}

@@ -1,0 +1,774 @@
+//! The instance batch's result sets turned into the observation model. Pure functions: the
+//! tables come from [`super::tables::run`] or from a unit test.
+
+use chrono::NaiveDateTime;
+use jiff::Timestamp;
+
+use super::batch::{HEADER_FOR, Section};
+#[cfg(test)]
+use super::tables::ServerError;
+use super::tables::{Answer, Cell, Record, Table};
+use pchat_core::observe::{
+    BackupFile, BackupType, DatabaseObservation, DatabaseState, JobSchedule, LogShippingLink,
+    LogShippingPrimary, LogShippingSecondary, Lsn, LsnPosition, MirroringObservation,
+    MirroringRole, MirroringSafety, MirroringState, RecoveryModel, SessionObservation, UserAccess,
+};
+
+/// An LSN from a `numeric(25,0)` column, or from the `vlf:block:slot` hexadecimal text that
+/// `sys.dm_db_log_stats` reports on SQL Server (the numeric form is the three parts in
+/// decimal: `vlf * 10^15 + block * 10^5 + slot`).
+pub fn lsn(cell: &Cell) -> Option<Lsn> {
+    match cell {
+        Cell::Decimal(v, scale) => {
+            let v = *v / 10i128.pow(u32::from(*scale));
+            u64::try_from(v).ok().map(Lsn)
+        }
+        Cell::Int(i) => u64::try_from(*i).ok().map(Lsn),
+        Cell::Text(s) => {
+            let s = s.trim();
+            let parts: Vec<&str> = s.split(':').collect();
+            if let [vlf, block, slot] = parts.as_slice() {
+                let vlf = u64::from_str_radix(vlf, 16).ok()?;
+                let block = u64::from_str_radix(block, 16).ok()?;
+                let slot = u64::from_str_radix(slot, 16).ok()?;
+                vlf.checked_mul(1_000_000_000_000_000)?
+                    .checked_add(block.checked_mul(100_000)?)?
+                    .checked_add(slot)
+                    .map(Lsn)
+            } else {
+                s.parse().ok().map(Lsn)
+            }
+        }
+        _ => None,
+    }
+}
+
+/// An LSN column where 0 means "none" (`DatabaseBackupLSN` of a first full backup).
+fn nonzero_lsn(cell: &Cell) -> Option<Lsn> {
+    lsn(cell).filter(|l| l.0 != 0)
+}
+
+/// A server-local `datetime` as an instant, given the server's offset from UTC in minutes.
+pub fn instant(local: NaiveDateTime, utc_offset_minutes: i64) -> Option<Timestamp> {
+    let utc = local - chrono::Duration::minutes(utc_offset_minutes);
+    let t = utc.and_utc();
+    Timestamp::new(t.timestamp(), t.timestamp_subsec_nanos() as i32).ok()
+}
+
+/// A UTC `datetime` column, else a server-local one converted with the offset.
+fn instant_of(r: &Record, utc_column: &str, local_column: &str, offset: i64) -> Option<Timestamp> {
+    match r.get(utc_column).datetime() {
+        Some(utc) => instant(utc, 0),
+        None => instant(r.get(local_column).datetime()?, offset),
+    }
+}
+
+/// `@@SERVERNAME`, `@@SPID` and the server's offset from UTC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerInfo {
+    pub server_name: String,
+    pub spid: i64,
+    pub utc_offset_minutes: i64,
+}
+
+/// One file of a folder listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    /// Write time and size: a file rewritten in place (BACKUP ... WITH INIT) is read again.
+    pub version: String,
+}
+
+/// What one instance's batch returned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceData {
+    pub server: ServerInfo,
+    pub databases: Vec<DatabaseObservation>,
+    pub sessions: Vec<SessionObservation>,
+    /// The copy folder's files, or why it could not be listed.
+    pub copy_folder: Result<Vec<Listed>, String>,
+    /// The share's files when this instance listed it.
+    pub share: Option<Result<Vec<Listed>, String>>,
+}
+
+fn section(answer: &Answer, s: Section) -> Option<&Table> {
+    answer
+        .tables
+        .iter()
+        .find(|t| t.key().eq_ignore_ascii_case(s.key()))
+}
+
+/// The error text of an answer, for a listing that is missing from it.
+fn listing_failure(answer: &Answer, what: &str) -> String {
+    match &answer.error {
+        Some(e) => format!("{what} cannot be listed: error {}: {}", e.number, e.message),
+        None => format!("{what} cannot be listed (no answer)"),
+    }
+}
+
+/// A folder listing section: its files, or the reason it is missing.
+pub fn listing(answer: &Answer, s: Section, what: &str) -> Result<Vec<Listed>, String> {
+    let t = section(answer, s).ok_or_else(|| listing_failure(answer, what))?;
+    Ok(t.records()
+        .filter_map(|r| {
+            let name = r.text(s.key())?;
+            let written = r.get("last_write_time").datetime();
+            let size = r.get("size_in_bytes").int();
+            Some(Listed {
+                name,
+                version: format!("{written:?}/{size:?}"),
+            })
+        })
+        .collect())
+}
+
+/// How often a SQL Agent schedule runs its job: daily (`freq_type` 4), repeating every N
+/// seconds (2), minutes (4) or hours (8). None for any other schedule.
+fn every_seconds(freq_type: Option<i64>, unit: Option<i64>, n: Option<i64>) -> Option<u64> {
+    let n = u64::try_from(n?).ok().filter(|n| *n > 0)?;
+    if freq_type? != 4 {
+        return None;
+    }
+    match unit? {
+        2 => Some(n),
+        4 => Some(n * 60),
+        8 => Some(n * 3600),
+        _ => None,
+    }
+}
+
+/// Parse the instance batch. `Err` when a catalog result set is missing: the observation of
+/// this instance is then incomplete and must not be used.
+pub fn instance(
+    answer: &Answer,
+    pool_databases: &[&str],
+    listed_share: bool,
+) -> Result<InstanceData, String> {
+    let need = |s: Section| {
+        section(answer, s).ok_or_else(|| match &answer.error {
+            Some(e) => format!(
+                "the observation batch failed: error {} (severity {}, state {}): {}",
+                e.number, e.class, e.state, e.message
+            ),
+            None => format!("the observation batch returned no {} result", s.key()),
+        })
+    };
+    let server_t = need(Section::Server)?;
+    let server_r = server_t
+        .records()
+        .next()
+        .ok_or("the observation batch returned no server row")?;
+    let server = ServerInfo {
+        server_name: server_r.text("server_name").unwrap_or_default(),
+        spid: server_r.get("spid").int().unwrap_or(0),
+        utc_offset_minutes: server_r.get("utc_offset_minutes").int().unwrap_or(0),
+    };
+    let offset = server.utc_offset_minutes;
+    let canonical = |name: &str| -> Option<String> {
+        pool_databases
+            .iter()
+            .find(|d| d.eq_ignore_ascii_case(name))
+            .map(|d| d.to_string())
+    };
+    let mut databases: Vec<DatabaseObservation> = need(Section::Databases)?
+        .records()
+        .filter_map(|r| {
+            let name = canonical(&r.text(Section::Databases.key())?)?;
+            let state = database_state(&r.text("state_desc").unwrap_or_default());
+            Some(DatabaseObservation {
+                name,
+                state,
+                user_access: match r.text("user_access_desc").as_deref() {
+                    Some("SINGLE_USER") => UserAccess::SingleUser,
+                    Some("RESTRICTED_USER") => UserAccess::RestrictedUser,
+                    _ => UserAccess::MultiUser,
+                },
+                recovery_model: match r.text("recovery_model_desc").as_deref() {
+                    Some("SIMPLE") => RecoveryModel::Simple,
+                    Some("BULK_LOGGED") => RecoveryModel::BulkLogged,
+                    _ => RecoveryModel::Full,
+                },
+                mirroring: mirroring(&r),
+                log_shipping_primary: None,
+                log_shipping_secondary: None,
+                lsn: LsnPosition {
+                    redo_start: if state == DatabaseState::Restoring {
+                        lsn(r.get("redo_start_lsn"))
+                    } else {
+                        None
+                    },
+                    end_of_log: if state == DatabaseState::Online {
+                        lsn(r.get("log_end_lsn"))
+                    } else {
+                        None
+                    },
+                    fork_point: nonzero_lsn(r.get("fork_point_lsn")),
+                },
+                last_log_backup: None,
+            })
+        })
+        .collect();
+    databases.sort_by_key(|d| pool_databases.iter().position(|n| *n == d.name));
+
+    for r in need(Section::LogShippingPrimary)?.records() {
+        let Some(d) = r
+            .text(Section::LogShippingPrimary.key())
+            .and_then(|n| canonical(&n))
+            .and_then(|n| databases.iter_mut().find(|d| d.name == n))
+        else {
+            continue;
+        };
+        let p = d
+            .log_shipping_primary
+            .get_or_insert_with(|| LogShippingPrimary {
+                backup_directory: r.text("backup_directory").unwrap_or_default(),
+                backup_share: r.text("backup_share").unwrap_or_default(),
+                last_backup_file: r.text("last_backup_file"),
+                last_backup_date: instant_of(
+                    &r,
+                    "last_backup_date_utc",
+                    "last_backup_date",
+                    offset,
+                ),
+                secondaries: Vec::new(),
+                job_schedules: Vec::new(),
+            });
+        if let (Some(server), Some(db)) = (r.text("secondary_server"), r.text("secondary_database"))
+        {
+            p.secondaries.push(LogShippingLink {
+                secondary_server: server,
+                secondary_database: db,
+            });
+        }
+    }
+
+    for r in need(Section::LogShippingSecondary)?.records() {
+        let Some(d) = r
+            .text(Section::LogShippingSecondary.key())
+            .and_then(|n| canonical(&n))
+            .and_then(|n| databases.iter_mut().find(|d| d.name == n))
+        else {
+            continue;
+        };
+        d.log_shipping_secondary = Some(LogShippingSecondary {
+            primary_server: r.text("primary_server").unwrap_or_default(),
+            primary_database: r.text("primary_database").unwrap_or_default(),
+            backup_source_directory: r.text("backup_source_directory").unwrap_or_default(),
+            backup_destination_directory: r
+                .text("backup_destination_directory")
+                .unwrap_or_default(),
+            last_copied_file: r.text("last_copied_file"),
+            last_copied_date: instant_of(&r, "last_copied_date_utc", "last_copied_date", offset),
+            last_restored_file: r.text("last_restored_file"),
+            last_restored_date: instant_of(
+                &r,
+                "last_restored_date_utc",
+                "last_restored_date",
+                offset,
+            ),
+            last_restored_latency_minutes: r
+                .get("last_restored_latency")
+                .int()
+                .and_then(|m| u32::try_from(m).ok()),
+            job_schedules: Vec::new(),
+        });
+    }
+
+    for r in need(Section::LogShippingJobs)?.records() {
+        let Some(d) = r
+            .text(Section::LogShippingJobs.key())
+            .and_then(|n| canonical(&n))
+            .and_then(|n| databases.iter_mut().find(|d| d.name == n))
+        else {
+            continue;
+        };
+        let Some(schedule_id) = r
+            .get("schedule_id")
+            .int()
+            .and_then(|i| i32::try_from(i).ok())
+        else {
+            continue;
+        };
+        let schedule = JobSchedule {
+            job_name: r.text("job_name").unwrap_or_default(),
+            schedule_id,
+            schedule_name: r.text("schedule_name").unwrap_or_default(),
+            enabled: r.get("enabled").flag(),
+            every_seconds: every_seconds(
+                r.get("freq_type").int(),
+                r.get("freq_subday_type").int(),
+                r.get("freq_subday_interval").int(),
+            ),
+        };
+        let schedules = match r.text("side").as_deref() {
+            Some("primary") => d
+                .log_shipping_primary
+                .as_mut()
+                .map(|p| &mut p.job_schedules),
+            _ => d
+                .log_shipping_secondary
+                .as_mut()
+                .map(|s| &mut s.job_schedules),
+        };
+        if let Some(schedules) = schedules {
+            schedules.push(schedule);
+        }
+    }
+
+    for r in need(Section::LastLogBackup)?.records() {
+        let Some(name) = r
+            .text(Section::LastLogBackup.key())
+            .and_then(|n| canonical(&n))
+        else {
+            continue;
+        };
+        let Some(d) = databases.iter_mut().find(|d| d.name == name) else {
+            continue;
+        };
+        let (Some(first), Some(last), Some(finished)) = (
+            lsn(r.get("first_lsn")),
+            lsn(r.get("last_lsn")),
+            r.get("backup_finish_date")
+                .datetime()
+                .and_then(|t| instant(t, offset)),
+        ) else {
+            continue;
+        };
+        d.last_log_backup = Some(BackupFile {
+            path: r.text("physical_device_name").unwrap_or_default(),
+            database: name,
+            backup_type: BackupType::Log,
+            first_lsn: first,
+            last_lsn: last,
+            database_backup_lsn: nonzero_lsn(r.get("database_backup_lsn")),
+            finished_at: finished,
+            copy_only: r.get("is_copy_only").flag(),
+            force_offline: r.get("is_force_offline").flag(),
+            server_name: r.text("server_name").unwrap_or_default(),
+        });
+    }
+
+    let sessions = need(Section::Sessions)?
+        .records()
+        .filter_map(|r| {
+            Some(SessionObservation {
+                session_id: i32::try_from(r.get(Section::Sessions.key()).int()?).ok()?,
+                host_name: r.text("host_name").unwrap_or_default(),
+                program_name: r.text("program_name").unwrap_or_default(),
+                database: r.text("database_name"),
+            })
+        })
+        .collect();
+
+    Ok(InstanceData {
+        server,
+        databases,
+        sessions,
+        copy_folder: listing(answer, Section::CopyFolder, "the copy folder"),
+        share: listed_share.then(|| listing(answer, Section::Share, "the backup share")),
+    })
+}
+
+/// `sys.databases.state_desc`. A state the model does not name (COPYING, OFFLINE_SECONDARY)
+/// reads as OFFLINE: a copy the operator neither uses nor repairs.
+fn database_state(desc: &str) -> DatabaseState {
+    match desc {
+        "ONLINE" => DatabaseState::Online,
+        "RESTORING" => DatabaseState::Restoring,
+        "RECOVERING" => DatabaseState::Recovering,
+        "RECOVERY_PENDING" => DatabaseState::RecoveryPending,
+        "SUSPECT" => DatabaseState::Suspect,
+        "EMERGENCY" => DatabaseState::Emergency,
+        _ => DatabaseState::Offline,
+    }
+}
+
+fn mirroring(r: &Record) -> Option<MirroringObservation> {
+    let role = match r.text("mirroring_role_desc")?.as_str() {
+        "PRINCIPAL" => MirroringRole::Principal,
+        "MIRROR" => MirroringRole::Mirror,
+        _ => return None,
+    };
+    let state = match r.text("mirroring_state_desc").as_deref() {
+        Some("SUSPENDED") => MirroringState::Suspended,
+        Some("SYNCHRONIZING") => MirroringState::Synchronizing,
+        Some("PENDING_FAILOVER") => MirroringState::PendingFailover,
+        Some("SYNCHRONIZED") => MirroringState::Synchronized,
+        Some("UNSYNCHRONIZED") => MirroringState::Unsynchronized,
+        _ => MirroringState::Disconnected,
+    };
+    Some(MirroringObservation {
+        role,
+        state,
+        safety: match r.text("mirroring_safety_level_desc").as_deref() {
+            Some("FULL") => MirroringSafety::Full,
+            _ => MirroringSafety::Off,
+        },
+        partner_name: r.text("mirroring_partner_name").unwrap_or_default(),
+        partner_instance: r.text("mirroring_partner_instance").unwrap_or_default(),
+        witness_name: r.text("mirroring_witness_name"),
+        failover_lsn: nonzero_lsn(r.get("mirroring_failover_lsn")),
+    })
+}
+
+/// The headers batch: each file's first backup set (the one a RESTORE without `FILE =`
+/// applies), by path. A file whose header is missing (unreadable, not a backup, a backup type
+/// the model does not know) is left out.
+pub fn headers(answer: &Answer, offsets: &dyn Fn(&str) -> i64) -> Vec<BackupFile> {
+    let mut out = Vec::new();
+    let mut tables = answer.tables.iter().peekable();
+    while let Some(t) = tables.next() {
+        if !t.key().eq_ignore_ascii_case(HEADER_FOR) {
+            continue;
+        }
+        let Some(path) = t.records().next().and_then(|r| r.text(HEADER_FOR)) else {
+            continue;
+        };
+        let Some(h) = tables.next_if(|n| !n.key().eq_ignore_ascii_case(HEADER_FOR)) else {
+            continue;
+        };
+        let Some(r) = h.records().next() else {
+            continue;
+        };
+        if let Some(f) = header(&r, &path, offsets) {
+            out.push(f);
+        }
+    }
+    out
+}
+
+fn header(r: &Record, path: &str, offsets: &dyn Fn(&str) -> i64) -> Option<BackupFile> {
+    let backup_type = match r.get("BackupType").int()? {
+        1 => BackupType::Full,
+        2 => BackupType::Log,
+        5 => BackupType::Differential,
+        _ => return None,
+    };
+    let server_name = r.text("ServerName").unwrap_or_default();
+    Some(BackupFile {
+        path: path.to_string(),
+        database: r.text("DatabaseName")?,
+        backup_type,
+        first_lsn: lsn(r.get("FirstLSN"))?,
+        last_lsn: lsn(r.get("LastLSN"))?,
+        database_backup_lsn: nonzero_lsn(r.get("DatabaseBackupLSN")),
+        finished_at: instant(r.get("BackupFinishDate").datetime()?, offsets(&server_name))?,
+        copy_only: r.get("IsCopyOnly").flag(),
+        force_offline: r.get("IsForceOffline").flag(),
+        server_name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(cols: &[&str], rows: Vec<Vec<Cell>>) -> Table {
+        Table {
+            columns: cols.iter().map(|c| c.to_string()).collect(),
+            rows,
+        }
+    }
+
+    fn t(s: &str) -> Cell {
+        Cell::Text(s.into())
+    }
+
+    fn dt(s: &str) -> Cell {
+        Cell::DateTime(NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap())
+    }
+
+    #[test]
+    fn lsn_reads_numeric_and_the_hex_triple_of_dm_db_log_stats() {
+        assert_eq!(
+            lsn(&Cell::Decimal(34_000_000_012_300_001, 0)),
+            Some(Lsn(34_000_000_012_300_001))
+        );
+        // 0x22 = 34, 0x7b = 123, 0x1 = 1
+        assert_eq!(
+            lsn(&t("00000022:0000007b:0001")),
+            Some(Lsn(34_000_000_012_300_001))
+        );
+        assert_eq!(lsn(&Cell::Null), None);
+        assert_eq!(lsn(&t("not an lsn")), None);
+    }
+
+    #[test]
+    fn local_server_times_become_instants_with_the_server_offset() {
+        let local =
+            NaiveDateTime::parse_from_str("2026-11-26 07:00:00", "%Y-%m-%d %H:%M:%S").unwrap();
+        let i = instant(local, -300).unwrap();
+        assert_eq!(i.to_string(), "2026-11-26T12:00:00Z");
+    }
+
+    fn catalog(extra: Vec<Table>) -> Answer {
+        let mut tables = vec![
+            table(
+                &["server_name", "spid", "utc_offset_minutes"],
+                vec![vec![t("ATL-SQL1"), Cell::Int(52), Cell::Int(0)]],
+            ),
+            table(
+                &[
+                    "database_name",
+                    "state_desc",
+                    "user_access_desc",
+                    "recovery_model_desc",
+                    "mirroring_role_desc",
+                    "mirroring_state_desc",
+                    "mirroring_safety_level_desc",
+                    "mirroring_partner_name",
+                    "mirroring_partner_instance",
+                    "mirroring_witness_name",
+                    "mirroring_failover_lsn",
+                    "redo_start_lsn",
+                    "fork_point_lsn",
+                    "log_end_lsn",
+                ],
+                vec![
+                    vec![
+                        t("MGC"),
+                        t("ONLINE"),
+                        t("MULTI_USER"),
+                        t("FULL"),
+                        t("PRINCIPAL"),
+                        t("SYNCHRONIZED"),
+                        t("FULL"),
+                        t("TCP://atl-sql2:5022"),
+                        t("atl-sql2"),
+                        t(""),
+                        Cell::Decimal(90, 0),
+                        Cell::Null,
+                        Cell::Null,
+                        Cell::Decimal(120, 0),
+                    ],
+                    vec![
+                        t("other"),
+                        t("ONLINE"),
+                        t("MULTI_USER"),
+                        t("FULL"),
+                        Cell::Null,
+                        Cell::Null,
+                        Cell::Null,
+                        Cell::Null,
+                        Cell::Null,
+                        Cell::Null,
+                        Cell::Null,
+                        Cell::Null,
+                        Cell::Null,
+                        Cell::Decimal(7, 0),
+                    ],
+                ],
+            ),
+            table(
+                &["ls_primary_database", "backup_share"],
+                vec![vec![t("mgc"), t(r"\\atl-fs\pchat-ls")]],
+            ),
+            table(&["ls_secondary_database"], vec![]),
+            table(
+                &[
+                    "log_backup_database",
+                    "server_name",
+                    "first_lsn",
+                    "last_lsn",
+                    "database_backup_lsn",
+                    "backup_finish_date",
+                    "is_copy_only",
+                    "is_force_offline",
+                    "physical_device_name",
+                ],
+                vec![vec![
+                    t("mgc"),
+                    t("ATL-SQL1"),
+                    Cell::Decimal(100, 0),
+                    Cell::Decimal(110, 0),
+                    Cell::Decimal(50, 0),
+                    dt("2026-11-26 12:00:00"),
+                    Cell::Bool(false),
+                    Cell::Bool(true),
+                    t(r"\\atl-fs\pchat-ls\mgc_20261126120000.trn"),
+                ]],
+            ),
+            table(
+                &[
+                    "ls_job_database",
+                    "side",
+                    "job_name",
+                    "schedule_id",
+                    "schedule_name",
+                    "enabled",
+                    "freq_type",
+                    "freq_subday_type",
+                    "freq_subday_interval",
+                ],
+                vec![
+                    vec![
+                        t("mgc"),
+                        t("primary"),
+                        t("LSBackup_mgc"),
+                        Cell::Int(3),
+                        t("LSBackup_mgc_every_300s"),
+                        Cell::Bool(true),
+                        Cell::Int(4),
+                        Cell::Int(4),
+                        Cell::Int(5),
+                    ],
+                    vec![
+                        t("mgc"),
+                        t("primary"),
+                        t("LSBackup_mgc"),
+                        Cell::Int(4),
+                        t("nightly"),
+                        Cell::Bool(false),
+                        Cell::Int(4),
+                        Cell::Int(1),
+                        Cell::Int(0),
+                    ],
+                ],
+            ),
+            table(
+                &["session_id", "host_name", "program_name", "database_name"],
+                vec![vec![
+                    Cell::Int(60),
+                    t("atl-pc1"),
+                    t("Persistent Chat"),
+                    t("mgc"),
+                ]],
+            ),
+        ];
+        tables.extend(extra);
+        Answer {
+            tables,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_catalog_sets_fill_databases_sessions_and_the_tail_of_the_log() {
+        let listing = table(
+            &["copy_folder_file", "last_write_time", "size_in_bytes"],
+            vec![vec![
+                t("mgc_1.trn"),
+                dt("2026-11-26 12:00:00"),
+                Cell::Int(10),
+            ]],
+        );
+        let d = instance(&catalog(vec![listing]), &["mgc", "mgccomp"], false).unwrap();
+        assert_eq!(d.server.server_name, "ATL-SQL1");
+        assert_eq!(d.databases.len(), 1, "only the pool's databases");
+        let mgc = &d.databases[0];
+        assert_eq!(mgc.name, "mgc", "the spec's spelling");
+        assert_eq!(mgc.lsn.end_of_log, Some(Lsn(120)));
+        let m = mgc.mirroring.as_ref().unwrap();
+        assert_eq!(m.state, MirroringState::Synchronized);
+        assert_eq!(m.witness_name, None, "an empty witness is none");
+        let tail = mgc.last_log_backup.as_ref().unwrap();
+        assert!(tail.force_offline);
+        assert_eq!(tail.last_lsn, Lsn(110));
+        assert_eq!(d.sessions[0].database.as_deref(), Some("mgc"));
+        // The backup job's schedules: every 5 minutes, and a once-a-day one (not repeating).
+        let schedules = &mgc.log_shipping_primary.as_ref().unwrap().job_schedules;
+        let seen: Vec<(&str, i32, bool, Option<u64>)> = schedules
+            .iter()
+            .map(|s| {
+                (
+                    s.job_name.as_str(),
+                    s.schedule_id,
+                    s.enabled,
+                    s.every_seconds,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("LSBackup_mgc", 3, true, Some(300)),
+                ("LSBackup_mgc", 4, false, None)
+            ]
+        );
+        assert_eq!(d.copy_folder.as_ref().unwrap()[0].name, "mgc_1.trn");
+        assert_eq!(d.share, None);
+    }
+
+    #[test]
+    fn a_listing_that_failed_carries_the_error_and_the_rest_survives() {
+        let mut a = catalog(vec![]);
+        a.error = Some(ServerError {
+            number: 3,
+            state: 0,
+            class: 16,
+            message: "The system cannot find the path specified.".into(),
+        });
+        let d = instance(&a, &["mgc"], true).unwrap();
+        let why = d.share.unwrap().unwrap_err();
+        assert!(why.contains("error 3"), "{why}");
+        assert!(d.copy_folder.is_err());
+        assert_eq!(d.databases.len(), 1);
+    }
+
+    #[test]
+    fn a_missing_catalog_set_fails_the_whole_instance() {
+        let mut a = catalog(vec![]);
+        a.tables.retain(|t| t.key() != "session_id");
+        let err = instance(&a, &["mgc"], false).unwrap_err();
+        assert!(err.contains("session_id"), "{err}");
+        let mut a = catalog(vec![]);
+        a.tables.retain(|t| t.key() != "ls_job_database");
+        let err = instance(&a, &["mgc"], false).unwrap_err();
+        assert!(err.contains("ls_job_database"), "{err}");
+    }
+
+    #[test]
+    fn a_schedule_repeats_every_n_seconds_minutes_or_hours_of_a_daily_schedule_only() {
+        assert_eq!(every_seconds(Some(4), Some(2), Some(30)), Some(30));
+        assert_eq!(every_seconds(Some(4), Some(4), Some(5)), Some(300));
+        assert_eq!(every_seconds(Some(4), Some(8), Some(2)), Some(7200));
+        assert_eq!(every_seconds(Some(4), Some(1), Some(0)), None, "once a day");
+        assert_eq!(every_seconds(Some(8), Some(4), Some(5)), None, "weekly");
+        assert_eq!(every_seconds(Some(4), Some(4), Some(0)), None);
+        assert_eq!(every_seconds(None, Some(4), Some(5)), None);
+    }
+
+    #[test]
+    fn a_header_that_could_not_be_read_leaves_out_only_its_file() {
+        let header_cols = [
+            "BackupName",
+            "BackupType",
+            "ServerName",
+            "DatabaseName",
+            "FirstLSN",
+            "LastLSN",
+            "DatabaseBackupLSN",
+            "BackupFinishDate",
+            "IsForceOffline",
+            "IsCopyOnly",
+        ];
+        let h = |first: i128| {
+            table(
+                &header_cols,
+                vec![vec![
+                    Cell::Null,
+                    Cell::Int(2),
+                    t("atl-sql1"),
+                    t("mgc"),
+                    Cell::Decimal(first, 0),
+                    Cell::Decimal(first + 10, 0),
+                    Cell::Decimal(0, 0),
+                    dt("2026-11-26 12:00:00"),
+                    Cell::Bool(false),
+                    Cell::Bool(false),
+                ]],
+            )
+        };
+        let marker = |p: &str| table(&[HEADER_FOR], vec![vec![t(p)]]);
+        let a = Answer {
+            tables: vec![marker("a.trn"), marker("b.trn"), marker("c.trn"), h(30)],
+            error: None,
+        };
+        let files = headers(&a, &|_| 0);
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].path, "c.trn");
+        assert_eq!(files[0].first_lsn, Lsn(30));
+        assert_eq!(files[0].database_backup_lsn, None);
+        assert_eq!(files[0].backup_type, BackupType::Log);
+    }
+}

@@ -1,0 +1,276 @@
+//! The `pchat-operator` command line: one module per command family. The binary
+//! (`src/main.rs`) only calls [`main`].
+
+mod plan;
+mod reconcile;
+mod run;
+#[cfg(feature = "sim")]
+mod sim;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "pchat-operator",
+    version,
+    about = "Declarative SQL Server disaster recovery for a Persistent Chat pool"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the PersistentChatPool CustomResourceDefinition as YAML.
+    Crd,
+    /// Print the remaining plan for a pool spec and an observation, without sending anything.
+    Plan {
+        /// The PersistentChatPool manifest as YAML.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// An observation of the pool as YAML (see examples/observed-installer.yaml). Without
+        /// it the live instances are observed (read-only: nothing that changes anything is
+        /// sent), with credentials as for `reconcile`.
+        #[arg(long)]
+        observed: Option<PathBuf>,
+        /// YAML file with `username` and `password` keys, for observing live instances
+        /// (default: PCHAT_SQL_USERNAME and PCHAT_SQL_PASSWORD).
+        #[arg(long)]
+        credentials_file: Option<PathBuf>,
+        /// Where the active-server list is published, for observing live instances (default:
+        /// active-servers.yaml beside the manifest).
+        #[arg(long)]
+        active_servers_file: Option<PathBuf>,
+        /// PEM file of the CA that signed the instances' certificates (what
+        /// `spec.tls.caSecret` provides in Kubernetes); default: the system's roots.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = PlanOutput::Table)]
+        output: PlanOutput,
+        /// The planner's "now" (RFC 3339); defaults to the observation's takenAt.
+        #[arg(long)]
+        now: Option<String>,
+    },
+
+    /// Keep a pool converged without Kubernetes: the spec is a file, re-read when it changes;
+    /// status and the active-server list are files.
+    Reconcile {
+        /// The PersistentChatPool manifest as YAML.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Run one pass and exit.
+        #[arg(long)]
+        once: bool,
+        /// Where to write status (YAML).
+        #[arg(long)]
+        status_file: Option<PathBuf>,
+        /// Where to publish the active-server list (default: active-servers.yaml beside the
+        /// manifest).
+        #[arg(long)]
+        active_servers_file: Option<PathBuf>,
+        /// YAML file with `username` and `password` keys (default: the PCHAT_SQL_USERNAME and
+        /// PCHAT_SQL_PASSWORD environment variables).
+        #[arg(long)]
+        credentials_file: Option<PathBuf>,
+        /// PEM file of the CA that signed the instances' certificates (what
+        /// `spec.tls.caSecret` provides in Kubernetes); default: the system's roots.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// Log line format.
+        #[arg(long, value_enum, default_value_t = crate::telemetry::LogFormat::Plain)]
+        log_format: crate::telemetry::LogFormat,
+    },
+
+    /// Run the operator in Kubernetes: reconcile every PersistentChatPool (or those of one
+    /// namespace), with leader election, until SIGTERM or Ctrl-C.
+    Run {
+        /// Watch only this namespace (default: all namespaces).
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Address of the HTTP endpoint serving /healthz, /readyz and /metrics.
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        http_addr: std::net::SocketAddr,
+        /// Name of the Lease used for leader election.
+        #[arg(long, default_value = "pchat-operator")]
+        lease_name: String,
+        /// Namespace of the Lease.
+        #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+        lease_namespace: String,
+        /// This replica's identity in the Lease (default: POD_NAME, else the host name).
+        #[arg(long, env = "POD_NAME")]
+        identity: Option<String>,
+        /// Seconds a leader's claim lasts after its last renewal (at least 2).
+        #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]
+        lease_duration: u64,
+        /// Seconds between passes of a pool stalled on a missing Secret or key.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        stalled_retry: u64,
+        /// Seconds between checks of a replica that does not hold the Lease.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        not_leader_retry: u64,
+        /// Log line format.
+        #[arg(long, value_enum, default_value_t = crate::telemetry::LogFormat::Plain)]
+        log_format: crate::telemetry::LogFormat,
+    },
+
+    #[cfg(feature = "sim")]
+    /// Run the demo: a simulated two-site pool under a chat workload, bootstrapped, switched,
+    /// failed back, failed over when a site goes down, and protected again when it returns.
+    Demo,
+
+    #[cfg(feature = "sim")]
+    /// Run the demo several times, one after the other, and print each figure's fewest,
+    /// median and most over the runs (one run's timings move with the host's load).
+    Bench {
+        /// How many demo runs.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        runs: u32,
+    },
+
+    #[cfg(feature = "sim")]
+    /// Run the SQL Server simulator on a topology until interrupted (Ctrl-C or SIGTERM).
+    Sim {
+        /// The topology YAML (see examples/sim/two-sites.yaml).
+        #[arg(long)]
+        topology: PathBuf,
+        /// Where backup files, shares and copy folders live.
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// Address of the HTTP fault-injection endpoint (POST /faults, GET /state).
+        #[arg(long)]
+        control: Option<std::net::SocketAddr>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum PlanOutput {
+    Table,
+    Json,
+}
+
+/// Parse the command line and run the command; the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => match pchat_core::api::crd_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Plan {
+            file,
+            observed,
+            credentials_file,
+            active_servers_file,
+            ca_file,
+            output,
+            now,
+        } => {
+            let source = match observed {
+                Some(path) => plan::ObservationSource::File(path),
+                None => plan::ObservationSource::Live {
+                    active_servers_file: active_servers_file.unwrap_or_else(|| {
+                        crate::local::Options::default_active_servers_file(&file)
+                    }),
+                    credentials_file,
+                    ca_file,
+                },
+            };
+            plan::plan_command(&file, source, output, now.as_deref())
+        }
+        Command::Reconcile {
+            file,
+            once,
+            status_file,
+            active_servers_file,
+            credentials_file,
+            ca_file,
+            log_format,
+        } => {
+            crate::telemetry::init_logging(log_format);
+            let opts = crate::local::Options {
+                active_servers_file: active_servers_file
+                    .unwrap_or_else(|| crate::local::Options::default_active_servers_file(&file)),
+                pool_file: file,
+                once,
+                status_file,
+            };
+            reconcile::reconcile_command(&opts, credentials_file.as_deref(), ca_file.as_deref())
+        }
+        #[cfg(feature = "sim")]
+        Command::Sim {
+            topology,
+            state_dir,
+            control,
+        } => sim::sim_command(&topology, &state_dir, control),
+        #[cfg(feature = "sim")]
+        Command::Demo => sim::demo_command(),
+        #[cfg(feature = "sim")]
+        Command::Bench { runs } => sim::bench_command(runs as usize),
+        Command::Run {
+            namespace,
+            http_addr,
+            lease_name,
+            lease_namespace,
+            identity,
+            lease_duration,
+            stalled_retry,
+            not_leader_retry,
+            log_format,
+        } => {
+            crate::telemetry::init_logging(log_format);
+            let timing = crate::k8s::context::Timing {
+                stalled_retry: std::time::Duration::from_secs(stalled_retry),
+                not_leader_retry: std::time::Duration::from_secs(not_leader_retry),
+                ..Default::default()
+            };
+            let opts = crate::k8s::Options {
+                namespace,
+                http_addr,
+                lease: crate::k8s::leader::LeaseConfig {
+                    name: lease_name,
+                    namespace: lease_namespace,
+                    identity: identity.unwrap_or_else(run::host_name),
+                    duration_seconds: lease_duration,
+                },
+                ca_dir: std::env::temp_dir().join("pchat-operator"),
+                timing,
+            };
+            run::run_command(opts)
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+pub(crate) async fn wait_for_shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
