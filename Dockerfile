@@ -4,15 +4,17 @@
 
 FROM rust:1.95-bookworm AS builder
 WORKDIR /src
-# The sources the build needs: src/ includes a few YAML files from examples/ and tests/fixtures/,
-# and Cargo.toml names the bench target.
+# The sources the build needs: the workspace's crates, and the files they include (a few YAML
+# files from examples/ and tests/fixtures/); Cargo.toml names the bench target.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY crates ./crates
 COPY benches ./benches
 COPY tests ./tests
 COPY examples ./examples
 COPY crds ./crds
-RUN cargo build --release --locked --bin pchat-operator
+# Without the default `sim` feature: the image carries no simulator, demo or SQLite.
+RUN cargo build --release --locked --no-default-features --bin pchat-operator
 
 # distroless/cc: glibc and libgcc for the Rust binary, no shell, no package manager.
 FROM gcr.io/distroless/cc-debian12:nonroot

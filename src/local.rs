@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::publish::write_atomic;
-use crate::engine::{self, FilePublisher, PassReport, SqlPort};
+use crate::engine::{self, FilePublisher, PassInput, PassReport, PortSource};
 use pchat_core::api::{PersistentChatPoolSpec, PersistentChatPoolStatus, ValidationErrors};
 use pchat_sql::connect::Credentials;
 
@@ -218,7 +218,9 @@ fn hash(bytes: &[u8]) -> u64 {
     h.finish()
 }
 
-/// Load and validate the manifest once: what `--once` checks before anything else.
+/// Load and validate the manifest once: what `reconcile --once` checks before it reads
+/// credentials, so that a spec problem is reported first. The same loader and validation as
+/// every pass.
 pub fn check_spec(path: &Path) -> Result<PersistentChatPoolSpec, LocalError> {
     let mut file = SpecFile::new(path);
     let (spec, _) = file.load();
@@ -256,75 +258,45 @@ pub fn write_status(path: &Path, status: &PersistentChatPoolStatus) -> Result<()
 /// How often the manifest is checked for changes while waiting for the next pass.
 const SPEC_POLL: Duration = Duration::from_millis(200);
 
-/// Run local mode: passes until `cancel` fires (or one pass with `once`). Returns the last
-/// pass's report. With `once`, a spec that cannot be used is an error (exit 2); without it,
-/// the error goes to status and the log, and the file is watched until it is fixed.
+/// Run local mode: passes until `cancel` fires (or one pass with `once`, whose report is
+/// returned). A manifest that cannot be read or a spec that breaks a rule goes through the
+/// engine like any pass (status Invalid, nothing sent), and the file is watched until it is
+/// fixed; the `reconcile --once` command refuses both before it starts ([`check_spec`]).
 pub async fn run(
     opts: &Options,
-    port: &mut dyn SqlPort,
+    ports: &mut dyn PortSource,
     cancel: CancellationToken,
 ) -> Result<Option<PassReport>, LocalError> {
     let mut spec_file = SpecFile::new(&opts.pool_file);
     let mut publisher = FilePublisher::new(&opts.active_servers_file);
     let mut previous = opts.status_file.as_deref().and_then(read_status);
-    let mut last = None;
+    let pool = opts.pool_file.display().to_string();
     loop {
-        let now = Timestamp::now();
         let (spec, generation) = spec_file.load();
-        let requeue = match spec {
-            Ok(spec) => {
-                if opts.once
-                    && let Err(violations) = pchat_core::api::validate(spec)
-                {
-                    return Err(LocalError::Invalid {
-                        path: opts.pool_file.display().to_string(),
-                        violations,
-                    });
-                }
-                let report = engine::reconcile_once(
-                    spec,
-                    Some(generation),
-                    port,
-                    &mut publisher,
-                    now,
-                    previous.as_ref(),
-                )
-                .await;
-                if let Some(path) = &opts.status_file {
-                    write_status(path, &report.status)?;
-                }
-                let requeue = report.requeue_after;
-                previous = Some(report.status.clone());
-                last = Some(report);
-                requeue
-            }
-            Err(e) => {
-                if opts.once {
-                    return Err(e.clone());
-                }
-                tracing::error!(error = %e, "the manifest cannot be used; waiting for it to change");
-                let status = engine::status::invalid_because(
-                    &e.to_string(),
-                    Some(generation),
-                    previous.as_ref(),
-                    now,
-                );
-                if let Some(path) = &opts.status_file {
-                    write_status(path, &status)?;
-                }
-                previous = Some(status);
-                engine::REQUEUE_IDLE
-            }
+        let unreadable = spec.as_ref().err().map(|e| e.to_string());
+        let input = PassInput {
+            pool: &pool,
+            spec: spec.map_err(|_| unreadable.as_deref().unwrap_or_default()),
+            generation: Some(generation),
+            previous: previous.as_ref(),
+            now: Timestamp::now(),
+            timing: engine::Timing::default(),
         };
-        if opts.once {
-            return Ok(last);
+        let report = engine::reconcile_once(input, ports, &mut publisher).await;
+        if let Some(path) = &opts.status_file {
+            write_status(path, &report.status)?;
         }
+        if opts.once {
+            return Ok(Some(report));
+        }
+        let requeue = report.requeue_after;
+        previous = Some(report.status);
         tracing::debug!(
             requeue_ms = requeue.as_millis() as u64,
             "next pass scheduled"
         );
         if !wait(requeue, &spec_file, &cancel).await {
-            return Ok(last);
+            return Ok(None);
         }
     }
 }

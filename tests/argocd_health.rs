@@ -11,9 +11,9 @@ mod support;
 
 use jiff::Timestamp;
 use mlua::{Lua, Value as LuaValue};
-use pchat_core::api::{PersistentChatPoolSpec, PersistentChatPoolStatus, Phase};
+use pchat_core::api::{ConditionType, PersistentChatPoolSpec, PersistentChatPoolStatus, Phase};
 use pchat_core::plan::{self, Decision, Step};
-use pchat_operator::engine::{MemoryPublisher, PassReport, StepError, reconcile_once};
+use pchat_operator::engine::{MemoryPublisher, PassInput, PassReport, StepError, reconcile_once};
 use pchat_sql::SqlError;
 use serde_json::{Value, json};
 use support::engine::{ModelPort, observed, spec};
@@ -85,11 +85,8 @@ fn object(
     o
 }
 
-fn condition<'a>(s: &'a PersistentChatPoolStatus, t: &str) -> (&'a str, &'a str, &'a str) {
-    let c = s
-        .conditions
-        .iter()
-        .find(|c| c.type_ == t)
+fn condition(s: &PersistentChatPoolStatus, t: ConditionType) -> (&str, &str, &str) {
+    let c = pchat_core::api::conditions::find(&s.conditions, t)
         .unwrap_or_else(|| panic!("no {t} condition in {:?}", s.conditions));
     (c.status.as_str(), c.reason.as_str(), c.message.as_str())
 }
@@ -120,12 +117,15 @@ impl Pool {
             .build()
             .unwrap();
         let r = rt.block_on(reconcile_once(
-            &self.spec,
-            Some(GENERATION),
+            PassInput::new(
+                "argocd-test",
+                &self.spec,
+                Some(GENERATION),
+                self.status.as_ref(),
+                self.now,
+            ),
             &mut self.port,
             &mut self.publisher,
-            self.now,
-            self.status.as_ref(),
         ));
         self.status = Some(r.status.clone());
         self.now = self
@@ -161,7 +161,7 @@ impl Pool {
 fn a_converged_protected_pool_is_healthy() {
     let mut pool = Pool::from_installer();
     let status = pool.converge().clone();
-    assert_eq!(condition(&status, "Ready").0, "True");
+    assert_eq!(condition(&status, ConditionType::Ready).0, "True");
     let h = health(&pool.object());
     assert_eq!(h.status, "Healthy", "{h:?}");
     assert!(h.message.contains("atlanta serves"), "{h:?}");
@@ -174,7 +174,7 @@ fn a_bootstrap_under_way_is_progressing_with_the_step() {
     assert!(matches!(r.decision, Some(Decision::Step(_))));
     // A bootstrap reports Degraded=True (nothing is mirrored yet): it must not win.
     let status = pool.status.clone().unwrap();
-    assert_eq!(condition(&status, "Degraded").0, "True");
+    assert_eq!(condition(&status, ConditionType::Degraded).0, "True");
     let h = health(&pool.object());
     assert_eq!(h.status, "Progressing", "{h:?}");
     assert!(h.message.starts_with("SeedMirror"), "{h:?}");
@@ -229,11 +229,11 @@ fn an_invalid_spec_is_degraded_with_the_stalled_message_naming_the_field() {
     pool.spec.primary_site = "houston".into();
     pool.pass();
     let status = pool.status.clone().unwrap();
-    let (stalled, reason, _) = condition(&status, "Stalled");
+    let (stalled, reason, _) = condition(&status, ConditionType::Stalled);
     assert_eq!((stalled, reason), ("True", "InvalidSpec"));
     let h = health(&pool.object());
     assert_eq!(h.status, "Degraded", "{h:?}");
-    assert_eq!(h.message, condition(&status, "Stalled").2);
+    assert_eq!(h.message, condition(&status, ConditionType::Stalled).2);
     assert!(h.message.contains("spec.primarySite"), "{h:?}");
 }
 
@@ -250,7 +250,10 @@ fn a_blocked_forced_failover_is_degraded_with_the_data_loss_estimate() {
     let r = pool.pass();
     assert!(matches!(r.decision, Some(Decision::Blocked(_))), "{r:?}");
     let status = pool.status.clone().unwrap();
-    assert_eq!(condition(&status, "Stalled").1, "DataLossNotAllowed");
+    assert_eq!(
+        condition(&status, ConditionType::Stalled).1,
+        "DataLossNotAllowed"
+    );
     let h = health(&pool.object());
     assert_eq!(h.status, "Degraded", "{h:?}");
     assert!(h.message.contains("failover.allowDataLoss"), "{h:?}");
@@ -278,9 +281,9 @@ fn a_mirroring_step_retrying_on_error_1418_is_degraded_with_the_sql_error() {
                 "{r:?}"
             );
             let status = pool.status.clone().unwrap();
-            let (reconciling, reason, _) = condition(&status, "Reconciling");
+            let (reconciling, reason, _) = condition(&status, ConditionType::Reconciling);
             assert_eq!((reconciling, reason), ("True", "StepRetrying"));
-            assert_eq!(condition(&status, "Stalled").0, "False");
+            assert_eq!(condition(&status, ConditionType::Stalled).0, "False");
             let h = health(&pool.object());
             assert_eq!(h.status, "Degraded", "{h:?}");
             assert!(h.message.contains("1418"), "{h:?}");
@@ -310,11 +313,11 @@ fn a_converged_pool_with_restore_latency_above_the_rpo_is_degraded() {
     let r = pool.pass();
     assert_eq!(r.decision, Some(Decision::Converged));
     let status = pool.status.clone().unwrap();
-    assert_eq!(condition(&status, "Degraded").0, "True");
-    assert_eq!(condition(&status, "Reconciling").0, "False");
+    assert_eq!(condition(&status, ConditionType::Degraded).0, "True");
+    assert_eq!(condition(&status, ConditionType::Reconciling).0, "False");
     let h = health(&pool.object());
     assert_eq!(h.status, "Degraded", "{h:?}");
-    assert_eq!(h.message, condition(&status, "Degraded").2);
+    assert_eq!(h.message, condition(&status, ConditionType::Degraded).2);
     assert!(h.message.contains("rpoTarget"), "{h:?}");
 }
 

@@ -147,7 +147,7 @@ fn every_metric_the_dashboard_queries_is_one_the_operator_exports_and_each_is_sh
             queried.insert(name);
         }
     }
-    // The panels the brief asks for: each of these metrics is shown somewhere.
+    // The panels an SRE reads during a switch: each of these metrics is shown somewhere.
     let families = exported_families();
     assert!(families.len() >= 11, "{families:?}");
     for m in &families {
@@ -271,7 +271,7 @@ fn the_values_scan_resolves_aliases() {
 }
 
 #[test]
-fn the_default_values_are_those_the_brief_and_podsecurity_restricted_ask_for() {
+fn the_default_values_run_as_podsecurity_restricted_asks() {
     let v = values();
     assert_eq!(v["replicas"], 2);
     assert_eq!(v["podSecurity"]["runAsUser"], 65532);

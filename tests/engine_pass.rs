@@ -10,10 +10,8 @@ use pchat_core::api::{
     PersistentChatPoolSpec, PersistentChatPoolStatus, Phase, PoolState, TransitionKind,
 };
 use pchat_core::plan::{self, Decision, Step};
-use pchat_operator::engine::{
-    MemoryPublisher, PassReport, REQUEUE_ACTIVE, REQUEUE_DRAIN, REQUEUE_IDLE, REQUEUE_NEXT_STEP,
-    StepError, reconcile_once,
-};
+use pchat_operator::engine::requeue;
+use pchat_operator::engine::{MemoryPublisher, PassInput, PassReport, StepError, reconcile_once};
 use support::engine::{ModelPort, at, observed, spec};
 
 fn cond<'a>(
@@ -41,12 +39,9 @@ fn pass(
         .build()
         .unwrap();
     rt.block_on(reconcile_once(
-        spec,
-        Some(3),
+        PassInput::new("engine-test", spec, Some(3), previous, now),
         port,
         publisher,
-        now,
-        previous,
     ))
 }
 
@@ -123,7 +118,7 @@ fn bootstrap_from_the_installer_state_converges_one_step_per_pass_and_ends_ready
         assert!(!is_true(&r.status, "Ready"));
         assert!(!is_true(&r.status, "Stalled"));
         // Each step differs from the one before: the next pass follows at once.
-        assert_eq!(r.requeue_after, REQUEUE_NEXT_STEP);
+        assert_eq!(r.requeue_after, requeue::NEXT_STEP);
         assert_eq!(r.status.observed_generation, Some(3));
     }
     let last = reports.last().unwrap();
@@ -135,7 +130,7 @@ fn bootstrap_from_the_installer_state_converges_one_step_per_pass_and_ends_ready
     assert!(!is_true(&last.status, "Reconciling"));
     assert!(!is_true(&last.status, "Stalled"));
     assert!(!is_true(&last.status, "Degraded"));
-    assert_eq!(last.requeue_after, REQUEUE_IDLE);
+    assert_eq!(last.requeue_after, requeue::IDLE);
     assert!(last.status.step.is_none());
     assert_eq!(last.status.serving_site.as_deref(), Some("atlanta"));
     assert_eq!(last.status.pool_state, Some(PoolState::Normal));
@@ -195,7 +190,7 @@ fn an_invalid_spec_is_stalled_listing_every_violation_and_touches_no_sql_at_all(
     );
     assert!(!is_true(&r.status, "Ready"));
     assert!(!is_true(&r.status, "Reconciling"));
-    assert_eq!(r.requeue_after, REQUEUE_IDLE);
+    assert_eq!(r.requeue_after, requeue::IDLE);
 }
 
 #[test]
@@ -221,7 +216,7 @@ fn a_blocked_forced_failover_is_stalled_with_the_reason_and_the_estimate_before_
     assert_eq!(t.kind, TransitionKind::Forced);
     assert_eq!(t.data_loss.map(|l| l.estimated_seconds), Some(480));
     assert_eq!(t.completed_at, None);
-    assert_eq!(r.requeue_after, REQUEUE_IDLE);
+    assert_eq!(r.requeue_after, requeue::IDLE);
 }
 
 #[test]
@@ -274,9 +269,9 @@ fn a_planned_switch_reports_the_tail_lsn_loses_nothing_and_requeues_short_until_
     // quarter second; nothing in a transition waits longer than five seconds.
     for r in &reports[..reports.len() - 1] {
         match (&r.step_ran, &r.decision) {
-            (Some((_, Ok(_))), _) => assert_eq!(r.requeue_after, REQUEUE_NEXT_STEP),
+            (Some((_, Ok(_))), _) => assert_eq!(r.requeue_after, requeue::NEXT_STEP),
             (None, Some(Decision::Wait(plan::WaitReason::Draining { .. }))) => {
-                assert_eq!(r.requeue_after, REQUEUE_DRAIN)
+                assert_eq!(r.requeue_after, requeue::DRAIN)
             }
             _ => assert!(
                 r.requeue_after <= Duration::from_secs(5),
@@ -288,7 +283,7 @@ fn a_planned_switch_reports_the_tail_lsn_loses_nothing_and_requeues_short_until_
     }
     let last = reports.last().unwrap();
     assert_eq!(last.decision, Some(Decision::Converged));
-    assert_eq!(last.requeue_after, REQUEUE_IDLE);
+    assert_eq!(last.requeue_after, requeue::IDLE);
     assert!(is_true(&last.status, "Ready"));
     let t = last.status.transition.as_ref().expect("transition");
     assert_eq!(t.kind, TransitionKind::Planned);
@@ -471,15 +466,15 @@ fn the_backoff_of_a_step_that_keeps_failing_stops_growing_at_a_minute() {
         .checked_add(jiff::SignedDuration::from_secs(600))
         .unwrap();
     let r2 = pass(&spec, &mut port, &mut publisher, later, Some(&r1.status));
-    assert_eq!(r2.requeue_after, pchat_operator::engine::BACKOFF_MAX);
+    assert_eq!(r2.requeue_after, requeue::BACKOFF_MAX);
     // Once it succeeds, the next pass comes a second later (the same step ran, and failed, in
     // the pass before); after the next, different, step it comes at once.
     let r3 = pass(&spec, &mut port, &mut publisher, later, Some(&r2.status));
     assert!(matches!(r3.step_ran, Some((_, Ok(_)))));
-    assert_eq!(r3.requeue_after, REQUEUE_ACTIVE);
+    assert_eq!(r3.requeue_after, requeue::ACTIVE);
     let r4 = pass(&spec, &mut port, &mut publisher, later, Some(&r3.status));
     assert!(matches!(r4.step_ran, Some((_, Ok(_)))));
-    assert_eq!(r4.requeue_after, REQUEUE_NEXT_STEP);
+    assert_eq!(r4.requeue_after, requeue::NEXT_STEP);
 }
 
 #[test]
@@ -490,7 +485,7 @@ fn a_step_whose_effect_the_next_observation_does_not_show_is_not_sent_again_at_o
     let r1 = pass(&spec, &mut port, &mut publisher, now, None);
     let (first, result) = r1.step_ran.clone().expect("a step");
     assert!(result.is_ok());
-    assert_eq!(r1.requeue_after, REQUEUE_NEXT_STEP);
+    assert_eq!(r1.requeue_after, requeue::NEXT_STEP);
     // The world looks as if the step had done nothing: the planner picks it again, and the
     // engine paces it instead of looping.
     port.world = untouched;
@@ -498,7 +493,7 @@ fn a_step_whose_effect_the_next_observation_does_not_show_is_not_sent_again_at_o
     let (again, result) = r2.step_ran.clone().expect("a step");
     assert_eq!(again, first);
     assert!(result.is_ok());
-    assert_eq!(r2.requeue_after, REQUEUE_ACTIVE);
+    assert_eq!(r2.requeue_after, requeue::ACTIVE);
 }
 
 #[test]
@@ -514,12 +509,15 @@ fn an_unreadable_published_state_observes_nothing_and_retries_soon() {
         .build()
         .unwrap();
     let r = rt.block_on(reconcile_once(
-        &spec,
-        Some(1),
+        PassInput::new(
+            "engine-test",
+            &spec,
+            Some(1),
+            None,
+            at("2026-11-26T12:00:00Z"),
+        ),
         &mut port,
         &mut publisher,
-        at("2026-11-26T12:00:00Z"),
-        None,
     ));
     assert_eq!((port.observe_calls, port.run_calls), (0, 0));
     assert_eq!(r.status.phase, Some(Phase::Waiting));

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::figures::{act_timings, ratio};
 
-/// The target of issue 4 for a planned switch: wall time from its first SQL statement to the
+/// The target for a planned switch: wall time from its first SQL statement to the
 /// publish, against the simulator latency of its statements.
 pub const SWITCH_RATIO_TARGET: f64 = 1.2;
 

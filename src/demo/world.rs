@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 
 use crate::engine::sql_port::LivePort;
-use crate::engine::{self, FilePublisher, PassReport};
+use crate::engine::{self, FilePublisher, PassInput, PassReport};
 use pchat_core::api::{PersistentChatPoolSpec, PersistentChatPoolStatus, load_pool_yaml};
 use pchat_core::observe::Observation;
 use pchat_core::plan::{Decision, Step, invariants};
@@ -269,12 +269,15 @@ impl World {
         let trips_before = self.port.round_trips();
         let started = Instant::now();
         let report = engine::reconcile_once(
-            &self.spec,
-            Some(self.generation),
+            PassInput::new(
+                "demo",
+                &self.spec,
+                Some(self.generation),
+                self.status.as_ref(),
+                Timestamp::now(),
+            ),
             &mut self.port,
             &mut self.publisher,
-            Timestamp::now(),
-            self.status.as_ref(),
         )
         .await;
         let ended = Instant::now();

@@ -2,27 +2,31 @@
 //! `PersistentChatPoolStatus` that is written. Reporting only: the planner never reads it.
 //!
 //! Conditions follow kstatus: `Ready`, `Reconciling`, `Stalled`, plus the pool's own `Protected`
-//! and `Degraded`. A condition's `lastTransitionTime` is kept while its status stays the same.
+//! and `Degraded` ([`ConditionType`]). Every pass writes all five, whatever path it took: a pass
+//! that observed nothing carries `Protected` and `Degraded` over from the last status, so that
+//! neither vanishes nor restarts its `lastTransitionTime` (an alert on `Protected` keeps its
+//! state). A condition's `lastTransitionTime` is kept while its status stays the same.
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use super::{PublishError, StepError, StepRun};
+use super::{StepError, StepRun};
 use pchat_core::api::{
-    DatabaseStatus, InstanceStatus, PersistentChatPoolSpec, PersistentChatPoolStatus, Phase,
-    Protection, SalvageBackup, StepStatus, Transition, ValidationErrors,
+    ConditionReason, ConditionType, DatabaseStatus, InstanceStatus, PersistentChatPoolSpec,
+    PersistentChatPoolStatus, Phase, Protection, SalvageBackup, StepStatus, Transition,
+    ValidationErrors,
 };
 use pchat_core::observe::{Observation, Reachability};
-use pchat_core::plan::{Assessment, Decision, Projection, Step, WaitReason};
+use pchat_core::plan::{Assessment, Decision, Step, WaitReason};
 
 /// Everything one pass knows, for status.
-pub struct Inputs<'a> {
+pub(super) struct Inputs<'a> {
     pub spec: &'a PersistentChatPoolSpec,
     pub generation: Option<i64>,
     pub obs: &'a Observation,
     pub assessment: &'a Assessment,
-    /// The remaining plan, when the decision is a step.
-    pub projection: Option<&'a Projection>,
+    /// Steps left in the plan, counting the decided one (0 when the decision is not a step).
+    pub remaining_steps: usize,
     pub step_ran: Option<(&'a Step, &'a Result<StepRun, StepError>)>,
     pub previous: Option<&'a PersistentChatPoolStatus>,
     pub now: Timestamp,
@@ -30,15 +34,43 @@ pub struct Inputs<'a> {
 
 /// One condition as this pass sees it, before times and generation are filled in.
 struct Cond {
-    type_: &'static str,
-    status: bool,
+    type_: ConditionType,
+    status: ConditionStatus,
     reason: String,
     message: String,
 }
 
+/// A condition's status as Kubernetes spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ConditionStatus {
+    True,
+    False,
+    Unknown,
+}
+
+impl ConditionStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            ConditionStatus::True => "True",
+            ConditionStatus::False => "False",
+            ConditionStatus::Unknown => "Unknown",
+        }
+    }
+}
+
+impl From<bool> for ConditionStatus {
+    fn from(value: bool) -> Self {
+        if value {
+            ConditionStatus::True
+        } else {
+            ConditionStatus::False
+        }
+    }
+}
+
 /// The status of a pass on an invalid spec: phase Invalid, Stalled with every violation, and
 /// everything observed before carried over untouched (nothing was observed this time).
-pub fn invalid(
+pub(super) fn invalid(
     violations: &ValidationErrors,
     generation: Option<i64>,
     previous: Option<&PersistentChatPoolStatus>,
@@ -55,22 +87,23 @@ pub fn invalid(
 
 /// The status when the spec cannot be used, for the reason given (violations, or a manifest
 /// that does not parse).
-pub fn invalid_because(
+pub(super) fn invalid_because(
     reason: &str,
     generation: Option<i64>,
     previous: Option<&PersistentChatPoolStatus>,
     now: Timestamp,
 ) -> PersistentChatPoolStatus {
     let message = format!("the spec is invalid, no SQL is sent until it is fixed: {reason}");
+    let reason = ConditionReason::InvalidSpec;
     let conds = vec![
-        cond("Ready", false, "InvalidSpec", &message),
+        cond(ConditionType::Ready, false, reason, &message),
         cond(
-            "Reconciling",
+            ConditionType::Reconciling,
             false,
-            "InvalidSpec",
+            reason,
             "nothing is done until the spec is fixed",
         ),
-        cond("Stalled", true, "InvalidSpec", &message),
+        cond(ConditionType::Stalled, true, reason, &message),
     ];
     carried_over(previous, generation, Phase::Invalid, None, conds, now)
 }
@@ -78,60 +111,65 @@ pub fn invalid_because(
 /// The status when something a person must provide is missing before anything can be observed
 /// (a Secret or one of its keys): phase Blocked, Stalled with `reason` and `message` (which
 /// names the object and the key), and everything observed before carried over untouched.
-pub fn stalled_because(
-    reason: &str,
+pub(super) fn stalled_because(
+    reason: ConditionReason,
     message: &str,
     generation: Option<i64>,
     previous: Option<&PersistentChatPoolStatus>,
     now: Timestamp,
 ) -> PersistentChatPoolStatus {
     let conds = vec![
-        cond("Ready", false, reason, message),
+        cond(ConditionType::Ready, false, reason, message),
         cond(
-            "Reconciling",
+            ConditionType::Reconciling,
             false,
             reason,
             "nothing is observed or sent until this is fixed",
         ),
-        cond("Stalled", true, reason, message),
+        cond(ConditionType::Stalled, true, reason, message),
     ];
     carried_over(previous, generation, Phase::Blocked, None, conds, now)
 }
 
-/// The status of a pass that could not read the published state: nothing observed or planned.
-pub fn publisher_unreadable(
-    e: &PublishError,
+/// The status of a pass that stopped on something that may clear by itself (the published
+/// state or the Secrets could not be read): Reconciling with `reason`, nothing observed.
+pub(super) fn retrying(
+    reason: ConditionReason,
+    message: &str,
     generation: Option<i64>,
     previous: Option<&PersistentChatPoolStatus>,
     now: Timestamp,
 ) -> PersistentChatPoolStatus {
-    let message = format!("cannot read the published active-server list, retrying: {e}");
     let conds = vec![
-        cond("Ready", false, "PublishedStateUnreadable", &message),
-        cond("Reconciling", true, "PublishedStateUnreadable", &message),
-        cond("Stalled", false, "PublishedStateUnreadable", ""),
+        cond(ConditionType::Ready, false, reason, message),
+        cond(ConditionType::Reconciling, true, reason, message),
+        cond(ConditionType::Stalled, false, reason, ""),
     ];
     carried_over(
         previous,
         generation,
         Phase::Waiting,
-        Some(message),
+        Some(message.to_string()),
         conds,
         now,
     )
 }
 
 /// The status of a pass that observed nothing: what the previous status said of the world,
-/// carried over untouched, with this pass's generation, phase, wait and conditions.
+/// carried over untouched, with this pass's generation, phase, wait and kstatus conditions;
+/// `Protected` and `Degraded` say what the last observation said (Unknown when there was none).
 fn carried_over(
     previous: Option<&PersistentChatPoolStatus>,
     generation: Option<i64>,
     phase: Phase,
     waiting_for: Option<String>,
-    conds: Vec<Cond>,
+    mut conds: Vec<Cond>,
     now: Timestamp,
 ) -> PersistentChatPoolStatus {
     let mut status = previous.cloned().unwrap_or_default();
+    for type_ in [ConditionType::Protected, ConditionType::Degraded] {
+        conds.push(last_observed(&status.conditions, type_));
+    }
     status.observed_generation = generation;
     status.phase = Some(phase);
     status.waiting_for = waiting_for;
@@ -139,8 +177,30 @@ fn carried_over(
     status
 }
 
+/// The condition of `type_` as the last observation left it, or Unknown when there is none.
+fn last_observed(previous: &[Condition], type_: ConditionType) -> Cond {
+    match pchat_core::api::conditions::find(previous, type_) {
+        Some(c) => Cond {
+            type_,
+            status: match c.status.as_str() {
+                "True" => ConditionStatus::True,
+                "False" => ConditionStatus::False,
+                _ => ConditionStatus::Unknown,
+            },
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+        },
+        None => Cond {
+            type_,
+            status: ConditionStatus::Unknown,
+            reason: ConditionReason::NotObserved.to_string(),
+            message: "the pool has not been observed yet".to_string(),
+        },
+    }
+}
+
 /// The status after a pass that observed and planned.
-pub fn assemble(i: &Inputs) -> PersistentChatPoolStatus {
+pub(super) fn assemble(i: &Inputs) -> PersistentChatPoolStatus {
     let a = i.assessment;
     let fatal = i
         .step_ran
@@ -225,7 +285,7 @@ fn step_status(i: &Inputs) -> Option<StepStatus> {
             _ => prev.cloned(),
         };
     };
-    let remaining = i.projection.map_or(1, |p| p.steps.len().max(1)) as u32;
+    let remaining = i.remaining_steps.max(1) as u32;
     let detail = step.describe();
     let (index, started_at) = match prev {
         Some(p) if p.name == step.name() && p.detail == detail => {
@@ -363,7 +423,7 @@ fn screaming<T: serde::Serialize>(v: &T) -> String {
 
 fn conditions(i: &Inputs, phase: Phase, fatal: Option<&StepError>) -> Vec<Cond> {
     let a = i.assessment;
-    let phase_name = format!("{phase:?}");
+    let in_phase = ConditionReason::InPhase(phase);
     let retry = i
         .step_ran
         .and_then(|(s, r)| r.as_ref().err().map(|e| (s, e)))
@@ -372,37 +432,55 @@ fn conditions(i: &Inputs, phase: Phase, fatal: Option<&StepError>) -> Vec<Cond> 
     let ready = a.protected && fatal.is_none();
     let ready_c = if ready {
         cond(
-            "Ready",
+            ConditionType::Ready,
             true,
-            "Protected",
+            ConditionReason::Protected,
             &format!("{} serves and is protected", i.spec.primary_site),
         )
     } else {
-        cond("Ready", false, &phase_name, &a.decision.to_string())
+        cond(
+            ConditionType::Ready,
+            false,
+            in_phase,
+            &a.decision.to_string(),
+        )
     };
 
     let reconciling = match (&a.decision, fatal) {
-        (_, Some(_)) => cond("Reconciling", false, "StepFailed", ""),
+        (_, Some(_)) => cond(
+            ConditionType::Reconciling,
+            false,
+            ConditionReason::StepFailed,
+            "",
+        ),
         (Decision::Step(step), None) => match retry {
             Some((_, e)) => cond(
-                "Reconciling",
+                ConditionType::Reconciling,
                 true,
-                "StepRetrying",
+                ConditionReason::StepRetrying,
                 &format!("{} failed and will be retried: {e}", step.name()),
             ),
             None => cond(
-                "Reconciling",
+                ConditionType::Reconciling,
                 true,
-                &phase_name,
+                in_phase,
                 &format!("{}: {}", step.name(), step.describe()),
             ),
         },
-        (Decision::Wait(WaitReason::Suspended), None) => {
-            cond("Reconciling", false, "Suspended", &a.decision.to_string())
-        }
-        (Decision::Wait(w), None) => cond("Reconciling", true, wait_kind(w), &w.to_string()),
+        (Decision::Wait(WaitReason::Suspended), None) => cond(
+            ConditionType::Reconciling,
+            false,
+            ConditionReason::Suspended,
+            &a.decision.to_string(),
+        ),
+        (Decision::Wait(w), None) => cond(
+            ConditionType::Reconciling,
+            true,
+            ConditionReason::Waiting(w.into()),
+            &w.to_string(),
+        ),
         (Decision::Converged | Decision::Blocked(_), None) => {
-            cond("Reconciling", false, &phase_name, "")
+            cond(ConditionType::Reconciling, false, in_phase, "")
         }
     };
 
@@ -410,69 +488,69 @@ fn conditions(i: &Inputs, phase: Phase, fatal: Option<&StepError>) -> Vec<Cond> 
         (_, Some(e)) => {
             let step = i.step_ran.map(|(s, _)| s.name()).unwrap_or_default();
             cond(
-                "Stalled",
+                ConditionType::Stalled,
                 true,
-                "StepFailed",
+                ConditionReason::StepFailed,
                 &format!(
                     "{step} failed with an error that will not clear by itself; repair it, then the step is retried on the next pass: {e}"
                 ),
             )
         }
-        (Decision::Blocked(b), None) => {
-            cond("Stalled", true, &kind_of(b, "Blocked"), &b.to_string())
-        }
-        _ => cond("Stalled", false, &phase_name, ""),
+        (Decision::Blocked(b), None) => cond(
+            ConditionType::Stalled,
+            true,
+            ConditionReason::Blocked(b.into()),
+            &b.to_string(),
+        ),
+        _ => cond(ConditionType::Stalled, false, in_phase, ""),
     };
 
     let protected = if a.protected {
         cond(
-            "Protected",
+            ConditionType::Protected,
             true,
-            "Protected",
+            ConditionReason::Protected,
             "mirroring synchronized and log shipping within rpoTarget",
         )
     } else if a.degraded_reasons.is_empty() {
-        cond("Protected", false, &phase_name, &a.decision.to_string())
+        cond(
+            ConditionType::Protected,
+            false,
+            in_phase,
+            &a.decision.to_string(),
+        )
     } else {
         cond(
-            "Protected",
+            ConditionType::Protected,
             false,
-            "Degraded",
+            ConditionReason::Degraded,
             &a.degraded_reasons.join("; "),
         )
     };
 
     let degraded = if a.degraded_reasons.is_empty() {
-        cond("Degraded", false, "AsDesired", "")
+        cond(
+            ConditionType::Degraded,
+            false,
+            ConditionReason::AsDesired,
+            "",
+        )
     } else {
-        cond("Degraded", true, "Degraded", &a.degraded_reasons.join("; "))
+        cond(
+            ConditionType::Degraded,
+            true,
+            ConditionReason::Degraded,
+            &a.degraded_reasons.join("; "),
+        )
     };
 
     vec![ready_c, reconciling, stalled, protected, degraded]
 }
 
-fn wait_kind(w: &WaitReason) -> &'static str {
-    match w {
-        WaitReason::Suspended => "Suspended",
-        WaitReason::Draining { .. } => "Draining",
-        WaitReason::InstanceUnreachable { .. } => "InstanceUnreachable",
-        WaitReason::PrimarySiteUnreachable { .. } => "PrimarySiteUnreachable",
-        WaitReason::LocationUnreadable { .. } => "LocationUnreadable",
-    }
-}
-
-/// The `kind` tag a reason serializes with (e.g. `DataLossNotAllowed`), as a condition reason.
-fn kind_of<T: serde::Serialize>(v: &T, fallback: &str) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
-        .unwrap_or_else(|| fallback.to_string())
-}
-
-fn cond(type_: &'static str, status: bool, reason: &str, message: &str) -> Cond {
+fn cond(type_: ConditionType, status: bool, reason: ConditionReason, message: &str) -> Cond {
     Cond {
         type_,
-        status,
+        status: status.into(),
         reason: reason.to_string(),
         message: message.to_string(),
     }
@@ -488,16 +566,16 @@ fn merge_conditions(
 ) -> Vec<Condition> {
     new.into_iter()
         .map(|c| {
-            let status = if c.status { "True" } else { "False" }.to_string();
+            let status = c.status.as_str().to_string();
             let last_transition_time = previous
                 .iter()
-                .find(|p| p.type_ == c.type_ && p.status == status)
+                .find(|p| p.type_ == c.type_.as_str() && p.status == status)
                 .map(|p| p.last_transition_time.clone())
                 // Kubernetes `Time` carries whole seconds: truncating here keeps a status
                 // equal to itself after a round trip through YAML or the API server.
                 .unwrap_or_else(|| Time(whole_seconds(now)));
             Condition {
-                type_: c.type_.to_string(),
+                type_: c.type_.as_str().to_string(),
                 status,
                 reason: c.reason,
                 message: c.message,
@@ -525,7 +603,13 @@ mod tests {
             ..PersistentChatPoolStatus::default()
         };
         let msg = "Secret chat/pchat-sql does not exist";
-        let s = stalled_because("SecretNotFound", msg, Some(4), Some(&previous), t0);
+        let s = stalled_because(
+            ConditionReason::SecretNotFound,
+            msg,
+            Some(4),
+            Some(&previous),
+            t0,
+        );
         assert_eq!(s.phase, Some(Phase::Blocked));
         assert_eq!(s.observed_generation, Some(4));
         assert_eq!(s.serving_site.as_deref(), Some("atlanta"));
@@ -548,7 +632,7 @@ mod tests {
         assert_eq!(ready.status, "False");
         // The time a condition turned true is kept while it stays true.
         let later = stalled_because(
-            "SecretNotFound",
+            ConditionReason::SecretNotFound,
             msg,
             Some(4),
             Some(&s),
@@ -560,5 +644,63 @@ mod tests {
             .find(|c| c.type_ == "Stalled")
             .unwrap();
         assert_eq!(again.last_transition_time, stalled.last_transition_time);
+    }
+
+    #[test]
+    fn a_pass_that_observed_nothing_keeps_protected_and_degraded_with_their_times() {
+        let t0: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+        let protected_since = Time(t0);
+        let previous = PersistentChatPoolStatus {
+            conditions: vec![
+                Condition {
+                    type_: "Protected".into(),
+                    status: "True".into(),
+                    reason: "Protected".into(),
+                    message: "mirroring synchronized".into(),
+                    observed_generation: Some(3),
+                    last_transition_time: protected_since.clone(),
+                },
+                Condition {
+                    type_: "Degraded".into(),
+                    status: "False".into(),
+                    reason: "AsDesired".into(),
+                    message: String::new(),
+                    observed_generation: Some(3),
+                    last_transition_time: protected_since.clone(),
+                },
+            ],
+            ..PersistentChatPoolStatus::default()
+        };
+        let later = t0 + jiff::SignedDuration::from_secs(600);
+        let stalled = stalled_because(
+            ConditionReason::SecretNotFound,
+            "Secret chat/pchat-sql does not exist",
+            Some(4),
+            Some(&previous),
+            later,
+        );
+        let types: Vec<&str> = stalled
+            .conditions
+            .iter()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(
+            types,
+            ["Ready", "Reconciling", "Stalled", "Protected", "Degraded"]
+        );
+        let protected =
+            pchat_core::api::conditions::find(&stalled.conditions, ConditionType::Protected)
+                .unwrap();
+        assert_eq!(protected.status, "True");
+        assert_eq!(protected.last_transition_time, protected_since);
+        assert_eq!(protected.observed_generation, Some(4));
+        // With no earlier observation, Protected is Unknown rather than absent.
+        let first = invalid_because("spec.sites: required", Some(1), None, later);
+        let unknown =
+            pchat_core::api::conditions::find(&first.conditions, ConditionType::Protected).unwrap();
+        assert_eq!(
+            (unknown.status.as_str(), unknown.reason.as_str()),
+            ("Unknown", "NotObserved")
+        );
     }
 }

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use kube::Client;
 use kube::runtime::events::Recorder;
@@ -15,28 +14,7 @@ use super::leader::Leadership;
 use super::metrics::Metrics;
 use crate::engine::sql_port::LivePort;
 
-/// How often passes come back when the engine does not say.
-#[derive(Clone, Copy, Debug)]
-pub struct Timing {
-    /// While stalled on a missing Secret or key (Secrets are not watched: the operator only
-    /// reads the ones pools name).
-    pub stalled_retry: Duration,
-    /// A replica that does not lead looks again this often (and at once when it gains the
-    /// lead).
-    pub not_leader_retry: Duration,
-    /// After a Kubernetes API failure.
-    pub error_retry: Duration,
-}
-
-impl Default for Timing {
-    fn default() -> Self {
-        Timing {
-            stalled_retry: Duration::from_secs(10),
-            not_leader_retry: Duration::from_secs(10),
-            error_retry: Duration::from_secs(5),
-        }
-    }
-}
+pub use crate::engine::Timing;
 
 /// One pool's memory between passes. It holds nothing the planner decides from: only the
 /// connections and when the next pass is due.

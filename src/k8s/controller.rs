@@ -15,17 +15,17 @@ use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use tokio::time::Instant;
 
+use futures::future::BoxFuture;
+
 use super::configmap::ConfigMapPublisher;
 use super::context::{Context, PoolSlot};
-use super::credentials::{self, SecretReadError};
-use super::metrics::Outcome;
+use super::credentials;
 use super::{events, status_patch};
 use crate::engine::sql_port::LivePort;
-use crate::engine::{self, StepError, StepRun};
-use pchat_core::api::{PersistentChatPool, PersistentChatPoolStatus};
-use pchat_core::plan::{Decision, Step, WaitReason};
+use crate::engine::{self, PassOutcome, PortSource, PortUnavailable, SqlPort};
+use pchat_core::api::{ConditionReason, PersistentChatPool, PersistentChatPoolSpec};
 
-/// Why a reconcile failed; it is retried after [`super::context::Timing::error_retry`].
+/// Why a reconcile failed outside its pass; it is retried after `Timing::error_retry`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read PersistentChatPool {namespace}/{name}: {source}")]
@@ -35,24 +35,12 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    #[error(transparent)]
-    ReadSecret(#[from] SecretReadError),
     #[error("cannot write the status of PersistentChatPool {namespace}/{name}: {source}")]
     WriteStatus {
         namespace: String,
         name: String,
         #[source]
         source: kube::Error,
-    },
-    #[error(
-        "cannot write the CA certificate of PersistentChatPool {namespace}/{name} to {path}: {source}"
-    )]
-    CaFile {
-        namespace: String,
-        name: String,
-        path: String,
-        #[source]
-        source: std::io::Error,
     },
 }
 
@@ -61,9 +49,7 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::ReadPool { .. } => "PoolUnreadable",
-            Error::ReadSecret(_) => "SecretUnreadable",
             Error::WriteStatus { .. } => "StatusWriteFailed",
-            Error::CaFile { .. } => "CaFileUnwritable",
         }
     }
 }
@@ -110,17 +96,6 @@ pub async fn reconcile(pool: Arc<PersistentChatPool>, ctx: Arc<Context>) -> Resu
     Ok(Action::requeue(requeue))
 }
 
-/// What a pass produced, before it is written.
-struct Produced {
-    status: PersistentChatPoolStatus,
-    step_ran: Option<(Step, Result<StepRun, StepError>)>,
-    requeue: std::time::Duration,
-    outcome: Outcome,
-    /// The error reason for `pchat_reconcile_errors_total`, when the pass failed or stalled.
-    error_reason: Option<String>,
-    round_trips: u64,
-}
-
 /// One pass over a pool this replica leads: returns when to come back.
 async fn pass(
     ctx: &Context,
@@ -132,122 +107,134 @@ async fn pass(
     let name = pool.name_any();
     let namespace = pool.namespace().unwrap_or_default();
     let spec = &pool.spec;
-    let generation = pool.metadata.generation;
     let previous = pool.status.as_ref();
-    let now = Timestamp::now();
-
-    let produced = if let Err(violations) = pchat_core::api::validate(spec) {
-        // The spec may name the wrong Secret: it is reported before any Secret is read.
-        tracing::warn!(%namespace, pool = %name, violations = %violations.to_string().replace('\n', "; "), "invalid spec: nothing is sent");
-        Produced {
-            status: engine::status::invalid(&violations, generation, previous, now),
-            step_ran: None,
-            requeue: engine::REQUEUE_IDLE,
-            outcome: Outcome::Invalid,
-            error_reason: Some("InvalidSpec".into()),
-            round_trips: 0,
-        }
-    } else {
-        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-        match credentials::load(&secrets, &namespace, spec).await? {
-            Err(problem) => {
-                tracing::warn!(%namespace, pool = %name, reason = problem.reason(), "{problem}");
-                // Keep no connection logged in with credentials that are gone.
-                slot.port = None;
-                Produced {
-                    status: engine::status::stalled_because(
-                        problem.reason(),
-                        &problem.to_string(),
-                        generation,
-                        previous,
-                        now,
-                    ),
-                    step_ran: None,
-                    requeue: ctx.timing.stalled_retry,
-                    outcome: Outcome::Stalled,
-                    error_reason: Some(problem.reason().into()),
-                    round_trips: 0,
-                }
-            }
-            Ok(material) => {
-                let fingerprint = material.fingerprint();
-                let entry = match slot.port.take() {
-                    Some((f, port)) if f == fingerprint => (f, port),
-                    old => {
-                        let ca = match &material.ca_pem {
-                            None => None,
-                            Some(pem) => {
-                                Some(credentials::write_ca_file(&ctx.ca_dir, uid, pem).map_err(
-                                    |source| Error::CaFile {
-                                        namespace: namespace.clone(),
-                                        name: name.clone(),
-                                        path: ctx.ca_dir.display().to_string(),
-                                        source,
-                                    },
-                                )?)
-                            }
-                        };
-                        if old.is_some() {
-                            tracing::info!(%namespace, pool = %name, "the credentials changed: logging in again");
-                        }
-                        (fingerprint, LivePort::new(material.credentials, ca))
-                    }
-                };
-                let (_, port) = slot.port.insert(entry);
-                let owner = owner_reference(pool, uid);
-                let mut publisher = ConfigMapPublisher::new(
-                    Api::<ConfigMap>::namespaced(ctx.client.clone(), &namespace),
-                    &namespace,
-                    &name,
-                    owner,
-                );
-                let before = port.round_trips();
-                let report =
-                    engine::reconcile_once(spec, generation, port, &mut publisher, now, previous)
-                        .await;
-                let statements = match &report.step_ran {
-                    Some((_, Ok(run))) => run.statements_sent,
-                    _ => 0,
-                };
-                let (outcome, error_reason) = outcome_of(&report);
-                Produced {
-                    round_trips: port.round_trips().saturating_sub(before) + statements,
-                    status: report.status,
-                    step_ran: report.step_ran,
-                    requeue: report.requeue_after,
-                    outcome,
-                    error_reason,
-                }
-            }
-        }
+    let round_trips_before = slot.port.as_ref().map_or(0, |(_, port)| port.round_trips());
+    let mut publisher = ConfigMapPublisher::new(
+        Api::<ConfigMap>::namespaced(ctx.client.clone(), &namespace),
+        &namespace,
+        &name,
+        owner_reference(pool, uid),
+    );
+    let pool_name = format!("{namespace}/{name}");
+    let input = engine::PassInput {
+        pool: &pool_name,
+        spec: Ok(spec),
+        generation: pool.metadata.generation,
+        previous,
+        now: Timestamp::now(),
+        timing: ctx.timing,
     };
+    let mut ports = SecretPorts {
+        ctx,
+        namespace: &namespace,
+        uid,
+        slot: &mut *slot,
+    };
+    let report = engine::reconcile_once(input, &mut ports, &mut publisher).await;
+    let statements = match &report.step_ran {
+        Some((_, Ok(run))) => run.statements_sent,
+        _ => 0,
+    };
+    let round_trips = slot
+        .port
+        .as_ref()
+        .map_or(0, |(_, port)| port.round_trips())
+        .saturating_sub(round_trips_before)
+        + statements;
 
     // A long pass may outlive the lease: then the new leader writes, not this replica.
     if !ctx.leadership.is_leader() {
         return Ok(ctx.timing.not_leader_retry);
     }
-    status_patch::apply(pools, &name, &produced.status)
+    status_patch::apply(pools, &name, &report.status)
         .await
         .map_err(|source| Error::WriteStatus {
             namespace: namespace.clone(),
             name: name.clone(),
             source,
         })?;
-    let evs = events::derive(previous, &produced.status, produced.step_ran.as_ref());
+    let evs = events::derive(previous, &report.status, report.step_ran.as_ref());
     events::publish(&ctx.recorder, &pool.object_ref(&()), evs).await;
 
     let m = &ctx.metrics;
-    m.pass(&namespace, &name, produced.outcome);
-    if let Some(reason) = &produced.error_reason {
+    m.pass(&namespace, &name, report.outcome);
+    if let Some(reason) = &report.error_reason {
         m.error(&namespace, &name, reason);
     }
-    if let Some((step, Ok(run))) = &produced.step_ran {
+    if let Some((step, Ok(run))) = &report.step_ran {
         m.step(step.name(), run.elapsed);
     }
-    m.round_trips(&namespace, &name, produced.round_trips);
+    m.round_trips(&namespace, &name, round_trips);
     let sites: Vec<String> = spec.sites.iter().map(|s| s.name.clone()).collect();
-    m.status(&namespace, &name, &sites, &produced.status);
-    Ok(produced.requeue)
+    m.status(&namespace, &name, &sites, &report.status);
+    Ok(report.requeue_after)
+}
+
+/// The pool's SQL port, logged in with what its Secrets hold now. The port (and so its
+/// connections) is kept in the pool's slot from pass to pass, and replaced when the
+/// credentials or the CA change, so a rotated password is used from the next pass.
+struct SecretPorts<'a> {
+    ctx: &'a Context,
+    namespace: &'a str,
+    uid: &'a str,
+    slot: &'a mut PoolSlot,
+}
+
+impl PortSource for SecretPorts<'_> {
+    fn port<'a>(
+        &'a mut self,
+        spec: &'a PersistentChatPoolSpec,
+    ) -> BoxFuture<'a, Result<&'a mut dyn SqlPort, PortUnavailable>> {
+        Box::pin(async move {
+            let secrets: Api<Secret> = Api::namespaced(self.ctx.client.clone(), self.namespace);
+            let material = match credentials::load(&secrets, self.namespace, spec).await {
+                Err(unreadable) => {
+                    return Err(PortUnavailable::Retry {
+                        reason: ConditionReason::SecretUnreadable,
+                        message: unreadable.to_string(),
+                    });
+                }
+                Ok(Err(problem)) => {
+                    // Keep no connection logged in with credentials that are gone.
+                    self.slot.port = None;
+                    return Err(PortUnavailable::NeedsPerson {
+                        reason: problem.reason(),
+                        message: problem.to_string(),
+                    });
+                }
+                Ok(Ok(material)) => material,
+            };
+            let fingerprint = material.fingerprint();
+            let kept = self
+                .slot
+                .port
+                .take()
+                .filter(|(kept_fingerprint, _)| *kept_fingerprint == fingerprint);
+            let entry = match kept {
+                Some(entry) => entry,
+                None => {
+                    let ca = match &material.ca_pem {
+                        None => None,
+                        Some(pem) => Some(
+                            credentials::write_ca_file(&self.ctx.ca_dir, self.uid, pem).map_err(
+                                |e| PortUnavailable::Retry {
+                                    reason: ConditionReason::CaFileUnwritable,
+                                    message: format!(
+                                        "cannot write the CA certificate to {}: {e}",
+                                        self.ctx.ca_dir.display()
+                                    ),
+                                },
+                            )?,
+                        ),
+                    };
+                    tracing::info!("logging in with the credentials of the pool's Secret");
+                    (fingerprint, LivePort::new(material.credentials, ca))
+                }
+            };
+            let (_, port) = self.slot.port.insert(entry);
+            Ok(port as &mut dyn SqlPort)
+        })
+    }
 }
 
 /// The pool as the controlling owner of its ConfigMap (garbage-collected with it).
@@ -262,150 +249,12 @@ fn owner_reference(pool: &PersistentChatPool, uid: &str) -> OwnerReference {
     }
 }
 
-/// The metrics outcome of an engine pass, and its error reason when it failed or stalled.
-fn outcome_of(report: &engine::PassReport) -> (Outcome, Option<String>) {
-    let stalled_reason = || {
-        report
-            .status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "Stalled" && c.status == "True")
-            .map(|c| c.reason.clone())
-    };
-    match (&report.step_ran, &report.decision) {
-        (Some((_, Ok(_))), _) => (Outcome::Step, None),
-        (Some((_, Err(e))), _) => (
-            Outcome::Error,
-            Some(
-                if e.retryable {
-                    "StepRetrying"
-                } else {
-                    "StepFailed"
-                }
-                .into(),
-            ),
-        ),
-        (None, Some(Decision::Converged)) => (Outcome::Converged, None),
-        (None, Some(Decision::Wait(WaitReason::Suspended))) => (Outcome::Suspended, None),
-        (None, Some(Decision::Wait(_))) => (Outcome::Waiting, None),
-        (None, Some(Decision::Blocked(_))) => (
-            Outcome::Blocked,
-            Some(stalled_reason().unwrap_or_else(|| "Blocked".into())),
-        ),
-        (None, Some(Decision::Step(_))) => (Outcome::Error, Some("StepNotRun".into())),
-        (None, None) => match report.status.phase {
-            Some(pchat_core::api::Phase::Invalid) => (Outcome::Invalid, Some("InvalidSpec".into())),
-            _ => (Outcome::Error, Some("PublishedStateUnreadable".into())),
-        },
-    }
-}
-
 /// The kube-runtime error policy: count the failure, log it, retry soon.
 pub fn error_policy(pool: Arc<PersistentChatPool>, error: &Error, ctx: Arc<Context>) -> Action {
     let name = pool.name_any();
     let namespace = pool.namespace().unwrap_or_default();
     tracing::warn!(%namespace, pool = %name, error = %error, "reconcile failed, retrying");
-    ctx.metrics.pass(&namespace, &name, Outcome::Error);
+    ctx.metrics.pass(&namespace, &name, PassOutcome::Error);
     ctx.metrics.error(&namespace, &name, error.reason());
     Action::requeue(ctx.timing.error_retry)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::PassReport;
-    use pchat_core::api::Phase;
-
-    fn report(
-        decision: Option<Decision>,
-        step_ran: Option<(Step, Result<StepRun, StepError>)>,
-        phase: Option<Phase>,
-    ) -> PassReport {
-        PassReport {
-            status: PersistentChatPoolStatus {
-                phase,
-                ..PersistentChatPoolStatus::default()
-            },
-            requeue_after: engine::REQUEUE_ACTIVE,
-            step_ran,
-            decision,
-            observation: None,
-        }
-    }
-
-    fn catch_up() -> Step {
-        Step::CatchUp {
-            site: "dallas".into(),
-            instance: "dal-sql1".into(),
-            database: "mgc".into(),
-            files: vec![],
-        }
-    }
-
-    #[test]
-    fn each_pass_is_counted_under_the_agreed_outcome_and_reason() {
-        let ok = Ok(StepRun::default());
-        let retry = Err(StepError {
-            message: "timeout".into(),
-            retryable: true,
-            number: None,
-        });
-        let fatal = Err(StepError {
-            message: "4305".into(),
-            retryable: false,
-            number: Some(4305),
-        });
-        let cases = [
-            (
-                report(
-                    Some(Decision::Step(catch_up())),
-                    Some((catch_up(), ok)),
-                    None,
-                ),
-                Outcome::Step,
-                None,
-            ),
-            (
-                report(
-                    Some(Decision::Step(catch_up())),
-                    Some((catch_up(), retry)),
-                    None,
-                ),
-                Outcome::Error,
-                Some("StepRetrying"),
-            ),
-            (
-                report(
-                    Some(Decision::Step(catch_up())),
-                    Some((catch_up(), fatal)),
-                    None,
-                ),
-                Outcome::Error,
-                Some("StepFailed"),
-            ),
-            (
-                report(Some(Decision::Converged), None, None),
-                Outcome::Converged,
-                None,
-            ),
-            (
-                report(Some(Decision::Wait(WaitReason::Suspended)), None, None),
-                Outcome::Suspended,
-                None,
-            ),
-            (
-                report(None, None, Some(Phase::Invalid)),
-                Outcome::Invalid,
-                Some("InvalidSpec"),
-            ),
-            (
-                report(None, None, Some(Phase::Waiting)),
-                Outcome::Error,
-                Some("PublishedStateUnreadable"),
-            ),
-        ];
-        for (r, outcome, reason) in cases {
-            assert_eq!(outcome_of(&r), (outcome, reason.map(String::from)), "{r:?}");
-        }
-    }
 }

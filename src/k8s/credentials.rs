@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
 use crate::engine::publish::write_atomic;
-use pchat_core::api::PersistentChatPoolSpec;
+use pchat_core::api::{ConditionReason, PersistentChatPoolSpec};
 use pchat_sql::connect::Credentials;
 
 /// The Secret key holding the SQL login name.
@@ -59,11 +59,11 @@ pub enum CredentialsProblem {
 
 impl CredentialsProblem {
     /// The Stalled condition's reason.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> ConditionReason {
         match self {
-            CredentialsProblem::SecretNotFound { .. } => "SecretNotFound",
-            CredentialsProblem::KeyMissing { .. } => "SecretKeyMissing",
-            CredentialsProblem::KeyInvalid { .. } => "SecretKeyInvalid",
+            CredentialsProblem::SecretNotFound { .. } => ConditionReason::SecretNotFound,
+            CredentialsProblem::KeyMissing { .. } => ConditionReason::SecretKeyMissing,
+            CredentialsProblem::KeyInvalid { .. } => ConditionReason::SecretKeyInvalid,
         }
     }
 }
@@ -289,7 +289,7 @@ mod tests {
     #[test]
     fn a_missing_secret_names_it_and_the_field() {
         let e = material_from_secrets("chat", &spec(None), None, None).unwrap_err();
-        assert_eq!(e.reason(), "SecretNotFound");
+        assert_eq!(e.reason().as_str(), "SecretNotFound");
         let text = e.to_string();
         assert!(text.contains("Secret chat/pchat-sql"), "{text}");
         assert!(text.contains("spec.sqlCredentialsSecret"), "{text}");
@@ -302,7 +302,7 @@ mod tests {
             secret(&[("username", b"sa"), ("password", b"")]),
         ] {
             let e = material_from_secrets("chat", &spec(None), Some(&s), None).unwrap_err();
-            assert_eq!(e.reason(), "SecretKeyMissing");
+            assert_eq!(e.reason().as_str(), "SecretKeyMissing");
             let text = e.to_string();
             assert!(text.contains("Secret chat/pchat-sql"), "{text}");
             assert!(text.contains("key `password`"), "{text}");
@@ -313,7 +313,7 @@ mod tests {
     fn a_value_that_is_not_utf8_names_the_key_but_never_the_value() {
         let s = secret(&[("username", b"sa"), ("password", &[0xff, 0xfe, b'x'])]);
         let e = material_from_secrets("chat", &spec(None), Some(&s), None).unwrap_err();
-        assert_eq!(e.reason(), "SecretKeyInvalid");
+        assert_eq!(e.reason().as_str(), "SecretKeyInvalid");
         let text = e.to_string();
         assert!(text.contains("key `password`"), "{text}");
         assert!(text.contains("not UTF-8"), "{text}");
@@ -324,20 +324,20 @@ mod tests {
         let login = secret(&[("username", b"sa"), ("password", b"pw")]);
         let e =
             material_from_secrets("chat", &spec(Some("sql-ca")), Some(&login), None).unwrap_err();
-        assert_eq!(e.reason(), "SecretNotFound");
+        assert_eq!(e.reason().as_str(), "SecretNotFound");
         assert!(e.to_string().contains("chat/sql-ca"), "{e}");
         assert!(e.to_string().contains("spec.tls.caSecret"), "{e}");
 
         let no_key = secret(&[("tls.crt", PEM.as_bytes())]);
         let e = material_from_secrets("chat", &spec(Some("sql-ca")), Some(&login), Some(&no_key))
             .unwrap_err();
-        assert_eq!(e.reason(), "SecretKeyMissing");
+        assert_eq!(e.reason().as_str(), "SecretKeyMissing");
         assert!(e.to_string().contains("key `ca.crt`"), "{e}");
 
         let garbage = secret(&[("ca.crt", b"not a certificate")]);
         let e = material_from_secrets("chat", &spec(Some("sql-ca")), Some(&login), Some(&garbage))
             .unwrap_err();
-        assert_eq!(e.reason(), "SecretKeyInvalid");
+        assert_eq!(e.reason().as_str(), "SecretKeyInvalid");
 
         let good = secret(&[("ca.crt", PEM.as_bytes())]);
         let m = material_from_secrets("chat", &spec(Some("sql-ca")), Some(&login), Some(&good))

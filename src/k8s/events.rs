@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::events::{Event, EventType, Recorder};
 
 use crate::engine::{StepError, StepRun};
-use pchat_core::api::{PersistentChatPoolStatus, Transition, TransitionKind};
+use pchat_core::api::{ConditionType, PersistentChatPoolStatus, Transition, TransitionKind};
 use pchat_core::plan::Step;
 
 /// One event to publish.
@@ -25,10 +25,8 @@ pub struct PoolEvent {
 }
 
 fn stalled(status: Option<&PersistentChatPoolStatus>) -> Option<&Condition> {
-    status?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Stalled" && c.status == "True")
+    pchat_core::api::conditions::find(&status?.conditions, ConditionType::Stalled)
+        .filter(|c| c.status == "True")
 }
 
 fn kind_word(k: TransitionKind) -> &'static str {
@@ -180,7 +178,7 @@ mod tests {
     fn with(t: Option<Transition>, stalled: Option<(&str, &str)>) -> PersistentChatPoolStatus {
         let conditions = stalled
             .map(|(reason, message)| Condition {
-                type_: "Stalled".into(),
+                type_: ConditionType::Stalled.to_string(),
                 status: "True".into(),
                 reason: reason.into(),
                 message: message.into(),

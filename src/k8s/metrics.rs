@@ -18,41 +18,7 @@ use pchat_core::api::{PersistentChatPoolStatus, Phase, PoolState};
 /// The content type of [`Metrics::render`].
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// What one pass amounted to, the `outcome` label of `pchat_reconciles_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// A step ran and succeeded.
-    Step,
-    /// Nothing to do.
-    Converged,
-    /// Waiting on something that moves by itself (drain, an unreachable instance).
-    Waiting,
-    /// The planner refuses to go on without a person.
-    Blocked,
-    /// The spec is invalid: nothing was sent.
-    Invalid,
-    /// `spec.suspend` is true.
-    Suspended,
-    /// Stalled before planning (a missing Secret or key): nothing was sent.
-    Stalled,
-    /// A step or a Kubernetes request failed.
-    Error,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Step => "step",
-            Outcome::Converged => "converged",
-            Outcome::Waiting => "waiting",
-            Outcome::Blocked => "blocked",
-            Outcome::Invalid => "invalid",
-            Outcome::Suspended => "suspended",
-            Outcome::Stalled => "stalled",
-            Outcome::Error => "error",
-        }
-    }
-}
+pub use crate::engine::PassOutcome as Outcome;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
@@ -343,14 +309,22 @@ impl Metrics {
             }
         }
         let labels = pool_labels(namespace, pool);
-        let latency = status
+        // An unknown latency (nothing restored yet, or no secondary) is no series at all: a 0
+        // would read as "perfectly protected" on a dashboard.
+        match status
             .protection
             .as_ref()
             .and_then(|p| p.restore_latency_seconds)
-            .unwrap_or(0);
-        self.restore_latency
-            .get_or_create(&labels)
-            .set(saturating_i64(latency));
+        {
+            Some(latency) => {
+                self.restore_latency
+                    .get_or_create(&labels)
+                    .set(saturating_i64(latency));
+            }
+            None => {
+                self.restore_latency.remove(&labels);
+            }
+        }
         let loss = status
             .transition
             .as_ref()
@@ -456,7 +430,7 @@ mod tests {
                 }),
             }),
             conditions: vec![Condition {
-                type_: "Ready".into(),
+                type_: pchat_core::api::ConditionType::Ready.to_string(),
                 status: "False".into(),
                 reason: "FailingOver".into(),
                 message: String::new(),

@@ -17,7 +17,9 @@ use pchat_core::api::{PersistentChatPoolSpec, PersistentChatPoolStatus, load_poo
 use pchat_core::observe::{DatabaseState, Observation, Reachability};
 use pchat_core::plan::{self, Decision, Step, invariants};
 use pchat_operator::engine::sql_port::LivePort;
-use pchat_operator::engine::{FilePublisher, PassReport, StepError, StepRun, reconcile_once};
+use pchat_operator::engine::{
+    FilePublisher, PassInput, PassReport, StepError, StepRun, reconcile_once,
+};
 use pchat_sim::cluster::{RunningSim, with_free_ports};
 use pchat_sim::faults::{Fault, FaultInjector};
 use pchat_sim::server::Topology;
@@ -176,12 +178,15 @@ impl Pool {
     pub async fn pass(&mut self, port: &mut LivePort) -> PassReport {
         let mut publisher = FilePublisher::new(&self.active_servers);
         let report = reconcile_once(
-            &self.spec,
-            Some(self.generation),
+            PassInput::new(
+                "fault-test",
+                &self.spec,
+                Some(self.generation),
+                self.status.as_ref(),
+                Timestamp::now(),
+            ),
             port,
             &mut publisher,
-            Timestamp::now(),
-            self.status.as_ref(),
         )
         .await;
         if let Some(obs) = &report.observation {

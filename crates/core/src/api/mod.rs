@@ -1,12 +1,14 @@
 //! The `PersistentChatPool` resource: its spec and status types, their defaults, and the
 //! validation the operator repeats before it sends any SQL.
 
+pub mod conditions;
 mod load;
 pub mod patterns;
 mod spec;
 mod status;
 mod validate;
 
+pub use conditions::{ConditionReason, ConditionType};
 pub use load::{LoadError, load_pool_yaml};
 pub use spec::*;
 pub use status::*;

@@ -45,7 +45,10 @@ pub struct PersistentChatPoolStatus {
     #[serde(default)]
     pub salvage_backups: Vec<SalvageBackup>,
     /// Ready, Reconciling, Stalled (kstatus), Protected and Degraded.
+    // A list-map keyed by `type` (the types are `super::ConditionType`), so that a server-side
+    // apply merges conditions by type, as for Kubernetes' own objects.
     #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }
 
@@ -57,7 +60,18 @@ pub enum PoolState {
 }
 
 /// What the operator is doing, in one word.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    JsonSchema,
+    strum::IntoStaticStr,
+)]
 pub enum Phase {
     /// Seeding mirrors and log shipping from the installer's state.
     Bootstrapping,

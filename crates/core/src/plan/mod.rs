@@ -145,9 +145,44 @@ pub struct Projection {
 /// a known end: the projection's clock moves to the drain deadline, where the planner would end
 /// the remaining sessions, and goes on (so a planned switch is shown whole).
 pub fn project(spec: &PersistentChatPoolSpec, obs: &Observation, now: Timestamp) -> Projection {
-    let mut cur = obs.clone();
-    let mut steps = Vec::new();
-    let mut now = now;
+    project_from(spec, obs.clone(), now, Vec::new())
+}
+
+/// What a reconcile pass needs from the planner, from one planning of the observation: the
+/// decision with the facts status reports, and how many steps the plan has left counting the
+/// decided one (the projection goes on from the decided step's expected effect).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outlook {
+    pub assessment: Assessment,
+    pub remaining_steps: usize,
+}
+
+/// Plan once for a pass: see [`Outlook`].
+pub fn outlook(spec: &PersistentChatPoolSpec, obs: &Observation, now: Timestamp) -> Outlook {
+    let assessment = assess(spec, obs, now);
+    let remaining_steps = match &assessment.decision {
+        Decision::Step(step) => {
+            let mut after = obs.clone();
+            effects::apply(spec, step, &mut after, now);
+            project_from(spec, after, now, vec![step.clone()])
+                .steps
+                .len()
+        }
+        _ => 0,
+    };
+    Outlook {
+        assessment,
+        remaining_steps,
+    }
+}
+
+/// The projection loop from `cur`, after `steps` already laid out.
+fn project_from(
+    spec: &PersistentChatPoolSpec,
+    mut cur: Observation,
+    mut now: Timestamp,
+    mut steps: Vec<Step>,
+) -> Projection {
     loop {
         let d = next(spec, &cur, now);
         if let Decision::Wait(WaitReason::Draining { seconds_left, .. }) = &d

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::observe::Lsn;
 
 /// Something outside the operator must happen first; the planner will move on by itself.
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Clone, Debug, PartialEq, Eq, strum::IntoStaticStr)]
 #[serde(tag = "kind", rename_all_fields = "camelCase")]
 pub enum WaitReason {
     /// `spec.suspend` is true: observing only, nothing is sent (the suspend decision).
@@ -111,7 +111,7 @@ pub enum NewerBasis {
 }
 
 /// A person must decide (change the spec or the failover policy, or repair something).
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Clone, Debug, PartialEq, Eq, strum::IntoStaticStr)]
 #[serde(tag = "kind", rename_all_fields = "camelCase")]
 pub enum BlockReason {
     /// Forced failover needed but `failover.allowDataLoss` is false.

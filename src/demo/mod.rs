@@ -2,9 +2,10 @@
 //! topology, in-process on free loopback ports) with a chat workload writing continuously, and
 //! the engine driving it through five acts: bootstrap, a planned switch, a planned failback, a
 //! forced failover when the home site goes down, and the home site's return. It prints a
-//! timeline, the message accounting of each act and the figures of issue 4, and fails (exit
-//! non-zero) when a planned act lost an acknowledged message, the forced act lost one outside
-//! the window it reported, a safety invariant broke, or an act could not complete.
+//! timeline, the message accounting of each act and its figures (SQL critical path, switch
+//! time against its simulator latency, chat write outage), and fails (exit non-zero) when a
+//! planned act lost an acknowledged message, the forced act lost one outside the window it
+//! reported, a safety invariant broke, or an act could not complete.
 
 pub mod acts;
 pub mod bench;

@@ -1,0 +1,97 @@
+//! When the next pass of a pool comes: every requeue the operator makes is decided here, from
+//! what the pass did, so that the controller and local mode only carry the answer out.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use pchat_core::api::{PersistentChatPoolStatus, StepStatus};
+use pchat_core::plan::{Decision, Step, WaitReason};
+
+use super::{StepError, StepRun};
+
+/// The next step of a transition follows at once, because every pause between steps is time
+/// the pool spends half-switched (and, between the drain and the publish, time no chat server
+/// can write).
+pub const NEXT_STEP: Duration = Duration::ZERO;
+/// After a step that also ran, the same way, in the pass before: the observation did not show
+/// what it did, so coming back at once could send it in a tight loop.
+pub const ACTIVE: Duration = Duration::from_secs(1);
+/// While chat-server sessions drain: the drain is the chat outage of a planned switch, so the
+/// engine looks again often. One look is one catalog batch per instance.
+pub const DRAIN: Duration = Duration::from_millis(250);
+/// When converged, blocked, invalid or suspended: nothing moves until the world or the spec
+/// changes.
+pub const IDLE: Duration = Duration::from_secs(30);
+/// While waiting on something outside the operator outside a transition.
+pub const WAIT: Duration = Duration::from_secs(5);
+/// Bounds of the backoff after a retryable step error.
+pub const BACKOFF_MIN: Duration = Duration::from_secs(2);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// The intervals a mode may tune (the `run` command's flags); the rest are fixed above.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// While stalled before anything can be observed (a missing Secret or key: Secrets are not
+    /// watched, the operator only reads the ones pools name).
+    pub stalled_retry: Duration,
+    /// A replica that does not lead looks again this often (and at once when it gains the
+    /// lead).
+    pub not_leader_retry: Duration,
+    /// After a Kubernetes API failure outside a pass (reading the pool, writing status).
+    pub error_retry: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            stalled_retry: Duration::from_secs(10),
+            not_leader_retry: Duration::from_secs(10),
+            error_retry: Duration::from_secs(5),
+        }
+    }
+}
+
+/// When to come back after a pass that planned. A retryable error backs off by as long as the
+/// same step has been failing (so the interval roughly doubles each time, between
+/// [`BACKOFF_MIN`] and [`BACKOFF_MAX`]), measured from the step's `startedAt` in the previous
+/// status: the engine keeps no memory of its own.
+pub fn after_plan(
+    decision: &Decision,
+    step_ran: Option<&(Step, Result<StepRun, StepError>)>,
+    previous: Option<&PersistentChatPoolStatus>,
+    now: Timestamp,
+) -> Duration {
+    match (decision, step_ran) {
+        (_, Some((step, Ok(_)))) if same_step_before(step, previous).is_some() => ACTIVE,
+        (_, Some((_, Ok(_)))) => NEXT_STEP,
+        (_, Some((step, Err(e)))) if e.retryable => {
+            let failing_for = same_step_before(step, previous)
+                .and_then(|s| s.started_at)
+                .and_then(|t| now.duration_since(t).try_into().ok())
+                .unwrap_or(Duration::ZERO);
+            failing_for.clamp(BACKOFF_MIN, BACKOFF_MAX)
+        }
+        (_, Some((_, Err(_)))) => IDLE,
+        (Decision::Wait(WaitReason::Suspended), None) => IDLE,
+        (Decision::Wait(WaitReason::Draining { .. }), None) => DRAIN,
+        (Decision::Wait(WaitReason::PrimarySiteUnreachable { seconds_left, .. }), None) => {
+            Duration::from_secs((*seconds_left).clamp(1, 5) as u64)
+        }
+        (Decision::Wait(_), None) => WAIT,
+        (Decision::Converged | Decision::Blocked(_), None) => IDLE,
+        (Decision::Step(_), None) => ACTIVE,
+    }
+}
+
+/// The previous pass's step, when it is `step` (same name, same detail). It may have failed
+/// there (a retry that now succeeded) or succeeded with no visible effect; either way one
+/// second's pause costs little and bounds a loop.
+fn same_step_before<'a>(
+    step: &Step,
+    previous: Option<&'a PersistentChatPoolStatus>,
+) -> Option<&'a StepStatus> {
+    previous
+        .and_then(|p| p.step.as_ref())
+        .filter(|s| s.name == step.name() && s.detail == step.describe())
+}
