@@ -13,4 +13,5 @@ pub mod demo;
 pub mod engine;
 pub mod k8s;
 pub mod local;
+pub mod manifest;
 pub mod telemetry;

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::publish::write_atomic;
 use crate::engine::{self, FilePublisher, PassInput, PassReport, PortSource};
+use crate::manifest;
 use pchat_core::api::{PersistentChatPoolSpec, PersistentChatPoolStatus, ValidationErrors};
 use pchat_sql::connect::Credentials;
 
@@ -180,7 +181,7 @@ impl SpecFile {
     /// content changes (local mode's `metadata.generation`).
     pub fn load(&mut self) -> (Result<&PersistentChatPoolSpec, &LocalError>, i64) {
         let path = self.path.display().to_string();
-        match std::fs::read(&self.path) {
+        match manifest::read(&self.path) {
             Err(e) => {
                 self.hash = None;
                 self.current = Err(LocalError::Read {
@@ -193,14 +194,15 @@ impl SpecFile {
                 if Some(h) != self.hash {
                     self.hash = Some(h);
                     self.generation += 1;
-                    let parsed = String::from_utf8(bytes)
-                        .map_err(|e| e.to_string())
-                        .and_then(|t| {
-                            pchat_core::api::load_pool_yaml(&t)
-                                .map(|p| p.spec)
-                                .map_err(|e| e.to_string())
-                        })
-                        .map_err(|reason| LocalError::Manifest { path, reason });
+                    let parsed = manifest::parse(&self.path, &bytes)
+                        .map(|pool| pool.spec)
+                        .map_err(|e| LocalError::Manifest {
+                            path,
+                            reason: match e {
+                                manifest::ManifestError::Parse { error, .. } => error.to_string(),
+                                read => read.to_string(),
+                            },
+                        });
                     if parsed.is_ok() {
                         tracing::info!(file = %self.path.display(), generation = self.generation, "spec loaded");
                     }

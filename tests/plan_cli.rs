@@ -122,3 +122,47 @@ fn plan_refuses_an_invalid_spec_listing_every_violation_and_printing_no_plan() {
     assert!(err.contains(".port"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn plan_reads_the_manifest_from_standard_input_when_the_file_is_a_dash() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pchat-operator"))
+        .args(["plan", "-f", "-", "--observed"])
+        .arg(fixture("observed-installer.yaml"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run pchat-operator");
+    let manifest = std::fs::read(fixture("pool.yaml")).unwrap();
+    child.stdin.take().unwrap().write_all(&manifest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1  SeedMirror"), "{stdout}");
+
+    // A manifest of another kind on standard input is refused, naming where it came from.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pchat-operator"))
+        .args(["plan", "-f", "-", "--observed"])
+        .arg(fixture("observed-installer.yaml"))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("run pchat-operator");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"apiVersion: v1\nkind: Secret\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("standard input: "), "{stderr}");
+}

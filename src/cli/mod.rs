@@ -29,7 +29,7 @@ enum Command {
     Crd,
     /// Print the remaining plan for a pool spec and an observation, without sending anything.
     Plan {
-        /// The PersistentChatPool manifest as YAML.
+        /// The PersistentChatPool manifest as YAML (`-` for standard input).
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
         /// An observation of the pool as YAML (see examples/observed-installer.yaml). Without

@@ -125,11 +125,10 @@ fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
     serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// A whole PersistentChatPool manifest: unknown fields (a misspelt `suspend`) are refused.
+/// A whole PersistentChatPool manifest (`-` for standard input): unknown fields (a misspelt
+/// `suspend`) are refused.
 fn load_spec(path: &Path) -> Result<PersistentChatPoolSpec, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    pchat_core::api::load_pool_yaml(&text)
+    crate::manifest::load(path)
         .map(|pool| pool.spec)
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| e.to_string())
 }
