@@ -78,18 +78,7 @@ pub fn known_params(proc_name: &str) -> Option<&'static [&'static str]> {
 }
 
 fn int_arg(named: &HashMap<String, Value>, name: &str, default: i64) -> Result<i64, Failure> {
-    Ok(match named.get(name) {
-        None | Some(Value::Null) => default,
-        Some(Value::Int(i)) => *i as i64,
-        Some(Value::BigInt(i)) => *i,
-        Some(Value::Bit(b)) => *b as i64,
-        Some(Value::Numeric(n)) => *n as i64,
-        Some(Value::NVarChar(s)) => s
-            .trim()
-            .parse()
-            .map_err(|_| vec![e::conversion(s, "int")])?,
-        Some(_) => return Err(vec![e::conversion(name, "int")]),
-    })
+    Ok(super::logship::int_param(named, name)?.unwrap_or(default))
 }
 
 fn str_arg(named: &HashMap<String, Value>, name: &str) -> Option<String> {
