@@ -854,7 +854,7 @@ fn source_rows(ctx: &QueryCtx<'_>, src: &Source) -> Result<(Columns, Vec<Vec<Sql
     Ok(match src {
         Source::Catalog(t) => {
             let (_, cols) = catalog::lookup(t).expect("known table");
-            (*cols, catalog::rows(ctx.state, ctx.inst, t))
+            (*cols, catalog::rows(ctx.inst, t))
         }
         Source::Messages(db) => {
             let rows: Vec<Vec<Sql>> = ctx
