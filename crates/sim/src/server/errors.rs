@@ -477,8 +477,7 @@ pub fn not_active_process(spid: i64) -> SqlError {
     )
 }
 
-pub fn kill_own(spid: i64) -> SqlError {
-    let _ = spid;
+pub fn kill_own() -> SqlError {
     SqlError::new(6104, "Cannot use KILL to kill your own process.")
 }
 

@@ -400,7 +400,6 @@ impl<'a> Parser<'a> {
         }
         Ok(Stmt::Select {
             sql: self.sql[start..end].to_string(),
-            start,
         })
     }
 

@@ -11,11 +11,11 @@ use rusqlite::types::{Value as Sql, ValueRef};
 use super::catalog::{self, MESSAGES_COLUMNS, fmt_dt, quote_ident};
 use super::errors::{self as e, SqlError};
 use super::lexer::{Tok, Token, tokenize_cached};
-use super::model::{DbState, Instance, State, now};
+use super::model::{Instance, State, now};
 use crate::backend::{Column, ColumnType, ResultSet, Value};
 
 /// What a query runs in: the instance, the session's database and id, and the variables.
-pub struct QueryCtx<'a> {
+pub struct QueryContext<'a> {
     pub state: &'a State,
     pub inst: &'a Instance,
     pub database: &'a str,
@@ -80,7 +80,7 @@ fn split_args(toks: &[Token], open: usize, close: usize) -> Vec<(usize, usize)> 
 }
 
 struct Rewriter<'a, 'b> {
-    ctx: &'a QueryCtx<'b>,
+    ctx: &'a QueryContext<'b>,
     toks: std::sync::Arc<[Token]>,
     sources: Vec<(String, Source)>,
     params: Vec<Value>,
@@ -124,14 +124,8 @@ impl<'a, 'b> Rewriter<'a, 'b> {
         if d.is_system() {
             return Err(e::invalid_object(written));
         }
-        match d.state {
-            DbState::Online => {}
-            DbState::Restoring if d.mirroring.is_some() => {
-                return Err(e::acting_as_mirror(&d.name));
-            }
-            DbState::Restoring => return Err(e::in_restore(&d.name)),
-            DbState::Offline => return Err(e::offline(&d.name)),
-            DbState::RecoveryPending => return Err(e::recovery_pending(&d.name)),
+        if let Some(err) = e::cannot_open(d) {
+            return Err(err);
         }
         let name = format!("{}.dbo.Messages", d.name.to_ascii_lowercase());
         Ok(self.add_source(name, Source::Messages(d.name.clone())))
@@ -576,7 +570,7 @@ static REWRITES: super::memo::Memo<Rewrite> = super::memo::Memo::new();
 
 /// What a rewrite may depend on besides the instance's state: the text, the instance, the
 /// session and its database, and the variables (by name and value).
-fn memo_key(ctx: &QueryCtx<'_>, sql: &str) -> String {
+fn memo_key(ctx: &QueryContext<'_>, sql: &str) -> String {
     let mut vars: Vec<String> = ctx.vars.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
     vars.sort();
     format!(
@@ -588,7 +582,7 @@ fn memo_key(ctx: &QueryCtx<'_>, sql: &str) -> String {
     )
 }
 
-fn rewrite(ctx: &QueryCtx<'_>, sql: &str) -> Result<Rewrite, SqlError> {
+fn rewrite(ctx: &QueryContext<'_>, sql: &str) -> Result<Rewrite, SqlError> {
     let key = memo_key(ctx, sql);
     let now = now();
     if let Some(mut hit) = REWRITES.get(&key) {
@@ -683,7 +677,8 @@ fn decl_to_type(decl: &str) -> Option<ColumnType> {
     })
 }
 
-fn parse_dt(s: &str) -> Option<chrono::NaiveDateTime> {
+/// A date and time as SQL Server reads it from text (`yyyy-mm-dd hh:mm:ss[.fff]`, or with a `T`).
+pub fn parse_datetime(s: &str) -> Option<chrono::NaiveDateTime> {
     chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
         .or_else(|_| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f"))
         .ok()
@@ -733,7 +728,7 @@ fn convert(v: &Sql, ty: ColumnType) -> Value {
             _ => text(),
         },
         ColumnType::DateTime | ColumnType::DateTime2 => match v {
-            Sql::Text(s) => parse_dt(s).map_or_else(text, Value::DateTime),
+            Sql::Text(s) => parse_datetime(s).map_or_else(text, Value::DateTime),
             _ => text(),
         },
         ColumnType::UniqueIdentifier => match v {
@@ -763,7 +758,7 @@ fn infer(name: &str, values: &[&Sql]) -> ColumnType {
             Sql::Integer(i) if i32::try_from(*i).is_ok() => ColumnType::Int,
             Sql::Integer(_) => ColumnType::BigInt,
             Sql::Real(_) => ColumnType::Float,
-            Sql::Text(s) if parse_dt(s).is_some() => ColumnType::DateTime2,
+            Sql::Text(s) if parse_datetime(s).is_some() => ColumnType::DateTime2,
             Sql::Text(_) => ColumnType::NVarChar(Some(4000)),
             Sql::Blob(_) => ColumnType::VarBinary(None),
         };
@@ -818,7 +813,7 @@ fn map_sqlite_error(err: rusqlite::Error) -> SqlError {
     e::syntax(&msg)
 }
 
-fn fill(ctx: &QueryCtx<'_>, name: &str, src: &Source) -> Result<(), SqlError> {
+fn fill(ctx: &QueryContext<'_>, name: &str, src: &Source) -> Result<(), SqlError> {
     let (columns, rows) = source_rows(ctx, src)?;
     let content = super::model::LoadedTable {
         columns: columns
@@ -850,7 +845,7 @@ fn fill(ctx: &QueryCtx<'_>, name: &str, src: &Source) -> Result<(), SqlError> {
 type Columns = &'static [(&'static str, &'static str)];
 
 /// The columns and rows a query's source has now.
-fn source_rows(ctx: &QueryCtx<'_>, src: &Source) -> Result<(Columns, Vec<Vec<Sql>>), SqlError> {
+fn source_rows(ctx: &QueryContext<'_>, src: &Source) -> Result<(Columns, Vec<Vec<Sql>>), SqlError> {
     Ok(match src {
         Source::Catalog(t) => {
             let (_, cols) = catalog::lookup(t).expect("known table");
@@ -971,7 +966,7 @@ fn value_text(v: &Value) -> String {
 }
 
 /// Run a query for a session and return its result set.
-pub fn run_select(ctx: &QueryCtx<'_>, sql: &str) -> Result<ResultSet, SqlError> {
+pub fn run_select(ctx: &QueryContext<'_>, sql: &str) -> Result<ResultSet, SqlError> {
     let rw = rewrite(ctx, sql)?;
     for (name, src) in &rw.sources {
         fill(ctx, name, src)?;
