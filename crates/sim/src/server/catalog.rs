@@ -689,7 +689,7 @@ fn restorehistory(inst: &Instance) -> Rows {
 /// The rows of `msdb.dbo.log_shipping_primary_databases`.
 fn log_shipping_primary_databases(inst: &Instance) -> Rows {
     let msdb = &inst.msdb;
-    msdb.ls_primary
+    msdb.log_shipping_primaries
         .iter()
         .map(|p| {
             vec![
@@ -713,7 +713,7 @@ fn log_shipping_primary_databases(inst: &Instance) -> Rows {
 /// The rows of `msdb.dbo.log_shipping_primary_secondaries`.
 fn log_shipping_primary_secondaries(inst: &Instance) -> Rows {
     let msdb = &inst.msdb;
-    msdb.ls_primary_secondaries
+    msdb.log_shipping_primary_secondaries
         .iter()
         .map(|p| {
             vec![
@@ -729,7 +729,7 @@ fn log_shipping_primary_secondaries(inst: &Instance) -> Rows {
 /// The rows of `msdb.dbo.log_shipping_monitor_primary`.
 fn log_shipping_monitor_primary(inst: &Instance) -> Rows {
     let msdb = &inst.msdb;
-    msdb.ls_primary
+    msdb.log_shipping_primaries
         .iter()
         .map(|p| {
             vec![
@@ -751,7 +751,7 @@ fn log_shipping_monitor_primary(inst: &Instance) -> Rows {
 /// The rows of `msdb.dbo.log_shipping_secondary`.
 fn log_shipping_secondary(inst: &Instance) -> Rows {
     let msdb = &inst.msdb;
-    msdb.ls_secondary
+    msdb.log_shipping_secondaries
         .iter()
         .map(|s| {
             vec![
@@ -776,7 +776,7 @@ fn log_shipping_secondary(inst: &Instance) -> Rows {
 /// The rows of `msdb.dbo.log_shipping_secondary_databases`.
 fn log_shipping_secondary_databases(inst: &Instance) -> Rows {
     let msdb = &inst.msdb;
-    msdb.ls_secondary_dbs
+    msdb.log_shipping_secondary_databases
         .iter()
         .map(|d| {
             vec![
@@ -799,11 +799,11 @@ fn log_shipping_secondary_databases(inst: &Instance) -> Rows {
 /// The rows of `msdb.dbo.log_shipping_monitor_secondary`.
 fn log_shipping_monitor_secondary(inst: &Instance) -> Rows {
     let msdb = &inst.msdb;
-    msdb.ls_secondary_dbs
+    msdb.log_shipping_secondary_databases
         .iter()
         .filter_map(|d| {
             let s = msdb
-                .ls_secondary
+                .log_shipping_secondaries
                 .iter()
                 .find(|s| s.secondary_id == d.secondary_id)?;
             Some(vec![

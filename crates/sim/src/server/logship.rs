@@ -9,8 +9,8 @@ use chrono::{Duration, NaiveDateTime};
 use super::backup::{self, BackupArgs, RestoreArgs, RestoreWhat};
 use super::errors::{self as e, Failure, SqlError};
 use super::model::{
-    DbState, Job, JobHistoryRow, JobKind, LsPrimary, LsPrimarySecondary, LsSecondary,
-    LsSecondaryDb, Msdb, State, now,
+    DbState, Job, JobHistoryRow, JobKind, LogShippingPrimary, LogShippingPrimarySecondary,
+    LogShippingSecondary, LogShippingSecondaryDatabase, Msdb, State, now,
 };
 use super::paths;
 use crate::backend::Value;
@@ -140,7 +140,7 @@ pub fn known_params(proc_name: &str) -> Option<&'static [&'static str]> {
     })
 }
 
-fn ls_error(number: i32, text: String) -> Failure {
+fn log_shipping_error(number: i32, text: String) -> Failure {
     vec![e::log_shipping(number, text)]
 }
 
@@ -226,7 +226,7 @@ pub fn run(
 
 /// Error 15010, which the procedures raise for a database the instance does not have.
 fn no_such_database(database: &str) -> Failure {
-    ls_error(
+    log_shipping_error(
         15010,
         format!(
             "The database '{database}' does not exist. Supply a valid database name. To see available databases, use sys.databases."
@@ -236,14 +236,14 @@ fn no_such_database(database: &str) -> Failure {
 
 /// Where the primary configuration of `database` is in `log_shipping_primary_databases`.
 fn primary_position(msdb: &Msdb, database: &str) -> Option<usize> {
-    msdb.ls_primary
+    msdb.log_shipping_primaries
         .iter()
         .position(|p| p.primary_database.eq_ignore_ascii_case(database))
 }
 
 /// Where the secondary's entry for a primary is in `log_shipping_secondary`.
 fn secondary_position(msdb: &Msdb, primary_server: &str, primary_database: &str) -> Option<usize> {
-    msdb.ls_secondary.iter().position(|s| {
+    msdb.log_shipping_secondaries.iter().position(|s| {
         s.primary_server.eq_ignore_ascii_case(primary_server)
             && s.primary_database.eq_ignore_ascii_case(primary_database)
     })
@@ -251,7 +251,10 @@ fn secondary_position(msdb: &Msdb, primary_server: &str, primary_database: &str)
 
 /// Drop a secondary's entry for a primary together with its copy and restore jobs.
 fn remove_secondary(state: &mut State, inst: usize, pos: usize) {
-    let removed = state.instances[inst].msdb.ls_secondary.remove(pos);
+    let removed = state.instances[inst]
+        .msdb
+        .log_shipping_secondaries
+        .remove(pos);
     drop_job(state, inst, &removed.copy_job_id);
     drop_job(state, inst, &removed.restore_job_id);
 }
@@ -275,7 +278,7 @@ fn add_primary_database(
         return Err(no_such_database(&database));
     };
     if db.recovery == "SIMPLE" {
-        return Err(ls_error(
+        return Err(log_shipping_error(
             32015,
             format!(
                 "The primary database {database} cannot have SIMPLE recovery for log shipping to work properly."
@@ -288,7 +291,7 @@ fn add_primary_database(
     };
     let primary_id = match existing {
         Some(_) if !overwrite => {
-            return Err(ls_error(
+            return Err(log_shipping_error(
                 32009,
                 format!("A log shipping primary entry already exists for database {database}."),
             ));
@@ -296,11 +299,11 @@ fn add_primary_database(
         Some(pos) => {
             // @overwrite = 1: the configuration is replaced, the primary keeps its id so its
             // secondaries stay linked.
-            let old_job = state.instances[inst].msdb.ls_primary[pos]
+            let old_job = state.instances[inst].msdb.log_shipping_primaries[pos]
                 .backup_job_id
                 .clone();
             let job_id = replace_job(state, inst, &old_job, &job_name, kind)?;
-            let primary = &mut state.instances[inst].msdb.ls_primary[pos];
+            let primary = &mut state.instances[inst].msdb.log_shipping_primaries[pos];
             primary.backup_directory = backup_directory;
             primary.backup_share = backup_share;
             primary.backup_retention_period = retention as i32;
@@ -313,25 +316,28 @@ fn add_primary_database(
         None => {
             let job_id = new_job(state, inst, &job_name, kind)?;
             let primary_id = state.new_guid();
-            state.instances[inst].msdb.ls_primary.push(LsPrimary {
-                primary_id: primary_id.clone(),
-                primary_database: database,
-                backup_directory,
-                backup_share,
-                backup_retention_period: retention as i32,
-                backup_job_id: job_id,
-                backup_threshold: threshold as i32,
-                threshold_alert_enabled: alert,
-                history_retention_period: history as i32,
-                last_backup_file: None,
-                last_backup_date: None,
-            });
+            state.instances[inst]
+                .msdb
+                .log_shipping_primaries
+                .push(LogShippingPrimary {
+                    primary_id: primary_id.clone(),
+                    primary_database: database,
+                    backup_directory,
+                    backup_share,
+                    backup_retention_period: retention as i32,
+                    backup_job_id: job_id,
+                    backup_threshold: threshold as i32,
+                    threshold_alert_enabled: alert,
+                    history_retention_period: history as i32,
+                    last_backup_file: None,
+                    last_backup_date: None,
+                });
             primary_id
         }
     };
     let job_id = state.instances[inst]
         .msdb
-        .ls_primary
+        .log_shipping_primaries
         .iter()
         .find(|p| p.primary_id == primary_id)
         .map(|p| p.backup_job_id.clone())
@@ -363,7 +369,7 @@ fn add_secondary_primary(
         &primary_database,
     ) {
         if !overwrite {
-            return Err(ls_error(
+            return Err(log_shipping_error(
                 32024,
                 format!(
                     "An entry for primary server {primary_server}, primary database {primary_database} already exists."
@@ -373,7 +379,7 @@ fn add_secondary_primary(
         // @overwrite = 1: replace the configuration in place; the secondary keeps its id so
         // its secondary databases stay linked.
         let (secondary_id, old_copy, old_restore) = {
-            let secondary = &state.instances[inst].msdb.ls_secondary[pos];
+            let secondary = &state.instances[inst].msdb.log_shipping_secondaries[pos];
             (
                 secondary.secondary_id.clone(),
                 secondary.copy_job_id.clone(),
@@ -398,7 +404,7 @@ fn add_secondary_primary(
                 secondary_id: secondary_id.clone(),
             },
         )?;
-        let secondary = &mut state.instances[inst].msdb.ls_secondary[pos];
+        let secondary = &mut state.instances[inst].msdb.log_shipping_secondaries[pos];
         secondary.backup_source_directory = source_directory;
         secondary.backup_destination_directory = destination_directory;
         secondary.file_retention_period = retention as i32;
@@ -429,19 +435,22 @@ fn add_secondary_primary(
                 return Err(f);
             }
         };
-        state.instances[inst].msdb.ls_secondary.push(LsSecondary {
-            secondary_id: secondary_id.clone(),
-            primary_server,
-            primary_database,
-            backup_source_directory: source_directory,
-            backup_destination_directory: destination_directory,
-            file_retention_period: retention as i32,
-            copy_job_id: copy_id.clone(),
-            restore_job_id: restore_id.clone(),
-            restore_threshold: 45,
-            last_copied_file: None,
-            last_copied_date: None,
-        });
+        state.instances[inst]
+            .msdb
+            .log_shipping_secondaries
+            .push(LogShippingSecondary {
+                secondary_id: secondary_id.clone(),
+                primary_server,
+                primary_database,
+                backup_source_directory: source_directory,
+                backup_destination_directory: destination_directory,
+                file_retention_period: retention as i32,
+                copy_job_id: copy_id.clone(),
+                restore_job_id: restore_id.clone(),
+                restore_threshold: 45,
+                last_copied_file: None,
+                last_copied_date: None,
+            });
         (secondary_id, copy_id, restore_id)
     };
     Ok(vec![
@@ -469,7 +478,7 @@ fn add_secondary_database(
     let mut restored = (None, None, None);
     if restore_mode != 0 {
         // STANDBY restores are not modelled; refusing beats restoring differently.
-        return Err(ls_error(
+        return Err(log_shipping_error(
             32047,
             format!(
                 "@restore_mode = {restore_mode} (STANDBY) is not supported by the simulator; use 0 (NORECOVERY)."
@@ -479,25 +488,25 @@ fn add_secondary_database(
     let msdb = &state.instances[inst].msdb;
     let Some(pos) = secondary_position(msdb, &primary_server, &primary_database) else {
         // Order rule: sp_add_log_shipping_secondary_primary must come first.
-        return Err(ls_error(
+        return Err(log_shipping_error(
             32023,
             format!(
                 "An entry for primary server {primary_server}, primary database {primary_database} does not exist on this secondary. Register the primary first."
             ),
         ));
     };
-    let secondary_id = msdb.ls_secondary[pos].secondary_id.clone();
+    let secondary_id = msdb.log_shipping_secondaries[pos].secondary_id.clone();
     if state.instances[inst].db(&secondary_database).is_none() {
         return Err(no_such_database(&secondary_database));
     }
-    let existing = msdb.ls_secondary_dbs.iter().position(|d| {
+    let existing = msdb.log_shipping_secondary_databases.iter().position(|d| {
         d.secondary_database
             .eq_ignore_ascii_case(&secondary_database)
     });
     let msdb = &mut state.instances[inst].msdb;
     if let Some(pos) = existing {
         if !overwrite {
-            return Err(ls_error(
+            return Err(log_shipping_error(
                 32013,
                 format!(
                     "A log shipping entry already exists for secondary database {secondary_database}."
@@ -506,7 +515,7 @@ fn add_secondary_database(
         }
         // @overwrite = 1: the old entry is replaced; when it follows the same primary, what it
         // restored stays known so the restore job does not start over.
-        let old = msdb.ls_secondary_dbs.remove(pos);
+        let old = msdb.log_shipping_secondary_databases.remove(pos);
         if old.secondary_id == secondary_id {
             restored = (
                 old.last_restored_file,
@@ -516,23 +525,24 @@ fn add_secondary_database(
         }
     }
     if let Some(secondary) = msdb
-        .ls_secondary
+        .log_shipping_secondaries
         .iter_mut()
         .find(|s| s.secondary_id == secondary_id)
     {
         secondary.restore_threshold = threshold as i32;
     }
-    msdb.ls_secondary_dbs.push(LsSecondaryDb {
-        secondary_database,
-        secondary_id,
-        restore_delay: restore_delay as i32,
-        restore_all,
-        restore_mode: restore_mode as i32,
-        disconnect_users: disconnect,
-        last_restored_file: restored.0,
-        last_restored_date: restored.1,
-        last_restored_latency: restored.2,
-    });
+    msdb.log_shipping_secondary_databases
+        .push(LogShippingSecondaryDatabase {
+            secondary_database,
+            secondary_id,
+            restore_delay: restore_delay as i32,
+            restore_all,
+            restore_mode: restore_mode as i32,
+            disconnect_users: disconnect,
+            last_restored_file: restored.0,
+            last_restored_date: restored.1,
+            last_restored_latency: restored.2,
+        });
     Ok(Vec::new())
 }
 
@@ -549,15 +559,15 @@ fn add_primary_secondary(
     let me = &state.instances[inst].name;
     let msdb = &state.instances[inst].msdb;
     let Some(pos) = primary_position(msdb, &primary_database) else {
-        return Err(ls_error(
+        return Err(log_shipping_error(
             32010,
             format!(
                 "Database {primary_database} is not a log shipping primary on server {me}. Run sp_add_log_shipping_primary_database first."
             ),
         ));
     };
-    let primary_id = msdb.ls_primary[pos].primary_id.clone();
-    if msdb.ls_primary_secondaries.iter().any(|s| {
+    let primary_id = msdb.log_shipping_primaries[pos].primary_id.clone();
+    if msdb.log_shipping_primary_secondaries.iter().any(|s| {
         s.primary_id == primary_id
             && s.secondary_server.eq_ignore_ascii_case(&secondary_server)
             && s.secondary_database
@@ -567,7 +577,7 @@ fn add_primary_secondary(
             // The entry holds nothing but its key: replacing it changes nothing.
             return Ok(Vec::new());
         }
-        return Err(ls_error(
+        return Err(log_shipping_error(
             32012,
             format!(
                 "Secondary {secondary_server}.{secondary_database} already exists for primary {primary_database}."
@@ -577,8 +587,8 @@ fn add_primary_secondary(
     let secondary_id = state.new_guid();
     state.instances[inst]
         .msdb
-        .ls_primary_secondaries
-        .push(LsPrimarySecondary {
+        .log_shipping_primary_secondaries
+        .push(LogShippingPrimarySecondary {
             secondary_id,
             primary_id,
             secondary_server,
@@ -598,7 +608,7 @@ fn delete_primary_secondary(
     let secondary_database = args.req_str("@secondary_database")?;
     let instance = &mut state.instances[inst];
     let Some(pos) = primary_position(&instance.msdb, &primary_database) else {
-        return Err(ls_error(
+        return Err(log_shipping_error(
             32010,
             format!(
                 "Database {primary_database} is not a log shipping primary on server {}.",
@@ -606,8 +616,8 @@ fn delete_primary_secondary(
             ),
         ));
     };
-    let primary_id = instance.msdb.ls_primary[pos].primary_id.clone();
-    instance.msdb.ls_primary_secondaries.retain(|s| {
+    let primary_id = instance.msdb.log_shipping_primaries[pos].primary_id.clone();
+    instance.msdb.log_shipping_primary_secondaries.retain(|s| {
         !(s.primary_id == primary_id
             && s.secondary_server.eq_ignore_ascii_case(&secondary_server)
             && s.secondary_database
@@ -626,22 +636,25 @@ fn delete_secondary_database(
 ) -> Result<OutputValues, Failure> {
     let secondary_database = args.req_str("@secondary_database")?;
     let msdb = &mut state.instances[inst].msdb;
-    let Some(pos) = msdb.ls_secondary_dbs.iter().position(|d| {
+    let Some(pos) = msdb.log_shipping_secondary_databases.iter().position(|d| {
         d.secondary_database
             .eq_ignore_ascii_case(&secondary_database)
     }) else {
-        return Err(ls_error(
+        return Err(log_shipping_error(
             32014,
             format!("Database {secondary_database} does not exist as log shipping secondary."),
         ));
     };
-    let secondary_id = msdb.ls_secondary_dbs.remove(pos).secondary_id;
+    let secondary_id = msdb
+        .log_shipping_secondary_databases
+        .remove(pos)
+        .secondary_id;
     if !msdb
-        .ls_secondary_dbs
+        .log_shipping_secondary_databases
         .iter()
         .any(|d| d.secondary_id == secondary_id)
         && let Some(pos) = msdb
-            .ls_secondary
+            .log_shipping_secondaries
             .iter()
             .position(|s| s.secondary_id == secondary_id)
     {
@@ -663,14 +676,14 @@ fn delete_secondary_primary(
     let Some(pos) = secondary_position(&instance.msdb, &primary_server, &primary_database) else {
         return Ok(Vec::new());
     };
-    let secondary_id = &instance.msdb.ls_secondary[pos].secondary_id;
+    let secondary_id = &instance.msdb.log_shipping_secondaries[pos].secondary_id;
     if instance
         .msdb
-        .ls_secondary_dbs
+        .log_shipping_secondary_databases
         .iter()
         .any(|d| d.secondary_id == *secondary_id)
     {
-        return Err(ls_error(
+        return Err(log_shipping_error(
             32025,
             format!(
                 "Primary Server {primary_server}, Database {primary_database} has active log shipping secondary database(s) on secondary server {}. Drop the secondary database(s) first.",
@@ -694,21 +707,21 @@ fn delete_primary_database(
     let Some(pos) = primary_position(msdb, &database) else {
         return Ok(Vec::new());
     };
-    let primary_id = &msdb.ls_primary[pos].primary_id;
+    let primary_id = &msdb.log_shipping_primaries[pos].primary_id;
     if msdb
-        .ls_primary_secondaries
+        .log_shipping_primary_secondaries
         .iter()
         .any(|s| s.primary_id == *primary_id)
     {
         // Order rule: the primary-secondary links go first.
-        return Err(ls_error(
+        return Err(log_shipping_error(
             32011,
             format!(
                 "Primary Database {database} has active log shipping secondary database(s). Drop the secondary database(s) first."
             ),
         ));
     }
-    let removed = msdb.ls_primary.remove(pos);
+    let removed = msdb.log_shipping_primaries.remove(pos);
     drop_job(state, inst, &removed.backup_job_id);
     Ok(Vec::new())
 }
@@ -801,7 +814,9 @@ pub fn file_time(db: &str, file: &str) -> Option<NaiveDateTime> {
 
 fn backup_job(state: &mut State, inst: usize, database: &str) -> Result<String, String> {
     let msdb = &state.instances[inst].msdb;
-    let Some(p) = primary_position(msdb, database).map(|pos| msdb.ls_primary[pos].clone()) else {
+    let Some(p) =
+        primary_position(msdb, database).map(|pos| msdb.log_shipping_primaries[pos].clone())
+    else {
         return Err(format!("No log shipping primary entry for {database}."));
     };
     match state.instances[inst].db(database) {
@@ -854,7 +869,7 @@ fn backup_job(state: &mut State, inst: usize, database: &str) -> Result<String, 
     backup::backup(state, inst, None, &args).map_err(|f| failure_text(&f))?;
     if let Some(row) = state.instances[inst]
         .msdb
-        .ls_primary
+        .log_shipping_primaries
         .iter_mut()
         .find(|r| r.primary_id == p.primary_id)
     {
@@ -876,10 +891,14 @@ impl SecondZero for NaiveDateTime {
 }
 
 /// The secondary's entry `secondary_id`, as its copy and restore jobs read it.
-fn secondary_entry(state: &State, inst: usize, secondary_id: &str) -> Result<LsSecondary, String> {
+fn secondary_entry(
+    state: &State,
+    inst: usize,
+    secondary_id: &str,
+) -> Result<LogShippingSecondary, String> {
     state.instances[inst]
         .msdb
-        .ls_secondary
+        .log_shipping_secondaries
         .iter()
         .find(|s| s.secondary_id == secondary_id)
         .cloned()
@@ -924,7 +943,7 @@ fn copy_job(state: &mut State, inst: usize, secondary_id: &str) -> Result<String
         let full = paths::join(&s.backup_destination_directory, f);
         if let Some(row) = state.instances[inst]
             .msdb
-            .ls_secondary
+            .log_shipping_secondaries
             .iter_mut()
             .find(|r| r.secondary_id == secondary_id)
         {
@@ -937,9 +956,9 @@ fn copy_job(state: &mut State, inst: usize, secondary_id: &str) -> Result<String
 
 fn restore_job(state: &mut State, inst: usize, secondary_id: &str) -> Result<String, String> {
     let s = secondary_entry(state, inst, secondary_id)?;
-    let dbs: Vec<LsSecondaryDb> = state.instances[inst]
+    let dbs: Vec<LogShippingSecondaryDatabase> = state.instances[inst]
         .msdb
-        .ls_secondary_dbs
+        .log_shipping_secondary_databases
         .iter()
         .filter(|d| d.secondary_id == secondary_id)
         .cloned()
@@ -988,7 +1007,7 @@ fn restore_job(state: &mut State, inst: usize, secondary_id: &str) -> Result<Str
             let latency = (now() - set.backup_finish_date).num_minutes().max(0) as i32;
             if let Some(row) = state.instances[inst]
                 .msdb
-                .ls_secondary_dbs
+                .log_shipping_secondary_databases
                 .iter_mut()
                 .find(|r| {
                     r.secondary_database
