@@ -342,58 +342,9 @@ impl Simulator {
                 }
                 let server = state.instances[inst].name.clone();
                 log_statement(&mut state.instances[inst], spid, &st);
-                let res = match take_fail_rule(&mut state, &server, &st.text) {
-                    Some(err) => Err(vec![err]),
-                    None => match &st.stmt {
-                        Stmt::If {
-                            condition,
-                            then_branch,
-                            else_branch,
-                        } => match condition_holds(&state, inst, spid, condition, &vars) {
-                            Ok(true) => {
-                                expand = then_branch.clone();
-                                Ok(Vec::new())
-                            }
-                            Ok(false) => {
-                                expand = else_branch.clone();
-                                Ok(Vec::new())
-                            }
-                            Err(x) => Err(vec![x]),
-                        },
-                        Stmt::Block(v) => {
-                            expand = v.clone();
-                            Ok(Vec::new())
-                        }
-                        other => exec_stmt(&mut state, inst, spid, other, &mut vars),
-                    },
-                };
+                let res = run_statement(&mut state, inst, spid, &st, &mut vars, &mut expand);
                 mirroring::refresh(&mut state);
-                match res {
-                    Ok(outs) => StepResult {
-                        outputs: outs,
-                        abort: false,
-                    },
-                    Err(errs) => {
-                        let (procedure, is_proc) = match &st.stmt {
-                            Stmt::Exec { procedure, .. } => (
-                                procedure.last().cloned().unwrap_or_default(),
-                                errs.first().is_some_and(|x| x.number != 2812),
-                            ),
-                            _ => (String::new(), false),
-                        };
-                        let mut outputs: Vec<Output> = errs
-                            .iter()
-                            .map(|x| Output::Message(x.to_message(&server, &procedure, st.line)))
-                            .collect();
-                        if is_proc {
-                            outputs.push(Output::ReturnStatus(1));
-                        }
-                        StepResult {
-                            outputs,
-                            abort: errs.iter().any(aborts_batch),
-                        }
-                    }
-                }
+                step_result(&server, &st, res)
             };
             drop(turn);
             let wake = matches!(&st.stmt, Stmt::Exec { procedure, .. }
@@ -451,6 +402,75 @@ impl Simulator {
             text: format!("EXEC {name}"),
         };
         self.run(instance, spid, vec![stmt], vars, cancel).await
+    }
+}
+
+/// Run one statement of a batch under the model's lock: a FailNext rule that matches fails it
+/// instead; IF and BEGIN ... END leave the statements to run next in `expand`.
+fn run_statement(
+    state: &mut State,
+    inst: usize,
+    spid: i16,
+    st: &Located,
+    vars: &mut HashMap<String, Value>,
+    expand: &mut Vec<Located>,
+) -> Result<Vec<Output>, Failure> {
+    let server = state.instances[inst].name.clone();
+    if let Some(err) = take_fail_rule(state, &server, &st.text) {
+        return Err(vec![err]);
+    }
+    match &st.stmt {
+        Stmt::If {
+            condition,
+            then_branch,
+            else_branch,
+        } => {
+            let holds = condition_holds(state, inst, spid, condition, vars).map_err(|x| vec![x])?;
+            *expand = if holds {
+                then_branch.clone()
+            } else {
+                else_branch.clone()
+            };
+            Ok(Vec::new())
+        }
+        Stmt::Block(v) => {
+            *expand = v.clone();
+            Ok(Vec::new())
+        }
+        other => exec_stmt(state, inst, spid, other, vars),
+    }
+}
+
+/// What the client receives for a statement: its outputs, or its errors with the server,
+/// procedure and line attached, and for a procedure that exists return status 1. Whether the
+/// errors end the batch is SQL Server's rule in [`aborts_batch`].
+fn step_result(server: &str, st: &Located, res: Result<Vec<Output>, Failure>) -> StepResult {
+    let errs = match res {
+        Ok(outputs) => {
+            return StepResult {
+                outputs,
+                abort: false,
+            };
+        }
+        Err(errs) => errs,
+    };
+    let (procedure, is_proc) = match &st.stmt {
+        Stmt::Exec { procedure, .. } => (
+            procedure.last().cloned().unwrap_or_default(),
+            errs.first().is_some_and(|x| x.number != 2812),
+        ),
+        _ => (String::new(), false),
+    };
+    let mut outputs: Vec<Output> = errs
+        .iter()
+        .map(|x| Output::Message(x.to_message(server, &procedure, st.line)))
+        .collect();
+    if is_proc {
+        outputs.push(Output::ReturnStatus(1));
+    }
+    StepResult {
+        outputs,
+        abort: errs.iter().any(aborts_batch),
     }
 }
 
@@ -1180,7 +1200,6 @@ fn bind_documented_params(
 /// Run `EXEC procedure args`: the log-shipping and agent procedures, sp_start_job and
 /// sp_update_job, sp_who2 and xp_dirtree. A procedure that succeeds returns status 0 and sets
 /// its OUTPUT parameters; one that fails raises its errors, and `run` adds return status 1.
-#[allow(clippy::too_many_arguments)]
 fn exec_proc(
     state: &mut State,
     inst: usize,
