@@ -1308,18 +1308,13 @@ fn start_or_update_job(
     let job_name = args.named.get("@job_name").or(args.positional.first());
     let job_id = args.named.get("@job_id");
     let instance = &mut state.instances[inst];
-    let found = instance
-        .msdb
-        .jobs
-        .iter()
-        .position(|j| match (job_name, job_id) {
-            (Some(Value::NVarChar(n)), _) => j.name.eq_ignore_ascii_case(n),
-            (_, Some(Value::NVarChar(id))) => j.job_id.eq_ignore_ascii_case(id),
-            (_, Some(Value::UniqueIdentifier(b))) => {
-                backup::guid_bytes(&j.job_id) == Value::UniqueIdentifier(*b)
-            }
-            _ => false,
-        });
+    let found = instance.msdb.jobs.iter().position(|j| {
+        let name = match job_name {
+            Some(Value::NVarChar(n)) => Some(n.as_str()),
+            _ => None,
+        };
+        agent::job_matches(j, name, job_id)
+    });
     let Some(pos) = found else {
         let shown = match (job_name, job_id) {
             (Some(Value::NVarChar(n)), _) => n.clone(),
@@ -1396,8 +1391,9 @@ fn sp_who2(instance: &Instance, spid: i16) -> ResultSet {
     }
 }
 
-/// `xp_dirtree @path, @depth, @file`: the entries of a folder as the instance reaches it, with
-/// files only when `@file` is 1. A path it cannot read gives an empty set, as SQL Server's does.
+/// `xp_dirtree @path, @depth, @file`: the entries directly in a folder as the instance reaches
+/// it (depth 1), with files only when `@file` is 1. A path it cannot read gives an empty set, as
+/// SQL Server's does.
 fn xp_dirtree(state: &State, inst: usize, args: &ProcArgs) -> Result<ResultSet, Failure> {
     let path = match args.named.get("@path").or(args.positional.first()) {
         Some(Value::NVarChar(p)) => p.clone(),

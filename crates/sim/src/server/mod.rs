@@ -244,8 +244,8 @@ impl Simulator {
 }
 
 /// A new instance of the topology: up, with the four system databases (model and msdb in FULL
-/// recovery, master and tempdb in SIMPLE, as SQL Server installs them), no sessions, and its
-/// own SQLite connection for the catalog SELECTs.
+/// recovery, master and tempdb in SIMPLE), no sessions, and its own SQLite connection for the
+/// catalog SELECTs.
 fn new_instance(
     state: &mut State,
     def: &InstanceDef,

@@ -680,7 +680,8 @@ fn decl_to_type(decl: &str) -> Option<ColumnType> {
     })
 }
 
-/// A date and time as SQL Server reads it from text (`yyyy-mm-dd hh:mm:ss[.fff]`, or with a `T`).
+/// A date and time in the text forms the model reads and writes: `yyyy-mm-dd hh:mm:ss[.f...]`,
+/// or the same with `T` between date and time.
 pub fn parse_datetime(s: &str) -> Option<chrono::NaiveDateTime> {
     chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
         .or_else(|_| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f"))
