@@ -348,6 +348,24 @@ fn add_primary_database(
     ])
 }
 
+/// What `sp_add_log_shipping_secondary_primary` configures on the secondary for one primary.
+struct SecondaryConfig {
+    primary_server: String,
+    primary_database: String,
+    source_directory: String,
+    destination_directory: String,
+    copy_job_name: String,
+    restore_job_name: String,
+    file_retention_period: i32,
+}
+
+/// The ids of a secondary's entry for a primary and of its copy and restore jobs.
+struct SecondaryIds {
+    secondary_id: String,
+    copy_job_id: String,
+    restore_job_id: String,
+}
+
 /// `sp_add_log_shipping_secondary_primary`: the secondary's entry for a primary, with its copy
 /// and restore jobs.
 fn add_secondary_primary(
@@ -355,109 +373,142 @@ fn add_secondary_primary(
     inst: usize,
     args: &Args<'_>,
 ) -> Result<OutputValues, Failure> {
-    let primary_server = args.req_str("@primary_server")?;
-    let primary_database = args.req_str("@primary_database")?;
-    let source_directory = args.req_str("@backup_source_directory")?;
-    let destination_directory = args.req_str("@backup_destination_directory")?;
-    let copy_name = args.req_str("@copy_job_name")?;
-    let restore_name = args.req_str("@restore_job_name")?;
-    let retention = args.opt_int("@file_retention_period")?.unwrap_or(4320);
+    let config = SecondaryConfig {
+        primary_server: args.req_str("@primary_server")?,
+        primary_database: args.req_str("@primary_database")?,
+        source_directory: args.req_str("@backup_source_directory")?,
+        destination_directory: args.req_str("@backup_destination_directory")?,
+        copy_job_name: args.req_str("@copy_job_name")?,
+        restore_job_name: args.req_str("@restore_job_name")?,
+        file_retention_period: args.opt_int("@file_retention_period")?.unwrap_or(4320) as i32,
+    };
     let overwrite = args.overwrite()?;
-    let (secondary_id, copy_id, restore_id) = if let Some(pos) = secondary_position(
+    let existing = secondary_position(
         &state.instances[inst].msdb,
-        &primary_server,
-        &primary_database,
-    ) {
-        if !overwrite {
+        &config.primary_server,
+        &config.primary_database,
+    );
+    let ids = match existing {
+        Some(_) if !overwrite => {
             return Err(log_shipping_error(
                 32024,
                 format!(
-                    "An entry for primary server {primary_server}, primary database {primary_database} already exists."
+                    "An entry for primary server {}, primary database {} already exists.",
+                    config.primary_server, config.primary_database
                 ),
             ));
         }
-        // @overwrite = 1: replace the configuration in place; the secondary keeps its id so
-        // its secondary databases stay linked.
-        let (secondary_id, old_copy, old_restore) = {
-            let secondary = &state.instances[inst].msdb.log_shipping_secondaries[pos];
-            (
-                secondary.secondary_id.clone(),
-                secondary.copy_job_id.clone(),
-                secondary.restore_job_id.clone(),
-            )
-        };
-        let copy_id = replace_job(
-            state,
-            inst,
-            &old_copy,
-            &copy_name,
-            JobKind::Copy {
-                secondary_id: secondary_id.clone(),
-            },
-        )?;
-        let restore_id = replace_job(
-            state,
-            inst,
-            &old_restore,
-            &restore_name,
-            JobKind::Restore {
-                secondary_id: secondary_id.clone(),
-            },
-        )?;
-        let secondary = &mut state.instances[inst].msdb.log_shipping_secondaries[pos];
-        secondary.backup_source_directory = source_directory;
-        secondary.backup_destination_directory = destination_directory;
-        secondary.file_retention_period = retention as i32;
-        secondary.copy_job_id = copy_id.clone();
-        secondary.restore_job_id = restore_id.clone();
-        (secondary_id, copy_id, restore_id)
-    } else {
-        let secondary_id = state.new_guid();
-        let copy_id = new_job(
-            state,
-            inst,
-            &copy_name,
-            JobKind::Copy {
-                secondary_id: secondary_id.clone(),
-            },
-        )?;
-        let restore_id = match new_job(
-            state,
-            inst,
-            &restore_name,
-            JobKind::Restore {
-                secondary_id: secondary_id.clone(),
-            },
-        ) {
-            Ok(id) => id,
-            Err(f) => {
-                drop_job(state, inst, &copy_id);
-                return Err(f);
-            }
-        };
-        state.instances[inst]
-            .msdb
-            .log_shipping_secondaries
-            .push(LogShippingSecondary {
-                secondary_id: secondary_id.clone(),
-                primary_server,
-                primary_database,
-                backup_source_directory: source_directory,
-                backup_destination_directory: destination_directory,
-                file_retention_period: retention as i32,
-                copy_job_id: copy_id.clone(),
-                restore_job_id: restore_id.clone(),
-                restore_threshold: 45,
-                last_copied_file: None,
-                last_copied_date: None,
-            });
-        (secondary_id, copy_id, restore_id)
+        Some(pos) => reconfigure_secondary(state, inst, pos, config)?,
+        None => register_secondary(state, inst, config)?,
     };
     Ok(vec![
-        ("@copy_job_id".into(), Value::NVarChar(copy_id)),
-        ("@restore_job_id".into(), Value::NVarChar(restore_id)),
-        ("@secondary_id".into(), Value::NVarChar(secondary_id)),
+        ("@copy_job_id".into(), Value::NVarChar(ids.copy_job_id)),
+        (
+            "@restore_job_id".into(),
+            Value::NVarChar(ids.restore_job_id),
+        ),
+        ("@secondary_id".into(), Value::NVarChar(ids.secondary_id)),
     ])
+}
+
+/// `@overwrite = 1` of an existing entry: the configuration is replaced in place and the entry
+/// keeps its id, so its secondary databases stay linked.
+fn reconfigure_secondary(
+    state: &mut State,
+    inst: usize,
+    pos: usize,
+    config: SecondaryConfig,
+) -> Result<SecondaryIds, Failure> {
+    let (secondary_id, old_copy, old_restore) = {
+        let secondary = &state.instances[inst].msdb.log_shipping_secondaries[pos];
+        (
+            secondary.secondary_id.clone(),
+            secondary.copy_job_id.clone(),
+            secondary.restore_job_id.clone(),
+        )
+    };
+    let copy_job_id = replace_job(
+        state,
+        inst,
+        &old_copy,
+        &config.copy_job_name,
+        JobKind::Copy {
+            secondary_id: secondary_id.clone(),
+        },
+    )?;
+    let restore_job_id = replace_job(
+        state,
+        inst,
+        &old_restore,
+        &config.restore_job_name,
+        JobKind::Restore {
+            secondary_id: secondary_id.clone(),
+        },
+    )?;
+    let secondary = &mut state.instances[inst].msdb.log_shipping_secondaries[pos];
+    secondary.backup_source_directory = config.source_directory;
+    secondary.backup_destination_directory = config.destination_directory;
+    secondary.file_retention_period = config.file_retention_period;
+    secondary.copy_job_id = copy_job_id.clone();
+    secondary.restore_job_id = restore_job_id.clone();
+    Ok(SecondaryIds {
+        secondary_id,
+        copy_job_id,
+        restore_job_id,
+    })
+}
+
+/// A new entry for a primary with new copy and restore jobs (neither is left behind when the
+/// other cannot be created).
+fn register_secondary(
+    state: &mut State,
+    inst: usize,
+    config: SecondaryConfig,
+) -> Result<SecondaryIds, Failure> {
+    let secondary_id = state.new_guid();
+    let copy_job_id = new_job(
+        state,
+        inst,
+        &config.copy_job_name,
+        JobKind::Copy {
+            secondary_id: secondary_id.clone(),
+        },
+    )?;
+    let restore_job_id = match new_job(
+        state,
+        inst,
+        &config.restore_job_name,
+        JobKind::Restore {
+            secondary_id: secondary_id.clone(),
+        },
+    ) {
+        Ok(id) => id,
+        Err(f) => {
+            drop_job(state, inst, &copy_job_id);
+            return Err(f);
+        }
+    };
+    state.instances[inst]
+        .msdb
+        .log_shipping_secondaries
+        .push(LogShippingSecondary {
+            secondary_id: secondary_id.clone(),
+            primary_server: config.primary_server,
+            primary_database: config.primary_database,
+            backup_source_directory: config.source_directory,
+            backup_destination_directory: config.destination_directory,
+            file_retention_period: config.file_retention_period,
+            copy_job_id: copy_job_id.clone(),
+            restore_job_id: restore_job_id.clone(),
+            restore_threshold: 45,
+            last_copied_file: None,
+            last_copied_date: None,
+        });
+    Ok(SecondaryIds {
+        secondary_id,
+        copy_job_id,
+        restore_job_id,
+    })
 }
 
 /// `sp_add_log_shipping_secondary_database`: a database restored from a registered primary.
