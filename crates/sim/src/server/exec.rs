@@ -1017,6 +1017,30 @@ fn datetime2_value(v: Value) -> Result<Option<chrono::NaiveDateTime>, Failure> {
     }
 }
 
+/// Sessions other than `except` that use database `name` end when the ALTER DATABASE has WITH
+/// ROLLBACK IMMEDIATE; without it, the ALTER cannot get its lock (5061, then 5069).
+fn end_other_sessions(
+    state: &mut State,
+    inst: usize,
+    name: &str,
+    except: Option<i16>,
+    rollback_immediate: bool,
+) -> Result<(), Failure> {
+    let others = state.instances[inst].sessions_in(name, except);
+    if others.is_empty() {
+        return Ok(());
+    }
+    if !rollback_immediate {
+        return Err(vec![e::lock_not_placed(name), e::alter_failed()]);
+    }
+    for spid in others {
+        state.instances[inst].kill(spid);
+    }
+    Ok(())
+}
+
+/// ALTER DATABASE: the mirroring options go to `mirroring`; user access, OFFLINE/ONLINE and the
+/// recovery model are changed here.
 fn alter(
     state: &mut State,
     inst: usize,
@@ -1058,15 +1082,7 @@ fn alter(
                 UserAccess::Restricted => Access::Restricted,
             };
             if new != Access::Multi {
-                let others = state.instances[inst].sessions_in(&name, Some(spid));
-                if !others.is_empty() {
-                    if !rollback_immediate {
-                        return Err(vec![e::lock_not_placed(&name), e::alter_failed()]);
-                    }
-                    for s in others {
-                        state.instances[inst].kill(s);
-                    }
-                }
+                end_other_sessions(state, inst, &name, Some(spid), *rollback_immediate)?;
             }
             state.instances[inst].db_mut(&name).expect("exists").access = new;
             Ok(())
@@ -1075,15 +1091,7 @@ fn alter(
             if mirrored {
                 return Err(vec![e::involved_in_mirroring(&name), e::alter_failed()]);
             }
-            let others = state.instances[inst].sessions_in(&name, None);
-            if !others.is_empty() {
-                if !rollback_immediate {
-                    return Err(vec![e::lock_not_placed(&name), e::alter_failed()]);
-                }
-                for s in others {
-                    state.instances[inst].kill(s);
-                }
-            }
+            end_other_sessions(state, inst, &name, None, *rollback_immediate)?;
             if db_state == DbState::Restoring {
                 return Err(vec![e::in_restore(&name), e::alter_failed()]);
             }
@@ -1106,10 +1114,9 @@ fn alter(
             }
             let d = state.instances[inst].db_mut(&name).expect("exists");
             if d.recovery != *model {
-                if model == "SIMPLE" {
-                    // SIMPLE truncates the log: the chain ends and a new full backup is needed.
-                    d.log_chain = None;
-                } else if d.recovery == "SIMPLE" {
+                // SIMPLE truncates the log, and a database leaving SIMPLE has no log chain yet:
+                // either way the chain ends and a new full backup is needed.
+                if model == "SIMPLE" || d.recovery == "SIMPLE" {
                     d.log_chain = None;
                 }
                 d.recovery = model.clone();
