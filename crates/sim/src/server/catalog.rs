@@ -623,8 +623,8 @@ fn dm_db_log_stats(inst: &Instance) -> Rows {
 
 /// The rows of `msdb.dbo.backupset`.
 fn backupset(inst: &Instance) -> Rows {
-    let msdb = &inst.msdb;
-    msdb.backupset
+    inst.msdb
+        .backupset
         .iter()
         .map(|r| {
             vec![
@@ -652,8 +652,8 @@ fn backupset(inst: &Instance) -> Rows {
 
 /// The rows of `msdb.dbo.backupmediafamily`.
 fn backupmediafamily(inst: &Instance) -> Rows {
-    let msdb = &inst.msdb;
-    msdb.backupset
+    inst.msdb
+        .backupset
         .iter()
         .map(|r| {
             vec![
@@ -668,8 +668,8 @@ fn backupmediafamily(inst: &Instance) -> Rows {
 
 /// The rows of `msdb.dbo.restorehistory`.
 fn restorehistory(inst: &Instance) -> Rows {
-    let msdb = &inst.msdb;
-    msdb.restorehistory
+    inst.msdb
+        .restorehistory
         .iter()
         .map(|r| {
             vec![
@@ -688,8 +688,8 @@ fn restorehistory(inst: &Instance) -> Rows {
 
 /// The rows of `msdb.dbo.log_shipping_primary_databases`.
 fn log_shipping_primary_databases(inst: &Instance) -> Rows {
-    let msdb = &inst.msdb;
-    msdb.log_shipping_primaries
+    inst.msdb
+        .log_shipping_primaries
         .iter()
         .map(|p| {
             vec![
@@ -712,8 +712,8 @@ fn log_shipping_primary_databases(inst: &Instance) -> Rows {
 
 /// The rows of `msdb.dbo.log_shipping_primary_secondaries`.
 fn log_shipping_primary_secondaries(inst: &Instance) -> Rows {
-    let msdb = &inst.msdb;
-    msdb.log_shipping_primary_secondaries
+    inst.msdb
+        .log_shipping_primary_secondaries
         .iter()
         .map(|p| {
             vec![
@@ -728,8 +728,8 @@ fn log_shipping_primary_secondaries(inst: &Instance) -> Rows {
 
 /// The rows of `msdb.dbo.log_shipping_monitor_primary`.
 fn log_shipping_monitor_primary(inst: &Instance) -> Rows {
-    let msdb = &inst.msdb;
-    msdb.log_shipping_primaries
+    inst.msdb
+        .log_shipping_primaries
         .iter()
         .map(|p| {
             vec![
@@ -750,8 +750,8 @@ fn log_shipping_monitor_primary(inst: &Instance) -> Rows {
 
 /// The rows of `msdb.dbo.log_shipping_secondary`.
 fn log_shipping_secondary(inst: &Instance) -> Rows {
-    let msdb = &inst.msdb;
-    msdb.log_shipping_secondaries
+    inst.msdb
+        .log_shipping_secondaries
         .iter()
         .map(|s| {
             vec![
@@ -775,8 +775,8 @@ fn log_shipping_secondary(inst: &Instance) -> Rows {
 
 /// The rows of `msdb.dbo.log_shipping_secondary_databases`.
 fn log_shipping_secondary_databases(inst: &Instance) -> Rows {
-    let msdb = &inst.msdb;
-    msdb.log_shipping_secondary_databases
+    inst.msdb
+        .log_shipping_secondary_databases
         .iter()
         .map(|d| {
             vec![
@@ -830,8 +830,8 @@ fn log_shipping_monitor_secondary(inst: &Instance) -> Rows {
 
 /// The rows of `msdb.dbo.sysjobs`.
 fn sysjobs(inst: &Instance) -> Rows {
-    let msdb = &inst.msdb;
-    msdb.jobs
+    inst.msdb
+        .jobs
         .iter()
         .map(|j| {
             vec![
@@ -846,8 +846,8 @@ fn sysjobs(inst: &Instance) -> Rows {
 
 /// The rows of `msdb.dbo.sysschedules`.
 fn sysschedules(inst: &Instance) -> Rows {
-    let msdb = &inst.msdb;
-    msdb.schedules
+    inst.msdb
+        .schedules
         .iter()
         .map(|s| {
             vec![
@@ -872,17 +872,17 @@ fn sysschedules(inst: &Instance) -> Rows {
 
 /// next_run_date/time are 0, as SQL Server shows them before the agent's first refresh.
 fn sysjobschedules(inst: &Instance) -> Rows {
-    let msdb = &inst.msdb;
-    msdb.job_schedules
+    inst.msdb
+        .job_schedules
         .iter()
-        .map(|(job_id, sid)| vec![int(*sid as i64), text(job_id), int(0), int(0)])
+        .map(|(job_id, schedule_id)| vec![int(*schedule_id as i64), text(job_id), int(0), int(0)])
         .collect()
 }
 
 /// The rows of `msdb.dbo.sysjobhistory`.
 fn sysjobhistory(inst: &Instance) -> Rows {
-    let msdb = &inst.msdb;
-    msdb.job_history
+    inst.msdb
+        .job_history
         .iter()
         .map(|h| {
             let date: i64 = h.run_at.format("%Y%m%d").to_string().parse().unwrap_or(0);
