@@ -1,5 +1,7 @@
 //! BACKUP/RESTORE through T-SQL: files under the state directory, HEADERONLY, the LSN chain and
-//! every error of SQLSERVER-FACTS.md on that path, msdb history, and a planned switch by hand.
+//! every error SQL Server raises on that path (a log backup without a full one, a log restore
+//! too early or too late, another database's backup, an inconsistent recovery path), msdb
+//! history, and a planned switch by hand.
 
 mod support;
 

@@ -78,18 +78,7 @@ pub fn known_params(proc_name: &str) -> Option<&'static [&'static str]> {
 }
 
 fn int_arg(named: &HashMap<String, Value>, name: &str, default: i64) -> Result<i64, Failure> {
-    Ok(match named.get(name) {
-        None | Some(Value::Null) => default,
-        Some(Value::Int(i)) => *i as i64,
-        Some(Value::BigInt(i)) => *i,
-        Some(Value::Bit(b)) => *b as i64,
-        Some(Value::Numeric(n)) => *n as i64,
-        Some(Value::NVarChar(s)) => s
-            .trim()
-            .parse()
-            .map_err(|_| vec![e::conversion(s, "int")])?,
-        Some(_) => return Err(vec![e::conversion(name, "int")]),
-    })
+    Ok(super::logship::int_param(named, name)?.unwrap_or(default))
 }
 
 fn str_arg(named: &HashMap<String, Value>, name: &str) -> Option<String> {
@@ -183,6 +172,19 @@ fn with_arguments(base: &Schedule, named: &HashMap<String, Value>) -> Result<Sch
     })
 }
 
+/// Whether `job` is the one a job procedure names: by `@job_name` when given, otherwise by
+/// `@job_id` as text or as a uniqueidentifier.
+pub fn job_matches(job: &Job, name: Option<&str>, id: Option<&Value>) -> bool {
+    match (name, id) {
+        (Some(n), _) => job.name.eq_ignore_ascii_case(n),
+        (None, Some(Value::NVarChar(id))) => job.job_id.eq_ignore_ascii_case(id),
+        (None, Some(Value::UniqueIdentifier(b))) => {
+            super::backup::guid_bytes(&job.job_id) == Value::UniqueIdentifier(*b)
+        }
+        _ => false,
+    }
+}
+
 /// The job named by `@job_name` or `@job_id` (exactly one of them, 14294 otherwise; 14262
 /// when there is no such job).
 fn find_job(state: &State, inst: usize, named: &HashMap<String, Value>) -> Result<usize, Failure> {
@@ -192,23 +194,18 @@ fn find_job(state: &State, inst: usize, named: &HashMap<String, Value>) -> Resul
         None | Some(Value::Null) => None,
         Some(v) => Some(v.clone()),
     };
-    let matches = |j: &Job| match (&by_name, &by_id) {
-        (Some(n), None) => j.name.eq_ignore_ascii_case(n),
-        (None, Some(Value::NVarChar(id))) => j.job_id.eq_ignore_ascii_case(id),
-        (None, Some(Value::UniqueIdentifier(b))) => {
-            super::backup::guid_bytes(&j.job_id) == Value::UniqueIdentifier(*b)
-        }
-        _ => false,
-    };
     match (&by_name, &by_id) {
         (Some(_), Some(_)) | (None, None) => Err(vec![SqlError::new(
             14294,
             "Supply either @job_id or @job_name to identify the job.",
         )]),
-        _ => jobs.iter().position(matches).ok_or_else(|| {
-            let shown = by_name.clone().unwrap_or_else(|| format!("{by_id:?}"));
-            vec![e::no_such_job(&shown)]
-        }),
+        _ => jobs
+            .iter()
+            .position(|j| job_matches(j, by_name.as_deref(), by_id.as_ref()))
+            .ok_or_else(|| {
+                let shown = by_name.clone().unwrap_or_else(|| format!("{by_id:?}"));
+                vec![e::no_such_job(&shown)]
+            }),
     }
 }
 

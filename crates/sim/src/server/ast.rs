@@ -79,7 +79,6 @@ pub enum Stmt {
     /// A query handed to SQLite: the raw text of the statement.
     Select {
         sql: String,
-        start: usize,
     },
     Insert {
         /// Name parts as written (`mgc.dbo.Messages` -> ["mgc", "dbo", "Messages"]).

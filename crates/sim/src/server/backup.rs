@@ -1,5 +1,6 @@
 //! BACKUP DATABASE/LOG, RESTORE DATABASE/LOG and RESTORE HEADERONLY: real files under the state
-//! directory, the LSN chain rules of SQLSERVER-FACTS.md, and the msdb history rows.
+//! directory, SQL Server's LSN chain rules (which backup a restore accepts, and the error it
+//! raises for one it does not), and the msdb history rows.
 //!
 //! LSN model: every committed write and every backup takes one LSN. A full backup covers
 //! [CheckpointLSN, LastLSN) and carries every row; a log backup covers [FirstLSN, LastLSN) from
@@ -49,13 +50,13 @@ fn success_infos(what: &str, db: &str, rows: usize, log: bool) -> Vec<SqlError> 
     let pages = 2 + rows / 50;
     let file_kind = if log { "_log" } else { "" };
     vec![
-        e::SqlError::info(
+        SqlError::info(
             4035,
             format!(
                 "Processed {pages} pages for database '{db}', file '{db}{file_kind}' on file 1."
             ),
         ),
-        e::SqlError::info(
+        SqlError::info(
             3014,
             format!("{what} successfully processed {pages} pages in 0.010 seconds (1.000 MB/sec)."),
         ),
@@ -67,125 +68,29 @@ pub fn backup(
     state: &mut State,
     inst: usize,
     spid: Option<i16>,
-    a: &BackupArgs,
+    args: &BackupArgs,
 ) -> Result<Vec<SqlError>, Failure> {
-    let what = if a.log {
+    let what = if args.log {
         "BACKUP LOG"
     } else {
         "BACKUP DATABASE"
     };
+    check_backup(state, inst, spid, args, what)?;
     let inst_name = state.instances[inst].name.clone();
-    let Some(db) = state.instances[inst].db(&a.database) else {
-        return Err(fail(what, e::db_absent_use(&a.database)));
-    };
-    match db.state {
-        DbState::Online => {}
-        DbState::Restoring if db.mirroring.is_some() => {
-            return Err(fail(what, e::acting_as_mirror(&db.name)));
-        }
-        DbState::Restoring => return Err(fail(what, e::in_restore(&db.name))),
-        DbState::Offline => return Err(fail(what, e::offline(&db.name))),
-        DbState::RecoveryPending => return Err(fail(what, e::recovery_pending(&db.name))),
-    }
-    if a.log {
-        if db.recovery == "SIMPLE" {
-            return Err(fail(what, e::log_backup_simple()));
-        }
-        if db.log_chain.is_none() {
-            return Err(fail(what, e::no_current_backup(&db.name)));
-        }
-    }
-    if a.norecovery {
-        if db.mirroring.is_some() {
-            return Err(fail(what, e::involved_in_mirroring(&db.name)));
-        }
-        // A tail-log backup takes the database to RESTORING: it needs exclusive access.
-        if !state.instances[inst].sessions_in(&db.name, spid).is_empty() {
-            return Err(fail(what, e::exclusive_access()));
-        }
-    }
-    let resolved = paths::resolve(state, &inst_name, &a.disk)
-        .map_err(|pe| fail(what, e::cannot_open_device(&a.disk, pe.os_error())))?;
-    let mut media = if a.init || !resolved.local.exists() {
+    let resolved = paths::resolve(state, &inst_name, &args.disk)
+        .map_err(|pe| fail(what, e::cannot_open_device(&args.disk, pe.os_error())))?;
+    // INIT (or a new file) starts new media; otherwise the set is appended to the media there.
+    let mut media = if args.init || !resolved.local.exists() {
         Media::new()
     } else {
-        match backupfile::read(&resolved.local) {
-            Ok(m) => m,
-            Err(_) => return Err(fail(what, e::not_a_backup(&a.disk))),
-        }
+        backupfile::read(&resolved.local).map_err(|_| fail(what, e::not_a_backup(&args.disk)))?
     };
     let backup_set_guid = state.new_guid();
-    let start = now();
     let db = state.instances[inst]
-        .db_mut(&a.database)
+        .db_mut(&args.database)
         .expect("checked above");
-    let set = if a.log {
-        let first = db.log_chain.expect("checked above");
-        db.log_record();
-        let last = db.next_lsn;
-        if !a.copy_only {
-            db.log_chain = Some(last);
-        }
-        BackupSet {
-            backup_name: a.name.clone(),
-            backup_type: 2,
-            database_name: db.name.clone(),
-            server_name: inst_name.clone(),
-            first_lsn: first,
-            last_lsn: last,
-            checkpoint_lsn: first,
-            database_backup_lsn: db.database_backup_lsn.unwrap_or(0),
-            backup_start_date: start,
-            backup_finish_date: now(),
-            is_copy_only: a.copy_only,
-            is_force_offline: a.norecovery,
-            has_checksums: a.checksum,
-            recovery_model: db.recovery.clone(),
-            family_guid: db.family_guid.clone(),
-            backup_set_guid,
-            fork_point_lsn: db.fork_point(),
-            lineage: db.lineage.clone(),
-            rows: db
-                .rows
-                .iter()
-                .filter(|r| r.lsn >= first && r.lsn < last)
-                .cloned()
-                .collect(),
-        }
-    } else {
-        let first = db.next_lsn;
-        db.log_record();
-        let last = db.next_lsn;
-        let previous_base = db.database_backup_lsn.unwrap_or(0);
-        if !a.copy_only {
-            db.database_backup_lsn = Some(first);
-            if db.log_chain.is_none() && db.recovery != "SIMPLE" {
-                db.log_chain = Some(first);
-            }
-        }
-        BackupSet {
-            backup_name: a.name.clone(),
-            backup_type: 1,
-            database_name: db.name.clone(),
-            server_name: inst_name.clone(),
-            first_lsn: first,
-            last_lsn: last,
-            checkpoint_lsn: first,
-            database_backup_lsn: previous_base,
-            backup_start_date: start,
-            backup_finish_date: now(),
-            is_copy_only: a.copy_only,
-            is_force_offline: false,
-            has_checksums: a.checksum,
-            recovery_model: db.recovery.clone(),
-            family_guid: db.family_guid.clone(),
-            backup_set_guid,
-            fork_point_lsn: db.fork_point(),
-            lineage: db.lineage.clone(),
-            rows: db.rows.iter().filter(|r| r.lsn < last).cloned().collect(),
-        }
-    };
-    if a.norecovery {
+    let set = take_backup_set(db, args, &inst_name, backup_set_guid);
+    if args.norecovery {
         db.state = DbState::Restoring;
         db.redo_lsn = Some(set.last_lsn);
         db.logs_restored = 1;
@@ -196,31 +101,137 @@ pub fn backup(
     if let Err(err) = backupfile::write(&resolved.local, &media) {
         return Err(fail(
             what,
-            e::cannot_open_device(&a.disk, &format!("5({err})")),
+            e::cannot_open_device(&args.disk, &format!("5({err})")),
         ));
     }
+    record_backupset(state, inst, &set, args);
+    Ok(success_infos(what, &db_name, row_count, args.log))
+}
+
+/// The errors SQL Server raises before a BACKUP touches its media: the database must be
+/// ONLINE, a log backup needs the FULL or BULK_LOGGED model and a full backup to start its
+/// chain, and a tail-log backup (NORECOVERY) needs a database outside mirroring that no other
+/// session uses.
+fn check_backup(
+    state: &State,
+    inst: usize,
+    spid: Option<i16>,
+    args: &BackupArgs,
+    what: &str,
+) -> Result<(), Failure> {
+    let Some(db) = state.instances[inst].db(&args.database) else {
+        return Err(fail(what, e::db_absent_use(&args.database)));
+    };
+    if let Some(err) = e::cannot_open(db) {
+        return Err(fail(what, err));
+    }
+    if args.log {
+        if db.recovery == "SIMPLE" {
+            return Err(fail(what, e::log_backup_simple()));
+        }
+        if db.log_chain.is_none() {
+            return Err(fail(what, e::no_current_backup(&db.name)));
+        }
+    }
+    if args.norecovery {
+        if db.mirroring.is_some() {
+            return Err(fail(what, e::involved_in_mirroring(&db.name)));
+        }
+        // A tail-log backup takes the database to RESTORING: it needs exclusive access.
+        if !state.instances[inst].sessions_in(&db.name, spid).is_empty() {
+            return Err(fail(what, e::exclusive_access()));
+        }
+    }
+    Ok(())
+}
+
+/// Take the backup set of `db` (the backup itself takes one LSN) and move the database's
+/// backup LSNs as a backup that is not COPY_ONLY does: a log backup moves the log chain to its
+/// LastLSN; a full backup becomes the differential base and starts the log chain if there was
+/// none (outside SIMPLE recovery).
+fn take_backup_set(
+    db: &mut Database,
+    args: &BackupArgs,
+    inst_name: &str,
+    backup_set_guid: String,
+) -> BackupSet {
+    let start = now();
+    let first = if args.log {
+        db.log_chain.expect("checked above")
+    } else {
+        db.next_lsn
+    };
+    db.log_record();
+    let last = db.next_lsn;
+    let (backup_type, database_backup_lsn, rows) = if args.log {
+        if !args.copy_only {
+            db.log_chain = Some(last);
+        }
+        let rows = db
+            .rows
+            .iter()
+            .filter(|r| r.lsn >= first && r.lsn < last)
+            .cloned()
+            .collect();
+        (2, db.database_backup_lsn.unwrap_or(0), rows)
+    } else {
+        let previous_base = db.database_backup_lsn.unwrap_or(0);
+        if !args.copy_only {
+            db.database_backup_lsn = Some(first);
+            if db.log_chain.is_none() && db.recovery != "SIMPLE" {
+                db.log_chain = Some(first);
+            }
+        }
+        let rows = db.rows.iter().filter(|r| r.lsn < last).cloned().collect();
+        (1, previous_base, rows)
+    };
+    BackupSet {
+        backup_name: args.name.clone(),
+        backup_type,
+        database_name: db.name.clone(),
+        server_name: inst_name.to_string(),
+        first_lsn: first,
+        last_lsn: last,
+        checkpoint_lsn: first,
+        database_backup_lsn,
+        backup_start_date: start,
+        backup_finish_date: now(),
+        is_copy_only: args.copy_only,
+        // Only a log backup can be a tail-log backup that leaves the database RESTORING.
+        is_force_offline: args.log && args.norecovery,
+        has_checksums: args.checksum,
+        recovery_model: db.recovery.clone(),
+        family_guid: db.family_guid.clone(),
+        backup_set_guid,
+        fork_point_lsn: db.fork_point(),
+        lineage: db.lineage.clone(),
+        rows,
+    }
+}
+
+/// The msdb.dbo.backupset (and backupmediafamily) row of a backup just written.
+fn record_backupset(state: &mut State, inst: usize, set: &BackupSet, args: &BackupArgs) {
     let msdb = &mut state.instances[inst].msdb;
     let id = msdb.next_id();
     msdb.backupset.push(BackupSetRow {
         backup_set_id: id,
         media_set_id: id,
         name: set.backup_name.clone(),
-        database_name: db_name.clone(),
-        server_name: inst_name,
-        type_code: if a.log { "L" } else { "D" },
+        database_name: set.database_name.clone(),
+        server_name: set.server_name.clone(),
+        type_code: if args.log { "L" } else { "D" },
         first_lsn: set.first_lsn,
         last_lsn: set.last_lsn,
         checkpoint_lsn: set.checkpoint_lsn,
         database_backup_lsn: set.database_backup_lsn,
         backup_start_date: set.backup_start_date,
         backup_finish_date: set.backup_finish_date,
-        is_copy_only: a.copy_only,
+        is_copy_only: args.copy_only,
         is_force_offline: set.is_force_offline,
         recovery_model: set.recovery_model.clone(),
         family_guid: set.family_guid.clone(),
-        physical_device_name: a.disk.clone(),
+        physical_device_name: args.disk.clone(),
     });
-    Ok(success_infos(what, &db_name, row_count, a.log))
 }
 
 /// Read backup set `file` (1-based) of the media at `disk`, as seen from `inst`.
@@ -257,16 +268,16 @@ pub fn restore(
     state: &mut State,
     inst: usize,
     spid: Option<i16>,
-    a: &RestoreArgs,
+    args: &RestoreArgs,
 ) -> Result<Vec<SqlError>, Failure> {
-    let what = match a.what {
+    let what = match args.what {
         RestoreWhat::Database => "RESTORE DATABASE",
         RestoreWhat::Log => "RESTORE LOG",
     };
-    let Some(disk) = a.disk.clone() else {
-        return recover_only(state, inst, spid, &a.database);
+    let Some(disk) = args.disk.as_deref() else {
+        return recover_only(state, inst, spid, &args.database);
     };
-    let existing = state.instances[inst].db(&a.database).cloned();
+    let existing = state.instances[inst].db(&args.database).cloned();
     if let Some(db) = &existing {
         if db.mirroring.is_some() || db.pending_partner.is_some() {
             return Err(fail(what, e::restore_mirrored(&db.name)));
@@ -279,128 +290,148 @@ pub fn restore(
             return Err(fail(what, e::exclusive_access()));
         }
     }
-    let set = read_set(state, inst, &disk, a.file, what)?;
-    let mut infos = Vec::new();
-    match a.what {
+    let set = read_set(state, inst, disk, args.file, what)?;
+    let infos = match args.what {
         RestoreWhat::Database => {
-            if set.backup_type != 1 {
-                return Err(fail(
-                    what,
-                    SqlError::new(
-                        3135,
-                        format!(
-                            "The backup set in file '{disk}' was created by BACKUP LOG and cannot be used for this restore operation."
-                        ),
-                    ),
-                ));
-            }
-            if let Some(db) = &existing
-                && !a.replace
-            {
-                if !db.family_guid.eq_ignore_ascii_case(&set.family_guid) {
-                    return Err(fail(what, e::other_database(&db.name)));
-                }
-                if db.state == DbState::Online && db.recovery != "SIMPLE" {
-                    return Err(fail(what, e::tail_not_backed_up(&db.name)));
-                }
-            }
-            let id = match &existing {
-                Some(db) => db.id,
-                None => {
-                    let i = &mut state.instances[inst];
-                    i.next_db_id += 1;
-                    i.next_db_id
-                }
-            };
-            let name = existing
-                .as_ref()
-                .map(|d| d.name.clone())
-                .unwrap_or_else(|| a.database.clone());
-            let mut db = Database::new(id, &name, set.family_guid.clone(), now());
-            db.rows = set.rows.clone();
-            db.next_lsn = set.last_lsn;
-            db.redo_lsn = Some(set.last_lsn);
-            db.database_backup_lsn = Some(set.first_lsn);
-            db.log_chain = Some(set.last_lsn);
-            db.recovery = set.recovery_model.clone();
-            db.lineage = set.lineage.clone();
-            db.state = DbState::Restoring;
-            if a.recovery {
-                let fork = state.new_guid();
-                bring_online(&mut db, fork);
-            }
-            infos.extend(success_infos(what, &name, db.rows.len(), false));
-            let i = &mut state.instances[inst];
-            match i.databases.iter_mut().find(|d| d.id == id) {
-                Some(slot) => *slot = db,
-                None => i.databases.push(db),
-            }
+            restore_database(state, inst, args, existing.as_ref(), &set, disk)?
         }
-        RestoreWhat::Log => {
-            let Some(db) = &existing else {
-                return Err(fail(what, e::db_absent_use(&a.database)));
-            };
-            if set.backup_type != 2 {
-                return Err(fail(
-                    what,
-                    SqlError::new(
-                        3135,
-                        format!(
-                            "The backup set in file '{disk}' was created by BACKUP DATABASE and cannot be used for this restore operation."
-                        ),
-                    ),
-                ));
-            }
-            if db.state != DbState::Restoring {
-                return Err(fail(what, e::no_rollforward()));
-            }
-            if !db.family_guid.eq_ignore_ascii_case(&set.family_guid) {
-                return Err(fail(what, e::other_database(&db.name)));
-            }
-            let r = db.redo_lsn.unwrap_or(db.next_lsn);
-            if set.first_lsn > r {
-                return Err(fail(what, e::log_too_recent(set.first_lsn, r)));
-            }
-            if set.last_lsn <= r {
-                return Err(fail(what, e::log_too_early(set.last_lsn, r)));
-            }
-            if !super::model::same_path(&db.lineage, &set.lineage, r) {
-                return Err(fail(what, e::inconsistent_recovery_path()));
-            }
-            let fork = state.new_guid();
-            let db = state.instances[inst]
-                .db_mut(&a.database)
-                .expect("checked above");
-            db.rows
-                .extend(set.rows.iter().filter(|m| m.lsn >= r).cloned());
-            db.next_lsn = set.last_lsn;
-            db.redo_lsn = Some(set.last_lsn);
-            db.log_chain = Some(set.last_lsn);
-            db.logs_restored += 1;
-            db.lineage = set.lineage.clone();
-            if a.recovery {
-                bring_online(db, fork);
-            }
-            infos.extend(success_infos(what, &a.database, set.rows.len(), true));
-        }
-    }
+        RestoreWhat::Log => restore_log(state, inst, args, existing.as_ref(), &set, disk)?,
+    };
     let msdb = &mut state.instances[inst].msdb;
     let id = msdb.next_id();
     msdb.restorehistory.push(RestoreHistoryRow {
         restore_history_id: id,
         restore_date: now(),
-        destination_database_name: a.database.clone(),
+        destination_database_name: args.database.clone(),
         user_name: "sa".into(),
         backup_set_id: id,
-        restore_type: if a.what == RestoreWhat::Database {
+        restore_type: if args.what == RestoreWhat::Database {
             "D"
         } else {
             "L"
         },
-        replace: a.replace,
-        recovery: a.recovery,
+        replace: args.replace,
+        recovery: args.recovery,
     });
     Ok(infos)
+}
+
+/// Error 3135: the backup set is of the other kind (`created_by` is "BACKUP LOG" or "BACKUP
+/// DATABASE").
+fn wrong_backup_type(disk: &str, created_by: &str) -> SqlError {
+    SqlError::new(
+        3135,
+        format!(
+            "The backup set in file '{disk}' was created by {created_by} and cannot be used for this restore operation."
+        ),
+    )
+}
+
+/// RESTORE DATABASE from a full backup set: a new copy in place of `existing` (which, without
+/// REPLACE, must be of the same family and have its tail backed up), RESTORING at the set's
+/// LastLSN or ONLINE WITH RECOVERY.
+fn restore_database(
+    state: &mut State,
+    inst: usize,
+    args: &RestoreArgs,
+    existing: Option<&Database>,
+    set: &BackupSet,
+    disk: &str,
+) -> Result<Vec<SqlError>, Failure> {
+    let what = "RESTORE DATABASE";
+    if set.backup_type != 1 {
+        return Err(fail(what, wrong_backup_type(disk, "BACKUP LOG")));
+    }
+    if let Some(db) = existing
+        && !args.replace
+    {
+        if !db.family_guid.eq_ignore_ascii_case(&set.family_guid) {
+            return Err(fail(what, e::other_database(&db.name)));
+        }
+        if db.state == DbState::Online && db.recovery != "SIMPLE" {
+            return Err(fail(what, e::tail_not_backed_up(&db.name)));
+        }
+    }
+    let id = match existing {
+        Some(db) => db.id,
+        None => {
+            let instance = &mut state.instances[inst];
+            instance.next_db_id += 1;
+            instance.next_db_id
+        }
+    };
+    let name = existing.map_or_else(|| args.database.clone(), |d| d.name.clone());
+    let mut db = Database::new(id, &name, set.family_guid.clone(), now());
+    db.rows = set.rows.clone();
+    db.next_lsn = set.last_lsn;
+    db.redo_lsn = Some(set.last_lsn);
+    db.database_backup_lsn = Some(set.first_lsn);
+    db.log_chain = Some(set.last_lsn);
+    db.recovery = set.recovery_model.clone();
+    db.lineage = set.lineage.clone();
+    db.state = DbState::Restoring;
+    if args.recovery {
+        let fork = state.new_guid();
+        bring_online(&mut db, fork);
+    }
+    let infos = success_infos(what, &name, db.rows.len(), false);
+    let instance = &mut state.instances[inst];
+    match instance.databases.iter_mut().find(|d| d.id == id) {
+        Some(slot) => *slot = db,
+        None => instance.databases.push(db),
+    }
+    Ok(infos)
+}
+
+/// RESTORE LOG: apply a log backup set to a RESTORING copy. SQL Server refuses a set whose
+/// FirstLSN is after the copy's redo point (4305), one the copy already contains (4326), and
+/// one of another database (3154) and one from another recovery path (4330).
+fn restore_log(
+    state: &mut State,
+    inst: usize,
+    args: &RestoreArgs,
+    existing: Option<&Database>,
+    set: &BackupSet,
+    disk: &str,
+) -> Result<Vec<SqlError>, Failure> {
+    let what = "RESTORE LOG";
+    let Some(db) = existing else {
+        return Err(fail(what, e::db_absent_use(&args.database)));
+    };
+    if set.backup_type != 2 {
+        return Err(fail(what, wrong_backup_type(disk, "BACKUP DATABASE")));
+    }
+    if db.state != DbState::Restoring {
+        return Err(fail(what, e::no_rollforward()));
+    }
+    if !db.family_guid.eq_ignore_ascii_case(&set.family_guid) {
+        return Err(fail(what, e::other_database(&db.name)));
+    }
+    let redo = db.redo_lsn.unwrap_or(db.next_lsn);
+    if set.first_lsn > redo {
+        return Err(fail(what, e::log_too_recent(set.first_lsn, redo)));
+    }
+    if set.last_lsn <= redo {
+        return Err(fail(what, e::log_too_early(set.last_lsn, redo)));
+    }
+    if !super::model::same_path(&db.lineage, &set.lineage, redo) {
+        return Err(fail(what, e::inconsistent_recovery_path()));
+    }
+    let fork = state.new_guid();
+    let db = state.instances[inst]
+        .db_mut(&args.database)
+        .expect("checked above");
+    db.rows
+        .extend(set.rows.iter().filter(|m| m.lsn >= redo).cloned());
+    db.next_lsn = set.last_lsn;
+    db.redo_lsn = Some(set.last_lsn);
+    db.log_chain = Some(set.last_lsn);
+    db.logs_restored += 1;
+    db.lineage = set.lineage.clone();
+    if args.recovery {
+        bring_online(db, fork);
+    }
+    Ok(success_infos(what, &args.database, set.rows.len(), true))
 }
 
 /// RESTORE DATABASE x WITH RECOVERY without FROM: bring a RESTORING copy online.

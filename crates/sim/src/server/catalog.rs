@@ -5,39 +5,40 @@
 use chrono::NaiveDateTime;
 use rusqlite::types::Value as Sql;
 
-use super::model::{Instance, State};
+use super::model::{DbState, FIRST_LSN, Instance};
 
 /// `(table, [(column, declared type)])`.
 pub type TableDef = (&'static str, &'static [(&'static str, &'static str)]);
 
 const LSN: &str = "NUMERIC(25,0)";
-const NV: &str = "NVARCHAR(128)";
-const NV60: &str = "NVARCHAR(60)";
-const NV500: &str = "NVARCHAR(500)";
+/// `sysname`, the type of SQL Server's object names.
+const SYSNAME: &str = "NVARCHAR(128)";
+const NVARCHAR_60: &str = "NVARCHAR(60)";
+const NVARCHAR_500: &str = "NVARCHAR(500)";
 const INT: &str = "INT";
 const BIT: &str = "BIT";
-const DT: &str = "DATETIME";
+const DATETIME: &str = "DATETIME";
 const GUID: &str = "UNIQUEIDENTIFIER";
 
 pub const TABLES: &[TableDef] = &[
     (
         "sys.databases",
         &[
-            ("name", NV),
+            ("name", SYSNAME),
             ("database_id", INT),
             ("source_database_id", INT),
-            ("create_date", DT),
+            ("create_date", DATETIME),
             ("compatibility_level", "TINYINT"),
-            ("collation_name", NV),
+            ("collation_name", SYSNAME),
             ("user_access", "TINYINT"),
-            ("user_access_desc", NV60),
+            ("user_access_desc", NVARCHAR_60),
             ("is_read_only", BIT),
             ("state", "TINYINT"),
-            ("state_desc", NV60),
+            ("state_desc", NVARCHAR_60),
             ("is_in_standby", BIT),
             ("recovery_model", "TINYINT"),
-            ("recovery_model_desc", NV60),
-            ("log_reuse_wait_desc", NV60),
+            ("recovery_model_desc", NVARCHAR_60),
+            ("log_reuse_wait_desc", NVARCHAR_60),
         ],
     ),
     (
@@ -46,18 +47,18 @@ pub const TABLES: &[TableDef] = &[
             ("database_id", INT),
             ("mirroring_guid", GUID),
             ("mirroring_state", "TINYINT"),
-            ("mirroring_state_desc", NV60),
+            ("mirroring_state_desc", NVARCHAR_60),
             ("mirroring_role", "TINYINT"),
-            ("mirroring_role_desc", NV60),
+            ("mirroring_role_desc", NVARCHAR_60),
             ("mirroring_role_sequence", INT),
             ("mirroring_safety_level", "TINYINT"),
-            ("mirroring_safety_level_desc", NV60),
+            ("mirroring_safety_level_desc", NVARCHAR_60),
             ("mirroring_safety_sequence", INT),
-            ("mirroring_partner_name", NV),
-            ("mirroring_partner_instance", NV),
-            ("mirroring_witness_name", NV),
+            ("mirroring_partner_name", SYSNAME),
+            ("mirroring_partner_instance", SYSNAME),
+            ("mirroring_witness_name", SYSNAME),
             ("mirroring_witness_state", "TINYINT"),
-            ("mirroring_witness_state_desc", NV60),
+            ("mirroring_witness_state_desc", NVARCHAR_60),
             ("mirroring_failover_lsn", LSN),
             ("mirroring_connection_timeout", INT),
             ("mirroring_redo_queue", INT),
@@ -71,10 +72,10 @@ pub const TABLES: &[TableDef] = &[
             ("database_id", INT),
             ("file_id", INT),
             ("type", "TINYINT"),
-            ("type_desc", NV60),
-            ("name", NV),
+            ("type_desc", NVARCHAR_60),
+            ("name", SYSNAME),
             ("physical_name", "NVARCHAR(260)"),
-            ("state_desc", NV60),
+            ("state_desc", NVARCHAR_60),
             ("redo_start_lsn", LSN),
             ("redo_target_lsn", LSN),
             ("create_lsn", LSN),
@@ -96,22 +97,22 @@ pub const TABLES: &[TableDef] = &[
         "sys.dm_exec_sessions",
         &[
             ("session_id", "SMALLINT"),
-            ("login_time", DT),
-            ("host_name", NV),
-            ("program_name", NV),
-            ("client_interface_name", NV),
-            ("login_name", NV),
+            ("login_time", DATETIME),
+            ("host_name", SYSNAME),
+            ("program_name", SYSNAME),
+            ("client_interface_name", SYSNAME),
+            ("login_name", SYSNAME),
             ("status", "NVARCHAR(30)"),
             ("database_id", "SMALLINT"),
             ("is_user_process", BIT),
-            ("last_request_start_time", DT),
+            ("last_request_start_time", DATETIME),
         ],
     ),
     (
         "sys.dm_exec_connections",
         &[
             ("session_id", INT),
-            ("connect_time", DT),
+            ("connect_time", DATETIME),
             ("net_transport", "NVARCHAR(40)"),
             ("client_net_address", "NVARCHAR(48)"),
         ],
@@ -120,7 +121,7 @@ pub const TABLES: &[TableDef] = &[
         "sys.dm_db_log_stats",
         &[
             ("database_id", INT),
-            ("recovery_model", NV60),
+            ("recovery_model", NVARCHAR_60),
             ("log_min_lsn", LSN),
             ("log_end_lsn", LSN),
             ("log_backup_lsn", LSN),
@@ -132,20 +133,20 @@ pub const TABLES: &[TableDef] = &[
         &[
             ("backup_set_id", INT),
             ("media_set_id", INT),
-            ("name", NV),
-            ("database_name", NV),
-            ("server_name", NV),
-            ("machine_name", NV),
+            ("name", SYSNAME),
+            ("database_name", SYSNAME),
+            ("server_name", SYSNAME),
+            ("machine_name", SYSNAME),
             ("type", "NCHAR(1)"),
             ("first_lsn", LSN),
             ("last_lsn", LSN),
             ("checkpoint_lsn", LSN),
             ("database_backup_lsn", LSN),
-            ("backup_start_date", DT),
-            ("backup_finish_date", DT),
+            ("backup_start_date", DATETIME),
+            ("backup_finish_date", DATETIME),
             ("is_copy_only", BIT),
             ("is_force_offline", BIT),
-            ("recovery_model", NV60),
+            ("recovery_model", NVARCHAR_60),
             ("family_guid", GUID),
         ],
     ),
@@ -162,9 +163,9 @@ pub const TABLES: &[TableDef] = &[
         "msdb.dbo.restorehistory",
         &[
             ("restore_history_id", INT),
-            ("restore_date", DT),
-            ("destination_database_name", NV),
-            ("user_name", NV),
+            ("restore_date", DATETIME),
+            ("destination_database_name", SYSNAME),
+            ("user_name", SYSNAME),
             ("backup_set_id", INT),
             ("restore_type", "NCHAR(1)"),
             ("replace", BIT),
@@ -175,15 +176,15 @@ pub const TABLES: &[TableDef] = &[
         "msdb.dbo.log_shipping_primary_databases",
         &[
             ("primary_id", GUID),
-            ("primary_database", NV),
-            ("backup_directory", NV500),
-            ("backup_share", NV500),
+            ("primary_database", SYSNAME),
+            ("backup_directory", NVARCHAR_500),
+            ("backup_share", NVARCHAR_500),
             ("backup_retention_period", INT),
             ("backup_job_id", GUID),
-            ("monitor_server", NV),
+            ("monitor_server", SYSNAME),
             ("monitor_server_security_mode", BIT),
-            ("last_backup_file", NV500),
-            ("last_backup_date", DT),
+            ("last_backup_file", NVARCHAR_500),
+            ("last_backup_date", DATETIME),
             ("user_specified_monitor", BIT),
             ("backup_compression", "TINYINT"),
         ],
@@ -193,22 +194,22 @@ pub const TABLES: &[TableDef] = &[
         &[
             ("secondary_id", GUID),
             ("primary_id", GUID),
-            ("secondary_server", NV),
-            ("secondary_database", NV),
+            ("secondary_server", SYSNAME),
+            ("secondary_database", SYSNAME),
         ],
     ),
     (
         "msdb.dbo.log_shipping_monitor_primary",
         &[
             ("primary_id", GUID),
-            ("primary_server", NV),
-            ("primary_database", NV),
+            ("primary_server", SYSNAME),
+            ("primary_database", SYSNAME),
             ("backup_threshold", INT),
             ("threshold_alert", INT),
             ("threshold_alert_enabled", BIT),
-            ("last_backup_file", NV500),
-            ("last_backup_date", DT),
-            ("last_backup_date_utc", DT),
+            ("last_backup_file", NVARCHAR_500),
+            ("last_backup_date", DATETIME),
+            ("last_backup_date_utc", DATETIME),
             ("history_retention_period", INT),
         ],
     ),
@@ -216,24 +217,24 @@ pub const TABLES: &[TableDef] = &[
         "msdb.dbo.log_shipping_secondary",
         &[
             ("secondary_id", GUID),
-            ("primary_server", NV),
-            ("primary_database", NV),
-            ("backup_source_directory", NV500),
-            ("backup_destination_directory", NV500),
+            ("primary_server", SYSNAME),
+            ("primary_database", SYSNAME),
+            ("backup_source_directory", NVARCHAR_500),
+            ("backup_destination_directory", NVARCHAR_500),
             ("file_retention_period", INT),
             ("copy_job_id", GUID),
             ("restore_job_id", GUID),
-            ("monitor_server", NV),
+            ("monitor_server", SYSNAME),
             ("monitor_server_security_mode", BIT),
             ("user_specified_monitor", BIT),
-            ("last_copied_file", NV500),
-            ("last_copied_date", DT),
+            ("last_copied_file", NVARCHAR_500),
+            ("last_copied_date", DATETIME),
         ],
     ),
     (
         "msdb.dbo.log_shipping_secondary_databases",
         &[
-            ("secondary_database", NV),
+            ("secondary_database", SYSNAME),
             ("secondary_id", GUID),
             ("restore_delay", INT),
             ("restore_all", BIT),
@@ -242,27 +243,27 @@ pub const TABLES: &[TableDef] = &[
             ("block_size", INT),
             ("buffer_count", INT),
             ("max_transfer_size", INT),
-            ("last_restored_file", NV500),
-            ("last_restored_date", DT),
+            ("last_restored_file", NVARCHAR_500),
+            ("last_restored_date", DATETIME),
         ],
     ),
     (
         "msdb.dbo.log_shipping_monitor_secondary",
         &[
-            ("secondary_server", NV),
-            ("secondary_database", NV),
+            ("secondary_server", SYSNAME),
+            ("secondary_database", SYSNAME),
             ("secondary_id", GUID),
-            ("primary_server", NV),
-            ("primary_database", NV),
+            ("primary_server", SYSNAME),
+            ("primary_database", SYSNAME),
             ("restore_threshold", INT),
             ("threshold_alert", INT),
             ("threshold_alert_enabled", BIT),
-            ("last_copied_file", NV500),
-            ("last_copied_date", DT),
-            ("last_copied_date_utc", DT),
-            ("last_restored_file", NV500),
-            ("last_restored_date", DT),
-            ("last_restored_date_utc", DT),
+            ("last_copied_file", NVARCHAR_500),
+            ("last_copied_date", DATETIME),
+            ("last_copied_date_utc", DATETIME),
+            ("last_restored_file", NVARCHAR_500),
+            ("last_restored_date", DATETIME),
+            ("last_restored_date_utc", DATETIME),
             ("last_restored_latency", INT),
             ("history_retention_period", INT),
         ],
@@ -271,7 +272,7 @@ pub const TABLES: &[TableDef] = &[
         "msdb.dbo.sysjobs",
         &[
             ("job_id", GUID),
-            ("name", NV),
+            ("name", SYSNAME),
             ("enabled", "TINYINT"),
             ("description", "NVARCHAR(512)"),
         ],
@@ -281,7 +282,7 @@ pub const TABLES: &[TableDef] = &[
         &[
             ("schedule_id", INT),
             ("schedule_uid", GUID),
-            ("name", NV),
+            ("name", SYSNAME),
             ("enabled", INT),
             ("freq_type", INT),
             ("freq_interval", INT),
@@ -310,13 +311,13 @@ pub const TABLES: &[TableDef] = &[
             ("instance_id", INT),
             ("job_id", GUID),
             ("step_id", INT),
-            ("step_name", NV),
+            ("step_name", SYSNAME),
             ("message", "NVARCHAR(4000)"),
             ("run_status", INT),
             ("run_date", INT),
             ("run_time", INT),
             ("run_duration", INT),
-            ("server", NV),
+            ("server", SYSNAME),
         ],
     ),
 ];
@@ -381,426 +382,525 @@ pub fn fmt_dt(d: NaiveDateTime) -> String {
     out
 }
 
-fn t(s: &str) -> Sql {
+fn text(s: &str) -> Sql {
     Sql::Text(s.to_string())
 }
-fn ot(s: &Option<String>) -> Sql {
+fn opt_text(s: &Option<String>) -> Sql {
     s.as_ref().map_or(Sql::Null, |v| Sql::Text(v.clone()))
 }
-fn i(v: i64) -> Sql {
+fn int(v: i64) -> Sql {
     Sql::Integer(v)
 }
-fn b(v: bool) -> Sql {
+fn bit(v: bool) -> Sql {
     Sql::Integer(v as i64)
 }
 fn lsn(v: i128) -> Sql {
     Sql::Integer(v as i64)
 }
-fn olsn(v: Option<i128>) -> Sql {
+fn opt_lsn(v: Option<i128>) -> Sql {
     v.map_or(Sql::Null, lsn)
 }
-fn dt(v: NaiveDateTime) -> Sql {
+fn datetime(v: NaiveDateTime) -> Sql {
     Sql::Text(fmt_dt(v))
 }
-fn odt(v: Option<NaiveDateTime>) -> Sql {
-    v.map_or(Sql::Null, dt)
+fn opt_datetime(v: Option<NaiveDateTime>) -> Sql {
+    v.map_or(Sql::Null, datetime)
 }
 
+/// Rows of a catalog table, each row in the table's column order.
+type Rows = Vec<Vec<Sql>>;
+
 /// The rows of catalog table `name` as instance `inst` shows them.
-pub fn rows(state: &State, inst: &Instance, name: &str) -> Vec<Vec<Sql>> {
-    let msdb = &inst.msdb;
-    match name {
-        "sys.databases" => inst
-            .databases
-            .iter()
-            .map(|d| {
-                let rm = match d.recovery.as_str() {
-                    "FULL" => 1,
-                    "BULK_LOGGED" => 2,
-                    _ => 3,
-                };
-                vec![
-                    t(&d.name),
-                    i(d.id as i64),
-                    Sql::Null,
-                    dt(d.create_date),
-                    i(160),
-                    t("SQL_Latin1_General_CP1_CI_AS"),
-                    i(d.access.code() as i64),
-                    t(d.access.desc()),
-                    b(false),
-                    i(d.state.code() as i64),
-                    t(d.state.desc()),
-                    b(false),
-                    i(rm),
-                    t(&d.recovery),
-                    t(if d.mirroring.is_some() {
-                        "DATABASE_MIRRORING"
-                    } else if d.recovery == "SIMPLE" {
-                        "NOTHING"
-                    } else {
-                        "LOG_BACKUP"
-                    }),
-                ]
-            })
-            .collect(),
-        "sys.database_mirroring" => inst
-            .databases
-            .iter()
-            .map(|d| match &d.mirroring {
-                None => {
-                    let mut r = vec![i(d.id as i64)];
-                    r.extend(std::iter::repeat_n(Sql::Null, 19));
-                    r
-                }
-                Some(m) => vec![
-                    i(d.id as i64),
-                    t(&m.guid),
-                    i(m.state.code() as i64),
-                    t(m.state.desc()),
-                    i(m.role.code() as i64),
-                    t(m.role.desc()),
-                    i(m.epoch as i64),
-                    i(if m.safety_full { 2 } else { 1 }),
-                    t(if m.safety_full { "FULL" } else { "OFF" }),
-                    i(1),
-                    t(&m.partner_name),
-                    t(&m.partner_instance),
-                    m.witness.as_ref().map_or(t(""), |w| t(w)),
-                    i(if m.witness.is_some() { 1 } else { 0 }),
-                    t(if m.witness.is_some() {
-                        "CONNECTED"
-                    } else {
-                        "UNKNOWN"
-                    }),
-                    lsn(m.failover_lsn),
-                    i(m.timeout),
-                    Sql::Null,
-                    lsn(d.redo_lsn.unwrap_or(d.next_lsn)),
-                    lsn(d.redo_lsn.unwrap_or(d.next_lsn)),
-                ],
-            })
-            .collect(),
-        "sys.master_files" => inst
-            .databases
-            .iter()
-            .flat_map(|d| {
-                let redo = if d.state == super::model::DbState::Restoring {
-                    olsn(d.redo_lsn)
+pub fn rows(inst: &Instance, name: &str) -> Rows {
+    let rows_of: fn(&Instance) -> Rows = match name {
+        "sys.databases" => databases,
+        "sys.database_mirroring" => database_mirroring,
+        "sys.master_files" => master_files,
+        "sys.database_recovery_status" => database_recovery_status,
+        "sys.dm_exec_sessions" => dm_exec_sessions,
+        "sys.dm_exec_connections" => dm_exec_connections,
+        "sys.dm_db_log_stats" => dm_db_log_stats,
+        "msdb.dbo.backupset" => backupset,
+        "msdb.dbo.backupmediafamily" => backupmediafamily,
+        "msdb.dbo.restorehistory" => restorehistory,
+        "msdb.dbo.log_shipping_primary_databases" => log_shipping_primary_databases,
+        "msdb.dbo.log_shipping_primary_secondaries" => log_shipping_primary_secondaries,
+        "msdb.dbo.log_shipping_monitor_primary" => log_shipping_monitor_primary,
+        "msdb.dbo.log_shipping_secondary" => log_shipping_secondary,
+        "msdb.dbo.log_shipping_secondary_databases" => log_shipping_secondary_databases,
+        "msdb.dbo.log_shipping_monitor_secondary" => log_shipping_monitor_secondary,
+        "msdb.dbo.sysjobs" => sysjobs,
+        "msdb.dbo.sysschedules" => sysschedules,
+        "msdb.dbo.sysjobschedules" => sysjobschedules,
+        "msdb.dbo.sysjobhistory" => sysjobhistory,
+        _ => return Vec::new(),
+    };
+    rows_of(inst)
+}
+
+/// The rows of `sys.databases`.
+fn databases(inst: &Instance) -> Rows {
+    inst.databases
+        .iter()
+        .map(|d| {
+            let recovery_model = match d.recovery.as_str() {
+                "FULL" => 1,
+                "BULK_LOGGED" => 2,
+                _ => 3,
+            };
+            vec![
+                text(&d.name),
+                int(d.id as i64),
+                Sql::Null,
+                datetime(d.create_date),
+                int(160),
+                text("SQL_Latin1_General_CP1_CI_AS"),
+                int(d.access.code() as i64),
+                text(d.access.desc()),
+                bit(false),
+                int(d.state.code() as i64),
+                text(d.state.desc()),
+                bit(false),
+                int(recovery_model),
+                text(&d.recovery),
+                text(if d.mirroring.is_some() {
+                    "DATABASE_MIRRORING"
+                } else if d.recovery == "SIMPLE" {
+                    "NOTHING"
                 } else {
-                    Sql::Null
-                };
-                [
-                    (1, 0, "ROWS", d.name.clone()),
-                    (2, 1, "LOG", format!("{}_log", d.name)),
-                ]
-                .into_iter()
-                .map(move |(fid, ty, desc, lname)| {
-                    let ext = if ty == 0 { "mdf" } else { "ldf" };
-                    vec![
-                        i(d.id as i64),
-                        i(fid),
-                        i(ty),
-                        t(desc),
-                        t(&lname),
-                        t(&format!("D:\\SQLData\\{lname}.{ext}")),
-                        t(d.state.desc()),
-                        redo.clone(),
-                        redo.clone(),
-                        lsn(super::model::FIRST_LSN),
-                    ]
-                })
-            })
-            .collect(),
-        "sys.database_recovery_status" => inst
-            .databases
-            .iter()
-            .map(|d| {
+                    "LOG_BACKUP"
+                }),
+            ]
+        })
+        .collect()
+}
+
+/// The rows of `sys.database_mirroring`.
+fn database_mirroring(inst: &Instance) -> Rows {
+    inst.databases
+        .iter()
+        .map(|d| match &d.mirroring {
+            None => {
+                let mut r = vec![int(d.id as i64)];
+                r.extend(std::iter::repeat_n(Sql::Null, 19));
+                r
+            }
+            Some(m) => vec![
+                int(d.id as i64),
+                text(&m.guid),
+                int(m.state.code() as i64),
+                text(m.state.desc()),
+                int(m.role.code() as i64),
+                text(m.role.desc()),
+                int(m.epoch as i64),
+                int(if m.safety_full { 2 } else { 1 }),
+                text(if m.safety_full { "FULL" } else { "OFF" }),
+                int(1),
+                text(&m.partner_name),
+                text(&m.partner_instance),
+                m.witness.as_ref().map_or(text(""), |w| text(w)),
+                int(if m.witness.is_some() { 1 } else { 0 }),
+                text(if m.witness.is_some() {
+                    "CONNECTED"
+                } else {
+                    "UNKNOWN"
+                }),
+                lsn(m.failover_lsn),
+                int(m.timeout),
+                Sql::Null,
+                lsn(d.redo_lsn.unwrap_or(d.next_lsn)),
+                lsn(d.redo_lsn.unwrap_or(d.next_lsn)),
+            ],
+        })
+        .collect()
+}
+
+/// The rows of `sys.master_files`.
+fn master_files(inst: &Instance) -> Rows {
+    inst.databases
+        .iter()
+        .flat_map(|d| {
+            let redo = if d.state == DbState::Restoring {
+                opt_lsn(d.redo_lsn)
+            } else {
+                Sql::Null
+            };
+            [
+                (1, 0, "ROWS", d.name.clone()),
+                (2, 1, "LOG", format!("{}_log", d.name)),
+            ]
+            .into_iter()
+            .map(move |(file_id, file_type, type_desc, logical_name)| {
+                let ext = if file_type == 0 { "mdf" } else { "ldf" };
                 vec![
-                    i(d.id as i64),
-                    t(&d.family_guid),
-                    t(&d.family_guid),
-                    olsn(d.log_chain),
-                    t(d.fork_guid()),
-                    t(d.first_fork_guid()),
-                    olsn(d.fork_point()),
+                    int(d.id as i64),
+                    int(file_id),
+                    int(file_type),
+                    text(type_desc),
+                    text(&logical_name),
+                    text(&format!("D:\\SQLData\\{logical_name}.{ext}")),
+                    text(d.state.desc()),
+                    redo.clone(),
+                    redo.clone(),
+                    lsn(FIRST_LSN),
                 ]
             })
-            .collect(),
-        "sys.dm_exec_sessions" => inst
-            .sessions
-            .values()
-            .map(|s| {
-                let db_id = inst.db(&s.database).map_or(1, |d| d.id);
-                vec![
-                    i(s.spid as i64),
-                    dt(s.login_time),
-                    t(&s.host_name),
-                    t(&s.program_name),
-                    t("TDS"),
-                    t(&s.login),
-                    t("sleeping"),
-                    i(db_id as i64),
-                    b(true),
-                    dt(s.last_request),
-                ]
-            })
-            .collect(),
-        "sys.dm_exec_connections" => inst
-            .sessions
-            .values()
-            .map(|s| {
-                vec![
-                    i(s.spid as i64),
-                    dt(s.login_time),
-                    t("TCP"),
-                    t(s.client_addr.split(':').next().unwrap_or("")),
-                ]
-            })
-            .collect(),
-        "sys.dm_db_log_stats" => inst
-            .databases
-            .iter()
-            .map(|d| {
-                vec![
-                    i(d.id as i64),
-                    t(&d.recovery),
-                    lsn(super::model::FIRST_LSN),
-                    lsn(d.next_lsn),
-                    olsn(d.log_chain),
-                    lsn(d.next_lsn),
-                ]
-            })
-            .collect(),
-        "msdb.dbo.backupset" => msdb
-            .backupset
-            .iter()
-            .map(|r| {
-                vec![
-                    i(r.backup_set_id),
-                    i(r.media_set_id),
-                    ot(&r.name),
-                    t(&r.database_name),
-                    t(&r.server_name),
-                    t(&r.server_name),
-                    t(r.type_code),
-                    lsn(r.first_lsn),
-                    lsn(r.last_lsn),
-                    lsn(r.checkpoint_lsn),
-                    lsn(r.database_backup_lsn),
-                    dt(r.backup_start_date),
-                    dt(r.backup_finish_date),
-                    b(r.is_copy_only),
-                    b(r.is_force_offline),
-                    t(&r.recovery_model),
-                    t(&r.family_guid),
-                ]
-            })
-            .collect(),
-        "msdb.dbo.backupmediafamily" => msdb
-            .backupset
-            .iter()
-            .map(|r| vec![i(r.media_set_id), i(1), t(&r.physical_device_name), i(2)])
-            .collect(),
-        "msdb.dbo.restorehistory" => msdb
-            .restorehistory
-            .iter()
-            .map(|r| {
-                vec![
-                    i(r.restore_history_id),
-                    dt(r.restore_date),
-                    t(&r.destination_database_name),
-                    t(&r.user_name),
-                    i(r.backup_set_id),
-                    t(r.restore_type),
-                    b(r.replace),
-                    b(r.recovery),
-                ]
-            })
-            .collect(),
-        "msdb.dbo.log_shipping_primary_databases" => msdb
-            .ls_primary
-            .iter()
-            .map(|p| {
-                vec![
-                    t(&p.primary_id),
-                    t(&p.primary_database),
-                    t(&p.backup_directory),
-                    t(&p.backup_share),
-                    i(p.backup_retention_period as i64),
-                    t(&p.backup_job_id),
-                    Sql::Null,
-                    b(true),
-                    ot(&p.last_backup_file),
-                    odt(p.last_backup_date),
-                    b(false),
-                    i(2),
-                ]
-            })
-            .collect(),
-        "msdb.dbo.log_shipping_primary_secondaries" => msdb
-            .ls_primary_secondaries
-            .iter()
-            .map(|p| {
-                vec![
-                    t(&p.secondary_id),
-                    t(&p.primary_id),
-                    t(&p.secondary_server),
-                    t(&p.secondary_database),
-                ]
-            })
-            .collect(),
-        "msdb.dbo.log_shipping_monitor_primary" => msdb
-            .ls_primary
-            .iter()
-            .map(|p| {
-                vec![
-                    t(&p.primary_id),
-                    t(&inst.name),
-                    t(&p.primary_database),
-                    i(p.backup_threshold as i64),
-                    i(14420),
-                    b(p.threshold_alert_enabled),
-                    ot(&p.last_backup_file),
-                    odt(p.last_backup_date),
-                    odt(p.last_backup_date),
-                    i(p.history_retention_period as i64),
-                ]
-            })
-            .collect(),
-        "msdb.dbo.log_shipping_secondary" => msdb
-            .ls_secondary
-            .iter()
-            .map(|s| {
-                vec![
-                    t(&s.secondary_id),
-                    t(&s.primary_server),
-                    t(&s.primary_database),
-                    t(&s.backup_source_directory),
-                    t(&s.backup_destination_directory),
-                    i(s.file_retention_period as i64),
-                    t(&s.copy_job_id),
-                    t(&s.restore_job_id),
-                    Sql::Null,
-                    b(true),
-                    b(false),
-                    ot(&s.last_copied_file),
-                    odt(s.last_copied_date),
-                ]
-            })
-            .collect(),
-        "msdb.dbo.log_shipping_secondary_databases" => msdb
-            .ls_secondary_dbs
-            .iter()
-            .map(|d| {
-                vec![
-                    t(&d.secondary_database),
-                    t(&d.secondary_id),
-                    i(d.restore_delay as i64),
-                    b(d.restore_all),
-                    i(d.restore_mode as i64),
-                    b(d.disconnect_users),
-                    i(-1),
-                    i(-1),
-                    i(-1),
-                    ot(&d.last_restored_file),
-                    odt(d.last_restored_date),
-                ]
-            })
-            .collect(),
-        "msdb.dbo.log_shipping_monitor_secondary" => msdb
-            .ls_secondary_dbs
-            .iter()
-            .filter_map(|d| {
-                let s = msdb
-                    .ls_secondary
-                    .iter()
-                    .find(|s| s.secondary_id == d.secondary_id)?;
-                Some(vec![
-                    t(&inst.name),
-                    t(&d.secondary_database),
-                    t(&d.secondary_id),
-                    t(&s.primary_server),
-                    t(&s.primary_database),
-                    i(s.restore_threshold as i64),
-                    i(14421),
-                    b(true),
-                    ot(&s.last_copied_file),
-                    odt(s.last_copied_date),
-                    odt(s.last_copied_date),
-                    ot(&d.last_restored_file),
-                    odt(d.last_restored_date),
-                    odt(d.last_restored_date),
-                    d.last_restored_latency.map_or(Sql::Null, |v| i(v as i64)),
-                    i(5760),
-                ])
-            })
-            .collect(),
-        "msdb.dbo.sysjobs" => msdb
-            .jobs
-            .iter()
-            .map(|j| {
-                vec![
-                    t(&j.job_id),
-                    t(&j.name),
-                    b(j.enabled),
-                    t("Log shipping job"),
-                ]
-            })
-            .collect(),
-        "msdb.dbo.sysschedules" => msdb
-            .schedules
-            .iter()
-            .map(|s| {
-                vec![
-                    i(s.schedule_id as i64),
-                    t(&s.schedule_uid),
-                    t(&s.name),
-                    i(s.enabled as i64),
-                    i(s.freq_type as i64),
-                    i(s.freq_interval as i64),
-                    i(s.freq_subday_type as i64),
-                    i(s.freq_subday_interval as i64),
-                    i(0),
-                    i(0),
-                    i(s.active_start_date as i64),
-                    i(s.active_end_date as i64),
-                    i(s.active_start_time as i64),
-                    i(s.active_end_time as i64),
-                ]
-            })
-            .collect(),
-        // next_run_date/time are 0, as SQL Server shows them before the agent's first refresh.
-        "msdb.dbo.sysjobschedules" => msdb
-            .job_schedules
-            .iter()
-            .map(|(job_id, sid)| vec![i(*sid as i64), t(job_id), i(0), i(0)])
-            .collect(),
-        "msdb.dbo.sysjobhistory" => msdb
-            .job_history
-            .iter()
-            .map(|h| {
-                let date: i64 = h.run_at.format("%Y%m%d").to_string().parse().unwrap_or(0);
-                let time: i64 = h.run_at.format("%H%M%S").to_string().parse().unwrap_or(0);
-                vec![
-                    i(h.instance_id),
-                    t(&h.job_id),
-                    i(0),
-                    t("(Job outcome)"),
-                    t(&h.message),
-                    i(h.run_status as i64),
-                    i(date),
-                    i(time),
-                    i(0),
-                    t(&inst.name),
-                ]
-            })
-            .collect(),
-        _ => {
-            let _ = state;
-            Vec::new()
-        }
-    }
+        })
+        .collect()
+}
+
+/// The rows of `sys.database_recovery_status`.
+fn database_recovery_status(inst: &Instance) -> Rows {
+    inst.databases
+        .iter()
+        .map(|d| {
+            vec![
+                int(d.id as i64),
+                text(&d.family_guid),
+                text(&d.family_guid),
+                opt_lsn(d.log_chain),
+                text(d.fork_guid()),
+                text(d.first_fork_guid()),
+                opt_lsn(d.fork_point()),
+            ]
+        })
+        .collect()
+}
+
+/// The rows of `sys.dm_exec_sessions`.
+fn dm_exec_sessions(inst: &Instance) -> Rows {
+    inst.sessions
+        .values()
+        .map(|s| {
+            let db_id = inst.db(&s.database).map_or(1, |d| d.id);
+            vec![
+                int(s.spid as i64),
+                datetime(s.login_time),
+                text(&s.host_name),
+                text(&s.program_name),
+                text("TDS"),
+                text(&s.login),
+                text("sleeping"),
+                int(db_id as i64),
+                bit(true),
+                datetime(s.last_request),
+            ]
+        })
+        .collect()
+}
+
+/// The rows of `sys.dm_exec_connections`.
+fn dm_exec_connections(inst: &Instance) -> Rows {
+    inst.sessions
+        .values()
+        .map(|s| {
+            vec![
+                int(s.spid as i64),
+                datetime(s.login_time),
+                text("TCP"),
+                text(s.client_addr.split(':').next().unwrap_or("")),
+            ]
+        })
+        .collect()
+}
+
+/// The rows of `sys.dm_db_log_stats`.
+fn dm_db_log_stats(inst: &Instance) -> Rows {
+    inst.databases
+        .iter()
+        .map(|d| {
+            vec![
+                int(d.id as i64),
+                text(&d.recovery),
+                lsn(FIRST_LSN),
+                lsn(d.next_lsn),
+                opt_lsn(d.log_chain),
+                lsn(d.next_lsn),
+            ]
+        })
+        .collect()
+}
+
+/// The rows of `msdb.dbo.backupset`.
+fn backupset(inst: &Instance) -> Rows {
+    inst.msdb
+        .backupset
+        .iter()
+        .map(|r| {
+            vec![
+                int(r.backup_set_id),
+                int(r.media_set_id),
+                opt_text(&r.name),
+                text(&r.database_name),
+                text(&r.server_name),
+                text(&r.server_name),
+                text(r.type_code),
+                lsn(r.first_lsn),
+                lsn(r.last_lsn),
+                lsn(r.checkpoint_lsn),
+                lsn(r.database_backup_lsn),
+                datetime(r.backup_start_date),
+                datetime(r.backup_finish_date),
+                bit(r.is_copy_only),
+                bit(r.is_force_offline),
+                text(&r.recovery_model),
+                text(&r.family_guid),
+            ]
+        })
+        .collect()
+}
+
+/// The rows of `msdb.dbo.backupmediafamily`.
+fn backupmediafamily(inst: &Instance) -> Rows {
+    inst.msdb
+        .backupset
+        .iter()
+        .map(|r| {
+            vec![
+                int(r.media_set_id),
+                int(1),
+                text(&r.physical_device_name),
+                int(2),
+            ]
+        })
+        .collect()
+}
+
+/// The rows of `msdb.dbo.restorehistory`.
+fn restorehistory(inst: &Instance) -> Rows {
+    inst.msdb
+        .restorehistory
+        .iter()
+        .map(|r| {
+            vec![
+                int(r.restore_history_id),
+                datetime(r.restore_date),
+                text(&r.destination_database_name),
+                text(&r.user_name),
+                int(r.backup_set_id),
+                text(r.restore_type),
+                bit(r.replace),
+                bit(r.recovery),
+            ]
+        })
+        .collect()
+}
+
+/// The rows of `msdb.dbo.log_shipping_primary_databases`.
+fn log_shipping_primary_databases(inst: &Instance) -> Rows {
+    inst.msdb
+        .log_shipping_primaries
+        .iter()
+        .map(|p| {
+            vec![
+                text(&p.primary_id),
+                text(&p.primary_database),
+                text(&p.backup_directory),
+                text(&p.backup_share),
+                int(p.backup_retention_period as i64),
+                text(&p.backup_job_id),
+                Sql::Null,
+                bit(true),
+                opt_text(&p.last_backup_file),
+                opt_datetime(p.last_backup_date),
+                bit(false),
+                int(2),
+            ]
+        })
+        .collect()
+}
+
+/// The rows of `msdb.dbo.log_shipping_primary_secondaries`.
+fn log_shipping_primary_secondaries(inst: &Instance) -> Rows {
+    inst.msdb
+        .log_shipping_primary_secondaries
+        .iter()
+        .map(|p| {
+            vec![
+                text(&p.secondary_id),
+                text(&p.primary_id),
+                text(&p.secondary_server),
+                text(&p.secondary_database),
+            ]
+        })
+        .collect()
+}
+
+/// The rows of `msdb.dbo.log_shipping_monitor_primary`.
+fn log_shipping_monitor_primary(inst: &Instance) -> Rows {
+    inst.msdb
+        .log_shipping_primaries
+        .iter()
+        .map(|p| {
+            vec![
+                text(&p.primary_id),
+                text(&inst.name),
+                text(&p.primary_database),
+                int(p.backup_threshold as i64),
+                int(14420),
+                bit(p.threshold_alert_enabled),
+                opt_text(&p.last_backup_file),
+                opt_datetime(p.last_backup_date),
+                opt_datetime(p.last_backup_date),
+                int(p.history_retention_period as i64),
+            ]
+        })
+        .collect()
+}
+
+/// The rows of `msdb.dbo.log_shipping_secondary`.
+fn log_shipping_secondary(inst: &Instance) -> Rows {
+    inst.msdb
+        .log_shipping_secondaries
+        .iter()
+        .map(|s| {
+            vec![
+                text(&s.secondary_id),
+                text(&s.primary_server),
+                text(&s.primary_database),
+                text(&s.backup_source_directory),
+                text(&s.backup_destination_directory),
+                int(s.file_retention_period as i64),
+                text(&s.copy_job_id),
+                text(&s.restore_job_id),
+                Sql::Null,
+                bit(true),
+                bit(false),
+                opt_text(&s.last_copied_file),
+                opt_datetime(s.last_copied_date),
+            ]
+        })
+        .collect()
+}
+
+/// The rows of `msdb.dbo.log_shipping_secondary_databases`.
+fn log_shipping_secondary_databases(inst: &Instance) -> Rows {
+    inst.msdb
+        .log_shipping_secondary_databases
+        .iter()
+        .map(|d| {
+            vec![
+                text(&d.secondary_database),
+                text(&d.secondary_id),
+                int(d.restore_delay as i64),
+                bit(d.restore_all),
+                int(d.restore_mode as i64),
+                bit(d.disconnect_users),
+                int(-1),
+                int(-1),
+                int(-1),
+                opt_text(&d.last_restored_file),
+                opt_datetime(d.last_restored_date),
+            ]
+        })
+        .collect()
+}
+
+/// The rows of `msdb.dbo.log_shipping_monitor_secondary`.
+fn log_shipping_monitor_secondary(inst: &Instance) -> Rows {
+    let msdb = &inst.msdb;
+    msdb.log_shipping_secondary_databases
+        .iter()
+        .filter_map(|d| {
+            let s = msdb
+                .log_shipping_secondaries
+                .iter()
+                .find(|s| s.secondary_id == d.secondary_id)?;
+            Some(vec![
+                text(&inst.name),
+                text(&d.secondary_database),
+                text(&d.secondary_id),
+                text(&s.primary_server),
+                text(&s.primary_database),
+                int(s.restore_threshold as i64),
+                int(14421),
+                bit(true),
+                opt_text(&s.last_copied_file),
+                opt_datetime(s.last_copied_date),
+                opt_datetime(s.last_copied_date),
+                opt_text(&d.last_restored_file),
+                opt_datetime(d.last_restored_date),
+                opt_datetime(d.last_restored_date),
+                d.last_restored_latency.map_or(Sql::Null, |v| int(v as i64)),
+                int(5760),
+            ])
+        })
+        .collect()
+}
+
+/// The rows of `msdb.dbo.sysjobs`.
+fn sysjobs(inst: &Instance) -> Rows {
+    inst.msdb
+        .jobs
+        .iter()
+        .map(|j| {
+            vec![
+                text(&j.job_id),
+                text(&j.name),
+                bit(j.enabled),
+                text("Log shipping job"),
+            ]
+        })
+        .collect()
+}
+
+/// The rows of `msdb.dbo.sysschedules`.
+fn sysschedules(inst: &Instance) -> Rows {
+    inst.msdb
+        .schedules
+        .iter()
+        .map(|s| {
+            vec![
+                int(s.schedule_id as i64),
+                text(&s.schedule_uid),
+                text(&s.name),
+                int(s.enabled as i64),
+                int(s.freq_type as i64),
+                int(s.freq_interval as i64),
+                int(s.freq_subday_type as i64),
+                int(s.freq_subday_interval as i64),
+                int(0),
+                int(0),
+                int(s.active_start_date as i64),
+                int(s.active_end_date as i64),
+                int(s.active_start_time as i64),
+                int(s.active_end_time as i64),
+            ]
+        })
+        .collect()
+}
+
+/// next_run_date/time are 0, as SQL Server shows them before the agent's first refresh.
+fn sysjobschedules(inst: &Instance) -> Rows {
+    inst.msdb
+        .job_schedules
+        .iter()
+        .map(|(job_id, schedule_id)| vec![int(*schedule_id as i64), text(job_id), int(0), int(0)])
+        .collect()
+}
+
+/// The rows of `msdb.dbo.sysjobhistory`.
+fn sysjobhistory(inst: &Instance) -> Rows {
+    inst.msdb
+        .job_history
+        .iter()
+        .map(|h| {
+            let date: i64 = h.run_at.format("%Y%m%d").to_string().parse().unwrap_or(0);
+            let time: i64 = h.run_at.format("%H%M%S").to_string().parse().unwrap_or(0);
+            vec![
+                int(h.instance_id),
+                text(&h.job_id),
+                int(0),
+                text("(Job outcome)"),
+                text(&h.message),
+                int(h.run_status as i64),
+                int(date),
+                int(time),
+                int(0),
+                text(&inst.name),
+            ]
+        })
+        .collect()
 }
 
 /// Quote an identifier for SQLite.

@@ -1,6 +1,7 @@
 //! SQL Server's error messages that the model raises, with their documented numbers, severities
 //! (class), states and texts (substitutions filled in the way SQL Server fills them).
 
+use super::model::{Database, DbState};
 use crate::backend::ServerMessage;
 
 /// One error (or informational message) raised by a statement, before the server name, procedure
@@ -136,6 +137,18 @@ pub fn db_exists(db: &str) -> SqlError {
         1801,
         format!("Database '{db}' already exists. Choose a different database name."),
     )
+}
+
+/// Why a database that is not ONLINE cannot be opened (954 for a mirror copy, 927 while it is
+/// restoring, 942 offline, 945 recovery pending); None when it is ONLINE.
+pub fn cannot_open(db: &Database) -> Option<SqlError> {
+    match db.state {
+        DbState::Online => None,
+        DbState::Restoring if db.mirroring.is_some() => Some(acting_as_mirror(&db.name)),
+        DbState::Restoring => Some(in_restore(&db.name)),
+        DbState::Offline => Some(offline(&db.name)),
+        DbState::RecoveryPending => Some(recovery_pending(&db.name)),
+    }
 }
 
 pub fn in_restore(db: &str) -> SqlError {
@@ -464,8 +477,7 @@ pub fn not_active_process(spid: i64) -> SqlError {
     )
 }
 
-pub fn kill_own(spid: i64) -> SqlError {
-    let _ = spid;
+pub fn kill_own() -> SqlError {
     SqlError::new(6104, "Cannot use KILL to kill your own process.")
 }
 

@@ -13,6 +13,7 @@ use super::Simulator;
 use super::agent;
 use super::ast::*;
 use super::backup::{self, BackupArgs, RestoreArgs, RestoreWhat};
+use super::catalog::MESSAGES_COLUMNS;
 use super::errors::{self as e, Failure, SqlError};
 use super::logship;
 use super::mirroring;
@@ -20,7 +21,7 @@ use super::model::{Access, Database, DbState, Instance, Message, SessionInfo, St
 use super::model::{LoggedStatement, STATEMENT_LOG_CAP};
 use super::parse::parse_batch;
 use super::paths;
-use super::query::{self, QueryCtx};
+use super::query::{self, QueryContext};
 use super::topology::StatementKind;
 use crate::backend::{
     Backend, Column, ColumnType, LoginRequest, Outcome, Output, ResultSet, RpcParam, RpcRequest,
@@ -48,10 +49,9 @@ impl Backend for InstanceBackend {
         let inst = self.instance.clone();
         let spid = session.session_id;
         Box::pin(async move {
-            let outputs = match parse_batch(&sql) {
-                Ok(stmts) => sim.run(&inst, spid, stmts, HashMap::new(), cancel).await,
-                Err(err) => vec![Output::Message(err.to_message(&inst, "", 1))],
-            };
+            let outputs = sim
+                .run_text(&inst, spid, &sql, HashMap::new(), cancel)
+                .await;
             Outcome { outputs }
         })
     }
@@ -72,10 +72,7 @@ impl Backend for InstanceBackend {
                         .into_iter()
                         .map(|p| (var_name(&p.name), p.value))
                         .collect();
-                    match parse_batch(&statement) {
-                        Ok(stmts) => sim.run(&inst, spid, stmts, vars, cancel).await,
-                        Err(err) => vec![Output::Message(err.to_message(&inst, "", 1))],
-                    }
+                    sim.run_text(&inst, spid, &statement, vars, cancel).await
                 }
                 RpcRequest::Procedure { name, params } => {
                     sim.rpc_procedure(&inst, spid, &name, params, cancel).await
@@ -203,12 +200,8 @@ fn check_open(inst: &Instance, db_name: &str, spid: Option<i16>) -> Result<(), S
     let Some(d) = inst.db(db_name) else {
         return Err(e::db_absent_use(db_name));
     };
-    match d.state {
-        DbState::Online => {}
-        DbState::Restoring if d.mirroring.is_some() => return Err(e::acting_as_mirror(&d.name)),
-        DbState::Restoring => return Err(e::in_restore(&d.name)),
-        DbState::Offline => return Err(e::offline(&d.name)),
-        DbState::RecoveryPending => return Err(e::recovery_pending(&d.name)),
+    if let Some(err) = e::cannot_open(d) {
+        return Err(err);
     }
     if d.access == Access::Single && !inst.sessions_in(&d.name, spid).is_empty() {
         return Err(e::single_user_in_use(&d.name));
@@ -286,6 +279,22 @@ impl Simulator {
         any + specific
     }
 
+    /// Parse and run a batch's text for session `spid`; a batch that does not parse runs
+    /// nothing and reports its syntax error.
+    async fn run_text(
+        &self,
+        instance: &str,
+        spid: i16,
+        sql: &str,
+        vars: HashMap<String, Value>,
+        cancel: CancellationToken,
+    ) -> Vec<Output> {
+        match parse_batch(sql) {
+            Ok(stmts) => self.run(instance, spid, stmts, vars, cancel).await,
+            Err(err) => vec![Output::Message(err.to_message(instance, "", 1))],
+        }
+    }
+
     /// Run parsed statements for session `spid`.
     pub(crate) async fn run(
         &self,
@@ -333,58 +342,9 @@ impl Simulator {
                 }
                 let server = state.instances[inst].name.clone();
                 log_statement(&mut state.instances[inst], spid, &st);
-                let res = match take_fail_rule(&mut state, &server, &st.text) {
-                    Some(err) => Err(vec![err]),
-                    None => match &st.stmt {
-                        Stmt::If {
-                            condition,
-                            then_branch,
-                            else_branch,
-                        } => match condition_holds(&state, inst, spid, condition, &vars) {
-                            Ok(true) => {
-                                expand = then_branch.clone();
-                                Ok(Vec::new())
-                            }
-                            Ok(false) => {
-                                expand = else_branch.clone();
-                                Ok(Vec::new())
-                            }
-                            Err(x) => Err(vec![x]),
-                        },
-                        Stmt::Block(v) => {
-                            expand = v.clone();
-                            Ok(Vec::new())
-                        }
-                        other => exec_stmt(&mut state, inst, spid, other, &mut vars),
-                    },
-                };
+                let res = run_statement(&mut state, inst, spid, &st, &mut vars, &mut expand);
                 mirroring::refresh(&mut state);
-                match res {
-                    Ok(outs) => StepResult {
-                        outputs: outs,
-                        abort: false,
-                    },
-                    Err(errs) => {
-                        let (procedure, is_proc) = match &st.stmt {
-                            Stmt::Exec { procedure, .. } => (
-                                procedure.last().cloned().unwrap_or_default(),
-                                errs.first().is_some_and(|x| x.number != 2812),
-                            ),
-                            _ => (String::new(), false),
-                        };
-                        let mut outputs: Vec<Output> = errs
-                            .iter()
-                            .map(|x| Output::Message(x.to_message(&server, &procedure, st.line)))
-                            .collect();
-                        if is_proc {
-                            outputs.push(Output::ReturnStatus(1));
-                        }
-                        StepResult {
-                            outputs,
-                            abort: errs.iter().any(aborts_batch),
-                        }
-                    }
-                }
+                step_result(&server, &st, res)
             };
             drop(turn);
             let wake = matches!(&st.stmt, Stmt::Exec { procedure, .. }
@@ -445,6 +405,75 @@ impl Simulator {
     }
 }
 
+/// Run one statement of a batch under the model's lock: a FailNext rule that matches fails it
+/// instead; IF and BEGIN ... END leave the statements to run next in `expand`.
+fn run_statement(
+    state: &mut State,
+    inst: usize,
+    spid: i16,
+    st: &Located,
+    vars: &mut HashMap<String, Value>,
+    expand: &mut Vec<Located>,
+) -> Result<Vec<Output>, Failure> {
+    let server = state.instances[inst].name.clone();
+    if let Some(err) = take_fail_rule(state, &server, &st.text) {
+        return Err(vec![err]);
+    }
+    match &st.stmt {
+        Stmt::If {
+            condition,
+            then_branch,
+            else_branch,
+        } => {
+            let holds = condition_holds(state, inst, spid, condition, vars).map_err(|x| vec![x])?;
+            *expand = if holds {
+                then_branch.clone()
+            } else {
+                else_branch.clone()
+            };
+            Ok(Vec::new())
+        }
+        Stmt::Block(v) => {
+            *expand = v.clone();
+            Ok(Vec::new())
+        }
+        other => exec_stmt(state, inst, spid, other, vars),
+    }
+}
+
+/// What the client receives for a statement: its outputs, or its errors with the server,
+/// procedure and line attached, and for a procedure that exists return status 1. Whether the
+/// errors end the batch is SQL Server's rule in [`aborts_batch`].
+fn step_result(server: &str, st: &Located, res: Result<Vec<Output>, Failure>) -> StepResult {
+    let errs = match res {
+        Ok(outputs) => {
+            return StepResult {
+                outputs,
+                abort: false,
+            };
+        }
+        Err(errs) => errs,
+    };
+    let (procedure, is_proc) = match &st.stmt {
+        Stmt::Exec { procedure, .. } => (
+            procedure.last().cloned().unwrap_or_default(),
+            errs.first().is_some_and(|x| x.number != 2812),
+        ),
+        _ => (String::new(), false),
+    };
+    let mut outputs: Vec<Output> = errs
+        .iter()
+        .map(|x| Output::Message(x.to_message(server, &procedure, st.line)))
+        .collect();
+    if is_proc {
+        outputs.push(Output::ReturnStatus(1));
+    }
+    StepResult {
+        outputs,
+        abort: errs.iter().any(aborts_batch),
+    }
+}
+
 /// Remove and return the first FailNext rule that matches this statement on this instance.
 fn take_fail_rule(state: &mut State, server: &str, text: &str) -> Option<SqlError> {
     let pos = state.fail_next.iter().position(|r| {
@@ -490,6 +519,15 @@ fn has_opt(opts: &[WithOption], name: &str) -> bool {
     opts.iter().any(|o| o.name == name)
 }
 
+/// The informational messages a statement prints, as the client receives them.
+fn info_messages(infos: Vec<SqlError>, server: &str) -> Vec<Output> {
+    infos
+        .into_iter()
+        .map(|x| Output::Message(x.to_message(server, "", 1)))
+        .collect()
+}
+
+/// Run one statement (IF and blocks are expanded by `run`, WAITFOR is slept there).
 fn exec_stmt(
     state: &mut State,
     inst: usize,
@@ -497,23 +535,9 @@ fn exec_stmt(
     stmt: &Stmt,
     vars: &mut HashMap<String, Value>,
 ) -> Result<Vec<Output>, Failure> {
-    let infos = |v: Vec<SqlError>, server: &str| -> Vec<Output> {
-        v.into_iter()
-            .map(|x| Output::Message(x.to_message(server, "", 1)))
-            .collect()
-    };
-    let server = state.instances[inst].name.clone();
     match stmt {
-        Stmt::Select { sql, .. } => {
-            let current = current_db(state, inst, spid);
-            let ctx = QueryCtx {
-                state,
-                inst: &state.instances[inst],
-                database: &current,
-                spid,
-                vars,
-            };
-            let rs = query::run_select(&ctx, sql).map_err(|x| vec![x])?;
+        Stmt::Select { sql } => {
+            let rs = run_query(state, inst, spid, sql, vars).map_err(|x| vec![x])?;
             Ok(vec![Output::ResultSet(rs)])
         }
         Stmt::Insert {
@@ -527,24 +551,9 @@ fn exec_stmt(
             disk,
             options,
         } => {
-            let args = BackupArgs {
-                log: *log,
-                database: eval_str(database, vars).map_err(|x| vec![x])?,
-                disk: eval_str(disk, vars).map_err(|x| vec![x])?,
-                init: has_opt(options, "INIT") || has_opt(options, "FORMAT"),
-                copy_only: has_opt(options, "COPY_ONLY"),
-                norecovery: has_opt(options, "NORECOVERY"),
-                checksum: has_opt(options, "CHECKSUM"),
-                name: options
-                    .iter()
-                    .find(|o| o.name == "NAME")
-                    .and_then(|o| o.value.as_ref())
-                    .map(|v| eval_str(v, vars))
-                    .transpose()
-                    .map_err(|x| vec![x])?,
-            };
-            let v = backup::backup(state, inst, Some(spid), &args)?;
-            Ok(infos(v, &server))
+            let args = backup_args(*log, database, disk, options, vars)?;
+            let infos = backup::backup(state, inst, Some(spid), &args)?;
+            Ok(info_messages(infos, &state.instances[inst].name))
         }
         Stmt::Restore {
             kind,
@@ -557,132 +566,28 @@ fn exec_stmt(
                 .map(|d| eval_str(d, vars))
                 .transpose()
                 .map_err(|x| vec![x])?;
-            let file = match options
-                .iter()
-                .find(|o| o.name == "FILE")
-                .and_then(|o| o.value.as_ref())
-            {
-                Some(v) => match eval(v, vars).map_err(|x| vec![x])? {
-                    Value::Int(i) if i > 0 => i as usize,
-                    Value::BigInt(i) if i > 0 => i as usize,
-                    _ => return Err(vec![e::syntax("FILE")]),
-                },
-                None => 1,
-            };
+            let file = restore_file(options, vars)?;
             let disk_text = disk.as_deref().unwrap_or_default();
-            match kind {
-                RestoreKind::HeaderOnly => {
-                    let rs = backup::headeronly(state, inst, disk_text)?;
-                    return Ok(vec![Output::ResultSet(rs)]);
-                }
-                RestoreKind::FileListOnly => {
-                    let rs = backup::filelistonly(state, inst, disk_text, file)?;
-                    return Ok(vec![Output::ResultSet(rs)]);
-                }
-                RestoreKind::VerifyOnly => {
-                    backup::read_set(state, inst, disk_text, file, "VERIFY DATABASE")?;
-                    return Ok(vec![Output::Message(
-                        SqlError::info(3262, format!("The backup set on file {file} is valid."))
-                            .to_message(&server, "", 1),
-                    )]);
-                }
-                RestoreKind::Database | RestoreKind::Log => {}
+            if let Some(outputs) = inspect_media(state, inst, *kind, disk_text, file)? {
+                return Ok(outputs);
             }
-            if has_opt(options, "STANDBY") {
-                return Err(vec![SqlError::new(
-                    3032,
-                    "One or more of the options (standby) are not supported for this statement in the simulator. Use NORECOVERY.",
-                )]);
-            }
-            let args = RestoreArgs {
-                what: if *kind == RestoreKind::Log {
-                    RestoreWhat::Log
-                } else {
-                    RestoreWhat::Database
-                },
-                database: eval_str(database.as_ref().expect("parsed"), vars)
-                    .map_err(|x| vec![x])?,
-                disk,
-                recovery: !has_opt(options, "NORECOVERY"),
-                replace: has_opt(options, "REPLACE"),
-                file,
+            let what = if *kind == RestoreKind::Log {
+                RestoreWhat::Log
+            } else {
+                RestoreWhat::Database
             };
-            let v = backup::restore(state, inst, Some(spid), &args)?;
-            Ok(infos(v, &server))
+            let args = restore_args(what, database.as_ref(), disk, file, options, vars)?;
+            let infos = backup::restore(state, inst, Some(spid), &args)?;
+            Ok(info_messages(infos, &state.instances[inst].name))
         }
         Stmt::AlterDatabase { database, action } => {
             alter(state, inst, spid, database, action, vars)?;
             Ok(Vec::new())
         }
-        Stmt::Kill { spid: target } => {
-            if *target == spid as i64 {
-                return Err(vec![e::kill_own(*target)]);
-            }
-            let ok = i16::try_from(*target)
-                .ok()
-                .is_some_and(|t| state.instances[inst].kill(t));
-            if !ok {
-                return Err(vec![e::not_active_process(*target)]);
-            }
-            Ok(Vec::new())
-        }
-        Stmt::Use { database } => {
-            let i = &state.instances[inst];
-            check_open(i, database, Some(spid)).map_err(|x| vec![x])?;
-            let new = i.db(database).map(|d| d.name.clone()).unwrap_or_default();
-            let s = state.instances[inst]
-                .sessions
-                .get_mut(&spid)
-                .expect("checked by run");
-            let old = std::mem::replace(&mut s.database, new.clone());
-            Ok(vec![
-                Output::DatabaseChanged {
-                    old,
-                    new: new.clone(),
-                },
-                Output::Message(
-                    SqlError::info(5701, format!("Changed database context to '{new}'."))
-                        .to_message(&server, "", 1),
-                ),
-            ])
-        }
-        Stmt::CreateDatabase { database } => {
-            if state.instances[inst].db(database).is_some() {
-                return Err(vec![e::db_exists(database)]);
-            }
-            let guid = state.new_guid();
-            let i = &mut state.instances[inst];
-            i.next_db_id += 1;
-            let id = i.next_db_id;
-            i.databases.push(Database::new(id, database, guid, now()));
-            Ok(Vec::new())
-        }
-        Stmt::DropDatabase { databases } => {
-            for name in databases {
-                let i = &state.instances[inst];
-                let Some(d) = i.db(name) else {
-                    return Err(vec![e::db_absent_drop(name)]);
-                };
-                if d.is_system() {
-                    return Err(vec![SqlError::new(
-                        3708,
-                        format!(
-                            "Cannot drop the database '{}' because it is a system database.",
-                            d.name
-                        ),
-                    )]);
-                }
-                if d.mirroring.is_some() {
-                    return Err(vec![e::drop_mirrored(&d.name)]);
-                }
-                if !i.sessions_in(name, None).is_empty() {
-                    return Err(vec![e::drop_in_use(&d.name)]);
-                }
-                let id = d.id;
-                state.instances[inst].databases.retain(|d| d.id != id);
-            }
-            Ok(Vec::new())
-        }
+        Stmt::Kill { spid: target } => kill(state, inst, spid, *target),
+        Stmt::Use { database } => use_database(state, inst, spid, database),
+        Stmt::CreateDatabase { database } => create_database(state, inst, database),
+        Stmt::DropDatabase { databases } => drop_databases(state, inst, databases),
         Stmt::Exec {
             procedure,
             args,
@@ -722,11 +627,204 @@ fn exec_stmt(
                 Value::Null => String::new(),
                 other => format!("{other:?}"),
             };
-            Ok(vec![Output::Message(
-                SqlError::info(0, text).to_message(&server, "", 1),
-            )])
+            Ok(info_messages(
+                vec![SqlError::info(0, text)],
+                &state.instances[inst].name,
+            ))
         }
     }
+}
+
+/// A query in the session's current database, which SQLite answers over the catalog tables.
+fn run_query(
+    state: &State,
+    inst: usize,
+    spid: i16,
+    sql: &str,
+    vars: &HashMap<String, Value>,
+) -> Result<ResultSet, SqlError> {
+    let current = current_db(state, inst, spid);
+    let ctx = QueryContext {
+        state,
+        inst: &state.instances[inst],
+        database: &current,
+        spid,
+        vars,
+    };
+    query::run_select(&ctx, sql)
+}
+
+/// The value of `WITH name = value`, if the option is given with a value.
+fn option_value<'a>(options: &'a [WithOption], name: &str) -> Option<&'a Expr> {
+    options
+        .iter()
+        .find(|o| o.name == name)
+        .and_then(|o| o.value.as_ref())
+}
+
+/// The arguments of BACKUP DATABASE/LOG ... TO DISK = ... WITH ...
+fn backup_args(
+    log: bool,
+    database: &Expr,
+    disk: &Expr,
+    options: &[WithOption],
+    vars: &HashMap<String, Value>,
+) -> Result<BackupArgs, Failure> {
+    Ok(BackupArgs {
+        log,
+        database: eval_str(database, vars).map_err(|x| vec![x])?,
+        disk: eval_str(disk, vars).map_err(|x| vec![x])?,
+        init: has_opt(options, "INIT") || has_opt(options, "FORMAT"),
+        copy_only: has_opt(options, "COPY_ONLY"),
+        norecovery: has_opt(options, "NORECOVERY"),
+        checksum: has_opt(options, "CHECKSUM"),
+        name: option_value(options, "NAME")
+            .map(|v| eval_str(v, vars))
+            .transpose()
+            .map_err(|x| vec![x])?,
+    })
+}
+
+/// `WITH FILE = n` of RESTORE: which backup set of the media (1 when not given).
+fn restore_file(options: &[WithOption], vars: &HashMap<String, Value>) -> Result<usize, Failure> {
+    let Some(v) = option_value(options, "FILE") else {
+        return Ok(1);
+    };
+    match eval(v, vars).map_err(|x| vec![x])? {
+        Value::Int(i) if i > 0 => Ok(i as usize),
+        Value::BigInt(i) if i > 0 => Ok(i as usize),
+        _ => Err(vec![e::syntax("FILE")]),
+    }
+}
+
+/// RESTORE HEADERONLY, FILELISTONLY and VERIFYONLY, which read the media and change nothing;
+/// None for RESTORE DATABASE/LOG.
+fn inspect_media(
+    state: &State,
+    inst: usize,
+    kind: RestoreKind,
+    disk: &str,
+    file: usize,
+) -> Result<Option<Vec<Output>>, Failure> {
+    Ok(Some(match kind {
+        RestoreKind::HeaderOnly => vec![Output::ResultSet(backup::headeronly(state, inst, disk)?)],
+        RestoreKind::FileListOnly => vec![Output::ResultSet(backup::filelistonly(
+            state, inst, disk, file,
+        )?)],
+        RestoreKind::VerifyOnly => {
+            backup::read_set(state, inst, disk, file, "VERIFY DATABASE")?;
+            let valid = SqlError::info(3262, format!("The backup set on file {file} is valid."));
+            info_messages(vec![valid], &state.instances[inst].name)
+        }
+        RestoreKind::Database | RestoreKind::Log => return Ok(None),
+    }))
+}
+
+/// The arguments of RESTORE DATABASE/LOG ... FROM DISK = ... WITH ...
+fn restore_args(
+    what: RestoreWhat,
+    database: Option<&Expr>,
+    disk: Option<String>,
+    file: usize,
+    options: &[WithOption],
+    vars: &HashMap<String, Value>,
+) -> Result<RestoreArgs, Failure> {
+    if has_opt(options, "STANDBY") {
+        return Err(vec![SqlError::new(
+            3032,
+            "One or more of the options (standby) are not supported for this statement in the simulator. Use NORECOVERY.",
+        )]);
+    }
+    Ok(RestoreArgs {
+        what,
+        database: eval_str(database.expect("parsed"), vars).map_err(|x| vec![x])?,
+        disk,
+        recovery: !has_opt(options, "NORECOVERY"),
+        replace: has_opt(options, "REPLACE"),
+        file,
+    })
+}
+
+/// KILL spid: end another session (error 6104 for the session's own id).
+fn kill(state: &mut State, inst: usize, spid: i16, target: i64) -> Result<Vec<Output>, Failure> {
+    if target == spid as i64 {
+        return Err(vec![e::kill_own()]);
+    }
+    let killed = i16::try_from(target)
+        .ok()
+        .is_some_and(|t| state.instances[inst].kill(t));
+    if !killed {
+        return Err(vec![e::not_active_process(target)]);
+    }
+    Ok(Vec::new())
+}
+
+/// USE database: the session's current database changes, and the client is told (ENVCHANGE
+/// and message 5701).
+fn use_database(
+    state: &mut State,
+    inst: usize,
+    spid: i16,
+    database: &str,
+) -> Result<Vec<Output>, Failure> {
+    let instance = &mut state.instances[inst];
+    check_open(instance, database, Some(spid)).map_err(|x| vec![x])?;
+    let new = instance
+        .db(database)
+        .map(|d| d.name.clone())
+        .unwrap_or_default();
+    let session = instance.sessions.get_mut(&spid).expect("checked by run");
+    let old = std::mem::replace(&mut session.database, new.clone());
+    let changed = SqlError::info(5701, format!("Changed database context to '{new}'."));
+    let mut outputs = vec![Output::DatabaseChanged { old, new }];
+    outputs.extend(info_messages(vec![changed], &instance.name));
+    Ok(outputs)
+}
+
+fn create_database(state: &mut State, inst: usize, database: &str) -> Result<Vec<Output>, Failure> {
+    if state.instances[inst].db(database).is_some() {
+        return Err(vec![e::db_exists(database)]);
+    }
+    let guid = state.new_guid();
+    let instance = &mut state.instances[inst];
+    instance.next_db_id += 1;
+    let id = instance.next_db_id;
+    instance
+        .databases
+        .push(Database::new(id, database, guid, now()));
+    Ok(Vec::new())
+}
+
+/// DROP DATABASE a, b, ...: each in turn; the first that cannot be dropped ends the statement.
+fn drop_databases(
+    state: &mut State,
+    inst: usize,
+    databases: &[String],
+) -> Result<Vec<Output>, Failure> {
+    for name in databases {
+        let instance = &state.instances[inst];
+        let Some(d) = instance.db(name) else {
+            return Err(vec![e::db_absent_drop(name)]);
+        };
+        if d.is_system() {
+            return Err(vec![SqlError::new(
+                3708,
+                format!(
+                    "Cannot drop the database '{}' because it is a system database.",
+                    d.name
+                ),
+            )]);
+        }
+        if d.mirroring.is_some() {
+            return Err(vec![e::drop_mirrored(&d.name)]);
+        }
+        if !instance.sessions_in(name, None).is_empty() {
+            return Err(vec![e::drop_in_use(&d.name)]);
+        }
+        let id = d.id;
+        state.instances[inst].databases.retain(|d| d.id != id);
+    }
+    Ok(Vec::new())
 }
 
 /// Evaluate an IF condition with SQLite (`CASE WHEN <condition> THEN 1 ELSE 0 END`).
@@ -737,18 +835,8 @@ fn condition_holds(
     condition: &str,
     vars: &HashMap<String, Value>,
 ) -> Result<bool, SqlError> {
-    let current = current_db(state, inst, spid);
-    let ctx = QueryCtx {
-        state,
-        inst: &state.instances[inst],
-        database: &current,
-        spid,
-        vars,
-    };
-    let rs = query::run_select(
-        &ctx,
-        &format!("SELECT CASE WHEN {condition} THEN 1 ELSE 0 END"),
-    )?;
+    let sql = format!("SELECT CASE WHEN {condition} THEN 1 ELSE 0 END");
+    let rs = run_query(state, inst, spid, &sql, vars)?;
     Ok(rs.rows.first().and_then(|r| r.first()) == Some(&Value::Int(1)))
 }
 
@@ -759,8 +847,8 @@ fn current_db(state: &State, inst: usize, spid: i16) -> String {
         .map_or_else(|| "master".to_string(), |s| s.database.clone())
 }
 
-const MESSAGE_COLUMNS: [&str; 4] = ["MessageId", "ChatServer", "Body", "PostedAt"];
-
+/// INSERT INTO [db.]dbo.Messages [(columns)] VALUES (...), ...: the rows commit as one
+/// transaction (one log record), which a mirroring session then ships to the mirror.
 fn insert(
     state: &mut State,
     inst: usize,
@@ -770,124 +858,13 @@ fn insert(
     rows: &[Vec<Expr>],
     vars: &HashMap<String, Value>,
 ) -> Result<Vec<Output>, Failure> {
-    let written = table.join(".");
-    let lower: Vec<String> = table.iter().map(|p| p.to_ascii_lowercase()).collect();
-    let db_name = match lower.as_slice() {
-        [t] if t == "messages" => current_db(state, inst, spid),
-        [s, t] if s == "dbo" && t == "messages" => current_db(state, inst, spid),
-        [_, s, t] if (s == "dbo" || s.is_empty()) && t == "messages" => table[0].clone(),
-        _ => return Err(vec![e::invalid_object(&written)]),
-    };
-    {
-        let i = &state.instances[inst];
-        match i.db(&db_name) {
-            None => return Err(vec![e::invalid_object(&written)]),
-            Some(d) if d.is_system() => return Err(vec![e::invalid_object(&written)]),
-            Some(d) => match d.state {
-                DbState::Online => {}
-                DbState::Restoring if d.mirroring.is_some() => {
-                    return Err(vec![e::acting_as_mirror(&d.name)]);
-                }
-                DbState::Restoring => return Err(vec![e::in_restore(&d.name)]),
-                DbState::Offline => return Err(vec![e::offline(&d.name)]),
-                DbState::RecoveryPending => return Err(vec![e::recovery_pending(&d.name)]),
-            },
-        }
-    }
-    let cols: Vec<usize> = match columns {
-        None => (0..4).collect(),
-        Some(cs) => cs
-            .iter()
-            .map(|c| {
-                MESSAGE_COLUMNS
-                    .iter()
-                    .position(|m| m.eq_ignore_ascii_case(c))
-                    .ok_or_else(|| vec![e::invalid_column(c)])
-            })
-            .collect::<Result<_, _>>()?,
-    };
+    let db_name = insert_target(state, inst, spid, table)?;
+    let column_indexes = insert_columns(columns)?;
     let full = format!("{db_name}.dbo.Messages");
-    let mut new_rows = Vec::new();
-    for row in rows {
-        if row.len() > cols.len() {
-            return Err(vec![SqlError::new(
-                110,
-                "There are fewer columns in the INSERT statement than values specified in the VALUES clause. The number of values in the VALUES clause must match the number of columns specified in the INSERT statement.",
-            )
-            .with_class(15)]);
-        }
-        if row.len() < cols.len() {
-            return Err(vec![SqlError::new(
-                109,
-                "There are more columns in the INSERT statement than values specified in the VALUES clause. The number of values in the VALUES clause must match the number of columns specified in the INSERT statement.",
-            )
-            .with_class(15)]);
-        }
-        let mut m = Message {
-            id: 0,
-            chat_server: None,
-            body: None,
-            posted_at: None,
-            lsn: 0,
-        };
-        let mut has_id = false;
-        for (c, x) in cols.iter().zip(row) {
-            let v = eval(x, vars).map_err(|x| vec![x])?;
-            match c {
-                0 => {
-                    m.id = match v {
-                        Value::Int(i) => i as i64,
-                        Value::BigInt(i) => i,
-                        Value::Numeric(n) => n as i64,
-                        Value::NVarChar(s) => s
-                            .trim()
-                            .parse()
-                            .map_err(|_| vec![e::conversion(&s, "bigint")])?,
-                        Value::Null => return Err(vec![e::cannot_insert_null("MessageId", &full)]),
-                        other => return Err(vec![e::conversion(&format!("{other:?}"), "bigint")]),
-                    };
-                    has_id = true;
-                }
-                1 | 2 => {
-                    let s = match v {
-                        Value::Null => None,
-                        Value::NVarChar(s) => Some(s),
-                        Value::Int(i) => Some(i.to_string()),
-                        Value::BigInt(i) => Some(i.to_string()),
-                        other => Some(format!("{other:?}")),
-                    };
-                    if *c == 1 {
-                        m.chat_server = s;
-                    } else {
-                        m.body = s;
-                    }
-                }
-                _ => {
-                    m.posted_at = match v {
-                        Value::Null => None,
-                        Value::DateTime(d) => Some(d),
-                        Value::NVarChar(s) => Some(
-                            chrono::NaiveDateTime::parse_from_str(&s, "%Y-%m-%d %H:%M:%S%.f")
-                                .or_else(|_| {
-                                    chrono::NaiveDateTime::parse_from_str(&s, "%Y-%m-%dT%H:%M:%S%.f")
-                                })
-                                .map_err(|_| {
-                                    vec![SqlError::new(
-                                        241,
-                                        "Conversion failed when converting date and/or time from character string.",
-                                    )]
-                                })?,
-                        ),
-                        other => return Err(vec![e::conversion(&format!("{other:?}"), "datetime2")]),
-                    };
-                }
-            }
-        }
-        if !has_id {
-            return Err(vec![e::cannot_insert_null("MessageId", &full)]);
-        }
-        new_rows.push(m);
-    }
+    let new_rows = rows
+        .iter()
+        .map(|row| message_from_values(&column_indexes, row, &full, vars))
+        .collect::<Result<Vec<Message>, Failure>>()?;
     let db = state.instances[inst].db_mut(&db_name).expect("checked");
     for (k, m) in new_rows.iter().enumerate() {
         let dup =
@@ -908,6 +885,162 @@ fn insert(
     Ok(vec![Output::RowCount(n as u64)])
 }
 
+/// The database whose `dbo.Messages` an INSERT names (`Messages`, `dbo.Messages` in the
+/// session's database, `db.dbo.Messages`), which must be a user database that can be opened.
+fn insert_target(
+    state: &State,
+    inst: usize,
+    spid: i16,
+    table: &[String],
+) -> Result<String, Failure> {
+    let written = table.join(".");
+    let lower: Vec<String> = table.iter().map(|p| p.to_ascii_lowercase()).collect();
+    let db_name = match lower.as_slice() {
+        [t] if t == "messages" => current_db(state, inst, spid),
+        [s, t] if s == "dbo" && t == "messages" => current_db(state, inst, spid),
+        [_, s, t] if (s == "dbo" || s.is_empty()) && t == "messages" => table[0].clone(),
+        _ => return Err(vec![e::invalid_object(&written)]),
+    };
+    match state.instances[inst].db(&db_name) {
+        None => Err(vec![e::invalid_object(&written)]),
+        Some(d) if d.is_system() => Err(vec![e::invalid_object(&written)]),
+        Some(d) => match e::cannot_open(d) {
+            Some(err) => Err(vec![err]),
+            None => Ok(db_name),
+        },
+    }
+}
+
+/// The indexes (into `dbo.Messages`' columns) of an INSERT's column list; all four in order
+/// when it has none.
+fn insert_columns(columns: Option<&[String]>) -> Result<Vec<usize>, Failure> {
+    match columns {
+        None => Ok((0..MESSAGES_COLUMNS.len()).collect()),
+        Some(names) => names
+            .iter()
+            .map(|c| {
+                MESSAGES_COLUMNS
+                    .iter()
+                    .position(|(m, _)| m.eq_ignore_ascii_case(c))
+                    .ok_or_else(|| vec![e::invalid_column(c)])
+            })
+            .collect(),
+    }
+}
+
+/// One row of VALUES as a message: as many values as columns (errors 109 and 110), each
+/// converted to its column's type, and a MessageId (it is NOT NULL).
+fn message_from_values(
+    column_indexes: &[usize],
+    values: &[Expr],
+    full: &str,
+    vars: &HashMap<String, Value>,
+) -> Result<Message, Failure> {
+    if values.len() > column_indexes.len() {
+        return Err(vec![SqlError::new(
+            110,
+            "There are fewer columns in the INSERT statement than values specified in the VALUES clause. The number of values in the VALUES clause must match the number of columns specified in the INSERT statement.",
+        )
+        .with_class(15)]);
+    }
+    if values.len() < column_indexes.len() {
+        return Err(vec![SqlError::new(
+            109,
+            "There are more columns in the INSERT statement than values specified in the VALUES clause. The number of values in the VALUES clause must match the number of columns specified in the INSERT statement.",
+        )
+        .with_class(15)]);
+    }
+    let mut m = Message {
+        id: 0,
+        chat_server: None,
+        body: None,
+        posted_at: None,
+        lsn: 0,
+    };
+    let mut has_id = false;
+    for (column, x) in column_indexes.iter().zip(values) {
+        let v = eval(x, vars).map_err(|x| vec![x])?;
+        match column {
+            0 => {
+                m.id = message_id(v, full)?;
+                has_id = true;
+            }
+            1 => m.chat_server = nvarchar_value(v),
+            2 => m.body = nvarchar_value(v),
+            _ => m.posted_at = datetime2_value(v)?,
+        }
+    }
+    if !has_id {
+        return Err(vec![e::cannot_insert_null("MessageId", full)]);
+    }
+    Ok(m)
+}
+
+/// A value for the bigint MessageId column.
+fn message_id(v: Value, full: &str) -> Result<i64, Failure> {
+    match v {
+        Value::Int(i) => Ok(i as i64),
+        Value::BigInt(i) => Ok(i),
+        Value::Numeric(n) => Ok(n as i64),
+        Value::NVarChar(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| vec![e::conversion(&s, "bigint")]),
+        Value::Null => Err(vec![e::cannot_insert_null("MessageId", full)]),
+        other => Err(vec![e::conversion(&format!("{other:?}"), "bigint")]),
+    }
+}
+
+/// A value for an nvarchar column: numbers convert to their text.
+fn nvarchar_value(v: Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::NVarChar(s) => Some(s),
+        Value::Int(i) => Some(i.to_string()),
+        Value::BigInt(i) => Some(i.to_string()),
+        other => Some(format!("{other:?}")),
+    }
+}
+
+/// A value for the datetime2 PostedAt column: text must be a date and time (error 241).
+fn datetime2_value(v: Value) -> Result<Option<chrono::NaiveDateTime>, Failure> {
+    match v {
+        Value::Null => Ok(None),
+        Value::DateTime(d) => Ok(Some(d)),
+        Value::NVarChar(s) => query::parse_datetime(&s).map(Some).ok_or_else(|| {
+            vec![SqlError::new(
+                241,
+                "Conversion failed when converting date and/or time from character string.",
+            )]
+        }),
+        other => Err(vec![e::conversion(&format!("{other:?}"), "datetime2")]),
+    }
+}
+
+/// Sessions other than `except` that use database `name` end when the ALTER DATABASE has WITH
+/// ROLLBACK IMMEDIATE; without it, the ALTER cannot get its lock (5061, then 5069).
+fn end_other_sessions(
+    state: &mut State,
+    inst: usize,
+    name: &str,
+    except: Option<i16>,
+    rollback_immediate: bool,
+) -> Result<(), Failure> {
+    let others = state.instances[inst].sessions_in(name, except);
+    if others.is_empty() {
+        return Ok(());
+    }
+    if !rollback_immediate {
+        return Err(vec![e::lock_not_placed(name), e::alter_failed()]);
+    }
+    for spid in others {
+        state.instances[inst].kill(spid);
+    }
+    Ok(())
+}
+
+/// ALTER DATABASE: the mirroring options go to `mirroring`; user access, OFFLINE/ONLINE and the
+/// recovery model are changed here.
 fn alter(
     state: &mut State,
     inst: usize,
@@ -949,15 +1082,7 @@ fn alter(
                 UserAccess::Restricted => Access::Restricted,
             };
             if new != Access::Multi {
-                let others = state.instances[inst].sessions_in(&name, Some(spid));
-                if !others.is_empty() {
-                    if !rollback_immediate {
-                        return Err(vec![e::lock_not_placed(&name), e::alter_failed()]);
-                    }
-                    for s in others {
-                        state.instances[inst].kill(s);
-                    }
-                }
+                end_other_sessions(state, inst, &name, Some(spid), *rollback_immediate)?;
             }
             state.instances[inst].db_mut(&name).expect("exists").access = new;
             Ok(())
@@ -966,15 +1091,7 @@ fn alter(
             if mirrored {
                 return Err(vec![e::involved_in_mirroring(&name), e::alter_failed()]);
             }
-            let others = state.instances[inst].sessions_in(&name, None);
-            if !others.is_empty() {
-                if !rollback_immediate {
-                    return Err(vec![e::lock_not_placed(&name), e::alter_failed()]);
-                }
-                for s in others {
-                    state.instances[inst].kill(s);
-                }
-            }
+            end_other_sessions(state, inst, &name, None, *rollback_immediate)?;
             if db_state == DbState::Restoring {
                 return Err(vec![e::in_restore(&name), e::alter_failed()]);
             }
@@ -997,10 +1114,9 @@ fn alter(
             }
             let d = state.instances[inst].db_mut(&name).expect("exists");
             if d.recovery != *model {
-                if model == "SIMPLE" {
-                    // SIMPLE truncates the log: the chain ends and a new full backup is needed.
-                    d.log_chain = None;
-                } else if d.recovery == "SIMPLE" {
+                // SIMPLE truncates the log, and a database leaving SIMPLE has no log chain yet:
+                // either way the chain ends and a new full backup is needed.
+                if model == "SIMPLE" || d.recovery == "SIMPLE" {
                     d.log_chain = None;
                 }
                 d.recovery = model.clone();
@@ -1027,7 +1143,7 @@ fn value_type(v: &Value) -> ColumnType {
     }
 }
 
-fn nv_col(name: &str) -> Column {
+fn nvarchar_column(name: &str) -> Column {
     Column {
         name: name.into(),
         ty: ColumnType::NVarChar(Some(128)),
@@ -1035,7 +1151,62 @@ fn nv_col(name: &str) -> Column {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The evaluated arguments of an EXEC: by lower-cased `@name`, and by position.
+struct ProcArgs {
+    named: HashMap<String, Value>,
+    positional: Vec<Value>,
+}
+
+/// Evaluate an EXEC's arguments. An OUTPUT argument passes its variable's current value.
+fn evaluate_args(args: &[ExecArg], vars: &HashMap<String, Value>) -> Result<ProcArgs, Failure> {
+    let mut named: HashMap<String, Value> = HashMap::new();
+    let mut positional: Vec<Value> = Vec::new();
+    for a in args {
+        let v = match &a.value {
+            Expr::Var(v) if a.output => vars
+                .get(v)
+                .cloned()
+                .ok_or_else(|| vec![e::must_declare(v)])?,
+            other => eval(other, vars).map_err(|x| vec![x])?,
+        };
+        match &a.name {
+            Some(n) => {
+                named.insert(n.clone(), v);
+            }
+            None => positional.push(v),
+        }
+    }
+    Ok(ProcArgs { named, positional })
+}
+
+/// The arguments of a procedure with documented parameters `known`, by name: a name it does not
+/// have is error 8145, and positional arguments take the documented order.
+fn bind_documented_params(
+    proc_name: &str,
+    known: &[&str],
+    args: ProcArgs,
+) -> Result<HashMap<String, Value>, Failure> {
+    let ProcArgs {
+        mut named,
+        positional,
+    } = args;
+    if let Some(unknown) = named.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(vec![SqlError::new(
+            8145,
+            format!("{unknown} is not a parameter for procedure {proc_name}."),
+        )]);
+    }
+    for (i, v) in positional.into_iter().enumerate() {
+        if let Some(k) = known.get(i) {
+            named.entry(k.to_string()).or_insert(v);
+        }
+    }
+    Ok(named)
+}
+
+/// Run `EXEC procedure args`: the log-shipping and agent procedures, sp_start_job and
+/// sp_update_job, sp_who2 and xp_dirtree. A procedure that succeeds returns status 0 and sets
+/// its OUTPUT parameters; one that fails raises its errors, and `run` adds return status 1.
 fn exec_proc(
     state: &mut State,
     inst: usize,
@@ -1055,240 +1226,59 @@ fn exec_proc(
     } else {
         current_db(state, inst, spid).to_ascii_lowercase()
     };
-    let server = state.instances[inst].name.clone();
-    // Evaluate arguments (named by @name, positional by index).
-    let mut named: HashMap<String, Value> = HashMap::new();
-    let mut positional: Vec<Value> = Vec::new();
-    for a in args {
-        let v = if a.output && matches!(a.value, Expr::Var(_)) {
-            match &a.value {
-                Expr::Var(v) => vars
-                    .get(v)
-                    .cloned()
-                    .ok_or_else(|| vec![e::must_declare(v)])?,
-                _ => Value::Null,
-            }
-        } else {
-            eval(&a.value, vars).map_err(|x| vec![x])?
-        };
-        match &a.name {
-            Some(n) => {
-                named.insert(n.clone(), v);
-            }
-            None => positional.push(v),
-        }
-    }
-    let mut outputs = Vec::new();
-    let mut out_values: Vec<(String, Value)> = Vec::new();
-    let status: i32;
+    let evaluated = evaluate_args(args, vars)?;
     let is_job_proc = matches!(proc_name.as_str(), "sp_start_job" | "sp_update_job")
         || agent::known_params(&proc_name).is_some();
     if is_job_proc && db_part != "msdb" {
         // The agent procedures live in msdb: `EXEC sp_start_job` from master is 2812.
         return Err(vec![e::no_such_procedure(&written)]);
     }
-    match proc_name.as_str() {
+    let (mut outputs, out_values) = match proc_name.as_str() {
         p if logship::known_params(p).is_some() => {
             let known = logship::known_params(p).expect("checked");
-            for k in named.keys() {
-                if !known.contains(&k.as_str()) {
-                    return Err(vec![SqlError::new(
-                        8145,
-                        format!("{k} is not a parameter for procedure {p}."),
-                    )]);
-                }
-            }
-            if !positional.is_empty() {
-                // Positional arguments follow the documented parameter order.
-                for (i, v) in positional.iter().enumerate() {
-                    if let Some(k) = known.get(i) {
-                        named.entry(k.to_string()).or_insert_with(|| v.clone());
-                    }
-                }
-            }
-            let a = logship::Args {
+            let named = bind_documented_params(p, known, evaluated)?;
+            let args = logship::Args {
                 proc_name: p,
                 named,
             };
-            match logship::run(state, inst, p, &a) {
-                Ok(outs) => {
-                    status = 0;
-                    out_values = outs;
-                }
-                // The procedures report failure by an error AND return code 1 (added by `run`).
-                Err(errs) => return Err(errs),
-            }
+            (Vec::new(), logship::run(state, inst, p, &args)?)
         }
         p if agent::known_params(p).is_some() => {
             let known = agent::known_params(p).expect("checked");
-            for k in named.keys() {
-                if !known.contains(&k.as_str()) {
-                    return Err(vec![SqlError::new(
-                        8145,
-                        format!("{k} is not a parameter for procedure {p}."),
-                    )]);
-                }
-            }
-            // Positional arguments follow the documented parameter order.
-            for (i, v) in positional.iter().enumerate() {
-                if let Some(k) = known.get(i) {
-                    named.entry(k.to_string()).or_insert_with(|| v.clone());
-                }
-            }
-            out_values = agent::run(state, inst, p, &named)?;
-            status = 0;
+            let named = bind_documented_params(p, known, evaluated)?;
+            (Vec::new(), agent::run(state, inst, p, &named)?)
         }
-        "sp_start_job" | "sp_update_job" => {
-            let job_name = named.get("@job_name").or(positional.first()).cloned();
-            let job_id = named.get("@job_id").cloned();
-            let jobs = &mut state.instances[inst].msdb.jobs;
-            let found = jobs.iter().position(|j| match (&job_name, &job_id) {
-                (Some(Value::NVarChar(n)), _) => j.name.eq_ignore_ascii_case(n),
-                (_, Some(Value::NVarChar(id))) => j.job_id.eq_ignore_ascii_case(id),
-                (_, Some(Value::UniqueIdentifier(b))) => {
-                    backup::guid_bytes(&j.job_id) == Value::UniqueIdentifier(*b)
-                }
-                _ => false,
-            });
-            let shown = match (&job_name, &job_id) {
-                (Some(Value::NVarChar(n)), _) => n.clone(),
-                (_, Some(v)) => format!("{v:?}"),
-                _ => String::new(),
-            };
-            let Some(j) = found else {
-                return Err(vec![e::no_such_job(&shown)]);
-            };
-            if proc_name == "sp_start_job" {
-                jobs[j].run_requested = true;
-                let name = jobs[j].name.clone();
-                outputs.push(Output::Message(
-                    SqlError::info(22022, format!("Job '{name}' started successfully."))
-                        .to_message(&server, "", 1),
-                ));
-            } else if let Some(v) = named.get("@enabled") {
-                jobs[j].enabled = match v {
-                    Value::Int(i) => *i != 0,
-                    Value::BigInt(i) => *i != 0,
-                    Value::Bit(b) => *b,
-                    Value::NVarChar(s) => s.trim() != "0",
-                    _ => jobs[j].enabled,
-                };
-            }
-            status = 0;
-        }
-        "sp_who2" => {
-            let i = &state.instances[inst];
-            let cols = [
-                "SPID",
-                "Status",
-                "Login",
-                "HostName",
-                "BlkBy",
-                "DBName",
-                "Command",
-                "CPUTime",
-                "DiskIO",
-                "LastBatch",
-                "ProgramName",
-                "SPID",
-                "REQUESTID",
-            ];
-            let rows = i
-                .sessions
-                .values()
-                .map(|s| {
-                    let busy = s.spid == spid;
-                    vec![
-                        Value::NVarChar(format!("{:<5}", s.spid)),
-                        Value::NVarChar(if busy { "RUNNABLE" } else { "sleeping" }.into()),
-                        Value::NVarChar(s.login.clone()),
-                        Value::NVarChar(s.host_name.clone()),
-                        Value::NVarChar("  .".into()),
-                        Value::NVarChar(s.database.clone()),
-                        Value::NVarChar(
-                            if busy {
-                                "SELECT INTO"
-                            } else {
-                                "AWAITING COMMAND"
-                            }
-                            .into(),
-                        ),
-                        Value::NVarChar("0".into()),
-                        Value::NVarChar("0".into()),
-                        Value::NVarChar(s.last_request.format("%m/%d %H:%M:%S").to_string()),
-                        Value::NVarChar(s.program_name.clone()),
-                        Value::NVarChar(format!("{:<5}", s.spid)),
-                        Value::NVarChar("0    ".into()),
-                    ]
-                })
-                .collect();
-            outputs.push(Output::ResultSet(ResultSet {
-                columns: cols.iter().map(|c| nv_col(c)).collect(),
-                rows,
-            }));
-            status = 0;
-        }
-        "xp_dirtree" => {
-            let path = match named.get("@path").or(positional.first()) {
-                Some(Value::NVarChar(p)) => p.clone(),
-                _ => return Err(vec![e::missing_param("xp_dirtree", "@path")]),
-            };
-            let with_files = matches!(
-                positional.get(2).or(named.get("@file")),
-                Some(Value::Int(1)) | Some(Value::BigInt(1)) | Some(Value::Bit(true))
-            );
-            let rows = match paths::resolve(state, &server, &path) {
-                Ok(r) if r.local.is_dir() => {
-                    let mut entries: Vec<(String, bool)> = std::fs::read_dir(&r.local)
-                        .map(|rd| {
-                            rd.filter_map(|x| x.ok())
-                                .filter_map(|x| {
-                                    let is_file = x.file_type().ok()?.is_file();
-                                    Some((x.file_name().into_string().ok()?, is_file))
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    entries.sort();
-                    entries
-                        .into_iter()
-                        .filter(|(_, f)| with_files || !f)
-                        .map(|(n, f)| {
-                            let mut r = vec![Value::NVarChar(n), Value::Int(1)];
-                            if with_files {
-                                r.push(Value::Int(f as i32));
-                            }
-                            r
-                        })
-                        .collect()
-                }
-                // xp_dirtree returns an empty set for a path it cannot read.
-                _ => Vec::new(),
-            };
-            let mut columns = vec![
-                nv_col("subdirectory"),
-                Column {
-                    name: "depth".into(),
-                    ty: ColumnType::Int,
-                    nullable: true,
-                },
-            ];
-            if with_files {
-                columns.push(Column {
-                    name: "file".into(),
-                    ty: ColumnType::Int,
-                    nullable: true,
-                });
-            }
-            outputs.push(Output::ResultSet(ResultSet { columns, rows }));
-            status = 0;
-        }
+        "sp_start_job" | "sp_update_job" => (
+            start_or_update_job(state, inst, &proc_name, &evaluated)?,
+            Vec::new(),
+        ),
+        "sp_who2" => (
+            vec![Output::ResultSet(sp_who2(&state.instances[inst], spid))],
+            Vec::new(),
+        ),
+        "xp_dirtree" => (
+            vec![Output::ResultSet(xp_dirtree(state, inst, &evaluated)?)],
+            Vec::new(),
+        ),
         _ => return Err(vec![e::no_such_procedure(&written)]),
-    }
-    outputs.push(Output::ReturnStatus(status));
+    };
+    const SUCCESS: i32 = 0;
+    outputs.push(Output::ReturnStatus(SUCCESS));
     if let Some(rv) = return_var {
-        vars.insert(rv.to_string(), Value::Int(status));
+        vars.insert(rv.to_string(), Value::Int(SUCCESS));
     }
+    set_output_params(args, &out_values, vars, &mut outputs);
+    Ok(outputs)
+}
+
+/// Give the OUTPUT arguments of a call the values the procedure set. A batch's EXEC assigns
+/// variables; an RPC call also gets a RETURNVALUE token for each.
+fn set_output_params(
+    args: &[ExecArg],
+    out_values: &[(String, Value)],
+    vars: &mut HashMap<String, Value>,
+    outputs: &mut Vec<Output>,
+) {
     for a in args.iter().filter(|a| a.output) {
         let (Some(n), Expr::Var(var)) = (&a.name, &a.value) else {
             continue;
@@ -1312,5 +1302,149 @@ fn exec_proc(
             });
         }
     }
-    Ok(outputs)
+}
+
+/// `msdb.dbo.sp_start_job` (the scheduler runs the job soon) and `msdb.dbo.sp_update_job`
+/// (only `@enabled` is modelled), the job named by `@job_name` or `@job_id`.
+fn start_or_update_job(
+    state: &mut State,
+    inst: usize,
+    proc_name: &str,
+    args: &ProcArgs,
+) -> Result<Vec<Output>, Failure> {
+    let job_name = args.named.get("@job_name").or(args.positional.first());
+    let job_id = args.named.get("@job_id");
+    let instance = &mut state.instances[inst];
+    let found = instance.msdb.jobs.iter().position(|j| {
+        let name = match job_name {
+            Some(Value::NVarChar(n)) => Some(n.as_str()),
+            _ => None,
+        };
+        agent::job_matches(j, name, job_id)
+    });
+    let Some(pos) = found else {
+        let shown = match (job_name, job_id) {
+            (Some(Value::NVarChar(n)), _) => n.clone(),
+            (_, Some(v)) => format!("{v:?}"),
+            _ => String::new(),
+        };
+        return Err(vec![e::no_such_job(&shown)]);
+    };
+    let job = &mut instance.msdb.jobs[pos];
+    if proc_name == "sp_start_job" {
+        job.run_requested = true;
+        let started = SqlError::info(22022, format!("Job '{}' started successfully.", job.name));
+        return Ok(info_messages(vec![started], &instance.name));
+    }
+    if let Some(v) = args.named.get("@enabled") {
+        job.enabled = match v {
+            Value::Int(i) => *i != 0,
+            Value::BigInt(i) => *i != 0,
+            Value::Bit(b) => *b,
+            Value::NVarChar(s) => s.trim() != "0",
+            _ => job.enabled,
+        };
+    }
+    Ok(Vec::new())
+}
+
+/// `sp_who2`: one row per session, all columns text as SQL Server returns them.
+fn sp_who2(instance: &Instance, spid: i16) -> ResultSet {
+    let columns = [
+        "SPID",
+        "Status",
+        "Login",
+        "HostName",
+        "BlkBy",
+        "DBName",
+        "Command",
+        "CPUTime",
+        "DiskIO",
+        "LastBatch",
+        "ProgramName",
+        "SPID",
+        "REQUESTID",
+    ];
+    let text = |s: &str| Value::NVarChar(s.to_string());
+    let rows = instance
+        .sessions
+        .values()
+        .map(|s| {
+            let busy = s.spid == spid;
+            vec![
+                Value::NVarChar(format!("{:<5}", s.spid)),
+                text(if busy { "RUNNABLE" } else { "sleeping" }),
+                text(&s.login),
+                text(&s.host_name),
+                text("  ."),
+                text(&s.database),
+                text(if busy {
+                    "SELECT INTO"
+                } else {
+                    "AWAITING COMMAND"
+                }),
+                text("0"),
+                text("0"),
+                Value::NVarChar(s.last_request.format("%m/%d %H:%M:%S").to_string()),
+                text(&s.program_name),
+                Value::NVarChar(format!("{:<5}", s.spid)),
+                text("0    "),
+            ]
+        })
+        .collect();
+    ResultSet {
+        columns: columns.iter().map(|c| nvarchar_column(c)).collect(),
+        rows,
+    }
+}
+
+/// `xp_dirtree @path, @depth, @file`: the entries directly in a folder as the instance reaches
+/// it (depth 1), with files only when `@file` is 1. A path it cannot read gives an empty set, as
+/// SQL Server's does.
+fn xp_dirtree(state: &State, inst: usize, args: &ProcArgs) -> Result<ResultSet, Failure> {
+    let path = match args.named.get("@path").or(args.positional.first()) {
+        Some(Value::NVarChar(p)) => p.clone(),
+        _ => return Err(vec![e::missing_param("xp_dirtree", "@path")]),
+    };
+    let with_files = matches!(
+        args.positional.get(2).or(args.named.get("@file")),
+        Some(Value::Int(1)) | Some(Value::BigInt(1)) | Some(Value::Bit(true))
+    );
+    let rows = match paths::resolve(state, &state.instances[inst].name, &path) {
+        Ok(r) if r.local.is_dir() => {
+            let mut entries: Vec<(String, bool)> = std::fs::read_dir(&r.local)
+                .map(|rd| {
+                    rd.filter_map(|x| x.ok())
+                        .filter_map(|x| {
+                            let is_file = x.file_type().ok()?.is_file();
+                            Some((x.file_name().into_string().ok()?, is_file))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            entries.sort();
+            entries
+                .into_iter()
+                .filter(|(_, is_file)| with_files || !is_file)
+                .map(|(name, is_file)| {
+                    let mut row = vec![Value::NVarChar(name), Value::Int(1)];
+                    if with_files {
+                        row.push(Value::Int(is_file as i32));
+                    }
+                    row
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    let int_column = |name: &str| Column {
+        name: name.into(),
+        ty: ColumnType::Int,
+        nullable: true,
+    };
+    let mut columns = vec![nvarchar_column("subdirectory"), int_column("depth")];
+    if with_files {
+        columns.push(int_column("file"));
+    }
+    Ok(ResultSet { columns, rows })
 }

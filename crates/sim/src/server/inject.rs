@@ -6,6 +6,8 @@ use super::model::FailRule;
 use crate::faults::{Fault, FaultInjector};
 
 impl FaultInjector for Simulator {
+    /// One match arm per fault, each the few changes that fault makes to the model under one
+    /// lock; the instance up/down watch is told after the lock is released.
     fn inject(&self, fault: Fault) -> Result<(), String> {
         let mut changed_up: Option<(String, bool)> = None;
         {

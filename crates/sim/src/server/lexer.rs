@@ -5,8 +5,9 @@
 
 use super::errors::{SqlError, syntax};
 
+/// What a token is, with its text.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Tok {
+pub enum TokenKind {
     /// A bare identifier or keyword (keywords are recognized by the parser, case-insensitively).
     Word(String),
     /// A `[bracketed]` or `"quoted"` identifier: never a keyword.
@@ -27,7 +28,7 @@ pub enum Tok {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Token {
-    pub tok: Tok,
+    pub kind: TokenKind,
     pub start: usize,
     pub end: usize,
     pub line: i32,
@@ -36,34 +37,35 @@ pub struct Token {
 impl Token {
     /// True when this is the bare keyword `kw` (case-insensitive).
     pub fn is_kw(&self, kw: &str) -> bool {
-        matches!(&self.tok, Tok::Word(w) if w.eq_ignore_ascii_case(kw))
+        matches!(&self.kind, TokenKind::Word(w) if w.eq_ignore_ascii_case(kw))
     }
 
     pub fn is_sym(&self, s: &str) -> bool {
-        matches!(&self.tok, Tok::Sym(x) if x == s)
+        matches!(&self.kind, TokenKind::Sym(x) if x == s)
     }
 
     /// The identifier this token names, bare or quoted.
     pub fn ident(&self) -> Option<&str> {
-        match &self.tok {
-            Tok::Word(w) | Tok::Quoted(w) => Some(w),
+        match &self.kind {
+            TokenKind::Word(w) | TokenKind::Quoted(w) => Some(w),
             _ => None,
         }
     }
 
     /// The text SQL Server quotes in "Incorrect syntax near '...'".
     pub fn display(&self) -> String {
-        match &self.tok {
-            Tok::Word(w) | Tok::Quoted(w) | Tok::Number(w) | Tok::Var(w) | Tok::Global(w) => {
-                w.clone()
-            }
-            Tok::Str { value, .. } => value.clone(),
-            Tok::Sym(s) => s.clone(),
+        match &self.kind {
+            TokenKind::Word(w)
+            | TokenKind::Quoted(w)
+            | TokenKind::Number(w)
+            | TokenKind::Var(w)
+            | TokenKind::Global(w) => w.clone(),
+            TokenKind::Str { value, .. } => value.clone(),
+            TokenKind::Sym(s) => s.clone(),
         }
     }
 }
 
-/// Split `sql` into tokens. An unterminated string, identifier or comment is error 105/102.
 /// The tokens of texts seen before: re-scanning them was a tenth of an observation's CPU.
 static TOKENIZED: super::memo::Memo<std::sync::Arc<[Token]>> = super::memo::Memo::new();
 
@@ -77,6 +79,10 @@ pub fn tokenize_cached(sql: &str) -> Result<std::sync::Arc<[Token]>, SqlError> {
     Ok(toks)
 }
 
+/// Split `sql` into tokens. An unterminated string, identifier or comment is error 105/102.
+///
+/// One loop over the bytes with a branch per kind of token: each branch scans its token to
+/// its end, and they share the position and line counters, which splitting would pass around.
 pub fn tokenize(sql: &str) -> Result<Vec<Token>, SqlError> {
     let bytes = sql.as_bytes();
     let mut out = Vec::new();
@@ -126,12 +132,12 @@ pub fn tokenize(sql: &str) -> Result<Vec<Token>, SqlError> {
         }
         let start = i;
         let start_line = line;
-        let tok = if (c == b'N' || c == b'n') && bytes.get(i + 1) == Some(&b'\'') {
+        let kind = if (c == b'N' || c == b'n') && bytes.get(i + 1) == Some(&b'\'') {
             i += 1;
             let (value, next, lines) = read_quoted(sql, i, b'\'')?;
             i = next;
             line += lines;
-            Tok::Str {
+            TokenKind::Str {
                 value,
                 unicode: true,
             }
@@ -139,7 +145,7 @@ pub fn tokenize(sql: &str) -> Result<Vec<Token>, SqlError> {
             let (value, next, lines) = read_quoted(sql, i, b'\'')?;
             i = next;
             line += lines;
-            Tok::Str {
+            TokenKind::Str {
                 value,
                 unicode: false,
             }
@@ -147,12 +153,12 @@ pub fn tokenize(sql: &str) -> Result<Vec<Token>, SqlError> {
             let (value, next, lines) = read_quoted(sql, i, b']')?;
             i = next;
             line += lines;
-            Tok::Quoted(value)
+            TokenKind::Quoted(value)
         } else if c == b'"' {
             let (value, next, lines) = read_quoted(sql, i, b'"')?;
             i = next;
             line += lines;
-            Tok::Quoted(value)
+            TokenKind::Quoted(value)
         } else if c == b'@' {
             let global = bytes.get(i + 1) == Some(&b'@');
             i += if global { 2 } else { 1 };
@@ -161,9 +167,9 @@ pub fn tokenize(sql: &str) -> Result<Vec<Token>, SqlError> {
             }
             let text = sql[start..i].to_string();
             if global {
-                Tok::Global(text)
+                TokenKind::Global(text)
             } else {
-                Tok::Var(text)
+                TokenKind::Var(text)
             }
         } else if c.is_ascii_digit()
             || (c == b'.' && bytes.get(i + 1).is_some_and(|b| b.is_ascii_digit()))
@@ -171,27 +177,27 @@ pub fn tokenize(sql: &str) -> Result<Vec<Token>, SqlError> {
             while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'.') {
                 i += 1;
             }
-            Tok::Number(sql[start..i].to_string())
+            TokenKind::Number(sql[start..i].to_string())
         } else if is_ident_start(c) {
             while i < bytes.len() && is_ident_byte(bytes[i]) {
                 i += 1;
             }
-            Tok::Word(sql[start..i].to_string())
+            TokenKind::Word(sql[start..i].to_string())
         } else {
             let two = sql.get(i..i + 2).unwrap_or("");
             if matches!(two, "<=" | ">=" | "<>" | "!=" | "::") {
                 i += 2;
-                Tok::Sym(two.to_string())
+                TokenKind::Sym(two.to_string())
             } else if "(),;.=*+-/<>!%~&|^:".contains(c as char) {
                 i += 1;
-                Tok::Sym((c as char).to_string())
+                TokenKind::Sym((c as char).to_string())
             } else {
                 let ch = sql[i..].chars().next().unwrap_or('?');
                 return Err(syntax(&ch.to_string()));
             }
         };
         out.push(Token {
-            tok,
+            kind,
             start,
             end: i,
             line: start_line,
@@ -250,11 +256,11 @@ mod tests {
         let toks =
             tokenize("/* a /* b */ c */ BACKUP [mgc]] x] -- hi\n TO DISK = N'it''s'").unwrap();
         assert!(toks[0].is_kw("backup"));
-        assert_eq!(toks[1].tok, Tok::Quoted("mgc] x".into()));
+        assert_eq!(toks[1].kind, TokenKind::Quoted("mgc] x".into()));
         assert_eq!(toks[2].line, 2);
         assert_eq!(
-            toks[5].tok,
-            Tok::Str {
+            toks[5].kind,
+            TokenKind::Str {
                 value: "it's".into(),
                 unicode: true
             }

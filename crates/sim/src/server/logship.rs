@@ -9,8 +9,8 @@ use chrono::{Duration, NaiveDateTime};
 use super::backup::{self, BackupArgs, RestoreArgs, RestoreWhat};
 use super::errors::{self as e, Failure, SqlError};
 use super::model::{
-    DbState, Job, JobHistoryRow, JobKind, LsPrimary, LsPrimarySecondary, LsSecondary,
-    LsSecondaryDb, State, now,
+    DbState, Job, JobHistoryRow, JobKind, LogShippingPrimary, LogShippingPrimarySecondary,
+    LogShippingSecondary, LogShippingSecondaryDatabase, Msdb, State, now,
 };
 use super::paths;
 use crate::backend::Value;
@@ -43,20 +43,26 @@ impl Args<'_> {
     }
 
     pub fn opt_int(&self, name: &str) -> Result<Option<i64>, Failure> {
-        Ok(match self.named.get(name) {
-            None | Some(Value::Null) => None,
-            Some(Value::Int(i)) => Some(*i as i64),
-            Some(Value::BigInt(i)) => Some(*i),
-            Some(Value::Bit(b)) => Some(*b as i64),
-            Some(Value::Numeric(n)) => Some(*n as i64),
-            Some(Value::NVarChar(s)) => Some(
-                s.trim()
-                    .parse()
-                    .map_err(|_| vec![e::conversion(s, "int")])?,
-            ),
-            Some(_) => return Err(vec![e::conversion(name, "int")]),
-        })
+        int_param(&self.named, name)
     }
+}
+
+/// An integer parameter of a system procedure, None when not given or NULL. Text converts as
+/// SQL Server converts it to int (error 245 when it is not a number).
+pub fn int_param(named: &HashMap<String, Value>, name: &str) -> Result<Option<i64>, Failure> {
+    Ok(match named.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::Int(i)) => Some(*i as i64),
+        Some(Value::BigInt(i)) => Some(*i),
+        Some(Value::Bit(b)) => Some(*b as i64),
+        Some(Value::Numeric(n)) => Some(*n as i64),
+        Some(Value::NVarChar(s)) => Some(
+            s.trim()
+                .parse()
+                .map_err(|_| vec![e::conversion(s, "int")])?,
+        ),
+        Some(_) => return Err(vec![e::conversion(name, "int")]),
+    })
 }
 
 /// The parameters each procedure accepts (anything else is error 8145).
@@ -134,7 +140,7 @@ pub fn known_params(proc_name: &str) -> Option<&'static [&'static str]> {
     })
 }
 
-fn ls_error(number: i32, text: String) -> Failure {
+fn log_shipping_error(number: i32, text: String) -> Failure {
     vec![e::log_shipping(number, text)]
 }
 
@@ -195,451 +201,580 @@ fn drop_job(state: &mut State, inst: usize, job_id: &str) {
     super::agent::job_deleted(state, inst, job_id);
 }
 
+/// OUTPUT parameter values of a procedure call, by `@name`.
+type OutputValues = Vec<(String, Value)>;
+
 /// Run one of the eight procedures. Returns OUTPUT parameter values by `@name`.
 pub fn run(
     state: &mut State,
     inst: usize,
     proc_name: &str,
     args: &Args<'_>,
-) -> Result<Vec<(String, Value)>, Failure> {
-    let me = state.instances[inst].name.clone();
+) -> Result<OutputValues, Failure> {
     match proc_name {
-        "sp_add_log_shipping_primary_database" => {
-            let database = args.req_str("@database")?;
-            let backup_directory = args.req_str("@backup_directory")?;
-            let backup_share = args.req_str("@backup_share")?;
-            let job_name = args.req_str("@backup_job_name")?;
-            let retention = args.opt_int("@backup_retention_period")?.unwrap_or(4320);
-            let threshold = args.opt_int("@backup_threshold")?.unwrap_or(60);
-            let alert = args.opt_int("@threshold_alert_enabled")?.unwrap_or(0) != 0;
-            let history = args.opt_int("@history_retention_period")?.unwrap_or(5760);
-            let overwrite = args.overwrite()?;
-            let Some(db) = state.instances[inst].db(&database) else {
-                return Err(ls_error(
-                    15010,
-                    format!(
-                        "The database '{database}' does not exist. Supply a valid database name. To see available databases, use sys.databases."
-                    ),
-                ));
-            };
-            if db.recovery == "SIMPLE" {
-                return Err(ls_error(
-                    32015,
-                    format!(
-                        "The primary database {database} cannot have SIMPLE recovery for log shipping to work properly."
-                    ),
-                ));
-            }
-            let existing = state.instances[inst]
-                .msdb
-                .ls_primary
-                .iter()
-                .position(|p| p.primary_database.eq_ignore_ascii_case(&database));
-            let kind = JobKind::Backup {
-                database: database.clone(),
-            };
-            let primary_id = match existing {
-                Some(_) if !overwrite => {
-                    return Err(ls_error(
-                        32009,
-                        format!(
-                            "A log shipping primary entry already exists for database {database}."
-                        ),
-                    ));
-                }
-                Some(pos) => {
-                    // @overwrite = 1: the configuration is replaced, the primary keeps its id
-                    // so its secondaries stay linked.
-                    let old_job = state.instances[inst].msdb.ls_primary[pos]
-                        .backup_job_id
-                        .clone();
-                    let job_id = replace_job(state, inst, &old_job, &job_name, kind)?;
-                    let p = &mut state.instances[inst].msdb.ls_primary[pos];
-                    p.backup_directory = backup_directory;
-                    p.backup_share = backup_share;
-                    p.backup_retention_period = retention as i32;
-                    p.backup_job_id = job_id;
-                    p.backup_threshold = threshold as i32;
-                    p.threshold_alert_enabled = alert;
-                    p.history_retention_period = history as i32;
-                    p.primary_id.clone()
-                }
-                None => {
-                    let job_id = new_job(state, inst, &job_name, kind)?;
-                    let primary_id = state.new_guid();
-                    state.instances[inst].msdb.ls_primary.push(LsPrimary {
-                        primary_id: primary_id.clone(),
-                        primary_database: database,
-                        backup_directory,
-                        backup_share,
-                        backup_retention_period: retention as i32,
-                        backup_job_id: job_id,
-                        backup_threshold: threshold as i32,
-                        threshold_alert_enabled: alert,
-                        history_retention_period: history as i32,
-                        last_backup_file: None,
-                        last_backup_date: None,
-                    });
-                    primary_id
-                }
-            };
-            let job_id = state.instances[inst]
-                .msdb
-                .ls_primary
-                .iter()
-                .find(|p| p.primary_id == primary_id)
-                .map(|p| p.backup_job_id.clone())
-                .unwrap_or_default();
-            Ok(vec![
-                ("@primary_id".into(), Value::NVarChar(primary_id)),
-                ("@backup_job_id".into(), Value::NVarChar(job_id)),
-            ])
-        }
-        "sp_add_log_shipping_secondary_primary" => {
-            let primary_server = args.req_str("@primary_server")?;
-            let primary_database = args.req_str("@primary_database")?;
-            let src = args.req_str("@backup_source_directory")?;
-            let dst = args.req_str("@backup_destination_directory")?;
-            let copy_name = args.req_str("@copy_job_name")?;
-            let restore_name = args.req_str("@restore_job_name")?;
-            let retention = args.opt_int("@file_retention_period")?.unwrap_or(4320);
-            let overwrite = args.overwrite()?;
-            if let Some(pos) = state.instances[inst]
-                .msdb
-                .ls_secondary
-                .iter()
-                .position(|s| {
-                    s.primary_server.eq_ignore_ascii_case(&primary_server)
-                        && s.primary_database.eq_ignore_ascii_case(&primary_database)
-                })
-            {
-                if !overwrite {
-                    return Err(ls_error(
-                        32024,
-                        format!(
-                            "An entry for primary server {primary_server}, primary database {primary_database} already exists."
-                        ),
-                    ));
-                }
-                // @overwrite = 1: replace the configuration in place; the secondary keeps its
-                // id so its secondary databases stay linked.
-                let (secondary_id, old_copy, old_restore) = {
-                    let s = &state.instances[inst].msdb.ls_secondary[pos];
-                    (
-                        s.secondary_id.clone(),
-                        s.copy_job_id.clone(),
-                        s.restore_job_id.clone(),
-                    )
-                };
-                let copy_id = replace_job(
-                    state,
-                    inst,
-                    &old_copy,
-                    &copy_name,
-                    JobKind::Copy {
-                        secondary_id: secondary_id.clone(),
-                    },
-                )?;
-                let restore_id = replace_job(
-                    state,
-                    inst,
-                    &old_restore,
-                    &restore_name,
-                    JobKind::Restore {
-                        secondary_id: secondary_id.clone(),
-                    },
-                )?;
-                let s = &mut state.instances[inst].msdb.ls_secondary[pos];
-                s.backup_source_directory = src;
-                s.backup_destination_directory = dst;
-                s.file_retention_period = retention as i32;
-                s.copy_job_id = copy_id.clone();
-                s.restore_job_id = restore_id.clone();
-                return Ok(vec![
-                    ("@copy_job_id".into(), Value::NVarChar(copy_id)),
-                    ("@restore_job_id".into(), Value::NVarChar(restore_id)),
-                    ("@secondary_id".into(), Value::NVarChar(secondary_id)),
-                ]);
-            }
-            let secondary_id = state.new_guid();
-            let copy_id = new_job(
-                state,
-                inst,
-                &copy_name,
-                JobKind::Copy {
-                    secondary_id: secondary_id.clone(),
-                },
-            )?;
-            let restore_id = match new_job(
-                state,
-                inst,
-                &restore_name,
-                JobKind::Restore {
-                    secondary_id: secondary_id.clone(),
-                },
-            ) {
-                Ok(id) => id,
-                Err(f) => {
-                    drop_job(state, inst, &copy_id);
-                    return Err(f);
-                }
-            };
-            state.instances[inst].msdb.ls_secondary.push(LsSecondary {
-                secondary_id: secondary_id.clone(),
-                primary_server,
-                primary_database,
-                backup_source_directory: src,
-                backup_destination_directory: dst,
-                file_retention_period: retention as i32,
-                copy_job_id: copy_id.clone(),
-                restore_job_id: restore_id.clone(),
-                restore_threshold: 45,
-                last_copied_file: None,
-                last_copied_date: None,
-            });
-            Ok(vec![
-                ("@copy_job_id".into(), Value::NVarChar(copy_id)),
-                ("@restore_job_id".into(), Value::NVarChar(restore_id)),
-                ("@secondary_id".into(), Value::NVarChar(secondary_id)),
-            ])
-        }
-        "sp_add_log_shipping_secondary_database" => {
-            let secondary_database = args.req_str("@secondary_database")?;
-            let primary_server = args.req_str("@primary_server")?;
-            let primary_database = args.req_str("@primary_database")?;
-            let restore_delay = args.opt_int("@restore_delay")?.unwrap_or(0);
-            let restore_mode = args.opt_int("@restore_mode")?.unwrap_or(0);
-            let disconnect = args.opt_int("@disconnect_users")?.unwrap_or(0) != 0;
-            let restore_all = args.opt_int("@restore_all")?.unwrap_or(1) != 0;
-            let threshold = args.opt_int("@restore_threshold")?.unwrap_or(45);
-            let overwrite = args.overwrite()?;
-            let mut restored = (None, None, None);
-            if restore_mode != 0 {
-                // STANDBY restores are not modelled; refusing beats restoring differently.
-                return Err(ls_error(
-                    32047,
-                    format!(
-                        "@restore_mode = {restore_mode} (STANDBY) is not supported by the simulator; use 0 (NORECOVERY)."
-                    ),
-                ));
-            }
-            let msdb = &state.instances[inst].msdb;
-            let Some(sec) = msdb.ls_secondary.iter().find(|s| {
-                s.primary_server.eq_ignore_ascii_case(&primary_server)
-                    && s.primary_database.eq_ignore_ascii_case(&primary_database)
-            }) else {
-                // Order rule: sp_add_log_shipping_secondary_primary must come first.
-                return Err(ls_error(
-                    32023,
-                    format!(
-                        "An entry for primary server {primary_server}, primary database {primary_database} does not exist on this secondary. Register the primary first."
-                    ),
-                ));
-            };
-            let secondary_id = sec.secondary_id.clone();
-            if state.instances[inst].db(&secondary_database).is_none() {
-                return Err(ls_error(
-                    15010,
-                    format!(
-                        "The database '{secondary_database}' does not exist. Supply a valid database name. To see available databases, use sys.databases."
-                    ),
-                ));
-            }
-            let existing = msdb.ls_secondary_dbs.iter().position(|d| {
-                d.secondary_database
-                    .eq_ignore_ascii_case(&secondary_database)
-            });
-            let m = &mut state.instances[inst].msdb;
-            if let Some(pos) = existing {
-                if !overwrite {
-                    return Err(ls_error(
-                        32013,
-                        format!(
-                            "A log shipping entry already exists for secondary database {secondary_database}."
-                        ),
-                    ));
-                }
-                // @overwrite = 1: the old entry is replaced; when it follows the same primary,
-                // what it restored stays known so the restore job does not start over.
-                let old = m.ls_secondary_dbs.remove(pos);
-                if old.secondary_id == secondary_id {
-                    restored = (
-                        old.last_restored_file,
-                        old.last_restored_date,
-                        old.last_restored_latency,
-                    );
-                }
-            }
-            if let Some(s) = m
-                .ls_secondary
-                .iter_mut()
-                .find(|s| s.secondary_id == secondary_id)
-            {
-                s.restore_threshold = threshold as i32;
-            }
-            m.ls_secondary_dbs.push(LsSecondaryDb {
-                secondary_database,
-                secondary_id,
-                restore_delay: restore_delay as i32,
-                restore_all,
-                restore_mode: restore_mode as i32,
-                disconnect_users: disconnect,
-                last_restored_file: restored.0,
-                last_restored_date: restored.1,
-                last_restored_latency: restored.2,
-            });
-            Ok(Vec::new())
-        }
-        "sp_add_log_shipping_primary_secondary" => {
-            let primary_database = args.req_str("@primary_database")?;
-            let secondary_server = args.req_str("@secondary_server")?;
-            let secondary_database = args.req_str("@secondary_database")?;
-            let overwrite = args.overwrite()?;
-            let m = &state.instances[inst].msdb;
-            let Some(p) = m
-                .ls_primary
-                .iter()
-                .find(|p| p.primary_database.eq_ignore_ascii_case(&primary_database))
-            else {
-                return Err(ls_error(
-                    32010,
-                    format!(
-                        "Database {primary_database} is not a log shipping primary on server {me}. Run sp_add_log_shipping_primary_database first."
-                    ),
-                ));
-            };
-            let primary_id = p.primary_id.clone();
-            if m.ls_primary_secondaries.iter().any(|s| {
-                s.primary_id == primary_id
-                    && s.secondary_server.eq_ignore_ascii_case(&secondary_server)
-                    && s.secondary_database
-                        .eq_ignore_ascii_case(&secondary_database)
-            }) {
-                if overwrite {
-                    // The entry holds nothing but its key: replacing it changes nothing.
-                    return Ok(Vec::new());
-                }
-                return Err(ls_error(
-                    32012,
-                    format!(
-                        "Secondary {secondary_server}.{secondary_database} already exists for primary {primary_database}."
-                    ),
-                ));
-            }
-            let secondary_id = state.new_guid();
-            state.instances[inst]
-                .msdb
-                .ls_primary_secondaries
-                .push(LsPrimarySecondary {
-                    secondary_id,
-                    primary_id,
-                    secondary_server,
-                    secondary_database,
-                });
-            Ok(Vec::new())
-        }
-        "sp_delete_log_shipping_primary_secondary" => {
-            let primary_database = args.req_str("@primary_database")?;
-            let secondary_server = args.req_str("@secondary_server")?;
-            let secondary_database = args.req_str("@secondary_database")?;
-            let m = &mut state.instances[inst].msdb;
-            let Some(pid) = m
-                .ls_primary
-                .iter()
-                .find(|p| p.primary_database.eq_ignore_ascii_case(&primary_database))
-                .map(|p| p.primary_id.clone())
-            else {
-                return Err(ls_error(
-                    32010,
-                    format!(
-                        "Database {primary_database} is not a log shipping primary on server {me}."
-                    ),
-                ));
-            };
-            m.ls_primary_secondaries.retain(|s| {
-                !(s.primary_id == pid
-                    && s.secondary_server.eq_ignore_ascii_case(&secondary_server)
-                    && s.secondary_database
-                        .eq_ignore_ascii_case(&secondary_database))
-            });
-            Ok(Vec::new())
-        }
-        "sp_delete_log_shipping_secondary_database" => {
-            let secondary_database = args.req_str("@secondary_database")?;
-            let m = &mut state.instances[inst].msdb;
-            let Some(pos) = m.ls_secondary_dbs.iter().position(|d| {
-                d.secondary_database
-                    .eq_ignore_ascii_case(&secondary_database)
-            }) else {
-                return Err(ls_error(
-                    32014,
-                    format!(
-                        "Database {secondary_database} does not exist as log shipping secondary."
-                    ),
-                ));
-            };
-            let sid = m.ls_secondary_dbs.remove(pos).secondary_id;
-            // The last secondary database of a primary also removes the primary's entry
-            // and its copy and restore jobs.
-            if !m.ls_secondary_dbs.iter().any(|d| d.secondary_id == sid)
-                && let Some(p) = m.ls_secondary.iter().position(|s| s.secondary_id == sid)
-            {
-                let s = m.ls_secondary.remove(p);
-                drop_job(state, inst, &s.copy_job_id);
-                drop_job(state, inst, &s.restore_job_id);
-            }
-            Ok(Vec::new())
-        }
-        "sp_delete_log_shipping_secondary_primary" => {
-            let primary_server = args.req_str("@primary_server")?;
-            let primary_database = args.req_str("@primary_database")?;
-            let m = &mut state.instances[inst].msdb;
-            let Some(p) = m.ls_secondary.iter().position(|s| {
-                s.primary_server.eq_ignore_ascii_case(&primary_server)
-                    && s.primary_database.eq_ignore_ascii_case(&primary_database)
-            }) else {
-                return Ok(Vec::new());
-            };
-            let sid = m.ls_secondary[p].secondary_id.clone();
-            if m.ls_secondary_dbs.iter().any(|d| d.secondary_id == sid) {
-                return Err(ls_error(
-                    32025,
-                    format!(
-                        "Primary Server {primary_server}, Database {primary_database} has active log shipping secondary database(s) on secondary server {me}. Drop the secondary database(s) first."
-                    ),
-                ));
-            }
-            let s = m.ls_secondary.remove(p);
-            drop_job(state, inst, &s.copy_job_id);
-            drop_job(state, inst, &s.restore_job_id);
-            Ok(Vec::new())
-        }
-        "sp_delete_log_shipping_primary_database" => {
-            let database = args.req_str("@database")?;
-            let m = &mut state.instances[inst].msdb;
-            let Some(p) = m
-                .ls_primary
-                .iter()
-                .position(|p| p.primary_database.eq_ignore_ascii_case(&database))
-            else {
-                return Ok(Vec::new());
-            };
-            let pid = m.ls_primary[p].primary_id.clone();
-            if m.ls_primary_secondaries.iter().any(|s| s.primary_id == pid) {
-                // Order rule: the primary-secondary links go first.
-                return Err(ls_error(
-                    32011,
-                    format!(
-                        "Primary Database {database} has active log shipping secondary database(s). Drop the secondary database(s) first."
-                    ),
-                ));
-            }
-            let row = m.ls_primary.remove(p);
-            drop_job(state, inst, &row.backup_job_id);
-            Ok(Vec::new())
-        }
+        "sp_add_log_shipping_primary_database" => add_primary_database(state, inst, args),
+        "sp_add_log_shipping_secondary_primary" => add_secondary_primary(state, inst, args),
+        "sp_add_log_shipping_secondary_database" => add_secondary_database(state, inst, args),
+        "sp_add_log_shipping_primary_secondary" => add_primary_secondary(state, inst, args),
+        "sp_delete_log_shipping_primary_secondary" => delete_primary_secondary(state, inst, args),
+        "sp_delete_log_shipping_secondary_database" => delete_secondary_database(state, inst, args),
+        "sp_delete_log_shipping_secondary_primary" => delete_secondary_primary(state, inst, args),
+        "sp_delete_log_shipping_primary_database" => delete_primary_database(state, inst, args),
         _ => Err(vec![e::no_such_procedure(proc_name)]),
     }
+}
+
+/// Error 15010, which the procedures raise for a database the instance does not have.
+fn no_such_database(database: &str) -> Failure {
+    log_shipping_error(
+        15010,
+        format!(
+            "The database '{database}' does not exist. Supply a valid database name. To see available databases, use sys.databases."
+        ),
+    )
+}
+
+/// Where the primary configuration of `database` is in `log_shipping_primary_databases`.
+fn primary_position(msdb: &Msdb, database: &str) -> Option<usize> {
+    msdb.log_shipping_primaries
+        .iter()
+        .position(|p| p.primary_database.eq_ignore_ascii_case(database))
+}
+
+/// Where the secondary's entry for a primary is in `log_shipping_secondary`.
+fn secondary_position(msdb: &Msdb, primary_server: &str, primary_database: &str) -> Option<usize> {
+    msdb.log_shipping_secondaries.iter().position(|s| {
+        s.primary_server.eq_ignore_ascii_case(primary_server)
+            && s.primary_database.eq_ignore_ascii_case(primary_database)
+    })
+}
+
+/// Drop a secondary's entry for a primary together with its copy and restore jobs.
+fn remove_secondary(state: &mut State, inst: usize, pos: usize) {
+    let removed = state.instances[inst]
+        .msdb
+        .log_shipping_secondaries
+        .remove(pos);
+    drop_job(state, inst, &removed.copy_job_id);
+    drop_job(state, inst, &removed.restore_job_id);
+}
+
+/// `sp_add_log_shipping_primary_database`: the primary's configuration and its backup job.
+fn add_primary_database(
+    state: &mut State,
+    inst: usize,
+    args: &Args<'_>,
+) -> Result<OutputValues, Failure> {
+    let database = args.req_str("@database")?;
+    let backup_directory = args.req_str("@backup_directory")?;
+    let backup_share = args.req_str("@backup_share")?;
+    let job_name = args.req_str("@backup_job_name")?;
+    let retention = args.opt_int("@backup_retention_period")?.unwrap_or(4320);
+    let threshold = args.opt_int("@backup_threshold")?.unwrap_or(60);
+    let alert = args.opt_int("@threshold_alert_enabled")?.unwrap_or(0) != 0;
+    let history = args.opt_int("@history_retention_period")?.unwrap_or(5760);
+    let overwrite = args.overwrite()?;
+    let Some(db) = state.instances[inst].db(&database) else {
+        return Err(no_such_database(&database));
+    };
+    if db.recovery == "SIMPLE" {
+        return Err(log_shipping_error(
+            32015,
+            format!(
+                "The primary database {database} cannot have SIMPLE recovery for log shipping to work properly."
+            ),
+        ));
+    }
+    let existing = primary_position(&state.instances[inst].msdb, &database);
+    let kind = JobKind::Backup {
+        database: database.clone(),
+    };
+    let primary_id = match existing {
+        Some(_) if !overwrite => {
+            return Err(log_shipping_error(
+                32009,
+                format!("A log shipping primary entry already exists for database {database}."),
+            ));
+        }
+        Some(pos) => {
+            // @overwrite = 1: the configuration is replaced, the primary keeps its id so its
+            // secondaries stay linked.
+            let old_job = state.instances[inst].msdb.log_shipping_primaries[pos]
+                .backup_job_id
+                .clone();
+            let job_id = replace_job(state, inst, &old_job, &job_name, kind)?;
+            let primary = &mut state.instances[inst].msdb.log_shipping_primaries[pos];
+            primary.backup_directory = backup_directory;
+            primary.backup_share = backup_share;
+            primary.backup_retention_period = retention as i32;
+            primary.backup_job_id = job_id;
+            primary.backup_threshold = threshold as i32;
+            primary.threshold_alert_enabled = alert;
+            primary.history_retention_period = history as i32;
+            primary.primary_id.clone()
+        }
+        None => {
+            let job_id = new_job(state, inst, &job_name, kind)?;
+            let primary_id = state.new_guid();
+            state.instances[inst]
+                .msdb
+                .log_shipping_primaries
+                .push(LogShippingPrimary {
+                    primary_id: primary_id.clone(),
+                    primary_database: database,
+                    backup_directory,
+                    backup_share,
+                    backup_retention_period: retention as i32,
+                    backup_job_id: job_id,
+                    backup_threshold: threshold as i32,
+                    threshold_alert_enabled: alert,
+                    history_retention_period: history as i32,
+                    last_backup_file: None,
+                    last_backup_date: None,
+                });
+            primary_id
+        }
+    };
+    let job_id = state.instances[inst]
+        .msdb
+        .log_shipping_primaries
+        .iter()
+        .find(|p| p.primary_id == primary_id)
+        .map(|p| p.backup_job_id.clone())
+        .unwrap_or_default();
+    Ok(vec![
+        ("@primary_id".into(), Value::NVarChar(primary_id)),
+        ("@backup_job_id".into(), Value::NVarChar(job_id)),
+    ])
+}
+
+/// What `sp_add_log_shipping_secondary_primary` configures on the secondary for one primary.
+struct SecondaryConfig {
+    primary_server: String,
+    primary_database: String,
+    source_directory: String,
+    destination_directory: String,
+    copy_job_name: String,
+    restore_job_name: String,
+    file_retention_period: i32,
+}
+
+/// The ids of a secondary's entry for a primary and of its copy and restore jobs.
+struct SecondaryIds {
+    secondary_id: String,
+    copy_job_id: String,
+    restore_job_id: String,
+}
+
+/// `sp_add_log_shipping_secondary_primary`: the secondary's entry for a primary, with its copy
+/// and restore jobs.
+fn add_secondary_primary(
+    state: &mut State,
+    inst: usize,
+    args: &Args<'_>,
+) -> Result<OutputValues, Failure> {
+    let config = SecondaryConfig {
+        primary_server: args.req_str("@primary_server")?,
+        primary_database: args.req_str("@primary_database")?,
+        source_directory: args.req_str("@backup_source_directory")?,
+        destination_directory: args.req_str("@backup_destination_directory")?,
+        copy_job_name: args.req_str("@copy_job_name")?,
+        restore_job_name: args.req_str("@restore_job_name")?,
+        file_retention_period: args.opt_int("@file_retention_period")?.unwrap_or(4320) as i32,
+    };
+    let overwrite = args.overwrite()?;
+    let existing = secondary_position(
+        &state.instances[inst].msdb,
+        &config.primary_server,
+        &config.primary_database,
+    );
+    let ids = match existing {
+        Some(_) if !overwrite => {
+            return Err(log_shipping_error(
+                32024,
+                format!(
+                    "An entry for primary server {}, primary database {} already exists.",
+                    config.primary_server, config.primary_database
+                ),
+            ));
+        }
+        Some(pos) => reconfigure_secondary(state, inst, pos, config)?,
+        None => register_secondary(state, inst, config)?,
+    };
+    Ok(vec![
+        ("@copy_job_id".into(), Value::NVarChar(ids.copy_job_id)),
+        (
+            "@restore_job_id".into(),
+            Value::NVarChar(ids.restore_job_id),
+        ),
+        ("@secondary_id".into(), Value::NVarChar(ids.secondary_id)),
+    ])
+}
+
+/// `@overwrite = 1` of an existing entry: the configuration is replaced in place and the entry
+/// keeps its id, so its secondary databases stay linked.
+fn reconfigure_secondary(
+    state: &mut State,
+    inst: usize,
+    pos: usize,
+    config: SecondaryConfig,
+) -> Result<SecondaryIds, Failure> {
+    let (secondary_id, old_copy, old_restore) = {
+        let secondary = &state.instances[inst].msdb.log_shipping_secondaries[pos];
+        (
+            secondary.secondary_id.clone(),
+            secondary.copy_job_id.clone(),
+            secondary.restore_job_id.clone(),
+        )
+    };
+    let copy_job_id = replace_job(
+        state,
+        inst,
+        &old_copy,
+        &config.copy_job_name,
+        JobKind::Copy {
+            secondary_id: secondary_id.clone(),
+        },
+    )?;
+    let restore_job_id = replace_job(
+        state,
+        inst,
+        &old_restore,
+        &config.restore_job_name,
+        JobKind::Restore {
+            secondary_id: secondary_id.clone(),
+        },
+    )?;
+    let secondary = &mut state.instances[inst].msdb.log_shipping_secondaries[pos];
+    secondary.backup_source_directory = config.source_directory;
+    secondary.backup_destination_directory = config.destination_directory;
+    secondary.file_retention_period = config.file_retention_period;
+    secondary.copy_job_id = copy_job_id.clone();
+    secondary.restore_job_id = restore_job_id.clone();
+    Ok(SecondaryIds {
+        secondary_id,
+        copy_job_id,
+        restore_job_id,
+    })
+}
+
+/// A new entry for a primary with new copy and restore jobs (neither is left behind when the
+/// other cannot be created).
+fn register_secondary(
+    state: &mut State,
+    inst: usize,
+    config: SecondaryConfig,
+) -> Result<SecondaryIds, Failure> {
+    let secondary_id = state.new_guid();
+    let copy_job_id = new_job(
+        state,
+        inst,
+        &config.copy_job_name,
+        JobKind::Copy {
+            secondary_id: secondary_id.clone(),
+        },
+    )?;
+    let restore_job_id = match new_job(
+        state,
+        inst,
+        &config.restore_job_name,
+        JobKind::Restore {
+            secondary_id: secondary_id.clone(),
+        },
+    ) {
+        Ok(id) => id,
+        Err(f) => {
+            drop_job(state, inst, &copy_job_id);
+            return Err(f);
+        }
+    };
+    state.instances[inst]
+        .msdb
+        .log_shipping_secondaries
+        .push(LogShippingSecondary {
+            secondary_id: secondary_id.clone(),
+            primary_server: config.primary_server,
+            primary_database: config.primary_database,
+            backup_source_directory: config.source_directory,
+            backup_destination_directory: config.destination_directory,
+            file_retention_period: config.file_retention_period,
+            copy_job_id: copy_job_id.clone(),
+            restore_job_id: restore_job_id.clone(),
+            restore_threshold: 45,
+            last_copied_file: None,
+            last_copied_date: None,
+        });
+    Ok(SecondaryIds {
+        secondary_id,
+        copy_job_id,
+        restore_job_id,
+    })
+}
+
+/// `sp_add_log_shipping_secondary_database`: a database restored from a registered primary.
+fn add_secondary_database(
+    state: &mut State,
+    inst: usize,
+    args: &Args<'_>,
+) -> Result<OutputValues, Failure> {
+    let secondary_database = args.req_str("@secondary_database")?;
+    let primary_server = args.req_str("@primary_server")?;
+    let primary_database = args.req_str("@primary_database")?;
+    let restore_delay = args.opt_int("@restore_delay")?.unwrap_or(0);
+    let restore_mode = args.opt_int("@restore_mode")?.unwrap_or(0);
+    let disconnect = args.opt_int("@disconnect_users")?.unwrap_or(0) != 0;
+    let restore_all = args.opt_int("@restore_all")?.unwrap_or(1) != 0;
+    let threshold = args.opt_int("@restore_threshold")?.unwrap_or(45);
+    let overwrite = args.overwrite()?;
+    let mut restored = (None, None, None);
+    if restore_mode != 0 {
+        // STANDBY restores are not modelled; refusing beats restoring differently.
+        return Err(log_shipping_error(
+            32047,
+            format!(
+                "@restore_mode = {restore_mode} (STANDBY) is not supported by the simulator; use 0 (NORECOVERY)."
+            ),
+        ));
+    }
+    let msdb = &state.instances[inst].msdb;
+    let Some(pos) = secondary_position(msdb, &primary_server, &primary_database) else {
+        // Order rule: sp_add_log_shipping_secondary_primary must come first.
+        return Err(log_shipping_error(
+            32023,
+            format!(
+                "An entry for primary server {primary_server}, primary database {primary_database} does not exist on this secondary. Register the primary first."
+            ),
+        ));
+    };
+    let secondary_id = msdb.log_shipping_secondaries[pos].secondary_id.clone();
+    if state.instances[inst].db(&secondary_database).is_none() {
+        return Err(no_such_database(&secondary_database));
+    }
+    let existing = msdb.log_shipping_secondary_databases.iter().position(|d| {
+        d.secondary_database
+            .eq_ignore_ascii_case(&secondary_database)
+    });
+    let msdb = &mut state.instances[inst].msdb;
+    if let Some(pos) = existing {
+        if !overwrite {
+            return Err(log_shipping_error(
+                32013,
+                format!(
+                    "A log shipping entry already exists for secondary database {secondary_database}."
+                ),
+            ));
+        }
+        // @overwrite = 1: the old entry is replaced; when it follows the same primary, what it
+        // restored stays known so the restore job does not start over.
+        let old = msdb.log_shipping_secondary_databases.remove(pos);
+        if old.secondary_id == secondary_id {
+            restored = (
+                old.last_restored_file,
+                old.last_restored_date,
+                old.last_restored_latency,
+            );
+        }
+    }
+    if let Some(secondary) = msdb
+        .log_shipping_secondaries
+        .iter_mut()
+        .find(|s| s.secondary_id == secondary_id)
+    {
+        secondary.restore_threshold = threshold as i32;
+    }
+    msdb.log_shipping_secondary_databases
+        .push(LogShippingSecondaryDatabase {
+            secondary_database,
+            secondary_id,
+            restore_delay: restore_delay as i32,
+            restore_all,
+            restore_mode: restore_mode as i32,
+            disconnect_users: disconnect,
+            last_restored_file: restored.0,
+            last_restored_date: restored.1,
+            last_restored_latency: restored.2,
+        });
+    Ok(Vec::new())
+}
+
+/// `sp_add_log_shipping_primary_secondary`: the primary's record of one of its secondaries.
+fn add_primary_secondary(
+    state: &mut State,
+    inst: usize,
+    args: &Args<'_>,
+) -> Result<OutputValues, Failure> {
+    let primary_database = args.req_str("@primary_database")?;
+    let secondary_server = args.req_str("@secondary_server")?;
+    let secondary_database = args.req_str("@secondary_database")?;
+    let overwrite = args.overwrite()?;
+    let me = &state.instances[inst].name;
+    let msdb = &state.instances[inst].msdb;
+    let Some(pos) = primary_position(msdb, &primary_database) else {
+        return Err(log_shipping_error(
+            32010,
+            format!(
+                "Database {primary_database} is not a log shipping primary on server {me}. Run sp_add_log_shipping_primary_database first."
+            ),
+        ));
+    };
+    let primary_id = msdb.log_shipping_primaries[pos].primary_id.clone();
+    if msdb.log_shipping_primary_secondaries.iter().any(|s| {
+        s.primary_id == primary_id
+            && s.secondary_server.eq_ignore_ascii_case(&secondary_server)
+            && s.secondary_database
+                .eq_ignore_ascii_case(&secondary_database)
+    }) {
+        if overwrite {
+            // The entry holds nothing but its key: replacing it changes nothing.
+            return Ok(Vec::new());
+        }
+        return Err(log_shipping_error(
+            32012,
+            format!(
+                "Secondary {secondary_server}.{secondary_database} already exists for primary {primary_database}."
+            ),
+        ));
+    }
+    let secondary_id = state.new_guid();
+    state.instances[inst]
+        .msdb
+        .log_shipping_primary_secondaries
+        .push(LogShippingPrimarySecondary {
+            secondary_id,
+            primary_id,
+            secondary_server,
+            secondary_database,
+        });
+    Ok(Vec::new())
+}
+
+/// `sp_delete_log_shipping_primary_secondary`: forget one secondary of a primary.
+fn delete_primary_secondary(
+    state: &mut State,
+    inst: usize,
+    args: &Args<'_>,
+) -> Result<OutputValues, Failure> {
+    let primary_database = args.req_str("@primary_database")?;
+    let secondary_server = args.req_str("@secondary_server")?;
+    let secondary_database = args.req_str("@secondary_database")?;
+    let instance = &mut state.instances[inst];
+    let Some(pos) = primary_position(&instance.msdb, &primary_database) else {
+        return Err(log_shipping_error(
+            32010,
+            format!(
+                "Database {primary_database} is not a log shipping primary on server {}.",
+                instance.name
+            ),
+        ));
+    };
+    let primary_id = instance.msdb.log_shipping_primaries[pos].primary_id.clone();
+    instance.msdb.log_shipping_primary_secondaries.retain(|s| {
+        !(s.primary_id == primary_id
+            && s.secondary_server.eq_ignore_ascii_case(&secondary_server)
+            && s.secondary_database
+                .eq_ignore_ascii_case(&secondary_database))
+    });
+    Ok(Vec::new())
+}
+
+/// `sp_delete_log_shipping_secondary_database`: stop restoring a database. The last secondary
+/// database of a primary also removes the secondary's entry for that primary and its copy and
+/// restore jobs.
+fn delete_secondary_database(
+    state: &mut State,
+    inst: usize,
+    args: &Args<'_>,
+) -> Result<OutputValues, Failure> {
+    let secondary_database = args.req_str("@secondary_database")?;
+    let msdb = &mut state.instances[inst].msdb;
+    let Some(pos) = msdb.log_shipping_secondary_databases.iter().position(|d| {
+        d.secondary_database
+            .eq_ignore_ascii_case(&secondary_database)
+    }) else {
+        return Err(log_shipping_error(
+            32014,
+            format!("Database {secondary_database} does not exist as log shipping secondary."),
+        ));
+    };
+    let secondary_id = msdb
+        .log_shipping_secondary_databases
+        .remove(pos)
+        .secondary_id;
+    if !msdb
+        .log_shipping_secondary_databases
+        .iter()
+        .any(|d| d.secondary_id == secondary_id)
+        && let Some(pos) = msdb
+            .log_shipping_secondaries
+            .iter()
+            .position(|s| s.secondary_id == secondary_id)
+    {
+        remove_secondary(state, inst, pos);
+    }
+    Ok(Vec::new())
+}
+
+/// `sp_delete_log_shipping_secondary_primary`: remove the secondary's entry for a primary,
+/// which must have no secondary databases left.
+fn delete_secondary_primary(
+    state: &mut State,
+    inst: usize,
+    args: &Args<'_>,
+) -> Result<OutputValues, Failure> {
+    let primary_server = args.req_str("@primary_server")?;
+    let primary_database = args.req_str("@primary_database")?;
+    let instance = &state.instances[inst];
+    let Some(pos) = secondary_position(&instance.msdb, &primary_server, &primary_database) else {
+        return Ok(Vec::new());
+    };
+    let secondary_id = &instance.msdb.log_shipping_secondaries[pos].secondary_id;
+    if instance
+        .msdb
+        .log_shipping_secondary_databases
+        .iter()
+        .any(|d| d.secondary_id == *secondary_id)
+    {
+        return Err(log_shipping_error(
+            32025,
+            format!(
+                "Primary Server {primary_server}, Database {primary_database} has active log shipping secondary database(s) on secondary server {}. Drop the secondary database(s) first.",
+                instance.name
+            ),
+        ));
+    }
+    remove_secondary(state, inst, pos);
+    Ok(Vec::new())
+}
+
+/// `sp_delete_log_shipping_primary_database`: remove a primary's configuration and its backup
+/// job, once its secondaries are gone.
+fn delete_primary_database(
+    state: &mut State,
+    inst: usize,
+    args: &Args<'_>,
+) -> Result<OutputValues, Failure> {
+    let database = args.req_str("@database")?;
+    let msdb = &mut state.instances[inst].msdb;
+    let Some(pos) = primary_position(msdb, &database) else {
+        return Ok(Vec::new());
+    };
+    let primary_id = &msdb.log_shipping_primaries[pos].primary_id;
+    if msdb
+        .log_shipping_primary_secondaries
+        .iter()
+        .any(|s| s.primary_id == *primary_id)
+    {
+        // Order rule: the primary-secondary links go first.
+        return Err(log_shipping_error(
+            32011,
+            format!(
+                "Primary Database {database} has active log shipping secondary database(s). Drop the secondary database(s) first."
+            ),
+        ));
+    }
+    let removed = msdb.log_shipping_primaries.remove(pos);
+    drop_job(state, inst, &removed.backup_job_id);
+    Ok(Vec::new())
 }
 
 /// Interval of a job kind, in milliseconds.
@@ -729,12 +864,9 @@ pub fn file_time(db: &str, file: &str) -> Option<NaiveDateTime> {
 }
 
 fn backup_job(state: &mut State, inst: usize, database: &str) -> Result<String, String> {
-    let Some(p) = state.instances[inst]
-        .msdb
-        .ls_primary
-        .iter()
-        .find(|p| p.primary_database.eq_ignore_ascii_case(database))
-        .cloned()
+    let msdb = &state.instances[inst].msdb;
+    let Some(p) =
+        primary_position(msdb, database).map(|pos| msdb.log_shipping_primaries[pos].clone())
     else {
         return Err(format!("No log shipping primary entry for {database}."));
     };
@@ -788,7 +920,7 @@ fn backup_job(state: &mut State, inst: usize, database: &str) -> Result<String, 
     backup::backup(state, inst, None, &args).map_err(|f| failure_text(&f))?;
     if let Some(row) = state.instances[inst]
         .msdb
-        .ls_primary
+        .log_shipping_primaries
         .iter_mut()
         .find(|r| r.primary_id == p.primary_id)
     {
@@ -809,31 +941,41 @@ impl SecondZero for NaiveDateTime {
     }
 }
 
-fn copy_job(state: &mut State, inst: usize, secondary_id: &str) -> Result<String, String> {
-    let me = state.instances[inst].name.clone();
-    let Some(s) = state.instances[inst]
+/// The secondary's entry `secondary_id`, as its copy and restore jobs read it.
+fn secondary_entry(
+    state: &State,
+    inst: usize,
+    secondary_id: &str,
+) -> Result<LogShippingSecondary, String> {
+    state.instances[inst]
         .msdb
-        .ls_secondary
+        .log_shipping_secondaries
         .iter()
         .find(|s| s.secondary_id == secondary_id)
         .cloned()
-    else {
-        return Err("No log shipping secondary entry.".into());
-    };
-    let src = paths::resolve(state, &me, &s.backup_source_directory).map_err(|pe| {
+        .ok_or_else(|| "No log shipping secondary entry.".to_string())
+}
+
+/// A job's folder (`which` is "source" or "destination") as the instance reaches it, or the
+/// job's failure message with the operating system error.
+fn job_directory(
+    state: &State,
+    inst: usize,
+    which: &str,
+    directory: &str,
+) -> Result<paths::Resolved, String> {
+    paths::resolve(state, &state.instances[inst].name, directory).map_err(|pe| {
         format!(
-            "Could not access the backup source directory '{}'. Operating system error {}.",
-            s.backup_source_directory,
+            "Could not access the backup {which} directory '{directory}'. Operating system error {}.",
             pe.os_error()
         )
-    })?;
-    let dst = paths::resolve(state, &me, &s.backup_destination_directory).map_err(|pe| {
-        format!(
-            "Could not access the backup destination directory '{}'. Operating system error {}.",
-            s.backup_destination_directory,
-            pe.os_error()
-        )
-    })?;
+    })
+}
+
+fn copy_job(state: &mut State, inst: usize, secondary_id: &str) -> Result<String, String> {
+    let s = secondary_entry(state, inst, secondary_id)?;
+    let src = job_directory(state, inst, "source", &s.backup_source_directory)?;
+    let dst = job_directory(state, inst, "destination", &s.backup_destination_directory)?;
     std::fs::create_dir_all(&dst.local).map_err(|e| e.to_string())?;
     let last = s.last_copied_file.as_deref().map(paths::file_name);
     let mut copied = Vec::new();
@@ -852,7 +994,7 @@ fn copy_job(state: &mut State, inst: usize, secondary_id: &str) -> Result<String
         let full = paths::join(&s.backup_destination_directory, f);
         if let Some(row) = state.instances[inst]
             .msdb
-            .ls_secondary
+            .log_shipping_secondaries
             .iter_mut()
             .find(|r| r.secondary_id == secondary_id)
         {
@@ -864,30 +1006,15 @@ fn copy_job(state: &mut State, inst: usize, secondary_id: &str) -> Result<String
 }
 
 fn restore_job(state: &mut State, inst: usize, secondary_id: &str) -> Result<String, String> {
-    let me = state.instances[inst].name.clone();
-    let Some(s) = state.instances[inst]
+    let s = secondary_entry(state, inst, secondary_id)?;
+    let dbs: Vec<LogShippingSecondaryDatabase> = state.instances[inst]
         .msdb
-        .ls_secondary
-        .iter()
-        .find(|s| s.secondary_id == secondary_id)
-        .cloned()
-    else {
-        return Err("No log shipping secondary entry.".into());
-    };
-    let dbs: Vec<LsSecondaryDb> = state.instances[inst]
-        .msdb
-        .ls_secondary_dbs
+        .log_shipping_secondary_databases
         .iter()
         .filter(|d| d.secondary_id == secondary_id)
         .cloned()
         .collect();
-    let dst = paths::resolve(state, &me, &s.backup_destination_directory).map_err(|pe| {
-        format!(
-            "Could not access the backup destination directory '{}'. Operating system error {}.",
-            s.backup_destination_directory,
-            pe.os_error()
-        )
-    })?;
+    let dst = job_directory(state, inst, "destination", &s.backup_destination_directory)?;
     let mut restored = 0;
     for d in dbs {
         let last = d.last_restored_file.as_deref().map(paths::file_name);
@@ -931,7 +1058,7 @@ fn restore_job(state: &mut State, inst: usize, secondary_id: &str) -> Result<Str
             let latency = (now() - set.backup_finish_date).num_minutes().max(0) as i32;
             if let Some(row) = state.instances[inst]
                 .msdb
-                .ls_secondary_dbs
+                .log_shipping_secondary_databases
                 .iter_mut()
                 .find(|r| {
                     r.secondary_database

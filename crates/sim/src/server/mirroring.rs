@@ -2,8 +2,9 @@
 //! flow of committed log from principal to mirror over the simulator's network. The rules follow
 //! "Database Mirroring (SQL Server)", "ALTER DATABASE Database Mirroring" and "Mirroring States".
 
+use super::ast::PartnerAction;
 use super::errors::{self as e, Failure, SqlError};
-use super::model::{DbState, MirrorState, Mirroring, PendingPartner, Role, State};
+use super::model::{Database, DbState, MirrorState, Mirroring, PendingPartner, Role, State};
 
 /// The instance-name pair and database of a mirroring session seen from `inst`.
 fn partner_of(state: &State, inst: usize, db: &str) -> Option<(usize, String)> {
@@ -15,6 +16,15 @@ fn one(err: SqlError) -> Failure {
     vec![err]
 }
 
+/// The database an ALTER DATABASE ... SET PARTNER/WITNESS names, as it is now (error 5011
+/// when the instance has none of that name).
+fn alter_target(state: &State, inst: usize, db_name: &str) -> Result<Database, Failure> {
+    state.instances[inst]
+        .db(db_name)
+        .cloned()
+        .ok_or_else(|| one(e::db_absent_alter(db_name)))
+}
+
 /// `ALTER DATABASE db SET PARTNER = N'TCP://host:port'` on instance `inst`.
 pub fn set_partner(
     state: &mut State,
@@ -23,10 +33,7 @@ pub fn set_partner(
     endpoint: &str,
 ) -> Result<(), Failure> {
     let me = state.instances[inst].name.clone();
-    let db = state.instances[inst]
-        .db(db_name)
-        .ok_or_else(|| one(e::db_absent_alter(db_name)))?
-        .clone();
+    let db = alter_target(state, inst, db_name)?;
     if db.mirroring.is_some() {
         return Err(one(e::involved_in_mirroring(&db.name)));
     }
@@ -36,8 +43,8 @@ pub fn set_partner(
     if partner.eq_ignore_ascii_case(&me) || !state.reachable(&me, &partner) {
         return Err(one(e::unreachable_address(endpoint)));
     }
-    let pidx = state.inst_index(&partner).expect("resolved");
-    let partner_db = state.instances[pidx].db(db_name).cloned();
+    let partner_inst = state.inst_index(&partner).expect("resolved");
+    let partner_db = state.instances[partner_inst].db(db_name).cloned();
     let full_both =
         db.recovery == "FULL" && partner_db.as_ref().is_none_or(|p| p.recovery == "FULL");
     match db.state {
@@ -56,13 +63,13 @@ pub fn set_partner(
             Ok(())
         }
         DbState::Online => {
-            let Some(pdb) = partner_db else {
+            let Some(partner_db) = partner_db else {
                 return Err(one(e::not_mirrored(&db.name)));
             };
-            if pdb.state != DbState::Restoring {
+            if partner_db.state != DbState::Restoring {
                 return Err(one(e::not_recovering(&db.name)));
             }
-            let pending_ok = pdb
+            let pending_ok = partner_db
                 .pending_partner
                 .as_ref()
                 .is_some_and(|p| p.partner_instance.eq_ignore_ascii_case(&me));
@@ -72,10 +79,10 @@ pub fn set_partner(
             if !full_both {
                 return Err(one(e::not_full_recovery(&db.name)));
             }
-            let redo = pdb.redo_lsn.unwrap_or(pdb.next_lsn);
-            if !pdb.family_guid.eq_ignore_ascii_case(&db.family_guid)
+            let redo = partner_db.redo_lsn.unwrap_or(partner_db.next_lsn);
+            if !partner_db.family_guid.eq_ignore_ascii_case(&db.family_guid)
                 || redo > db.next_lsn
-                || !super::model::same_path(&pdb.lineage, &db.lineage, redo)
+                || !super::model::same_path(&partner_db.lineage, &db.lineage, redo)
             {
                 return Err(one(e::mirroring_remote_not_caught_up(&db.name)));
             }
@@ -85,7 +92,7 @@ pub fn set_partner(
             let guid = state.new_guid();
             let my_endpoint = state.instances[inst].endpoint.clone();
             let lsn = db.next_lsn;
-            let mk = |role, partner_name: String, partner_instance: String| Mirroring {
+            let side = |role, partner_name: String, partner_instance: String| Mirroring {
                 role,
                 partner_name,
                 partner_instance,
@@ -97,15 +104,17 @@ pub fn set_partner(
                 guid: guid.clone(),
                 timeout: 10,
             };
-            let principal = mk(Role::Principal, endpoint.to_string(), partner.clone());
-            let mirror = mk(Role::Mirror, my_endpoint, me.clone());
+            let principal = side(Role::Principal, endpoint.to_string(), partner.clone());
+            let mirror = side(Role::Mirror, my_endpoint, me.clone());
             state.instances[inst]
                 .db_mut(db_name)
                 .expect("exists")
                 .mirroring = Some(principal);
-            let pd = state.instances[pidx].db_mut(db_name).expect("exists");
-            pd.pending_partner = None;
-            pd.mirroring = Some(mirror);
+            let partner_copy = state.instances[partner_inst]
+                .db_mut(db_name)
+                .expect("exists");
+            partner_copy.pending_partner = None;
+            partner_copy.mirroring = Some(mirror);
             Ok(())
         }
         _ => Err(one(e::not_recovering(&db.name))),
@@ -136,15 +145,14 @@ pub fn partner_option(
     state: &mut State,
     inst: usize,
     db_name: &str,
-    option: &super::ast::PartnerAction,
+    option: &PartnerAction,
 ) -> Result<(), Failure> {
-    use super::ast::PartnerAction as P;
     let me = state.instances[inst].name.clone();
-    let db = state.instances[inst]
-        .db(db_name)
-        .ok_or_else(|| one(e::db_absent_alter(db_name)))?
-        .clone();
-    if matches!(option, P::Off) && db.mirroring.is_none() && db.pending_partner.is_some() {
+    let db = alter_target(state, inst, db_name)?;
+    if matches!(option, PartnerAction::Off)
+        && db.mirroring.is_none()
+        && db.pending_partner.is_some()
+    {
         state.instances[inst]
             .db_mut(db_name)
             .expect("exists")
@@ -163,21 +171,23 @@ pub fn partner_option(
         Ok(())
     };
     match option {
-        P::Address(_) => unreachable!("handled by set_partner"),
-        P::Off => {
+        PartnerAction::Address(_) => unreachable!("handled by set_partner"),
+        PartnerAction::Off => {
             state.instances[inst]
                 .db_mut(db_name)
                 .expect("exists")
                 .mirroring = None;
             if partner_reachable
                 && let Some(p) = partner_idx
-                && let Some(pd) = state.instances[p].db_mut(db_name)
+                && let Some(partner_copy) = state.instances[p].db_mut(db_name)
             {
-                pd.mirroring = None;
+                partner_copy.mirroring = None;
             }
         }
-        P::Suspend => set_both(state, inst, db_name, |m| m.state = MirrorState::Suspended),
-        P::Resume => {
+        PartnerAction::Suspend => {
+            set_both(state, inst, db_name, |m| m.state = MirrorState::Suspended)
+        }
+        PartnerAction::Resume => {
             principal_only("RESUME")?;
             let next = if partner_reachable {
                 MirrorState::Synchronizing
@@ -186,17 +196,17 @@ pub fn partner_option(
             };
             set_both(state, inst, db_name, |m| m.state = next);
         }
-        P::Safety(full) => {
+        PartnerAction::Safety(full) => {
             principal_only("SAFETY")?;
             let full = *full;
             set_both(state, inst, db_name, |m| m.safety_full = full);
         }
-        P::Timeout(t) => {
+        PartnerAction::Timeout(t) => {
             principal_only("TIMEOUT")?;
             let t = *t;
             set_both(state, inst, db_name, |m| m.timeout = t);
         }
-        P::Failover => {
+        PartnerAction::Failover => {
             principal_only("FAILOVER")?;
             if !m.safety_full {
                 return Err(one(e::safety_must_be_full(&db.name)));
@@ -204,32 +214,10 @@ pub fn partner_option(
             if !partner_reachable || m.state != MirrorState::Synchronized {
                 return Err(one(e::mirror_not_caught_up(&db.name)));
             }
-            let p = partner_idx.expect("reachable partner exists");
-            ship(state, inst, db_name);
-            let epoch = m.epoch + 1;
-            // The old principal's users are disconnected; its copy becomes the mirror.
-            for spid in state.instances[inst].sessions_in(db_name, None) {
-                state.instances[inst].kill(spid);
-            }
-            let old = state.instances[inst].db_mut(db_name).expect("exists");
-            let lsn = old.next_lsn;
-            old.state = DbState::Restoring;
-            old.redo_lsn = Some(lsn);
-            if let Some(mm) = old.mirroring.as_mut() {
-                mm.role = Role::Mirror;
-                mm.epoch = epoch;
-                mm.failover_lsn = lsn;
-            }
-            let new = state.instances[p].db_mut(db_name).expect("partner copy");
-            new.state = DbState::Online;
-            new.next_lsn = new.redo_lsn.take().unwrap_or(new.next_lsn);
-            if let Some(mm) = new.mirroring.as_mut() {
-                mm.role = Role::Principal;
-                mm.epoch = epoch;
-                mm.failover_lsn = lsn;
-            }
+            let partner = partner_idx.expect("reachable partner exists");
+            failover(state, inst, partner, db_name, m.epoch + 1);
         }
-        P::ForceService => {
+        PartnerAction::ForceService => {
             if m.role != Role::Mirror {
                 return Err(one(e::wrong_role(
                     &db.name,
@@ -240,22 +228,57 @@ pub fn partner_option(
             if partner_reachable {
                 return Err(one(e::cannot_force(&db.name)));
             }
-            let fork = state.new_guid();
-            let d = state.instances[inst].db_mut(db_name).expect("exists");
-            d.state = DbState::Online;
-            d.next_lsn = d.redo_lsn.take().unwrap_or(d.next_lsn);
-            // Forcing service is a recovery with possible data loss: a new recovery fork.
-            d.lineage.push((fork, d.next_lsn));
-            let lsn = d.next_lsn;
-            if let Some(mm) = d.mirroring.as_mut() {
-                mm.role = Role::Principal;
-                mm.state = MirrorState::Suspended;
-                mm.epoch += 1;
-                mm.failover_lsn = lsn;
-            }
+            force_service(state, inst, db_name);
         }
     }
     Ok(())
+}
+
+/// A manual failover (`SET PARTNER FAILOVER`) of a synchronized session: the principal's last
+/// log is shipped, its users are disconnected and its copy becomes the mirror; the partner's
+/// copy comes ONLINE as the principal, both in the session's next epoch.
+fn failover(state: &mut State, inst: usize, partner: usize, db_name: &str, epoch: u64) {
+    ship(state, inst, db_name);
+    for spid in state.instances[inst].sessions_in(db_name, None) {
+        state.instances[inst].kill(spid);
+    }
+    let old = state.instances[inst].db_mut(db_name).expect("exists");
+    let lsn = old.next_lsn;
+    old.state = DbState::Restoring;
+    old.redo_lsn = Some(lsn);
+    if let Some(session) = old.mirroring.as_mut() {
+        session.role = Role::Mirror;
+        session.epoch = epoch;
+        session.failover_lsn = lsn;
+    }
+    let new = state.instances[partner]
+        .db_mut(db_name)
+        .expect("partner copy");
+    new.state = DbState::Online;
+    new.next_lsn = new.redo_lsn.take().unwrap_or(new.next_lsn);
+    if let Some(session) = new.mirroring.as_mut() {
+        session.role = Role::Principal;
+        session.epoch = epoch;
+        session.failover_lsn = lsn;
+    }
+}
+
+/// `SET PARTNER FORCE_SERVICE_ALLOW_DATA_LOSS` on a mirror whose principal is gone: the mirror
+/// copy comes ONLINE as a suspended principal. Forcing service is a recovery with possible data
+/// loss, so a new recovery fork starts at the copy's redo point.
+fn force_service(state: &mut State, inst: usize, db_name: &str) {
+    let fork = state.new_guid();
+    let d = state.instances[inst].db_mut(db_name).expect("exists");
+    d.state = DbState::Online;
+    d.next_lsn = d.redo_lsn.take().unwrap_or(d.next_lsn);
+    d.lineage.push((fork, d.next_lsn));
+    let lsn = d.next_lsn;
+    if let Some(session) = d.mirroring.as_mut() {
+        session.role = Role::Principal;
+        session.state = MirrorState::Suspended;
+        session.epoch += 1;
+        session.failover_lsn = lsn;
+    }
 }
 
 /// `SET WITNESS = N'..'` / `SET WITNESS OFF`: principal only.
@@ -266,10 +289,8 @@ pub fn set_witness(
     witness: Option<String>,
 ) -> Result<(), Failure> {
     let me = state.instances[inst].name.clone();
-    let db = state.instances[inst]
-        .db(db_name)
-        .ok_or_else(|| one(e::db_absent_alter(db_name)))?;
-    let Some(m) = db.mirroring.clone() else {
+    let db = alter_target(state, inst, db_name)?;
+    let Some(m) = db.mirroring else {
         return Err(one(e::not_mirrored(db_name)));
     };
     if m.role != Role::Principal {

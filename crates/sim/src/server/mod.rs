@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use chrono::NaiveDateTime;
 use tokio::sync::{Notify, watch};
 
 pub use errors::SqlError;
@@ -51,7 +52,8 @@ pub struct Simulator {
     wake: Notify,
     /// The scheduler clock (tokio time, so paused-time tests drive the jobs).
     started: tokio::time::Instant,
-    me: Weak<Simulator>,
+    /// The simulator's own `Arc` (weak, so it does not keep itself alive), for what it hands out.
+    weak_self: Weak<Simulator>,
 }
 
 impl Simulator {
@@ -97,52 +99,8 @@ impl Simulator {
         }
         let mut up = BTreeMap::new();
         for def in &topology.instances {
-            let sqlite = rusqlite::Connection::open_in_memory()
-                .map_err(|e| format!("cannot open the catalog engine: {e}"))?;
-            // Room for every distinct query of an observation batch and then some.
-            sqlite.set_prepared_statement_cache_capacity(128);
-            // The catalog tables hold tens of rows. An automatic index (SQLite's default for a
-            // join on an unindexed column) is a fresh b-tree built and dropped on every run of
-            // every observation query, which cost more than the scan it saves: a fifth of an
-            // observation batch (perf, the demo).
-            sqlite
-                .execute_batch("PRAGMA automatic_index = OFF;")
-                .map_err(|e| format!("cannot configure the catalog engine: {e}"))?;
-            let mut databases = Vec::new();
-            for (id, name) in [(1, "master"), (2, "tempdb"), (3, "model"), (4, "msdb")] {
-                let guid = state.new_guid();
-                let mut d = Database::new(id, name, guid, now);
-                d.recovery = if name == "model" || name == "msdb" {
-                    "FULL".into()
-                } else {
-                    "SIMPLE".into()
-                };
-                databases.push(d);
-            }
-            state.instances.push(Instance {
-                name: def.name.clone(),
-                site: def.site.clone(),
-                endpoint: def
-                    .mirroring_endpoint
-                    .clone()
-                    .unwrap_or_else(|| format!("TCP://{}:5022", def.name)),
-                aliases: def.aliases.clone(),
-                listen: def.listen.clone(),
-                logins: def
-                    .logins
-                    .iter()
-                    .map(|l| (l.name.clone(), l.password.clone()))
-                    .collect(),
-                up: true,
-                databases,
-                next_db_id: 4,
-                sessions: BTreeMap::new(),
-                next_spid: 51,
-                msdb: Msdb::default(),
-                sqlite,
-                statement_log: Default::default(),
-                loaded: Default::default(),
-            });
+            let instance = new_instance(&mut state, def, now)?;
+            state.instances.push(instance);
             up.insert(def.name.to_ascii_lowercase(), watch::channel(true).0);
         }
         for d in &topology.databases {
@@ -158,14 +116,14 @@ impl Simulator {
             let id = inst.next_db_id;
             inst.databases.push(Database::new(id, &d.name, guid, now));
         }
-        let sim = Arc::new_cyclic(|me| Simulator {
+        let sim = Arc::new_cyclic(|weak_self| Simulator {
             state: Mutex::new(state),
             turn: tokio::sync::Mutex::new(()),
             latency: std::sync::RwLock::new(topology.latency.clone()),
             up,
             wake: Notify::new(),
             started: tokio::time::Instant::now(),
-            me: me.clone(),
+            weak_self: weak_self.clone(),
         });
         if tokio::runtime::Handle::try_current().is_ok() {
             tokio::spawn(scheduler(Arc::downgrade(&sim)));
@@ -191,7 +149,9 @@ impl Simulator {
     }
 
     fn arc(&self) -> Arc<Simulator> {
-        self.me.upgrade().expect("simulator alive while in use")
+        self.weak_self
+            .upgrade()
+            .expect("simulator alive while in use")
     }
 
     /// The backend for one instance, for the TDS front end.
@@ -281,6 +241,62 @@ impl Simulator {
             .min(agent::shortest_schedule_ms(&st).unwrap_or(u64::MAX));
         (min / 4).clamp(5, 1000)
     }
+}
+
+/// A new instance of the topology: up, with the four system databases (model and msdb in FULL
+/// recovery, master and tempdb in SIMPLE), no sessions, and its own SQLite connection for the
+/// catalog SELECTs.
+fn new_instance(
+    state: &mut State,
+    def: &InstanceDef,
+    now: NaiveDateTime,
+) -> Result<Instance, String> {
+    let sqlite = rusqlite::Connection::open_in_memory()
+        .map_err(|e| format!("cannot open the catalog engine: {e}"))?;
+    // Room for every distinct query of an observation batch and then some.
+    sqlite.set_prepared_statement_cache_capacity(128);
+    // The catalog tables hold tens of rows. An automatic index (SQLite's default for a join on
+    // an unindexed column) is a fresh b-tree built and dropped on every run of every
+    // observation query, which cost more than the scan it saves: a fifth of an observation
+    // batch (perf, the demo).
+    sqlite
+        .execute_batch("PRAGMA automatic_index = OFF;")
+        .map_err(|e| format!("cannot configure the catalog engine: {e}"))?;
+    let mut databases = Vec::new();
+    for (id, name) in [(1, "master"), (2, "tempdb"), (3, "model"), (4, "msdb")] {
+        let guid = state.new_guid();
+        let mut d = Database::new(id, name, guid, now);
+        d.recovery = if name == "model" || name == "msdb" {
+            "FULL".into()
+        } else {
+            "SIMPLE".into()
+        };
+        databases.push(d);
+    }
+    Ok(Instance {
+        name: def.name.clone(),
+        site: def.site.clone(),
+        endpoint: def
+            .mirroring_endpoint
+            .clone()
+            .unwrap_or_else(|| format!("TCP://{}:5022", def.name)),
+        aliases: def.aliases.clone(),
+        listen: def.listen.clone(),
+        logins: def
+            .logins
+            .iter()
+            .map(|l| (l.name.clone(), l.password.clone()))
+            .collect(),
+        up: true,
+        databases,
+        next_db_id: 4,
+        sessions: BTreeMap::new(),
+        next_spid: 51,
+        msdb: Msdb::default(),
+        sqlite,
+        statement_log: Default::default(),
+        loaded: Default::default(),
+    })
 }
 
 /// The background task: agent jobs at their intervals, jobs started by sp_start_job, and the

@@ -277,8 +277,10 @@ pub struct RestoreHistoryRow {
     pub recovery: bool,
 }
 
+/// A row of `msdb.dbo.log_shipping_primary_databases` with its monitor columns: a primary
+/// database's log-shipping configuration.
 #[derive(Clone, Debug)]
-pub struct LsPrimary {
+pub struct LogShippingPrimary {
     pub primary_id: String,
     pub primary_database: String,
     pub backup_directory: String,
@@ -292,16 +294,19 @@ pub struct LsPrimary {
     pub last_backup_date: Option<NaiveDateTime>,
 }
 
+/// A row of `msdb.dbo.log_shipping_primary_secondaries`: a secondary the primary ships to.
 #[derive(Clone, Debug)]
-pub struct LsPrimarySecondary {
+pub struct LogShippingPrimarySecondary {
     pub secondary_id: String,
     pub primary_id: String,
     pub secondary_server: String,
     pub secondary_database: String,
 }
 
+/// A row of `msdb.dbo.log_shipping_secondary`: the secondary's entry for one primary, with
+/// its copy and restore jobs.
 #[derive(Clone, Debug)]
-pub struct LsSecondary {
+pub struct LogShippingSecondary {
     pub secondary_id: String,
     pub primary_server: String,
     pub primary_database: String,
@@ -315,8 +320,10 @@ pub struct LsSecondary {
     pub last_copied_date: Option<NaiveDateTime>,
 }
 
+/// A row of `msdb.dbo.log_shipping_secondary_databases` with its monitor columns: a database
+/// the restore job keeps restoring.
 #[derive(Clone, Debug)]
-pub struct LsSecondaryDb {
+pub struct LogShippingSecondaryDatabase {
     pub secondary_database: String,
     pub secondary_id: String,
     pub restore_delay: i32,
@@ -397,10 +404,10 @@ pub struct JobHistoryRow {
 pub struct Msdb {
     pub backupset: Vec<BackupSetRow>,
     pub restorehistory: Vec<RestoreHistoryRow>,
-    pub ls_primary: Vec<LsPrimary>,
-    pub ls_primary_secondaries: Vec<LsPrimarySecondary>,
-    pub ls_secondary: Vec<LsSecondary>,
-    pub ls_secondary_dbs: Vec<LsSecondaryDb>,
+    pub log_shipping_primaries: Vec<LogShippingPrimary>,
+    pub log_shipping_primary_secondaries: Vec<LogShippingPrimarySecondary>,
+    pub log_shipping_secondaries: Vec<LogShippingSecondary>,
+    pub log_shipping_secondary_databases: Vec<LogShippingSecondaryDatabase>,
     pub jobs: Vec<Job>,
     pub job_history: Vec<JobHistoryRow>,
     /// SQL Agent schedules (`msdb.dbo.sysschedules`).

@@ -5,7 +5,7 @@
 
 use super::ast::*;
 use super::errors::{SqlError, syntax, syntax_end};
-use super::lexer::{Tok, Token, tokenize_cached};
+use super::lexer::{Token, TokenKind, tokenize_cached};
 use crate::backend::Value;
 
 /// Keywords that start a new statement when met at paren depth 0 inside a query.
@@ -95,7 +95,7 @@ impl<'a> Parser<'a> {
             } else if t.is_sym(")") {
                 depth -= 1;
             } else if depth == 0
-                && let Tok::Word(w) = &t.tok
+                && let TokenKind::Word(w) = &t.kind
                 && STATEMENT_STARTS.contains(&w.to_ascii_lowercase().as_str())
             {
                 break;
@@ -212,7 +212,7 @@ impl<'a> Parser<'a> {
 
     /// A database name, or a variable holding one (BACKUP/RESTORE accept `@db`).
     fn db_expr(&mut self) -> Result<Expr, SqlError> {
-        if let Some(Tok::Var(v)) = self.peek().map(|t| &t.tok) {
+        if let Some(TokenKind::Var(v)) = self.peek().map(|t| &t.kind) {
             self.pos += 1;
             return Ok(Expr::Var(v.to_ascii_lowercase()));
         }
@@ -222,11 +222,11 @@ impl<'a> Parser<'a> {
     /// A scalar: literal, variable, NULL, or one of the clock functions.
     fn expr(&mut self) -> Result<Expr, SqlError> {
         let t = self.next()?;
-        match &t.tok {
-            Tok::Str { value, .. } => Ok(Expr::Literal(Value::NVarChar(value.clone()))),
-            Tok::Number(n) => number(n).ok_or_else(|| syntax(n)),
-            Tok::Sym(s) if s == "-" => match self.next()?.tok.clone() {
-                Tok::Number(n) => match number(&n) {
+        match &t.kind {
+            TokenKind::Str { value, .. } => Ok(Expr::Literal(Value::NVarChar(value.clone()))),
+            TokenKind::Number(n) => number(n).ok_or_else(|| syntax(n)),
+            TokenKind::Sym(s) if s == "-" => match self.next()?.kind.clone() {
+                TokenKind::Number(n) => match number(&n) {
                     Some(Expr::Literal(Value::Int(v))) => Ok(Expr::Literal(Value::Int(-v))),
                     Some(Expr::Literal(Value::BigInt(v))) => Ok(Expr::Literal(Value::BigInt(-v))),
                     Some(Expr::Literal(Value::Float(v))) => Ok(Expr::Literal(Value::Float(-v))),
@@ -234,9 +234,9 @@ impl<'a> Parser<'a> {
                 },
                 _ => Err(syntax("-")),
             },
-            Tok::Var(v) => Ok(Expr::Var(v.to_ascii_lowercase())),
-            Tok::Word(w) if w.eq_ignore_ascii_case("null") => Ok(Expr::Literal(Value::Null)),
-            Tok::Word(w)
+            TokenKind::Var(v) => Ok(Expr::Var(v.to_ascii_lowercase())),
+            TokenKind::Word(w) if w.eq_ignore_ascii_case("null") => Ok(Expr::Literal(Value::Null)),
+            TokenKind::Word(w)
                 if ["getutcdate", "sysutcdatetime", "getdate", "sysdatetime"]
                     .contains(&w.to_ascii_lowercase().as_str()) =>
             {
@@ -244,7 +244,7 @@ impl<'a> Parser<'a> {
                 self.expect_sym(")")?;
                 Ok(Expr::Now)
             }
-            Tok::Word(w) => {
+            TokenKind::Word(w) => {
                 // A bare word as a value (e.g. `EXEC sp_x @mode = NORECOVERY`): SQL Server
                 // treats an unquoted word argument of EXEC as a string.
                 Ok(Expr::Literal(Value::NVarChar(w.clone())))
@@ -255,8 +255,8 @@ impl<'a> Parser<'a> {
 
     fn statement(&mut self) -> Result<Stmt, SqlError> {
         let t = self.peek().ok_or_else(syntax_end)?;
-        let kw = match &t.tok {
-            Tok::Word(w) => w.to_ascii_lowercase(),
+        let kw = match &t.kind {
+            TokenKind::Word(w) => w.to_ascii_lowercase(),
             _ => return Err(syntax(&t.display())),
         };
         match kw.as_str() {
@@ -273,8 +273,8 @@ impl<'a> Parser<'a> {
             "kill" => {
                 self.pos += 1;
                 let n = self.next()?;
-                let spid = match &n.tok {
-                    Tok::Number(s) => s.parse::<i64>().map_err(|_| syntax(s))?,
+                let spid = match &n.kind {
+                    TokenKind::Number(s) => s.parse::<i64>().map_err(|_| syntax(s))?,
                     _ => return Err(syntax(&n.display())),
                 };
                 if self.eat_kw("with") {
@@ -313,7 +313,7 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
                 self.expect_kw("delay")?;
                 let t = self.next()?;
-                let Tok::Str { value, .. } = &t.tok else {
+                let TokenKind::Str { value, .. } = &t.kind else {
                     return Err(syntax(&t.display()));
                 };
                 let millis = parse_delay(value).ok_or_else(|| {
@@ -368,7 +368,7 @@ impl<'a> Parser<'a> {
                     return Err(syntax(")"));
                 }
             } else if depth == 0
-                && let Tok::Word(w) = &t.tok
+                && let TokenKind::Word(w) = &t.kind
             {
                 let lw = w.to_ascii_lowercase();
                 if lw == "case" {
@@ -400,7 +400,6 @@ impl<'a> Parser<'a> {
         }
         Ok(Stmt::Select {
             sql: self.sql[start..end].to_string(),
-            start,
         })
     }
 
@@ -575,8 +574,8 @@ impl<'a> Parser<'a> {
                         }
                         "timeout" => {
                             let t = self.next()?;
-                            match &t.tok {
-                                Tok::Number(n) => {
+                            match &t.kind {
+                                TokenKind::Number(n) => {
                                     PartnerAction::Timeout(n.parse().map_err(|_| syntax(n))?)
                                 }
                                 _ => return Err(syntax(&t.display())),
@@ -631,7 +630,7 @@ impl<'a> Parser<'a> {
     fn exec(&mut self) -> Result<Stmt, SqlError> {
         self.pos += 1;
         let mut return_var = None;
-        if let (Some(Tok::Var(v)), Some(eq)) = (self.peek().map(|t| &t.tok), self.peek_at(1))
+        if let (Some(TokenKind::Var(v)), Some(eq)) = (self.peek().map(|t| &t.kind), self.peek_at(1))
             && eq.is_sym("=")
         {
             return_var = Some(v.to_ascii_lowercase());
@@ -646,14 +645,14 @@ impl<'a> Parser<'a> {
             p.peek().is_none()
                 || p.peek_sym(";")
                 || p.peek().is_some_and(|t| {
-                    matches!(&t.tok, Tok::Word(w) if STATEMENT_STARTS.contains(&w.to_ascii_lowercase().as_str()))
+                    matches!(&t.kind, TokenKind::Word(w) if STATEMENT_STARTS.contains(&w.to_ascii_lowercase().as_str()))
                 })
         };
         if !at_end(self) {
             loop {
                 let mut name = None;
-                if let (Some(Tok::Var(v)), Some(eq)) =
-                    (self.peek().map(|t| &t.tok), self.peek_at(1))
+                if let (Some(TokenKind::Var(v)), Some(eq)) =
+                    (self.peek().map(|t| &t.kind), self.peek_at(1))
                     && eq.is_sym("=")
                 {
                     name = Some(v.to_ascii_lowercase());
@@ -683,7 +682,7 @@ impl<'a> Parser<'a> {
         let mut vars = Vec::new();
         loop {
             let t = self.next()?;
-            let Tok::Var(v) = &t.tok else {
+            let TokenKind::Var(v) = &t.kind else {
                 return Err(syntax(&t.display()));
             };
             self.eat_kw("as");
@@ -709,7 +708,7 @@ impl<'a> Parser<'a> {
 
     fn set(&mut self) -> Result<Stmt, SqlError> {
         self.pos += 1;
-        if let Some(Tok::Var(v)) = self.peek().map(|t| &t.tok) {
+        if let Some(TokenKind::Var(v)) = self.peek().map(|t| &t.kind) {
             let var = v.to_ascii_lowercase();
             self.pos += 1;
             self.expect_sym("=")?;

@@ -10,12 +10,12 @@ use rusqlite::types::{Value as Sql, ValueRef};
 
 use super::catalog::{self, MESSAGES_COLUMNS, fmt_dt, quote_ident};
 use super::errors::{self as e, SqlError};
-use super::lexer::{Tok, Token, tokenize_cached};
-use super::model::{DbState, Instance, State, now};
+use super::lexer::{Token, TokenKind, tokenize_cached};
+use super::model::{Instance, SessionInfo, State, now};
 use crate::backend::{Column, ColumnType, ResultSet, Value};
 
 /// What a query runs in: the instance, the session's database and id, and the variables.
-pub struct QueryCtx<'a> {
+pub struct QueryContext<'a> {
     pub state: &'a State,
     pub inst: &'a Instance,
     pub database: &'a str,
@@ -80,7 +80,7 @@ fn split_args(toks: &[Token], open: usize, close: usize) -> Vec<(usize, usize)> 
 }
 
 struct Rewriter<'a, 'b> {
-    ctx: &'a QueryCtx<'b>,
+    ctx: &'a QueryContext<'b>,
     toks: std::sync::Arc<[Token]>,
     sources: Vec<(String, Source)>,
     params: Vec<Value>,
@@ -108,10 +108,10 @@ impl<'a, 'b> Rewriter<'a, 'b> {
         if range.1 != range.0 + 1 {
             return None;
         }
-        match &self.toks[range.0].tok {
-            Tok::Str { value, .. } => Some(Value::NVarChar(value.clone())),
-            Tok::Number(n) => n.parse::<i64>().ok().map(Value::BigInt),
-            Tok::Var(v) => self.ctx.vars.get(&v.to_ascii_lowercase()).cloned(),
+        match &self.toks[range.0].kind {
+            TokenKind::Str { value, .. } => Some(Value::NVarChar(value.clone())),
+            TokenKind::Number(n) => n.parse::<i64>().ok().map(Value::BigInt),
+            TokenKind::Var(v) => self.ctx.vars.get(&v.to_ascii_lowercase()).cloned(),
             _ => None,
         }
     }
@@ -124,14 +124,8 @@ impl<'a, 'b> Rewriter<'a, 'b> {
         if d.is_system() {
             return Err(e::invalid_object(written));
         }
-        match d.state {
-            DbState::Online => {}
-            DbState::Restoring if d.mirroring.is_some() => {
-                return Err(e::acting_as_mirror(&d.name));
-            }
-            DbState::Restoring => return Err(e::in_restore(&d.name)),
-            DbState::Offline => return Err(e::offline(&d.name)),
-            DbState::RecoveryPending => return Err(e::recovery_pending(&d.name)),
+        if let Some(err) = e::cannot_open(d) {
+            return Err(err);
         }
         let name = format!("{}.dbo.Messages", d.name.to_ascii_lowercase());
         Ok(self.add_source(name, Source::Messages(d.name.clone())))
@@ -141,139 +135,153 @@ impl<'a, 'b> Rewriter<'a, 'b> {
     fn range(&mut self, from: usize, to: usize) -> Result<String, SqlError> {
         let mut out: Vec<String> = Vec::new();
         let mut k = from;
+        // `TOP n` of this query level, written as `LIMIT n` at its end.
         let mut limit: Option<String> = None;
         while k < to {
             // The tokens are shared (cached): hold them, not a copy of each.
             let toks = self.toks.clone();
             let tok = &toks[k];
-            let next_is_open = self.toks.get(k + 1).is_some_and(|t| t.is_sym("("));
             // Multi-part names: catalog views, msdb tables, dbo.Messages.
             if tok.ident().is_some() {
-                let mut parts = vec![tok.ident().unwrap_or_default().to_string()];
-                let mut j = k + 1;
-                while j < to && self.toks.get(j).is_some_and(|t| t.is_sym(".")) {
-                    if self.toks.get(j + 1).is_some_and(|t| t.is_sym(".")) {
-                        parts.push(String::new());
-                        j += 1;
-                        continue;
-                    }
-                    match self.toks.get(j + 1).and_then(|t| t.ident()) {
-                        Some(p) => {
-                            parts.push(p.to_string());
-                            j += 2;
-                        }
-                        None => break,
-                    }
-                }
-                if let Some(text) = self.object_name(&parts, k, j)? {
+                let (parts, end) = self.name_parts(k, to);
+                if let Some(text) = self.object_name(&parts, k, end)? {
                     out.push(text);
-                    k = self.skip_to.take().unwrap_or(j);
+                    k = self.skip_to.take().unwrap_or(end);
                     continue;
                 }
             }
-            match &tok.tok {
-                Tok::Word(w) => {
-                    let lw = w.to_ascii_lowercase();
-                    if lw == "top" && limit.is_none() {
-                        // TOP n / TOP (n) -> LIMIT n at the end of this query level.
-                        let (n, skip) = if self.toks.get(k + 1).is_some_and(|t| t.is_sym("(")) {
-                            (self.toks.get(k + 2).map(|t| t.display()), 4)
-                        } else {
-                            (self.toks.get(k + 1).map(|t| t.display()), 2)
-                        };
-                        limit = n;
-                        k += skip;
-                        continue;
-                    }
-                    if lw == "collate" {
-                        // SQL Server collation names mean nothing to SQLite: keep only the
-                        // case sensitivity.
-                        let name = self
-                            .toks
-                            .get(k + 1)
-                            .map(|t| t.display())
-                            .unwrap_or_default();
-                        out.push(if name.to_ascii_uppercase().contains("_CS") {
-                            "COLLATE BINARY".into()
-                        } else {
-                            "COLLATE NOCASE".into()
-                        });
-                        k += 2;
-                        continue;
-                    }
-                    if lw == "with"
-                        && next_is_open
-                        && self
-                            .toks
-                            .get(k + 2)
-                            .is_some_and(|t| t.is_kw("nolock") || t.is_kw("readuncommitted"))
-                    {
-                        let close = find_close(&self.toks, k + 1).ok_or_else(e::syntax_end)?;
-                        k = close + 1;
-                        continue;
-                    }
-                    if next_is_open {
-                        let close = find_close(&self.toks, k + 1).ok_or_else(e::syntax_end)?;
-                        if let Some(text) = self.function(&lw, k + 1, close)? {
-                            out.push(text);
-                            k = close + 1;
-                            continue;
-                        }
-                    }
-                    out.push(w.clone());
-                }
-                Tok::Quoted(q) => out.push(quote_ident(q)),
-                Tok::Str { value, .. } => out.push(sql_str(value)),
-                Tok::Number(n) => out.push(n.clone()),
-                Tok::Var(v) => {
-                    let assigns = self.toks.get(k + 1).is_some_and(|t| t.is_sym("="))
-                        && k > 0
-                        && (self.toks[k - 1].is_kw("select") || self.toks[k - 1].is_sym(","));
-                    if assigns {
-                        // `SELECT @v = expr` assigns variables: not modelled, and SQLite would
-                        // silently compare instead.
-                        return Err(SqlError::new(
-                            141,
-                            "A SELECT statement that assigns a value to a variable is not supported by the simulator.",
-                        )
-                        .with_class(15));
-                    }
-                    let name = v.to_ascii_lowercase();
-                    let Some(value) = self.ctx.vars.get(&name).cloned() else {
-                        return Err(e::must_declare(v));
-                    };
-                    let (_, placeholder) = self.bind(&name, || value);
-                    out.push(placeholder);
-                }
-                Tok::Global(g) => out.push(self.global(g)?),
-                Tok::Sym(s) => {
-                    if s == "(" {
-                        // A parenthesised sub-query gets its own TOP handling.
-                        let close = find_close(&self.toks, k).ok_or_else(e::syntax_end)?;
-                        let inner = self.range(k + 1, close)?;
-                        out.push(format!("({inner})"));
-                        k = close + 1;
-                        continue;
-                    }
-                    let is_str =
-                        |t: Option<&Token>| t.is_some_and(|t| matches!(t.tok, Tok::Str { .. }));
-                    if s == "+"
-                        && (is_str(self.toks.get(k + 1)) || (k > 0 && is_str(self.toks.get(k - 1))))
-                    {
-                        // T-SQL concatenates strings with `+`; SQLite with `||`.
-                        out.push("||".into());
-                    } else {
-                        out.push(s.clone());
-                    }
-                }
-            }
-            k += 1;
+            let (text, next) = match &tok.kind {
+                TokenKind::Word(w) => self.word(w, k, &mut limit)?,
+                TokenKind::Quoted(q) => (Some(quote_ident(q)), k + 1),
+                TokenKind::Str { value, .. } => (Some(sql_str(value)), k + 1),
+                TokenKind::Number(n) => (Some(n.clone()), k + 1),
+                TokenKind::Var(v) => (Some(self.variable(v, k)?), k + 1),
+                TokenKind::Global(g) => (Some(self.global(g)?), k + 1),
+                TokenKind::Sym(s) => self.symbol(s, k)?,
+            };
+            out.extend(text);
+            k = next;
         }
         let mut text = out.join(" ");
         if let Some(n) = limit {
             text.push_str(&format!(" LIMIT {n}"));
         }
         Ok(text)
+    }
+
+    /// The parts of a dotted name starting at token `k` (an empty part for `a..b`), and the
+    /// token after it.
+    fn name_parts(&self, k: usize, to: usize) -> (Vec<String>, usize) {
+        let mut parts = vec![self.toks[k].ident().unwrap_or_default().to_string()];
+        let mut j = k + 1;
+        while j < to && self.toks.get(j).is_some_and(|t| t.is_sym(".")) {
+            if self.toks.get(j + 1).is_some_and(|t| t.is_sym(".")) {
+                parts.push(String::new());
+                j += 1;
+                continue;
+            }
+            match self.toks.get(j + 1).and_then(|t| t.ident()) {
+                Some(p) => {
+                    parts.push(p.to_string());
+                    j += 2;
+                }
+                None => break,
+            }
+        }
+        (parts, j)
+    }
+
+    /// A word at token `k`: TOP, COLLATE, a table hint, a function call, or a keyword or name
+    /// SQLite reads as it is. Returns the text (if any) and the token after what was read.
+    fn word(
+        &mut self,
+        w: &str,
+        k: usize,
+        limit: &mut Option<String>,
+    ) -> Result<(Option<String>, usize), SqlError> {
+        let lw = w.to_ascii_lowercase();
+        let next_is_open = self.toks.get(k + 1).is_some_and(|t| t.is_sym("("));
+        if lw == "top" && limit.is_none() {
+            // TOP n / TOP (n) -> LIMIT n at the end of this query level.
+            let (n, skip) = if next_is_open {
+                (self.toks.get(k + 2).map(|t| t.display()), 4)
+            } else {
+                (self.toks.get(k + 1).map(|t| t.display()), 2)
+            };
+            *limit = n;
+            return Ok((None, k + skip));
+        }
+        if lw == "collate" {
+            // SQL Server collation names mean nothing to SQLite: keep only the case
+            // sensitivity.
+            let name = self
+                .toks
+                .get(k + 1)
+                .map(|t| t.display())
+                .unwrap_or_default();
+            let collate = if name.to_ascii_uppercase().contains("_CS") {
+                "COLLATE BINARY"
+            } else {
+                "COLLATE NOCASE"
+            };
+            return Ok((Some(collate.into()), k + 2));
+        }
+        if lw == "with"
+            && next_is_open
+            && self
+                .toks
+                .get(k + 2)
+                .is_some_and(|t| t.is_kw("nolock") || t.is_kw("readuncommitted"))
+        {
+            // Table hints: SQLite has no locks to hint at.
+            let close = find_close(&self.toks, k + 1).ok_or_else(e::syntax_end)?;
+            return Ok((None, close + 1));
+        }
+        if next_is_open {
+            let close = find_close(&self.toks, k + 1).ok_or_else(e::syntax_end)?;
+            if let Some(text) = self.function(&lw, k + 1, close)? {
+                return Ok((Some(text), close + 1));
+            }
+        }
+        Ok((Some(w.to_string()), k + 1))
+    }
+
+    /// A variable at token `k`, as a bound parameter.
+    fn variable(&mut self, v: &str, k: usize) -> Result<String, SqlError> {
+        let assigns = self.toks.get(k + 1).is_some_and(|t| t.is_sym("="))
+            && k > 0
+            && (self.toks[k - 1].is_kw("select") || self.toks[k - 1].is_sym(","));
+        if assigns {
+            // `SELECT @v = expr` assigns variables: not modelled, and SQLite would silently
+            // compare instead.
+            return Err(SqlError::new(
+                141,
+                "A SELECT statement that assigns a value to a variable is not supported by the simulator.",
+            )
+            .with_class(15));
+        }
+        let name = v.to_ascii_lowercase();
+        let Some(value) = self.ctx.vars.get(&name).cloned() else {
+            return Err(e::must_declare(v));
+        };
+        let (_, placeholder) = self.bind(&name, || value);
+        Ok(placeholder)
+    }
+
+    /// A symbol at token `k`: a parenthesised part is rewritten on its own (its own TOP), and
+    /// `+` next to a string is concatenation. Returns the text and the token after it.
+    fn symbol(&mut self, s: &str, k: usize) -> Result<(Option<String>, usize), SqlError> {
+        if s == "(" {
+            let close = find_close(&self.toks, k).ok_or_else(e::syntax_end)?;
+            let inner = self.range(k + 1, close)?;
+            return Ok((Some(format!("({inner})")), close + 1));
+        }
+        let is_str = |t: Option<&Token>| t.is_some_and(|t| matches!(t.kind, TokenKind::Str { .. }));
+        if s == "+" && (is_str(self.toks.get(k + 1)) || (k > 0 && is_str(self.toks.get(k - 1)))) {
+            // T-SQL concatenates strings with `+`; SQLite with `||`.
+            return Ok((Some("||".into()), k + 1));
+        }
+        Ok((Some(s.to_string()), k + 1))
     }
 
     /// The SQLite text for a multi-part object name, or None when it is not one of ours.
@@ -448,77 +456,16 @@ impl<'a, 'b> Rewriter<'a, 'b> {
                 arg(self, 2)?
             ),
             "dateadd" if args.len() == 3 => {
-                let unit = self.toks[args[0].0].display().to_ascii_lowercase();
-                let unit = match unit.as_str() {
-                    "second" | "ss" | "s" => "seconds",
-                    "minute" | "mi" | "n" => "minutes",
-                    "hour" | "hh" => "hours",
-                    "day" | "dd" | "d" => "days",
-                    _ => return Err(e::syntax(&unit)),
-                };
+                let (modifier, _) = self.date_unit(args[0])?;
                 format!(
-                    "STRFTIME('%Y-%m-%d %H:%M:%f', {}, ({}) || ' {unit}')",
+                    "STRFTIME('%Y-%m-%d %H:%M:%f', {}, ({}) || ' {modifier}')",
                     arg(self, 2)?,
                     arg(self, 1)?
                 )
             }
-            "serverproperty" if args.len() == 1 => {
-                let prop = match self.literal_arg(args[0]) {
-                    Some(Value::NVarChar(p)) => p.to_ascii_lowercase(),
-                    _ => String::new(),
-                };
-                match prop.as_str() {
-                    "servername"
-                    | "machinename"
-                    | "instancename"
-                    | "computernamephysicalnetbios" => sql_str(&self.ctx.inst.name),
-                    "productversion" => sql_str("15.0.2000.5"),
-                    "edition" => sql_str("Enterprise Edition (64-bit)"),
-                    "engineedition" => "3".into(),
-                    "ishadrenabled" => "0".into(),
-                    "isclustered" => "0".into(),
-                    _ => "NULL".into(),
-                }
-            }
-            "db_name" => {
-                if args.is_empty() {
-                    sql_str(self.ctx.database)
-                } else {
-                    let id = arg(self, 0)?;
-                    let q =
-                        self.add_source("sys.databases".into(), Source::Catalog("sys.databases"));
-                    format!("(SELECT name FROM {q} WHERE database_id = ({id}))")
-                }
-            }
-            "db_id" => {
-                if args.is_empty() {
-                    self.depends_on_state = true;
-                    self.ctx
-                        .inst
-                        .db(self.ctx.database)
-                        .map_or("NULL".into(), |d| d.id.to_string())
-                } else {
-                    let n = arg(self, 0)?;
-                    let q =
-                        self.add_source("sys.databases".into(), Source::Catalog("sys.databases"));
-                    format!("(SELECT database_id FROM {q} WHERE name = ({n}) COLLATE NOCASE)")
-                }
-            }
-            "convert" | "try_convert" if args.len() >= 2 => {
-                let (a, b) = args[0];
-                let ty: Vec<String> = self.toks[a..b].iter().map(|t| t.display()).collect();
-                format!("CAST({} AS {})", arg(self, 1)?, ty.join(""))
-            }
             "datediff" if args.len() == 3 => {
-                let unit = self.toks[args[0].0].display().to_ascii_lowercase();
+                let (_, secs) = self.date_unit(args[0])?;
                 // DATEDIFF counts unit boundaries crossed: difference of floored epoch units.
-                let secs = match unit.as_str() {
-                    "second" | "ss" | "s" => 1,
-                    "minute" | "mi" | "n" => 60,
-                    "hour" | "hh" => 3600,
-                    "day" | "dd" | "d" => 86400,
-                    _ => return Err(e::syntax(&unit)),
-                };
                 let epoch = |x: String| format!("CAST(STRFTIME('%s', {x}) AS INTEGER)");
                 let (a, b) = (arg(self, 1)?, arg(self, 2)?);
                 format!(
@@ -529,44 +476,94 @@ impl<'a, 'b> Rewriter<'a, 'b> {
                     epoch(a)
                 )
             }
+            "serverproperty" if args.len() == 1 => self.serverproperty(args[0]),
+            "db_name" if args.is_empty() => sql_str(self.ctx.database),
+            "db_name" => {
+                let id = arg(self, 0)?;
+                let q = self.add_source("sys.databases".into(), Source::Catalog("sys.databases"));
+                format!("(SELECT name FROM {q} WHERE database_id = ({id}))")
+            }
+            "db_id" if args.is_empty() => {
+                self.depends_on_state = true;
+                self.ctx
+                    .inst
+                    .db(self.ctx.database)
+                    .map_or("NULL".into(), |d| d.id.to_string())
+            }
+            "db_id" => {
+                let n = arg(self, 0)?;
+                let q = self.add_source("sys.databases".into(), Source::Catalog("sys.databases"));
+                format!("(SELECT database_id FROM {q} WHERE name = ({n}) COLLATE NOCASE)")
+            }
+            "convert" | "try_convert" if args.len() >= 2 => {
+                let (a, b) = args[0];
+                let ty: Vec<String> = self.toks[a..b].iter().map(|t| t.display()).collect();
+                format!("CAST({} AS {})", arg(self, 1)?, ty.join(""))
+            }
             "suser_sname" | "suser_name" if args.is_empty() => sql_str("sa"),
-            "object_id" if !args.is_empty() => {
-                // Only the catalog and msdb tables exist as objects.
-                let name = match self.literal_arg(args[0]) {
-                    Some(Value::NVarChar(n)) => n.to_ascii_lowercase().replace(['[', ']'], ""),
-                    _ => String::new(),
-                };
-                let norm = name.replace("msdb..", "msdb.dbo.");
-                let known = catalog::TABLES.iter().position(|(t, _)| {
-                    t.eq_ignore_ascii_case(&norm)
-                        || t.eq_ignore_ascii_case(&format!("master.{norm}"))
-                });
-                known.map_or("NULL".into(), |i| (1000 + i).to_string())
-            }
-            "host_name" if args.is_empty() => {
-                self.depends_on_state = true;
-                let h = self
-                    .ctx
-                    .inst
-                    .sessions
-                    .get(&self.ctx.spid)
-                    .map(|s| s.host_name.clone())
-                    .unwrap_or_default();
-                sql_str(&h)
-            }
-            "app_name" if args.is_empty() => {
-                self.depends_on_state = true;
-                let h = self
-                    .ctx
-                    .inst
-                    .sessions
-                    .get(&self.ctx.spid)
-                    .map(|s| s.program_name.clone())
-                    .unwrap_or_default();
-                sql_str(&h)
-            }
+            "object_id" if !args.is_empty() => self.object_id(args[0]),
+            "host_name" if args.is_empty() => self.session_text(|s| &s.host_name),
+            "app_name" if args.is_empty() => self.session_text(|s| &s.program_name),
             _ => return Ok(None),
         }))
+    }
+
+    /// The unit of DATEADD/DATEDIFF at `range`: SQLite's date modifier and the unit in seconds.
+    fn date_unit(&self, range: (usize, usize)) -> Result<(&'static str, i64), SqlError> {
+        let unit = self.toks[range.0].display().to_ascii_lowercase();
+        Ok(match unit.as_str() {
+            "second" | "ss" | "s" => ("seconds", 1),
+            "minute" | "mi" | "n" => ("minutes", 60),
+            "hour" | "hh" => ("hours", 3600),
+            "day" | "dd" | "d" => ("days", 86400),
+            _ => return Err(e::syntax(&unit)),
+        })
+    }
+
+    /// SERVERPROPERTY('name') for the properties clients ask for; NULL for the others, as SQL
+    /// Server answers an unknown property.
+    fn serverproperty(&self, range: (usize, usize)) -> String {
+        let prop = match self.literal_arg(range) {
+            Some(Value::NVarChar(p)) => p.to_ascii_lowercase(),
+            _ => String::new(),
+        };
+        match prop.as_str() {
+            "servername" | "machinename" | "instancename" | "computernamephysicalnetbios" => {
+                sql_str(&self.ctx.inst.name)
+            }
+            "productversion" => sql_str("15.0.2000.5"),
+            "edition" => sql_str("Enterprise Edition (64-bit)"),
+            "engineedition" => "3".into(),
+            "ishadrenabled" => "0".into(),
+            "isclustered" => "0".into(),
+            _ => "NULL".into(),
+        }
+    }
+
+    /// OBJECT_ID('name'): only the catalog and msdb tables exist as objects.
+    fn object_id(&self, range: (usize, usize)) -> String {
+        let name = match self.literal_arg(range) {
+            Some(Value::NVarChar(n)) => n.to_ascii_lowercase().replace(['[', ']'], ""),
+            _ => String::new(),
+        };
+        let norm = name.replace("msdb..", "msdb.dbo.");
+        let known = catalog::TABLES.iter().position(|(t, _)| {
+            t.eq_ignore_ascii_case(&norm) || t.eq_ignore_ascii_case(&format!("master.{norm}"))
+        });
+        known.map_or("NULL".into(), |i| (1000 + i).to_string())
+    }
+
+    /// HOST_NAME() and APP_NAME(): what the session's login said, as a literal.
+    fn session_text(&mut self, field: fn(&SessionInfo) -> &String) -> String {
+        self.depends_on_state = true;
+        let text = self
+            .ctx
+            .inst
+            .sessions
+            .get(&self.ctx.spid)
+            .map(|s| field(s).clone())
+            .unwrap_or_default();
+        sql_str(&text)
     }
 }
 
@@ -576,7 +573,7 @@ static REWRITES: super::memo::Memo<Rewrite> = super::memo::Memo::new();
 
 /// What a rewrite may depend on besides the instance's state: the text, the instance, the
 /// session and its database, and the variables (by name and value).
-fn memo_key(ctx: &QueryCtx<'_>, sql: &str) -> String {
+fn memo_key(ctx: &QueryContext<'_>, sql: &str) -> String {
     let mut vars: Vec<String> = ctx.vars.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
     vars.sort();
     format!(
@@ -588,7 +585,7 @@ fn memo_key(ctx: &QueryCtx<'_>, sql: &str) -> String {
     )
 }
 
-fn rewrite(ctx: &QueryCtx<'_>, sql: &str) -> Result<Rewrite, SqlError> {
+fn rewrite(ctx: &QueryContext<'_>, sql: &str) -> Result<Rewrite, SqlError> {
     let key = memo_key(ctx, sql);
     let now = now();
     if let Some(mut hit) = REWRITES.get(&key) {
@@ -683,7 +680,9 @@ fn decl_to_type(decl: &str) -> Option<ColumnType> {
     })
 }
 
-fn parse_dt(s: &str) -> Option<chrono::NaiveDateTime> {
+/// A date and time in the text forms the model reads and writes: `yyyy-mm-dd hh:mm:ss[.f...]`,
+/// or the same with `T` between date and time.
+pub fn parse_datetime(s: &str) -> Option<chrono::NaiveDateTime> {
     chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
         .or_else(|_| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f"))
         .ok()
@@ -733,7 +732,7 @@ fn convert(v: &Sql, ty: ColumnType) -> Value {
             _ => text(),
         },
         ColumnType::DateTime | ColumnType::DateTime2 => match v {
-            Sql::Text(s) => parse_dt(s).map_or_else(text, Value::DateTime),
+            Sql::Text(s) => parse_datetime(s).map_or_else(text, Value::DateTime),
             _ => text(),
         },
         ColumnType::UniqueIdentifier => match v {
@@ -763,7 +762,7 @@ fn infer(name: &str, values: &[&Sql]) -> ColumnType {
             Sql::Integer(i) if i32::try_from(*i).is_ok() => ColumnType::Int,
             Sql::Integer(_) => ColumnType::BigInt,
             Sql::Real(_) => ColumnType::Float,
-            Sql::Text(s) if parse_dt(s).is_some() => ColumnType::DateTime2,
+            Sql::Text(s) if parse_datetime(s).is_some() => ColumnType::DateTime2,
             Sql::Text(_) => ColumnType::NVarChar(Some(4000)),
             Sql::Blob(_) => ColumnType::VarBinary(None),
         };
@@ -818,7 +817,7 @@ fn map_sqlite_error(err: rusqlite::Error) -> SqlError {
     e::syntax(&msg)
 }
 
-fn fill(ctx: &QueryCtx<'_>, name: &str, src: &Source) -> Result<(), SqlError> {
+fn fill(ctx: &QueryContext<'_>, name: &str, src: &Source) -> Result<(), SqlError> {
     let (columns, rows) = source_rows(ctx, src)?;
     let content = super::model::LoadedTable {
         columns: columns
@@ -850,11 +849,11 @@ fn fill(ctx: &QueryCtx<'_>, name: &str, src: &Source) -> Result<(), SqlError> {
 type Columns = &'static [(&'static str, &'static str)];
 
 /// The columns and rows a query's source has now.
-fn source_rows(ctx: &QueryCtx<'_>, src: &Source) -> Result<(Columns, Vec<Vec<Sql>>), SqlError> {
+fn source_rows(ctx: &QueryContext<'_>, src: &Source) -> Result<(Columns, Vec<Vec<Sql>>), SqlError> {
     Ok(match src {
         Source::Catalog(t) => {
             let (_, cols) = catalog::lookup(t).expect("known table");
-            (*cols, catalog::rows(ctx.state, ctx.inst, t))
+            (*cols, catalog::rows(ctx.inst, t))
         }
         Source::Messages(db) => {
             let rows: Vec<Vec<Sql>> = ctx
@@ -971,7 +970,7 @@ fn value_text(v: &Value) -> String {
 }
 
 /// Run a query for a session and return its result set.
-pub fn run_select(ctx: &QueryCtx<'_>, sql: &str) -> Result<ResultSet, SqlError> {
+pub fn run_select(ctx: &QueryContext<'_>, sql: &str) -> Result<ResultSet, SqlError> {
     let rw = rewrite(ctx, sql)?;
     for (name, src) in &rw.sources {
         fill(ctx, name, src)?;

@@ -200,6 +200,9 @@ fn read_plp(r: &mut Reader<'_>, what: &str) -> DecodeResult<Option<Vec<u8>>> {
 }
 
 /// Reads a value of a decoded TYPE_INFO.
+///
+/// One match arm per parameter type, each that type's encoding in MS-TDS; side by side they
+/// read as the table of encodings they are.
 pub fn read_value(r: &mut Reader<'_>, ty: ParamType, what: &str) -> DecodeResult<Value> {
     match ty {
         ParamType::Null => Ok(Value::Null),

@@ -53,6 +53,9 @@ pub fn put_null(out: &mut Vec<u8>, ty: ColumnType) {
 
 /// Appends a value of a column type. A value the type cannot hold is a model bug: the error
 /// names both so it can be found.
+///
+/// One match arm per column type, each that type's encoding in MS-TDS: the arms share nothing
+/// but the NULL case, and side by side they read as the table of encodings they are.
 pub fn put_value(out: &mut Vec<u8>, ty: ColumnType, value: &Value) -> Result<(), String> {
     let mismatch = || format!("value {value:?} cannot be sent as a {ty:?} column");
     if *value == Value::Null {
