@@ -3,6 +3,7 @@
 use kube::{CustomResourceExt, Resource};
 use serde_json::Value;
 
+use super::patterns;
 use super::spec::PersistentChatPool;
 
 /// Why a manifest could not be read. Reading does not validate the spec: see [`super::validate`].
@@ -40,6 +41,18 @@ pub enum LoadError {
     )]
     UnknownFields {
         /// Each unknown field's path, e.g. `spec.failover.alowDataLoss`.
+        paths: Vec<String>,
+    },
+    /// Durations the schema does not admit (not Go duration text, a negative one, or a number
+    /// too large for the clock), refused before they are converted: a value such as
+    /// `99999999999999999999h` does not fit a `std::time::Duration`.
+    #[error(
+        "{}: not a duration the operator accepts (Go duration text such as 90s, 5m or 1h30m, \
+         each number at most six digits)",
+        .paths.join(", ")
+    )]
+    BadDurations {
+        /// Each field's path and value, e.g. `spec.failover.unreachableAfter = "99999999h"`.
         paths: Vec<String>,
     },
 }
@@ -80,15 +93,32 @@ pub fn load_pool_yaml(text: &str) -> Result<PersistentChatPool, LoadError> {
         });
     }
     let raw: Value = parse(text)?;
-    let unknown = unknown_fields(&raw);
-    if !unknown.is_empty() {
-        return Err(LoadError::UnknownFields { paths: unknown });
+    let checked = check_against_schema(&raw);
+    if !checked.unknown.is_empty() {
+        return Err(LoadError::UnknownFields {
+            paths: checked.unknown,
+        });
+    }
+    if !checked.bad_durations.is_empty() {
+        return Err(LoadError::BadDurations {
+            paths: checked.bad_durations,
+        });
     }
     parse(text)
 }
 
-/// The paths of the fields in `manifest` that the CRD's schema does not declare.
-fn unknown_fields(manifest: &Value) -> Vec<String> {
+/// What the walk over a manifest and the CRD's schema found.
+#[derive(Default)]
+struct SchemaCheck {
+    /// Fields the schema does not declare.
+    unknown: Vec<String>,
+    /// Duration fields whose text the schema's pattern refuses, with their values.
+    bad_durations: Vec<String>,
+}
+
+/// The fields in `manifest` that the CRD's schema does not declare, and the duration fields it
+/// refuses.
+fn check_against_schema(manifest: &Value) -> SchemaCheck {
     let crd = PersistentChatPool::crd();
     let schema = crd
         .spec
@@ -97,7 +127,7 @@ fn unknown_fields(manifest: &Value) -> Vec<String> {
         .and_then(|v| v.schema.as_ref())
         .and_then(|s| s.open_api_v3_schema.as_ref())
         .and_then(|s| serde_json::to_value(s).ok());
-    let mut out = Vec::new();
+    let mut out = SchemaCheck::default();
     let (Some(schema), Some(fields)) = (schema, manifest.as_object()) else {
         return out;
     };
@@ -108,14 +138,20 @@ fn unknown_fields(manifest: &Value) -> Vec<String> {
         }
         match schema.get("properties").and_then(|p| p.get(key)) {
             Some(child_schema) => walk(child_schema, value, key, &mut out),
-            None => out.push(key.clone()),
+            None => out.unknown.push(key.clone()),
         }
     }
     out
 }
 
-fn walk(schema: &Value, value: &Value, path: &str, out: &mut Vec<String>) {
+fn walk(schema: &Value, value: &Value, path: &str, out: &mut SchemaCheck) {
     match value {
+        Value::String(text)
+            if schema.get("pattern").and_then(Value::as_str) == Some(patterns::DURATION)
+                && !patterns::COMPILED.duration.is_match(text) =>
+        {
+            out.bad_durations.push(format!("{path} = {text:?}"));
+        }
         Value::Object(fields) => {
             // An object schema without `properties` (such as `metadata`) takes any field.
             let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
@@ -125,7 +161,7 @@ fn walk(schema: &Value, value: &Value, path: &str, out: &mut Vec<String>) {
                 let child_path = format!("{path}.{key}");
                 match properties.get(key) {
                     Some(child_schema) => walk(child_schema, child, &child_path, out),
-                    None => out.push(child_path),
+                    None => out.unknown.push(child_path),
                 }
             }
         }

@@ -95,7 +95,11 @@ pub const WINDOWS_FOLDER: &str = concat!(
 );
 
 /// A non-negative Go duration as `time.ParseDuration` reads it, e.g. `90s`, `1h30m`, `250ms`.
-pub const DURATION: &str = "^(0|([0-9]+(\\.[0-9]+)?(ns|us|µs|μs|ms|s|m|h))+)$";
+/// Each number has at most six digits before and nine after the point: far beyond any
+/// sensible setting (999999h is over a century), and so every duration the schema admits fits
+/// the clock's types in the operator and in the apiserver's CEL (`99999999999999999999h`
+/// would overflow both).
+pub const DURATION: &str = "^(0|([0-9]{1,6}(\\.[0-9]{1,9})?(ns|us|µs|μs|ms|s|m|h))+)$";
 
 /// A Kubernetes object name that is a DNS-1123 subdomain (Secrets, ConfigMaps).
 pub const DNS1123_SUBDOMAIN: &str =
@@ -142,6 +146,7 @@ pub(crate) struct Compiled {
     pub dns1123_subdomain: Regex,
     pub dns1123_label: Regex,
     pub instance_name: Regex,
+    pub duration: Regex,
 }
 
 pub(crate) static COMPILED: LazyLock<Compiled> = LazyLock::new(|| Compiled {
@@ -154,6 +159,7 @@ pub(crate) static COMPILED: LazyLock<Compiled> = LazyLock::new(|| Compiled {
     dns1123_subdomain: compile(DNS1123_SUBDOMAIN),
     dns1123_label: compile(DNS1123_LABEL),
     instance_name: compile(INSTANCE_NAME),
+    duration: compile(DURATION),
 });
 
 #[cfg(test)]
