@@ -65,7 +65,8 @@ fn run_program(program: &Path, args: &[String], envs: &[(String, String)]) -> (b
 
 /// A control plane started by `scripts/test-cluster start DIR` (which builds the binaries first
 /// when they are missing or out of date); stopped, and DIR removed, when dropped. A failing test
-/// keeps DIR (component logs, audit log, operator logs) and says where it is.
+/// (or any, with `PCHAT_TEST_KEEP_CLUSTER` set) keeps DIR (component logs, audit log, operator
+/// logs) and says where it is.
 pub struct Cluster {
     pub dir: PathBuf,
     pub bin: PathBuf,
@@ -179,7 +180,7 @@ impl Drop for Cluster {
         if !ok {
             eprintln!("scripts/test-cluster stop failed:\n{out}");
         }
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("PCHAT_TEST_KEEP_CLUSTER").is_some() {
             eprintln!("kept for inspection: {}", self.dir.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
