@@ -39,9 +39,9 @@ async fn kubectl_apply_of_primary_site_switches_the_pool_visibly_with_the_charts
     // Follow the switch as a person running `kubectl get pcpool -w` would: a watch sees every
     // status the operator writes, however quickly the steps follow one another.
     let statuses = world.follow_statuses().await;
-    // Backups and restores of half a second keep the switch under way long enough for kstatus
-    // to be asked while it runs.
-    world.slow_down(&[StatementKind::Backup, StatementKind::Restore], 500);
+    // Backups and restores of a second keep the switch under way long enough for kstatus (a Go
+    // program started per question) to be asked while it runs, even on a loaded machine.
+    world.slow_down(&[StatementKind::Backup, StatementKind::Restore], 1000);
     world
         .apply(
             "pool.yaml",
