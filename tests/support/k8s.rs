@@ -142,7 +142,7 @@ impl Cluster {
             .collect()
     }
 
-    /// The audit events of one user, as `VERB URI -> CODE [user agent]` lines, in order.
+    /// The requests of one user, in the order the audit log has them.
     pub fn requests_of(&self, username: &str) -> Vec<AuditedRequest> {
         self.audit_events()
             .into_iter()
