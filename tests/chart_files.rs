@@ -1,5 +1,6 @@
-//! The Helm chart's files, checked without Helm (no helm binary here, so templates are never
-//! rendered in CI: docs/testing.md): the chart's CRD is the committed one, values.yaml parses and
+//! The Helm chart's files, checked as text, without Helm or a cluster (rendering, lint, install
+//! and the RBAC on a real API server are `k8s_chart.rs`'s and `k8s_rbac.rs`'s): the chart's CRD
+//! is the committed one, values.yaml parses and
 //! holds every key the templates read, the Deployment carries each PodSecurity `restricted`
 //! setting, and the Grafana dashboard is valid JSON that queries only metrics the operator's registry exports.
 

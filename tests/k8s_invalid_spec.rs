@@ -1,31 +1,47 @@
-//! A pool whose spec breaks a rule reaches the operator (the fake API server does not run the
-//! CRD's CEL rules, as an API server without them, or an object stored before a CRD upgrade,
-//! would not): it is Stalled naming the field, and not one SQL statement is sent. Fixing the
-//! spec lets it converge.
+//! A pool whose `primarySite` names no site. The real API server runs the CRD's CEL rules, so
+//! `kubectl apply` of it is refused, naming the field. An object stored before the rules were in
+//! force (a CRD upgrade: here a CRD without its `x-kubernetes-validations`, then the real one
+//! applied over it) still reaches the operator: it is Stalled naming the field and not one SQL
+//! statement is sent for it, while a valid pool in another namespace converges. Fixing the spec
+//! lets it converge.
 
 mod support;
 
 use pchat_core::api::Phase;
-use support::k8s::{LONG, World, condition, eventually, has};
+use pchat_sql::testing::Live;
+use support::k8s::{
+    LONG, NAMESPACE, POOL, Scope, World, condition, eventually, has, operator_statements,
+    pool_manifest,
+};
+
+/// The valid pool's namespace: the operator watches every namespace (a ClusterRole).
+const OTHER: &str = "chat-b";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_primary_site_naming_no_site_stalls_naming_the_field_and_sends_no_sql() {
-    let world = World::start("invalid").await;
+async fn a_primary_site_naming_no_site_is_refused_by_the_api_server_and_stalls_the_operator_when_stored()
+ {
+    let world = World::start_with("invalid", Scope::AllNamespaces).await;
     world.apply_crd().await;
     world.apply_secret().await;
+    let invalid = world.pool_manifest(|p| p.spec.primary_site = "houston".into());
+    let (applied, out) = world.try_apply("pool.yaml", &invalid).await;
+    assert!(!applied, "the API server accepted an invalid pool:\n{out}");
+    assert!(
+        out.contains("spec.primarySite must be the name of one of spec.sites"),
+        "{out}"
+    );
+    assert!(out.contains("spec.primarySite"), "{out}");
+
+    store_past_the_crd_rules(&world, &invalid).await;
+    let other = valid_pool_in_another_namespace(&world).await;
     let op = world.operator("op-a", 15);
     world.wait_ready(&op).await;
-    world
-        .apply(
-            "pool.yaml",
-            &world.pool_manifest(|p| p.spec.primary_site = "houston".into()),
-        )
-        .await;
+
     let stalled = eventually(
         LONG,
         "the pool is Stalled",
-        || world.status().filter(|s| has(s, "Stalled", "True")),
-        || format!("{:#?}\n{}", world.status(), op.log()),
+        async || world.status().await.filter(|s| has(s, "Stalled", "True")),
+        async || format!("{:#?}\n{}", world.status().await, op.log()),
     )
     .await;
     assert_eq!(stalled.phase, Some(Phase::Invalid));
@@ -34,36 +50,92 @@ async fn a_primary_site_naming_no_site_stalls_naming_the_field_and_sends_no_sql(
     assert!(c.message.contains("spec.primarySite"), "{}", c.message);
     assert_eq!(c.observed_generation, Some(1));
     assert!(has(&stalled, "Ready", "False"));
-    let events = world.events();
+    let events = world.events().await;
     assert!(
         events.iter().any(|(t, r, n)| t == "Warning"
             && r == "InvalidSpec"
             && n.contains("spec.primarySite")),
         "{events:#?}"
     );
+    eventually(
+        LONG,
+        "the valid pool in the other namespace converges",
+        async || {
+            world
+                .status_in(OTHER)
+                .await
+                .filter(|s| s.phase == Some(Phase::Protected) && has(s, "Ready", "True"))
+        },
+        async || format!("{:#?}\n{}", world.status_in(OTHER).await, op.log()),
+    )
+    .await;
+    assert!(operator_statements(&other) > 0);
     // Passes of an invalid spec came and went (the metric counts them); none reached SQL.
     let (_, metrics) = op.http_get("/metrics").await.expect("/metrics answers");
-    assert!(
-        metrics.contains(
-            "pchat_reconciles_total{namespace=\"default\",pool=\"atl-cs-001\",outcome=\"invalid\"}"
-        ),
-        "{metrics}"
+    let invalid_passes = format!(
+        "pchat_reconciles_total{{namespace=\"{NAMESPACE}\",pool=\"{POOL}\",outcome=\"invalid\"}}"
     );
+    assert!(metrics.contains(&invalid_passes), "{metrics}");
     assert_eq!(
         world.operator_statements(),
         0,
         "SQL was sent for an invalid spec"
     );
 
+    // Under the real CRD again, the fix passes the CEL rules and the pool converges.
     world.set_primary_site("pcpool", "atlanta").await;
     let fixed = eventually(
         LONG,
         "the fixed pool converges",
-        || world.status().filter(|s| has(s, "Ready", "True")),
-        || format!("{:#?}\n{}", world.status(), op.log()),
+        async || world.status().await.filter(|s| has(s, "Ready", "True")),
+        async || format!("{:#?}\n{}", world.status().await, op.log()),
     )
     .await;
     assert_eq!(fixed.observed_generation, Some(2));
     assert!(has(&fixed, "Stalled", "False"));
     assert!(world.operator_statements() > 0);
+}
+
+/// Store `pool` as an older CRD without CEL rules would have let it in, then put the real CRD
+/// back: the API server does not re-validate stored objects.
+async fn store_past_the_crd_rules(world: &World, pool: &str) {
+    let crd_yaml = include_str!("../crds/persistentchatpool.yaml");
+    let mut crd: serde_json::Value = serde_saphyr::from_str(crd_yaml).unwrap();
+    let removed = strip_validations(&mut crd);
+    assert!(removed > 0, "the CRD has no x-kubernetes-validations");
+    world
+        .apply("crd-loose.json", &serde_json::to_string(&crd).unwrap())
+        .await;
+    world.apply("pool.yaml", pool).await;
+    world.apply_crd().await;
+    assert_eq!(
+        world.pool().await.unwrap()["spec"]["primarySite"],
+        "houston"
+    );
+}
+
+/// Remove every `x-kubernetes-validations` from a CRD; how many there were.
+fn strip_validations(v: &mut serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Object(map) => {
+            let here = usize::from(map.remove("x-kubernetes-validations").is_some());
+            here + map.values_mut().map(strip_validations).sum::<usize>()
+        }
+        serde_json::Value::Array(items) => items.iter_mut().map(strip_validations).sum(),
+        _ => 0,
+    }
+}
+
+/// A second simulated pool, its Secret and a valid pool pointed at it, in [`OTHER`].
+async fn valid_pool_in_another_namespace(world: &World) -> Live {
+    let other = pchat_sql::testing::start("k8s-invalid-other").await;
+    world.kubectl(&["create", "namespace", OTHER]).await;
+    world.apply_secret_in(OTHER).await;
+    world
+        .apply(
+            "other-pool.yaml",
+            &pool_manifest(&other.spec, OTHER, |_| {}),
+        )
+        .await;
+    other
 }

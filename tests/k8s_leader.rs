@@ -1,24 +1,26 @@
-//! Two `pchat-operator run` replicas on one Lease: only the leader sends SQL or writes status,
-//! ConfigMaps and Events; when the leader is killed (SIGKILL) in the middle of a switch, the
-//! other takes the Lease over and finishes the switch.
+//! Two `pchat-operator run` replicas on one coordination.k8s.io Lease of a real API server, both
+//! with the chart's ServiceAccount: only the leader sends SQL or writes status, ConfigMaps and
+//! Events (the audit log tells their requests apart by User-Agent); when the leader is killed
+//! (SIGKILL) in the middle of a switch, the other takes the Lease over and finishes the switch.
 
 mod support;
 
 use pchat_core::api::Phase;
 use pchat_sim::server::StatementKind;
-use support::k8s::{LONG, World, eventually, has, lease_holder, settled_at};
+use support::k8s::{LONG, World, eventually, has, operator_user, settled_at};
 
-/// Writes a replica made to the pool, its ConfigMap or Events (its Lease excluded), told apart
-/// by the User-Agent `pchat-operator/<version> (<identity>)`.
+/// Writes a replica made to the pool, its ConfigMap or Events (its Lease excluded), from the
+/// audit log: both replicas are the same ServiceAccount, told apart by the User-Agent
+/// `pchat-operator/<version> (<identity>)`.
 fn writes_by(world: &World, identity: &str) -> Vec<String> {
     world
-        .api
-        .requests()
+        .cluster
+        .requests_of(&operator_user())
         .into_iter()
         .filter(|r| r.user_agent.contains(&format!("({identity})")))
-        .filter(|r| r.method != "GET")
-        .filter(|r| !r.path.contains("/leases"))
-        .map(|r| format!("{} {} -> {}", r.method, r.path, r.status))
+        .filter(|r| !matches!(r.verb.as_str(), "get" | "list" | "watch"))
+        .filter(|r| !r.uri.contains("/leases"))
+        .map(|r| r.to_string())
         .collect()
 }
 
@@ -31,8 +33,8 @@ async fn only_the_leader_acts_and_the_other_replica_finishes_the_switch_when_it_
     eventually(
         LONG,
         "op-a holds the Lease",
-        || lease_holder(&world.api).filter(|h| h == "op-a"),
-        || a.log(),
+        async || world.lease_holder().await.filter(|h| h == "op-a"),
+        async || a.log(),
     )
     .await;
     let b = world.operator("op-b", 4);
@@ -41,17 +43,17 @@ async fn only_the_leader_acts_and_the_other_replica_finishes_the_switch_when_it_
     eventually(
         LONG,
         "the pool is Ready at atlanta",
-        || {
-            world.status().filter(|s| {
+        async || {
+            world.status().await.filter(|s| {
                 s.phase == Some(Phase::Protected)
                     && s.serving_site.as_deref() == Some("atlanta")
                     && has(s, "Ready", "True")
             })
         },
-        || {
+        async || {
             format!(
                 "{:#?}\n--- op-a\n{}\n--- op-b\n{}",
-                world.status(),
+                world.status().await,
                 a.log(),
                 b.log()
             )
@@ -86,12 +88,12 @@ async fn only_the_leader_acts_and_the_other_replica_finishes_the_switch_when_it_
     let mid = eventually(
         LONG,
         "the switch is under way",
-        || {
-            world.status().filter(|s| {
+        async || {
+            world.status().await.filter(|s| {
                 s.phase == Some(Phase::Switching) && s.step.as_ref().is_some_and(|st| st.index >= 2)
             })
         },
-        || format!("{:#?}\n{}", world.status(), a.log()),
+        async || format!("{:#?}\n{}", world.status().await, a.log()),
     )
     .await;
     a.kill();
@@ -100,15 +102,15 @@ async fn only_the_leader_acts_and_the_other_replica_finishes_the_switch_when_it_
     eventually(
         LONG,
         "op-b takes the Lease over",
-        || lease_holder(&world.api).filter(|h| h == "op-b"),
-        || b.log(),
+        async || world.lease_holder().await.filter(|h| h == "op-b"),
+        async || b.log(),
     )
     .await;
     let done = eventually(
         LONG,
         "op-b finishes the switch to dallas",
-        || world.status().filter(|s| settled_at(s, "dallas")),
-        || format!("{:#?}\n--- op-b\n{}", world.status(), b.log()),
+        async || world.status().await.filter(|s| settled_at(s, "dallas")),
+        async || format!("{:#?}\n--- op-b\n{}", world.status().await, b.log()),
     )
     .await;
     // The transition op-a opened is the one op-b completed (status carries it over).

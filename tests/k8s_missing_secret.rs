@@ -1,14 +1,17 @@
 //! A pool whose SQL credentials Secret does not exist yet is Stalled naming the Secret (then
-//! the missing key), sends no SQL, and converges once the Secret is complete. The password
-//! never reaches the log, which is JSON, one object per line.
+//! the missing key), sends no SQL, and converges once the Secret is complete; a Secret deleted
+//! later stalls it again, naming it, until it returns. The operator reads the Secret by name
+//! with the chart's `get` right alone. The password never reaches the log, which is JSON, one
+//! object per line.
 
 mod support;
 
 use pchat_core::api::Phase;
-use support::k8s::{LONG, NAMESPACE, World, condition, eventually, has};
+use support::k8s::{LONG, NAMESPACE, Operator, World, condition, eventually, has};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_secret_stalls_the_pool_naming_it_and_it_converges_once_the_secret_exists() {
+async fn a_missing_or_deleted_secret_stalls_the_pool_naming_it_and_it_converges_once_the_secret_exists()
+ {
     let world = World::start("secret").await;
     world.apply_crd().await;
     let op = world.operator_with("op-a", 15, &["--log-format", "json"]);
@@ -17,19 +20,20 @@ async fn a_missing_secret_stalls_the_pool_naming_it_and_it_converges_once_the_se
     let stalled = eventually(
         LONG,
         "the pool is Stalled on the missing Secret",
-        || {
+        async || {
             world
                 .status()
+                .await
                 .filter(|s| condition(s, "Stalled").is_some_and(|c| c.reason == "SecretNotFound"))
         },
-        || format!("{:#?}\n{}", world.status(), op.log()),
+        async || format!("{:#?}\n{}", world.status().await, op.log()),
     )
     .await;
     assert_eq!(stalled.phase, Some(Phase::Blocked));
     let c = condition(&stalled, "Stalled").unwrap();
     assert_eq!(c.status, "True");
     assert!(
-        c.message.contains("Secret default/pchat-sql"),
+        c.message.contains(&format!("Secret {NAMESPACE}/pchat-sql")),
         "{}",
         c.message
     );
@@ -56,12 +60,13 @@ async fn a_missing_secret_stalls_the_pool_naming_it_and_it_converges_once_the_se
     let partial = eventually(
         LONG,
         "the pool is Stalled on the missing key",
-        || {
+        async || {
             world
                 .status()
+                .await
                 .filter(|s| condition(s, "Stalled").is_some_and(|c| c.reason == "SecretKeyMissing"))
         },
-        || format!("{:#?}\n{}", world.status(), op.log()),
+        async || format!("{:#?}\n{}", world.status().await, op.log()),
     )
     .await;
     assert!(
@@ -77,27 +82,28 @@ async fn a_missing_secret_stalls_the_pool_naming_it_and_it_converges_once_the_se
     eventually(
         LONG,
         "the pool converges once the Secret is complete",
-        || {
-            world.status().filter(|s| {
+        async || {
+            world.status().await.filter(|s| {
                 s.phase == Some(Phase::Protected)
                     && has(s, "Ready", "True")
                     && has(s, "Stalled", "False")
             })
         },
-        || format!("{:#?}\n{}", world.status(), op.log()),
+        async || format!("{:#?}\n{}", world.status().await, op.log()),
     )
     .await;
-    let events = world.events();
+    let events = world.events().await;
     let reasons: Vec<&str> = events.iter().map(|(_, r, _)| r.as_str()).collect();
     for r in ["SecretNotFound", "SecretKeyMissing", "StallCleared"] {
         assert!(reasons.contains(&r), "{r} missing: {events:#?}");
     }
     // The stall lasted several one-second passes; it was reported once.
     assert_eq!(
-        world.event_count("SecretNotFound"),
+        world.event_count("SecretNotFound").await,
         1,
         "one event per stall, not one per pass: {events:#?}"
     );
+    deleting_the_secret_stalls_the_pool_until_it_returns(&world, &op).await;
     let log = op.log();
     assert!(
         !log.contains(pchat_sql::testing::PASSWORD),
@@ -112,4 +118,48 @@ async fn a_missing_secret_stalls_the_pool_naming_it_and_it_converges_once_the_se
         assert!(v["level"].is_string(), "{line}");
         assert!(v["fields"]["message"].is_string(), "{line}");
     }
+}
+
+/// A converged pool whose Secret is deleted: its next pass (within the idle interval) is Stalled
+/// naming the Secret and sends nothing; the Secret back, it converges again.
+async fn deleting_the_secret_stalls_the_pool_until_it_returns(world: &World, op: &Operator) {
+    world
+        .kubectl(&["delete", "secret", "pchat-sql", "-n", NAMESPACE])
+        .await;
+    let stalled = eventually(
+        LONG,
+        "the pool is Stalled on the deleted Secret",
+        async || {
+            world
+                .status()
+                .await
+                .filter(|s| condition(s, "Stalled").is_some_and(|c| c.reason == "SecretNotFound"))
+        },
+        async || format!("{:#?}\n{}", world.status().await, op.log()),
+    )
+    .await;
+    let c = condition(&stalled, "Stalled").unwrap();
+    assert!(
+        c.message.contains(&format!("Secret {NAMESPACE}/pchat-sql")),
+        "{}",
+        c.message
+    );
+    let sent = world.operator_statements();
+    world.apply_secret().await;
+    eventually(
+        LONG,
+        "the pool converges once the Secret is back",
+        async || {
+            world
+                .status()
+                .await
+                .filter(|s| has(s, "Ready", "True") && has(s, "Stalled", "False"))
+        },
+        async || format!("{:#?}\n{}", world.status().await, op.log()),
+    )
+    .await;
+    assert!(
+        world.operator_statements() > sent,
+        "no SQL after the recovery"
+    );
 }

@@ -1,11 +1,12 @@
-//! SIGTERM: `pchat-operator run` finishes its pass, releases the Lease and exits 0 promptly, so
-//! another replica takes over at once instead of waiting for the Lease to expire.
+//! SIGTERM: `pchat-operator run` finishes its pass, releases its Lease on the real API server
+//! (with the chart's Lease rights alone) and exits 0 promptly, so another replica takes over at
+//! once instead of waiting for the Lease to expire.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
-use support::k8s::{LONG, World, eventually, lease_holder};
+use support::k8s::{LONG, World, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_zero_promptly_and_releases_the_lease() {
@@ -17,23 +18,23 @@ async fn sigterm_exits_zero_promptly_and_releases_the_lease() {
     eventually(
         LONG,
         "op-a holds the Lease",
-        || lease_holder(&world.api).filter(|h| h == "op-a"),
-        || a.log(),
+        async || world.lease_holder().await.filter(|h| h == "op-a"),
+        async || a.log(),
     )
     .await;
     world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
     eventually(
         LONG,
         "a pass has written status",
-        || world.status(),
-        || a.log(),
+        async || world.status().await,
+        async || a.log(),
     )
     .await;
     a.terminate();
     let code = a.wait_exit(Duration::from_secs(30)).await;
     assert_eq!(code, Some(0), "exit after SIGTERM:\n{}", a.log());
     assert_eq!(
-        lease_holder(&world.api),
+        world.lease_holder().await,
         None,
         "the Lease was not released:\n{}",
         a.log()
@@ -45,8 +46,8 @@ async fn sigterm_exits_zero_promptly_and_releases_the_lease() {
     eventually(
         Duration::from_secs(40),
         "op-b takes the released Lease",
-        || lease_holder(&world.api).filter(|h| h == "op-b"),
-        || b.log(),
+        async || world.lease_holder().await.filter(|h| h == "op-b"),
+        async || b.log(),
     )
     .await;
     assert!(started.elapsed() < Duration::from_secs(40));

@@ -1,25 +1,211 @@
-//! The Kubernetes end-to-end world: the fake API server ([`super::kube_fake`]), the SQL Server
-//! simulator in process (`pchat_sql::testing`), `kubectl` pointed at the fake, and `pchat-operator
-//! run` replicas as child processes (killed when dropped).
+//! The Kubernetes end-to-end world: a real control plane of its own (`scripts/test-cluster`:
+//! etcd, kube-apiserver, kube-controller-manager, see tests/cluster/README.md), the chart
+//! installed into a namespace of its own, the SQL Server simulator in process
+//! (`pchat_sql::testing`), the control plane's own `kubectl`, `helm` and `kstatus` for what a
+//! person types, and `pchat-operator run` replicas as child processes (killed when dropped) that
+//! authenticate with a token of the chart's ServiceAccount, so their rights are exactly the
+//! chart's RBAC, as in a cluster.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pchat_core::api::{PersistentChatPool, PersistentChatPoolStatus, load_pool_yaml};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::events::v1::Event;
+use kube::Api;
+use pchat_core::api::load_pool_yaml;
+use pchat_core::api::{PersistentChatPool, PersistentChatPoolSpec, PersistentChatPoolStatus};
 use pchat_sim::faults::{Fault, FaultInjector};
 use pchat_sim::server::StatementKind;
 use serde_json::Value;
 
-use super::kube_fake::FakeApiServer;
 use pchat_sql::testing::Live;
 
-pub const NAMESPACE: &str = "default";
+/// Where the chart is installed, the pools live and the operator holds its Lease.
+pub const NAMESPACE: &str = "chat";
+/// The Helm release: the chart names its ServiceAccount, Roles and Deployment after it, and
+/// `pchat-operator run`'s default Lease name is the same.
+pub const RELEASE: &str = "pchat-operator";
 pub const POOL: &str = "atl-cs-001";
-pub const GROUP_VERSION: &str = "persistentchat.io/v1alpha1";
-pub const PLURAL: &str = "persistentchatpools";
 /// Generous: the CI machine has two cores shared by parallel test binaries.
 pub const LONG: Duration = Duration::from_secs(120);
+
+/// The user the API server sees for the operator: the chart's ServiceAccount.
+pub fn operator_user() -> String {
+    format!("system:serviceaccount:{NAMESPACE}:{RELEASE}")
+}
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The chart's directory.
+pub fn chart_dir() -> PathBuf {
+    repo_root().join("charts/pchat-operator")
+}
+
+/// A program's outcome: whether it succeeded, and stdout + stderr.
+fn run_program(program: &Path, args: &[String], envs: &[(String, String)]) -> (bool, String) {
+    let out = Command::new(program)
+        .args(args)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{} does not start: {e}", program.display()));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A control plane started by `scripts/test-cluster start DIR` (which builds the binaries first
+/// when they are missing or out of date); stopped, and DIR removed, when dropped. A failing test
+/// (or any, with `PCHAT_TEST_KEEP_CLUSTER` set) keeps DIR (component logs, audit log, operator
+/// logs) and says where it is.
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub bin: PathBuf,
+    pub server: String,
+    pub admin_kubeconfig: PathBuf,
+    pub audit_log: PathBuf,
+}
+
+impl Cluster {
+    /// Blocking: up to `TEST_CLUSTER_READY_TIMEOUT` (a cold build of the binaries comes first).
+    pub fn start(dir: &Path) -> Cluster {
+        let script = repo_root().join("scripts/test-cluster");
+        let (ok, out) = run_program(&script, &["start".into(), dir.display().to_string()], &[]);
+        assert!(ok, "scripts/test-cluster start failed:\n{out}");
+        let env = std::fs::read_to_string(dir.join("cluster.env")).expect("cluster.env");
+        let server = env
+            .lines()
+            .find_map(|l| l.strip_prefix("TEST_CLUSTER_SERVER="))
+            .expect("TEST_CLUSTER_SERVER in cluster.env")
+            .to_string();
+        Cluster {
+            dir: dir.to_path_buf(),
+            bin: dir.join("bin"),
+            server,
+            admin_kubeconfig: dir.join("admin.kubeconfig"),
+            audit_log: dir.join("audit.log"),
+        }
+    }
+
+    /// Environment of kubectl and helm: the admin's credentials, Helm's state inside DIR.
+    fn admin_env(&self) -> Vec<(String, String)> {
+        let d = |sub: &str| self.dir.join(sub).display().to_string();
+        vec![
+            (
+                "KUBECONFIG".into(),
+                self.admin_kubeconfig.display().to_string(),
+            ),
+            ("HELM_CACHE_HOME".into(), d("helm/cache")),
+            ("HELM_CONFIG_HOME".into(), d("helm/config")),
+            ("HELM_DATA_HOME".into(), d("helm/data")),
+        ]
+    }
+
+    /// One of DIR/bin's programs (`kubectl`, `helm`, `kstatus`) as the cluster admin.
+    pub async fn try_tool(&self, tool: &str, args: &[&str]) -> (bool, String) {
+        let program = self.bin.join(tool);
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let env = self.admin_env();
+        tokio::task::spawn_blocking(move || run_program(&program, &args, &env))
+            .await
+            .unwrap()
+    }
+
+    /// The same; panics with its output when it fails.
+    pub async fn tool(&self, tool: &str, args: &[&str]) -> String {
+        let (ok, out) = self.try_tool(tool, args).await;
+        assert!(ok, "{tool} {args:?} failed:\n{out}");
+        out
+    }
+
+    /// What `kstatus` computes for an object: its last line (Current, InProgress, Failed, ...).
+    pub async fn kstatus(&self, namespace: &str, resource: &str) -> String {
+        let out = self.tool("kstatus", &["-n", namespace, resource]).await;
+        out.lines().last().unwrap_or_default().trim().to_string()
+    }
+
+    /// The audit log's events (every request, `Metadata` level, at ResponseComplete).
+    pub fn audit_events(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.audit_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The requests of one user, in the order the audit log has them.
+    pub fn requests_of(&self, username: &str) -> Vec<AuditedRequest> {
+        self.audit_events()
+            .into_iter()
+            .filter(|e| e["user"]["username"] == username)
+            .map(|e| AuditedRequest {
+                verb: e["verb"].as_str().unwrap_or_default().into(),
+                uri: e["requestURI"].as_str().unwrap_or_default().into(),
+                code: e["responseStatus"]["code"].as_u64().unwrap_or_default(),
+                user_agent: e["userAgent"].as_str().unwrap_or_default().into(),
+            })
+            .collect()
+    }
+
+    /// A client as the cluster admin (what a person's kubectl uses).
+    pub async fn admin_client(&self) -> kube::Client {
+        // Test builds compile both of rustls's providers in; the operator binary picks ring
+        // itself, a test must too or the client panics.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.admin_kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let script = repo_root().join("scripts/test-cluster");
+        let (ok, out) = run_program(
+            &script,
+            &["stop".into(), self.dir.display().to_string()],
+            &[],
+        );
+        if !ok {
+            eprintln!("scripts/test-cluster stop failed:\n{out}");
+        }
+        if std::thread::panicking() || std::env::var_os("PCHAT_TEST_KEEP_CLUSTER").is_some() {
+            eprintln!("kept for inspection: {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// One request in the audit log.
+#[derive(Clone, Debug)]
+pub struct AuditedRequest {
+    pub verb: String,
+    pub uri: String,
+    pub code: u64,
+    pub user_agent: String,
+}
+
+impl std::fmt::Display for AuditedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} -> {} [{}]",
+            self.verb, self.uri, self.code, self.user_agent
+        )
+    }
+}
 
 /// The statuses a watch of the pool delivered (see [`World::follow_statuses`]); the watch
 /// ends when this is dropped.
@@ -43,34 +229,87 @@ impl Drop for StatusLog {
     }
 }
 
-/// The fake API server, the simulator, a kubeconfig and a scratch directory.
-pub struct World {
-    pub api: FakeApiServer,
-    pub live: Live,
-    pub dir: PathBuf,
-    pub kubeconfig: PathBuf,
+/// Which pools the chart's operator manages.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Scope {
+    /// `watchNamespaces: [chat]`: a Role in that namespace, `run --namespace chat`.
+    OneNamespace,
+    /// `watchNamespaces: []`: a ClusterRole, `run` without `--namespace`.
+    AllNamespaces,
 }
 
-impl Drop for World {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// The control plane with the chart installed, the simulator, the operator's kubeconfig and a
+/// client as the cluster admin. Fields drop in order: the simulator, then the control plane.
+pub struct World {
+    pub live: Live,
+    pub client: kube::Client,
+    pub scope: Scope,
+    /// The operator's kubeconfig: the chart ServiceAccount's token.
+    pub kubeconfig: PathBuf,
+    pub dir: PathBuf,
+    pub cluster: Cluster,
 }
 
 impl World {
+    /// The chart installed for the test namespace alone.
     pub async fn start(name: &str) -> World {
+        World::start_with(name, Scope::OneNamespace).await
+    }
+
+    pub async fn start_with(name: &str, scope: Scope) -> World {
         let live = pchat_sql::testing::start(&format!("k8s-{name}")).await;
-        let api = FakeApiServer::start();
         let dir = std::env::temp_dir().join(format!("pchat-k8s-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let kubeconfig = dir.join("kubeconfig");
-        api.write_kubeconfig(&kubeconfig);
+        let cluster = {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || Cluster::start(&dir))
+                .await
+                .unwrap()
+        };
+        let client = cluster.admin_client().await;
+        cluster
+            .tool("kubectl", &["create", "namespace", NAMESPACE])
+            .await;
+        // The CRD is the user's to apply (`apply_crd`); the chart's crds/ are skipped so a test
+        // can apply another version of it first.
+        let chart = chart_dir();
+        let mut install = vec![
+            "install",
+            RELEASE,
+            chart.to_str().unwrap(),
+            "--namespace",
+            NAMESPACE,
+            "--skip-crds",
+        ];
+        let watch = format!("watchNamespaces={{{NAMESPACE}}}");
+        if scope == Scope::OneNamespace {
+            install.extend(["--set", watch.as_str()]);
+        }
+        cluster.tool("helm", &install).await;
+        let token = cluster
+            .tool(
+                "kubectl",
+                &[
+                    "create",
+                    "token",
+                    RELEASE,
+                    "-n",
+                    NAMESPACE,
+                    "--duration",
+                    "2h",
+                ],
+            )
+            .await;
+        let kubeconfig = dir.join("operator.kubeconfig");
+        write_token_kubeconfig(&kubeconfig, &cluster, token.trim());
         World {
-            api,
             live,
-            dir,
+            client,
+            scope,
             kubeconfig,
+            dir,
+            cluster,
         }
     }
 
@@ -92,8 +331,7 @@ impl World {
     pub async fn follow_statuses(&self) -> StatusLog {
         use futures::StreamExt;
         use kube::runtime::{WatchStreamExt, watcher};
-        let pools: kube::Api<PersistentChatPool> =
-            kube::Api::namespaced(self.api.client().await, NAMESPACE);
+        let pools: Api<PersistentChatPool> = Api::namespaced(self.client.clone(), NAMESPACE);
         let log = StatusLog::default();
         let seen = log.0.clone();
         let task = tokio::spawn(async move {
@@ -112,14 +350,18 @@ impl World {
         log
     }
 
-    /// Run kubectl against the fake; panics with its output when it fails.
+    /// Run the control plane's kubectl as the cluster admin; panics with its output when it
+    /// fails.
     pub async fn kubectl(&self, args: &[&str]) -> String {
-        let (ok, out) = self.try_kubectl(args).await;
-        assert!(ok, "kubectl {args:?} failed:\n{out}");
-        out
+        self.cluster.tool("kubectl", args).await
     }
 
-    /// `kubectl patch` the pool's `spec.primarySite`, as a person (or a GitOps commit) would.
+    /// Run kubectl as the cluster admin: whether it succeeded, and stdout + stderr.
+    pub async fn try_kubectl(&self, args: &[&str]) -> (bool, String) {
+        self.cluster.try_tool("kubectl", args).await
+    }
+
+    /// `kubectl patch` the pool's `spec.primarySite`, as a person would.
     pub async fn set_primary_site(&self, kind: &str, site: &str) -> String {
         let patch = format!(r#"{{"spec":{{"primarySite":"{site}"}}}}"#);
         self.kubectl(&[
@@ -128,89 +370,113 @@ impl World {
         .await
     }
 
-    /// Run kubectl against the fake: whether it succeeded, and stdout + stderr.
-    pub async fn try_kubectl(&self, args: &[&str]) -> (bool, String) {
-        let kubeconfig = self.kubeconfig.clone();
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        tokio::task::spawn_blocking(move || {
-            let out = Command::new("kubectl")
-                .args(&args)
-                .env("KUBECONFIG", &kubeconfig)
-                .output()
-                .expect("kubectl runs");
-            (
-                out.status.success(),
-                format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-            )
-        })
-        .await
-        .unwrap()
-    }
-
     /// `kubectl apply -f` of a manifest given as text.
     pub async fn apply(&self, file_name: &str, manifest: &str) -> String {
-        let path = self.dir.join(file_name);
-        std::fs::write(&path, manifest).unwrap();
-        self.kubectl(&["apply", "-f", path.to_str().unwrap()]).await
+        self.kubectl(&[
+            "apply",
+            "-f",
+            self.write(file_name, manifest).to_str().unwrap(),
+        ])
+        .await
     }
 
-    /// The committed CRD, applied with kubectl.
+    /// The same, when it may be refused: whether it succeeded, and kubectl's output.
+    pub async fn try_apply(&self, file_name: &str, manifest: &str) -> (bool, String) {
+        self.try_kubectl(&[
+            "apply",
+            "-f",
+            self.write(file_name, manifest).to_str().unwrap(),
+        ])
+        .await
+    }
+
+    fn write(&self, file_name: &str, text: &str) -> PathBuf {
+        let path = self.dir.join(file_name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The committed CRD, applied with kubectl; returns once it is Established.
     pub async fn apply_crd(&self) {
-        let crd =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/persistentchatpool.yaml");
+        let crd = repo_root().join("crds/persistentchatpool.yaml");
         self.kubectl(&["apply", "-f", crd.to_str().unwrap()]).await;
+        self.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/persistentchatpools.persistentchat.io",
+        ])
+        .await;
     }
 
     /// The SQL login Secret the pool names (`pchat-sql`), applied with kubectl.
     pub async fn apply_secret(&self) {
+        self.apply_secret_in(NAMESPACE).await;
+    }
+
+    pub async fn apply_secret_in(&self, namespace: &str) {
         self.apply(
-            "secret.yaml",
-            &secret_manifest("pchat-sql", "sa", pchat_sql::testing::PASSWORD),
+            &format!("secret-{namespace}.yaml"),
+            &secret_manifest(namespace, "pchat-sql", "sa", pchat_sql::testing::PASSWORD),
         )
         .await;
     }
 
-    /// The example pool pointed at the simulator, with `edit` applied to it.
+    /// The example pool pointed at this world's simulator, with `edit` applied to it.
     pub fn pool_manifest(&self, edit: impl FnOnce(&mut PersistentChatPool)) -> String {
-        let mut pool: PersistentChatPool =
-            load_pool_yaml(include_str!("../../examples/pool.yaml")).unwrap();
-        pool.spec = self.live.spec.clone();
-        pool.metadata.namespace = Some(NAMESPACE.into());
-        edit(&mut pool);
-        serde_saphyr::to_string(&pool).unwrap()
+        pool_manifest(&self.live.spec, NAMESPACE, edit)
     }
 
     /// The pool as the API server has it.
-    pub fn pool(&self) -> Option<Value> {
-        self.api.get(GROUP_VERSION, PLURAL, Some(NAMESPACE), POOL)
+    pub async fn pool(&self) -> Option<Value> {
+        self.pool_in(NAMESPACE).await
+    }
+
+    pub async fn pool_in(&self, namespace: &str) -> Option<Value> {
+        let pools: Api<PersistentChatPool> = Api::namespaced(self.client.clone(), namespace);
+        let pool = pools.get_opt(POOL).await.expect("GET the pool")?;
+        Some(serde_json::to_value(pool).unwrap())
     }
 
     /// The pool's status, when it has one.
-    pub fn status(&self) -> Option<PersistentChatPoolStatus> {
-        let status = self.pool()?.get("status")?.clone();
-        serde_json::from_value(status).ok()
+    pub async fn status(&self) -> Option<PersistentChatPoolStatus> {
+        self.status_in(NAMESPACE).await
+    }
+
+    pub async fn status_in(&self, namespace: &str) -> Option<PersistentChatPoolStatus> {
+        let pools: Api<PersistentChatPool> = Api::namespaced(self.client.clone(), namespace);
+        pools.get_opt(POOL).await.expect("GET the pool")?.status
     }
 
     /// The pool's ConfigMap.
-    pub fn config_map(&self) -> Option<Value> {
-        self.api.get(
-            "v1",
-            "configmaps",
-            Some(NAMESPACE),
-            &format!("{POOL}-active-servers"),
-        )
+    pub async fn config_map(&self) -> Option<Value> {
+        let maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), NAMESPACE);
+        let cm = maps
+            .get_opt(&format!("{POOL}-active-servers"))
+            .await
+            .expect("GET the ConfigMap")?;
+        Some(serde_json::to_value(cm).unwrap())
+    }
+
+    /// Every Event about the pool, as JSON.
+    async fn pool_events(&self) -> Vec<Value> {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), NAMESPACE);
+        events
+            .list(&Default::default())
+            .await
+            .expect("LIST events")
+            .items
+            .into_iter()
+            .map(|e| serde_json::to_value(e).unwrap())
+            .filter(|e| e["regarding"]["name"] == POOL)
+            .collect()
     }
 
     /// Every Event about the pool: (type, reason, note).
-    pub fn events(&self) -> Vec<(String, String, String)> {
-        self.api
-            .list("events.k8s.io/v1", "events", Some(NAMESPACE))
+    pub async fn events(&self) -> Vec<(String, String, String)> {
+        self.pool_events()
+            .await
             .into_iter()
-            .filter(|e| e["regarding"]["name"] == POOL)
             .map(|e| {
                 (
                     e["type"].as_str().unwrap_or_default().to_string(),
@@ -223,23 +489,30 @@ impl World {
 
     /// How many times an Event with this reason was recorded about the pool: the Recorder
     /// folds a repeat into the first Event's `series.count` rather than creating another.
-    pub fn event_count(&self, reason: &str) -> u64 {
-        self.api
-            .list("events.k8s.io/v1", "events", Some(NAMESPACE))
+    pub async fn event_count(&self, reason: &str) -> u64 {
+        self.pool_events()
+            .await
             .into_iter()
-            .filter(|e| e["regarding"]["name"] == POOL && e["reason"] == reason)
+            .filter(|e| e["reason"] == reason)
             .map(|e| e["series"]["count"].as_u64().unwrap_or(1))
             .sum()
     }
 
+    /// The holder of the operator's Lease (`chat/pchat-operator`), if any.
+    pub async fn lease_holder(&self) -> Option<String> {
+        let leases: Api<Lease> = Api::namespaced(self.client.clone(), NAMESPACE);
+        leases
+            .get_opt(RELEASE)
+            .await
+            .expect("GET the Lease")?
+            .spec?
+            .holder_identity
+            .filter(|h| !h.is_empty())
+    }
+
     /// Statements the operator (program name `pchat-operator`) sent to every instance so far.
     pub fn operator_statements(&self) -> usize {
-        self.live
-            .spec
-            .instances()
-            .flat_map(|(_, i)| self.live.sim.sim.statement_log(&i.name))
-            .filter(|s| s.program_name == "pchat-operator")
-            .count()
+        operator_statements(&self.live)
     }
 
     /// Of those, the ones that change something.
@@ -252,17 +525,12 @@ impl World {
             .count()
     }
 
-    /// The requests the fake served, one line each, for failure messages.
+    /// The requests the operator's ServiceAccount made, one line each, for failure messages.
     pub fn requests(&self) -> String {
-        self.api
-            .requests()
+        self.cluster
+            .requests_of(&operator_user())
             .iter()
-            .map(|r| {
-                format!(
-                    "{} {}?{} -> {} [{}]",
-                    r.method, r.path, r.query, r.status, r.user_agent
-                )
-            })
+            .map(|r| r.to_string())
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -290,16 +558,56 @@ impl World {
         self.operator_with(identity, lease_seconds, &[])
     }
 
-    /// A replica with more `run` flags (e.g. `--log-format json`).
+    /// A replica with more `run` flags (e.g. `--log-format json`). It watches what the chart
+    /// was installed for, as the chart's Deployment would.
     pub fn operator_with(&self, identity: &str, lease_seconds: u64, extra: &[&str]) -> Operator {
-        Operator::spawn(&self.kubeconfig, &self.dir, identity, lease_seconds, extra)
+        let mut args: Vec<&str> = extra.to_vec();
+        if self.scope == Scope::OneNamespace {
+            args.extend(["--namespace", NAMESPACE]);
+        }
+        Operator::spawn(&self.kubeconfig, &self.dir, identity, lease_seconds, &args)
     }
 }
 
+/// Statements the operator (program name `pchat-operator`) sent to a simulator's instances.
+pub fn operator_statements(live: &Live) -> usize {
+    live.spec
+        .instances()
+        .flat_map(|(_, i)| live.sim.sim.statement_log(&i.name))
+        .filter(|s| s.program_name == "pchat-operator")
+        .count()
+}
+
+/// A kubeconfig for a bearer token, trusting the cluster's CA, as a pod's mounted
+/// ServiceAccount credentials would be used.
+fn write_token_kubeconfig(path: &Path, cluster: &Cluster, token: &str) {
+    let ca = std::fs::read(cluster.dir.join("pki/ca.crt")).expect("the cluster CA");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: test-cluster\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: {RELEASE}\n  user:\n    token: {token}\ncontexts:\n- name: operator\n  context:\n    cluster: test-cluster\n    user: {RELEASE}\n    namespace: {NAMESPACE}\ncurrent-context: operator\n",
+        cluster.server,
+        base64(&ca)
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+/// The example pool pointed at a simulator, in `namespace`, with `edit` applied to it.
+pub fn pool_manifest(
+    spec: &PersistentChatPoolSpec,
+    namespace: &str,
+    edit: impl FnOnce(&mut PersistentChatPool),
+) -> String {
+    let mut pool: PersistentChatPool =
+        load_pool_yaml(include_str!("../../examples/pool.yaml")).unwrap();
+    pool.spec = spec.clone();
+    pool.metadata.namespace = Some(namespace.into());
+    edit(&mut pool);
+    serde_saphyr::to_string(&pool).unwrap()
+}
+
 /// A Secret manifest with base64 `data`, as `kubectl create secret generic` would send.
-pub fn secret_manifest(name: &str, username: &str, password: &str) -> String {
+pub fn secret_manifest(namespace: &str, name: &str, username: &str, password: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {NAMESPACE}\ntype: Opaque\ndata:\n  username: {}\n  password: {}\n",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\ntype: Opaque\ndata:\n  username: {}\n  password: {}\n",
         base64(username.as_bytes()),
         base64(password.as_bytes())
     )
@@ -343,8 +651,6 @@ impl Operator {
         let child = Command::new(env!("CARGO_BIN_EXE_pchat-operator"))
             .args([
                 "run",
-                "--namespace",
-                NAMESPACE,
                 "--http-addr",
                 &format!("127.0.0.1:{http_port}"),
                 "--lease-namespace",
@@ -443,36 +749,22 @@ impl Drop for Operator {
     }
 }
 
-/// The holder of the operator's Lease (`default/pchat-operator`), if any.
-pub fn lease_holder(api: &FakeApiServer) -> Option<String> {
-    api.get(
-        "coordination.k8s.io/v1",
-        "leases",
-        Some(NAMESPACE),
-        "pchat-operator",
-    )?["spec"]["holderIdentity"]
-        .as_str()
-        .map(String::from)
-}
-
 /// Poll `f` every 200 ms until it returns Some, up to `limit`; panics with `what` and the
 /// context `describe` gives.
 pub async fn eventually<T>(
     limit: Duration,
     what: &str,
-    mut f: impl FnMut() -> Option<T>,
-    describe: impl Fn() -> String,
+    mut f: impl AsyncFnMut() -> Option<T>,
+    describe: impl AsyncFnOnce() -> String,
 ) -> T {
     let deadline = Instant::now() + limit;
     loop {
-        if let Some(v) = f() {
+        if let Some(v) = f().await {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {limit:?}\n{}",
-            describe()
-        );
+        if Instant::now() >= deadline {
+            panic!("{what}: not within {limit:?}\n{}", describe().await);
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

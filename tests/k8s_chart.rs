@@ -1,0 +1,199 @@
+//! The Helm chart against a real API server, with the control plane's own `helm`: `helm lint
+//! --strict` is clean; `helm install` (CRD from crds/ included) creates what it renders, every
+//! object accepted by the API server; the Deployment's pod passes PodSecurity `restricted`
+//! admission when created as a Pod; `helm upgrade` with a changed value changes the Deployment;
+//! `helm uninstall` removes the release's objects and keeps the CRD (Helm never deletes crds/).
+//! No pod runs (no kubelet): what the pod does is `k8s_*.rs`'s, with the operator out of cluster.
+
+mod support;
+
+use std::time::Duration;
+
+use support::k8s::{Cluster, NAMESPACE, RELEASE, chart_dir, eventually};
+
+async fn start_cluster(name: &str) -> Cluster {
+    let dir = std::env::temp_dir().join(format!("pchat-k8s-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    tokio::task::spawn_blocking(move || Cluster::start(&dir))
+        .await
+        .unwrap()
+}
+
+/// The Deployment's container arguments.
+async fn deployment_args(cluster: &Cluster) -> Vec<String> {
+    let out = cluster
+        .tool(
+            "kubectl",
+            &["get", "deployment", RELEASE, "-n", NAMESPACE, "-o", "json"],
+        )
+        .await;
+    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+    d["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The value following `flag` in a list of arguments.
+fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    let i = args.iter().position(|a| a == flag)?;
+    args.get(i + 1).map(String::as_str)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_lints_clean_and_installs_upgrades_and_uninstalls_on_a_real_api_server() {
+    let cluster = start_cluster("chart").await;
+    let chart = chart_dir();
+    let chart = chart.to_str().unwrap();
+    let lint = cluster.tool("helm", &["lint", "--strict", chart]).await;
+    assert!(
+        lint.contains("1 chart(s) linted, 0 chart(s) failed"),
+        "{lint}"
+    );
+    assert!(
+        !lint.contains("[WARNING]") && !lint.contains("[ERROR]"),
+        "{lint}"
+    );
+
+    // PodSecurity `restricted` enforced on the release namespace.
+    cluster
+        .tool("kubectl", &["create", "namespace", NAMESPACE])
+        .await;
+    cluster
+        .tool(
+            "kubectl",
+            &[
+                "label",
+                "namespace",
+                NAMESPACE,
+                "pod-security.kubernetes.io/enforce=restricted",
+            ],
+        )
+        .await;
+    let watch = format!("watchNamespaces={{{NAMESPACE}}}");
+    let install = cluster
+        .tool(
+            "helm",
+            &["install", RELEASE, chart, "-n", NAMESPACE, "--set", &watch],
+        )
+        .await;
+    assert!(install.contains("STATUS: deployed"), "{install}");
+    cluster
+        .tool(
+            "kubectl",
+            &[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd/persistentchatpools.persistentchat.io",
+            ],
+        )
+        .await;
+    let args = deployment_args(&cluster).await;
+    assert_eq!(
+        flag_value(&args, "--lease-duration"),
+        Some("15"),
+        "{args:?}"
+    );
+    assert_eq!(
+        flag_value(&args, "--namespace"),
+        Some(NAMESPACE),
+        "{args:?}"
+    );
+    assert_eq!(flag_value(&args, "--lease-name"), Some(RELEASE), "{args:?}");
+    pod_of_the_deployment_passes_restricted_admission(&cluster).await;
+
+    let upgrade = cluster
+        .tool(
+            "helm",
+            &[
+                "upgrade",
+                RELEASE,
+                chart,
+                "-n",
+                NAMESPACE,
+                "--reuse-values",
+                "--set",
+                "leaseDuration=30",
+            ],
+        )
+        .await;
+    assert!(upgrade.contains("STATUS: deployed"), "{upgrade}");
+    assert!(upgrade.contains("REVISION: 2"), "{upgrade}");
+    let args = deployment_args(&cluster).await;
+    assert_eq!(
+        flag_value(&args, "--lease-duration"),
+        Some("30"),
+        "{args:?}"
+    );
+
+    cluster
+        .tool("helm", &["uninstall", RELEASE, "-n", NAMESPACE])
+        .await;
+    let selector = format!("app.kubernetes.io/instance={RELEASE}");
+    eventually(
+        Duration::from_secs(60),
+        "the release's objects are gone",
+        async || {
+            let left = cluster
+                .tool(
+                    "kubectl",
+                    &[
+                        "get",
+                        "deployments,services,serviceaccounts,roles,rolebindings",
+                        "-n",
+                        NAMESPACE,
+                        "-l",
+                        &selector,
+                        "-o",
+                        "name",
+                    ],
+                )
+                .await;
+            left.trim().is_empty().then_some(())
+        },
+        async || String::new(),
+    )
+    .await;
+    // Helm installs crds/ once and never deletes them: the pools outlive the release.
+    cluster
+        .tool(
+            "kubectl",
+            &["get", "crd", "persistentchatpools.persistentchat.io"],
+        )
+        .await;
+}
+
+/// A Pod made of the installed Deployment's pod template is admitted in a namespace that
+/// enforces PodSecurity `restricted` (a Deployment itself only draws warnings).
+async fn pod_of_the_deployment_passes_restricted_admission(cluster: &Cluster) {
+    let out = cluster
+        .tool(
+            "kubectl",
+            &["get", "deployment", RELEASE, "-n", NAMESPACE, "-o", "json"],
+        )
+        .await;
+    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let pod = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "from-template", "namespace": NAMESPACE},
+        "spec": d["spec"]["template"]["spec"],
+    });
+    let path = cluster.dir.join("pod.json");
+    std::fs::write(&path, pod.to_string()).unwrap();
+    let (ok, out) = cluster
+        .try_tool(
+            "kubectl",
+            &["create", "--dry-run=server", "-f", path.to_str().unwrap()],
+        )
+        .await;
+    assert!(
+        ok,
+        "the operator's pod is refused by PodSecurity restricted:\n{out}"
+    );
+    assert!(!out.contains("Warning"), "{out}");
+}
