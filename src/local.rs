@@ -283,6 +283,7 @@ pub async fn run(
             previous: previous.as_ref(),
             now: Timestamp::now(),
             timing: engine::Timing::default(),
+            gate: &engine::AlwaysWrite,
         };
         let report = engine::reconcile_once(input, ports, &mut publisher).await;
         if let Some(path) = &opts.status_file {

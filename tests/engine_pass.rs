@@ -11,7 +11,9 @@ use pchat_core::api::{
 };
 use pchat_core::plan::{self, Decision, Step};
 use pchat_operator::engine::requeue;
-use pchat_operator::engine::{MemoryPublisher, PassInput, PassReport, StepError, reconcile_once};
+use pchat_operator::engine::{
+    MemoryPublisher, PassInput, PassReport, StepError, WriteGate, reconcile_once,
+};
 use support::engine::{ModelPort, at, observed, spec};
 
 fn cond<'a>(
@@ -529,4 +531,41 @@ fn an_unreadable_published_state_observes_nothing_and_retries_soon() {
     assert!(c.message.contains("active-servers.yaml"), "{}", c.message);
     assert!(r.requeue_after <= Duration::from_secs(5));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A gate that says no, as a replica whose Lease another replica has taken.
+struct LeaseLost;
+
+impl WriteGate for LeaseLost {
+    fn may_write(&self) -> futures::future::BoxFuture<'_, bool> {
+        Box::pin(async { false })
+    }
+}
+
+#[test]
+fn a_replica_that_may_no_longer_write_runs_no_step_and_publishes_nothing() {
+    let spec = spec("atlanta");
+    let (now, mut port, mut publisher) = world("observed-installer.yaml");
+    let published_before = publisher.get();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let input = PassInput {
+        gate: &LeaseLost,
+        ..PassInput::new("engine-test", &spec, Some(3), None, now)
+    };
+    let report = rt.block_on(reconcile_once(input, &mut port, &mut publisher));
+    assert!(
+        matches!(report.decision, Some(Decision::Step(_))),
+        "{:?}",
+        report.decision
+    );
+    let (_, result) = report.step_ran.expect("the decided step is reported");
+    let error = result.expect_err("the step was refused");
+    assert!(
+        error.retryable && error.message.contains("Lease"),
+        "{error}"
+    );
+    assert_eq!(port.run_calls, 0, "a statement was sent");
+    assert_eq!(publisher.get(), published_before);
 }

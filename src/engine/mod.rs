@@ -141,8 +141,24 @@ impl<T: SqlPort> PortSource for T {
     }
 }
 
+/// Whether this process may still change anything. Asked before every step, SQL or
+/// publication: in Kubernetes a replica paused (or cut off) past its Lease must not send one
+/// more statement once another replica has taken over.
+pub trait WriteGate: Send + Sync {
+    fn may_write(&self) -> BoxFuture<'_, bool>;
+}
+
+/// The gate of a mode with no other writer (local mode, the demo, tests).
+pub struct AlwaysWrite;
+
+impl WriteGate for AlwaysWrite {
+    fn may_write(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async { true })
+    }
+}
+
 /// What a pass starts from.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct PassInput<'a> {
     /// The pool's name in logs: `namespace/name` in Kubernetes, the manifest's path locally.
     pub pool: &'a str,
@@ -155,6 +171,8 @@ pub struct PassInput<'a> {
     pub previous: Option<&'a PersistentChatPoolStatus>,
     pub now: Timestamp,
     pub timing: Timing,
+    /// Asked before the step is run.
+    pub gate: &'a dyn WriteGate,
 }
 
 impl<'a> PassInput<'a> {
@@ -173,6 +191,7 @@ impl<'a> PassInput<'a> {
             previous,
             now,
             timing: Timing::default(),
+            gate: &AlwaysWrite,
         }
     }
 }
@@ -255,6 +274,7 @@ async fn pass(
         previous,
         now,
         timing,
+        gate,
         ..
     } = input;
     let spec = match input.spec {
@@ -327,10 +347,20 @@ async fn pass(
     let step_ran = match &decision {
         Decision::Step(step) => {
             tracing::Span::current().record("step", step.name());
-            Some((
-                step.clone(),
-                act(spec, step, &obs, port, publisher, now).await,
-            ))
+            let result = if gate.may_write().await {
+                act(spec, step, &obs, port, publisher, now).await
+            } else {
+                tracing::warn!("not run: this replica may no longer write");
+                Err(StepError {
+                    message: format!(
+                        "{} was not run: this replica no longer holds the Lease, another one acts",
+                        step.name()
+                    ),
+                    retryable: true,
+                    number: None,
+                })
+            };
+            Some((step.clone(), result))
         }
         _ => None,
     };

@@ -123,6 +123,7 @@ async fn pass(
         previous,
         now: Timestamp::now(),
         timing: ctx.timing,
+        gate: &ctx.leadership,
     };
     let mut ports = SecretPorts {
         ctx,
@@ -142,8 +143,9 @@ async fn pass(
         .saturating_sub(round_trips_before)
         + statements;
 
-    // A long pass may outlive the lease: then the new leader writes, not this replica.
-    if !ctx.leadership.is_leader() {
+    // A long (or paused) pass may outlive the lease: then the new leader writes, not this
+    // replica.
+    if !ctx.leadership.may_write().await {
         return Ok(ctx.timing.not_leader_retry);
     }
     status_patch::apply(pools, &name, &report.status)

@@ -43,6 +43,8 @@ pub struct Leadership {
     config: LeaseConfig,
     leases: Api<Lease>,
     state: watch::Receiver<bool>,
+    /// Until when the Lease, as last read by [`Leadership::confirm`], is this replica's.
+    confirmed_until: Arc<std::sync::Mutex<Option<SystemTime>>>,
 }
 
 impl Leadership {
@@ -62,13 +64,38 @@ impl Leadership {
         if !self.is_leader() {
             return false;
         }
-        match self.leases.get_opt(&self.config.name).await {
-            Ok(Some(lease)) => holds(&lease, &self.config.identity, SystemTime::now()),
-            Ok(None) => false,
+        let until = match self.leases.get_opt(&self.config.name).await {
+            Ok(Some(lease)) => held_until(&lease, &self.config.identity),
+            Ok(None) => None,
             Err(e) => {
                 tracing::warn!(lease = %self.config.name, error = %e, "cannot read the Lease: not acting this pass");
-                false
+                None
             }
+        };
+        let now = SystemTime::now();
+        let until = until.filter(|until| now < *until);
+        *self
+            .confirmed_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = until;
+        until.is_some()
+    }
+
+    /// Whether this replica may write now, asked before every step and API write. While the
+    /// Lease last read is unexpired by the local clock the answer needs no request; past it
+    /// (a long step, or a process paused with SIGSTOP and resumed) the Lease is read again, so a
+    /// replica that another has replaced sends nothing more.
+    pub async fn may_write(&self) -> bool {
+        if !self.is_leader() {
+            return false;
+        }
+        let cached = *self
+            .confirmed_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match cached {
+            Some(until) if SystemTime::now() < until => true,
+            _ => self.confirm().await,
         }
     }
 
@@ -79,22 +106,25 @@ impl Leadership {
 
 /// Whether `lease` is held by `identity` and unexpired at `now`.
 pub fn holds(lease: &Lease, identity: &str, now: SystemTime) -> bool {
-    let Some(spec) = &lease.spec else {
-        return false;
-    };
+    held_until(lease, identity).is_some_and(|expiry| now < expiry)
+}
+
+/// When `identity`'s claim on `lease` expires (its last renewal plus the lease duration);
+/// `None` when another identity, or nobody, holds it.
+fn held_until(lease: &Lease, identity: &str) -> Option<SystemTime> {
+    let spec = lease.spec.as_ref()?;
     if spec.holder_identity.as_deref() != Some(identity) {
-        return false;
+        return None;
     }
-    let (Some(renew), Some(secs)) = (&spec.renew_time, spec.lease_duration_seconds) else {
-        return false;
-    };
-    let renewed: SystemTime = renew.0.into();
-    let Ok(secs) = u64::try_from(secs) else {
-        return false;
-    };
-    renewed
-        .checked_add(Duration::from_secs(secs))
-        .is_some_and(|expiry| now < expiry)
+    let renewed: SystemTime = spec.renew_time.as_ref()?.0.into();
+    let secs = u64::try_from(spec.lease_duration_seconds?).ok()?;
+    renewed.checked_add(Duration::from_secs(secs))
+}
+
+impl crate::engine::WriteGate for Leadership {
+    fn may_write(&self) -> futures::future::BoxFuture<'_, bool> {
+        Box::pin(Leadership::may_write(self))
+    }
 }
 
 /// Start competing for the Lease. The returned task keeps the claim renewed until `stop` fires,
@@ -125,6 +155,7 @@ pub async fn start(
             config,
             leases,
             state: rx,
+            confirmed_until: Arc::default(),
         },
         task,
     ))
