@@ -3,27 +3,12 @@
 //! installed before anything logs (a scoped subscriber races with other tests' threads
 //! registering the same callsites).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use pchat_core::api::{PersistentChatPool, load_pool_yaml};
 use pchat_operator::engine::sql_port::LivePort;
 use pchat_operator::local::{self, Options};
+use pchat_sql::testing::LogBuffer;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogBuffer {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(data);
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_sql_statement_logs_its_pool_pass_and_step_in_json() {
@@ -65,7 +50,7 @@ async fn each_sql_statement_logs_its_pool_pass_and_step_in_json() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 
-    let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).to_string();
+    let text = buf.text();
     let statements: Vec<Value> = text
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())

@@ -6,7 +6,7 @@
 
 mod support;
 
-use pchat_core::api::Phase;
+use pchat_core::api::{PersistentChatPoolStatus, Phase};
 use support::k8s::{LONG, NAMESPACE, Operator, World, condition, eventually, has};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,18 +17,7 @@ async fn a_missing_or_deleted_secret_stalls_the_pool_naming_it_and_it_converges_
     let op = world.operator_with("op-a", 15, &["--log-format", "json"]);
     world.wait_ready(&op).await;
     world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
-    let stalled = eventually(
-        LONG,
-        "the pool is Stalled on the missing Secret",
-        async || {
-            world
-                .status()
-                .await
-                .filter(|s| condition(s, "Stalled").is_some_and(|c| c.reason == "SecretNotFound"))
-        },
-        async || format!("{:#?}\n{}", world.status().await, op.log()),
-    )
-    .await;
+    let stalled = stalled_on_secret_not_found(&world, &op, "the missing Secret").await;
     assert_eq!(stalled.phase, Some(Phase::Blocked));
     let c = condition(&stalled, "Stalled").unwrap();
     assert_eq!(c.status, "True");
@@ -120,15 +109,15 @@ async fn a_missing_or_deleted_secret_stalls_the_pool_naming_it_and_it_converges_
     }
 }
 
-/// A converged pool whose Secret is deleted: its next pass (within the idle interval) is Stalled
-/// naming the Secret and sends nothing; the Secret back, it converges again.
-async fn deleting_the_secret_stalls_the_pool_until_it_returns(world: &World, op: &Operator) {
-    world
-        .kubectl(&["delete", "secret", "pchat-sql", "-n", NAMESPACE])
-        .await;
-    let stalled = eventually(
+/// The status once the pool is Stalled with reason SecretNotFound.
+async fn stalled_on_secret_not_found(
+    world: &World,
+    op: &Operator,
+    what: &str,
+) -> PersistentChatPoolStatus {
+    eventually(
         LONG,
-        "the pool is Stalled on the deleted Secret",
+        &format!("the pool is Stalled on {what}"),
         async || {
             world
                 .status()
@@ -137,7 +126,16 @@ async fn deleting_the_secret_stalls_the_pool_until_it_returns(world: &World, op:
         },
         async || format!("{:#?}\n{}", world.status().await, op.log()),
     )
-    .await;
+    .await
+}
+
+/// A converged pool whose Secret is deleted: its next pass (within the idle interval) is Stalled
+/// naming the Secret and sends nothing; the Secret back, it converges again.
+async fn deleting_the_secret_stalls_the_pool_until_it_returns(world: &World, op: &Operator) {
+    world
+        .kubectl(&["delete", "secret", "pchat-sql", "-n", NAMESPACE])
+        .await;
+    let stalled = stalled_on_secret_not_found(world, op, "the deleted Secret").await;
     let c = condition(&stalled, "Stalled").unwrap();
     assert!(
         c.message.contains(&format!("Secret {NAMESPACE}/pchat-sql")),

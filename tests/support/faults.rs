@@ -87,13 +87,7 @@ pub async fn start(name: &str, drain: &str) -> Pool {
         1,
     );
     let mut spec = load_pool_yaml(&yaml).expect("example pool loads").spec;
-    for site in &mut spec.sites {
-        for inst in &mut site.instances {
-            let addr = sim.addr(&inst.name).expect("instance in topology");
-            inst.host = addr.ip().to_string();
-            inst.port = addr.port();
-        }
-    }
+    pchat_sql::testing::point_at(&mut spec, &sim);
     let settings = ConnectSettings {
         connect_timeout: Duration::from_secs(2),
         command_timeout: Duration::from_secs(20),

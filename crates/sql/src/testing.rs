@@ -49,13 +49,7 @@ pub async fn start(name: &str) -> Live {
     let mut spec = load_pool_yaml(include_str!("../../../examples/pool-local.yaml"))
         .expect("example pool loads")
         .spec;
-    for site in &mut spec.sites {
-        for inst in &mut site.instances {
-            let addr = sim.addr(&inst.name).expect("instance in topology");
-            inst.host = addr.ip().to_string();
-            inst.port = addr.port();
-        }
-    }
+    point_at(&mut spec, &sim);
     let settings = ConnectSettings {
         connect_timeout: Duration::from_secs(3),
         command_timeout: Duration::from_secs(20),
@@ -69,6 +63,41 @@ pub async fn start(name: &str) -> Live {
         published: None,
         sent: StepReport::default(),
         state_dir,
+    }
+}
+
+/// Point every instance of `spec` at the simulator's listener of the same name.
+pub fn point_at(spec: &mut PersistentChatPoolSpec, sim: &RunningSim) {
+    for site in &mut spec.sites {
+        for inst in &mut site.instances {
+            let addr = sim.addr(&inst.name).expect("instance in topology");
+            inst.host = addr.ip().to_string();
+            inst.port = addr.port();
+        }
+    }
+}
+
+/// A log writer that keeps what it is given, for tests that read their own log lines.
+#[derive(Clone, Default)]
+pub struct LogBuffer(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    /// Everything written so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

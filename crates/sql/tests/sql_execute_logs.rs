@@ -2,24 +2,9 @@
 //! global subscriber installed before anything logs: a scoped subscriber races with other
 //! tests' threads registering the same callsites, and then may see nothing.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pchat_sql::testing::*;
-
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogBuffer {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(data);
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn the_sql_password_appears_in_no_log_line_at_any_level() {
@@ -33,7 +18,7 @@ async fn the_sql_password_appears_in_no_log_line_at_any_level() {
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
     let mut live = start("password").await;
     live.converge(Duration::from_secs(60)).await;
-    let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).to_string();
+    let text = buf.text();
     assert!(text.contains("running statement"), "the logs were captured");
     assert!(
         !text.contains(PASSWORD),
