@@ -569,3 +569,48 @@ fn a_replica_that_may_no_longer_write_runs_no_step_and_publishes_nothing() {
     assert_eq!(port.run_calls, 0, "a statement was sent");
     assert_eq!(publisher.get(), published_before);
 }
+
+#[test]
+fn an_instance_unreachable_longer_than_unreachable_after_stalls_the_pool_naming_it() {
+    let spec = spec("dallas");
+    let (now, mut port, mut publisher) = world("observed-steady-atlanta.yaml");
+    let down = port
+        .world
+        .instances
+        .iter_mut()
+        .find(|i| i.name == "dal-sql1")
+        .expect("dal-sql1 in the fixture");
+    down.reachability = pchat_core::observe::Reachability::Unreachable {
+        reason: "connection refused".into(),
+        since: now,
+    };
+    down.databases.clear();
+    let first = pass(&spec, &mut port, &mut publisher, now, None);
+    assert!(
+        matches!(
+            first.decision,
+            Some(Decision::Wait(plan::WaitReason::InstanceUnreachable { .. }))
+        ),
+        "{:?}",
+        first.decision
+    );
+    assert!(is_true(&first.status, "Reconciling"));
+    assert!(!is_true(&first.status, "Stalled"));
+
+    // Still unreachable once `unreachableAfter` has passed: a person must look.
+    let limit = std::time::Duration::from(spec.failover.unreachable_after);
+    let later = now
+        .checked_add(jiff::SignedDuration::from_secs(limit.as_secs() as i64 + 1))
+        .unwrap();
+    let second = pass(&spec, &mut port, &mut publisher, later, Some(&first.status));
+    assert_eq!(second.status.waiting_since, first.status.waiting_since);
+    assert!(is_true(&second.status, "Stalled"), "{:?}", second.status);
+    let stalled = cond(&second.status, "Stalled");
+    assert_eq!(stalled.reason, "InstanceUnreachable");
+    assert!(stalled.message.contains("dal-sql1"), "{}", stalled.message);
+    assert!(
+        stalled.message.contains("spec.failover.unreachableAfter"),
+        "{}",
+        stalled.message
+    );
+}

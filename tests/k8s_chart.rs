@@ -105,6 +105,7 @@ async fn the_chart_lints_clean_and_installs_upgrades_and_uninstalls_on_a_real_ap
     );
     assert_eq!(flag_value(&args, "--lease-name"), Some(RELEASE), "{args:?}");
     pod_of_the_deployment_passes_restricted_admission(&cluster).await;
+    two_replicas_get_a_disruption_budget_and_prefer_different_nodes(&cluster).await;
 
     let upgrade = cluster
         .tool(
@@ -169,6 +170,59 @@ async fn the_chart_lints_clean_and_installs_upgrades_and_uninstalls_on_a_real_ap
 
 /// A Pod made of the installed Deployment's pod template is admitted in a namespace that
 /// enforces PodSecurity `restricted` (a Deployment itself only draws warnings).
+/// With the default two replicas: a PodDisruptionBudget lets a drain take one at a time, and
+/// the pods prefer different nodes, so a standby survives one node.
+async fn two_replicas_get_a_disruption_budget_and_prefer_different_nodes(cluster: &Cluster) {
+    let budget = cluster
+        .tool(
+            "kubectl",
+            &[
+                "get",
+                "poddisruptionbudget",
+                RELEASE,
+                "-n",
+                NAMESPACE,
+                "-o",
+                "jsonpath={.spec.maxUnavailable}",
+            ],
+        )
+        .await;
+    assert_eq!(budget.trim(), "1", "{budget}");
+    let topology = cluster
+        .tool(
+            "kubectl",
+            &[
+                "get",
+                "deployment",
+                RELEASE,
+                "-n",
+                NAMESPACE,
+                "-o",
+                "jsonpath={.spec.template.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey}",
+            ],
+        )
+        .await;
+    assert_eq!(topology.trim(), "kubernetes.io/hostname", "{topology}");
+    // The Prometheus Operator's API is not installed here: asking for a ServiceMonitor
+    // installs nothing rather than failing on an unknown kind.
+    let chart = chart_dir();
+    let rendered = cluster
+        .tool(
+            "helm",
+            &[
+                "template",
+                RELEASE,
+                chart.to_str().unwrap(),
+                "-n",
+                NAMESPACE,
+                "--set",
+                "serviceMonitor.enabled=true",
+            ],
+        )
+        .await;
+    assert!(!rendered.contains("kind: ServiceMonitor"), "{rendered}");
+}
+
 async fn pod_of_the_deployment_passes_restricted_admission(cluster: &Cluster) {
     let out = cluster
         .tool(

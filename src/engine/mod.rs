@@ -487,7 +487,16 @@ fn outcome_of(
         ),
         (None, Decision::Converged) => (PassOutcome::Converged, None),
         (None, Decision::Wait(WaitReason::Suspended)) => (PassOutcome::Suspended, None),
-        (None, Decision::Wait(_)) => (PassOutcome::Waiting, None),
+        (None, Decision::Wait(_)) => (
+            PassOutcome::Waiting,
+            // A wait that has lasted past `unreachableAfter` is Stalled: counted as such.
+            pchat_core::api::conditions::find(
+                &status.conditions,
+                pchat_core::api::ConditionType::Stalled,
+            )
+            .filter(|c| c.status == "True")
+            .map(|c| c.reason.clone()),
+        ),
         (None, Decision::Blocked(_)) => {
             let reason = pchat_core::api::conditions::find(
                 &status.conditions,

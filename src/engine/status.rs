@@ -149,7 +149,7 @@ pub(super) fn retrying(
         previous,
         generation,
         Phase::Waiting,
-        Some(message.to_string()),
+        Some((reason, message.to_string())),
         conds,
         now,
     )
@@ -162,7 +162,7 @@ fn carried_over(
     previous: Option<&PersistentChatPoolStatus>,
     generation: Option<i64>,
     phase: Phase,
-    waiting_for: Option<String>,
+    waiting_for: Option<(ConditionReason, String)>,
     mut conds: Vec<Cond>,
     now: Timestamp,
 ) -> PersistentChatPoolStatus {
@@ -172,9 +172,28 @@ fn carried_over(
     }
     status.observed_generation = generation;
     status.phase = Some(phase);
-    status.waiting_for = waiting_for;
+    let kind = waiting_for.as_ref().map(|(kind, _)| kind.as_str());
+    (status.waiting_kind, status.waiting_since) = wait_dates(previous, kind, now);
+    status.waiting_for = waiting_for.map(|(_, message)| message);
     status.conditions = merge_conditions(&status.conditions, conds, generation, now);
     status
+}
+
+/// The kind of wait and since when: the date is kept from the previous status while the kind
+/// stays the same, so that a wait's length can be told.
+fn wait_dates(
+    previous: Option<&PersistentChatPoolStatus>,
+    kind: Option<&str>,
+    now: Timestamp,
+) -> (Option<String>, Option<Timestamp>) {
+    let Some(kind) = kind else {
+        return (None, None);
+    };
+    let since = previous
+        .filter(|p| p.waiting_kind.as_deref() == Some(kind))
+        .and_then(|p| p.waiting_since)
+        .unwrap_or(now);
+    (Some(kind.to_string()), Some(since))
 }
 
 /// The condition of `type_` as the last observation left it, or Unknown when there is none.
@@ -253,7 +272,12 @@ pub(super) fn assemble(i: &Inputs) -> PersistentChatPoolStatus {
             taken_at: i.now,
         });
     }
-    let conds = conditions(i, phase, fatal);
+    let wait_kind: Option<&'static str> = match &a.decision {
+        Decision::Wait(w) => Some(w.into()),
+        _ => None,
+    };
+    let (waiting_kind, waiting_since) = wait_dates(i.previous, wait_kind, i.now);
+    let conds = conditions(i, phase, fatal, waiting_since);
     let previous_conditions = i.previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
     PersistentChatPoolStatus {
         observed_generation: i.generation,
@@ -265,6 +289,8 @@ pub(super) fn assemble(i: &Inputs) -> PersistentChatPoolStatus {
             Decision::Wait(w) => Some(w.to_string()),
             _ => None,
         },
+        waiting_since,
+        waiting_kind,
         active_servers,
         transition: transition(i),
         protection: protection(i.spec, i.obs),
@@ -421,7 +447,36 @@ fn screaming<T: serde::Serialize>(v: &T) -> String {
     }
 }
 
-fn conditions(i: &Inputs, phase: Phase, fatal: Option<&StepError>) -> Vec<Cond> {
+/// How long a wait that needs a person has lasted past `spec.failover.unreachableAfter`, when
+/// it has: an instance that stays unreachable or a share that cannot be read does not come back
+/// by itself, so the pool is Stalled (kstatus Failed) rather than Reconciling forever. The
+/// engine goes on looking all the same. Drains and the primary site's `unreachableAfter` wait
+/// end by themselves and never stall.
+fn needs_a_person(
+    i: &Inputs,
+    waiting_since: Option<Timestamp>,
+) -> Option<(&'static str, String, u64)> {
+    let Decision::Wait(w) = &i.assessment.decision else {
+        return None;
+    };
+    if !matches!(
+        w,
+        WaitReason::InstanceUnreachable { .. } | WaitReason::LocationUnreadable { .. }
+    ) {
+        return None;
+    }
+    let waited = i.now.duration_since(waiting_since?);
+    let limit = std::time::Duration::from(i.spec.failover.unreachable_after);
+    let waited_secs = u64::try_from(waited.as_secs()).ok()?;
+    (waited_secs >= limit.as_secs()).then(|| (w.into(), w.to_string(), waited_secs))
+}
+
+fn conditions(
+    i: &Inputs,
+    phase: Phase,
+    fatal: Option<&StepError>,
+    waiting_since: Option<Timestamp>,
+) -> Vec<Cond> {
     let a = i.assessment;
     let in_phase = ConditionReason::InPhase(phase);
     let retry = i
@@ -502,6 +557,18 @@ fn conditions(i: &Inputs, phase: Phase, fatal: Option<&StepError>) -> Vec<Cond> 
             ConditionReason::Blocked(b.into()),
             &b.to_string(),
         ),
+        (Decision::Wait(_), None) => match needs_a_person(i, waiting_since) {
+            Some((kind, what, waited)) => cond(
+                ConditionType::Stalled,
+                true,
+                ConditionReason::Waiting(kind),
+                &format!(
+                    "{what}; waiting for {waited}s, longer than spec.failover.unreachableAfter: \
+                     it will not clear by itself, a person must look (the operator keeps trying)"
+                ),
+            ),
+            None => cond(ConditionType::Stalled, false, in_phase, ""),
+        },
         _ => cond(ConditionType::Stalled, false, in_phase, ""),
     };
 

@@ -29,6 +29,15 @@ pub struct PersistentChatPoolStatus {
     /// unreachable instance, a share it cannot read). Absent when it is not waiting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<String>,
+    /// Since when the operator has been waiting for the same kind of thing (`waitingFor`).
+    /// A wait that needs a person (an instance that stays unreachable, a share that cannot be
+    /// read) turns Stalled once it lasts longer than `spec.failover.unreachableAfter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub waiting_since: Option<Timestamp>,
+    /// The kind of wait `waitingSince` dates, e.g. `InstanceUnreachable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_kind: Option<String>,
     /// The published active-server list: the chat servers allowed to connect.
     #[serde(default)]
     pub active_servers: Vec<String>,
