@@ -11,7 +11,10 @@ pub mod cli;
 #[cfg(feature = "sim")]
 pub mod demo;
 pub mod engine;
+pub mod error;
 pub mod k8s;
 pub mod local;
 pub mod manifest;
 pub mod telemetry;
+
+pub use error::{Error, Result};

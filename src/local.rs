@@ -8,16 +8,14 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
+use crate::Error;
 use crate::engine::publish::write_atomic;
 use crate::engine::{self, FilePublisher, PassInput, PassReport, PortSource};
 use crate::manifest;
-use pchat_core::api::{PersistentChatPoolSpec, PersistentChatPoolStatus, ValidationErrors};
+use pchat_core::api::{PersistentChatPoolSpec, PersistentChatPoolStatus};
 use pchat_sql::connect::Credentials;
 
-/// The environment variable holding the SQL login name.
-pub const USERNAME_VAR: &str = "PCHAT_SQL_USERNAME";
-/// The environment variable holding the SQL password.
-pub const PASSWORD_VAR: &str = "PCHAT_SQL_PASSWORD";
+pub use crate::error::{PASSWORD_VAR, USERNAME_VAR};
 
 /// What local mode was asked to do.
 #[derive(Clone, Debug)]
@@ -42,57 +40,11 @@ impl Options {
     }
 }
 
-/// Why local mode stopped.
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum LocalError {
-    /// The manifest cannot be read from disk.
-    #[error("cannot read {path}: {reason}")]
-    Read { path: String, reason: String },
-    /// The manifest is not a PersistentChatPool (YAML error, wrong kind, unknown fields).
-    #[error("{path}: {reason}")]
-    Manifest { path: String, reason: String },
-    /// The spec breaks validation rules; one violation per line, each naming its field.
-    #[error("{path}: the spec is invalid, nothing was sent:\n{violations}")]
-    Invalid {
-        path: String,
-        violations: ValidationErrors,
-    },
-    /// No credentials were given.
-    #[error(
-        "no SQL credentials: set {USERNAME_VAR} and {PASSWORD_VAR}, or pass --credentials-file with `username` and `password` keys"
-    )]
-    NoCredentials,
-    /// The credentials file cannot be used. The message never quotes the file's content.
-    #[error("credentials file {path}: {reason}")]
-    CredentialsFile { path: String, reason: String },
-    /// The status file cannot be written.
-    #[error("cannot write the status file {path}: {reason}")]
-    StatusFile { path: String, reason: String },
-    /// The `--ca-file` cannot be used.
-    #[error("--ca-file {path}: {reason}")]
-    CaFile { path: String, reason: String },
-}
-
-impl LocalError {
-    /// The process exit code: 2 for what the user must fix in the spec or the credentials, 1
-    /// otherwise.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            LocalError::Manifest { .. }
-            | LocalError::Invalid { .. }
-            | LocalError::NoCredentials
-            | LocalError::CredentialsFile { .. }
-            | LocalError::CaFile { .. } => 2,
-            LocalError::Read { .. } | LocalError::StatusFile { .. } => 1,
-        }
-    }
-}
-
 /// Check a `--ca-file` before anything is sent: it must be readable and hold at least one
 /// PEM certificate. (The connection reads it again; checking first turns a typo in the path
 /// into a message naming the flag, instead of a TLS failure on every instance.)
-pub fn check_ca_file(path: &Path) -> Result<PathBuf, LocalError> {
-    let err = |reason: String| LocalError::CaFile {
+pub fn check_ca_file(path: &Path) -> Result<PathBuf, Error> {
+    let err = |reason: String| Error::CaFile {
         path: path.display().to_string(),
         reason,
     };
@@ -118,9 +70,9 @@ struct CredentialsFile {
 pub fn load_credentials(
     file: Option<&Path>,
     env: impl Fn(&str) -> Option<String>,
-) -> Result<Credentials, LocalError> {
+) -> Result<Credentials, Error> {
     if let Some(path) = file {
-        let err = |reason: String| LocalError::CredentialsFile {
+        let err = |reason: String| Error::CredentialsFile {
             path: path.display().to_string(),
             reason,
         };
@@ -145,7 +97,7 @@ pub fn load_credentials(
     }
     match (env(USERNAME_VAR), env(PASSWORD_VAR)) {
         (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => Ok(Credentials::new(u, p)),
-        _ => Err(LocalError::NoCredentials),
+        _ => Err(Error::NoCredentials),
     }
 }
 
@@ -154,7 +106,7 @@ pub struct SpecFile {
     path: PathBuf,
     hash: Option<u64>,
     generation: i64,
-    current: Result<PersistentChatPoolSpec, LocalError>,
+    current: Result<PersistentChatPoolSpec, Error>,
 }
 
 impl SpecFile {
@@ -163,7 +115,7 @@ impl SpecFile {
             path: path.into(),
             hash: None,
             generation: 0,
-            current: Err(LocalError::Read {
+            current: Err(Error::Read {
                 path: String::new(),
                 reason: "not read yet".to_string(),
             }),
@@ -179,30 +131,18 @@ impl SpecFile {
 
     /// The spec as the file says now, and its generation: a counter that goes up each time the
     /// content changes (local mode's `metadata.generation`).
-    pub fn load(&mut self) -> (Result<&PersistentChatPoolSpec, &LocalError>, i64) {
-        let path = self.path.display().to_string();
+    pub fn load(&mut self) -> (Result<&PersistentChatPoolSpec, &Error>, i64) {
         match manifest::read(&self.path) {
             Err(e) => {
                 self.hash = None;
-                self.current = Err(LocalError::Read {
-                    path,
-                    reason: e.to_string(),
-                });
+                self.current = Err(e);
             }
             Ok(bytes) => {
                 let h = hash(&bytes);
                 if Some(h) != self.hash {
                     self.hash = Some(h);
                     self.generation += 1;
-                    let parsed = manifest::parse(&self.path, &bytes)
-                        .map(|pool| pool.spec)
-                        .map_err(|e| LocalError::Manifest {
-                            path,
-                            reason: match e {
-                                manifest::ManifestError::Parse { error, .. } => error.to_string(),
-                                read => read.to_string(),
-                            },
-                        });
+                    let parsed = manifest::parse(&self.path, &bytes).map(|pool| pool.spec);
                     if parsed.is_ok() {
                         tracing::info!(file = %self.path.display(), generation = self.generation, "spec loaded");
                     }
@@ -223,11 +163,11 @@ fn hash(bytes: &[u8]) -> u64 {
 /// Load and validate the manifest once: what `reconcile --once` checks before it reads
 /// credentials, so that a spec problem is reported first. The same loader and validation as
 /// every pass.
-pub fn check_spec(path: &Path) -> Result<PersistentChatPoolSpec, LocalError> {
+pub fn check_spec(path: &Path) -> Result<PersistentChatPoolSpec, Error> {
     let mut file = SpecFile::new(path);
-    let (spec, _) = file.load();
-    let spec = spec.map_err(Clone::clone)?.clone();
-    pchat_core::api::validate(&spec).map_err(|violations| LocalError::Invalid {
+    let _ = file.load();
+    let spec = file.current?;
+    pchat_core::api::validate(&spec).map_err(|violations| Error::Invalid {
         path: path.display().to_string(),
         violations,
     })?;
@@ -248,8 +188,8 @@ pub fn read_status(path: &Path) -> Option<PersistentChatPoolStatus> {
 }
 
 /// Write the status file atomically (YAML).
-pub fn write_status(path: &Path, status: &PersistentChatPoolStatus) -> Result<(), LocalError> {
-    let err = |reason: String| LocalError::StatusFile {
+pub fn write_status(path: &Path, status: &PersistentChatPoolStatus) -> Result<(), Error> {
+    let err = |reason: String| Error::StatusFile {
         path: path.display().to_string(),
         reason,
     };
@@ -268,7 +208,7 @@ pub async fn run(
     opts: &Options,
     ports: &mut dyn PortSource,
     cancel: CancellationToken,
-) -> Result<Option<PassReport>, LocalError> {
+) -> Result<Option<PassReport>, Error> {
     let mut spec_file = SpecFile::new(&opts.pool_file);
     let mut publisher = FilePublisher::new(&opts.active_servers_file);
     let mut previous = opts.status_file.as_deref().and_then(read_status);

@@ -7,20 +7,9 @@
 use std::io::Read;
 use std::path::Path;
 
-use pchat_core::api::{LoadError, PersistentChatPool, load_pool_yaml};
+use pchat_core::api::{PersistentChatPool, load_pool_yaml};
 
-/// Why a manifest could not be read. Each names the file (or standard input).
-#[derive(Debug, thiserror::Error)]
-pub enum ManifestError {
-    #[error("cannot read {source_name}: {reason}")]
-    Read { source_name: String, reason: String },
-    #[error("{source_name}: {error}")]
-    Parse {
-        source_name: String,
-        #[source]
-        error: LoadError,
-    },
-}
+use crate::Error;
 
 /// How `path` is named in messages.
 pub fn source_name(path: &Path) -> String {
@@ -36,33 +25,33 @@ fn is_stdin(path: &Path) -> bool {
 }
 
 /// The manifest's bytes, from the file or from standard input.
-pub fn read(path: &Path) -> Result<Vec<u8>, ManifestError> {
+pub fn read(path: &Path) -> Result<Vec<u8>, Error> {
     let result = if is_stdin(path) {
         let mut bytes = Vec::new();
         std::io::stdin().read_to_end(&mut bytes).map(|_| bytes)
     } else {
         std::fs::read(path)
     };
-    result.map_err(|e| ManifestError::Read {
-        source_name: source_name(path),
+    result.map_err(|e| Error::Read {
+        path: source_name(path),
         reason: e.to_string(),
     })
 }
 
 /// Parse manifest bytes read from `path`.
-pub fn parse(path: &Path, bytes: &[u8]) -> Result<PersistentChatPool, ManifestError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| ManifestError::Read {
-        source_name: source_name(path),
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<PersistentChatPool, Error> {
+    let text = std::str::from_utf8(bytes).map_err(|e| Error::Read {
+        path: source_name(path),
         reason: format!("not UTF-8 text: {e}"),
     })?;
-    load_pool_yaml(text).map_err(|error| ManifestError::Parse {
-        source_name: source_name(path),
-        error,
+    load_pool_yaml(text).map_err(|error| Error::Manifest {
+        path: source_name(path),
+        reason: error.to_string(),
     })
 }
 
 /// Read and parse the manifest at `path` (`-` for standard input).
-pub fn load(path: &Path) -> Result<PersistentChatPool, ManifestError> {
+pub fn load(path: &Path) -> Result<PersistentChatPool, Error> {
     parse(path, &read(path)?)
 }
 

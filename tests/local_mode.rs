@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use pchat_core::api::{PersistentChatPoolStatus, Phase, PoolState};
-use pchat_operator::local::{self, LocalError, SpecFile};
+use pchat_operator::Error;
+use pchat_operator::local::{self, SpecFile};
 use pchat_sim::workload::{FileSource, PublishedSource};
 use support::engine::{ModelPort, observed, read};
 use support::local::*;
@@ -126,7 +127,7 @@ fn credentials_come_from_the_file_first_then_the_environment() {
     assert_eq!((c.username.as_str(), c.password()), ("envuser", "envpw"));
     assert!(matches!(
         local::load_credentials(None, |_| None),
-        Err(LocalError::NoCredentials)
+        Err(Error::NoCredentials)
     ));
     std::fs::write(&file, "username: op\n").unwrap();
     let e = local::load_credentials(Some(&file), env).unwrap_err();

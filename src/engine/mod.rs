@@ -23,7 +23,7 @@ use pchat_core::api::{ConditionReason, PersistentChatPoolSpec, PersistentChatPoo
 use pchat_core::observe::{Observation, Published};
 use pchat_core::plan::{self, Decision, Step, WaitReason};
 
-pub use publish::{FilePublisher, MemoryPublisher, PublishError};
+pub use publish::{FilePublisher, MemoryPublisher};
 pub use requeue::Timing;
 
 /// What running one step cost.
@@ -60,12 +60,11 @@ impl From<pchat_sql::SqlError> for StepError {
     }
 }
 
-impl From<PublishError> for StepError {
-    fn from(e: PublishError) -> Self {
-        // Publishing goes to a file or a ConfigMap: a failure there is expected to clear.
+impl From<crate::Error> for StepError {
+    fn from(e: crate::Error) -> Self {
         StepError {
+            retryable: e.is_retryable(),
             message: e.to_string(),
-            retryable: true,
             number: None,
         }
     }
@@ -97,12 +96,9 @@ pub trait SqlPort: Send {
 /// Kubernetes.
 pub trait Publisher: Send {
     /// What is published now; `None` when nothing ever was.
-    fn current(&mut self) -> BoxFuture<'_, Result<Option<Published>, PublishError>>;
+    fn current(&mut self) -> BoxFuture<'_, crate::Result<Option<Published>>>;
     /// Replace what is published.
-    fn publish<'a>(
-        &'a mut self,
-        published: &'a Published,
-    ) -> BoxFuture<'a, Result<(), PublishError>>;
+    fn publish<'a>(&'a mut self, published: &'a Published) -> BoxFuture<'a, crate::Result<()>>;
 }
 
 /// Why a pass has no SQL port to observe with.

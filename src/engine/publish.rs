@@ -7,12 +7,8 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 
 use super::Publisher;
+use crate::Error;
 use pchat_core::observe::Published;
-
-/// Why the published state could not be read or written.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct PublishError(pub String);
 
 /// The published state in a file: YAML, or JSON when the name ends in `.json`, in the format of
 /// the workload's `FileSource` (`activeServers`, `poolState`) plus `publishedAt`. Written
@@ -40,12 +36,12 @@ impl FilePublisher {
     }
 
     /// Read the file now; a missing file means nothing was ever published.
-    pub fn read(&self) -> Result<Option<Published>, PublishError> {
+    pub fn read(&self) -> Result<Option<Published>, Error> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
-                return Err(PublishError(format!(
+                return Err(Error::Publish(format!(
                     "cannot read the active-servers file {}: {e}",
                     self.path.display()
                 )));
@@ -63,7 +59,7 @@ impl FilePublisher {
             serde_saphyr::from_str(&text).map_err(|e| e.to_string())
         }
         .map_err(|e| {
-            PublishError(format!(
+            Error::Publish(format!(
                 "the active-servers file {} is not a published state (activeServers, poolState, publishedAt): {e}",
                 self.path.display()
             ))
@@ -73,15 +69,15 @@ impl FilePublisher {
     }
 
     /// Write the file atomically.
-    pub fn write(&self, published: &Published) -> Result<(), PublishError> {
+    pub fn write(&self, published: &Published) -> Result<(), Error> {
         let text = if self.is_json() {
             serde_json::to_string_pretty(published).map_err(|e| e.to_string())
         } else {
             serde_saphyr::to_string(published).map_err(|e| e.to_string())
         }
-        .map_err(|e| PublishError(format!("cannot serialize the published state: {e}")))?;
+        .map_err(|e| Error::Publish(format!("cannot serialize the published state: {e}")))?;
         write_atomic(&self.path, text.as_bytes()).map_err(|e| {
-            PublishError(format!(
+            Error::Publish(format!(
                 "cannot write the active-servers file {}: {e}",
                 self.path.display()
             ))
@@ -90,15 +86,12 @@ impl FilePublisher {
 }
 
 impl Publisher for FilePublisher {
-    fn current(&mut self) -> BoxFuture<'_, Result<Option<Published>, PublishError>> {
+    fn current(&mut self) -> BoxFuture<'_, Result<Option<Published>, Error>> {
         let r = self.read();
         Box::pin(async move { r })
     }
 
-    fn publish<'a>(
-        &'a mut self,
-        published: &'a Published,
-    ) -> BoxFuture<'a, Result<(), PublishError>> {
+    fn publish<'a>(&'a mut self, published: &'a Published) -> BoxFuture<'a, Result<(), Error>> {
         let r = self.write(published);
         Box::pin(async move { r })
     }
@@ -124,15 +117,12 @@ impl MemoryPublisher {
 }
 
 impl Publisher for MemoryPublisher {
-    fn current(&mut self) -> BoxFuture<'_, Result<Option<Published>, PublishError>> {
+    fn current(&mut self) -> BoxFuture<'_, Result<Option<Published>, Error>> {
         let p = self.get();
         Box::pin(async move { Ok(p) })
     }
 
-    fn publish<'a>(
-        &'a mut self,
-        published: &'a Published,
-    ) -> BoxFuture<'a, Result<(), PublishError>> {
+    fn publish<'a>(&'a mut self, published: &'a Published) -> BoxFuture<'a, Result<(), Error>> {
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(published.clone());
         Box::pin(async { Ok(()) })
     }

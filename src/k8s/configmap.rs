@@ -13,7 +13,8 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 
 use super::FIELD_MANAGER;
-use crate::engine::{PublishError, Publisher};
+use crate::Error;
+use crate::engine::Publisher;
 use pchat_core::api::PoolState;
 use pchat_core::observe::Published;
 
@@ -79,14 +80,14 @@ fn pool_state_name(s: PoolState) -> &'static str {
 
 /// What a ConfigMap publishes. An error names the ConfigMap and the key a person (or another
 /// writer) broke.
-pub fn published_from(cm: &ConfigMap) -> Result<Published, PublishError> {
+pub fn published_from(cm: &ConfigMap) -> Result<Published, Error> {
     let name = cm.metadata.name.as_deref().unwrap_or("<unnamed>");
     let ns = cm.metadata.namespace.as_deref().unwrap_or("<none>");
     let empty = BTreeMap::new();
     let data = cm.data.as_ref().unwrap_or(&empty);
     let key = |k: &str| {
         data.get(k).ok_or_else(|| {
-            PublishError(format!(
+            Error::Publish(format!(
                 "ConfigMap {ns}/{name} has no key `{k}`; delete it and the operator writes it again"
             ))
         })
@@ -101,14 +102,14 @@ pub fn published_from(cm: &ConfigMap) -> Result<Published, PublishError> {
         "Normal" => PoolState::Normal,
         "FailedOver" => PoolState::FailedOver,
         other => {
-            return Err(PublishError(format!(
+            return Err(Error::Publish(format!(
                 "ConfigMap {ns}/{name}: `{POOL_STATE_KEY}` is {other:?}, not Normal or FailedOver"
             )));
         }
     };
     let at = key(PUBLISHED_AT_KEY)?;
     let published_at: Timestamp = at.trim().parse().map_err(|e| {
-        PublishError(format!(
+        Error::Publish(format!(
             "ConfigMap {ns}/{name}: `{PUBLISHED_AT_KEY}` is {at:?}, not an RFC 3339 time: {e}"
         ))
     })?;
@@ -140,10 +141,10 @@ impl ConfigMapPublisher {
 }
 
 impl Publisher for ConfigMapPublisher {
-    fn current(&mut self) -> BoxFuture<'_, Result<Option<Published>, PublishError>> {
+    fn current(&mut self) -> BoxFuture<'_, Result<Option<Published>, Error>> {
         Box::pin(async move {
             let cm = self.api.get_opt(&self.name).await.map_err(|e| {
-                PublishError(format!(
+                Error::Publish(format!(
                     "cannot read ConfigMap {}/{}: {e}",
                     self.namespace, self.name
                 ))
@@ -152,10 +153,7 @@ impl Publisher for ConfigMapPublisher {
         })
     }
 
-    fn publish<'a>(
-        &'a mut self,
-        published: &'a Published,
-    ) -> BoxFuture<'a, Result<(), PublishError>> {
+    fn publish<'a>(&'a mut self, published: &'a Published) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let cm = config_map(&self.name, &self.namespace, &self.owner, published);
             // Force: the operator owns these fields; a person's kubectl edit is overwritten by
@@ -165,7 +163,7 @@ impl Publisher for ConfigMapPublisher {
                 .patch(&self.name, &params, &Patch::Apply(&cm))
                 .await
                 .map_err(|e| {
-                    PublishError(format!(
+                    Error::Publish(format!(
                         "cannot write ConfigMap {}/{}: {e}",
                         self.namespace, self.name
                     ))

@@ -21,38 +21,10 @@ use super::configmap::ConfigMapPublisher;
 use super::context::{Context, PoolSlot};
 use super::credentials;
 use super::{events, status_patch};
+use crate::Error;
 use crate::engine::sql_port::LivePort;
 use crate::engine::{self, PassOutcome, PortSource, PortUnavailable, SqlPort};
 use pchat_core::api::{ConditionReason, PersistentChatPool, PersistentChatPoolSpec};
-
-/// Why a reconcile failed outside its pass; it is retried after `Timing::error_retry`.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("cannot read PersistentChatPool {namespace}/{name}: {source}")]
-    ReadPool {
-        namespace: String,
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("cannot write the status of PersistentChatPool {namespace}/{name}: {source}")]
-    WriteStatus {
-        namespace: String,
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-}
-
-impl Error {
-    /// The `reason` label of `pchat_reconcile_errors_total`.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Error::ReadPool { .. } => "PoolUnreadable",
-            Error::WriteStatus { .. } => "StatusWriteFailed",
-        }
-    }
-}
 
 /// The kube-runtime reconciler.
 pub async fn reconcile(pool: Arc<PersistentChatPool>, ctx: Arc<Context>) -> Result<Action, Error> {

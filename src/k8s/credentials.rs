@@ -12,6 +12,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
+use crate::Error;
 use crate::engine::publish::write_atomic;
 use pchat_core::api::{ConditionReason, PersistentChatPoolSpec};
 use pchat_sql::connect::Credentials;
@@ -66,16 +67,6 @@ impl CredentialsProblem {
             CredentialsProblem::KeyInvalid { .. } => ConditionReason::SecretKeyInvalid,
         }
     }
-}
-
-/// Why the Secrets could not be read at all (the API server failed): retried with backoff.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot read Secret {namespace}/{name}: {source}")]
-pub struct SecretReadError {
-    pub namespace: String,
-    pub name: String,
-    #[source]
-    pub source: kube::Error,
 }
 
 /// What a pool's SQL connections need from its Secrets.
@@ -199,12 +190,12 @@ pub async fn load(
     secrets: &Api<Secret>,
     namespace: &str,
     spec: &PersistentChatPoolSpec,
-) -> Result<Result<Material, CredentialsProblem>, SecretReadError> {
+) -> Result<Result<Material, CredentialsProblem>, Error> {
     let get = |name: String| async move {
         secrets
             .get_opt(&name)
             .await
-            .map_err(|source| SecretReadError {
+            .map_err(|source| Error::ReadSecret {
                 namespace: namespace.to_string(),
                 name,
                 source,

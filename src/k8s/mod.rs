@@ -36,6 +36,7 @@ use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::Error;
 use context::{Context, Timing};
 use leader::LeaseConfig;
 use pchat_core::api::PersistentChatPool;
@@ -57,41 +58,17 @@ pub struct Options {
     pub timing: Timing,
 }
 
-/// Why `run` could not start or stopped early.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error("cannot listen on {addr} for /healthz, /readyz and /metrics: {source}")]
-    Listen {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "no Kubernetes client configuration (KUBECONFIG, ~/.kube/config or the in-cluster service account): {0}"
-    )]
-    Config(#[source] kube::config::InferConfigError),
-    #[error("cannot build the Kubernetes client: {0}")]
-    Client(#[source] kube::Error),
-    #[error("cannot use the Lease {namespace}/{name} for leader election: {source}")]
-    Lease {
-        namespace: String,
-        name: String,
-        #[source]
-        source: kube_lease_manager::LeaseManagerError,
-    },
-}
-
 /// A Kubernetes client whose requests say which replica sent them (User-Agent
 /// `pchat-operator/<version> (<identity>)`), from KUBECONFIG or the in-cluster configuration.
-pub async fn client(identity: &str) -> Result<Client, RunError> {
+pub async fn client(identity: &str) -> Result<Client, Error> {
     // Harmless when a provider is already installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut config = kube::Config::infer().await.map_err(RunError::Config)?;
+    let mut config = kube::Config::infer().await.map_err(Error::KubeConfig)?;
     let agent = format!("pchat-operator/{} ({identity})", env!("CARGO_PKG_VERSION"));
     if let Ok(value) = agent.parse() {
         config.headers.push((hyper::header::USER_AGENT, value));
     }
-    Client::try_from(config).map_err(RunError::Client)
+    Client::try_from(config).map_err(Error::KubeClient)
 }
 
 /// Run the operator until `shutdown` resolves; then finish the passes under way, release the
@@ -99,12 +76,12 @@ pub async fn client(identity: &str) -> Result<Client, RunError> {
 pub async fn run(
     opts: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), RunError> {
+) -> Result<(), Error> {
     let metrics = Arc::new(metrics::Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind(opts.http_addr)
         .await
-        .map_err(|source| RunError::Listen {
+        .map_err(|source| Error::Listen {
             addr: opts.http_addr,
             source,
         })?;
@@ -128,7 +105,7 @@ async fn run_controller(
     metrics: Arc<metrics::Metrics>,
     ready: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), RunError> {
+) -> Result<(), Error> {
     let client = client(&opts.lease.identity).await?;
     let leader_stop = CancellationToken::new();
     let (leadership, leader_task) = leader::start(
@@ -138,7 +115,7 @@ async fn run_controller(
         leader_stop.clone(),
     )
     .await
-    .map_err(|source| RunError::Lease {
+    .map_err(|source| Error::Lease {
         namespace: opts.lease.namespace.clone(),
         name: opts.lease.name.clone(),
         source,
