@@ -131,8 +131,8 @@ async fn run_all(
             // A lost connection is worth one more try on a fresh one (every statement repeats
             // safely); a statement that outlived the command timeout is not resent at once:
             // it may still be running on the server.
-            let retryable = number.is_some_and(|n| st.retry_if.contains(&n))
-                || matches!(&err, SqlError::ConnectionLost { reason, .. } if !reason.starts_with("TimedOut"));
+            let retryable =
+                number.is_some_and(|n| st.retry_if.contains(&n)) || err.may_resend_at_once();
             if retryable && attempt < opts.attempts {
                 let wait = opts.backoff * 2u32.saturating_pow(attempt - 1);
                 tracing::info!(step = step.name(), instance = %st.instance, error = %err, wait_ms = wait.as_millis() as u64, "not now; retrying");

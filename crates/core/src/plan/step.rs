@@ -506,12 +506,6 @@ impl Step {
             Step::RescheduleLogShippingJobs { .. } => "EXEC msdb.dbo.sp_update_schedule",
         }
     }
-
-    /// Whether the step changes anything (every catalogue step does; the planner never emits a
-    /// read as a step). Kept so callers can assert it when suspended.
-    pub fn is_write(&self) -> bool {
-        true
-    }
 }
 
 impl LogShippingConfiguration {
