@@ -55,8 +55,9 @@ pub struct StepReport {
     pub cancelled: bool,
 }
 
-/// Whether the step answers 3101 (sessions in the database) by ending them: issue 4's "drain,
-/// then KILL, then retry", for the steps that need the database to themselves.
+/// Whether the step answers 3101 (sessions in the database) by ending them: the chat servers
+/// were drained first, so the sessions left are ended with KILL and the statement retried, for
+/// the steps that need the database to themselves.
 fn kills_on_in_use(step: &Step) -> bool {
     matches!(step, Step::Recover { .. } | Step::DemoteOldPrimary { .. })
 }

@@ -137,6 +137,31 @@ fn every_seconds(freq_type: Option<i64>, unit: Option<i64>, n: Option<i64>) -> O
     }
 }
 
+/// The pool's database names, as the spec spells them: the catalogs report names in their own
+/// case, and the observation uses the spec's.
+struct PoolDatabases<'a>(&'a [&'a str]);
+
+impl PoolDatabases<'_> {
+    /// The spec's spelling of `name`, when it is a pool database.
+    fn canonical(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|d| d.eq_ignore_ascii_case(name))
+            .map(|d| d.to_string())
+    }
+
+    /// The observed database a record names in its `key` column.
+    fn named_by<'d>(
+        &self,
+        databases: &'d mut [DatabaseObservation],
+        record: &Record,
+        key: &str,
+    ) -> Option<&'d mut DatabaseObservation> {
+        let name = self.canonical(&record.text(key)?)?;
+        databases.iter_mut().find(|d| d.name == name)
+    }
+}
+
 /// Parse the instance batch. `Err` when a catalog result set is missing: the observation of
 /// this instance is then incomplete and must not be used.
 pub fn instance(
@@ -153,27 +178,53 @@ pub fn instance(
             None => format!("the observation batch returned no {} result", s.key()),
         })
     };
-    let server_t = need(Section::Server)?;
-    let server_r = server_t
+    let server = server_info(need(Section::Server)?)?;
+    let offset = server.utc_offset_minutes;
+    let pool = PoolDatabases(pool_databases);
+    let mut databases = databases(need(Section::Databases)?, &pool);
+    add_log_shipping_primaries(
+        &mut databases,
+        need(Section::LogShippingPrimary)?,
+        &pool,
+        offset,
+    );
+    add_log_shipping_secondaries(
+        &mut databases,
+        need(Section::LogShippingSecondary)?,
+        &pool,
+        offset,
+    );
+    add_job_schedules(&mut databases, need(Section::LogShippingJobs)?, &pool);
+    add_last_log_backups(&mut databases, need(Section::LastLogBackup)?, &pool, offset);
+    let sessions = sessions(need(Section::Sessions)?);
+    Ok(InstanceData {
+        server,
+        databases,
+        sessions,
+        copy_folder: listing(answer, Section::CopyFolder, "the copy folder"),
+        share: listed_share.then(|| listing(answer, Section::Share, "the backup share")),
+    })
+}
+
+/// The server row: `@@SERVERNAME`, `@@SPID` and the offset from UTC.
+fn server_info(table: &Table) -> Result<ServerInfo, String> {
+    let row = table
         .records()
         .next()
         .ok_or("the observation batch returned no server row")?;
-    let server = ServerInfo {
-        server_name: server_r.text("server_name").unwrap_or_default(),
-        spid: server_r.get("spid").int().unwrap_or(0),
-        utc_offset_minutes: server_r.get("utc_offset_minutes").int().unwrap_or(0),
-    };
-    let offset = server.utc_offset_minutes;
-    let canonical = |name: &str| -> Option<String> {
-        pool_databases
-            .iter()
-            .find(|d| d.eq_ignore_ascii_case(name))
-            .map(|d| d.to_string())
-    };
-    let mut databases: Vec<DatabaseObservation> = need(Section::Databases)?
+    Ok(ServerInfo {
+        server_name: row.text("server_name").unwrap_or_default(),
+        spid: row.get("spid").int().unwrap_or(0),
+        utc_offset_minutes: row.get("utc_offset_minutes").int().unwrap_or(0),
+    })
+}
+
+/// The pool databases of `sys.databases` (with their mirroring and LSNs), in the pool's order.
+fn databases(table: &Table, pool: &PoolDatabases) -> Vec<DatabaseObservation> {
+    let mut databases: Vec<DatabaseObservation> = table
         .records()
         .filter_map(|r| {
-            let name = canonical(&r.text(Section::Databases.key())?)?;
+            let name = pool.canonical(&r.text(Section::Databases.key())?)?;
             let state = database_state(&r.text("state_desc").unwrap_or_default());
             Some(DatabaseObservation {
                 name,
@@ -208,14 +259,19 @@ pub fn instance(
             })
         })
         .collect();
-    databases.sort_by_key(|d| pool_databases.iter().position(|n| *n == d.name));
+    databases.sort_by_key(|d| pool.0.iter().position(|n| *n == d.name));
+    databases
+}
 
-    for r in need(Section::LogShippingPrimary)?.records() {
-        let Some(d) = r
-            .text(Section::LogShippingPrimary.key())
-            .and_then(|n| canonical(&n))
-            .and_then(|n| databases.iter_mut().find(|d| d.name == n))
-        else {
+/// The primary log-shipping configurations: one row per secondary they ship to.
+fn add_log_shipping_primaries(
+    databases: &mut [DatabaseObservation],
+    table: &Table,
+    pool: &PoolDatabases,
+    offset: i64,
+) {
+    for r in table.records() {
+        let Some(d) = pool.named_by(databases, &r, Section::LogShippingPrimary.key()) else {
             continue;
         };
         let p = d
@@ -241,13 +297,17 @@ pub fn instance(
             });
         }
     }
+}
 
-    for r in need(Section::LogShippingSecondary)?.records() {
-        let Some(d) = r
-            .text(Section::LogShippingSecondary.key())
-            .and_then(|n| canonical(&n))
-            .and_then(|n| databases.iter_mut().find(|d| d.name == n))
-        else {
+/// The secondary log-shipping configurations and their last copy and restore.
+fn add_log_shipping_secondaries(
+    databases: &mut [DatabaseObservation],
+    table: &Table,
+    pool: &PoolDatabases,
+    offset: i64,
+) {
+    for r in table.records() {
+        let Some(d) = pool.named_by(databases, &r, Section::LogShippingSecondary.key()) else {
             continue;
         };
         d.log_shipping_secondary = Some(LogShippingSecondary {
@@ -273,13 +333,13 @@ pub fn instance(
             job_schedules: Vec::new(),
         });
     }
+}
 
-    for r in need(Section::LogShippingJobs)?.records() {
-        let Some(d) = r
-            .text(Section::LogShippingJobs.key())
-            .and_then(|n| canonical(&n))
-            .and_then(|n| databases.iter_mut().find(|d| d.name == n))
-        else {
+/// The SQL Agent schedules of the log-shipping jobs, on the side of the configuration that
+/// owns the job (read after both sides).
+fn add_job_schedules(databases: &mut [DatabaseObservation], table: &Table, pool: &PoolDatabases) {
+    for r in table.records() {
+        let Some(d) = pool.named_by(databases, &r, Section::LogShippingJobs.key()) else {
             continue;
         };
         let Some(schedule_id) = r
@@ -314,15 +374,18 @@ pub fn instance(
             schedules.push(schedule);
         }
     }
+}
 
-    for r in need(Section::LastLogBackup)?.records() {
-        let Some(name) = r
-            .text(Section::LastLogBackup.key())
-            .and_then(|n| canonical(&n))
-        else {
-            continue;
-        };
-        let Some(d) = databases.iter_mut().find(|d| d.name == name) else {
+/// Each database's last log backup in msdb's history (skipped when its LSNs or finish time are
+/// missing).
+fn add_last_log_backups(
+    databases: &mut [DatabaseObservation],
+    table: &Table,
+    pool: &PoolDatabases,
+    offset: i64,
+) {
+    for r in table.records() {
+        let Some(d) = pool.named_by(databases, &r, Section::LastLogBackup.key()) else {
             continue;
         };
         let (Some(first), Some(last), Some(finished)) = (
@@ -336,7 +399,7 @@ pub fn instance(
         };
         d.last_log_backup = Some(BackupFile {
             path: r.text("physical_device_name").unwrap_or_default(),
-            database: name,
+            database: d.name.clone(),
             backup_type: BackupType::Log,
             first_lsn: first,
             last_lsn: last,
@@ -347,8 +410,11 @@ pub fn instance(
             server_name: r.text("server_name").unwrap_or_default(),
         });
     }
+}
 
-    let sessions = need(Section::Sessions)?
+/// The user sessions of `sys.dm_exec_sessions`.
+fn sessions(table: &Table) -> Vec<SessionObservation> {
+    table
         .records()
         .filter_map(|r| {
             Some(SessionObservation {
@@ -358,15 +424,7 @@ pub fn instance(
                 database: r.text("database_name"),
             })
         })
-        .collect();
-
-    Ok(InstanceData {
-        server,
-        databases,
-        sessions,
-        copy_folder: listing(answer, Section::CopyFolder, "the copy folder"),
-        share: listed_share.then(|| listing(answer, Section::Share, "the backup share")),
-    })
+        .collect()
 }
 
 /// `sys.databases.state_desc`. A state the model does not name (COPYING, OFFLINE_SECONDARY)

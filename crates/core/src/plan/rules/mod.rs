@@ -242,8 +242,8 @@ fn remove_log_shipping(cx: &Ctx, old_side_too: bool) -> Option<Decision> {
 /// Whether overwriting this ONLINE copy could lose writes the primary lacks, and on what basis.
 /// With the primary forked at `f`, anything another copy holds past `f` is not the primary's.
 /// A primary that never forked is the original history: a copy that forked at `fd` holds writes
-/// of its own past `fd`. Without any fork information the ends of log are compared (the brief's
-/// "first sight" rule).
+/// of its own past `fd`. Without any fork information the ends of log are compared: on first
+/// sight of a pool, a copy whose log reaches further may hold writes the primary lacks.
 pub(crate) fn may_be_newer(
     pd: &DatabaseObservation,
     d: &DatabaseObservation,
