@@ -433,9 +433,9 @@ fn configure_log_shipping_secondary(
 
 /// Where the next log backup of a copy starts: the end of the last one, or the point the copy
 /// was last brought online (a restored chain continues from there).
-pub fn chain_start(d: &DatabaseObservation) -> Lsn {
-    let last = d.last_log_backup.as_ref().map(|b| b.last_lsn);
-    last.max(d.lsn.fork_point).unwrap_or(Lsn(1))
+pub fn chain_start(copy: &DatabaseObservation) -> Lsn {
+    let last = copy.last_log_backup.as_ref().map(|b| b.last_lsn);
+    last.max(copy.lsn.fork_point).unwrap_or(Lsn(1))
 }
 
 fn mirroring(role: MirroringRole, partner_endpoint: &str, partner: &str) -> MirroringObservation {
@@ -484,16 +484,16 @@ fn seed(
     log: &str,
     now: Timestamp,
 ) {
-    let Some(src) = db_mut(obs, source, database) else {
+    let Some(source_copy) = db_mut(obs, source, database) else {
         return;
     };
-    let end = src.lsn.end_of_log.unwrap_or(Lsn(1));
-    let fork = src.lsn.fork_point;
+    let end = source_copy.lsn.end_of_log.unwrap_or(Lsn(1));
+    let fork = source_copy.lsn.fork_point;
     let log_file = BackupFile {
         path: log.to_string(),
         database: database.to_string(),
         backup_type: BackupType::Log,
-        first_lsn: chain_start(src),
+        first_lsn: chain_start(source_copy),
         last_lsn: end,
         database_backup_lsn: None,
         finished_at: now,
@@ -501,7 +501,7 @@ fn seed(
         force_offline: false,
         server_name: source.to_string(),
     };
-    src.last_log_backup = Some(log_file.clone());
+    source_copy.last_log_backup = Some(log_file.clone());
     let site = spec
         .site_of_instance(source)
         .map(|s| s.name.clone())
@@ -514,9 +514,9 @@ fn seed(
     );
     add_file(spec, obs, &site, log_file);
     drop_sessions(obs, target, database);
-    if let Some(i) = instance_mut(obs, target) {
-        i.databases.retain(|d| d.name != database);
-        i.databases.push(DatabaseObservation {
+    if let Some(observed) = instance_mut(obs, target) {
+        observed.databases.retain(|copy| copy.name != database);
+        observed.databases.push(DatabaseObservation {
             name: database.to_string(),
             state: DatabaseState::Restoring,
             user_access: UserAccess::MultiUser,
@@ -535,39 +535,45 @@ fn seed(
 }
 
 fn remove_mirroring(obs: &mut Observation, instance: &str, database: &str) {
-    let Some(d) = db_mut(obs, instance, database) else {
+    let Some(copy) = db_mut(obs, instance, database) else {
         return;
     };
-    let Some(m) = d.mirroring.take() else {
+    let Some(session) = copy.mirroring.take() else {
         return;
     };
-    let here_end = d.lsn.end_of_log;
-    let partner = m.partner_instance.clone();
-    let partner_end = db_mut(obs, &partner, database).and_then(|p| p.lsn.end_of_log);
+    let here_end = copy.lsn.end_of_log;
+    let partner = session.partner_instance.clone();
+    let partner_end =
+        db_mut(obs, &partner, database).and_then(|partner_copy| partner_copy.lsn.end_of_log);
     let principal_end = here_end.or(partner_end);
-    let synchronized = m.state == MirroringState::Synchronized;
+    let synchronized = session.state == MirroringState::Synchronized;
     // SET PARTNER OFF on either partner ends the session on both; the mirror copy stays
     // RESTORING where the session left it.
     let reachable = obs
         .instances
         .iter()
-        .any(|i| i.name.eq_ignore_ascii_case(&partner) && i.is_reachable());
-    if reachable && let Some(p) = db_mut(obs, &partner, database) {
-        if p.mirroring
+        .any(|observed| observed.name.eq_ignore_ascii_case(&partner) && observed.is_reachable());
+    if reachable && let Some(partner_copy) = db_mut(obs, &partner, database) {
+        if partner_copy
+            .mirroring
             .as_ref()
-            .is_some_and(|pm| pm.partner_instance.eq_ignore_ascii_case(instance))
+            .is_some_and(|partner_session| {
+                partner_session
+                    .partner_instance
+                    .eq_ignore_ascii_case(instance)
+            })
         {
-            p.mirroring = None;
+            partner_copy.mirroring = None;
         }
-        if p.state == DatabaseState::Restoring && synchronized {
-            p.lsn.redo_start = principal_end.or(p.lsn.redo_start);
+        if partner_copy.state == DatabaseState::Restoring && synchronized {
+            partner_copy.lsn.redo_start = principal_end.or(partner_copy.lsn.redo_start);
         }
     }
-    if let Some(d) = db_mut(obs, instance, database)
-        && d.state == DatabaseState::Restoring
+    if let Some(copy) = db_mut(obs, instance, database)
+        && copy.state == DatabaseState::Restoring
         && synchronized
     {
-        d.lsn.redo_start = partner_end.or(d.lsn.redo_start);
+        copy.lsn.redo_start = partner_end.or(copy.lsn.redo_start);
     }
 }
 
@@ -593,11 +599,12 @@ fn db_mut<'a>(
 }
 
 fn drop_sessions(obs: &mut Observation, instance: &str, database: &str) {
-    if let Some(i) = instance_mut(obs, instance) {
-        i.sessions.retain(|s| {
-            !s.database
+    if let Some(observed) = instance_mut(obs, instance) {
+        observed.sessions.retain(|session| {
+            !session
+                .database
                 .as_deref()
-                .is_some_and(|d| d.eq_ignore_ascii_case(database))
+                .is_some_and(|name| name.eq_ignore_ascii_case(database))
         });
     }
 }
@@ -607,9 +614,13 @@ fn add_file(spec: &PersistentChatPoolSpec, obs: &mut Observation, site: &str, fi
     let kind = LocationKind::Share {
         site: site.to_string(),
     };
-    if let Some(l) = obs.backup_locations.iter_mut().find(|l| l.kind == kind) {
+    if let Some(location) = obs
+        .backup_locations
+        .iter_mut()
+        .find(|location| location.kind == kind)
+    {
         // Same-second names can repeat inside a projection (its clock stands still); keep both.
-        l.files.push(file);
+        location.files.push(file);
         return;
     }
     let path = spec

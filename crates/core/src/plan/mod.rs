@@ -120,8 +120,8 @@ pub const CONVERGENCE_BOUND: usize = 30;
 
 /// The next decision for this observation.
 pub fn next(spec: &PersistentChatPoolSpec, obs: &Observation, now: Timestamp) -> Decision {
-    match rules::Ctx::new(spec, obs, now) {
-        Some(cx) => rules::decide(&cx),
+    match rules::PoolView::new(spec, obs, now) {
+        Some(pool) => rules::decide(&pool),
         None => Decision::Blocked(BlockReason::NoCopyOnPrimarySite {
             site: spec.primary_site.clone(),
             database: spec.databases.chat.clone(),
