@@ -270,18 +270,18 @@ fn add_log_shipping_primaries(
     pool: &PoolDatabases,
     offset: i64,
 ) {
-    for r in table.records() {
-        let Some(d) = pool.named_by(databases, &r, Section::LogShippingPrimary.key()) else {
+    for row in table.records() {
+        let Some(copy) = pool.named_by(databases, &row, Section::LogShippingPrimary.key()) else {
             continue;
         };
-        let p = d
+        let primary = copy
             .log_shipping_primary
             .get_or_insert_with(|| LogShippingPrimary {
-                backup_directory: r.text("backup_directory").unwrap_or_default(),
-                backup_share: r.text("backup_share").unwrap_or_default(),
-                last_backup_file: r.text("last_backup_file"),
+                backup_directory: row.text("backup_directory").unwrap_or_default(),
+                backup_share: row.text("backup_share").unwrap_or_default(),
+                last_backup_file: row.text("last_backup_file"),
                 last_backup_date: instant_of(
-                    &r,
+                    &row,
                     "last_backup_date_utc",
                     "last_backup_date",
                     offset,
@@ -289,11 +289,12 @@ fn add_log_shipping_primaries(
                 secondaries: Vec::new(),
                 job_schedules: Vec::new(),
             });
-        if let (Some(server), Some(db)) = (r.text("secondary_server"), r.text("secondary_database"))
+        if let (Some(secondary_server), Some(secondary_database)) =
+            (row.text("secondary_server"), row.text("secondary_database"))
         {
-            p.secondaries.push(LogShippingLink {
-                secondary_server: server,
-                secondary_database: db,
+            primary.secondaries.push(LogShippingLink {
+                secondary_server,
+                secondary_database,
             });
         }
     }
@@ -306,27 +307,27 @@ fn add_log_shipping_secondaries(
     pool: &PoolDatabases,
     offset: i64,
 ) {
-    for r in table.records() {
-        let Some(d) = pool.named_by(databases, &r, Section::LogShippingSecondary.key()) else {
+    for row in table.records() {
+        let Some(copy) = pool.named_by(databases, &row, Section::LogShippingSecondary.key()) else {
             continue;
         };
-        d.log_shipping_secondary = Some(LogShippingSecondary {
-            primary_server: r.text("primary_server").unwrap_or_default(),
-            primary_database: r.text("primary_database").unwrap_or_default(),
-            backup_source_directory: r.text("backup_source_directory").unwrap_or_default(),
-            backup_destination_directory: r
+        copy.log_shipping_secondary = Some(LogShippingSecondary {
+            primary_server: row.text("primary_server").unwrap_or_default(),
+            primary_database: row.text("primary_database").unwrap_or_default(),
+            backup_source_directory: row.text("backup_source_directory").unwrap_or_default(),
+            backup_destination_directory: row
                 .text("backup_destination_directory")
                 .unwrap_or_default(),
-            last_copied_file: r.text("last_copied_file"),
-            last_copied_date: instant_of(&r, "last_copied_date_utc", "last_copied_date", offset),
-            last_restored_file: r.text("last_restored_file"),
+            last_copied_file: row.text("last_copied_file"),
+            last_copied_date: instant_of(&row, "last_copied_date_utc", "last_copied_date", offset),
+            last_restored_file: row.text("last_restored_file"),
             last_restored_date: instant_of(
-                &r,
+                &row,
                 "last_restored_date_utc",
                 "last_restored_date",
                 offset,
             ),
-            last_restored_latency_minutes: r
+            last_restored_latency_minutes: row
                 .get("last_restored_latency")
                 .int()
                 .and_then(|m| u32::try_from(m).ok()),
@@ -338,11 +339,11 @@ fn add_log_shipping_secondaries(
 /// The SQL Agent schedules of the log-shipping jobs, on the side of the configuration that
 /// owns the job (read after both sides).
 fn add_job_schedules(databases: &mut [DatabaseObservation], table: &Table, pool: &PoolDatabases) {
-    for r in table.records() {
-        let Some(d) = pool.named_by(databases, &r, Section::LogShippingJobs.key()) else {
+    for row in table.records() {
+        let Some(copy) = pool.named_by(databases, &row, Section::LogShippingJobs.key()) else {
             continue;
         };
-        let Some(schedule_id) = r
+        let Some(schedule_id) = row
             .get("schedule_id")
             .int()
             .and_then(|i| i32::try_from(i).ok())
@@ -350,22 +351,22 @@ fn add_job_schedules(databases: &mut [DatabaseObservation], table: &Table, pool:
             continue;
         };
         let schedule = JobSchedule {
-            job_name: r.text("job_name").unwrap_or_default(),
+            job_name: row.text("job_name").unwrap_or_default(),
             schedule_id,
-            schedule_name: r.text("schedule_name").unwrap_or_default(),
-            enabled: r.get("enabled").flag(),
+            schedule_name: row.text("schedule_name").unwrap_or_default(),
+            enabled: row.get("enabled").flag(),
             every_seconds: every_seconds(
-                r.get("freq_type").int(),
-                r.get("freq_subday_type").int(),
-                r.get("freq_subday_interval").int(),
+                row.get("freq_type").int(),
+                row.get("freq_subday_type").int(),
+                row.get("freq_subday_interval").int(),
             ),
         };
-        let schedules = match r.text("side").as_deref() {
-            Some("primary") => d
+        let schedules = match row.text("side").as_deref() {
+            Some("primary") => copy
                 .log_shipping_primary
                 .as_mut()
                 .map(|p| &mut p.job_schedules),
-            _ => d
+            _ => copy
                 .log_shipping_secondary
                 .as_mut()
                 .map(|s| &mut s.job_schedules),
@@ -384,30 +385,30 @@ fn add_last_log_backups(
     pool: &PoolDatabases,
     offset: i64,
 ) {
-    for r in table.records() {
-        let Some(d) = pool.named_by(databases, &r, Section::LastLogBackup.key()) else {
+    for row in table.records() {
+        let Some(copy) = pool.named_by(databases, &row, Section::LastLogBackup.key()) else {
             continue;
         };
         let (Some(first), Some(last), Some(finished)) = (
-            lsn(r.get("first_lsn")),
-            lsn(r.get("last_lsn")),
-            r.get("backup_finish_date")
+            lsn(row.get("first_lsn")),
+            lsn(row.get("last_lsn")),
+            row.get("backup_finish_date")
                 .datetime()
                 .and_then(|t| instant(t, offset)),
         ) else {
             continue;
         };
-        d.last_log_backup = Some(BackupFile {
-            path: r.text("physical_device_name").unwrap_or_default(),
-            database: d.name.clone(),
+        copy.last_log_backup = Some(BackupFile {
+            path: row.text("physical_device_name").unwrap_or_default(),
+            database: copy.name.clone(),
             backup_type: BackupType::Log,
             first_lsn: first,
             last_lsn: last,
-            database_backup_lsn: nonzero_lsn(r.get("database_backup_lsn")),
+            database_backup_lsn: nonzero_lsn(row.get("database_backup_lsn")),
             finished_at: finished,
-            copy_only: r.get("is_copy_only").flag(),
-            force_offline: r.get("is_force_offline").flag(),
-            server_name: r.text("server_name").unwrap_or_default(),
+            copy_only: row.get("is_copy_only").flag(),
+            force_offline: row.get("is_force_offline").flag(),
+            server_name: row.text("server_name").unwrap_or_default(),
         });
     }
 }
