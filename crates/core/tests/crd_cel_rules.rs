@@ -23,7 +23,7 @@ fn spec(p: &mut Value) -> &mut Value {
     &mut p["spec"]
 }
 
-fn inst(p: &mut Value, site: usize, i: usize) -> &mut Value {
+fn instance(p: &mut Value, site: usize, i: usize) -> &mut Value {
     &mut p["spec"]["sites"][site]["instances"][i]
 }
 
@@ -53,15 +53,15 @@ const CASES: &[Case] = &[
         name: "instance_names_must_be_unique_across_sites",
         message: "spec.sites[*].instances[*].name must be unique across the pool (case-insensitive)",
         field_path: "spec.sites",
-        pass: |p| inst(p, 1, 0)["name"] = json!("dal-sql9"),
-        fail: |p| inst(p, 1, 0)["name"] = json!("ATL-SQL1"),
+        pass: |p| instance(p, 1, 0)["name"] = json!("dal-sql9"),
+        fail: |p| instance(p, 1, 0)["name"] = json!("ATL-SQL1"),
     },
     Case {
         name: "instance_names_must_be_unique_within_a_site",
         message: "spec.sites[*].instances[*].name must be unique across the pool (case-insensitive)",
         field_path: "spec.sites",
-        pass: |p| inst(p, 0, 1)["name"] = json!("atl-sql3"),
-        fail: |p| inst(p, 0, 1)["name"] = json!("atl-sql1"),
+        pass: |p| instance(p, 0, 1)["name"] = json!("atl-sql3"),
+        fail: |p| instance(p, 0, 1)["name"] = json!("atl-sql1"),
     },
     Case {
         name: "host_and_port_must_be_unique_across_the_pool",
@@ -69,10 +69,10 @@ const CASES: &[Case] = &[
         field_path: "spec.sites",
         // The same host on another port is a second instance on that machine: allowed.
         pass: |p| {
-            inst(p, 1, 0)["host"] = json!("atl-sql1.litwareinc.com");
-            inst(p, 1, 0)["port"] = json!(1434);
+            instance(p, 1, 0)["host"] = json!("atl-sql1.litwareinc.com");
+            instance(p, 1, 0)["port"] = json!(1434);
         },
-        fail: |p| inst(p, 1, 0)["host"] = json!("ATL-SQL1.litwareinc.com"),
+        fail: |p| instance(p, 1, 0)["host"] = json!("ATL-SQL1.litwareinc.com"),
     },
     Case {
         name: "host_and_port_must_be_unique_within_a_site_with_default_port",
@@ -80,19 +80,23 @@ const CASES: &[Case] = &[
         field_path: "spec.sites",
         pass: |p| {
             // An omitted port is 1433 by default, as the API server fills it in.
-            inst(p, 0, 1).as_object_mut().unwrap().remove("port");
+            instance(p, 0, 1).as_object_mut().unwrap().remove("port");
         },
         fail: |p| {
-            inst(p, 0, 1).as_object_mut().unwrap().remove("port");
-            inst(p, 0, 1)["host"] = json!("atl-sql1.litwareinc.com");
+            instance(p, 0, 1).as_object_mut().unwrap().remove("port");
+            instance(p, 0, 1)["host"] = json!("atl-sql1.litwareinc.com");
         },
     },
     Case {
         name: "mirroring_endpoints_must_be_unique_across_the_pool",
         message: "spec.sites[*].instances[*].mirroringEndpoint must be unique across the pool (case-insensitive)",
         field_path: "spec.sites",
-        pass: |p| inst(p, 1, 1)["mirroringEndpoint"] = json!("TCP://dal-sql2.litwareinc.com:5023"),
-        fail: |p| inst(p, 1, 1)["mirroringEndpoint"] = json!("TCP://atl-sql1.litwareinc.com:5022"),
+        pass: |p| {
+            instance(p, 1, 1)["mirroringEndpoint"] = json!("TCP://dal-sql2.litwareinc.com:5023")
+        },
+        fail: |p| {
+            instance(p, 1, 1)["mirroringEndpoint"] = json!("TCP://atl-sql1.litwareinc.com:5022")
+        },
     },
     Case {
         name: "chat_server_must_not_be_listed_in_two_sites",
@@ -209,10 +213,10 @@ fn local_example_pool_passes_every_cel_rule() {
     assert_eq!(cel_failures(&serde_json::to_value(local).unwrap()), vec![]);
 }
 
-#[test]
-fn minimal_pool_passes_every_cel_rule_once_defaults_apply() {
-    // The API server fills in defaults before it evaluates CEL; kube-cel does the same.
-    let minimal = json!({
+/// The smallest manifest the CRD accepts: every optional field left for the defaults. The
+/// second site's instance shares host `h` with the first and differs only by port 1434.
+fn minimal_pool() -> Value {
+    json!({
         "apiVersion": "persistentchat.io/v1alpha1",
         "kind": "PersistentChatPool",
         "metadata": {"name": "p"},
@@ -229,10 +233,19 @@ fn minimal_pool_passes_every_cel_rule_once_defaults_apply() {
                                 "mirroringEndpoint": "TCP://b1:5022"}]}
             ]
         }
-    });
-    assert_eq!(cel_failures(&minimal), vec![]);
+    })
+}
+
+#[test]
+fn minimal_pool_passes_every_cel_rule_once_defaults_apply() {
+    // The API server fills in defaults before it evaluates CEL; kube-cel does the same.
+    assert_eq!(cel_failures(&minimal_pool()), vec![]);
+}
+
+#[test]
+fn an_omitted_port_defaults_to_1433_before_the_host_and_port_rule() {
     // Both instances on host `h`: only the ports tell them apart, and 1433 is the default.
-    let mut same_address = minimal.clone();
+    let mut same_address = minimal_pool();
     same_address["spec"]["sites"][1]["instances"][0]
         .as_object_mut()
         .unwrap()

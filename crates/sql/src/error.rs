@@ -12,6 +12,27 @@ const RETRYABLE: &[u32] = &[
     955,  // database is being recovered
 ];
 
+/// How a connection was lost while a statement ran on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionLoss {
+    /// The socket read timed out: the server may still be running the statement, so it is not
+    /// sent again on a new connection at once (a second RESTORE or BACKUP would find the first
+    /// one holding the database).
+    TimedOut,
+    /// The connection was closed, reset or refused: the statement did not finish on it, and
+    /// every statement of a step repeats safely, so it may be sent again on a fresh one.
+    Broken,
+}
+
+impl ConnectionLoss {
+    fn of(kind: std::io::ErrorKind) -> Self {
+        match kind {
+            std::io::ErrorKind::TimedOut => ConnectionLoss::TimedOut,
+            _ => ConnectionLoss::Broken,
+        }
+    }
+}
+
 /// What went wrong talking to one SQL instance.
 #[derive(Debug, thiserror::Error)]
 pub enum SqlError {
@@ -47,6 +68,8 @@ pub enum SqlError {
     ConnectionLost {
         instance: String,
         statement: String,
+        /// What happened to the connection, for the decision to resend the statement.
+        loss: ConnectionLoss,
         reason: String,
     },
     /// The server answered, but not in the shape the operator expects.
@@ -78,6 +101,19 @@ impl SqlError {
         }
     }
 
+    /// Whether the statement may be sent again at once on a fresh connection: only when the
+    /// connection broke under it. A statement that outlived a timeout may still be running on
+    /// the server, and a server error is answered by the statement's own retry list.
+    pub fn may_resend_at_once(&self) -> bool {
+        matches!(
+            self,
+            SqlError::ConnectionLost {
+                loss: ConnectionLoss::Broken,
+                ..
+            }
+        )
+    }
+
     /// Build from a tiberius error raised while running `statement` on `instance`.
     pub fn from_tiberius(instance: &str, statement: &str, e: tiberius::error::Error) -> Self {
         use tiberius::error::Error as T;
@@ -93,6 +129,7 @@ impl SqlError {
             T::Io { kind, message } => SqlError::ConnectionLost {
                 instance: instance.to_string(),
                 statement: statement.to_string(),
+                loss: ConnectionLoss::of(kind),
                 reason: format!("{kind:?}: {message}"),
             },
             other => SqlError::Unexpected {
@@ -126,9 +163,106 @@ mod tests {
     }
 
     #[test]
+    fn every_listed_server_error_is_retryable() {
+        for number in RETRYABLE {
+            assert!(server(*number).is_retryable(), "{number}");
+        }
+    }
+
+    #[test]
     fn backup_of_another_database_is_fatal() {
         assert!(!server(3154).is_retryable());
         assert!(!server(4305).is_retryable());
+    }
+
+    fn io_error(kind: std::io::ErrorKind) -> SqlError {
+        SqlError::from_tiberius(
+            "dal-sql1",
+            "RESTORE LOG",
+            tiberius::error::Error::Io {
+                kind,
+                message: "m".into(),
+            },
+        )
+    }
+
+    fn connect_failure() -> SqlError {
+        SqlError::Connect {
+            instance: "dal-sql1".into(),
+            address: "10.0.0.1:1433".into(),
+            reason: "refused".into(),
+        }
+    }
+
+    fn timeout() -> SqlError {
+        SqlError::Timeout {
+            instance: "dal-sql1".into(),
+            statement: "RESTORE LOG".into(),
+            seconds: 30,
+        }
+    }
+
+    fn unexpected() -> SqlError {
+        SqlError::Unexpected {
+            instance: "dal-sql1".into(),
+            statement: "RESTORE LOG".into(),
+            reason: "no result set".into(),
+        }
+    }
+
+    #[test]
+    fn io_timeout_is_a_timed_out_connection_loss_and_any_other_io_error_a_broken_one() {
+        let timed_out = io_error(std::io::ErrorKind::TimedOut);
+        assert!(matches!(
+            timed_out,
+            SqlError::ConnectionLost {
+                loss: ConnectionLoss::TimedOut,
+                ..
+            }
+        ));
+        for kind in [
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::ConnectionAborted,
+            std::io::ErrorKind::BrokenPipe,
+            std::io::ErrorKind::UnexpectedEof,
+        ] {
+            assert!(matches!(
+                io_error(kind),
+                SqlError::ConnectionLost {
+                    loss: ConnectionLoss::Broken,
+                    ..
+                }
+            ));
+        }
+    }
+
+    #[test]
+    fn every_connection_failure_and_timeout_is_retryable_later() {
+        assert!(connect_failure().is_retryable());
+        assert!(timeout().is_retryable());
+        assert!(io_error(std::io::ErrorKind::TimedOut).is_retryable());
+        assert!(io_error(std::io::ErrorKind::ConnectionReset).is_retryable());
+    }
+
+    #[test]
+    fn an_unexpected_answer_is_not_retryable() {
+        assert!(!unexpected().is_retryable());
+    }
+
+    #[test]
+    fn only_a_broken_connection_lets_the_statement_be_resent_at_once() {
+        assert!(io_error(std::io::ErrorKind::ConnectionReset).may_resend_at_once());
+        assert!(!io_error(std::io::ErrorKind::TimedOut).may_resend_at_once());
+        assert!(!timeout().may_resend_at_once());
+        assert!(!connect_failure().may_resend_at_once());
+        assert!(!unexpected().may_resend_at_once());
+        assert!(!server(3101).may_resend_at_once());
+    }
+
+    #[test]
+    fn the_connection_loss_text_keeps_the_io_error_kind() {
+        let text = io_error(std::io::ErrorKind::TimedOut).to_string();
+        assert!(text.contains("TimedOut: m"), "{text}");
     }
 
     #[test]

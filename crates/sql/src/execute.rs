@@ -55,8 +55,9 @@ pub struct StepReport {
     pub cancelled: bool,
 }
 
-/// Whether the step answers 3101 (sessions in the database) by ending them: issue 4's "drain,
-/// then KILL, then retry", for the steps that need the database to themselves.
+/// Whether the step answers 3101 (sessions in the database) by ending them: the chat servers
+/// were drained first, so the sessions left are ended with KILL and the statement retried, for
+/// the steps that need the database to themselves.
 fn kills_on_in_use(step: &Step) -> bool {
     matches!(step, Step::Recover { .. } | Step::DemoteOldPrimary { .. })
 }
@@ -131,8 +132,8 @@ async fn run_all(
             // A lost connection is worth one more try on a fresh one (every statement repeats
             // safely); a statement that outlived the command timeout is not resent at once:
             // it may still be running on the server.
-            let retryable = number.is_some_and(|n| st.retry_if.contains(&n))
-                || matches!(&err, SqlError::ConnectionLost { reason, .. } if !reason.starts_with("TimedOut"));
+            let retryable =
+                number.is_some_and(|n| st.retry_if.contains(&n)) || err.may_resend_at_once();
             if retryable && attempt < opts.attempts {
                 let wait = opts.backoff * 2u32.saturating_pow(attempt - 1);
                 tracing::info!(step = step.name(), instance = %st.instance, error = %err, wait_ms = wait.as_millis() as u64, "not now; retrying");

@@ -12,4 +12,4 @@ pub mod target;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use error::SqlError;
+pub use error::{ConnectionLoss, SqlError};

@@ -8,8 +8,9 @@
 //! [`super::quote`]. Each statement lists the error numbers that mean "this was already done",
 //! so the executor can repeat any statement of a step after a crash or a lost answer.
 //!
-//! The T-SQL follows ../shared/SQLSERVER-FACTS.md and Microsoft's log-shipping procedure
-//! reference (parameter names as documented; `@overwrite = 1` as SSMS scripts it).
+//! The log-shipping procedures are called with their documented parameter names, and with
+//! `@overwrite = 1` as SSMS scripts them, so that a repeated call replaces what an earlier, interrupted
+//! one configured.
 
 mod backup;
 mod codes;
@@ -100,6 +101,8 @@ impl StatementContext {
 /// `PublishActiveServers` produces none: publishing the active server list and pool state is
 /// the engine's job (a ConfigMap in Kubernetes, a file locally), not SQL Server's.
 pub fn statements(step: &Step, ctx: &StatementContext) -> Vec<Statement> {
+    // One arm per step, handing its fields to the family module that writes its T-SQL: the
+    // match keeps the compiler checking that every step of the catalogue has its statements.
     match step {
         Step::PublishActiveServers { .. } => Vec::new(),
         Step::KillChatSessions {

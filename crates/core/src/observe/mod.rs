@@ -2,7 +2,8 @@
 //! currently published to chat servers. The planner decides from this alone.
 //!
 //! Every type here is plain data, serializable to YAML and JSON, so fixtures can be written by
-//! hand. Column names in the docs are SQL Server's own (see ../shared/SQLSERVER-FACTS.md).
+//! hand. Column names in the docs are SQL Server's own (the catalog views and msdb tables they
+//! are read from).
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};

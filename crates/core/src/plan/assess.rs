@@ -10,7 +10,7 @@ use crate::observe::{LocationKind, Lsn, MirroringState, Observation};
 use super::Decision;
 use super::facts::{self, db, reachable, secs};
 use super::reason::WaitReason;
-use super::rules::{self, Ctx};
+use super::rules::{self, PoolView};
 
 /// What status says about the pool, besides the step.
 #[derive(Serialize, Clone, Debug, PartialEq)]
@@ -39,7 +39,7 @@ pub struct Assessment {
 pub fn assess(spec: &PersistentChatPoolSpec, obs: &Observation, now: Timestamp) -> Assessment {
     let decision = super::next(spec, obs, now);
     let pool_state = obs.published.as_ref().map(|p| p.pool_state);
-    let Some(cx) = Ctx::new(spec, obs, now) else {
+    let Some(pool) = PoolView::new(spec, obs, now) else {
         return Assessment {
             serving_site: None,
             pool_state,
@@ -52,31 +52,35 @@ pub fn assess(spec: &PersistentChatPoolSpec, obs: &Observation, now: Timestamp) 
             decision,
         };
     };
-    let primary = rules::primary_instance(&cx);
+    let primary = rules::primary_instance(&pool);
     let serving_site = match primary {
-        Some(_) => Some(cx.p.name.clone()),
-        None => {
-            cx.s.instances
-                .iter()
-                .any(|i| {
-                    db(obs, &i.name, cx.chat)
-                        .is_some_and(|d| facts::is_writable(d) && facts::is_online(d))
-                })
-                .then(|| cx.s.name.clone())
-        }
+        Some(_) => Some(pool.primary_site.name.clone()),
+        None => pool
+            .other_site
+            .instances
+            .iter()
+            .any(|i| {
+                db(obs, &i.name, pool.chat_database)
+                    .is_some_and(|d| facts::is_writable(d) && facts::is_online(d))
+            })
+            .then(|| pool.other_site.name.clone()),
     };
-    let tail = rules::observed_tail(&cx).map(|(_, t)| t.last_lsn);
+    let tail = rules::observed_tail(&pool).map(|(_, t)| t.last_lsn);
     let drained = obs
         .published
         .as_ref()
         .is_some_and(|p| p.active_servers.is_empty());
-    let s_all_down = cx.s.instances.iter().all(|i| !reachable(obs, &i.name));
+    let s_all_down = pool
+        .other_site
+        .instances
+        .iter()
+        .all(|i| !reachable(obs, &i.name));
     let transition_kind = match primary {
         None if serving_site.is_some() || tail.is_some() => Some(TransitionKind::Planned),
         None if s_all_down => Some(TransitionKind::Forced),
         None => None,
-        Some(pi) if drained => {
-            let fork = db(obs, pi, cx.chat).and_then(|d| d.lsn.fork_point);
+        Some(primary_instance) if drained => {
+            let fork = db(obs, primary_instance, pool.chat_database).and_then(|d| d.lsn.fork_point);
             if tail.is_some() && tail == fork {
                 Some(TransitionKind::Planned)
             } else {
@@ -86,10 +90,10 @@ pub fn assess(spec: &PersistentChatPoolSpec, obs: &Observation, now: Timestamp) 
         Some(_) => None,
     };
     let estimated_data_loss = match (transition_kind, primary) {
-        (Some(TransitionKind::Forced), None) => forced_estimate(&cx),
+        (Some(TransitionKind::Forced), None) => forced_estimate(&pool),
         _ => None,
     };
-    let degraded_reasons = degraded(&cx, primary);
+    let degraded_reasons = degraded(&pool, primary);
     let phase = match &decision {
         Decision::Converged => Phase::Protected,
         Decision::Blocked(_) => Phase::Blocked,
@@ -120,20 +124,20 @@ pub fn assess(spec: &PersistentChatPoolSpec, obs: &Observation, now: Timestamp) 
     }
 }
 
-fn forced_estimate(cx: &Ctx) -> Option<DataLoss> {
+fn forced_estimate(pool: &PoolView) -> Option<DataLoss> {
     // The copy a forced failover would bring online, chosen as the planner chooses it.
-    let (ci, cd) = rules::candidate(cx, None).ok()?;
-    let (secs, file) = rules::loss_estimate(cx, ci, cd)?;
+    let (candidate_instance, candidate_database) = rules::candidate(pool, None).ok()?;
+    let (secs, file) = rules::loss_estimate(pool, candidate_instance, candidate_database)?;
     Some(DataLoss {
         estimated_seconds: secs,
         last_restored_file: file,
     })
 }
 
-fn degraded(cx: &Ctx, primary: Option<&str>) -> Vec<String> {
-    let obs = cx.obs;
+fn degraded(pool: &PoolView, primary: Option<&str>) -> Vec<String> {
+    let obs = pool.obs;
     let mut out = Vec::new();
-    for (site, inst) in cx.spec.instances() {
+    for (site, inst) in pool.spec.instances() {
         if !reachable(obs, &inst.name) {
             out.push(format!(
                 "{} ({}) is unreachable: {}",
@@ -156,29 +160,37 @@ fn degraded(cx: &Ctx, primary: Option<&str>) -> Vec<String> {
             ));
         }
     }
-    let Some(pi) = primary else {
-        out.push(format!("no writable copy of {} on {}", cx.chat, cx.p.name));
+    let Some(primary_instance) = primary else {
+        out.push(format!(
+            "no writable copy of {} on {}",
+            pool.chat_database, pool.primary_site.name
+        ));
         return out;
     };
-    if cx.p.instances.len() > 1 {
-        match db(obs, pi, cx.chat).and_then(|d| d.mirroring.as_ref()) {
-            None => out.push(format!("{} on {pi} is not mirrored", cx.chat)),
+    if pool.primary_site.instances.len() > 1 {
+        match db(obs, primary_instance, pool.chat_database).and_then(|d| d.mirroring.as_ref()) {
+            None => out.push(format!(
+                "{} on {primary_instance} is not mirrored",
+                pool.chat_database
+            )),
             Some(m) if m.state != MirroringState::Synchronized => out.push(format!(
-                "mirroring of {} on {pi} is {:?}, not SYNCHRONIZED",
-                cx.chat, m.state
+                "mirroring of {} on {primary_instance} is {:?}, not SYNCHRONIZED",
+                pool.chat_database, m.state
             )),
             Some(_) => {}
         }
     }
-    let rpo = secs(cx.spec.log_shipping.rpo_target);
-    let secondary = cx.s.instances.iter().find_map(|i| {
-        let lss = db(obs, &i.name, cx.chat)?.log_shipping_secondary.as_ref()?;
+    let rpo = secs(pool.spec.log_shipping.rpo_target);
+    let secondary = pool.other_site.instances.iter().find_map(|i| {
+        let lss = db(obs, &i.name, pool.chat_database)?
+            .log_shipping_secondary
+            .as_ref()?;
         Some((i.name.as_str(), lss))
     });
     match secondary {
         None => out.push(format!(
             "log shipping of {} to {} is not configured",
-            cx.chat, cx.s.name
+            pool.chat_database, pool.other_site.name
         )),
         Some((n, lss)) => {
             if let Some(m) = lss.last_restored_latency_minutes

@@ -95,7 +95,8 @@ pub fn is_broken(d: &DatabaseObservation) -> bool {
     )
 }
 
-/// The pool state a primary site implies (DESIGN.md section 4 rule 6).
+/// The pool state a primary site implies: Normal while the home site is primary, FailedOver
+/// while the other site is.
 pub fn pool_state_for(spec: &PersistentChatPoolSpec, site: &str) -> PoolState {
     if site == spec.home_site {
         PoolState::Normal

@@ -1,4 +1,6 @@
-//! The safety invariants (DESIGN.md section 5), as checks over observations and steps. The tests
+//! The safety invariants of failover (no statement to an unreachable instance, never a split
+//! brain, never overwrite an ONLINE copy without a salvage backup, never recover a copy while
+//! another is writable), as checks over observations and steps. The tests
 //! assert them on every step the planner takes; the engine may assert them too before it sends.
 
 use crate::api::PersistentChatPoolSpec;

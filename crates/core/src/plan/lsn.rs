@@ -9,7 +9,7 @@ use super::step::LogFile;
 /// preference: when two locations hold the same backup (same LSN range) the first one wins, so
 /// callers pass the local copy folder before a remote share.
 ///
-/// The restore rule (SQLSERVER-FACTS.md): a log `L` applies to redo point `R` only if
+/// SQL Server's restore rule: a log backup `L` applies to redo point `R` only if
 /// `L.first_lsn <= R < L.last_lsn`. Files wholly before `R` are skipped, a gap ends the chain,
 /// and among overlapping candidates the one reaching furthest is taken.
 pub fn chain<'a>(

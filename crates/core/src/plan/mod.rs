@@ -4,7 +4,7 @@
 //!
 //! # How it decides
 //! With P the declared `primarySite` and S the other site, the rules run in the order of the
-//! procedure (`rules.rs`):
+//! procedure (`rules`):
 //! * **P has no writable chat copy** (a transition). Nothing is done while a P instance is
 //!   unreachable: it may hold the writable copy. The candidate on P is the log-shipping
 //!   secondary, else the RESTORING copy that reached furthest, and only a copy that shares the
@@ -41,7 +41,7 @@
 //!   is down while it runs).
 //!
 //! # The compliance database (`mgccomp`)
-//! It is never log shipped and never failed over: its contents are transient (procedure-en.md).
+//! It is never log shipped and never failed over: its contents are transient.
 //! The chosen, simplest faithful behaviour: the primary site's compliance database lives on the
 //! chat principal's instance and is mirrored inside the site. When P has none (after a switch),
 //! an empty one is created (`CreateComplianceDatabase`); when P holds a RESTORING copy left by an
@@ -120,8 +120,8 @@ pub const CONVERGENCE_BOUND: usize = 30;
 
 /// The next decision for this observation.
 pub fn next(spec: &PersistentChatPoolSpec, obs: &Observation, now: Timestamp) -> Decision {
-    match rules::Ctx::new(spec, obs, now) {
-        Some(cx) => rules::decide(&cx),
+    match rules::PoolView::new(spec, obs, now) {
+        Some(pool) => rules::decide(&pool),
         None => Decision::Blocked(BlockReason::NoCopyOnPrimarySite {
             site: spec.primary_site.clone(),
             database: spec.databases.chat.clone(),

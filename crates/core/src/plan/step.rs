@@ -47,7 +47,7 @@ pub struct ScheduleToChange {
     pub every_seconds: Option<u64>,
 }
 
-/// One step of the catalogue (DESIGN.md section 5).
+/// One step of the catalogue: one kind of write the planner can choose.
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
 #[serde(tag = "step", rename_all_fields = "camelCase")]
 pub enum Step {
@@ -64,8 +64,8 @@ pub enum Step {
         session_ids: Vec<i32>,
     },
     /// `ALTER DATABASE [db] SET PARTNER OFF` for each database, on one instance (either
-    /// partner ends the session for both). One step for all of them, as the runbook's "remove
-    /// mirroring on mgc, and the same for mgccomp": each pass between steps lengthens the outage.
+    /// partner ends the session for both). One step for the chat and compliance databases
+    /// together: each observation pass between steps lengthens the outage.
     RemoveMirroring {
         site: String,
         instance: String,
@@ -308,17 +308,7 @@ impl Step {
                 servers,
                 pool_state,
                 ..
-            } if servers.is_empty() => format!(
-                "clear the active server list (drain chat servers), pool state {pool_state:?}"
-            ),
-            Step::PublishActiveServers {
-                servers,
-                pool_state,
-                ..
-            } => format!(
-                "publish active servers {} with pool state {pool_state:?}",
-                servers.join(", ")
-            ),
+            } => describe_publish(servers, *pool_state),
             Step::KillChatSessions {
                 instance,
                 session_ids,
@@ -348,45 +338,21 @@ impl Step {
                 database,
                 files,
                 ..
-            } => {
-                let last = files
-                    .last()
-                    .map(|f| f.last_lsn.to_string())
-                    .unwrap_or_default();
-                format!(
-                    "restore {} log backup(s) into {database} on {instance} WITH NORECOVERY, up to LSN {last}",
-                    files.len()
-                )
-            }
+            } => describe_catch_up(instance, database, files),
             Step::RemoveLogShipping {
                 database,
                 configurations,
                 ..
             } => format!(
                 "remove log shipping of {database}: {}",
-                configurations
-                    .iter()
-                    .map(LogShippingConfiguration::describe)
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                join_described(configurations, LogShippingConfiguration::describe, "; ")
             ),
             Step::Recover {
                 instance,
                 database,
                 kill_session_ids,
                 ..
-            } if kill_session_ids.is_empty() => {
-                format!("bring {database} on {instance} ONLINE (RESTORE WITH RECOVERY)")
-            }
-            Step::Recover {
-                instance,
-                database,
-                kill_session_ids,
-                ..
-            } => format!(
-                "end sessions {} on {database}, then bring {database} on {instance} ONLINE",
-                join_ids(kill_session_ids)
-            ),
+            } => describe_recover(instance, database, kill_session_ids),
             Step::FenceStaleCopy {
                 instance, database, ..
             } => format!(
@@ -456,19 +422,7 @@ impl Step {
                 ..
             } => format!(
                 "run the log-shipping jobs of {database} every {interval_seconds} s: {}",
-                schedules
-                    .iter()
-                    .map(|s| format!(
-                        "{} on {} (now {})",
-                        s.job_name,
-                        s.instance,
-                        s.every_seconds.map_or_else(
-                            || "not repeating".to_string(),
-                            |e| format!("every {e} s")
-                        )
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                join_described(schedules, ScheduleToChange::describe, ", ")
             ),
         }
     }
@@ -506,12 +460,6 @@ impl Step {
             Step::RescheduleLogShippingJobs { .. } => "EXEC msdb.dbo.sp_update_schedule",
         }
     }
-
-    /// Whether the step changes anything (every catalogue step does; the planner never emits a
-    /// read as a step). Kept so callers can assert it when suspended.
-    pub fn is_write(&self) -> bool {
-        true
-    }
 }
 
 impl LogShippingConfiguration {
@@ -541,6 +489,57 @@ impl LogShippingConfiguration {
             ),
         }
     }
+}
+
+impl ScheduleToChange {
+    fn describe(&self) -> String {
+        let now = self
+            .every_seconds
+            .map_or_else(|| "not repeating".to_string(), |e| format!("every {e} s"));
+        format!("{} on {} (now {now})", self.job_name, self.instance)
+    }
+}
+
+fn describe_publish(servers: &[String], pool_state: PoolState) -> String {
+    if servers.is_empty() {
+        format!("clear the active server list (drain chat servers), pool state {pool_state:?}")
+    } else {
+        format!(
+            "publish active servers {} with pool state {pool_state:?}",
+            servers.join(", ")
+        )
+    }
+}
+
+fn describe_catch_up(instance: &str, database: &str, files: &[LogFile]) -> String {
+    let last = files
+        .last()
+        .map(|f| f.last_lsn.to_string())
+        .unwrap_or_default();
+    format!(
+        "restore {} log backup(s) into {database} on {instance} WITH NORECOVERY, up to LSN {last}",
+        files.len()
+    )
+}
+
+fn describe_recover(instance: &str, database: &str, kill_session_ids: &[i32]) -> String {
+    if kill_session_ids.is_empty() {
+        format!("bring {database} on {instance} ONLINE (RESTORE WITH RECOVERY)")
+    } else {
+        format!(
+            "end sessions {} on {database}, then bring {database} on {instance} ONLINE",
+            join_ids(kill_session_ids)
+        )
+    }
+}
+
+/// Each item described, separated by the delimiter the step's sentence uses for it.
+fn join_described<T>(items: &[T], describe: fn(&T) -> String, separator: &str) -> String {
+    items
+        .iter()
+        .map(describe)
+        .collect::<Vec<_>>()
+        .join(separator)
 }
 
 /// Each name once, in the order first seen.

@@ -137,6 +137,31 @@ fn every_seconds(freq_type: Option<i64>, unit: Option<i64>, n: Option<i64>) -> O
     }
 }
 
+/// The pool's database names, as the spec spells them: the catalogs report names in their own
+/// case, and the observation uses the spec's.
+struct PoolDatabases<'a>(&'a [&'a str]);
+
+impl PoolDatabases<'_> {
+    /// The spec's spelling of `name`, when it is a pool database.
+    fn canonical(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|d| d.eq_ignore_ascii_case(name))
+            .map(|d| d.to_string())
+    }
+
+    /// The observed database a record names in its `key` column.
+    fn named_by<'d>(
+        &self,
+        databases: &'d mut [DatabaseObservation],
+        record: &Record,
+        key: &str,
+    ) -> Option<&'d mut DatabaseObservation> {
+        let name = self.canonical(&record.text(key)?)?;
+        databases.iter_mut().find(|d| d.name == name)
+    }
+}
+
 /// Parse the instance batch. `Err` when a catalog result set is missing: the observation of
 /// this instance is then incomplete and must not be used.
 pub fn instance(
@@ -153,27 +178,53 @@ pub fn instance(
             None => format!("the observation batch returned no {} result", s.key()),
         })
     };
-    let server_t = need(Section::Server)?;
-    let server_r = server_t
+    let server = server_info(need(Section::Server)?)?;
+    let offset = server.utc_offset_minutes;
+    let pool = PoolDatabases(pool_databases);
+    let mut databases = databases(need(Section::Databases)?, &pool);
+    add_log_shipping_primaries(
+        &mut databases,
+        need(Section::LogShippingPrimary)?,
+        &pool,
+        offset,
+    );
+    add_log_shipping_secondaries(
+        &mut databases,
+        need(Section::LogShippingSecondary)?,
+        &pool,
+        offset,
+    );
+    add_job_schedules(&mut databases, need(Section::LogShippingJobs)?, &pool);
+    add_last_log_backups(&mut databases, need(Section::LastLogBackup)?, &pool, offset);
+    let sessions = sessions(need(Section::Sessions)?);
+    Ok(InstanceData {
+        server,
+        databases,
+        sessions,
+        copy_folder: listing(answer, Section::CopyFolder, "the copy folder"),
+        share: listed_share.then(|| listing(answer, Section::Share, "the backup share")),
+    })
+}
+
+/// The server row: `@@SERVERNAME`, `@@SPID` and the offset from UTC.
+fn server_info(table: &Table) -> Result<ServerInfo, String> {
+    let row = table
         .records()
         .next()
         .ok_or("the observation batch returned no server row")?;
-    let server = ServerInfo {
-        server_name: server_r.text("server_name").unwrap_or_default(),
-        spid: server_r.get("spid").int().unwrap_or(0),
-        utc_offset_minutes: server_r.get("utc_offset_minutes").int().unwrap_or(0),
-    };
-    let offset = server.utc_offset_minutes;
-    let canonical = |name: &str| -> Option<String> {
-        pool_databases
-            .iter()
-            .find(|d| d.eq_ignore_ascii_case(name))
-            .map(|d| d.to_string())
-    };
-    let mut databases: Vec<DatabaseObservation> = need(Section::Databases)?
+    Ok(ServerInfo {
+        server_name: row.text("server_name").unwrap_or_default(),
+        spid: row.get("spid").int().unwrap_or(0),
+        utc_offset_minutes: row.get("utc_offset_minutes").int().unwrap_or(0),
+    })
+}
+
+/// The pool databases of `sys.databases` (with their mirroring and LSNs), in the pool's order.
+fn databases(table: &Table, pool: &PoolDatabases) -> Vec<DatabaseObservation> {
+    let mut databases: Vec<DatabaseObservation> = table
         .records()
         .filter_map(|r| {
-            let name = canonical(&r.text(Section::Databases.key())?)?;
+            let name = pool.canonical(&r.text(Section::Databases.key())?)?;
             let state = database_state(&r.text("state_desc").unwrap_or_default());
             Some(DatabaseObservation {
                 name,
@@ -208,24 +259,29 @@ pub fn instance(
             })
         })
         .collect();
-    databases.sort_by_key(|d| pool_databases.iter().position(|n| *n == d.name));
+    databases.sort_by_key(|d| pool.0.iter().position(|n| *n == d.name));
+    databases
+}
 
-    for r in need(Section::LogShippingPrimary)?.records() {
-        let Some(d) = r
-            .text(Section::LogShippingPrimary.key())
-            .and_then(|n| canonical(&n))
-            .and_then(|n| databases.iter_mut().find(|d| d.name == n))
-        else {
+/// The primary log-shipping configurations: one row per secondary they ship to.
+fn add_log_shipping_primaries(
+    databases: &mut [DatabaseObservation],
+    table: &Table,
+    pool: &PoolDatabases,
+    offset: i64,
+) {
+    for row in table.records() {
+        let Some(copy) = pool.named_by(databases, &row, Section::LogShippingPrimary.key()) else {
             continue;
         };
-        let p = d
+        let primary = copy
             .log_shipping_primary
             .get_or_insert_with(|| LogShippingPrimary {
-                backup_directory: r.text("backup_directory").unwrap_or_default(),
-                backup_share: r.text("backup_share").unwrap_or_default(),
-                last_backup_file: r.text("last_backup_file"),
+                backup_directory: row.text("backup_directory").unwrap_or_default(),
+                backup_share: row.text("backup_share").unwrap_or_default(),
+                last_backup_file: row.text("last_backup_file"),
                 last_backup_date: instant_of(
-                    &r,
+                    &row,
                     "last_backup_date_utc",
                     "last_backup_date",
                     offset,
@@ -233,56 +289,61 @@ pub fn instance(
                 secondaries: Vec::new(),
                 job_schedules: Vec::new(),
             });
-        if let (Some(server), Some(db)) = (r.text("secondary_server"), r.text("secondary_database"))
+        if let (Some(secondary_server), Some(secondary_database)) =
+            (row.text("secondary_server"), row.text("secondary_database"))
         {
-            p.secondaries.push(LogShippingLink {
-                secondary_server: server,
-                secondary_database: db,
+            primary.secondaries.push(LogShippingLink {
+                secondary_server,
+                secondary_database,
             });
         }
     }
+}
 
-    for r in need(Section::LogShippingSecondary)?.records() {
-        let Some(d) = r
-            .text(Section::LogShippingSecondary.key())
-            .and_then(|n| canonical(&n))
-            .and_then(|n| databases.iter_mut().find(|d| d.name == n))
-        else {
+/// The secondary log-shipping configurations and their last copy and restore.
+fn add_log_shipping_secondaries(
+    databases: &mut [DatabaseObservation],
+    table: &Table,
+    pool: &PoolDatabases,
+    offset: i64,
+) {
+    for row in table.records() {
+        let Some(copy) = pool.named_by(databases, &row, Section::LogShippingSecondary.key()) else {
             continue;
         };
-        d.log_shipping_secondary = Some(LogShippingSecondary {
-            primary_server: r.text("primary_server").unwrap_or_default(),
-            primary_database: r.text("primary_database").unwrap_or_default(),
-            backup_source_directory: r.text("backup_source_directory").unwrap_or_default(),
-            backup_destination_directory: r
+        copy.log_shipping_secondary = Some(LogShippingSecondary {
+            primary_server: row.text("primary_server").unwrap_or_default(),
+            primary_database: row.text("primary_database").unwrap_or_default(),
+            backup_source_directory: row.text("backup_source_directory").unwrap_or_default(),
+            backup_destination_directory: row
                 .text("backup_destination_directory")
                 .unwrap_or_default(),
-            last_copied_file: r.text("last_copied_file"),
-            last_copied_date: instant_of(&r, "last_copied_date_utc", "last_copied_date", offset),
-            last_restored_file: r.text("last_restored_file"),
+            last_copied_file: row.text("last_copied_file"),
+            last_copied_date: instant_of(&row, "last_copied_date_utc", "last_copied_date", offset),
+            last_restored_file: row.text("last_restored_file"),
             last_restored_date: instant_of(
-                &r,
+                &row,
                 "last_restored_date_utc",
                 "last_restored_date",
                 offset,
             ),
-            last_restored_latency_minutes: r
+            last_restored_latency_minutes: row
                 .get("last_restored_latency")
                 .int()
                 .and_then(|m| u32::try_from(m).ok()),
             job_schedules: Vec::new(),
         });
     }
+}
 
-    for r in need(Section::LogShippingJobs)?.records() {
-        let Some(d) = r
-            .text(Section::LogShippingJobs.key())
-            .and_then(|n| canonical(&n))
-            .and_then(|n| databases.iter_mut().find(|d| d.name == n))
-        else {
+/// The SQL Agent schedules of the log-shipping jobs, on the side of the configuration that
+/// owns the job (read after both sides).
+fn add_job_schedules(databases: &mut [DatabaseObservation], table: &Table, pool: &PoolDatabases) {
+    for row in table.records() {
+        let Some(copy) = pool.named_by(databases, &row, Section::LogShippingJobs.key()) else {
             continue;
         };
-        let Some(schedule_id) = r
+        let Some(schedule_id) = row
             .get("schedule_id")
             .int()
             .and_then(|i| i32::try_from(i).ok())
@@ -290,22 +351,22 @@ pub fn instance(
             continue;
         };
         let schedule = JobSchedule {
-            job_name: r.text("job_name").unwrap_or_default(),
+            job_name: row.text("job_name").unwrap_or_default(),
             schedule_id,
-            schedule_name: r.text("schedule_name").unwrap_or_default(),
-            enabled: r.get("enabled").flag(),
+            schedule_name: row.text("schedule_name").unwrap_or_default(),
+            enabled: row.get("enabled").flag(),
             every_seconds: every_seconds(
-                r.get("freq_type").int(),
-                r.get("freq_subday_type").int(),
-                r.get("freq_subday_interval").int(),
+                row.get("freq_type").int(),
+                row.get("freq_subday_type").int(),
+                row.get("freq_subday_interval").int(),
             ),
         };
-        let schedules = match r.text("side").as_deref() {
-            Some("primary") => d
+        let schedules = match row.text("side").as_deref() {
+            Some("primary") => copy
                 .log_shipping_primary
                 .as_mut()
                 .map(|p| &mut p.job_schedules),
-            _ => d
+            _ => copy
                 .log_shipping_secondary
                 .as_mut()
                 .map(|s| &mut s.job_schedules),
@@ -314,41 +375,47 @@ pub fn instance(
             schedules.push(schedule);
         }
     }
+}
 
-    for r in need(Section::LastLogBackup)?.records() {
-        let Some(name) = r
-            .text(Section::LastLogBackup.key())
-            .and_then(|n| canonical(&n))
-        else {
-            continue;
-        };
-        let Some(d) = databases.iter_mut().find(|d| d.name == name) else {
+/// Each database's last log backup in msdb's history (skipped when its LSNs or finish time are
+/// missing).
+fn add_last_log_backups(
+    databases: &mut [DatabaseObservation],
+    table: &Table,
+    pool: &PoolDatabases,
+    offset: i64,
+) {
+    for row in table.records() {
+        let Some(copy) = pool.named_by(databases, &row, Section::LastLogBackup.key()) else {
             continue;
         };
         let (Some(first), Some(last), Some(finished)) = (
-            lsn(r.get("first_lsn")),
-            lsn(r.get("last_lsn")),
-            r.get("backup_finish_date")
+            lsn(row.get("first_lsn")),
+            lsn(row.get("last_lsn")),
+            row.get("backup_finish_date")
                 .datetime()
                 .and_then(|t| instant(t, offset)),
         ) else {
             continue;
         };
-        d.last_log_backup = Some(BackupFile {
-            path: r.text("physical_device_name").unwrap_or_default(),
-            database: name,
+        copy.last_log_backup = Some(BackupFile {
+            path: row.text("physical_device_name").unwrap_or_default(),
+            database: copy.name.clone(),
             backup_type: BackupType::Log,
             first_lsn: first,
             last_lsn: last,
-            database_backup_lsn: nonzero_lsn(r.get("database_backup_lsn")),
+            database_backup_lsn: nonzero_lsn(row.get("database_backup_lsn")),
             finished_at: finished,
-            copy_only: r.get("is_copy_only").flag(),
-            force_offline: r.get("is_force_offline").flag(),
-            server_name: r.text("server_name").unwrap_or_default(),
+            copy_only: row.get("is_copy_only").flag(),
+            force_offline: row.get("is_force_offline").flag(),
+            server_name: row.text("server_name").unwrap_or_default(),
         });
     }
+}
 
-    let sessions = need(Section::Sessions)?
+/// The user sessions of `sys.dm_exec_sessions`.
+fn sessions(table: &Table) -> Vec<SessionObservation> {
+    table
         .records()
         .filter_map(|r| {
             Some(SessionObservation {
@@ -358,15 +425,7 @@ pub fn instance(
                 database: r.text("database_name"),
             })
         })
-        .collect();
-
-    Ok(InstanceData {
-        server,
-        databases,
-        sessions,
-        copy_folder: listing(answer, Section::CopyFolder, "the copy folder"),
-        share: listed_share.then(|| listing(answer, Section::Share, "the backup share")),
-    })
+        .collect()
 }
 
 /// `sys.databases.state_desc`. A state the model does not name (COPYING, OFFLINE_SECONDARY)

@@ -1,5 +1,5 @@
 //! The SQL Server error numbers the statements name in `done_if` and `retry_if`, with the text
-//! SQL Server sends (sys.messages; ../shared/SQLSERVER-FACTS.md).
+//! SQL Server sends (as `sys.messages` lists it).
 
 /// 1416: Database "%.*ls" is not configured for database mirroring.
 pub const NOT_MIRRORED: u32 = 1416;

@@ -22,35 +22,36 @@ use super::lsn;
 use super::reason::{BlockReason, NewerBasis, WaitReason};
 use super::step::{LogShippingConfiguration, LogShippingSide, ScheduleToChange, Step, backup_path};
 
-/// Everything a rule needs, resolved once.
-pub(crate) struct Ctx<'a> {
+/// The pool as the rules see it at `now`: its spec, its observation, and what the spec names
+/// resolved once.
+pub(crate) struct PoolView<'a> {
     pub spec: &'a PersistentChatPoolSpec,
     pub obs: &'a Observation,
     pub now: Timestamp,
     /// The declared primary site.
-    pub p: &'a Site,
+    pub primary_site: &'a Site,
     /// The other site.
-    pub s: &'a Site,
-    pub chat: &'a str,
-    pub comp: Option<&'a str>,
+    pub other_site: &'a Site,
+    /// The chat database's name.
+    pub chat_database: &'a str,
+    /// The compliance database's name, when compliance is deployed.
+    pub compliance_database: Option<&'a str>,
 }
 
-impl<'a> Ctx<'a> {
+impl<'a> PoolView<'a> {
     pub fn new(
         spec: &'a PersistentChatPoolSpec,
         obs: &'a Observation,
         now: Timestamp,
-    ) -> Option<Ctx<'a>> {
-        let p = spec.site(&spec.primary_site)?;
-        let s = spec.other_site(&spec.primary_site)?;
-        Some(Ctx {
+    ) -> Option<PoolView<'a>> {
+        Some(PoolView {
             spec,
             obs,
             now,
-            p,
-            s,
-            chat: &spec.databases.chat,
-            comp: spec.databases.compliance.as_deref(),
+            primary_site: spec.site(&spec.primary_site)?,
+            other_site: spec.other_site(&spec.primary_site)?,
+            chat_database: &spec.databases.chat,
+            compliance_database: spec.databases.compliance.as_deref(),
         })
     }
 
@@ -123,11 +124,11 @@ impl<'a> Ctx<'a> {
 
 /// The writable chat copy on the primary site, if any: the instance whose chat database is
 /// ONLINE, MULTI_USER and a principal or unmirrored. Roles are observed, never assumed.
-pub(crate) fn primary_instance<'a>(cx: &Ctx<'a>) -> Option<&'a str> {
+pub(crate) fn primary_instance<'a>(pool: &PoolView<'a>) -> Option<&'a str> {
     let mut best: Option<(&str, bool)> = None;
-    for name in facts::names(cx.p) {
-        if let Some(d) =
-            db(cx.obs, name, cx.chat).filter(|d| facts::is_writable(d) && facts::is_online(d))
+    for name in facts::names(pool.primary_site) {
+        if let Some(d) = db(pool.obs, name, pool.chat_database)
+            .filter(|d| facts::is_writable(d) && facts::is_online(d))
         {
             let principal = d
                 .mirroring
@@ -143,31 +144,31 @@ pub(crate) fn primary_instance<'a>(cx: &Ctx<'a>) -> Option<&'a str> {
 }
 
 /// The next decision (see `plan::next`).
-pub(crate) fn decide(cx: &Ctx) -> Decision {
-    if cx.spec.suspend {
+pub(crate) fn decide(pool: &PoolView) -> Decision {
+    if pool.spec.suspend {
         return Decision::Wait(WaitReason::Suspended);
     }
-    match primary_instance(cx) {
-        Some(pi) => steady::steady(cx, pi),
-        None => transition::transition(cx),
+    match primary_instance(pool) {
+        Some(primary_instance) => steady::steady(pool, primary_instance),
+        None => transition::transition(pool),
     }
 }
 
 /// `SET PARTNER OFF` for the mirroring sessions of the pool's databases on a site's reachable
 /// instances, one instance at a time (one statement ends a session on both partners).
-fn remove_site_mirroring(cx: &Ctx, site: &Site) -> Option<Decision> {
+fn remove_site_mirroring(pool: &PoolView, site: &Site) -> Option<Decision> {
     facts::names(site)
         .into_iter()
-        .find_map(|n| remove_mirroring_on(cx, site, n))
+        .find_map(|n| remove_mirroring_on(pool, site, n))
 }
 
 /// `SET PARTNER OFF` for every mirrored pool database on `instance`, in one step.
-fn remove_mirroring_on(cx: &Ctx, site: &Site, instance: &str) -> Option<Decision> {
-    let databases: Vec<String> = cx
+fn remove_mirroring_on(pool: &PoolView, site: &Site, instance: &str) -> Option<Decision> {
+    let databases: Vec<String> = pool
         .spec
         .database_names()
         .into_iter()
-        .filter(|dbn| db(cx.obs, instance, dbn).is_some_and(|d| d.mirroring.is_some()))
+        .filter(|dbn| db(pool.obs, instance, dbn).is_some_and(|d| d.mirroring.is_some()))
         .map(str::to_string)
         .collect();
     (!databases.is_empty()).then(|| {
@@ -181,11 +182,13 @@ fn remove_mirroring_on(cx: &Ctx, site: &Site, instance: &str) -> Option<Decision
 
 /// The log-shipping secondary configurations of the chat database on a site's reachable
 /// instances.
-fn ls_secondaries(cx: &Ctx, site: &Site) -> Vec<LogShippingConfiguration> {
+fn ls_secondaries(pool: &PoolView, site: &Site) -> Vec<LogShippingConfiguration> {
     facts::names(site)
         .into_iter()
         .filter_map(|n| {
-            let lss = db(cx.obs, n, cx.chat)?.log_shipping_secondary.as_ref()?;
+            let lss = db(pool.obs, n, pool.chat_database)?
+                .log_shipping_secondary
+                .as_ref()?;
             Some(LogShippingConfiguration::secondary(n, &lss.primary_server))
         })
         .collect()
@@ -193,16 +196,16 @@ fn ls_secondaries(cx: &Ctx, site: &Site) -> Vec<LogShippingConfiguration> {
 
 /// The log-shipping primary configurations of the chat database on a site's reachable
 /// instances.
-fn ls_primaries(cx: &Ctx, site: &Site) -> Vec<LogShippingConfiguration> {
+fn ls_primaries(pool: &PoolView, site: &Site) -> Vec<LogShippingConfiguration> {
     facts::names(site)
         .into_iter()
-        .filter_map(|n| ls_primary(cx, n))
+        .filter_map(|n| ls_primary(pool, n))
         .collect()
 }
 
 /// The log-shipping primary configuration of the chat database on `instance`, if it has one.
-fn ls_primary(cx: &Ctx, instance: &str) -> Option<LogShippingConfiguration> {
-    let lsp = db(cx.obs, instance, cx.chat)?
+fn ls_primary(pool: &PoolView, instance: &str) -> Option<LogShippingConfiguration> {
+    let lsp = db(pool.obs, instance, pool.chat_database)?
         .log_shipping_primary
         .as_ref()?;
     Some(LogShippingConfiguration {
@@ -217,23 +220,23 @@ fn ls_primary(cx: &Ctx, instance: &str) -> Option<LogShippingConfiguration> {
 }
 
 /// One RemoveLogShipping step for the chat database: the secondary configurations on the
-/// primary site `cx.p` (the previous direction's target), then, when `old_side_too`, the primary
-/// configurations on the secondary site `cx.s`. The step is reported under the site whose
+/// primary site `pool.primary_site` (the previous direction's target), then, when `old_side_too`, the primary
+/// configurations on the secondary site `pool.other_site`. The step is reported under the site whose
 /// configuration it removes first.
-fn remove_log_shipping(cx: &Ctx, old_side_too: bool) -> Option<Decision> {
-    let mut configurations = ls_secondaries(cx, cx.p);
+fn remove_log_shipping(pool: &PoolView, old_side_too: bool) -> Option<Decision> {
+    let mut configurations = ls_secondaries(pool, pool.primary_site);
     let site = if configurations.is_empty() {
-        cx.s
+        pool.other_site
     } else {
-        cx.p
+        pool.primary_site
     };
     if old_side_too {
-        configurations.extend(ls_primaries(cx, cx.s));
+        configurations.extend(ls_primaries(pool, pool.other_site));
     }
     (!configurations.is_empty()).then(|| {
         Decision::Step(Step::RemoveLogShipping {
             site: site.name.clone(),
-            database: cx.chat.to_string(),
+            database: pool.chat_database.to_string(),
             configurations,
         })
     })
@@ -241,27 +244,27 @@ fn remove_log_shipping(cx: &Ctx, old_side_too: bool) -> Option<Decision> {
 
 /// Whether overwriting this ONLINE copy could lose writes the primary lacks, and on what basis.
 /// With the primary forked at `f`, anything another copy holds past `f` is not the primary's.
-/// A primary that never forked is the original history: a copy that forked at `fd` holds writes
-/// of its own past `fd`. Without any fork information the ends of log are compared (the brief's
-/// "first sight" rule).
+/// A primary that never forked is the original history: a copy that forked holds writes of its
+/// own past its fork point. Without any fork information the ends of log are compared: on first
+/// sight of a pool, a copy whose log reaches further may hold writes the primary lacks.
 pub(crate) fn may_be_newer(
-    pd: &DatabaseObservation,
-    d: &DatabaseObservation,
+    primary_database: &DatabaseObservation,
+    copy: &DatabaseObservation,
 ) -> (bool, NewerBasis) {
-    let end = facts::position(d);
-    match (pd.lsn.fork_point, d.lsn.fork_point) {
+    let end = facts::position(copy);
+    match (primary_database.lsn.fork_point, copy.lsn.fork_point) {
         (Some(f), _) => (end > f, NewerBasis::PrimaryFork(f)),
-        (None, Some(fd)) => (end > fd, NewerBasis::OwnFork(fd)),
+        (None, Some(copy_fork)) => (end > copy_fork, NewerBasis::OwnFork(copy_fork)),
         (None, None) => {
-            let pe = facts::position(pd);
-            (end > pe, NewerBasis::PrimaryEnd(pe))
+            let primary_end = facts::position(primary_database);
+            (end > primary_end, NewerBasis::PrimaryEnd(primary_end))
         }
     }
 }
 
-fn overwrite_approved(cx: &Ctx, instance: &str) -> bool {
-    cx.spec.failover.allow_data_loss
-        || cx
+fn overwrite_approved(pool: &PoolView, instance: &str) -> bool {
+    pool.spec.failover.allow_data_loss
+        || pool
             .spec
             .failover
             .approve_overwrite
@@ -325,9 +328,9 @@ mod tests {
             ],
             now,
         );
-        let cx = Ctx::new(&spec, &obs, now).unwrap();
+        let pool = PoolView::new(&spec, &obs, now).unwrap();
         assert_eq!(
-            cx.backup_path(r"\\atl-fs\pchat-ls", "mgc", "", "trn"),
+            pool.backup_path(r"\\atl-fs\pchat-ls", "mgc", "", "trn"),
             r"\\atl-fs\pchat-ls\mgc_20261126120511.trn"
         );
     }
@@ -337,9 +340,9 @@ mod tests {
         let now: Timestamp = "2026-11-26T12:05:09Z".parse().unwrap();
         let spec = spec();
         let obs = listed(&[r"\\atl-fs\pchat-ls\mgc_20261126120500.trn"], now);
-        let cx = Ctx::new(&spec, &obs, now).unwrap();
+        let pool = PoolView::new(&spec, &obs, now).unwrap();
         assert_eq!(
-            cx.backup_path(r"\\atl-fs\pchat-ls", "mgc", "", "trn"),
+            pool.backup_path(r"\\atl-fs\pchat-ls", "mgc", "", "trn"),
             r"\\atl-fs\pchat-ls\mgc_20261126120509.trn"
         );
     }

@@ -6,14 +6,14 @@ use super::*;
 /// A reachable instance's ONLINE chat copy other than the primary's: it must not be written and
 /// may be overwritten only after a salvage.
 pub(crate) fn stale_copies<'a>(
-    cx: &Ctx<'a>,
-    pi: &str,
+    pool: &PoolView<'a>,
+    primary_instance: &str,
 ) -> Vec<(&'a Site, &'a str, &'a DatabaseObservation)> {
-    cx.spec
+    pool.spec
         .instances()
-        .filter(|(_, i)| i.name != pi)
+        .filter(|(_, i)| i.name != primary_instance)
         .filter_map(|(s, i)| {
-            let d = db(cx.obs, &i.name, cx.chat)?;
+            let d = db(pool.obs, &i.name, pool.chat_database)?;
             (d.state == DatabaseState::Online).then_some((s, i.name.as_str(), d))
         })
         .collect()
@@ -24,55 +24,69 @@ pub(crate) fn stale_copies<'a>(
 /// backup counts: a copy whose last restore was the seed's full backup (a seed stopped between
 /// its two restores) cannot join a mirroring session (SET PARTNER answers 1478 on every try),
 /// so it is seeded again.
-fn seeded_from_primary(cx: &Ctx, pd: &DatabaseObservation, database: &str, redo: Lsn) -> bool {
-    if pd.lsn.fork_point.is_some_and(|f| redo < f) || redo > facts::position(pd) {
+fn seeded_from_primary(
+    pool: &PoolView,
+    primary_database: &DatabaseObservation,
+    database: &str,
+    redo: Lsn,
+) -> bool {
+    if primary_database.lsn.fork_point.is_some_and(|f| redo < f)
+        || redo > facts::position(primary_database)
+    {
         return false;
     }
-    let p_names = facts::names(cx.p);
-    facts::share_files(cx.obs, &cx.p.name).iter().any(|f| {
-        f.database.eq_ignore_ascii_case(database)
-            && f.backup_type == BackupType::Log
-            && f.last_lsn == redo
-            && p_names
-                .iter()
-                .any(|n| f.server_name.eq_ignore_ascii_case(n))
-    })
+    let p_names = facts::names(pool.primary_site);
+    facts::share_files(pool.obs, &pool.primary_site.name)
+        .iter()
+        .any(|f| {
+            f.database.eq_ignore_ascii_case(database)
+                && f.backup_type == BackupType::Log
+                && f.last_lsn == redo
+                && p_names
+                    .iter()
+                    .any(|n| f.server_name.eq_ignore_ascii_case(n))
+        })
 }
 
 /// The secondary-site instance that receives log shipping, and whether its copy can continue
 /// from the primary's log backups as it is.
-fn ls_target<'a>(cx: &Ctx<'a>, pd: &DatabaseObservation) -> Option<(&'a str, bool)> {
-    let p_names = facts::names(cx.p);
-    let names = facts::names(cx.s);
+fn ls_target<'a>(
+    pool: &PoolView<'a>,
+    primary_database: &DatabaseObservation,
+) -> Option<(&'a str, bool)> {
+    let p_names = facts::names(pool.primary_site);
+    let names = facts::names(pool.other_site);
     for &n in &names {
-        let configured = cx
+        let configured = pool
             .obs
             .instance(n)
-            .and_then(|i| i.database(cx.chat))
+            .and_then(|i| i.database(pool.chat_database))
             .and_then(|d| d.log_shipping_secondary.as_ref())
             .is_some_and(|l| {
                 p_names
                     .iter()
                     .any(|p| l.primary_server.eq_ignore_ascii_case(p))
-                    && l.primary_database.eq_ignore_ascii_case(cx.chat)
+                    && l.primary_database.eq_ignore_ascii_case(pool.chat_database)
             });
         if configured {
             // A configured secondary whose copy is no longer RESTORING (recovered by hand, say)
             // cannot restore anything: it is reseeded.
-            let restoring = db(cx.obs, n, cx.chat).is_some_and(facts::is_plain_restoring);
+            let restoring =
+                db(pool.obs, n, pool.chat_database).is_some_and(facts::is_plain_restoring);
             return Some((n, restoring));
         }
     }
     let continuable = |n: &str| {
-        db(cx.obs, n, cx.chat).is_some_and(|d| {
+        db(pool.obs, n, pool.chat_database).is_some_and(|d| {
             facts::is_plain_restoring(d)
                 && d.lsn.redo_start.is_some_and(|r| {
-                    pd.lsn.fork_point == Some(r) || seeded_from_primary(cx, pd, cx.chat, r)
+                    primary_database.lsn.fork_point == Some(r)
+                        || seeded_from_primary(pool, primary_database, pool.chat_database, r)
                 })
         })
     };
     let demoted = |n: &str| {
-        db(cx.obs, n, cx.chat)
+        db(pool.obs, n, pool.chat_database)
             .and_then(|d| d.last_log_backup.as_ref())
             .is_some_and(|b| b.force_offline)
     };
@@ -88,33 +102,36 @@ fn ls_target<'a>(cx: &Ctx<'a>, pd: &DatabaseObservation) -> Option<(&'a str, boo
     // depend on which instance answered first after an outage. An earlier instance that is
     // unreachable is waited for (the caller waits on an unreachable target) until it has been
     // down for `unreachableAfter`; then the next one is used.
-    let patience = facts::secs(cx.spec.failover.unreachable_after);
+    let patience = facts::secs(pool.spec.failover.unreachable_after);
     names
         .iter()
         .copied()
         .find(|n| {
-            reachable(cx.obs, n)
-                || facts::unreachable_since(cx.obs, n)
-                    .is_none_or(|since| facts::elapsed(since, cx.now) < patience)
+            reachable(pool.obs, n)
+                || facts::unreachable_since(pool.obs, n)
+                    .is_none_or(|since| facts::elapsed(since, pool.now) < patience)
         })
         .map(|n| (n, false))
 }
 
 /// The other instance of a two-instance primary site.
-fn mirror_instance<'a>(cx: &Ctx<'a>, principal: &str) -> Option<&'a str> {
-    facts::names(cx.p).into_iter().find(|n| *n != principal)
+fn mirror_instance<'a>(pool: &PoolView<'a>, principal: &str) -> Option<&'a str> {
+    facts::names(pool.primary_site)
+        .into_iter()
+        .find(|n| *n != principal)
 }
 
-pub(super) fn steady(cx: &Ctx, pi: &str) -> Decision {
-    let pd = db(cx.obs, pi, cx.chat).expect("primary observed");
-    let stale = stale_copies(cx, pi);
+pub(super) fn steady(pool: &PoolView, primary_instance: &str) -> Decision {
+    let primary_database =
+        db(pool.obs, primary_instance, pool.chat_database).expect("primary observed");
+    let stale = stale_copies(pool, primary_instance);
 
     // 1. Nobody may write a stale copy: fence it first, whatever else is pending.
     if let Some((site, n, _)) = stale.iter().find(|(_, _, d)| facts::is_writable(d)) {
         return Decision::Step(Step::FenceStaleCopy {
             site: site.name.clone(),
             instance: n.to_string(),
-            database: cx.chat.to_string(),
+            database: pool.chat_database.to_string(),
         });
     }
     // 1b. A stale copy stays where its salvage leaves it: the backup job of its log-shipping
@@ -123,12 +140,12 @@ pub(super) fn steady(cx: &Ctx, pi: &str) -> Decision {
     // the copy waits (for a person's approval, say).
     let leftovers: Vec<(&Site, LogShippingConfiguration)> = stale
         .iter()
-        .filter_map(|(site, n, _)| Some((*site, ls_primary(cx, n)?)))
+        .filter_map(|(site, n, _)| Some((*site, ls_primary(pool, n)?)))
         .collect();
     if let Some(site) = leftovers.first().map(|(s, _)| s.name.clone()) {
         return Decision::Step(Step::RemoveLogShipping {
             site,
-            database: cx.chat.to_string(),
+            database: pool.chat_database.to_string(),
             configurations: leftovers.into_iter().map(|(_, c)| c).collect(),
         });
     }
@@ -136,16 +153,23 @@ pub(super) fn steady(cx: &Ctx, pi: &str) -> Decision {
     // its share does not hold up publishing (service matters more); it holds up the rest.
     let mut salvage_wait: Option<Decision> = None;
     for (site, n, d) in &stale {
-        if facts::salvage_of(cx.obs, n, cx.chat, facts::position(d)).is_none() {
-            let file = cx.backup_path(&site.backup_share, cx.chat, &format!("salvage_{n}_"), "bak");
-            if let Some(w) = cx.wait_share(site, n, "salvage", cx.chat, Some(file.clone())) {
+        if facts::salvage_of(pool.obs, n, pool.chat_database, facts::position(d)).is_none() {
+            let file = pool.backup_path(
+                &site.backup_share,
+                pool.chat_database,
+                &format!("salvage_{n}_"),
+                "bak",
+            );
+            if let Some(w) =
+                pool.wait_share(site, n, "salvage", pool.chat_database, Some(file.clone()))
+            {
                 salvage_wait = salvage_wait.or(Some(w));
                 continue;
             }
             return Decision::Step(Step::SalvageStaleCopy {
                 site: site.name.clone(),
                 instance: n.to_string(),
-                database: cx.chat.to_string(),
+                database: pool.chat_database.to_string(),
                 file,
             });
         }
@@ -153,66 +177,72 @@ pub(super) fn steady(cx: &Ctx, pi: &str) -> Decision {
     // 2b. A stale copy that may hold writes the primary lacks waits for a person's approval
     // (it is fenced and salvaged already), before service moves or anything is overwritten.
     for (_, n, d) in &stale {
-        let (newer, basis) = may_be_newer(pd, d);
-        let salvaged = facts::salvage_of(cx.obs, n, cx.chat, facts::position(d)).is_some();
-        if salvaged && newer && !overwrite_approved(cx, n) {
+        let (newer, basis) = may_be_newer(primary_database, d);
+        let salvaged =
+            facts::salvage_of(pool.obs, n, pool.chat_database, facts::position(d)).is_some();
+        if salvaged && newer && !overwrite_approved(pool, n) {
             return Decision::Blocked(BlockReason::StaleCopyMayBeNewer {
                 instance: n.to_string(),
-                database: cx.chat.to_string(),
+                database: pool.chat_database.to_string(),
                 end_of_log: facts::position(d),
-                primary_instance: pi.to_string(),
+                primary_instance: primary_instance.to_string(),
                 basis,
-                salvage_file: facts::salvage_of(cx.obs, n, cx.chat, facts::position(d))
-                    .map(|f| f.path.clone()),
+                salvage_file: facts::salvage_of(
+                    pool.obs,
+                    n,
+                    pool.chat_database,
+                    facts::position(d),
+                )
+                .map(|f| f.path.clone()),
             });
         }
     }
     // 3. The secondary site takes part in no mirroring session.
-    if let Some(d) = remove_site_mirroring(cx, cx.s) {
+    if let Some(d) = remove_site_mirroring(pool, pool.other_site) {
         return d;
     }
     // 4. Service first: a switch left the list empty; publish as soon as the primary is
     // writable and alone. A bootstrap (nothing ever published) publishes last.
-    let desired_servers = cx.p.chat_servers.clone();
-    let desired_state = facts::pool_state_for(cx.spec, &cx.p.name);
-    let published_ok = cx.obs.published.as_ref().is_some_and(|p| {
+    let desired_servers = pool.primary_site.chat_servers.clone();
+    let desired_state = facts::pool_state_for(pool.spec, &pool.primary_site.name);
+    let published_ok = pool.obs.published.as_ref().is_some_and(|p| {
         p.pool_state == desired_state && same_servers(&p.active_servers, &desired_servers)
     });
     let publish = Decision::Step(Step::PublishActiveServers {
-        site: cx.p.name.clone(),
+        site: pool.primary_site.name.clone(),
         servers: desired_servers,
         pool_state: desired_state,
     });
-    if cx.obs.published.is_some() && !published_ok {
+    if pool.obs.published.is_some() && !published_ok {
         return publish;
     }
     if let Some(w) = salvage_wait {
         return w;
     }
     // 5. Leftover log-shipping configuration from the previous direction.
-    if let Some(d) = remove_log_shipping(cx, true) {
+    if let Some(d) = remove_log_shipping(pool, true) {
         return d;
     }
-    if let Some(d) = foreign_ls_secondary(cx, cx.s) {
+    if let Some(d) = foreign_ls_secondary(pool, pool.other_site) {
         return d;
     }
     let mut waiting: Option<Decision> = None;
     // 6. The compliance database lives on the primary site only, mirrored inside it.
-    if let Some(comp) = cx.comp {
-        match compliance(cx, pi, comp) {
+    if let Some(compliance_database) = pool.compliance_database {
+        match compliance(pool, primary_instance, compliance_database) {
             Progress::Act(d) => return d,
             Progress::Wait(d) => waiting = waiting.or(Some(d)),
             Progress::Done => {}
         }
     }
     // 7. Mirror the chat database inside the primary site.
-    match mirror(cx, pi, cx.chat, true) {
+    match mirror(pool, primary_instance, pool.chat_database, true) {
         Progress::Act(d) => return d,
         Progress::Wait(d) => waiting = waiting.or(Some(d)),
         Progress::Done => {}
     }
     // 8. Log shipping to the secondary site.
-    match log_shipping(cx, pi, pd) {
+    match log_shipping(pool, primary_instance, primary_database) {
         Progress::Act(d) => return d,
         Progress::Wait(d) => waiting = waiting.or(Some(d)),
         Progress::Done => {}
@@ -241,17 +271,19 @@ fn same_servers(a: &[String], b: &[String]) -> bool {
 }
 
 /// A secondary-site log-shipping configuration whose primary is not on the primary site.
-fn foreign_ls_secondary(cx: &Ctx, site: &Site) -> Option<Decision> {
-    let p_names = facts::names(cx.p);
+fn foreign_ls_secondary(pool: &PoolView, site: &Site) -> Option<Decision> {
+    let p_names = facts::names(pool.primary_site);
     facts::names(site).into_iter().find_map(|n| {
-        let lss = db(cx.obs, n, cx.chat)?.log_shipping_secondary.as_ref()?;
+        let lss = db(pool.obs, n, pool.chat_database)?
+            .log_shipping_secondary
+            .as_ref()?;
         let ok = p_names
             .iter()
             .any(|p| lss.primary_server.eq_ignore_ascii_case(p));
         (!ok).then(|| {
             Decision::Step(Step::RemoveLogShipping {
                 site: site.name.clone(),
-                database: cx.chat.to_string(),
+                database: pool.chat_database.to_string(),
                 configurations: vec![LogShippingConfiguration::secondary(n, &lss.primary_server)],
             })
         })
@@ -261,17 +293,17 @@ fn foreign_ls_secondary(cx: &Ctx, site: &Site) -> Option<Decision> {
 /// Configured log shipping whose jobs run at another interval than `backupInterval` (it was
 /// changed in the spec): their schedules are changed. Only schedules observed are compared;
 /// a job without one is left as ConfigureLogShipping made it.
-fn reschedule(cx: &Ctx, primaries: &[&str], secondary: &str) -> Progress {
-    let interval = secs(cx.spec.log_shipping.backup_interval).max(0) as u64;
+fn reschedule(pool: &PoolView, primaries: &[&str], secondary: &str) -> Progress {
+    let interval = secs(pool.spec.log_shipping.backup_interval).max(0) as u64;
     let primary_schedules = primaries.iter().flat_map(|n| {
-        db(cx.obs, n, cx.chat)
+        db(pool.obs, n, pool.chat_database)
             .and_then(|d| d.log_shipping_primary.as_ref())
             .map(|l| l.job_schedules.as_slice())
             .unwrap_or_default()
             .iter()
             .map(move |s| (*n, s))
     });
-    let secondary_schedules = db(cx.obs, secondary, cx.chat)
+    let secondary_schedules = db(pool.obs, secondary, pool.chat_database)
         .and_then(|d| d.log_shipping_secondary.as_ref())
         .map(|l| l.job_schedules.as_slice())
         .unwrap_or_default()
@@ -291,89 +323,93 @@ fn reschedule(cx: &Ctx, primaries: &[&str], secondary: &str) -> Progress {
         return Progress::Done;
     }
     Progress::Act(Decision::Step(Step::RescheduleLogShippingJobs {
-        site: cx.p.name.clone(),
-        database: cx.chat.to_string(),
+        site: pool.primary_site.name.clone(),
+        database: pool.chat_database.to_string(),
         schedules,
         interval_seconds: interval,
     }))
 }
 
-fn compliance(cx: &Ctx, pi: &str, comp: &str) -> Progress {
-    let names = facts::names(cx.p);
+fn compliance(pool: &PoolView, primary_instance: &str, compliance_database: &str) -> Progress {
+    let names = facts::names(pool.primary_site);
     let online = names
         .iter()
         .copied()
-        .find(|n| db(cx.obs, n, comp).is_some_and(facts::is_online));
+        .find(|n| db(pool.obs, n, compliance_database).is_some_and(facts::is_online));
     let principal = match online {
         Some(n) => n,
         None => {
             // The compliance principal may be on an instance out of sight.
-            if let Some(down) = names.iter().find(|n| !reachable(cx.obs, n)) {
-                return Progress::Wait(cx.wait_unreachable(cx.p, down));
+            if let Some(down) = names.iter().find(|n| !reachable(pool.obs, n)) {
+                return Progress::Wait(pool.wait_unreachable(pool.primary_site, down));
             }
-            return match db(cx.obs, pi, comp) {
+            return match db(pool.obs, primary_instance, compliance_database) {
                 Some(d) if facts::is_plain_restoring(d) => {
                     Progress::Act(Decision::Step(Step::Recover {
-                        site: cx.p.name.clone(),
-                        instance: pi.to_string(),
-                        database: comp.to_string(),
-                        kill_session_ids: facts::sessions_on(cx.obs, pi, comp),
+                        site: pool.primary_site.name.clone(),
+                        instance: primary_instance.to_string(),
+                        database: compliance_database.to_string(),
+                        kill_session_ids: facts::sessions_on(
+                            pool.obs,
+                            primary_instance,
+                            compliance_database,
+                        ),
                     }))
                 }
                 None => Progress::Act(Decision::Step(Step::CreateComplianceDatabase {
-                    site: cx.p.name.clone(),
-                    instance: pi.to_string(),
-                    database: comp.to_string(),
+                    site: pool.primary_site.name.clone(),
+                    instance: primary_instance.to_string(),
+                    database: compliance_database.to_string(),
                 })),
                 Some(d) if facts::is_broken(d) => {
                     Progress::Act(Decision::Blocked(BlockReason::DatabaseState {
-                        instance: pi.to_string(),
-                        database: comp.to_string(),
+                        instance: primary_instance.to_string(),
+                        database: compliance_database.to_string(),
                         state: format!("{:?}", d.state),
                     }))
                 }
                 // A mirror copy whose principal is unreachable: nothing to do from here.
-                Some(_) => match names.iter().find(|n| !reachable(cx.obs, n)) {
-                    Some(n) => Progress::Wait(cx.wait_unreachable(cx.p, n)),
+                Some(_) => match names.iter().find(|n| !reachable(pool.obs, n)) {
+                    Some(n) => Progress::Wait(pool.wait_unreachable(pool.primary_site, n)),
                     None => Progress::Done,
                 },
             };
         }
     };
-    mirror(cx, principal, comp, false)
+    mirror(pool, principal, compliance_database, false)
 }
 
 /// Seed and establish mirroring of `database` from `principal` to the other primary-site
 /// instance.
-fn mirror(cx: &Ctx, principal: &str, database: &str, is_chat: bool) -> Progress {
-    let Some(m) = mirror_instance(cx, principal) else {
+fn mirror(pool: &PoolView, principal: &str, database: &str, is_chat: bool) -> Progress {
+    let Some(m) = mirror_instance(pool, principal) else {
         return Progress::Done;
     };
-    let Some(pd) = db(cx.obs, principal, database) else {
+    let Some(principal_database) = db(pool.obs, principal, database) else {
         return Progress::Done;
     };
-    if let Some(b) = not_full(principal, database, pd) {
+    if let Some(b) = not_full(principal, database, principal_database) {
         return Progress::Act(b);
     }
-    if let Some(mo) = &pd.mirroring {
+    if let Some(mo) = &principal_database.mirroring {
         if mo.partner_instance.eq_ignore_ascii_case(m) {
             return Progress::Done;
         }
         return Progress::Act(Decision::Step(Step::RemoveMirroring {
-            site: cx.p.name.clone(),
+            site: pool.primary_site.name.clone(),
             instance: principal.to_string(),
             databases: vec![database.to_string()],
         }));
     }
-    if !reachable(cx.obs, m) {
-        return Progress::Wait(cx.wait_unreachable(cx.p, m));
+    if !reachable(pool.obs, m) {
+        return Progress::Wait(pool.wait_unreachable(pool.primary_site, m));
     }
-    let md = db(cx.obs, m, database);
+    let md = db(pool.obs, m, database);
     if let Some(md) = md {
         if md.mirroring.is_some() {
             // The mirror copy still belongs to an old session.
             return Progress::Act(Decision::Step(Step::RemoveMirroring {
-                site: cx.p.name.clone(),
+                site: pool.primary_site.name.clone(),
                 instance: m.to_string(),
                 databases: vec![database.to_string()],
             }));
@@ -384,20 +420,20 @@ fn mirror(cx: &Ctx, principal: &str, database: &str, is_chat: bool) -> Progress 
             if !is_chat && facts::is_writable(md) {
                 // Fenced first, so that the salvage covers everything it will ever hold.
                 return Progress::Act(Decision::Step(Step::FenceStaleCopy {
-                    site: cx.p.name.clone(),
+                    site: pool.primary_site.name.clone(),
                     instance: m.to_string(),
                     database: database.to_string(),
                 }));
             }
-            if !is_chat && facts::salvage_of(cx.obs, m, database, facts::position(md)).is_none() {
-                let file = cx.backup_path(
-                    &cx.p.backup_share,
+            if !is_chat && facts::salvage_of(pool.obs, m, database, facts::position(md)).is_none() {
+                let file = pool.backup_path(
+                    &pool.primary_site.backup_share,
                     database,
                     &format!("salvage_{m}_"),
                     "bak",
                 );
                 return Progress::Act(Decision::Step(Step::SalvageStaleCopy {
-                    site: cx.p.name.clone(),
+                    site: pool.primary_site.name.clone(),
                     instance: m.to_string(),
                     database: database.to_string(),
                     file,
@@ -407,17 +443,18 @@ fn mirror(cx: &Ctx, principal: &str, database: &str, is_chat: bool) -> Progress 
             && md
                 .lsn
                 .redo_start
-                .is_some_and(|r| seeded_from_primary(cx, pd, database, r))
+                .is_some_and(|r| seeded_from_primary(pool, principal_database, database, r))
         {
             let endpoint = |n: &str| {
-                cx.p.instances
+                pool.primary_site
+                    .instances
                     .iter()
                     .find(|i| i.name == n)
                     .map(|i| i.mirroring_endpoint.clone())
                     .unwrap_or_default()
             };
             return Progress::Act(Decision::Step(Step::EstablishMirroring {
-                site: cx.p.name.clone(),
+                site: pool.primary_site.name.clone(),
                 principal: principal.to_string(),
                 mirror: m.to_string(),
                 database: database.to_string(),
@@ -426,16 +463,27 @@ fn mirror(cx: &Ctx, principal: &str, database: &str, is_chat: bool) -> Progress 
             }));
         }
     }
-    if let Some(w) = cx.wait_share(cx.p, m, "receive a mirror seed of", database, None) {
+    if let Some(w) = pool.wait_share(
+        pool.primary_site,
+        m,
+        "receive a mirror seed of",
+        database,
+        None,
+    ) {
         return Progress::Wait(w);
     }
     Progress::Act(Decision::Step(Step::SeedMirror {
-        site: cx.p.name.clone(),
+        site: pool.primary_site.name.clone(),
         principal: principal.to_string(),
         mirror: m.to_string(),
         database: database.to_string(),
-        full_backup: cx.backup_path(&cx.p.backup_share, database, &format!("seed_{m}_"), "bak"),
-        log_backup: cx.backup_path(&cx.p.backup_share, database, "", "trn"),
+        full_backup: pool.backup_path(
+            &pool.primary_site.backup_share,
+            database,
+            &format!("seed_{m}_"),
+            "bak",
+        ),
+        log_backup: pool.backup_path(&pool.primary_site.backup_share, database, "", "trn"),
     }))
 }
 
@@ -455,19 +503,26 @@ fn not_full(instance: &str, database: &str, d: &DatabaseObservation) -> Option<D
     })
 }
 
-fn log_shipping(cx: &Ctx, pi: &str, pd: &DatabaseObservation) -> Progress {
-    if let Some(b) = not_full(pi, cx.chat, pd) {
+fn log_shipping(
+    pool: &PoolView,
+    primary_instance: &str,
+    primary_database: &DatabaseObservation,
+) -> Progress {
+    if let Some(b) = not_full(primary_instance, pool.chat_database, primary_database) {
         return Progress::Act(b);
     }
-    let Some((t, continuable)) = ls_target(cx, pd) else {
-        let first = facts::names(cx.s).into_iter().next().unwrap_or_default();
-        return Progress::Wait(cx.wait_unreachable(cx.s, first));
+    let Some((t, continuable)) = ls_target(pool, primary_database) else {
+        let first = facts::names(pool.other_site)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        return Progress::Wait(pool.wait_unreachable(pool.other_site, first));
     };
-    if !reachable(cx.obs, t) {
-        return Progress::Wait(cx.wait_unreachable(cx.s, t));
+    if !reachable(pool.obs, t) {
+        return Progress::Wait(pool.wait_unreachable(pool.other_site, t));
     }
     if !continuable {
-        let td = db(cx.obs, t, cx.chat);
+        let td = db(pool.obs, t, pool.chat_database);
         // An ONLINE target was fenced, salvaged and approved by the stale-copy rules, which
         // run before this one; a broken one is left to a person.
         if let Some(td) = td
@@ -475,30 +530,46 @@ fn log_shipping(cx: &Ctx, pi: &str, pd: &DatabaseObservation) -> Progress {
         {
             return Progress::Act(Decision::Blocked(BlockReason::DatabaseState {
                 instance: t.to_string(),
-                database: cx.chat.to_string(),
+                database: pool.chat_database.to_string(),
                 state: format!("{:?}", td.state),
             }));
         }
-        if let Some(w) = cx.wait_share(cx.p, t, "receive a seed of", cx.chat, None) {
+        if let Some(w) = pool.wait_share(
+            pool.primary_site,
+            t,
+            "receive a seed of",
+            pool.chat_database,
+            None,
+        ) {
             return Progress::Wait(w);
         }
-        let full_backup = cx.backup_path(&cx.p.backup_share, cx.chat, &format!("seed_{t}_"), "bak");
-        let log_backup = cx.backup_path(&cx.p.backup_share, cx.chat, "", "trn");
+        let full_backup = pool.backup_path(
+            &pool.primary_site.backup_share,
+            pool.chat_database,
+            &format!("seed_{t}_"),
+            "bak",
+        );
+        let log_backup = pool.backup_path(
+            &pool.primary_site.backup_share,
+            pool.chat_database,
+            "",
+            "trn",
+        );
         return Progress::Act(Decision::Step(match td {
             Some(_) => Step::Reseed {
-                site: cx.s.name.clone(),
+                site: pool.other_site.name.clone(),
                 instance: t.to_string(),
-                database: cx.chat.to_string(),
-                source_instance: pi.to_string(),
+                database: pool.chat_database.to_string(),
+                source_instance: primary_instance.to_string(),
                 full_backup,
                 log_backup,
                 replace: true,
             },
             None => Step::BootstrapSecondary {
-                site: cx.s.name.clone(),
+                site: pool.other_site.name.clone(),
                 instance: t.to_string(),
-                database: cx.chat.to_string(),
-                source_instance: pi.to_string(),
+                database: pool.chat_database.to_string(),
+                source_instance: primary_instance.to_string(),
                 full_backup,
                 log_backup,
             },
@@ -506,41 +577,43 @@ fn log_shipping(cx: &Ctx, pi: &str, pd: &DatabaseObservation) -> Progress {
     }
     // Both primary-site instances carry a primary row, as Skype deploys it, so that log
     // shipping survives a mirror failover inside the site.
-    let primaries: Vec<&str> = facts::names(cx.p)
+    let primaries: Vec<&str> = facts::names(pool.primary_site)
         .into_iter()
-        .filter(|n| *n == pi || db(cx.obs, n, cx.chat).is_some())
+        .filter(|n| *n == primary_instance || db(pool.obs, n, pool.chat_database).is_some())
         .collect();
-    let secondary_ok = db(cx.obs, t, cx.chat).is_some_and(|d| d.log_shipping_secondary.is_some());
+    let secondary_ok =
+        db(pool.obs, t, pool.chat_database).is_some_and(|d| d.log_shipping_secondary.is_some());
     let primaries_ok = primaries.iter().all(|n| {
-        db(cx.obs, n, cx.chat)
+        db(pool.obs, n, pool.chat_database)
             .and_then(|d| d.log_shipping_primary.as_ref())
             .is_some_and(|l| {
-                l.backup_share == cx.p.backup_share
+                l.backup_share == pool.primary_site.backup_share
                     && l.secondaries.iter().any(|s| {
                         s.secondary_server.eq_ignore_ascii_case(t)
-                            && s.secondary_database.eq_ignore_ascii_case(cx.chat)
+                            && s.secondary_database
+                                .eq_ignore_ascii_case(pool.chat_database)
                     })
             })
     });
     if secondary_ok && primaries_ok {
-        return reschedule(cx, &primaries, t);
+        return reschedule(pool, &primaries, t);
     }
-    let mut ordered: Vec<String> = vec![pi.to_string()];
+    let mut ordered: Vec<String> = vec![primary_instance.to_string()];
     ordered.extend(
         primaries
             .iter()
-            .filter(|n| **n != pi)
+            .filter(|n| **n != primary_instance)
             .map(|n| n.to_string()),
     );
     Progress::Act(Decision::Step(Step::ConfigureLogShipping {
-        site: cx.p.name.clone(),
+        site: pool.primary_site.name.clone(),
         primary_instances: ordered,
-        secondary_site: cx.s.name.clone(),
+        secondary_site: pool.other_site.name.clone(),
         secondary_instance: t.to_string(),
-        database: cx.chat.to_string(),
-        backup_share: cx.p.backup_share.clone(),
-        copy_destination: cx.s.copy_destination.clone(),
-        backup_interval_seconds: secs(cx.spec.log_shipping.backup_interval).max(0) as u64,
-        retention_seconds: secs(cx.spec.log_shipping.backup_retention).max(0) as u64,
+        database: pool.chat_database.to_string(),
+        backup_share: pool.primary_site.backup_share.clone(),
+        copy_destination: pool.other_site.copy_destination.clone(),
+        backup_interval_seconds: secs(pool.spec.log_shipping.backup_interval).max(0) as u64,
+        retention_seconds: secs(pool.spec.log_shipping.backup_retention).max(0) as u64,
     }))
 }
