@@ -251,6 +251,17 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The async runtime of a command; `None`, said on stderr, when it cannot start.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => Some(runtime),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            None
+        }
+    }
+}
+
 /// Ctrl-C or SIGTERM.
 pub(crate) async fn wait_for_shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

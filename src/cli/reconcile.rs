@@ -33,12 +33,8 @@ pub(super) fn reconcile_command(
         }
     };
     let mut port = sql_port(credentials, ca);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = super::runtime() else {
+        return ExitCode::FAILURE;
     };
     runtime.block_on(async {
         let cancel = tokio_util::sync::CancellationToken::new();

@@ -4,12 +4,8 @@ use std::process::ExitCode;
 
 /// `pchat-operator run`: exit 0 after a graceful shutdown, 1 when it cannot start.
 pub(super) fn run_command(opts: crate::k8s::Options) -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = super::runtime() else {
+        return ExitCode::FAILURE;
     };
     let result = runtime.block_on(crate::k8s::run(opts, crate::k8s::shutdown::signal()));
     // Background tasks (watch connections) must not hold the exit.

@@ -9,13 +9,7 @@ fn demo_runtime() -> Option<tokio::runtime::Runtime> {
     if std::env::var_os("RUST_LOG").is_some() {
         crate::telemetry::init_logging(crate::telemetry::LogFormat::Plain);
     }
-    match tokio::runtime::Runtime::new() {
-        Ok(r) => Some(r),
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            None
-        }
-    }
+    super::runtime()
 }
 
 /// `pchat-operator bench --runs N`: the demo N times, the spread of its figures on stdout; exit
@@ -84,12 +78,8 @@ pub(super) fn sim_command(
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = super::runtime() else {
+        return ExitCode::FAILURE;
     };
     runtime.block_on(async {
         let running = match RunningSim::start(topo, state_dir, control).await {

@@ -221,13 +221,24 @@ pub fn mirrors_synchronized(obs: &Observation) -> bool {
 pub async fn admin_client(
     addr: std::net::SocketAddr,
 ) -> tiberius::Client<tokio_util::compat::Compat<tokio::net::TcpStream>> {
+    sa_client(addr, "admin", |_| {}).await
+}
+
+/// An `sa` client with this application name, `configure` setting anything else (a database,
+/// a client host name).
+pub async fn sa_client(
+    addr: std::net::SocketAddr,
+    application_name: &str,
+    configure: impl FnOnce(&mut tiberius::Config),
+) -> tiberius::Client<tokio_util::compat::Compat<tokio::net::TcpStream>> {
     use tokio_util::compat::TokioAsyncWriteCompatExt;
     let mut config = tiberius::Config::new();
     config.host(addr.ip().to_string());
     config.port(addr.port());
     config.authentication(tiberius::AuthMethod::sql_server("sa", PASSWORD));
     config.encryption(tiberius::EncryptionLevel::NotSupported);
-    config.application_name("admin");
+    config.application_name(application_name);
+    configure(&mut config);
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     tiberius::Client::connect(config, tcp.compat_write())
         .await

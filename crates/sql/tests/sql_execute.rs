@@ -212,19 +212,11 @@ async fn chat_client(
     addr: std::net::SocketAddr,
     host: &str,
 ) -> tiberius::Client<tokio_util::compat::Compat<tokio::net::TcpStream>> {
-    use tokio_util::compat::TokioAsyncWriteCompatExt;
-    let mut config = tiberius::Config::new();
-    config.host(addr.ip().to_string());
-    config.port(addr.port());
-    config.authentication(tiberius::AuthMethod::sql_server("sa", PASSWORD));
-    config.encryption(tiberius::EncryptionLevel::NotSupported);
-    config.database("mgc");
-    config.client_name(host);
-    config.application_name("Persistent Chat");
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tiberius::Client::connect(config, tcp.compat_write())
-        .await
-        .unwrap()
+    sa_client(addr, "Persistent Chat", |config| {
+        config.database("mgc");
+        config.client_name(host);
+    })
+    .await
 }
 
 #[tokio::test]
