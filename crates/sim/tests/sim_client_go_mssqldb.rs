@@ -33,4 +33,19 @@ fn go_mssqldb_logs_in_queries_reads_error_208_and_commits_and_rolls_back_transac
     // The committed message is in the database, the rolled-back one is not.
     assert_eq!(step(&lines, "after")["ids"], serde_json::json!([1001]));
     assert_eq!(w.sim.message_ids("atl-sql1", "mgc").unwrap(), vec![1001]);
+    // The transactions went through transaction-manager requests, which the model logs as
+    // the statements they stand for.
+    let log: Vec<String> = w
+        .sim
+        .statement_log("atl-sql1")
+        .into_iter()
+        .map(|s| s.text)
+        .collect();
+    for text in [
+        "BEGIN TRANSACTION",
+        "COMMIT TRANSACTION",
+        "ROLLBACK TRANSACTION",
+    ] {
+        assert!(log.iter().any(|t| t == text), "no {text} in {log:?}");
+    }
 }
