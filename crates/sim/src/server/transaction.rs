@@ -122,11 +122,15 @@ pub fn commit(state: &mut State, inst: usize, spid: i16) -> Result<Vec<Output>, 
         }
     }
     for name in databases {
-        // A database dropped or taken offline since the INSERT has nowhere to keep its rows;
-        // SQL Server would not have let that happen while the transaction held its locks.
+        // A database dropped, taken offline or turned into a mirror since the INSERT has
+        // nowhere to keep its rows; SQL Server would not have let that happen while the
+        // transaction held its locks (the statements that do it end the other sessions).
         let Some(db) = state.instances[inst].db_mut(&name) else {
             continue;
         };
+        if super::errors::cannot_open(db).is_some() {
+            continue;
+        }
         let lsn = db.log_record();
         for (_, mut m) in pending
             .iter()
