@@ -92,6 +92,33 @@ pub enum Output {
         value: Value,
         ty: ColumnType,
     },
+    /// ENVCHANGE type 8, 9 or 10: the session's outermost transaction began, committed or
+    /// rolled back. The client sends the descriptor back in later requests' ALL_HEADERS.
+    TransactionChanged(TransactionChange),
+}
+
+/// A change of the session's transaction, with its 8-byte descriptor (MS-TDS 2.2.7.9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransactionChange {
+    Began { descriptor: u64 },
+    Committed { descriptor: u64 },
+    RolledBack { descriptor: u64 },
+}
+
+/// A transaction-manager request (MS-TDS 2.2.6.9) the model serves: the local transaction
+/// requests a driver sends instead of `BEGIN TRAN`/`COMMIT`/`ROLLBACK` text (ODBC with
+/// autocommit off, go-mssqldb's `BeginTx`). Distributed-transaction requests are refused by
+/// the front end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransactionRequest {
+    Begin,
+    /// `begin_next`: TM_COMMIT_XACT's fBeginXact, a new transaction starts right after.
+    Commit {
+        begin_next: bool,
+    },
+    Rollback {
+        begin_next: bool,
+    },
 }
 
 /// What a request produced.
@@ -170,6 +197,31 @@ pub trait Backend: Send + Sync + 'static {
         request: RpcRequest,
         cancel: CancellationToken,
     ) -> BoxFuture<'static, Outcome>;
+
+    /// Run a transaction-manager request. A backend without transactions refuses it with an
+    /// error; the connection stays usable.
+    fn transaction(
+        &self,
+        session: &Session,
+        request: TransactionRequest,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, Outcome> {
+        let _ = (request, cancel);
+        let message = ServerMessage {
+            number: 50000,
+            state: 1,
+            class: 16,
+            text: "This server does not support transactions.".into(),
+            server: session.server_name.clone(),
+            procedure: String::new(),
+            line: 1,
+        };
+        Box::pin(async move {
+            Outcome {
+                outputs: vec![Output::Message(message)],
+            }
+        })
+    }
 
     /// The connection ended (client closed, killed, or server shut down).
     fn logout(&self, session: &Session);

@@ -1,6 +1,7 @@
 //! Wire-level behaviour checked with hand-built packets rather than a client library: the
 //! negotiated packet size, packet headers, ATTENTION while idle, the IGNORE status bit, and
-//! clients that break the protocol. The backend is the test double of tests/support.
+//! clients that break the protocol, and transaction-manager requests the backend refuses.
+//! The backend is the test double of tests/support.
 
 mod support;
 
@@ -245,4 +246,50 @@ async fn a_client_demanding_encryption_gets_encrypt_not_sup_then_the_close() {
         .unwrap()
         .unwrap_or(0);
     assert_eq!(n, 0, "the server closes after refusing encryption");
+}
+
+/// A transaction-manager request: ALL_HEADERS, the request type and its payload.
+fn tm_request(request_type: u16, body: &[u8]) -> Vec<u8> {
+    let mut p = batch("");
+    p.extend_from_slice(&request_type.to_le_bytes());
+    p.extend_from_slice(body);
+    packet(0x0E, EOM, &p)
+}
+
+/// The number of the first ERROR token in a payload that starts with it.
+fn leading_error_number(payload: &[u8]) -> i32 {
+    assert_eq!(payload[0], 0xAA, "an ERROR token first: {payload:?}");
+    i32::from_le_bytes(payload[3..7].try_into().unwrap())
+}
+
+#[tokio::test]
+async fn dtc_address_request_is_refused_with_an_error_and_the_connection_stays_usable() {
+    let server = start().await;
+    let (mut s, _) = logged_in(server.addr, 4096).await;
+    // TM_GET_DTC_ADDRESS with an empty (USHORT 0) payload.
+    s.write_all(&tm_request(0, &[0, 0])).await.unwrap();
+    let (_, reply) = read_response(&mut s).await;
+    assert_eq!(leading_error_number(&reply), 50000);
+    assert!(contains_utf16(&reply, "TM_GET_DTC_ADDRESS"));
+    assert_eq!(final_done(&reply), (0xFD, 0x0002));
+    s.write_all(&packet(0x01, EOM, &batch("ROWS 1")))
+        .await
+        .unwrap();
+    let (_, reply) = read_response(&mut s).await;
+    assert_eq!(final_done(&reply), (0xFD, 0x0010));
+}
+
+#[tokio::test]
+async fn begin_transaction_request_to_a_backend_without_transactions_is_an_error_not_a_drop() {
+    let server = start().await;
+    let (mut s, _) = logged_in(server.addr, 4096).await;
+    // TM_BEGIN_XACT: isolation level 0 (unchanged), empty name.
+    s.write_all(&tm_request(5, &[0, 0])).await.unwrap();
+    let (_, reply) = read_response(&mut s).await;
+    assert_eq!(leading_error_number(&reply), 50000);
+    s.write_all(&packet(0x01, EOM, &batch("ROWS 1")))
+        .await
+        .unwrap();
+    let (_, reply) = read_response(&mut s).await;
+    assert_eq!(final_done(&reply), (0xFD, 0x0010));
 }

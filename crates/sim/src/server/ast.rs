@@ -130,6 +130,14 @@ pub enum Stmt {
     },
     /// `SET NOCOUNT ON` and the other session options: accepted, no effect on the model.
     SetOption,
+    /// `SET IMPLICIT_TRANSACTIONS ON|OFF`
+    SetImplicitTransactions(bool),
+    /// `BEGIN TRAN[SACTION] [name]`
+    BeginTransaction,
+    /// `COMMIT [TRAN[SACTION]|WORK] [name]`
+    CommitTransaction,
+    /// `ROLLBACK [TRAN[SACTION]|WORK] [name]`
+    RollbackTransaction,
     WaitFor {
         millis: u64,
     },

@@ -23,9 +23,10 @@ use super::parse::parse_batch;
 use super::paths;
 use super::query::{self, QueryContext};
 use super::topology::StatementKind;
+use super::transaction;
 use crate::backend::{
     Backend, Column, ColumnType, LoginRequest, Outcome, Output, ResultSet, RpcParam, RpcRequest,
-    ServerMessage, Session, Value,
+    ServerMessage, Session, TransactionRequest, Value,
 };
 
 /// The backend of one instance.
@@ -78,6 +79,45 @@ impl Backend for InstanceBackend {
                     sim.rpc_procedure(&inst, spid, &name, params, cancel).await
                 }
             };
+            Outcome { outputs }
+        })
+    }
+
+    /// A transaction-manager request runs as the statements it stands for, so it is logged,
+    /// delayed and failed like them and its ENVCHANGE comes from the same place.
+    fn transaction(
+        &self,
+        session: &Session,
+        request: TransactionRequest,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, Outcome> {
+        let sim = self.sim.clone();
+        let inst = self.instance.clone();
+        let spid = session.session_id;
+        let (first, begin_next) = match request {
+            TransactionRequest::Begin => (Stmt::BeginTransaction, false),
+            TransactionRequest::Commit { begin_next } => (Stmt::CommitTransaction, begin_next),
+            TransactionRequest::Rollback { begin_next } => (Stmt::RollbackTransaction, begin_next),
+        };
+        let mut stmts = vec![first];
+        if begin_next {
+            stmts.push(Stmt::BeginTransaction);
+        }
+        let stmts = stmts
+            .into_iter()
+            .map(|stmt| Located {
+                text: match stmt {
+                    Stmt::BeginTransaction => "BEGIN TRANSACTION",
+                    Stmt::CommitTransaction => "COMMIT TRANSACTION",
+                    _ => "ROLLBACK TRANSACTION",
+                }
+                .to_string(),
+                stmt,
+                line: 1,
+            })
+            .collect();
+        Box::pin(async move {
+            let outputs = sim.run(&inst, spid, stmts, HashMap::new(), cancel).await;
             Outcome { outputs }
         })
     }
@@ -145,6 +185,9 @@ fn writes(stmt: &Stmt) -> bool {
         | Stmt::Declare { .. }
         | Stmt::SetVar { .. }
         | Stmt::SetOption
+        | Stmt::SetImplicitTransactions(_)
+        | Stmt::BeginTransaction
+        | Stmt::RollbackTransaction
         | Stmt::WaitFor { .. }
         | Stmt::Print(_)
         | Stmt::If { .. }
@@ -262,6 +305,7 @@ impl Simulator {
                 login_time: t,
                 last_request: t,
                 killed: killed.clone(),
+                transaction: Default::default(),
             },
         );
         Ok(Session {
@@ -535,7 +579,19 @@ fn exec_stmt(
     stmt: &Stmt,
     vars: &mut HashMap<String, Value>,
 ) -> Result<Vec<Output>, Failure> {
+    if transaction::trancount(state, inst, spid) > 0
+        && let Some(err) = refused_in_transaction(stmt)
+    {
+        return Err(vec![err]);
+    }
     match stmt {
+        Stmt::BeginTransaction => Ok(transaction::begin(state, inst, spid)),
+        Stmt::CommitTransaction => transaction::commit(state, inst, spid).map_err(|x| vec![x]),
+        Stmt::RollbackTransaction => transaction::rollback(state, inst, spid).map_err(|x| vec![x]),
+        Stmt::SetImplicitTransactions(on) => {
+            transaction::set_implicit(state, inst, spid, *on);
+            Ok(Vec::new())
+        }
         Stmt::Select { sql } => {
             let rs = run_query(state, inst, spid, sql, vars).map_err(|x| vec![x])?;
             Ok(vec![Output::ResultSet(rs)])
@@ -865,24 +921,50 @@ fn insert(
         .iter()
         .map(|row| message_from_values(&column_indexes, row, &full, vars))
         .collect::<Result<Vec<Message>, Failure>>()?;
-    let db = state.instances[inst].db_mut(&db_name).expect("checked");
+    let pending = transaction::pending_ids(state, inst, spid, &db_name).unwrap_or_default();
+    let db = state.instances[inst].db(&db_name).expect("checked");
     for (k, m) in new_rows.iter().enumerate() {
-        let dup =
-            db.rows.iter().any(|r| r.id == m.id) || new_rows[..k].iter().any(|r| r.id == m.id);
+        let dup = db.rows.iter().any(|r| r.id == m.id)
+            || new_rows[..k].iter().any(|r| r.id == m.id)
+            || pending.contains(&m.id);
         if dup {
             return Err(vec![e::duplicate_key(&full, m.id)]);
         }
     }
-    // One statement is one transaction: one commit record.
-    let lsn = db.log_record();
+    let mut outputs = transaction::begin_implicitly(state, inst, spid);
     let n = new_rows.len();
+    if transaction::trancount(state, inst, spid) > 0 {
+        // Inside a user transaction the rows wait for its COMMIT (see `transaction`).
+        transaction::hold(state, inst, spid, &db_name, new_rows);
+        outputs.push(Output::RowCount(n as u64));
+        return Ok(outputs);
+    }
+    // One statement is one transaction: one commit record.
+    let db = state.instances[inst].db_mut(&db_name).expect("checked");
+    let lsn = db.log_record();
     for mut m in new_rows {
         m.lsn = lsn;
         db.rows.push(m);
     }
     let name = db.name.clone();
     mirroring::on_commit(state, inst, &name);
-    Ok(vec![Output::RowCount(n as u64)])
+    outputs.push(Output::RowCount(n as u64));
+    Ok(outputs)
+}
+
+/// The error SQL Server raises for a statement it does not allow inside a user transaction.
+fn refused_in_transaction(stmt: &Stmt) -> Option<SqlError> {
+    match stmt {
+        Stmt::Backup { .. }
+        | Stmt::Restore {
+            kind: RestoreKind::Database | RestoreKind::Log,
+            ..
+        } => Some(transaction::backup_in_transaction()),
+        Stmt::AlterDatabase { .. } => Some(transaction::not_in_transaction("ALTER DATABASE")),
+        Stmt::CreateDatabase { .. } => Some(transaction::not_in_transaction("CREATE DATABASE")),
+        Stmt::DropDatabase { .. } => Some(transaction::not_in_transaction("DROP DATABASE")),
+        _ => None,
+    }
 }
 
 /// The database whose `dbo.Messages` an INSERT names (`Messages`, `dbo.Messages` in the

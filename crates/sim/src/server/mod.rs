@@ -20,6 +20,7 @@ mod parse;
 mod paths;
 mod query;
 mod topology;
+mod transaction;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -241,6 +241,8 @@ pub struct SessionInfo {
     pub login_time: NaiveDateTime,
     pub last_request: NaiveDateTime,
     pub killed: CancellationToken,
+    /// The session's open transaction, if any (see `super::transaction`).
+    pub transaction: super::transaction::SessionTransaction,
 }
 
 #[derive(Clone, Debug)]

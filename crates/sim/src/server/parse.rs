@@ -12,7 +12,7 @@ use crate::backend::Value;
 const STATEMENT_STARTS: &[&str] = &[
     "backup", "restore", "alter", "kill", "use", "create", "drop", "exec", "execute", "insert",
     "declare", "set", "waitfor", "print", "update", "delete", "if", "begin", "go", "select",
-    "with",
+    "with", "commit", "rollback",
 ];
 
 /// Parse a whole batch.
@@ -329,19 +329,53 @@ impl<'a> Parser<'a> {
             }
             "if" => self.if_stmt(),
             "begin" => {
-                if self.peek_at(1).is_some_and(|n| {
-                    n.is_kw("tran") || n.is_kw("transaction") || n.is_kw("distributed")
-                }) {
-                    // Transactions are not modelled: every statement commits on its own.
+                if self.peek_at(1).is_some_and(|n| n.is_kw("distributed")) {
+                    // Distributed transactions need a coordinator the simulator does not have.
                     return Err(syntax(&t.display()));
                 }
+                if self
+                    .peek_at(1)
+                    .is_some_and(|n| n.is_kw("tran") || n.is_kw("transaction"))
+                {
+                    self.pos += 2;
+                    self.transaction_name();
+                    return Ok(Stmt::BeginTransaction);
+                }
                 self.block()
+            }
+            "commit" | "rollback" => {
+                self.pos += 1;
+                if !self.eat_kw("work") && (self.eat_kw("tran") || self.eat_kw("transaction")) {
+                    self.transaction_name();
+                }
+                Ok(if kw == "commit" {
+                    Stmt::CommitTransaction
+                } else {
+                    Stmt::RollbackTransaction
+                })
             }
             "print" => {
                 self.pos += 1;
                 Ok(Stmt::Print(self.expr()?))
             }
             _ => Err(syntax(&t.display())),
+        }
+    }
+
+    /// The optional name after `BEGIN/COMMIT/ROLLBACK TRAN`: an identifier or variable that
+    /// does not start the next statement. The model keeps no names: SQL Server uses them only
+    /// for the log and for ROLLBACK to the outermost name.
+    fn transaction_name(&mut self) {
+        if let Some(t) = self.peek() {
+            match &t.kind {
+                TokenKind::Var(_) => self.pos += 1,
+                TokenKind::Word(w)
+                    if !STATEMENT_STARTS.contains(&w.to_ascii_lowercase().as_str()) =>
+                {
+                    self.pos += 1
+                }
+                _ => {}
+            }
         }
     }
 
@@ -733,8 +767,15 @@ impl<'a> Parser<'a> {
             "numeric_roundabort",
         ];
         if ON_OFF.contains(&opt.as_str()) {
-            if !(self.eat_kw("on") || self.eat_kw("off")) {
+            let on = if self.eat_kw("on") {
+                true
+            } else if self.eat_kw("off") {
+                false
+            } else {
                 return Err(self.err_here());
+            };
+            if opt == "implicit_transactions" {
+                return Ok(Stmt::SetImplicitTransactions(on));
             }
             return Ok(Stmt::SetOption);
         }
@@ -903,8 +944,46 @@ mod tests {
     }
 
     #[test]
-    fn begin_transaction_is_refused_as_unsupported() {
-        assert_eq!(parse_batch("BEGIN TRAN").unwrap_err().number, 102);
+    fn begin_commit_and_rollback_parse_with_optional_names_between_other_statements() {
+        let stmts: Vec<Stmt> = parse_batch(
+            "BEGIN TRAN t1 INSERT INTO Messages VALUES (1, NULL, NULL, NULL) COMMIT TRANSACTION t1 \
+             BEGIN TRANSACTION SELECT 1 ROLLBACK; COMMIT WORK; ROLLBACK TRAN",
+        )
+        .unwrap()
+        .into_iter()
+        .map(|l| l.stmt)
+        .collect();
+        assert_eq!(stmts[0], Stmt::BeginTransaction);
+        assert!(matches!(stmts[1], Stmt::Insert { .. }));
+        assert_eq!(stmts[2], Stmt::CommitTransaction);
+        assert_eq!(stmts[3], Stmt::BeginTransaction);
+        assert!(matches!(stmts[4], Stmt::Select { .. }));
+        assert_eq!(stmts[5], Stmt::RollbackTransaction);
+        assert_eq!(stmts[6], Stmt::CommitTransaction);
+        assert_eq!(stmts[7], Stmt::RollbackTransaction);
+        assert_eq!(stmts.len(), 8);
+    }
+
+    #[test]
+    fn begin_distributed_transaction_is_refused() {
+        assert_eq!(
+            parse_batch("BEGIN DISTRIBUTED TRANSACTION")
+                .unwrap_err()
+                .number,
+            102
+        );
+    }
+
+    #[test]
+    fn set_implicit_transactions_parses_its_setting() {
+        assert_eq!(
+            one("SET IMPLICIT_TRANSACTIONS ON"),
+            Stmt::SetImplicitTransactions(true)
+        );
+        assert_eq!(
+            one("SET IMPLICIT_TRANSACTIONS OFF"),
+            Stmt::SetImplicitTransactions(false)
+        );
     }
 
     #[test]

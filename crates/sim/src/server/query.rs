@@ -386,7 +386,11 @@ impl<'a, 'b> Rewriter<'a, 'b> {
         }
     }
 
-    fn global(&self, g: &str) -> Result<String, SqlError> {
+    fn global(&mut self, g: &str) -> Result<String, SqlError> {
+        if g.eq_ignore_ascii_case("@@trancount") {
+            // Changes with the session's transaction: the rewrite must not be reused.
+            self.depends_on_state = true;
+        }
         Ok(match g.to_ascii_lowercase().as_str() {
             "@@servername" => sql_str(&self.ctx.inst.name),
             "@@spid" => self.ctx.spid.to_string(),
@@ -394,7 +398,13 @@ impl<'a, 'b> Rewriter<'a, 'b> {
                 "Microsoft SQL Server 2019 (RTM) - 15.0.2000.5 (X64) pchat-operator simulator",
             ),
             "@@rowcount" => "0".into(),
-            "@@trancount" => "0".into(),
+            "@@trancount" => self
+                .ctx
+                .inst
+                .sessions
+                .get(&self.ctx.spid)
+                .map_or(0, |s| s.transaction.count)
+                .to_string(),
             "@@error" => "0".into(),
             _ => return Err(e::must_declare(g)),
         })

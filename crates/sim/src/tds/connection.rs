@@ -16,6 +16,7 @@ use super::login::{
 use super::packet::{DEFAULT_PACKET_SIZE, Message, frame, packet_type, read_message};
 use super::rpc::{decode_batch, decode_rpc};
 use super::tokens::{RequestKind, attention_ack, encode_outcome, login_failure, login_success};
+use super::transaction::{TmRequest, decode_tm_request};
 use crate::backend::{LoginRequest, Outcome, Output, ServerMessage, Session, SharedBackend};
 
 /// Why a connection ended (for the log).
@@ -233,6 +234,21 @@ impl Conn {
                     return self.send(&encode_outcome(&outcome, &kind, server)).await;
                 }
             },
+            packet_type::TRANSACTION_MANAGER => match decode_tm_request(&m.payload) {
+                Ok(TmRequest::Local(request)) => (
+                    RequestKind::Batch,
+                    backend.transaction(session, request, cancel.clone()),
+                ),
+                Ok(TmRequest::Unsupported(name)) => {
+                    let outcome = Outcome {
+                        outputs: vec![Output::Message(unsupported_tm_request(server, name))],
+                    };
+                    return self
+                        .send(&encode_outcome(&outcome, &RequestKind::Batch, server))
+                        .await;
+                }
+                Err(e) => return Err(End::Protocol(e.to_string())),
+            },
             // The request already finished; the client still waits for the acknowledgement.
             packet_type::ATTENTION => return self.send(&attention_ack()).await,
             other => {
@@ -279,6 +295,23 @@ impl Conn {
         };
         cancel.cancel();
         Err(end)
+    }
+}
+
+/// The answer to a distributed-transaction request. SQL Server would enlist in MS DTC; the
+/// simulator has no coordinator, so it refuses with a user-class error (number 50000, the
+/// number SQL Server gives messages that have no catalogued number) and keeps the connection.
+fn unsupported_tm_request(server: &str, request: &str) -> ServerMessage {
+    ServerMessage {
+        number: 50000,
+        state: 1,
+        class: 16,
+        text: format!(
+            "The transaction manager request {request} is not supported: this server has no distributed transaction coordinator."
+        ),
+        server: server.to_string(),
+        procedure: String::new(),
+        line: 1,
     }
 }
 

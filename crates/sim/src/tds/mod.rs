@@ -1,5 +1,5 @@
 //! The simulator's TDS 7.4 front end: accepts client connections, decodes PRELOGIN, LOGIN7,
-//! SQL batches, RPC requests and ATTENTION, hands them to a [`Backend`], and encodes each
+//! SQL batches, RPC requests, transaction-manager requests and ATTENTION, hands them to a [`Backend`], and encodes each
 //! [`Outcome`] as the token stream SQL Server would send. Encryption is not supported: a
 //! client that demands it is answered ENCRYPT_NOT_SUP and disconnected.
 //!
@@ -13,6 +13,7 @@ pub mod login;
 pub mod packet;
 pub mod rpc;
 pub mod tokens;
+pub mod transaction;
 pub mod types;
 pub mod wire;
 

@@ -22,6 +22,7 @@ pub mod packet_type {
     pub const RPC: u8 = 0x03;
     pub const TABULAR_RESULT: u8 = 0x04;
     pub const ATTENTION: u8 = 0x06;
+    pub const TRANSACTION_MANAGER: u8 = 0x0E;
     pub const LOGIN7: u8 = 0x10;
     pub const PRELOGIN: u8 = 0x12;
 }

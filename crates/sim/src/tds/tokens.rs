@@ -4,7 +4,9 @@
 use super::encode::{put_type_info, put_value};
 use super::types::COLLATION;
 use super::wire::{put_b_varchar, put_us_varchar};
-use crate::backend::{Column, ColumnType, Outcome, Output, ResultSet, ServerMessage, Value};
+use crate::backend::{
+    Column, ColumnType, Outcome, Output, ResultSet, ServerMessage, TransactionChange, Value,
+};
 
 const COLMETADATA: u8 = 0x81;
 const ROW: u8 = 0xD1;
@@ -100,6 +102,28 @@ impl TokenWriter {
         let mut body = vec![ty];
         put_b_varchar(&mut body, new);
         put_b_varchar(&mut body, old);
+        self.put_len_u16(&body);
+    }
+
+    /// ENVCHANGE type 8 (begin), 9 (commit) or 10 (rollback): B_VARBYTE new and old values,
+    /// the descriptor as new value of a begin and old value of a commit or rollback.
+    pub fn env_change_transaction(&mut self, change: TransactionChange) {
+        let (ty, new, old) = match change {
+            TransactionChange::Began { descriptor } => (8, Some(descriptor), None),
+            TransactionChange::Committed { descriptor } => (9, None, Some(descriptor)),
+            TransactionChange::RolledBack { descriptor } => (10, None, Some(descriptor)),
+        };
+        self.token(ENVCHANGE);
+        let mut body = vec![ty];
+        for value in [new, old] {
+            match value {
+                Some(d) => {
+                    body.push(8);
+                    body.extend_from_slice(&d.to_le_bytes());
+                }
+                None => body.push(0),
+            }
+        }
         self.put_len_u16(&body);
     }
 
@@ -279,6 +303,7 @@ pub fn encode_outcome(outcome: &Outcome, kind: &RequestKind, server: &str) -> Ve
             }
             // The model sends INFO 5701 itself, as its own output after this one.
             Output::DatabaseChanged { old, new } => w.env_change_text(1, new, old),
+            Output::TransactionChanged(change) => w.env_change_transaction(*change),
             Output::ReturnStatus(s) => match kind {
                 RequestKind::Batch => w.return_status(*s),
                 RequestKind::Rpc(_) => return_status = Some(*s),
@@ -482,6 +507,30 @@ mod tests {
         // RETURNSTATUS (5 bytes), then RETURNVALUE: token, ordinal u16.
         assert_eq!(bytes[5], RETURNVALUE);
         assert_eq!(u16::from_le_bytes([bytes[6], bytes[7]]), 3);
+    }
+
+    #[test]
+    fn transaction_envchange_carries_the_descriptor_as_new_value_on_begin_and_old_on_commit() {
+        let descriptor = 0x0102_0304_0506_0708u64;
+        let began = Outcome {
+            outputs: vec![Output::TransactionChanged(TransactionChange::Began {
+                descriptor,
+            })],
+        };
+        let bytes = encode_outcome(&began, &RequestKind::Batch, "s");
+        let mut expected = vec![ENVCHANGE, 11, 0, 8, 8];
+        expected.extend_from_slice(&descriptor.to_le_bytes());
+        expected.push(0);
+        assert_eq!(&bytes[..expected.len()], &expected[..]);
+        let committed = Outcome {
+            outputs: vec![Output::TransactionChanged(TransactionChange::Committed {
+                descriptor,
+            })],
+        };
+        let bytes = encode_outcome(&committed, &RequestKind::Batch, "s");
+        let mut expected = vec![ENVCHANGE, 11, 0, 9, 0, 8];
+        expected.extend_from_slice(&descriptor.to_le_bytes());
+        assert_eq!(&bytes[..expected.len()], &expected[..]);
     }
 
     #[test]
