@@ -364,3 +364,47 @@ fn schema_defaults_match_their_own_patterns() {
         );
     }
 }
+
+/// Every `format` in the schema, with its JSON pointer.
+fn formats(node: &Value, pointer: &str, out: &mut Vec<(String, String)>) {
+    match node {
+        Value::Object(fields) => {
+            for (key, child) in fields {
+                let child_pointer = format!("{pointer}/{key}");
+                match (key.as_str(), child) {
+                    ("format", Value::String(format)) => out.push((child_pointer, format.clone())),
+                    _ => formats(child, &child_pointer, out),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                formats(item, &format!("{pointer}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_format_in_the_schema_is_one_the_api_server_knows() {
+    // kube-apiserver warns "unrecognized format" for schemars' uint16/uint32/uint64 on every
+    // apply of the CRD; these are the ones it knows among those a Rust type would produce.
+    let known = [
+        "int32",
+        "int64",
+        "float",
+        "double",
+        "byte",
+        "date",
+        "date-time",
+    ];
+    let mut found = Vec::new();
+    formats(&crd_schema(), "", &mut found);
+    assert!(!found.is_empty(), "the schema has formats to check");
+    let unknown: Vec<_> = found
+        .iter()
+        .filter(|(_, format)| !known.contains(&format.as_str()))
+        .collect();
+    assert!(unknown.is_empty(), "{unknown:?}");
+}

@@ -218,7 +218,9 @@ pub struct SqlInstance {
     pub host: String,
     /// TDS port (1433 by default).
     #[serde(default = "default_port")]
-    #[schemars(range(min = 1, max = 65535))]
+    // Kubernetes knows the OpenAPI formats int32 and int64 only; schemars' `uint16` makes the
+    // apiserver warn "unrecognized format" on every apply.
+    #[schemars(range(min = 1, max = 65535), extend("format" = "int32"))]
     pub port: u16,
     /// Database mirroring endpoint of this instance, `TCP://<host>:<port>`.
     #[schemars(regex(pattern = MIRRORING_ENDPOINT), length(min = 1, max = MAX_ENDPOINT_LEN))]

@@ -112,8 +112,11 @@ pub struct StepStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
     /// 1-based position of this step in the plan as projected when it started.
+    // The OpenAPI formats Kubernetes knows are int32 and int64 (not schemars' uint32/uint64).
+    #[schemars(extend("format" = "int64"))]
     pub index: u32,
     /// Number of steps in that projected plan.
+    #[schemars(extend("format" = "int64"))]
     pub total: u32,
     /// When the step started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,6 +160,7 @@ pub struct Transition {
 pub struct DataLoss {
     /// Seconds of writes the new primary may not have: from the last log backup it could restore
     /// to the moment the old primary became unreachable.
+    #[schemars(extend("format" = "int64"))]
     pub estimated_seconds: u64,
     /// The last log backup restored on the new primary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,6 +176,7 @@ pub struct Protection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_restored_file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int64"))]
     pub restore_latency_seconds: Option<u64>,
 }
 
