@@ -7,7 +7,6 @@
 
 use std::net::SocketAddr;
 
-use pchat_core::api::ValidationErrors;
 
 /// The environment variable holding the SQL login name (local mode).
 pub const USERNAME_VAR: &str = "PCHAT_SQL_USERNAME";
@@ -19,14 +18,14 @@ pub enum Error {
     /// A manifest, or another file the operator reads, cannot be read.
     #[error("cannot read {path}: {reason}")]
     Read { path: String, reason: String },
-    /// The manifest is not a PersistentChatPool (YAML error, wrong kind, unknown fields).
-    #[error("{path}: {reason}")]
-    Manifest { path: String, reason: String },
-    /// The spec breaks validation rules; one violation per line, each naming its field.
-    #[error("{path}: the spec is invalid, nothing was sent:\n{violations}")]
-    Invalid {
+    /// The manifest is not a usable PersistentChatPool: a YAML error, another kind, unknown
+    /// fields, or a spec that breaks validation rules (one violation per line, each naming its
+    /// field).
+    #[error("{path}: {}", spec_message(source))]
+    Spec {
         path: String,
-        violations: ValidationErrors,
+        #[source]
+        source: pchat_core::Error,
     },
     /// No SQL credentials were given (local mode).
     #[error(
@@ -96,13 +95,23 @@ pub enum Error {
     },
 }
 
+/// What is wrong with a manifest, as the commands print it: violations say that nothing was
+/// sent, so that a person reading a refused `reconcile` knows no SQL Server was touched.
+fn spec_message(error: &pchat_core::Error) -> String {
+    match error {
+        pchat_core::Error::Invalid(violations) => {
+            format!("the spec is invalid, nothing was sent:\n{violations}")
+        }
+        other => other.to_string(),
+    }
+}
+
 impl Error {
     /// The process exit code of a command that stops on this error: 2 for what the user must
     /// fix in the spec, the credentials or a flag, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Manifest { .. }
-            | Error::Invalid { .. }
+            Error::Spec { .. }
             | Error::NoCredentials
             | Error::CredentialsFile { .. }
             | Error::CaFile { .. } => 2,
@@ -121,9 +130,8 @@ impl Error {
             | Error::ReadSecret { .. }
             | Error::StatusFile { .. }
             | Error::Read { .. } => true,
-            Error::Manifest { .. }
-            | Error::Invalid { .. }
-            | Error::NoCredentials
+            Error::Spec { source, .. } => source.is_retryable(),
+            Error::NoCredentials
             | Error::CredentialsFile { .. }
             | Error::CaFile { .. }
             | Error::Listen { .. }
@@ -140,7 +148,7 @@ impl Error {
             Error::WriteStatus { .. } => "StatusWriteFailed",
             Error::ReadSecret { .. } => "SecretUnreadable",
             Error::Publish(_) => "PublishedStateUnreadable",
-            Error::Read { .. } | Error::Manifest { .. } | Error::Invalid { .. } => "InvalidSpec",
+            Error::Read { .. } | Error::Spec { .. } => "InvalidSpec",
             Error::NoCredentials | Error::CredentialsFile { .. } | Error::CaFile { .. } => {
                 "CredentialsUnusable"
             }
@@ -167,9 +175,11 @@ mod tests {
                 path: "ca.pem".into(),
                 reason: "missing".into(),
             },
-            Error::Manifest {
+            Error::Spec {
                 path: "pool.yaml".into(),
-                reason: "unknown field".into(),
+                source: pchat_core::Error::UnknownFields {
+                    paths: vec!["spec.suspnd".into()],
+                },
             },
         ] {
             assert_eq!(e.exit_code(), 2, "{e}");

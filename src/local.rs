@@ -167,9 +167,9 @@ pub fn check_spec(path: &Path) -> Result<PersistentChatPoolSpec, Error> {
     let mut file = SpecFile::new(path);
     let _ = file.load();
     let spec = file.current?;
-    pchat_core::api::validate(&spec).map_err(|violations| Error::Invalid {
+    pchat_core::api::validate(&spec).map_err(|source| Error::Spec {
         path: path.display().to_string(),
-        violations,
+        source,
     })?;
     Ok(spec)
 }

@@ -44,9 +44,9 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<PersistentChatPool, Error> {
         path: source_name(path),
         reason: format!("not UTF-8 text: {e}"),
     })?;
-    load_pool_yaml(text).map_err(|error| Error::Manifest {
+    load_pool_yaml(text).map_err(|source| Error::Spec {
         path: source_name(path),
-        reason: error.to_string(),
+        source,
     })
 }
 

@@ -14,7 +14,6 @@ use super::{StepError, StepRun};
 use pchat_core::api::{
     ConditionReason, ConditionType, DatabaseStatus, InstanceStatus, PersistentChatPoolSpec,
     PersistentChatPoolStatus, Phase, Protection, SalvageBackup, StepStatus, Transition,
-    ValidationErrors,
 };
 use pchat_core::observe::{Observation, Reachability};
 use pchat_core::plan::{Assessment, Decision, Step, WaitReason};
@@ -71,18 +70,23 @@ impl From<bool> for ConditionStatus {
 /// The status of a pass on an invalid spec: phase Invalid, Stalled with every violation, and
 /// everything observed before carried over untouched (nothing was observed this time).
 pub(super) fn invalid(
-    violations: &ValidationErrors,
+    error: &pchat_core::Error,
     generation: Option<i64>,
     previous: Option<&PersistentChatPoolStatus>,
     now: Timestamp,
 ) -> PersistentChatPoolStatus {
-    let list = violations
+    let list = error
         .violations()
         .iter()
         .map(|v| v.to_string())
         .collect::<Vec<_>>()
         .join("; ");
-    invalid_because(&list, generation, previous, now)
+    let reason = if list.is_empty() {
+        error.to_string()
+    } else {
+        list
+    };
+    invalid_because(&reason, generation, previous, now)
 }
 
 /// The status when the spec cannot be used, for the reason given (violations, or a manifest

@@ -6,5 +6,8 @@
 //! Arrows point one way: `api <- observe <- plan`.
 
 pub mod api;
+mod error;
 pub mod observe;
 pub mod plan;
+
+pub use error::Error;

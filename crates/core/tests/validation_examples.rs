@@ -1,6 +1,7 @@
 //! The shipped examples load and validate, and `load_pool_yaml` explains what it cannot read.
 
-use pchat_core::api::{EncryptMode, LoadError, load_pool_yaml, validate};
+use pchat_core::Error;
+use pchat_core::api::{EncryptMode, load_pool_yaml, validate};
 
 #[test]
 fn example_pool_loads_and_validates() {
@@ -76,7 +77,9 @@ spec:
 "#,
     )
     .expect("a minimal pool loads");
-    assert_eq!(validate(&pool.spec), Ok(()));
+    if let Err(e) = validate(&pool.spec) {
+        panic!("the minimal pool is invalid:\n{e}");
+    }
     assert_eq!(pool.spec.database_names(), ["mgc", "mgccomp"]);
     assert_eq!(pool.spec.sites[0].instances[0].port, 1433);
     assert_eq!(pool.spec.tls.encrypt, EncryptMode::Required);
@@ -101,7 +104,7 @@ fn load_error_names_line_and_column_of_a_bad_value() {
     let err = load_pool_yaml(&text).expect_err("port 70000 is not a u16");
     let expected_line = text.lines().position(|l| l.contains("70000")).unwrap() as u64 + 1;
     match &err {
-        LoadError::Yaml { line, column, .. } => {
+        Error::Yaml { line, column, .. } => {
             assert_eq!(*line, Some(expected_line));
             assert!(column.is_some());
         }
@@ -129,7 +132,7 @@ fn load_rejects_malformed_yaml_with_its_position() {
     let err = load_pool_yaml("apiVersion: persistentchat.io/v1alpha1\nkind: [PersistentChatPool\n")
         .expect_err("an unclosed bracket is not YAML");
     assert!(
-        matches!(err, LoadError::Yaml { line: Some(2), .. }),
+        matches!(err, Error::Yaml { line: Some(2), .. }),
         "{err:?}"
     );
 }
@@ -149,7 +152,7 @@ fn load_rejects_another_kind_of_object() {
 fn load_rejects_a_bare_spec() {
     let err = load_pool_yaml("poolFqdn: x.contoso.com\nhomeSite: a\n")
         .expect_err("a bare spec is not a manifest");
-    assert!(matches!(err, LoadError::WrongKind { .. }), "{err:?}");
+    assert!(matches!(err, Error::WrongKind { .. }), "{err:?}");
 }
 
 #[test]
@@ -160,7 +163,7 @@ fn load_rejects_misspelt_fields_naming_each_path() {
         .replacen("copyDestination:", "copyDestinaton:", 1);
     let err = load_pool_yaml(&text).expect_err("misspelt fields are refused");
     match &err {
-        LoadError::UnknownFields { paths } => assert_eq!(
+        Error::UnknownFields { paths } => assert_eq!(
             paths,
             &[
                 "spec.failover.alowDataLoss",

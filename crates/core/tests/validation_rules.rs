@@ -3,11 +3,12 @@
 
 mod support;
 
-use pchat_core::api::{ValidationErrors, validate};
+use pchat_core::Error;
+use pchat_core::api::validate;
 use serde_json::{Value, json};
 use support::{pool, pool_with, spec_of};
 
-fn errors_of(manifest: &Value) -> Option<ValidationErrors> {
+fn errors_of(manifest: &Value) -> Option<Error> {
     validate(&spec_of(manifest)).err()
 }
 

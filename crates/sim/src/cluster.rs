@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::server::{Simulator, Topology};
+use crate::Error;
 use super::{control, tds};
 
 /// One instance's listener.
@@ -38,24 +39,27 @@ impl RunningSim {
         topology: Topology,
         state_dir: impl AsRef<Path>,
         control_addr: Option<SocketAddr>,
-    ) -> Result<RunningSim, String> {
+    ) -> Result<RunningSim, Error> {
         let sim = Simulator::new(topology, state_dir)?;
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let mut instances = Vec::new();
         for (name, site, listen) in sim.instances() {
-            let listener = TcpListener::bind(&listen)
-                .await
-                .map_err(|e| format!("instance {name}: cannot listen on {listen}: {e}"))?;
-            let addr = listener
-                .local_addr()
-                .map_err(|e| format!("instance {name}: {e}"))?;
+            let listen_failed = |source| Error::Listen {
+                endpoint: format!("instance {name}"),
+                addr: listen.clone(),
+                source,
+            };
+            let listener = TcpListener::bind(&listen).await.map_err(listen_failed)?;
+            let addr = listener.local_addr().map_err(listen_failed)?;
+            // `instances()` lists the model's own instances, each built with a backend and an
+            // up/down state by `Simulator::new`.
             let backend = sim
                 .backend(&name)
-                .ok_or_else(|| format!("instance {name} has no backend"))?;
+                .expect("every instance of the model has a backend");
             let up = sim
                 .watch_up(&name)
-                .ok_or_else(|| format!("instance {name} has no up/down state"))?;
+                .expect("every instance of the model has an up/down state");
             let stop = shutdown.child_token();
             let instance = name.clone();
             tasks.spawn(async move {
@@ -68,12 +72,13 @@ impl RunningSim {
         let control = match control_addr {
             None => None,
             Some(addr) => {
-                let listener = TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| format!("control endpoint: cannot listen on {addr}: {e}"))?;
-                let bound = listener
-                    .local_addr()
-                    .map_err(|e| format!("control endpoint: {e}"))?;
+                let listen_failed = |source| Error::Listen {
+                    endpoint: "control endpoint".into(),
+                    addr: addr.to_string(),
+                    source,
+                };
+                let listener = TcpListener::bind(addr).await.map_err(listen_failed)?;
+                let bound = listener.local_addr().map_err(listen_failed)?;
                 tasks.spawn(control::serve(
                     listener,
                     sim.clone(),

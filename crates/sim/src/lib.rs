@@ -8,7 +8,10 @@
 pub mod backend;
 pub mod cluster;
 pub mod control;
+mod error;
 pub mod faults;
 pub mod server;
 pub mod tds;
 pub mod workload;
+
+pub use error::Error;

@@ -1,61 +1,12 @@
 //! Reading a `PersistentChatPool` manifest from YAML text (file mode, tests, examples).
+//! Reading does not validate the spec: see [`super::validate`].
 
 use kube::{CustomResourceExt, Resource};
 use serde_json::Value;
 
 use super::patterns;
 use super::spec::PersistentChatPool;
-
-/// Why a manifest could not be read. Reading does not validate the spec: see [`super::validate`].
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// The text is not YAML, or does not have the shape of a `PersistentChatPool`. The message
-    /// names the line and column, and shows the offending line.
-    #[error("cannot read the PersistentChatPool manifest: {source}")]
-    Yaml {
-        /// 1-based line of the problem, when the parser knows it.
-        line: Option<u64>,
-        /// 1-based column of the problem, when the parser knows it.
-        column: Option<u64>,
-        // Boxed: the parser's error is large, and results travel by value.
-        #[source]
-        source: Box<serde_saphyr::Error>,
-    },
-    /// The manifest is some other kind of object.
-    #[error(
-        "the manifest is apiVersion {found_api_version:?} kind {found_kind:?}; expected apiVersion \
-         {expected_api_version:?} kind {expected_kind:?}"
-    )]
-    WrongKind {
-        found_api_version: String,
-        found_kind: String,
-        expected_api_version: String,
-        expected_kind: String,
-    },
-    /// Fields a `PersistentChatPool` does not have, most likely misspelt. The API server would
-    /// drop them silently; file mode refuses them, so that a misspelt `suspend` or
-    /// `approveOverwrite` cannot pass unnoticed.
-    #[error(
-        "the manifest has fields a PersistentChatPool does not have (misspelt?): {}",
-        .paths.join(", ")
-    )]
-    UnknownFields {
-        /// Each unknown field's path, e.g. `spec.failover.alowDataLoss`.
-        paths: Vec<String>,
-    },
-    /// Durations the schema does not admit (not Go duration text, a negative one, or a number
-    /// too large for the clock), refused before they are converted: a value such as
-    /// `99999999999999999999h` does not fit a `std::time::Duration`.
-    #[error(
-        "{}: not a duration the operator accepts (Go duration text such as 90s, 5m or 1h30m, \
-         each number at most six digits)",
-        .paths.join(", ")
-    )]
-    BadDurations {
-        /// Each field's path and value, e.g. `spec.failover.unreachableAfter = "99999999h"`.
-        paths: Vec<String>,
-    },
-}
+use crate::Error;
 
 /// The type identity of a manifest. The derived `PersistentChatPool` ignores `apiVersion` and
 /// `kind` when it deserializes, so they are read on their own first.
@@ -68,10 +19,10 @@ struct TypeMeta {
     kind: String,
 }
 
-fn parse<'de, T: serde::Deserialize<'de>>(text: &'de str) -> Result<T, LoadError> {
+fn parse<'de, T: serde::Deserialize<'de>>(text: &'de str) -> Result<T, Error> {
     serde_saphyr::from_str(text).map_err(|source| {
         let location = source.location();
-        LoadError::Yaml {
+        Error::Yaml {
             line: location.map(|l| l.line()),
             column: location.map(|l| l.column()),
             source: Box::new(source),
@@ -80,12 +31,12 @@ fn parse<'de, T: serde::Deserialize<'de>>(text: &'de str) -> Result<T, LoadError
 }
 
 /// Parses one full `PersistentChatPool` manifest (`apiVersion`, `kind`, `metadata`, `spec`).
-pub fn load_pool_yaml(text: &str) -> Result<PersistentChatPool, LoadError> {
+pub fn load_pool_yaml(text: &str) -> Result<PersistentChatPool, Error> {
     let type_meta: TypeMeta = parse(text)?;
     let expected_api_version = PersistentChatPool::api_version(&()).into_owned();
     let expected_kind = PersistentChatPool::kind(&()).into_owned();
     if type_meta.api_version != expected_api_version || type_meta.kind != expected_kind {
-        return Err(LoadError::WrongKind {
+        return Err(Error::WrongKind {
             found_api_version: type_meta.api_version,
             found_kind: type_meta.kind,
             expected_api_version,
@@ -95,12 +46,12 @@ pub fn load_pool_yaml(text: &str) -> Result<PersistentChatPool, LoadError> {
     let raw: Value = parse(text)?;
     let checked = check_against_schema(&raw);
     if !checked.unknown.is_empty() {
-        return Err(LoadError::UnknownFields {
+        return Err(Error::UnknownFields {
             paths: checked.unknown,
         });
     }
     if !checked.bad_durations.is_empty() {
-        return Err(LoadError::BadDurations {
+        return Err(Error::BadDurations {
             paths: checked.bad_durations,
         });
     }

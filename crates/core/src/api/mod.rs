@@ -9,13 +9,13 @@ mod status;
 mod validate;
 
 pub use conditions::{ConditionReason, ConditionType};
-pub use load::{LoadError, load_pool_yaml};
+pub use load::load_pool_yaml;
 pub use spec::*;
 pub use status::*;
 pub use validate::{ValidationErrors, Violation, validate};
 
 /// The CustomResourceDefinition as YAML, exactly as committed in `crds/persistentchatpool.yaml`.
-pub fn crd_yaml() -> Result<String, serde_saphyr::ser::Error> {
+pub fn crd_yaml() -> Result<String, crate::Error> {
     use kube::CustomResourceExt;
-    serde_saphyr::to_string(&PersistentChatPool::crd())
+    serde_saphyr::to_string(&PersistentChatPool::crd()).map_err(crate::Error::CrdYaml)
 }

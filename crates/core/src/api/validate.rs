@@ -27,8 +27,9 @@ impl fmt::Display for Violation {
     }
 }
 
-/// Every violation found in a spec; never empty. Displays one violation per line.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Every violation found in a spec; never empty. Displays one violation per line. It travels
+/// as [`crate::Error::Invalid`], the crate's one error type.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidationErrors {
     violations: Vec<Violation>,
 }
@@ -37,11 +38,6 @@ impl ValidationErrors {
     /// The violations, in the order of the fields in the spec.
     pub fn violations(&self) -> &[Violation] {
         &self.violations
-    }
-
-    /// Whether some violation concerns exactly this path.
-    pub fn has_path(&self, path: &str) -> bool {
-        self.violations.iter().any(|v| v.path == path)
     }
 }
 
@@ -58,16 +54,16 @@ impl fmt::Display for ValidationErrors {
 }
 
 /// Checks a spec against every rule of the CRD and the operator's own. `Ok` means it is safe to
-/// plan from; `Err` lists every violation.
-pub fn validate(spec: &PersistentChatPoolSpec) -> Result<(), ValidationErrors> {
+/// plan from; `Err` is [`crate::Error::Invalid`], listing every violation.
+pub fn validate(spec: &PersistentChatPoolSpec) -> Result<(), crate::Error> {
     let mut c = Checker::default();
     c.spec(spec);
     if c.violations.is_empty() {
         Ok(())
     } else {
-        Err(ValidationErrors {
+        Err(crate::Error::Invalid(ValidationErrors {
             violations: c.violations,
-        })
+        }))
     }
 }
 

@@ -34,6 +34,7 @@ pub use topology::{
     DatabaseDef, InstanceDef, JobIntervals, LoginDef, ShareDef, StatementKind, Topology,
 };
 
+use crate::Error;
 use crate::backend::SharedBackend;
 use model::{Database, Instance, Msdb, Share, State};
 
@@ -61,14 +62,13 @@ impl Simulator {
     /// Build the model of `topology`, keeping backup files under `state_dir`. When called inside
     /// a tokio runtime, the scheduler (agent jobs, mirroring pump) starts too; it stops when the
     /// last `Arc<Simulator>` is dropped.
-    pub fn new(topology: Topology, state_dir: impl AsRef<Path>) -> Result<Arc<Simulator>, String> {
+    pub fn new(topology: Topology, state_dir: impl AsRef<Path>) -> Result<Arc<Simulator>, Error> {
         topology.validate()?;
         let state_dir: PathBuf = state_dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&state_dir).map_err(|e| {
-            format!(
-                "cannot create the state directory {}: {e}",
-                state_dir.display()
-            )
+        std::fs::create_dir_all(&state_dir).map_err(|source| Error::StateDir {
+            what: "the state directory",
+            path: state_dir.clone(),
+            source,
         })?;
         let now = model::now();
         let mut state = State {
@@ -95,8 +95,11 @@ impl Simulator {
                 .join("shares")
                 .join(s.host.to_ascii_lowercase())
                 .join(s.share.to_ascii_lowercase());
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| format!("cannot create share folder {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(&dir).map_err(|source| Error::StateDir {
+                what: "the share folder",
+                path: dir.clone(),
+                source,
+            })?;
         }
         let mut up = BTreeMap::new();
         for def in &topology.instances {
@@ -108,10 +111,10 @@ impl Simulator {
             let guid = state.new_guid();
             let inst = state.inst_mut(&d.instance).expect("validated");
             if inst.db(&d.name).is_some() {
-                return Err(format!(
-                    "topology: database `{}` is listed twice on instance `{}`",
+                return Err(Error::Topology(format!(
+                    "database `{}` is listed twice on instance `{}`",
                     d.name, d.instance
-                ));
+                )));
             }
             inst.next_db_id += 1;
             let id = inst.next_db_id;
@@ -136,10 +139,12 @@ impl Simulator {
     pub fn from_file(
         topology_path: impl AsRef<Path>,
         state_dir: impl AsRef<Path>,
-    ) -> Result<Arc<Simulator>, String> {
-        let p = topology_path.as_ref();
-        let text = std::fs::read_to_string(p)
-            .map_err(|e| format!("cannot read topology {}: {e}", p.display()))?;
+    ) -> Result<Arc<Simulator>, Error> {
+        let path = topology_path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadTopology {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Simulator::new(Topology::from_yaml(&text)?, state_dir)
     }
 
@@ -251,9 +256,8 @@ fn new_instance(
     state: &mut State,
     def: &InstanceDef,
     now: NaiveDateTime,
-) -> Result<Instance, String> {
-    let sqlite = rusqlite::Connection::open_in_memory()
-        .map_err(|e| format!("cannot open the catalog engine: {e}"))?;
+) -> Result<Instance, Error> {
+    let sqlite = rusqlite::Connection::open_in_memory().map_err(Error::Catalog)?;
     // Room for every distinct query of an observation batch and then some.
     sqlite.set_prepared_statement_cache_capacity(128);
     // The catalog tables hold tens of rows. An automatic index (SQLite's default for a join on
@@ -262,7 +266,7 @@ fn new_instance(
     // batch (perf, the demo).
     sqlite
         .execute_batch("PRAGMA automatic_index = OFF;")
-        .map_err(|e| format!("cannot configure the catalog engine: {e}"))?;
+        .map_err(Error::Catalog)?;
     let mut databases = Vec::new();
     for (id, name) in [(1, "master"), (2, "tempdb"), (3, "model"), (4, "msdb")] {
         let guid = state.new_guid();

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Error;
+
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Topology {
@@ -126,28 +128,32 @@ pub enum StatementKind {
 
 impl Topology {
     /// Parse a topology from YAML and check it: names unique, databases on declared instances.
-    pub fn from_yaml(text: &str) -> Result<Topology, String> {
-        let t: Topology =
-            serde_saphyr::from_str(text).map_err(|e| format!("invalid topology YAML: {e}"))?;
+    pub fn from_yaml(text: &str) -> Result<Topology, Error> {
+        let t: Topology = serde_saphyr::from_str(text)
+            .map_err(|e| Error::TopologyYaml(Box::new(e)))?;
         t.validate()?;
         Ok(t)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    /// Check the topology's own rules: at least one instance, instance names unique, every
+    /// database on a declared instance.
+    pub fn validate(&self) -> Result<(), Error> {
         if self.instances.is_empty() {
-            return Err("topology: `instances` must name at least one instance".into());
+            return Err(Error::Topology(
+                "`instances` must name at least one instance".into(),
+            ));
         }
         let mut seen: Vec<String> = Vec::new();
         for i in &self.instances {
             let n = i.name.to_ascii_lowercase();
             if n.is_empty() {
-                return Err("topology: an instance has an empty `name`".into());
+                return Err(Error::Topology("an instance has an empty `name`".into()));
             }
             if seen.contains(&n) {
-                return Err(format!(
-                    "topology: instance name `{}` is used twice",
+                return Err(Error::Topology(format!(
+                    "instance name `{}` is used twice",
                     i.name
-                ));
+                )));
             }
             seen.push(n);
         }
@@ -157,10 +163,10 @@ impl Topology {
                 .iter()
                 .any(|i| i.name.eq_ignore_ascii_case(&d.instance))
             {
-                return Err(format!(
-                    "topology: database `{}` is on instance `{}`, which `instances` does not declare",
+                return Err(Error::Topology(format!(
+                    "database `{}` is on instance `{}`, which `instances` does not declare",
                     d.name, d.instance
-                ));
+                )));
             }
         }
         Ok(())
@@ -187,7 +193,7 @@ mod tests {
     #[test]
     fn topology_with_database_on_unknown_instance_is_rejected_naming_it() {
         let text = "instances:\n  - {name: a, site: s, listen: '127.0.0.1:1'}\ndatabases:\n  - {name: mgc, instance: b}\n";
-        let e = Topology::from_yaml(text).unwrap_err();
+        let e = Topology::from_yaml(text).unwrap_err().to_string();
         assert!(e.contains("`b`"), "{e}");
     }
 }
