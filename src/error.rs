@@ -7,7 +7,6 @@
 
 use std::net::SocketAddr;
 
-
 /// The environment variable holding the SQL login name (local mode).
 pub const USERNAME_VAR: &str = "PCHAT_SQL_USERNAME";
 /// The environment variable holding the SQL password (local mode).

@@ -123,10 +123,13 @@ impl World {
         ));
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let mut topology = Topology::from_yaml(include_str!("../../examples/sim/two-sites.yaml"))?;
+        let mut topology = Topology::from_yaml(include_str!("../../examples/sim/two-sites.yaml"))
+            .map_err(|e| e.to_string())?;
         topology.latency = LATENCY_MS.into_iter().collect();
         let latency = topology.latency.clone();
-        let sim = RunningSim::start(with_free_ports(topology), dir.join("sim"), None).await?;
+        let sim = RunningSim::start(with_free_ports(topology), dir.join("sim"), None)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut spec = load_pool_yaml(&demo_pool_yaml())
             .map_err(|e| format!("the demo pool does not load: {e}"))?
             .spec;

@@ -131,10 +131,7 @@ fn load_error_names_a_missing_field() {
 fn load_rejects_malformed_yaml_with_its_position() {
     let err = load_pool_yaml("apiVersion: persistentchat.io/v1alpha1\nkind: [PersistentChatPool\n")
         .expect_err("an unclosed bracket is not YAML");
-    assert!(
-        matches!(err, Error::Yaml { line: Some(2), .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::Yaml { line: Some(2), .. }), "{err:?}");
 }
 
 #[test]

@@ -12,6 +12,13 @@ fn errors_of(manifest: &Value) -> Option<Error> {
     validate(&spec_of(manifest)).err()
 }
 
+/// Asserts that `manifest` has no violation, showing them all if it has.
+fn assert_valid(manifest: &Value) {
+    if let Some(e) = errors_of(manifest) {
+        panic!("the spec is rejected:\n{e}");
+    }
+}
+
 /// Asserts that `pass` leaves the example pool valid and that `fail` makes it invalid with a
 /// violation at exactly `path` (and nowhere else).
 fn check(path: &str, pass: impl FnOnce(&mut Value), fail: impl FnOnce(&mut Value)) {
@@ -43,7 +50,7 @@ fn inst(p: &mut Value, s: usize, i: usize) -> &mut Value {
 
 #[test]
 fn example_pool_is_valid() {
-    assert_eq!(errors_of(&pool()), None);
+    assert_valid(&pool());
 }
 
 #[test]
@@ -180,7 +187,7 @@ fn site_name_must_be_a_dns_label() {
         site(p, 1)["name"] = json!("dallas-2");
         spec(p)["primarySite"] = json!("dallas-2");
     });
-    assert_eq!(errors_of(&good), None);
+    assert_valid(&good);
 }
 
 #[test]
@@ -481,7 +488,7 @@ fn approve_overwrite_lists_at_most_four_names() {
         spec(p)["failover"]["approveOverwrite"] =
             json!(["atl-sql1", "atl-sql2", "dal-sql1", "dal-sql2"])
     });
-    assert_eq!(errors_of(&four), None);
+    assert_valid(&four);
     // A fifth name is necessarily a repeat or unknown as well: only the count is asserted here.
     let five = pool_with(|p| {
         spec(p)["failover"]["approveOverwrite"] =

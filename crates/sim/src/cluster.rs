@@ -11,8 +11,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::server::{Simulator, Topology};
-use crate::Error;
 use super::{control, tds};
+use crate::Error;
 
 /// One instance's listener.
 #[derive(Clone, Debug, PartialEq, Eq)]

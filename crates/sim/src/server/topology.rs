@@ -129,8 +129,8 @@ pub enum StatementKind {
 impl Topology {
     /// Parse a topology from YAML and check it: names unique, databases on declared instances.
     pub fn from_yaml(text: &str) -> Result<Topology, Error> {
-        let t: Topology = serde_saphyr::from_str(text)
-            .map_err(|e| Error::TopologyYaml(Box::new(e)))?;
+        let t: Topology =
+            serde_saphyr::from_str(text).map_err(|e| Error::TopologyYaml(Box::new(e)))?;
         t.validate()?;
         Ok(t)
     }
