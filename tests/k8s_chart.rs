@@ -20,16 +20,20 @@ async fn start_cluster(name: &str) -> Cluster {
         .unwrap()
 }
 
-/// The Deployment's container arguments.
-async fn deployment_args(cluster: &Cluster) -> Vec<String> {
+/// The installed Deployment, as the API server stores it.
+async fn deployment(cluster: &Cluster) -> serde_json::Value {
     let out = cluster
         .tool(
             "kubectl",
             &["get", "deployment", RELEASE, "-n", NAMESPACE, "-o", "json"],
         )
         .await;
-    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
-    d["spec"]["template"]["spec"]["containers"][0]["args"]
+    serde_json::from_str(&out).unwrap()
+}
+
+/// The Deployment's container arguments.
+async fn deployment_args(cluster: &Cluster) -> Vec<String> {
+    deployment(cluster).await["spec"]["template"]["spec"]["containers"][0]["args"]
         .as_array()
         .unwrap()
         .iter()
@@ -57,6 +61,42 @@ async fn the_chart_lints_clean_and_installs_upgrades_and_uninstalls_on_a_real_ap
         !lint.contains("[WARNING]") && !lint.contains("[ERROR]"),
         "{lint}"
     );
+
+    // The NetworkPolicy has no API server address to guess: enabling it without one fails the
+    // render, naming the value to set.
+    let (rendered, message) = cluster
+        .try_tool(
+            "helm",
+            &[
+                "template",
+                "x",
+                chart,
+                "--set",
+                "networkPolicy.enabled=true",
+            ],
+        )
+        .await;
+    assert!(!rendered, "{message}");
+    assert!(
+        message.contains("networkPolicy.apiServer.cidrs is empty"),
+        "{message}"
+    );
+    let (rendered, message) = cluster
+        .try_tool(
+            "helm",
+            &[
+                "template",
+                "x",
+                chart,
+                "--set",
+                "networkPolicy.enabled=true",
+                "--set",
+                "networkPolicy.apiServer.cidrs={192.0.2.10/32}",
+            ],
+        )
+        .await;
+    assert!(rendered, "{message}");
+    assert!(message.contains("cidr: 192.0.2.10/32"), "{message}");
 
     // PodSecurity `restricted` enforced on the release namespace.
     cluster
@@ -104,6 +144,21 @@ async fn the_chart_lints_clean_and_installs_upgrades_and_uninstalls_on_a_real_ap
         "{args:?}"
     );
     assert_eq!(flag_value(&args, "--lease-name"), Some(RELEASE), "{args:?}");
+    // IPv6-only and dual-stack clusters: the endpoint listens on every address family.
+    assert_eq!(
+        flag_value(&args, "--http-addr"),
+        Some("[::]:8080"),
+        "{args:?}"
+    );
+    // A leader on SIGTERM finishes its step before it releases the Lease: the kubelet must not
+    // kill it during the longest one, a BACKUP or RESTORE bounded by `spec.timeouts.command`.
+    let grace =
+        deployment(&cluster).await["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+            .as_u64()
+            .unwrap();
+    let longest_step: Duration = pchat_core::api::SqlTimeouts::default().command.into();
+    let longest_step = longest_step.as_secs();
+    assert!(grace > longest_step, "{grace} s <= {longest_step} s");
     pod_of_the_deployment_passes_restricted_admission(&cluster).await;
     two_replicas_get_a_disruption_budget_and_prefer_different_nodes(&cluster).await;
 

@@ -92,8 +92,9 @@ enum Command {
         /// Watch only this namespace (default: all namespaces).
         #[arg(long)]
         namespace: Option<String>,
-        /// Address of the HTTP endpoint serving /healthz, /readyz and /metrics.
-        #[arg(long, default_value = "0.0.0.0:8080")]
+        /// Address of the HTTP endpoint serving /healthz, /readyz and /metrics. `[::]` takes
+        /// IPv6 and, on Linux's default dual-stack sockets, IPv4 as well.
+        #[arg(long, default_value = "[::]:8080")]
         http_addr: std::net::SocketAddr,
         /// Name of the Lease used for leader election.
         #[arg(long, default_value = "pchat-operator")]

@@ -69,3 +69,40 @@ pub async fn serve<H, F>(
     drop(listener);
     while connections.join_next().await.is_some() {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: std::net::SocketAddr) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+
+    /// The chart's default `[::]:8080`: one listener on the IPv6 wildcard serves IPv4 clients as
+    /// well (Linux's sockets are dual-stack unless `net.ipv6.bindv6only` is set), so the same
+    /// address works in IPv4-only, IPv6-only and dual-stack clusters.
+    #[tokio::test]
+    async fn a_listener_on_the_ipv6_wildcard_answers_ipv4_and_ipv6_clients() {
+        let listener = TcpListener::bind("[::]:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, "test", shutdown.clone(), |_req| async {
+            Response::new(Full::new(Bytes::from_static(b"ok")))
+        }));
+        for client in [format!("127.0.0.1:{port}"), format!("[::1]:{port}")] {
+            let answer = get(client.parse().unwrap()).await;
+            assert!(answer.starts_with("HTTP/1.1 200"), "{client}: {answer}");
+            assert!(answer.ends_with("ok"), "{client}: {answer}");
+        }
+        shutdown.cancel();
+        server.await.unwrap();
+    }
+}
