@@ -330,7 +330,7 @@ fn the_deployment_template_carries_each_restricted_podsecurity_setting() {
         "containerPort: 8080",
         // The agreed flags of `pchat-operator run`.
         "- run",
-        "- --http-addr\n            - 0.0.0.0:8080",
+        "- --http-addr\n            - {{ .Values.httpAddr | quote }}",
         "- --log-format\n            - {{ .Values.logFormat }}",
         "- --lease-duration",
         "- --lease-name",
@@ -363,7 +363,7 @@ fn rbac_reads_secrets_by_name_only_and_keeps_leases_in_the_release_namespace() {
         "Leases are granted by a Role: {lease_role}"
     );
     assert!(lease_role.contains("namespace: {{ .Release.Namespace }}"));
-    assert!(lease_role.contains("verbs: [\"get\", \"create\", \"update\", \"patch\"]"));
+    assert!(lease_role.contains("verbs: [\"get\", \"create\", \"patch\"]"));
     // Cluster-wide rights only when every namespace is watched.
     assert!(rbac.contains("{{- if empty .Values.watchNamespaces }}"));
     assert!(!rbac.contains("\"*\""), "no wildcard rights");

@@ -46,7 +46,7 @@ async fn the_charts_service_account_may_write_pool_status_but_not_specs_pods_crd
         &["create", "configmaps"],
         &["patch", "configmaps"],
         &["create", "events.events.k8s.io"],
-        &["update", "leases.coordination.k8s.io"],
+        &["patch", "leases.coordination.k8s.io"],
     ];
     let refused: &[&[&str]] = &[
         &["delete", "pods"],
@@ -57,6 +57,12 @@ async fn the_charts_service_account_may_write_pool_status_but_not_specs_pods_crd
         &["update", "persistentchatpools"],
         &["delete", "persistentchatpools"],
         &["delete", "configmaps"],
+        // Rights the operator does not use (status and ConfigMaps go by server-side apply,
+        // Events by events.k8s.io, the Lease by patch).
+        &["update", "persistentchatpools", status[0]],
+        &["update", "configmaps"],
+        &["create", "events"],
+        &["update", "leases.coordination.k8s.io"],
     ];
     for args in allowed {
         let args: Vec<&str> = args.iter().chain(&ns).copied().collect();

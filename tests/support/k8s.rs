@@ -6,6 +6,7 @@
 //! authenticate with a token of the chart's ServiceAccount, so their rights are exactly the
 //! chart's RBAC, as in a cluster.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -152,6 +153,20 @@ impl Cluster {
                 uri: e["requestURI"].as_str().unwrap_or_default().into(),
                 code: e["responseStatus"]["code"].as_u64().unwrap_or_default(),
                 user_agent: e["userAgent"].as_str().unwrap_or_default().into(),
+                grant: Grant {
+                    api_group: e["objectRef"]["apiGroup"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .into(),
+                    resource: match (
+                        e["objectRef"]["resource"].as_str(),
+                        e["objectRef"]["subresource"].as_str(),
+                    ) {
+                        (Some(resource), Some(sub)) => format!("{resource}/{sub}"),
+                        (resource, _) => resource.unwrap_or_default().into(),
+                    },
+                    verb: e["verb"].as_str().unwrap_or_default().into(),
+                },
             })
             .collect()
     }
@@ -195,6 +210,76 @@ pub struct AuditedRequest {
     pub uri: String,
     pub code: u64,
     pub user_agent: String,
+    /// The RBAC right the request needed.
+    pub grant: Grant,
+}
+
+/// One RBAC right: an API group (`""` for the core group), a resource (with its subresource,
+/// `persistentchatpools/status`) and a verb, as Roles grant them and the audit log records
+/// them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Grant {
+    pub api_group: String,
+    pub resource: String,
+    pub verb: String,
+}
+
+impl std::fmt::Display for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let group = if self.api_group.is_empty() {
+            "core"
+        } else {
+            &self.api_group
+        };
+        write!(f, "{} {}/{}", self.verb, group, self.resource)
+    }
+}
+
+impl Cluster {
+    /// Every right the release's Roles and ClusterRoles grant, one per verb.
+    pub async fn granted_to_release(&self) -> BTreeSet<Grant> {
+        let selector = format!("app.kubernetes.io/instance={RELEASE}");
+        let out = self
+            .tool(
+                "kubectl",
+                &[
+                    "get",
+                    "roles,clusterroles",
+                    "-A",
+                    "-l",
+                    &selector,
+                    "-o",
+                    "json",
+                ],
+            )
+            .await;
+        let list: Value = serde_json::from_str(&out).unwrap();
+        let mut grants = BTreeSet::new();
+        for role in list["items"].as_array().unwrap() {
+            for rule in role["rules"].as_array().unwrap() {
+                let strings = |key: &str| -> Vec<String> {
+                    rule[key]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_str().unwrap().to_string())
+                        .collect()
+                };
+                for api_group in strings("apiGroups") {
+                    for resource in strings("resources") {
+                        for verb in strings("verbs") {
+                            grants.insert(Grant {
+                                api_group: api_group.clone(),
+                                resource: resource.clone(),
+                                verb,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        grants
+    }
 }
 
 impl std::fmt::Display for AuditedRequest {

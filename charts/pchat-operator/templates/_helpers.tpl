@@ -36,18 +36,20 @@ Secrets a pool names (read by name only), Events. */}}
 - apiGroups: ["persistentchat.io"]
   resources: ["persistentchatpools"]
   verbs: ["get", "list", "watch"]
+# Status is written by server-side apply only: a patch of the status subresource.
 - apiGroups: ["persistentchat.io"]
   resources: ["persistentchatpools/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
+# The published `<pool>-active-servers`, by server-side apply: the API server asks for create
+# as well as patch when the apply makes the object.
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "list", "watch", "create", "patch", "update"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
-- apiGroups: [""]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+# kube-runtime's Recorder writes events.k8s.io Events, and patches the series of one that
+# repeats.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
