@@ -7,7 +7,9 @@ mod support;
 
 use pchat_core::api::Phase;
 use pchat_sim::server::StatementKind;
-use support::k8s::{LONG, World, eventually, has, operator_user, settled_at};
+use support::k8s::{
+    LONG, NAMESPACE, POOL, RELEASE, World, eventually, has, operator_user, settled_at,
+};
 
 /// Writes a replica made to the pool, its ConfigMap or Events (its Lease excluded), from the
 /// audit log: both replicas are the same ServiceAccount, told apart by the User-Agent
@@ -127,4 +129,65 @@ async fn only_the_leader_acts_and_the_other_replica_finishes_the_switch_when_it_
         sim.database_state("atl-sql1", "mgc").as_deref(),
         Some("RESTORING")
     );
+}
+
+/// A replica whose Lease is taken (here the admin writes another holder into it, as a replica
+/// that outlived its lease during a pause would find it) stops acting and drops every pool's
+/// gauges from its `/metrics` at once, so a dashboard does not read a former leader's stale
+/// Protected=True beside the new leader's values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_loses_the_lease_drops_its_pool_gauges_at_once() {
+    let world = World::start("lease-lost").await;
+    world.apply_crd().await;
+    world.apply_secret().await;
+    let a = world.operator("op-a", 4);
+    world.wait_ready(&a).await;
+    world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
+    // The per-pool gauges (counters such as pchat_reconciles_total keep counting what this
+    // replica did, as Prometheus counters do).
+    let pool_gauges = [
+        format!("pchat_condition{{namespace=\"{NAMESPACE}\",pool=\"{POOL}\""),
+        format!("pchat_serving_site{{namespace=\"{NAMESPACE}\",pool=\"{POOL}\""),
+        format!("pchat_pool_phase{{namespace=\"{NAMESPACE}\",pool=\"{POOL}\""),
+    ];
+    eventually(
+        LONG,
+        "op-a exports the pool's gauges",
+        async || {
+            let (_, metrics) = a.http_get("/metrics").await?;
+            (pool_gauges.iter().all(|g| metrics.contains(g)) && metrics.contains("pchat_leader 1"))
+                .then_some(())
+        },
+        async || a.log(),
+    )
+    .await;
+
+    // A MicroTime: RFC 3339 with exactly six fractional digits.
+    let renewed = format!(
+        "{}.000000Z",
+        jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S")
+    );
+    let taken = format!(
+        r#"{{"spec":{{"holderIdentity":"intruder","renewTime":"{renewed}","leaseDurationSeconds":3600}}}}"#
+    );
+    world
+        .kubectl(&[
+            "patch", "lease", RELEASE, "-n", NAMESPACE, "--type", "merge", "-p", &taken,
+        ])
+        .await;
+    eventually(
+        LONG,
+        "op-a no longer exports the pool's gauges",
+        async || {
+            let (_, metrics) = a.http_get("/metrics").await?;
+            (metrics.contains("pchat_leader 0") && !pool_gauges.iter().any(|g| metrics.contains(g)))
+                .then_some(())
+        },
+        async || {
+            let metrics = a.http_get("/metrics").await.map(|(_, m)| m);
+            format!("{metrics:?}\n--- op-a\n{}", a.log())
+        },
+    )
+    .await;
+    assert!(a.log().contains("lost the leadership"), "{}", a.log());
 }

@@ -173,6 +173,30 @@ async fn run_controller(
         .graceful_shutdown_on(stop_rx.map(|_| ()));
     let store = controller.store();
 
+    // Losing the lead drops every pool's slot at once: its SQL connections close and its
+    // per-pool gauges go, so that Prometheus reads the new leader's values rather than this
+    // replica's last ones (a standby's `/metrics` has no pool series).
+    {
+        let ctx = ctx.clone();
+        let stopping = stopping.clone();
+        let mut leading = leadership.subscribe();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stopping.cancelled() => return,
+                    changed = leading.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        if !*leading.borrow_and_update() {
+                            ctx.forget_unless(|_| false);
+                        }
+                    }
+                }
+            }
+        });
+    }
+
     // Readiness, and dropping the slots (SQL connections) of pools that are gone.
     let housekeeping = {
         let ctx = ctx.clone();
