@@ -92,6 +92,11 @@ impl ConnectSettings {
         config.host(&target.host);
         config.port(target.port);
         config.application_name("pchat-operator");
+        // master, named in LOGIN7: without it SQL Server opens the login's default database,
+        // and a login whose default is the chat database (as chat service logins often are)
+        // fails with 4064 while that database is RESTORING on this instance, which is the normal
+        // state of every secondary the operator must reach.
+        config.database("master");
         config.authentication(AuthMethod::sql_server(
             &self.credentials.username,
             self.credentials.password(),

@@ -202,6 +202,12 @@ pub fn cannot_open_login_db(db: &str) -> SqlError {
     .with_class(11)
 }
 
+/// The login names no database and its default database cannot be opened (RESTORING,
+/// OFFLINE, gone): SQL Server's DB_UFAIL_FATAL, before the 18456 that ends every failed login.
+pub fn cannot_open_default_db() -> SqlError {
+    SqlError::new(4064, "Cannot open user default database. Login failed.").with_class(11)
+}
+
 pub fn login_failed(user: &str) -> SqlError {
     SqlError::new(18456, format!("Login failed for user '{user}'.")).with_class(14)
 }

@@ -266,21 +266,27 @@ impl Simulator {
         if !inst.up {
             return Err(e::not_ready().to_message(&server, "", 1));
         }
-        let ok = inst
+        let Some(login) = inst
             .logins
             .iter()
-            .any(|(u, p)| u.eq_ignore_ascii_case(&req.user) && *p == req.password);
-        if !ok {
+            .find(|l| l.name.eq_ignore_ascii_case(&req.user) && l.password == req.password)
+        else {
             return Err(e::login_failed(&req.user).to_message(&server, "", 1));
-        }
+        };
+        // A database named in LOGIN7 that cannot be opened fails with 4060 naming it; the
+        // login's default database, used when LOGIN7 names none, with 4064.
         let database = if req.database.is_empty() {
-            "master".to_string()
+            let default = login.default_database.as_deref().unwrap_or("master");
+            if check_open(inst, default, None).is_err() {
+                return Err(e::cannot_open_default_db().to_message(&server, "", 1));
+            }
+            default.to_string()
         } else {
+            if check_open(inst, &req.database, None).is_err() {
+                return Err(e::cannot_open_login_db(&req.database).to_message(&server, "", 1));
+            }
             req.database.clone()
         };
-        if check_open(inst, &database, None).is_err() {
-            return Err(e::cannot_open_login_db(&database).to_message(&server, "", 1));
-        }
         let database = inst
             .db(&database)
             .map(|d| d.name.clone())

@@ -287,11 +287,7 @@ fn new_instance(
             .unwrap_or_else(|| format!("TCP://{}:5022", def.name)),
         aliases: def.aliases.clone(),
         listen: def.listen.clone(),
-        logins: def
-            .logins
-            .iter()
-            .map(|l| (l.name.clone(), l.password.clone()))
-            .collect(),
+        logins: def.logins.clone(),
         up: true,
         databases,
         next_db_id: 4,

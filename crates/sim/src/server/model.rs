@@ -436,7 +436,7 @@ pub struct Instance {
     /// Other host names (FQDNs) that resolve to this instance.
     pub aliases: Vec<String>,
     pub listen: String,
-    pub logins: Vec<(String, String)>,
+    pub logins: Vec<super::topology::LoginDef>,
     pub up: bool,
     pub databases: Vec<Database>,
     pub next_db_id: i32,

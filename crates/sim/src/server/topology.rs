@@ -45,6 +45,10 @@ pub struct InstanceDef {
 pub struct LoginDef {
     pub name: String,
     pub password: String,
+    /// The login's default database (`ALTER LOGIN ... WITH DEFAULT_DATABASE`): where a client
+    /// that names no database in LOGIN7 lands. Absent: master.
+    #[serde(default, rename = "defaultDatabase")]
+    pub default_database: Option<String>,
 }
 
 /// A share `\\host\share`.
