@@ -103,7 +103,7 @@ impl Drop for World {
 /// The example pool with the demo's short intervals (seconds where the example says minutes).
 fn demo_pool_yaml() -> String {
     include_str!("../../examples/pool-local.yaml")
-        .replace("backupInterval: 5m", "backupInterval: 2s")
+        .replace("backupInterval: 5m", "backupInterval: 10s")
         .replace("rpoTarget: 15m", "rpoTarget: 30s")
         .replace("drainTimeout: 60s", "drainTimeout: 2s")
         .replace("unreachableAfter: 60s", "unreachableAfter: 2s")

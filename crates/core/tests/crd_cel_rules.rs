@@ -129,10 +129,10 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "backup_interval_must_be_positive",
-        message: "spec.logShipping.backupInterval must be greater than zero",
+        message: "spec.logShipping.backupInterval must be at least 10s: SQL Server Agent refuses a job schedule of fewer than 10 seconds",
         field_path: "spec.logShipping.backupInterval",
-        pass: |p| spec(p)["logShipping"]["backupInterval"] = json!("1m"),
-        fail: |p| spec(p)["logShipping"]["backupInterval"] = json!("0s"),
+        pass: |p| spec(p)["logShipping"]["backupInterval"] = json!("10s"),
+        fail: |p| spec(p)["logShipping"]["backupInterval"] = json!("9s"),
     },
     Case {
         name: "backup_retention_must_be_positive",

@@ -49,7 +49,7 @@ fn manifest() -> impl Strategy<Value = Value> {
             json!("MGC"),
             json!(null),
         ]),
-        prop::sample::select(vec!["5m", "15m", "0s"]),
+        prop::sample::select(vec!["5m", "15m", "0s", "9s", "10s"]),
         prop::sample::select(vec!["15m", "1m", "0s"]),
         prop::sample::subsequence(vec!["atl-sql1", "dal-sql1", "nobody"], 0..=2),
     )

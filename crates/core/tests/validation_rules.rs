@@ -406,6 +406,19 @@ fn backup_interval_must_be_positive() {
 }
 
 #[test]
+fn backup_interval_is_at_least_the_10_seconds_sql_server_agent_schedules() {
+    check(
+        "spec.logShipping.backupInterval",
+        |p| spec(p)["logShipping"]["backupInterval"] = json!("10s"),
+        |p| spec(p)["logShipping"]["backupInterval"] = json!("9s"),
+    );
+    let mut short = pool();
+    spec(&mut short)["logShipping"]["backupInterval"] = json!("9s");
+    let message = errors_of(&short).expect("9s is refused").to_string();
+    assert!(message.contains("SQL Server Agent"), "{message}");
+}
+
+#[test]
 fn backup_retention_must_be_positive() {
     check(
         "spec.logShipping.backupRetention",

@@ -234,8 +234,8 @@ fn default_port() -> u16 {
 /// Log-shipping settings, applied when log shipping is configured from the primary site.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[x_kube(
-    validation = Rule::new("duration(self.backupInterval) > duration('0s')")
-        .message("spec.logShipping.backupInterval must be greater than zero")
+    validation = Rule::new("duration(self.backupInterval) >= duration('10s')")
+        .message("spec.logShipping.backupInterval must be at least 10s: SQL Server Agent refuses a job schedule of fewer than 10 seconds")
         .field_path(".backupInterval"),
     validation = Rule::new("duration(self.rpoTarget) >= duration(self.backupInterval)")
         .message("spec.logShipping.rpoTarget must be at least spec.logShipping.backupInterval")

@@ -67,6 +67,10 @@ pub fn validate(spec: &PersistentChatPoolSpec) -> Result<(), crate::Error> {
     }
 }
 
+/// The shortest interval SQL Server Agent accepts for a job schedule (sp_add_schedule with
+/// `@freq_subday_type = 0x2`, seconds, and `@freq_subday_interval` of 10 or more).
+const MIN_AGENT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What each pattern accepts, in words, for the messages.
 const FQDN_HINT: &str = "a fully qualified DNS name such as atl-cs-001.litwareinc.com";
 const HOST_HINT: &str =
@@ -410,6 +414,18 @@ impl Checker {
     fn log_shipping(&mut self, ls: &LogShippingSpec) {
         let interval_ok =
             self.duration("spec.logShipping.backupInterval", &ls.backup_interval, true);
+        // The backup job's Agent schedule runs every backupInterval; SQL Server Agent refuses a
+        // schedule in seconds (@freq_subday_type = 0x2) of fewer than 10.
+        if interval_ok && std::time::Duration::from(ls.backup_interval) < MIN_AGENT_INTERVAL {
+            self.report(
+                "spec.logShipping.backupInterval",
+                format!(
+                    "{} is shorter than 10s: SQL Server Agent refuses a job schedule of fewer \
+                     than 10 seconds",
+                    ls.backup_interval
+                ),
+            );
+        }
         let rpo_ok = self.duration("spec.logShipping.rpoTarget", &ls.rpo_target, false);
         self.duration(
             "spec.logShipping.backupRetention",
