@@ -64,37 +64,25 @@ async fn the_chart_lints_clean_and_installs_upgrades_and_uninstalls_on_a_real_ap
 
     // The NetworkPolicy has no API server address to guess: enabling it without one fails the
     // render, naming the value to set.
-    let (rendered, message) = cluster
-        .try_tool(
-            "helm",
-            &[
-                "template",
-                "x",
-                chart,
-                "--set",
-                "networkPolicy.enabled=true",
-            ],
-        )
-        .await;
+    let render_network_policy = async |extra: &[&str]| {
+        let mut args = vec![
+            "template",
+            "x",
+            chart,
+            "--set",
+            "networkPolicy.enabled=true",
+        ];
+        args.extend_from_slice(extra);
+        cluster.try_tool("helm", &args).await
+    };
+    let (rendered, message) = render_network_policy(&[]).await;
     assert!(!rendered, "{message}");
     assert!(
         message.contains("networkPolicy.apiServer.cidrs is empty"),
         "{message}"
     );
-    let (rendered, message) = cluster
-        .try_tool(
-            "helm",
-            &[
-                "template",
-                "x",
-                chart,
-                "--set",
-                "networkPolicy.enabled=true",
-                "--set",
-                "networkPolicy.apiServer.cidrs={192.0.2.10/32}",
-            ],
-        )
-        .await;
+    let (rendered, message) =
+        render_network_policy(&["--set", "networkPolicy.apiServer.cidrs={192.0.2.10/32}"]).await;
     assert!(rendered, "{message}");
     assert!(message.contains("cidr: 192.0.2.10/32"), "{message}");
 
