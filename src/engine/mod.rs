@@ -285,10 +285,12 @@ async fn pass(
         }
         Ok(spec) => spec,
     };
-    if let Err(violations) = pchat_core::api::validate(spec) {
-        tracing::warn!(violations = %violations.to_string().replace('\n', "; "), "invalid spec: nothing is observed or sent");
+    if let Err(invalid) = pchat_core::api::validate(spec) {
+        // One violation per line in the error; one line in the log and in the condition.
+        let violations = invalid.to_string().replace('\n', "; ");
+        tracing::warn!(%violations, "invalid spec: nothing is observed or sent");
         return stopped(
-            status::invalid(&violations, generation, previous, now),
+            status::invalid_because(&violations, generation, previous, now),
             requeue::IDLE,
             PassOutcome::Invalid,
             ConditionReason::InvalidSpec,

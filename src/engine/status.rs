@@ -67,28 +67,6 @@ impl From<bool> for ConditionStatus {
     }
 }
 
-/// The status of a pass on an invalid spec: phase Invalid, Stalled with every violation, and
-/// everything observed before carried over untouched (nothing was observed this time).
-pub(super) fn invalid(
-    error: &pchat_core::Error,
-    generation: Option<i64>,
-    previous: Option<&PersistentChatPoolStatus>,
-    now: Timestamp,
-) -> PersistentChatPoolStatus {
-    let list = error
-        .violations()
-        .iter()
-        .map(|v| v.to_string())
-        .collect::<Vec<_>>()
-        .join("; ");
-    let reason = if list.is_empty() {
-        error.to_string()
-    } else {
-        list
-    };
-    invalid_because(&reason, generation, previous, now)
-}
-
 /// The status when the spec cannot be used, for the reason given (violations, or a manifest
 /// that does not parse).
 pub(super) fn invalid_because(

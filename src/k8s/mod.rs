@@ -169,7 +169,7 @@ async fn run_controller(
         )
         // Gaining the lead starts a pass for every pool at once, rather than at each pool's
         // next retry.
-        .reconcile_all_on(gained(leadership.subscribe()))
+        .reconcile_all_on(leadership_becomes(leadership.subscribe(), true))
         .graceful_shutdown_on(stop_rx.map(|_| ()));
     let store = controller.store();
 
@@ -179,20 +179,11 @@ async fn run_controller(
     {
         let ctx = ctx.clone();
         let stopping = stopping.clone();
-        let mut leading = leadership.subscribe();
+        let lost = leadership_becomes(leadership.subscribe(), false);
         tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stopping.cancelled() => return,
-                    changed = leading.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                        if !*leading.borrow_and_update() {
-                            ctx.forget_unless(|_| false);
-                        }
-                    }
-                }
+            let mut lost = std::pin::pin!(lost.take_until(stopping.cancelled_owned()));
+            while lost.next().await.is_some() {
+                ctx.forget_unless(|_| false);
             }
         });
     }
@@ -251,12 +242,16 @@ async fn run_controller(
     Ok(())
 }
 
-/// A stream that yields each time leadership is gained.
-fn gained(rx: tokio::sync::watch::Receiver<bool>) -> impl futures::Stream<Item = ()> + Send {
-    futures::stream::unfold(rx, |mut rx| async move {
+/// A stream that yields each time leadership becomes `leading` (gained for true, lost for
+/// false).
+fn leadership_becomes(
+    rx: tokio::sync::watch::Receiver<bool>,
+    leading: bool,
+) -> impl futures::Stream<Item = ()> + Send {
+    futures::stream::unfold(rx, move |mut rx| async move {
         loop {
             rx.changed().await.ok()?;
-            if *rx.borrow_and_update() {
+            if *rx.borrow_and_update() == leading {
                 return Some(((), rx));
             }
         }

@@ -3,11 +3,12 @@
 //! secondary's chat database is RESTORING, so a login whose default is that database can only
 //! log in by naming another: the operator names master.
 
+mod support;
+
 use std::time::Duration;
 
 use pchat_core::api::EncryptMode;
-use pchat_sim::cluster::{RunningSim, with_free_ports};
-use pchat_sim::server::Topology;
+use pchat_sim::cluster::RunningSim;
 use pchat_sql::connect::{ConnectSettings, Credentials, Target, connect};
 use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
 use tokio::net::TcpStream;
@@ -24,16 +25,7 @@ instances:
 "#;
 
 async fn sim(name: &str) -> (RunningSim, Target) {
-    let dir = std::env::temp_dir().join(format!("pchat-logindb-{name}-{}", std::process::id()));
-    let topology = with_free_ports(Topology::from_yaml(TOPOLOGY).unwrap());
-    let running = RunningSim::start(topology, &dir, None).await.unwrap();
-    let addr = running.addr("dal-sql1").unwrap();
-    let target = Target {
-        instance: "dal-sql1".into(),
-        host: addr.ip().to_string(),
-        port: addr.port(),
-    };
-    (running, target)
+    support::single_instance(&format!("logindb-{name}"), TOPOLOGY, "dal-sql1").await
 }
 
 /// A plain tiberius login, naming `database` or none; the server's error number and text.
@@ -60,7 +52,7 @@ async fn a_login_naming_no_database_fails_with_4064_when_its_default_cannot_be_o
     let (number, message) = plain_login(&target, None).await.unwrap_err();
     assert_eq!(number, 4064, "{message}");
     assert_eq!(message, "Cannot open user default database. Login failed.");
-    running.stop().await;
+    support::stop(running, "logindb-default").await;
 }
 
 #[tokio::test]
@@ -70,7 +62,7 @@ async fn a_login_naming_a_database_it_cannot_open_fails_with_4060_naming_it() {
     assert_eq!(number, 4060, "{message}");
     assert!(message.contains("\"mgc\""), "{message}");
     assert_eq!(plain_login(&target, Some("master")).await, Ok(()));
-    running.stop().await;
+    support::stop(running, "logindb-named").await;
 }
 
 #[tokio::test]
@@ -95,5 +87,5 @@ async fn the_operator_logs_in_to_master_whatever_the_logins_default_database() {
         .unwrap()
         .and_then(|row| row.get::<i32, _>(0));
     assert_eq!(one, Some(1));
-    running.stop().await;
+    support::stop(running, "logindb-operator").await;
 }

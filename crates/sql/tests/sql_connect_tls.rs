@@ -2,11 +2,12 @@
 //! `tls.encrypt: Required` (the default) the connection fails closed, promptly, with a message
 //! that names the setting; `NotSupported`, chosen in the spec, connects.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use pchat_core::api::EncryptMode;
-use pchat_sim::cluster::{RunningSim, with_free_ports};
-use pchat_sim::server::Topology;
+use pchat_sim::cluster::RunningSim;
 use pchat_sql::connect::{ConnectSettings, Credentials, Target, connect};
 
 const TOPOLOGY: &str = r#"
@@ -14,21 +15,8 @@ instances:
   - {name: atl-sql1, site: atlanta, listen: "127.0.0.1:0", logins: [{name: sa, password: Pchat-Sim-1}]}
 "#;
 
-fn state_dir(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("pchat-tls-{name}-{}", std::process::id()))
-}
-
 async fn sim(name: &str) -> (RunningSim, Target) {
-    let dir = state_dir(name);
-    let topology = with_free_ports(Topology::from_yaml(TOPOLOGY).unwrap());
-    let running = RunningSim::start(topology, &dir, None).await.unwrap();
-    let addr = running.addr("atl-sql1").unwrap();
-    let target = Target {
-        instance: "atl-sql1".into(),
-        host: addr.ip().to_string(),
-        port: addr.port(),
-    };
-    (running, target)
+    support::single_instance(&format!("tls-{name}"), TOPOLOGY, "atl-sql1").await
 }
 
 fn settings(encrypt: EncryptMode) -> ConnectSettings {
@@ -57,8 +45,7 @@ async fn required_encryption_against_a_server_that_cannot_encrypt_fails_closed_n
     assert!(text.contains("atl-sql1"), "{text}");
     assert!(text.contains("spec.tls.encrypt is Required"), "{text}");
     assert!(!text.contains("Pchat-Sim-1"), "{text}");
-    running.stop().await;
-    let _ = std::fs::remove_dir_all(state_dir("required"));
+    support::stop(running, "tls-required").await;
 }
 
 #[tokio::test]
@@ -76,6 +63,5 @@ async fn encryption_not_supported_by_choice_connects_and_logs_in() {
         .unwrap()
         .unwrap();
     assert_eq!(row.get::<&str, _>(0), Some("atl-sql1"));
-    running.stop().await;
-    let _ = std::fs::remove_dir_all(state_dir("notsupported"));
+    support::stop(running, "tls-notsupported").await;
 }
