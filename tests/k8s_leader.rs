@@ -8,7 +8,7 @@ mod support;
 use pchat_core::api::Phase;
 use pchat_sim::server::StatementKind;
 use support::k8s::{
-    LONG, NAMESPACE, POOL, RELEASE, World, eventually, has, operator_user, settled_at,
+    LONG, NAMESPACE, POOL, RELEASE, World, eventually, operator_user, ready_at, settled_at,
 };
 
 /// Writes a replica made to the pool, its ConfigMap or Events (its Lease excluded), from the
@@ -45,13 +45,7 @@ async fn only_the_leader_acts_and_the_other_replica_finishes_the_switch_when_it_
     eventually(
         LONG,
         "the pool is Ready at atlanta",
-        async || {
-            world.status().await.filter(|s| {
-                s.phase == Some(Phase::Protected)
-                    && s.serving_site.as_deref() == Some("atlanta")
-                    && has(s, "Ready", "True")
-            })
-        },
+        async || world.status().await.filter(|s| ready_at(s, "atlanta")),
         async || {
             format!(
                 "{:#?}\n--- op-a\n{}\n--- op-b\n{}",
@@ -190,4 +184,106 @@ async fn a_replica_that_loses_the_lease_drops_its_pool_gauges_at_once() {
     )
     .await;
     assert!(a.log().contains("lost the leadership"), "{}", a.log());
+}
+
+/// A leader frozen (SIGSTOP) in the middle of a switch until its Lease runs out and the other
+/// replica has taken over and finished the switch sends, once it runs again (SIGCONT), no SQL
+/// write and no API write: the rest of the step it was in asks the Lease before each statement,
+/// and the status patch, the ConfigMap and the Events ask it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_paused_past_its_lease_writes_nothing_once_it_runs_again() {
+    let world = World::start("paused").await;
+    world.apply_crd().await;
+    world.apply_secret().await;
+    let a = world.operator("op-a", 4);
+    eventually(
+        LONG,
+        "op-a holds the Lease",
+        async || world.lease_holder().await.filter(|h| h == "op-a"),
+        async || a.log(),
+    )
+    .await;
+    let b = world.operator("op-b", 4);
+    world.wait_ready(&b).await;
+    world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
+    eventually(
+        LONG,
+        "the pool is Ready at atlanta",
+        async || world.status().await.filter(|s| ready_at(s, "atlanta")),
+        async || format!("{:#?}\n--- op-a\n{}", world.status().await, a.log()),
+    )
+    .await;
+    // The replica's identity is its workstation name on SQL Server (HOST_NAME()).
+    assert!(
+        !world.sql_writes_by("op-a").is_empty(),
+        "no write from workstation op-a in the simulator's statement log"
+    );
+    assert_eq!(world.sql_writes_by("op-b"), Vec::<String>::new());
+
+    // The pause falls inside SeedMirror (the new primary's full and log backups in one batch,
+    // then RESTORE DATABASE and RESTORE LOG on its mirror), each statement taking 1.5 s: as soon
+    // as op-a has sent the backups, two restores of the step are still to come, and sent after
+    // the other replica has mirrored that database they would be the damage the Lease exists
+    // to prevent.
+    world.slow_down(&[StatementKind::Backup, StatementKind::Restore], 1500);
+    let sent_before_switch = world.sql_writes_by("op-a").len();
+    world.set_primary_site("pcpool", "dallas").await;
+    eventually(
+        LONG,
+        "op-a sends the full backup that seeds the new mirror",
+        async || {
+            world.sql_writes_by("op-a")[sent_before_switch..]
+                .iter()
+                .any(|w| w.starts_with("dal-sql1: BACKUP DATABASE"))
+                .then_some(())
+        },
+        async || format!("{:#?}\n{}", world.status().await, a.log()),
+    )
+    .await;
+    a.pause();
+    eventually(
+        LONG,
+        "op-b takes the Lease over from the frozen op-a",
+        async || world.lease_holder().await.filter(|h| h == "op-b"),
+        async || b.log(),
+    )
+    .await;
+    eventually(
+        LONG,
+        "op-b finishes the switch to dallas",
+        async || world.status().await.filter(|s| settled_at(s, "dallas")),
+        async || format!("{:#?}\n--- op-b\n{}", world.status().await, b.log()),
+    )
+    .await;
+    let (sql_before, api_before) = (world.sql_writes_by("op-a"), writes_by(&world, "op-a"));
+
+    a.resume();
+    eventually(
+        LONG,
+        "op-a, running again, knows it no longer leads",
+        async || {
+            let (_, metrics) = a.http_get("/metrics").await?;
+            metrics.contains("pchat_leader 0").then_some(())
+        },
+        async || a.log(),
+    )
+    .await;
+    // Several of its requeue periods (1 s when not leading) for anything left to show.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let sql_after = world.sql_writes_by("op-a");
+    assert_eq!(
+        sql_after[sql_before.len()..],
+        [] as [String; 0],
+        "op-a sent SQL writes after it ran again\n--- op-a\n{}",
+        a.log()
+    );
+    assert_eq!(
+        writes_by(&world, "op-a")[api_before.len()..],
+        [] as [String; 0],
+        "op-a wrote to the API after it ran again\n--- op-a\n{}",
+        a.log()
+    );
+    assert_eq!(world.lease_holder().await.as_deref(), Some("op-b"));
+    let status = world.status().await.expect("a status");
+    assert!(settled_at(&status, "dallas"), "{status:#?}");
 }

@@ -23,6 +23,9 @@ use pchat_core::api::{ConditionReason, PersistentChatPoolSpec, PersistentChatPoo
 use pchat_core::observe::{Observation, Published};
 use pchat_core::plan::{self, Decision, Step, WaitReason};
 
+/// Whether this process may still change anything: asked before every step, SQL or
+/// publication, and by the SQL port before every statement of a step.
+pub use pchat_sql::execute::{AlwaysWrite, WriteGate};
 pub use publish::{FilePublisher, MemoryPublisher};
 pub use requeue::Timing;
 
@@ -83,12 +86,14 @@ pub trait SqlPort: Send {
     ) -> BoxFuture<'a, Observation>;
 
     /// Run one step whose target is SQL Server (every step but `PublishActiveServers`, which
-    /// goes to the [`Publisher`]). `obs` is the observation the step was planned from.
+    /// goes to the [`Publisher`]). `obs` is the observation the step was planned from; `gate`
+    /// is asked again before each statement the step sends.
     fn run<'a>(
         &'a mut self,
         spec: &'a PersistentChatPoolSpec,
         step: &'a Step,
         obs: &'a Observation,
+        gate: &'a dyn WriteGate,
     ) -> BoxFuture<'a, Result<StepRun, StepError>>;
 }
 
@@ -134,22 +139,6 @@ impl<T: SqlPort> PortSource for T {
         _spec: &'a PersistentChatPoolSpec,
     ) -> BoxFuture<'a, Result<&'a mut dyn SqlPort, PortUnavailable>> {
         Box::pin(async move { Ok(self as &mut dyn SqlPort) })
-    }
-}
-
-/// Whether this process may still change anything. Asked before every step, SQL or
-/// publication: in Kubernetes a replica paused (or cut off) past its Lease must not send one
-/// more statement once another replica has taken over.
-pub trait WriteGate: Send + Sync {
-    fn may_write(&self) -> BoxFuture<'_, bool>;
-}
-
-/// The gate of a mode with no other writer (local mode, the demo, tests).
-pub struct AlwaysWrite;
-
-impl WriteGate for AlwaysWrite {
-    fn may_write(&self) -> BoxFuture<'_, bool> {
-        Box::pin(async { true })
     }
 }
 
@@ -346,7 +335,7 @@ async fn pass(
         Decision::Step(step) => {
             tracing::Span::current().record("step", step.name());
             let result = if gate.may_write().await {
-                act(spec, step, &obs, port, publisher, now).await
+                act(spec, step, &obs, port, publisher, gate, now).await
             } else {
                 tracing::warn!("not run: this replica may no longer write");
                 Err(StepError {
@@ -412,6 +401,7 @@ async fn act(
     obs: &Observation,
     port: &mut dyn SqlPort,
     publisher: &mut dyn Publisher,
+    gate: &dyn WriteGate,
     now: Timestamp,
 ) -> Result<StepRun, StepError> {
     let result = match publication(step, now) {
@@ -427,7 +417,7 @@ async fn act(
                 })
                 .map_err(StepError::from)
         }
-        None => port.run(spec, step, obs).await,
+        None => port.run(spec, step, obs, gate).await,
     };
     match &result {
         Ok(run) => tracing::info!(

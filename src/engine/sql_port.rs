@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use futures::future::BoxFuture;
 use jiff::Timestamp;
 
-use super::{SqlPort, StepError, StepRun};
+use super::{SqlPort, StepError, StepRun, WriteGate};
 use pchat_core::api::PersistentChatPoolSpec;
 use pchat_core::observe::{Observation, Published};
 use pchat_core::plan::Step;
@@ -33,6 +33,8 @@ pub struct LivePort {
     observer: Observer,
     settings: Settings,
     run_options: RunOptions,
+    /// The workstation name its logins give (see [`ConnectSettings::client_name`]).
+    client_name: Option<String>,
 }
 
 impl LivePort {
@@ -45,7 +47,16 @@ impl LivePort {
                 ca_certificate,
             },
             run_options: RunOptions::default(),
+            client_name: None,
         }
+    }
+
+    /// The same port, logging in as workstation `name` (`HOST_NAME()` on the server): in
+    /// Kubernetes the replica's identity, so the server's sessions and statement logs say
+    /// which replica acted.
+    pub fn with_client_name(mut self, name: &str) -> Self {
+        self.client_name = Some(name.to_string());
+        self
     }
 
     /// A port with fixed connection settings and step retry options.
@@ -54,6 +65,7 @@ impl LivePort {
             observer: Observer::new(),
             settings: Settings::Fixed(settings),
             run_options,
+            client_name: None,
         }
     }
 
@@ -63,12 +75,16 @@ impl LivePort {
     }
 
     fn settings(&self, spec: &PersistentChatPoolSpec) -> ConnectSettings {
-        match &self.settings {
+        let settings = match &self.settings {
             Settings::FromSpec {
                 credentials,
                 ca_certificate,
             } => ConnectSettings::from_spec(spec, credentials.clone(), ca_certificate.clone()),
             Settings::Fixed(s) => s.clone(),
+        };
+        ConnectSettings {
+            client_name: self.client_name.clone().or(settings.client_name.clone()),
+            ..settings
         }
     }
 }
@@ -89,6 +105,7 @@ impl SqlPort for LivePort {
         spec: &'a PersistentChatPoolSpec,
         step: &'a Step,
         obs: &'a Observation,
+        gate: &'a dyn WriteGate,
     ) -> BoxFuture<'a, Result<StepRun, StepError>> {
         let settings = self.settings(spec);
         let ctx = StatementContext::from_observation(obs);
@@ -100,6 +117,7 @@ impl SqlPort for LivePort {
                 step,
                 &ctx,
                 &self.run_options,
+                gate,
             )
             .await?;
             Ok(StepRun {

@@ -202,7 +202,11 @@ impl PortSource for SecretPorts<'_> {
                         ),
                     };
                     tracing::info!("logging in with the credentials of the pool's Secret");
-                    (fingerprint, LivePort::new(material.credentials, ca))
+                    (
+                        fingerprint,
+                        LivePort::new(material.credentials, ca)
+                            .with_client_name(self.ctx.leadership.identity()),
+                    )
                 }
             };
             let (_, port) = self.slot.port.insert(entry);

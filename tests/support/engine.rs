@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use pchat_core::api::{PersistentChatPool, PersistentChatPoolSpec};
 use pchat_core::observe::{Observation, Published};
 use pchat_core::plan::{Step, effects, invariants};
-use pchat_operator::engine::{SqlPort, StepError, StepRun};
+use pchat_operator::engine::{SqlPort, StepError, StepRun, WriteGate};
 
 /// The world as the planner's model says each step leaves it.
 pub struct ModelPort {
@@ -60,6 +60,7 @@ impl SqlPort for ModelPort {
         spec: &'a PersistentChatPoolSpec,
         step: &'a Step,
         obs: &'a Observation,
+        _gate: &'a dyn WriteGate,
     ) -> BoxFuture<'a, Result<StepRun, StepError>> {
         self.run_calls += 1;
         if !self.fail_next.is_empty() {

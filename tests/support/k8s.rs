@@ -610,6 +610,25 @@ impl World {
             .count()
     }
 
+    /// The writes sent by the replica that logs in as workstation `identity` (its LOGIN7 host
+    /// name, which `run` sets to `--identity`), as "instance: statement" lines.
+    pub fn sql_writes_by(&self, identity: &str) -> Vec<String> {
+        self.live
+            .spec
+            .instances()
+            .flat_map(|(_, i)| {
+                self.live
+                    .sim
+                    .sim
+                    .statement_log(&i.name)
+                    .into_iter()
+                    .filter(|s| s.host_name == identity && s.writes)
+                    .map(|s| format!("{}: {}", i.name, s.text))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// The requests the operator's ServiceAccount made, one line each, for failure messages.
     pub fn requests(&self) -> String {
         self.cluster
@@ -794,10 +813,25 @@ impl Operator {
 
     /// Send SIGTERM.
     pub fn terminate(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// SIGSTOP: the process stays, frozen, as a replica on a stalled node or in a long GC
+    /// pause would.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after [`Operator::pause`].
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: i32) {
         if let Some(c) = &self.child {
             // SAFETY: kill(2) on our own child's pid.
             unsafe {
-                libc::kill(c.id() as i32, libc::SIGTERM);
+                libc::kill(c.id() as i32, signal);
             }
         }
     }
@@ -862,11 +896,16 @@ pub fn condition<'a>(
     s.conditions.iter().find(|c| c.type_ == type_)
 }
 
-/// Whether the pool serves from `site`, Protected and Ready, its last transition completed.
-pub fn settled_at(s: &PersistentChatPoolStatus, site: &str) -> bool {
+/// Whether the pool serves from `site`, Protected and Ready.
+pub fn ready_at(s: &PersistentChatPoolStatus, site: &str) -> bool {
     s.phase == Some(pchat_core::api::Phase::Protected)
         && s.serving_site.as_deref() == Some(site)
         && has(s, "Ready", "True")
+}
+
+/// Whether the pool serves from `site`, Protected and Ready, its last transition completed.
+pub fn settled_at(s: &PersistentChatPoolStatus, site: &str) -> bool {
+    ready_at(s, site)
         && s.transition
             .as_ref()
             .is_some_and(|t| t.completed_at.is_some())

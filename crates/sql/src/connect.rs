@@ -69,6 +69,11 @@ pub struct ConnectSettings {
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
     pub credentials: Credentials,
+    /// The workstation name in LOGIN7, which SQL Server shows as `HOST_NAME()` and
+    /// `sys.dm_exec_sessions.host_name`: the replica's identity in Kubernetes, so a DBA (and the
+    /// tests) can tell which replica sent a statement. `None`: tiberius's default, this
+    /// machine's host name.
+    pub client_name: Option<String>,
 }
 
 impl ConnectSettings {
@@ -84,6 +89,7 @@ impl ConnectSettings {
             connect_timeout: spec.timeouts.connect.into(),
             command_timeout: spec.timeouts.command.into(),
             credentials,
+            client_name: None,
         }
     }
 
@@ -92,6 +98,9 @@ impl ConnectSettings {
         config.host(&target.host);
         config.port(target.port);
         config.application_name("pchat-operator");
+        if let Some(name) = &self.client_name {
+            config.client_name(name);
+        }
         // master, named in LOGIN7: without it SQL Server opens the login's default database,
         // and a login whose default is the chat database (as chat service logins often are)
         // fails with 4064 while that database is RESTORING on this instance, which is the normal
@@ -236,6 +245,7 @@ mod tests {
             connect_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_secs(2),
             credentials: Credentials::new("sa", "secret-password"),
+            client_name: None,
         };
         let Err(err) = connect(&target, &settings).await else {
             panic!("connecting to a closed port must fail");

@@ -72,6 +72,12 @@ pub enum SqlError {
         loss: ConnectionLoss,
         reason: String,
     },
+    /// Not sent: the write gate said this process may no longer write (in Kubernetes, another
+    /// replica holds the Lease). Retryable: the replica that leads re-plans from what it sees.
+    #[error(
+        "{instance}: {statement} was not sent: this process may no longer write (another replica holds the Lease)"
+    )]
+    Withdrawn { instance: String, statement: String },
     /// The server answered, but not in the shape the operator expects.
     #[error("{instance}: unexpected answer to {statement}: {reason}")]
     Unexpected {
@@ -96,7 +102,8 @@ impl SqlError {
             SqlError::Server { number, .. } => RETRYABLE.contains(number),
             SqlError::Connect { .. }
             | SqlError::Timeout { .. }
-            | SqlError::ConnectionLost { .. } => true,
+            | SqlError::ConnectionLost { .. }
+            | SqlError::Withdrawn { .. } => true,
             SqlError::Unexpected { .. } => false,
         }
     }

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use super::SqlError;
@@ -40,6 +41,23 @@ impl Default for RunOptions {
     }
 }
 
+/// Whether this process may still change anything, asked before every statement a step sends
+/// (each attempt, and each KILL): in Kubernetes a replica paused (SIGSTOP, a stalled node) in
+/// the middle of a step, past its Lease, resumes with the rest of the step to send while
+/// another replica already acts; asking before the step alone would let those through.
+pub trait WriteGate: Send + Sync {
+    fn may_write(&self) -> BoxFuture<'_, bool>;
+}
+
+/// The gate of a mode with no other writer (local mode, the demo, tests).
+pub struct AlwaysWrite;
+
+impl WriteGate for AlwaysWrite {
+    fn may_write(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async { true })
+    }
+}
+
 /// What running a step took.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StepReport {
@@ -64,7 +82,8 @@ fn kills_on_in_use(step: &Step) -> bool {
 
 /// Run `step`'s statements in order. An error whose number is in the statement's `done_if`
 /// counts as done; one in `retry_if` is retried with a backoff, then returned; any other stops
-/// the step and is returned. Publishing steps send nothing.
+/// the step and is returned. Publishing steps send nothing. `gate` is asked before every
+/// request that may write; when it says no the step stops with [`SqlError::Withdrawn`].
 pub async fn run_step(
     conns: &mut Connections,
     settings: &ConnectSettings,
@@ -72,14 +91,16 @@ pub async fn run_step(
     step: &Step,
     ctx: &StatementContext,
     opts: &RunOptions,
+    gate: &dyn WriteGate,
 ) -> Result<StepReport, SqlError> {
     let started = Instant::now();
     let mut report = StepReport::default();
-    let result = run_all(conns, settings, spec, step, ctx, opts, &mut report).await;
+    let result = run_all(conns, settings, spec, step, ctx, opts, gate, &mut report).await;
     report.elapsed = started.elapsed();
     result.map(|()| report)
 }
 
+#[allow(clippy::too_many_arguments)] // run_step's arguments, passed on whole
 async fn run_all(
     conns: &mut Connections,
     settings: &ConnectSettings,
@@ -87,6 +108,7 @@ async fn run_all(
     step: &Step,
     ctx: &StatementContext,
     opts: &RunOptions,
+    gate: &dyn WriteGate,
     report: &mut StepReport,
 ) -> Result<(), SqlError> {
     let list = statements(step, ctx);
@@ -107,6 +129,7 @@ async fn run_all(
         let mut attempt = 0;
         let mut kill_round = 0;
         loop {
+            withhold_unless_allowed(gate, &st.instance, &st.purpose).await?;
             attempt += 1;
             report.statements_sent += 1;
             report.writes += 1;
@@ -126,6 +149,7 @@ async fn run_all(
                 && let Some(database) = step.databases().first().copied()
             {
                 kill_round += 1;
+                withhold_unless_allowed(gate, &st.instance, "KILL").await?;
                 end_sessions(conns, settings, spec, &st.instance, database, report).await?;
                 continue;
             }
@@ -149,6 +173,23 @@ async fn run_all(
         }
     }
     Ok(())
+}
+
+/// `Err(Withdrawn)` naming what would have been sent, when the gate says this process may no
+/// longer write.
+async fn withhold_unless_allowed(
+    gate: &dyn WriteGate,
+    instance: &str,
+    statement: &str,
+) -> Result<(), SqlError> {
+    if gate.may_write().await {
+        return Ok(());
+    }
+    tracing::warn!(%instance, %statement, "not sent: this process may no longer write");
+    Err(SqlError::Withdrawn {
+        instance: instance.to_string(),
+        statement: statement.to_string(),
+    })
 }
 
 /// Send one statement on its instance's kept connection (opened when there is none). A

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::connect::{ConnectSettings, Credentials};
-use crate::execute::{RunOptions, StepReport, run_step};
+use crate::execute::{AlwaysWrite, RunOptions, StepReport, run_step};
 use crate::observe::Observer;
 use crate::statements::StatementContext;
 use jiff::Timestamp;
@@ -145,6 +145,7 @@ impl Live {
             step,
             &ctx,
             &opts(),
+            &AlwaysWrite,
         )
         .await
         .unwrap_or_else(|e| panic!("{} failed: {e}", step.name()));

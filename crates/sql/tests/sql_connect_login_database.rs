@@ -74,6 +74,7 @@ async fn the_operator_logs_in_to_master_whatever_the_logins_default_database() {
         connect_timeout: Duration::from_secs(5),
         command_timeout: Duration::from_secs(5),
         credentials: Credentials::new("pchat", "Pchat-Sim-1"),
+        client_name: None,
     };
     let mut client = connect(&target, &settings)
         .await

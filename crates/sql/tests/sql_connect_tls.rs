@@ -26,6 +26,7 @@ fn settings(encrypt: EncryptMode) -> ConnectSettings {
         connect_timeout: Duration::from_secs(5),
         command_timeout: Duration::from_secs(5),
         credentials: Credentials::new("sa", "Pchat-Sim-1"),
+        client_name: None,
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use pchat_core::observe::{DatabaseState, LocationKind, MirroringRole, MirroringState};
 use pchat_core::plan::{self, Decision, Step};
 use pchat_sim::faults::{Fault, FaultInjector};
-use pchat_sql::execute::run_step;
+use pchat_sql::execute::{AlwaysWrite, run_step};
 use pchat_sql::statements::StatementContext;
 use pchat_sql::testing::*;
 
@@ -276,6 +276,7 @@ async fn a_statement_refused_with_a_retryable_error_is_retried_and_a_fatal_one_s
         &reseed,
         &ctx,
         &opts(),
+        &AlwaysWrite,
     )
     .await
     .unwrap_err();
@@ -340,12 +341,85 @@ async fn a_cancelled_step_sends_nothing_more() {
         &step,
         &ctx,
         &options,
+        &AlwaysWrite,
     )
     .await
     .unwrap();
     assert!(report.cancelled);
     assert_eq!(report.statements_sent, 0);
     assert_eq!(live.sim.sim.database_state("dal-sql1", "mgccomp"), None);
+}
+
+/// A write gate that lets `allowed` statements through and then says no, as a replica that
+/// loses its Lease in the middle of a step.
+struct GateClosingAfter {
+    allowed: std::sync::atomic::AtomicUsize,
+}
+
+impl pchat_sql::execute::WriteGate for GateClosingAfter {
+    fn may_write(&self) -> futures::future::BoxFuture<'_, bool> {
+        use std::sync::atomic::Ordering;
+        let open = self
+            .allowed
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        Box::pin(async move { open })
+    }
+}
+
+#[tokio::test]
+async fn a_step_whose_write_gate_closes_sends_no_further_statement_and_says_why() {
+    let mut live = start("gate").await;
+    live.converge(Duration::from_secs(60)).await;
+    let obs = live.observe().await;
+    // Three statements: the backups on atl-sql1, then two restores on dal-sql1.
+    let reseed = Step::Reseed {
+        site: "dallas".into(),
+        instance: "dal-sql1".into(),
+        database: "mgc".into(),
+        source_instance: "atl-sql1".into(),
+        full_backup: r"\\atl-fs\pchat-ls\mgc_gate.bak".into(),
+        log_backup: r"\\atl-fs\pchat-ls\mgc_gate.trn".into(),
+        replace: true,
+    };
+    let writes_on_dal = |live: &Live| {
+        live.sim
+            .sim
+            .statement_log("dal-sql1")
+            .iter()
+            .filter(|s| s.program_name == "pchat-operator" && s.writes)
+            .count()
+    };
+    let before = writes_on_dal(&live);
+    let gate = GateClosingAfter { allowed: 1.into() };
+    let ctx = StatementContext::from_observation(&obs);
+    let (spec, settings) = (live.spec.clone(), live.settings.clone());
+    let err = run_step(
+        live.observer.connections(),
+        &settings,
+        &spec,
+        &reseed,
+        &ctx,
+        &opts(),
+        &gate,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, pchat_sql::SqlError::Withdrawn { .. }),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+    let message = err.to_string();
+    assert!(
+        message.contains("dal-sql1") && message.contains("may no longer write"),
+        "{message}"
+    );
+    assert_eq!(
+        writes_on_dal(&live),
+        before,
+        "a restore was sent past the gate"
+    );
 }
 
 #[tokio::test]

@@ -270,6 +270,7 @@ async fn observe_and_run_step_can_run_on_spawned_tasks() {
         &step,
         &ctx,
         &options,
+        &pchat_sql::execute::AlwaysWrite,
     );
     assert_send(&run);
     run.await.unwrap();
