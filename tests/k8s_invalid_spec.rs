@@ -33,7 +33,7 @@ async fn a_primary_site_naming_no_site_is_refused_by_the_api_server_and_stalls_t
     assert!(out.contains("spec.primarySite"), "{out}");
 
     store_past_the_crd_rules(&world, &invalid).await;
-    let other = valid_pool_in_another_namespace(&world).await;
+    let other = valid_pool_in_another_namespace(&world, "invalid").await;
     let op = world.operator("op-a", 15);
     world.wait_ready(&op).await;
 
@@ -96,39 +96,127 @@ async fn a_primary_site_naming_no_site_is_refused_by_the_api_server_and_stalls_t
     assert!(world.operator_statements() > 0);
 }
 
+/// A pool stored under an earlier, looser CRD with a duration the operator cannot read
+/// (`unreachableAfter: five minutes`, which no pattern refused then) does not stop the others:
+/// the operator decodes each stored pool on its own, so the watch of all pools keeps working,
+/// that pool is Stalled naming the field, and a valid pool in another namespace converges.
+/// Fixed with `kubectl patch`, it converges too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_pool_the_operator_cannot_decode_is_stalled_naming_the_field_and_the_others_converge()
+ {
+    let world = World::start_with("undecodable", Scope::AllNamespaces).await;
+    world.apply_crd().await;
+    world.apply_secret().await;
+    let mut pool: serde_json::Value = serde_saphyr::from_str(&world.pool_manifest(|_| {})).unwrap();
+    pool["spec"]["failover"]["unreachableAfter"] = "five minutes".into();
+    let pool = serde_json::to_string(&pool).unwrap();
+    let (applied, out) = world.try_apply("pool.json", &pool).await;
+    assert!(!applied, "the API server accepted the duration:\n{out}");
+    assert!(out.contains("spec.failover.unreachableAfter"), "{out}");
+
+    store_under_a_looser_crd(&world, &pool, &["x-kubernetes-validations", "pattern"]).await;
+    let other = valid_pool_in_another_namespace(&world, "undecodable").await;
+    let op = world.operator("op-a", 15);
+    world.wait_ready(&op).await;
+
+    let stalled = eventually(
+        LONG,
+        "the undecodable pool is Stalled",
+        async || world.status().await.filter(|s| has(s, "Stalled", "True")),
+        async || format!("{:#?}\n{}", world.status().await, op.log()),
+    )
+    .await;
+    assert_eq!(stalled.phase, Some(Phase::Invalid));
+    let c = condition(&stalled, "Stalled").unwrap();
+    assert_eq!(c.reason, "InvalidSpec");
+    assert!(
+        c.message.contains("spec.failover.unreachableAfter"),
+        "{}",
+        c.message
+    );
+    eventually(
+        LONG,
+        "the valid pool in the other namespace converges",
+        async || {
+            world
+                .status_in(OTHER)
+                .await
+                .filter(|s| s.phase == Some(Phase::Protected) && has(s, "Ready", "True"))
+        },
+        async || format!("{:#?}\n{}", world.status_in(OTHER).await, op.log()),
+    )
+    .await;
+    assert!(operator_statements(&other) > 0);
+    assert_eq!(
+        world.operator_statements(),
+        0,
+        "SQL was sent for a pool whose spec cannot be read"
+    );
+
+    world
+        .kubectl(&[
+            "patch",
+            "pcpool",
+            POOL,
+            "-n",
+            NAMESPACE,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"failover":{"unreachableAfter":"60s"}}}"#,
+        ])
+        .await;
+    eventually(
+        LONG,
+        "the fixed pool converges",
+        async || world.status().await.filter(|s| has(s, "Ready", "True")),
+        async || format!("{:#?}\n{}", world.status().await, op.log()),
+    )
+    .await;
+}
+
 /// Store `pool` as an older CRD without CEL rules would have let it in, then put the real CRD
 /// back: the API server does not re-validate stored objects.
 async fn store_past_the_crd_rules(world: &World, pool: &str) {
-    let crd_yaml = include_str!("../crds/persistentchatpool.yaml");
-    let mut crd: serde_json::Value = serde_saphyr::from_str(crd_yaml).unwrap();
-    let removed = strip_validations(&mut crd);
-    assert!(removed > 0, "the CRD has no x-kubernetes-validations");
-    world
-        .apply("crd-loose.json", &serde_json::to_string(&crd).unwrap())
-        .await;
-    world.apply("pool.yaml", pool).await;
-    world.apply_crd().await;
+    store_under_a_looser_crd(world, pool, &["x-kubernetes-validations"]).await;
     assert_eq!(
         world.pool().await.unwrap()["spec"]["primarySite"],
         "houston"
     );
 }
 
-/// Remove every `x-kubernetes-validations` from a CRD; how many there were.
-fn strip_validations(v: &mut serde_json::Value) -> usize {
+/// Store `pool` under the CRD with every schema keyword in `loosened` removed, as an earlier
+/// version of it would have let the pool in, then apply the real CRD again.
+async fn store_under_a_looser_crd(world: &World, pool: &str, loosened: &[&str]) {
+    let crd_yaml = include_str!("../crds/persistentchatpool.yaml");
+    let mut crd: serde_json::Value = serde_saphyr::from_str(crd_yaml).unwrap();
+    for keyword in loosened {
+        let removed = strip(&mut crd, keyword);
+        assert!(removed > 0, "the CRD has no {keyword}");
+    }
+    world
+        .apply("crd-loose.json", &serde_json::to_string(&crd).unwrap())
+        .await;
+    world.apply("pool.yaml", pool).await;
+    world.apply_crd().await;
+}
+
+/// Remove every `keyword` from a CRD's schema; how many there were.
+fn strip(v: &mut serde_json::Value, keyword: &str) -> usize {
     match v {
         serde_json::Value::Object(map) => {
-            let here = usize::from(map.remove("x-kubernetes-validations").is_some());
-            here + map.values_mut().map(strip_validations).sum::<usize>()
+            let here = usize::from(map.remove(keyword).is_some());
+            here + map.values_mut().map(|v| strip(v, keyword)).sum::<usize>()
         }
-        serde_json::Value::Array(items) => items.iter_mut().map(strip_validations).sum(),
+        serde_json::Value::Array(items) => items.iter_mut().map(|v| strip(v, keyword)).sum(),
         _ => 0,
     }
 }
 
 /// A second simulated pool, its Secret and a valid pool pointed at it, in [`OTHER`].
-async fn valid_pool_in_another_namespace(world: &World) -> Live {
-    let other = pchat_sql::testing::start("k8s-invalid-other").await;
+/// `label` names its simulator's state folder.
+async fn valid_pool_in_another_namespace(world: &World, label: &str) -> Live {
+    let other = pchat_sql::testing::start(&format!("k8s-{label}-other")).await;
     world.kubectl(&["create", "namespace", OTHER]).await;
     world.apply_secret_in(OTHER).await;
     world

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use tokio::time::Instant;
@@ -20,6 +21,7 @@ use futures::future::BoxFuture;
 use super::configmap::ConfigMapPublisher;
 use super::context::{Context, PoolSlot};
 use super::credentials;
+use super::stored::{self, StoredPool};
 use super::{events, status_patch};
 use crate::Error;
 use crate::engine::sql_port::LivePort;
@@ -27,7 +29,7 @@ use crate::engine::{self, PassOutcome, PortSource, PortUnavailable, SqlPort};
 use pchat_core::api::{ConditionReason, PersistentChatPool, PersistentChatPoolSpec};
 
 /// The kube-runtime reconciler.
-pub async fn reconcile(pool: Arc<PersistentChatPool>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(pool: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = pool.name_any();
     let namespace = pool.namespace().unwrap_or_default();
     let Some(uid) = pool.uid() else {
@@ -40,7 +42,8 @@ pub async fn reconcile(pool: Arc<PersistentChatPool>, ctx: Arc<Context>) -> Resu
     }
     // Read the pool afresh: the watch may not have delivered the status the last pass wrote,
     // and `previous` must be that status (step numbering, transition, condition times).
-    let pools: Api<PersistentChatPool> = Api::namespaced(ctx.client.clone(), &namespace);
+    let pools: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &namespace, &stored::api_resource());
     let fresh = pools
         .get_opt(&name)
         .await
@@ -54,9 +57,10 @@ pub async fn reconcile(pool: Arc<PersistentChatPool>, ctx: Arc<Context>) -> Resu
         ctx.forget(&uid, &namespace, &name);
         return Ok(Action::await_change());
     };
+    let pool = StoredPool::decode(stored::with_types(pool));
     let slot = ctx.slot(&uid, &namespace, &name);
     let mut slot = slot.lock().await;
-    let generation = pool.metadata.generation;
+    let generation = pool.generation();
     if let Some((due, for_generation)) = slot.next_due {
         let now = Instant::now();
         if for_generation == generation && due > now {
@@ -71,27 +75,26 @@ pub async fn reconcile(pool: Arc<PersistentChatPool>, ctx: Arc<Context>) -> Resu
 /// One pass over a pool this replica leads: returns when to come back.
 async fn pass(
     ctx: &Context,
-    pools: &Api<PersistentChatPool>,
-    pool: &PersistentChatPool,
+    pools: &Api<DynamicObject>,
+    pool: &StoredPool,
     uid: &str,
     slot: &mut PoolSlot,
 ) -> Result<std::time::Duration, Error> {
-    let name = pool.name_any();
-    let namespace = pool.namespace().unwrap_or_default();
-    let spec = &pool.spec;
+    let name = pool.name();
+    let namespace = pool.namespace();
     let previous = pool.status.as_ref();
     let round_trips_before = slot.port.as_ref().map_or(0, |(_, port)| port.round_trips());
     let mut publisher = ConfigMapPublisher::new(
         Api::<ConfigMap>::namespaced(ctx.client.clone(), &namespace),
         &namespace,
         &name,
-        owner_reference(pool, uid),
+        owner_reference(&name, uid),
     );
     let pool_name = format!("{namespace}/{name}");
     let input = engine::PassInput {
         pool: &pool_name,
-        spec: Ok(spec),
-        generation: pool.metadata.generation,
+        spec: pool.spec.as_ref().map_err(String::as_str),
+        generation: pool.generation(),
         previous,
         now: Timestamp::now(),
         timing: ctx.timing,
@@ -128,7 +131,12 @@ async fn pass(
             source,
         })?;
     let evs = events::derive(previous, &report.status, report.step_ran.as_ref());
-    events::publish(&ctx.recorder, &pool.object_ref(&()), evs).await;
+    events::publish(
+        &ctx.recorder,
+        &pool.object.object_ref(&stored::api_resource()),
+        evs,
+    )
+    .await;
 
     let m = &ctx.metrics;
     m.pass(&namespace, &name, report.outcome);
@@ -139,7 +147,12 @@ async fn pass(
         m.step(step.name(), run.elapsed);
     }
     m.round_trips(&namespace, &name, round_trips);
-    let sites: Vec<String> = spec.sites.iter().map(|s| s.name.clone()).collect();
+    // A spec that cannot be read has no sites: its per-site gauges are absent.
+    let sites: Vec<String> = pool
+        .spec
+        .iter()
+        .flat_map(|spec| spec.sites.iter().map(|s| s.name.clone()))
+        .collect();
     m.status(&namespace, &name, &sites, &report.status);
     Ok(report.requeue_after)
 }
@@ -216,11 +229,11 @@ impl PortSource for SecretPorts<'_> {
 }
 
 /// The pool as the controlling owner of its ConfigMap (garbage-collected with it).
-fn owner_reference(pool: &PersistentChatPool, uid: &str) -> OwnerReference {
+fn owner_reference(name: &str, uid: &str) -> OwnerReference {
     OwnerReference {
         api_version: PersistentChatPool::api_version(&()).into_owned(),
         kind: PersistentChatPool::kind(&()).into_owned(),
-        name: pool.name_any(),
+        name: name.to_string(),
         uid: uid.to_string(),
         controller: Some(true),
         block_owner_deletion: None,
@@ -228,7 +241,7 @@ fn owner_reference(pool: &PersistentChatPool, uid: &str) -> OwnerReference {
 }
 
 /// The kube-runtime error policy: count the failure, log it, retry soon.
-pub fn error_policy(pool: Arc<PersistentChatPool>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(pool: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
     let name = pool.name_any();
     let namespace = pool.namespace().unwrap_or_default();
     tracing::warn!(%namespace, pool = %name, error = %error, "reconcile failed, retrying");

@@ -20,6 +20,7 @@ pub mod leader;
 pub mod metrics;
 pub mod shutdown;
 pub mod status_patch;
+pub mod stored;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -31,6 +32,7 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::DynamicObject;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -39,7 +41,6 @@ use tokio_util::sync::CancellationToken;
 use crate::Error;
 use context::{Context, Timing};
 use leader::LeaseConfig;
-use pchat_core::api::PersistentChatPool;
 
 /// The field manager of every server-side apply, and the Event reporter.
 pub const FIELD_MANAGER: &str = "pchat-operator";
@@ -127,12 +128,18 @@ async fn run_controller(
         "pchat-operator running"
     );
 
-    let (pools, config_maps): (Api<PersistentChatPool>, Api<ConfigMap>) = match &opts.namespace {
+    // Pools are watched untyped and decoded one by one in their pass (`stored`): one stored
+    // object the operator cannot read must not fail the watch of all of them.
+    let resource = stored::api_resource();
+    let (pools, config_maps): (Api<DynamicObject>, Api<ConfigMap>) = match &opts.namespace {
         Some(ns) => (
-            Api::namespaced(client.clone(), ns),
+            Api::namespaced_with(client.clone(), ns, &resource),
             Api::namespaced(client.clone(), ns),
         ),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
+        None => (
+            Api::all_with(client.clone(), &resource),
+            Api::all(client.clone()),
+        ),
     };
     let recorder = Recorder::new(
         client.clone(),
@@ -161,7 +168,7 @@ async fn run_controller(
         let _ = stop_tx.send(());
     });
 
-    let controller = Controller::new(pools, watcher::Config::default())
+    let controller = Controller::new_with(pools, watcher::Config::default(), resource)
         .owns(
             config_maps,
             watcher::Config::default()

@@ -3,11 +3,11 @@
 //! conflict could only come from a hand edit, which the next pass would contradict anyway).
 
 use kube::Api;
-use kube::api::{Patch, PatchParams};
+use kube::api::{DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::FIELD_MANAGER;
-use pchat_core::api::{PersistentChatPool, PersistentChatPoolStatus};
+use pchat_core::api::PersistentChatPoolStatus;
 
 /// The apply body: type, name and the status, nothing of the spec (so the operator never takes
 /// ownership of a spec field).
@@ -20,12 +20,13 @@ pub fn body(name: &str, status: &PersistentChatPoolStatus) -> Value {
     })
 }
 
-/// Apply `status` to the pool `name`.
+/// Apply `status` to the pool `name` (through the untyped API: the answer is the stored
+/// object, which need not decode as a typed pool).
 pub async fn apply(
-    api: &Api<PersistentChatPool>,
+    api: &Api<DynamicObject>,
     name: &str,
     status: &PersistentChatPoolStatus,
-) -> Result<PersistentChatPool, kube::Error> {
+) -> Result<DynamicObject, kube::Error> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     api.patch_status(name, &params, &Patch::Apply(body(name, status)))
         .await

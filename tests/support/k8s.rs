@@ -517,8 +517,11 @@ impl World {
         self.pool_in(NAMESPACE).await
     }
 
+    /// Read untyped, as a stored pool need not decode as the operator's type.
     pub async fn pool_in(&self, namespace: &str) -> Option<Value> {
-        let pools: Api<PersistentChatPool> = Api::namespaced(self.client.clone(), namespace);
+        let resource = kube::api::ApiResource::erase::<PersistentChatPool>(&());
+        let pools: Api<kube::api::DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &resource);
         let pool = pools.get_opt(POOL).await.expect("GET the pool")?;
         Some(serde_json::to_value(pool).unwrap())
     }
@@ -529,8 +532,8 @@ impl World {
     }
 
     pub async fn status_in(&self, namespace: &str) -> Option<PersistentChatPoolStatus> {
-        let pools: Api<PersistentChatPool> = Api::namespaced(self.client.clone(), namespace);
-        pools.get_opt(POOL).await.expect("GET the pool")?.status
+        let status = self.pool_in(namespace).await?.get("status")?.clone();
+        Some(serde_json::from_value(status).expect("the status decodes"))
     }
 
     /// The pool's ConfigMap.

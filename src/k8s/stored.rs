@@ -1,0 +1,158 @@
+//! A PersistentChatPool as the API server stores it, decoded one object at a time.
+//!
+//! The controller watches pools as untyped objects and decodes each one here, in its own pass,
+//! rather than letting the watch decode them: a typed watch fails its whole list (and so stops
+//! every pool) on one object it cannot read, and the API server can hold such objects: pools
+//! stored under an earlier, looser version of the CRD are not checked again when the CRD is
+//! tightened. A pool whose spec cannot be decoded gets its own Stalled status naming the field,
+//! through the engine's path for a manifest that cannot be used; the others go on.
+
+use kube::ResourceExt;
+use kube::api::{ApiResource, DynamicObject, TypeMeta};
+use kube::core::Resource;
+use serde_json::Value;
+
+use pchat_core::api::{PersistentChatPool, PersistentChatPoolSpec, PersistentChatPoolStatus};
+
+/// The pool's type for the untyped API (group, version, kind, plural).
+pub fn api_resource() -> ApiResource {
+    ApiResource::erase::<PersistentChatPool>(&())
+}
+
+/// One stored pool, decoded as far as it can be.
+#[derive(Debug)]
+pub struct StoredPool {
+    /// The object as stored: metadata for names, uid, generation and references.
+    pub object: DynamicObject,
+    /// The spec, or why it cannot be used (the loader's message, naming the field).
+    pub spec: Result<PersistentChatPoolSpec, String>,
+    /// The status the last pass wrote; `None` when there is none or it cannot be read (the
+    /// next status is then built afresh).
+    pub status: Option<PersistentChatPoolStatus>,
+}
+
+impl StoredPool {
+    /// Decode `object` with the same loader as a manifest file (unknown fields, durations
+    /// the CRD's pattern refuses and values of the wrong type are named by their path),
+    /// reading the status on its own so that a spec problem does not hide it.
+    pub fn decode(object: DynamicObject) -> StoredPool {
+        let mut manifest = serde_json::to_value(&object).unwrap_or(Value::Null);
+        let status = match &mut manifest {
+            Value::Object(fields) => fields.remove("status"),
+            _ => None,
+        };
+        let status = status.and_then(|value| {
+            serde_json::from_value(value)
+                .inspect_err(|e| {
+                    tracing::warn!(pool = %object.name_any(), error = %e, "the stored status cannot be read: building it afresh");
+                })
+                .ok()
+        });
+        let spec = if manifest.get("spec").is_none() {
+            Err("the stored object has no spec".to_string())
+        } else {
+            // YAML is a superset of JSON: the manifest loader reads the object as it is.
+            pchat_core::api::load_pool_yaml(&manifest.to_string())
+                .map(|pool| pool.spec)
+                .map_err(|e| e.to_string().replace('\n', "; "))
+        };
+        StoredPool {
+            object,
+            spec,
+            status,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        self.object.name_any()
+    }
+
+    pub fn namespace(&self) -> String {
+        self.object.namespace().unwrap_or_default()
+    }
+
+    pub fn uid(&self) -> Option<String> {
+        self.object.uid()
+    }
+
+    pub fn generation(&self) -> Option<i64> {
+        self.object.metadata.generation
+    }
+}
+
+/// An object as the untyped watch and GET deliver it, with its `apiVersion` and `kind` set
+/// (items of a list may come without them, and the loader checks them).
+pub fn with_types(mut object: DynamicObject) -> DynamicObject {
+    object.types = Some(TypeMeta {
+        api_version: PersistentChatPool::api_version(&()).into_owned(),
+        kind: PersistentChatPool::kind(&()).into_owned(),
+    });
+    object
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stored(spec_edit: impl FnOnce(&mut Value), status: Option<Value>) -> StoredPool {
+        let pool = pchat_core::api::load_pool_yaml(include_str!("../../examples/pool.yaml"))
+            .expect("the example loads");
+        let mut value = serde_json::to_value(&pool).unwrap();
+        value["metadata"]["uid"] = json!("b7c2");
+        value["metadata"]["generation"] = json!(3);
+        value["metadata"]["resourceVersion"] = json!("812");
+        value["metadata"]["managedFields"] = json!([{"manager": "kubectl", "operation": "Apply"}]);
+        spec_edit(&mut value["spec"]);
+        if let Some(status) = status {
+            value["status"] = status;
+        }
+        let mut object: DynamicObject = serde_json::from_value(value).unwrap();
+        object.types = None;
+        StoredPool::decode(with_types(object))
+    }
+
+    #[test]
+    fn a_stored_pool_decodes_with_its_metadata_and_status() {
+        let pool = stored(
+            |_| {},
+            Some(json!({"phase": "Protected", "servingSite": "atlanta"})),
+        );
+        let spec = pool.spec.as_ref().expect("the example's spec decodes");
+        assert_eq!(spec.primary_site, "atlanta");
+        assert_eq!(pool.generation(), Some(3));
+        assert_eq!(pool.uid().as_deref(), Some("b7c2"));
+        assert_eq!(
+            pool.status.and_then(|s| s.serving_site).as_deref(),
+            Some("atlanta")
+        );
+    }
+
+    #[test]
+    fn a_duration_the_crd_now_refuses_names_its_field_and_keeps_the_status() {
+        let pool = stored(
+            |spec| spec["failover"]["unreachableAfter"] = json!("five minutes"),
+            Some(json!({"phase": "Protected"})),
+        );
+        let reason = pool.spec.expect_err("the duration cannot be used");
+        assert!(
+            reason.contains("spec.failover.unreachableAfter"),
+            "{reason}"
+        );
+        assert!(pool.status.is_some());
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_refused_not_a_panic() {
+        let pool = stored(|spec| spec["sites"] = json!("atlanta"), None);
+        let reason = pool.spec.expect_err("sites must be a list");
+        assert!(!reason.is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_status_is_dropped_and_the_spec_still_decodes() {
+        let pool = stored(|_| {}, Some(json!({"phase": 7})));
+        assert!(pool.spec.is_ok());
+        assert!(pool.status.is_none());
+    }
+}
