@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::k8s::{Cluster, NAMESPACE, RELEASE, chart_dir, eventually};
+use support::k8s::{Cluster, IMAGE, NAMESPACE, RELEASE, chart_dir, eventually};
 
 async fn start_cluster(name: &str) -> Cluster {
     let dir = std::env::temp_dir().join(format!("pchat-k8s-{name}-{}", std::process::id()));
@@ -52,7 +52,9 @@ async fn the_chart_lints_clean_and_installs_upgrades_and_uninstalls_on_a_real_ap
     let cluster = start_cluster("chart").await;
     let chart = chart_dir();
     let chart = chart.to_str().unwrap();
-    let lint = cluster.tool("helm", &["lint", "--strict", chart]).await;
+    let lint = cluster
+        .tool("helm", &["lint", "--strict", chart, "--set", IMAGE])
+        .await;
     assert!(
         lint.contains("1 chart(s) linted, 0 chart(s) failed"),
         "{lint}"
@@ -71,6 +73,8 @@ async fn the_chart_lints_clean_and_installs_upgrades_and_uninstalls_on_a_real_ap
             chart,
             "--set",
             "networkPolicy.enabled=true",
+            "--set",
+            IMAGE,
         ];
         args.extend_from_slice(extra);
         cluster.try_tool("helm", &args).await
@@ -85,6 +89,14 @@ async fn the_chart_lints_clean_and_installs_upgrades_and_uninstalls_on_a_real_ap
         render_network_policy(&["--set", "networkPolicy.apiServer.cidrs={192.0.2.10/32}"]).await;
     assert!(rendered, "{message}");
     assert!(message.contains("cidr: 192.0.2.10/32"), "{message}");
+
+    // No public image exists: an install without one fails, naming the value and what to set.
+    let (rendered, message) = cluster.try_tool("helm", &["template", "x", chart]).await;
+    assert!(!rendered, "{message}");
+    assert!(
+        message.contains("image.repository is empty") && message.contains("Dockerfile"),
+        "{message}"
+    );
 
     // PodSecurity `restricted` enforced on the release namespace.
     cluster
@@ -105,7 +117,9 @@ async fn the_chart_lints_clean_and_installs_upgrades_and_uninstalls_on_a_real_ap
     let install = cluster
         .tool(
             "helm",
-            &["install", RELEASE, chart, "-n", NAMESPACE, "--set", &watch],
+            &[
+                "install", RELEASE, chart, "-n", NAMESPACE, "--set", &watch, "--set", IMAGE,
+            ],
         )
         .await;
     assert!(install.contains("STATUS: deployed"), "{install}");
@@ -260,6 +274,8 @@ async fn two_replicas_get_a_disruption_budget_and_prefer_different_nodes(cluster
                 NAMESPACE,
                 "--set",
                 "serviceMonitor.enabled=true",
+                "--set",
+                IMAGE,
             ],
         )
         .await;

@@ -7,7 +7,11 @@
 mod support;
 
 use pchat_core::api::{PersistentChatPoolStatus, Phase};
-use support::k8s::{LONG, NAMESPACE, Operator, World, condition, eventually, has};
+use pchat_sql::testing::admin_client;
+use support::k8s::{
+    LONG, NAMESPACE, Operator, World, condition, eventually, has, ready_at, secret_manifest,
+    settled_at,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_or_deleted_secret_stalls_the_pool_naming_it_and_it_converges_once_the_secret_exists()
@@ -159,5 +163,91 @@ async fn deleting_the_secret_stalls_the_pool_until_it_returns(world: &World, op:
     assert!(
         world.operator_statements() > sent,
         "no SQL after the recovery"
+    );
+}
+
+/// A password rotated on SQL Server (`ALTER LOGIN` on every instance) and then in the Secret is
+/// used from the next pass, without a restart: the operator logs in afresh when the Secret's
+/// content changes. The operator's sessions of the old password are then ended, as a DBA
+/// would, so every later statement needs the new one: a switch to dallas completes. Neither
+/// password reaches the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_rotated_in_the_secret_is_used_from_the_next_pass_without_a_restart() {
+    const ROTATED: &str = "Rotated-Pchat-2";
+    let world = World::start("rotation").await;
+    world.apply_crd().await;
+    world.apply_secret().await;
+    let op = world.operator("op-a", 15);
+    world.wait_ready(&op).await;
+    world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
+    eventually(
+        LONG,
+        "the pool is Ready at atlanta",
+        async || world.status().await.filter(|s| ready_at(s, "atlanta")),
+        async || format!("{:#?}\n{}", world.status().await, op.log()),
+    )
+    .await;
+    let logins_before = op.log().matches("logging in with the credentials").count();
+
+    // Admin sessions opened before the rotation stay logged in after it.
+    let sim = &world.live.sim;
+    let mut admins = Vec::new();
+    for (_, instance) in world.live.spec.instances() {
+        admins.push(admin_client(sim.addr(&instance.name).unwrap()).await);
+    }
+    for admin in &mut admins {
+        admin
+            .execute(
+                format!("ALTER LOGIN [sa] WITH PASSWORD = N'{ROTATED}'"),
+                &[],
+            )
+            .await
+            .expect("ALTER LOGIN");
+    }
+    world
+        .apply(
+            "secret-rotated.yaml",
+            &secret_manifest(NAMESPACE, "pchat-sql", "sa", ROTATED),
+        )
+        .await;
+    for admin in &mut admins {
+        let rows = admin
+            .simple_query(
+                "SELECT session_id FROM sys.dm_exec_sessions WHERE program_name = 'pchat-operator'",
+            )
+            .await
+            .unwrap()
+            .into_first_result()
+            .await
+            .unwrap();
+        for row in rows {
+            let session: i16 = row.get(0).unwrap();
+            // 6106 when it left meanwhile: nothing to end.
+            let _ = admin.execute(format!("KILL {session}"), &[]).await;
+        }
+    }
+
+    world.set_primary_site("pcpool", "dallas").await;
+    eventually(
+        LONG,
+        "the switch to dallas completes with the rotated password",
+        async || world.status().await.filter(|s| settled_at(s, "dallas")),
+        async || format!("{:#?}\n{}", world.status().await, op.log()),
+    )
+    .await;
+    let log = op.log();
+    assert!(
+        log.matches("logging in with the credentials").count() > logins_before,
+        "the operator did not log in again after the Secret changed:\n{log}"
+    );
+    assert!(!log.contains(ROTATED), "the rotated password is in the log");
+    assert!(
+        !log.contains(pchat_sql::testing::PASSWORD),
+        "the old password is in the log"
+    );
+    assert!(
+        op.http_get("/readyz")
+            .await
+            .is_some_and(|(code, _)| code == 200)
     );
 }

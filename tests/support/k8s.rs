@@ -323,6 +323,9 @@ pub enum Scope {
     AllNamespaces,
 }
 
+/// The chart's one required value, as a user sets it: the image they pushed.
+pub const IMAGE: &str = "image.repository=registry.example.com/pchat-operator";
+
 /// The control plane with the chart installed, the simulator, the operator's kubeconfig and a
 /// client as the cluster admin. Fields drop in order: the simulator, then the control plane.
 pub struct World {
@@ -366,6 +369,8 @@ impl World {
             "--namespace",
             NAMESPACE,
             "--skip-crds",
+            "--set",
+            IMAGE,
         ];
         let watch = format!("watchNamespaces={{{NAMESPACE}}}");
         if scope == Scope::OneNamespace {

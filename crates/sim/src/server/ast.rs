@@ -102,6 +102,12 @@ pub enum Stmt {
         database: String,
         action: AlterAction,
     },
+    /// `ALTER LOGIN login WITH PASSWORD = expr` (a password rotation; sessions already logged
+    /// in stay, as on SQL Server).
+    AlterLogin {
+        login: String,
+        password: Expr,
+    },
     Kill {
         spid: i64,
     },

@@ -208,6 +208,15 @@ pub fn cannot_open_default_db() -> SqlError {
     SqlError::new(4064, "Cannot open user default database. Login failed.").with_class(11)
 }
 
+/// MSSQLSERVER_15151: the same text whether the login is missing or not the caller's to change.
+pub fn cannot_alter_login(login: &str) -> SqlError {
+    SqlError::new(
+        15151,
+        format!("Cannot alter the login '{login}', because it does not exist or you do not have permission."),
+    )
+    .with_class(16)
+}
+
 pub fn login_failed(user: &str) -> SqlError {
     SqlError::new(18456, format!("Login failed for user '{user}'.")).with_class(14)
 }

@@ -171,6 +171,7 @@ fn kind_of(stmt: &Stmt) -> Option<StatementKind> {
         Stmt::AlterDatabase { .. } => StatementKind::AlterDatabase,
         Stmt::Exec { .. } => StatementKind::Exec,
         Stmt::Kill { .. } => StatementKind::Kill,
+        Stmt::AlterLogin { .. } => StatementKind::Exec,
         _ => return None,
     })
 }
@@ -647,6 +648,10 @@ fn exec_stmt(
             Ok(Vec::new())
         }
         Stmt::Kill { spid: target } => kill(state, inst, spid, *target),
+        Stmt::AlterLogin { login, password } => {
+            let password = eval_str(password, vars).map_err(|x| vec![x])?;
+            alter_login(state, inst, login, password)
+        }
         Stmt::Use { database } => use_database(state, inst, spid, database),
         Stmt::CreateDatabase { database } => create_database(state, inst, database),
         Stmt::DropDatabase { databases } => drop_databases(state, inst, databases),
@@ -818,6 +823,26 @@ fn kill(state: &mut State, inst: usize, spid: i16, target: i64) -> Result<Vec<Ou
     if !killed {
         return Err(vec![e::not_active_process(target)]);
     }
+    Ok(Vec::new())
+}
+
+/// ALTER LOGIN ... WITH PASSWORD: new logins need the new password; sessions already logged
+/// in keep running, as on SQL Server. The simulator has no server roles, so any login may
+/// change any password (SQL Server asks for ALTER ANY LOGIN, or OLD_PASSWORD for one's own).
+fn alter_login(
+    state: &mut State,
+    inst: usize,
+    login: &str,
+    password: String,
+) -> Result<Vec<Output>, Failure> {
+    let Some(def) = state.instances[inst]
+        .logins
+        .iter_mut()
+        .find(|l| l.name.eq_ignore_ascii_case(login))
+    else {
+        return Err(vec![e::cannot_alter_login(login)]);
+    };
+    def.password = password;
     Ok(Vec::new())
 }
 

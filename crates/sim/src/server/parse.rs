@@ -582,6 +582,14 @@ impl<'a> Parser<'a> {
 
     fn alter(&mut self) -> Result<Stmt, SqlError> {
         self.pos += 1;
+        if self.eat_kw("login") {
+            let login = self.ident()?;
+            self.expect_kw("with")?;
+            self.expect_kw("password")?;
+            self.expect_sym("=")?;
+            let password = self.expr()?;
+            return Ok(Stmt::AlterLogin { login, password });
+        }
         self.expect_kw("database")?;
         let database = self.ident()?;
         self.expect_kw("set")?;
@@ -885,6 +893,13 @@ mod tests {
 
     #[test]
     fn alter_partner_address_and_rollback_immediate_parse() {
+        assert_eq!(
+            one("ALTER LOGIN [pchat] WITH PASSWORD = N'Rotated-2'"),
+            Stmt::AlterLogin {
+                login: "pchat".into(),
+                password: Expr::Literal(Value::Text("Rotated-2".into())),
+            }
+        );
         assert_eq!(
             one("ALTER DATABASE [mgc] SET PARTNER = N'TCP://a:5022'"),
             Stmt::AlterDatabase {
