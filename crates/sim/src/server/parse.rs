@@ -897,7 +897,7 @@ mod tests {
             one("ALTER LOGIN [pchat] WITH PASSWORD = N'Rotated-2'"),
             Stmt::AlterLogin {
                 login: "pchat".into(),
-                password: Expr::Literal(Value::Text("Rotated-2".into())),
+                password: Expr::Literal(Value::NVarChar("Rotated-2".into())),
             }
         );
         assert_eq!(
