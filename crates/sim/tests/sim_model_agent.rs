@@ -138,19 +138,23 @@ async fn sp_add_jobschedule_creates_and_attaches_a_schedule() {
     );
 }
 
+/// msdb's `sp_add_jobschedule` (deprecated) is `sp_add_schedule` plus `sp_attach_schedule`
+/// with no look at what the job has: a repeat adds a second schedule of the same name, and the
+/// job would run on both. Whoever configures a job must look first.
 #[tokio::test]
-async fn a_second_job_schedule_of_the_same_name_is_error_14261_and_adds_nothing() {
-    let w = world("agent14261");
+async fn a_second_job_schedule_of_the_same_name_adds_a_second_schedule() {
+    let w = world("agent-jobschedule-twice");
     let p = primary_with_enabled_backup_job(&w).await;
     let add = "EXEC msdb.dbo.sp_add_jobschedule @job_name = N'LSBackup_mgc', @name = N'every5',
                     @freq_type = 4, @freq_interval = 1, @freq_subday_type = 4, @freq_subday_interval = 5";
     p.ok(add).await;
-    assert_eq!(p.err(add).await, [14261]);
+    p.ok(add).await;
     let attached = p
         .int("SELECT COUNT(*) FROM msdb.dbo.sysjobschedules js JOIN msdb.dbo.sysjobs j ON j.job_id = js.job_id
-              WHERE j.name = N'LSBackup_mgc'")
+              JOIN msdb.dbo.sysschedules s ON s.schedule_id = js.schedule_id
+              WHERE j.name = N'LSBackup_mgc' AND s.name = N'every5'")
         .await;
-    assert_eq!(attached, 1);
+    assert_eq!(attached, 2);
 }
 
 #[tokio::test]

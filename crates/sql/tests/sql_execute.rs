@@ -160,6 +160,13 @@ async fn every_bootstrap_step_run_twice_still_converges_to_the_same_state() {
         obs.database("dal-sql1", "mgc").map(|d| d.state),
         Some(DatabaseState::Restoring)
     );
+    // ConfigureLogShipping run twice leaves each job one schedule (a second one of the same
+    // name would run it twice as often: msdb does not refuse it).
+    let schedules = job_schedules(&obs);
+    assert!(!schedules.is_empty());
+    let mut jobs: Vec<_> = schedules.iter().map(|(i, j, _)| (i, j)).collect();
+    jobs.dedup();
+    assert_eq!(jobs.len(), schedules.len(), "{schedules:#?}");
 }
 
 #[tokio::test]

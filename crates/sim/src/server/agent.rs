@@ -299,22 +299,9 @@ pub fn run(
             let name = str_arg(named, "@name")
                 .ok_or_else(|| vec![e::missing_param(proc_name, "@name")])?;
             let j = find_job(state, inst, named)?;
-            // msdb's sp_add_jobschedule refuses a name the job already has a schedule under
-            // (14261), so a configuration script that runs twice does not double the schedule.
-            let msdb = &state.instances[inst].msdb;
-            let job_id = &msdb.jobs[j].job_id;
-            let taken = msdb
-                .job_schedules
-                .iter()
-                .filter(|(jid, _)| jid == job_id)
-                .filter_map(|(_, sid)| msdb.schedules.iter().find(|s| s.schedule_id == *sid))
-                .any(|s| s.name.eq_ignore_ascii_case(&name));
-            if taken {
-                return Err(vec![SqlError::new(
-                    14261,
-                    format!("The specified @name ('{name}') already exists."),
-                )]);
-            }
+            // msdb's sp_add_jobschedule is sp_add_schedule then sp_attach_schedule, with no
+            // look at the job's schedules first: schedule names need not be unique, so every
+            // call adds and attaches one more schedule, even under a name the job already has.
             let s = schedule_from(state, inst, name, named)?;
             let out = vec![
                 ("@schedule_id".to_string(), Value::Int(s.schedule_id)),

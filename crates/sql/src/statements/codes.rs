@@ -25,9 +25,6 @@ pub const LOG_TOO_EARLY: u32 = 4326;
 pub const LOCK_NOT_PLACED: u32 = 5061;
 /// 6106: Process ID %d is not an active process ID.
 pub const NOT_ACTIVE_PROCESS: u32 = 6106;
-/// 14261: The specified @name ('%s') already exists. (sp_add_jobschedule, when the job
-/// already has a schedule of that name.)
-pub const JOB_SCHEDULE_EXISTS: u32 = 14261;
 /// 32009: A log shipping primary entry already exists for database %s.
 pub const LS_PRIMARY_EXISTS: u32 = 32009;
 /// 32010: Database %s does not exist as log shipping primary.

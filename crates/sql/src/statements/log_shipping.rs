@@ -97,24 +97,44 @@ fn subday(seconds: u64) -> (i32, i32) {
     }
 }
 
-/// `msdb.dbo.sp_add_jobschedule`: a daily schedule running `job_name` every
-/// `interval_seconds` all day. Log-shipping procedures create their jobs without a schedule
-/// (Microsoft's configuration scripts add one with sp_add_schedule and sp_attach_schedule), and
-/// SQL Agent never runs a job that has none. A job keeps its schedule across `@overwrite = 1`,
-/// so a repeat finds the name taken (14261) and counts as done.
+/// A daily schedule running `job_name` every `interval_seconds` all day, attached to the job
+/// unless the job already has one under that name: one batch that looks first, then
+/// `msdb.dbo.sp_add_schedule` and `msdb.dbo.sp_attach_schedule`. Log-shipping procedures
+/// create their jobs without a schedule (Microsoft's configuration scripts add one the same
+/// way), and SQL Agent never runs a job that has none. `sp_add_jobschedule` is not used: it is
+/// deprecated and adds another schedule on every call (schedule names need not be unique), so
+/// a repeated step would run the job twice as often. The look-up in the same batch makes the
+/// repeat harmless; a job keeps its schedules across `@overwrite = 1`. A procedure that fails
+/// raises its own error, which fails the step.
 fn schedule_job(instance: &str, job_name: &str, interval_seconds: u64) -> Statement {
-    let mut args = vec![
-        ("job_name", text(job_name)),
-        ("name", text(&job_schedule_name(job_name, interval_seconds))),
-        ("enabled", Arg::Const("1")),
-    ];
-    args.extend(daily_every(interval_seconds));
-    exec("msdb.dbo.sp_add_jobschedule", args)
-        .on(
-            instance,
-            format!("run the SQL Agent job {job_name} on {instance} every {interval_seconds} s"),
-        )
-        .done_if(&[JOB_SCHEDULE_EXISTS])
+    let schedule_name = job_schedule_name(job_name, interval_seconds);
+    let (unit, every) = subday(interval_seconds);
+    Batch::new(
+        "DECLARE @schedule_id int; \
+         IF NOT EXISTS (SELECT 1 FROM msdb.dbo.sysjobs j \
+         JOIN msdb.dbo.sysjobschedules js ON js.job_id = j.job_id \
+         JOIN msdb.dbo.sysschedules s ON s.schedule_id = js.schedule_id \
+         WHERE j.name = ",
+    )
+    .text(job_name)
+    .sql(" AND s.name = ")
+    .text(&schedule_name)
+    .sql(") BEGIN EXEC msdb.dbo.sp_add_schedule @schedule_name = ")
+    .text(&schedule_name)
+    .sql(", @enabled = 1, @freq_type = 4, @freq_interval = 1, @freq_subday_type = ")
+    .param(ParamValue::Int(unit))
+    .sql(", @freq_subday_interval = ")
+    .param(ParamValue::Int(every))
+    .sql(
+        ", @schedule_id = @schedule_id OUTPUT; \
+         EXEC msdb.dbo.sp_attach_schedule @job_name = ",
+    )
+    .text(job_name)
+    .sql(", @schedule_id = @schedule_id; END")
+    .on(
+        instance,
+        format!("run the SQL Agent job {job_name} on {instance} every {interval_seconds} s"),
+    )
 }
 
 /// The schedule arguments of "daily, all day, every `interval_seconds`".
