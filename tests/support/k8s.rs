@@ -97,6 +97,36 @@ impl Cluster {
         }
     }
 
+    /// `scripts/test-cluster COMMAND DIR`, off the async runtime; its output (stdout first).
+    async fn script(&self, command: &str) -> String {
+        let script = repo_root().join("scripts/test-cluster");
+        let args = vec![command.to_string(), self.dir.display().to_string()];
+        let (ok, out) = tokio::task::spawn_blocking(move || run_program(&script, &args, &[]))
+            .await
+            .unwrap();
+        assert!(ok, "scripts/test-cluster {command} failed:\n{out}");
+        out
+    }
+
+    /// Stop kube-apiserver alone: etcd and everything stored stay.
+    pub async fn stop_apiserver(&self) {
+        self.script("stop-apiserver").await;
+    }
+
+    /// Start kube-apiserver again as it ran before; returns once it is ready.
+    pub async fn start_apiserver(&self) {
+        self.script("start-apiserver").await;
+    }
+
+    /// Compact etcd's history up to its current revision, which it returns: a watch or read
+    /// from an older resourceVersion is then 410 Gone.
+    pub async fn compact_etcd(&self) -> u64 {
+        let out = self.script("compact-etcd").await;
+        out.lines()
+            .find_map(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no revision in:\n{out}"))
+    }
+
     /// Environment of kubectl and helm: the admin's credentials, Helm's state inside DIR.
     fn admin_env(&self) -> Vec<(String, String)> {
         let d = |sub: &str| self.dir.join(sub).display().to_string();
