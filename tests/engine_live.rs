@@ -287,3 +287,66 @@ async fn editing_primary_site_in_the_file_moves_the_live_pool_with_a_planned_swi
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An instance that answers under another `@@SERVERNAME` than the spec gives it (here the
+/// spec calls the simulator's dal-sql2 "dal-sql9") stops the pass before any step: the pool is
+/// Stalled with reason ServerNameMismatch naming both names, and no write reaches any instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_under_another_server_name_stalls_the_pool_and_nothing_is_written() {
+    let mut live = pchat_sql::testing::start("engine-server-name").await;
+    let renamed = live
+        .spec
+        .sites
+        .iter_mut()
+        .flat_map(|s| s.instances.iter_mut())
+        .find(|i| i.name == "dal-sql2")
+        .unwrap();
+    renamed.name = "dal-sql9".into();
+    let dir = temp_dir("server-name");
+    let opts = Options {
+        pool_file: write_manifest(&dir, &live),
+        once: true,
+        status_file: Some(dir.join("status.yaml")),
+        active_servers_file: dir.join("active-servers.yaml"),
+    };
+    let mut port = LivePort::with_settings(live.settings.clone(), pchat_sql::testing::opts());
+    for _ in 0..2 {
+        let report = local::run(&opts, &mut port, CancellationToken::new())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(report.step_ran.is_none(), "{:?}", report.step_ran);
+        assert!(
+            matches!(
+                report.decision,
+                Some(Decision::Blocked(
+                    pchat_core::plan::BlockReason::ServerNameMismatch { .. }
+                ))
+            ),
+            "{:?}",
+            report.decision
+        );
+    }
+    let status: PersistentChatPoolStatus =
+        serde_saphyr::from_str(&std::fs::read_to_string(dir.join("status.yaml")).unwrap()).unwrap();
+    let stalled = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .unwrap();
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "ServerNameMismatch")
+    );
+    assert!(
+        stalled.message.contains("dal-sql9") && stalled.message.contains("dal-sql2"),
+        "{}",
+        stalled.message
+    );
+    let writes: usize = ["atl-sql1", "atl-sql2", "dal-sql1", "dal-sql2"]
+        .iter()
+        .flat_map(|i| live.sim.sim.statement_log(i))
+        .filter(|s| s.program_name == "pchat-operator" && s.writes)
+        .count();
+    assert_eq!(writes, 0);
+}

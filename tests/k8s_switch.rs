@@ -278,7 +278,8 @@ async fn switch_in_metrics(op: &Operator) {
 }
 
 /// The operator's field manager owns the status subresource's fields and nothing of the spec:
-/// the spec stays the user's (kubectl's `last-applied` three-way merge keeps working).
+/// the spec stays the user's (kubectl's `last-applied` three-way merge keeps working); and the
+/// ConfigMap it publishes is its own.
 async fn operator_owns_status_only(world: &World) {
     let out = world
         .kubectl(&[
@@ -313,6 +314,40 @@ async fn operator_owns_status_only(world: &World) {
     assert!(
         !spec_owners.is_empty() && !spec_owners.contains(&"pchat-operator"),
         "{managed:#?}"
+    );
+
+    // The pool's ConfigMap is the operator's alone, written by server-side apply: one manager,
+    // pchat-operator, owning its data, its labels and its owner reference.
+    let out = world
+        .kubectl(&[
+            "get",
+            "configmap",
+            &format!("{POOL}-active-servers"),
+            "-n",
+            NAMESPACE,
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ])
+        .await;
+    let config_map: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let managed = config_map["metadata"]["managedFields"].as_array().unwrap();
+    let managers: Vec<(&str, &str)> = managed
+        .iter()
+        .map(|m| {
+            (
+                m["manager"].as_str().unwrap_or_default(),
+                m["operation"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(managers, [("pchat-operator", "Apply")], "{managed:#?}");
+    let fields = &managed[0]["fieldsV1"];
+    assert!(fields.get("f:data").is_some(), "{fields:#}");
+    assert!(fields["f:metadata"].get("f:labels").is_some(), "{fields:#}");
+    assert!(
+        fields["f:metadata"].get("f:ownerReferences").is_some(),
+        "{fields:#}"
     );
 }
 

@@ -479,6 +479,24 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_restore_latency_is_no_series_not_zero() {
+        let m = Metrics::new();
+        let sites = ["atlanta".to_string(), "dallas".to_string()];
+        m.status("chat", "atl-cs-001", &sites, &status());
+        assert!(m.render().contains("pchat_restore_latency_seconds{"));
+        // Later nothing is known (no secondary restored yet, or protection unobserved): the
+        // series goes rather than reading 0, which a dashboard would take for "no lag".
+        let mut unknown = status();
+        unknown.protection = None;
+        m.status("chat", "atl-cs-001", &sites, &unknown);
+        let text = m.render();
+        assert!(
+            !text.contains("pchat_restore_latency_seconds{"),
+            "a latency series without a latency:\n{text}"
+        );
+    }
+
+    #[test]
     fn a_forgotten_pool_leaves_no_gauge_behind() {
         let m = Metrics::new();
         m.status(

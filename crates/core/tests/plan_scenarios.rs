@@ -139,6 +139,45 @@ fn converged_steady_state_plans_zero_steps() {
     assert_eq!(a.serving_site.as_deref(), Some("atlanta"));
 }
 
+/// An instance whose `@@SERVERNAME` is not the spec's name for it stops the planner before any
+/// step: msdb's log-shipping and backup records are keyed by the server's own name, so
+/// planning from them would redo the configuration on every pass. The reason names both.
+#[test]
+fn an_instance_reporting_another_server_name_blocks_before_any_step() {
+    let spec = spec("atlanta");
+    let mut obs = converged_atlanta();
+    let dallas = obs
+        .instances
+        .iter_mut()
+        .find(|i| i.name == "dal-sql1")
+        .unwrap();
+    dallas.server_name = Some("DAL-SQL1-OLD".into());
+    let decision = plan::next(&spec, &obs, obs.taken_at);
+    let Decision::Blocked(reason) = &decision else {
+        panic!("{decision:?}");
+    };
+    assert_eq!(
+        *reason,
+        BlockReason::ServerNameMismatch {
+            instance: "dal-sql1".into(),
+            server_name: "DAL-SQL1-OLD".into(),
+        }
+    );
+    let message = reason.to_string();
+    assert!(
+        message.contains("dal-sql1")
+            && message.contains("DAL-SQL1-OLD")
+            && message.contains("@@SERVERNAME"),
+        "{message}"
+    );
+    // The same name in another case is the same server (SQL Server compares names without case).
+    let mut obs = converged_atlanta();
+    for instance in &mut obs.instances {
+        instance.server_name = Some(instance.name.to_ascii_uppercase());
+    }
+    assert_eq!(plan::next(&spec, &obs, obs.taken_at), Decision::Converged);
+}
+
 #[test]
 fn drain_waits_for_chat_sessions_then_kills_only_chat_servers_after_drain_timeout() {
     let spec = spec("dallas");

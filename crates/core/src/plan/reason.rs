@@ -165,6 +165,14 @@ pub enum BlockReason {
         database: String,
         model: String,
     },
+    /// An instance reports a `@@SERVERNAME` other than the name the spec gives it. SQL Server
+    /// records log shipping (msdb's `log_shipping_*` tables, the monitor) and backup history
+    /// (`msdb.dbo.backupset.server_name`) under `@@SERVERNAME`: read against the spec's name,
+    /// every configuration would look absent and be written again on every pass.
+    ServerNameMismatch {
+        instance: String,
+        server_name: String,
+    },
     /// A database is in a state the operator does not repair (SUSPECT, EMERGENCY, ...).
     DatabaseState {
         instance: String,
@@ -261,6 +269,13 @@ impl std::fmt::Display for BlockReason {
             } => write!(
                 f,
                 "{database} on {instance} uses the {model} recovery model; mirroring and log shipping need FULL: run ALTER DATABASE [{database}] SET RECOVERY FULL and take a full backup"
+            ),
+            BlockReason::ServerNameMismatch {
+                instance,
+                server_name,
+            } => write!(
+                f,
+                "{instance} reports @@SERVERNAME {server_name}: the spec must name each instance as the server names itself (host or host\\instance), because log shipping and backup history are recorded under @@SERVERNAME; correct the name in spec.sites[].instances, or, if the server was renamed, run sp_dropserver and sp_addserver @local = 'local' on it and restart SQL Server"
             ),
             BlockReason::DatabaseState {
                 instance,

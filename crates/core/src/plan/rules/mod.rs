@@ -148,10 +148,26 @@ pub(crate) fn decide(pool: &PoolView) -> Decision {
     if pool.spec.suspend {
         return Decision::Wait(WaitReason::Suspended);
     }
+    if let Some(mismatch) = server_name_mismatch(pool) {
+        return Decision::Blocked(mismatch);
+    }
     match primary_instance(pool) {
         Some(primary_instance) => steady::steady(pool, primary_instance),
         None => transition::transition(pool),
     }
+}
+
+/// The first reachable instance whose `@@SERVERNAME` is not the spec's name for it (compared
+/// without case, as SQL Server compares server names). Nothing is written to a pool whose
+/// names do not match: every msdb record the planner reads is keyed by `@@SERVERNAME`.
+fn server_name_mismatch(pool: &PoolView) -> Option<BlockReason> {
+    pool.obs.instances.iter().find_map(|observed| {
+        let reported = observed.server_name.as_deref()?;
+        (!reported.eq_ignore_ascii_case(&observed.name)).then(|| BlockReason::ServerNameMismatch {
+            instance: observed.name.clone(),
+            server_name: reported.to_string(),
+        })
+    })
 }
 
 /// `SET PARTNER OFF` for the mirroring sessions of the pool's databases on a site's reachable
