@@ -11,15 +11,6 @@ use std::time::Duration;
 
 use support::k8s::{Cluster, IMAGE, NAMESPACE, RELEASE, chart_dir, eventually};
 
-async fn start_cluster(name: &str) -> Cluster {
-    let dir = std::env::temp_dir().join(format!("pchat-k8s-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    tokio::task::spawn_blocking(move || Cluster::start(&dir))
-        .await
-        .unwrap()
-}
-
 /// The installed Deployment, as the API server stores it.
 async fn deployment(cluster: &Cluster) -> serde_json::Value {
     let out = cluster
@@ -49,7 +40,7 @@ fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chart_lints_clean_and_installs_upgrades_and_uninstalls_on_a_real_api_server() {
-    let cluster = start_cluster("chart").await;
+    let cluster = Cluster::start_for("chart").await;
     let chart = chart_dir();
     let chart = chart.to_str().unwrap();
     let lint = cluster

@@ -1,6 +1,7 @@
 //! Two `pchat-operator run` replicas on one coordination.k8s.io Lease of a real API server, both
 //! with the chart's ServiceAccount: only the leader sends SQL or writes status, ConfigMaps and
-//! Events (the audit log tells their requests apart by User-Agent); when the leader is killed
+//! Events (the audit log tells their requests apart by User-Agent, the simulator's statement
+//! log by the sessions' workstation name); when the leader is killed
 //! (SIGKILL) in the middle of a switch, the other takes the Lease over and finishes the switch.
 
 mod support;
@@ -95,6 +96,14 @@ async fn only_the_leader_acts_and_the_other_replica_finishes_the_switch_when_it_
     a.kill();
     let writes_before = writes_by(&world, "op-b").len();
     assert_eq!(writes_before, 0, "op-b wrote while op-a led");
+    // The simulator's statement log says the same of SQL (sessions carry the replica's
+    // identity as their workstation name).
+    assert_eq!(
+        world.sql_writes_by("op-b"),
+        Vec::<String>::new(),
+        "op-b sent SQL writes while op-a led"
+    );
+    assert!(!world.sql_writes_by("op-a").is_empty());
     eventually(
         LONG,
         "op-b takes the Lease over",
@@ -113,6 +122,10 @@ async fn only_the_leader_acts_and_the_other_replica_finishes_the_switch_when_it_
     let (t_mid, t_done) = (mid.transition.unwrap(), done.transition.unwrap());
     assert_eq!(t_mid.started_at, t_done.started_at);
     assert!(!writes_by(&world, "op-b").is_empty(), "op-b never wrote");
+    assert!(
+        !world.sql_writes_by("op-b").is_empty(),
+        "op-b never sent SQL"
+    );
     assert!(b.log().contains("became the leader"), "{}", b.log());
     let sim = &world.live.sim.sim;
     assert_eq!(

@@ -2,7 +2,8 @@
 //! middle of a switch (etcd and its data kept), etcd's history compacted meanwhile, then the
 //! API server started again. The operator's watches come back with a resourceVersion the new
 //! API server no longer has: "too old resource version" (410 Gone, Expired), answered by
-//! listing again, in the same process. The switch then completes.
+//! listing again, in the same process. The switch, applied server-side by the user's GitOps
+//! field manager, then completes, and the spec stays that manager's alone.
 
 mod support;
 
@@ -21,7 +22,11 @@ async fn the_operator_relists_after_an_apiserver_restart_and_a_compaction_and_fi
     // A Lease longer than the outage: the same replica leads before and after.
     let mut op = world.operator("op-a", 30);
     world.wait_ready(&op).await;
-    world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
+    // The pool is the user's GitOps tool's: server-side apply under its own field manager,
+    // for the pool and, later, for the switch.
+    world
+        .apply_server_side("gitops", "pool.yaml", &world.pool_manifest(|_| {}))
+        .await;
     eventually(
         LONG,
         "the pool is Ready at atlanta",
@@ -31,7 +36,13 @@ async fn the_operator_relists_after_an_apiserver_restart_and_a_compaction_and_fi
     .await;
 
     world.slow_down(&[StatementKind::Backup, StatementKind::Restore], 1000);
-    world.set_primary_site("pcpool", "dallas").await;
+    world
+        .apply_server_side(
+            "gitops",
+            "pool-dallas.yaml",
+            &world.pool_manifest(|p| p.spec.primary_site = "dallas".into()),
+        )
+        .await;
     eventually(
         LONG,
         "the switch is under way",
@@ -92,6 +103,16 @@ async fn the_operator_relists_after_an_apiserver_restart_and_a_compaction_and_fi
         },
     )
     .await;
+    // The spec is still the GitOps tool's alone: the operator wrote only status.
+    let pool = world.pool().await.unwrap();
+    let spec_owners: Vec<&str> = pool["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["fieldsV1"].get("f:spec").is_some())
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert_eq!(spec_owners, ["gitops"]);
     // Still one process, still answering.
     assert!(
         op.http_get("/readyz")

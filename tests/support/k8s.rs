@@ -97,6 +97,17 @@ impl Cluster {
         }
     }
 
+    /// A control plane of its own for the test `name`, in a fresh temporary DIR, started off the
+    /// async runtime.
+    pub async fn start_for(name: &str) -> Cluster {
+        let dir = std::env::temp_dir().join(format!("pchat-k8s-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        tokio::task::spawn_blocking(move || Cluster::start(&dir))
+            .await
+            .unwrap()
+    }
+
     /// `scripts/test-cluster COMMAND DIR`, off the async runtime; its output (stdout first).
     async fn script(&self, command: &str) -> String {
         let script = repo_root().join("scripts/test-cluster");
@@ -494,6 +505,25 @@ impl World {
     pub async fn apply(&self, file_name: &str, manifest: &str) -> String {
         self.kubectl(&[
             "apply",
+            "-f",
+            self.write(file_name, manifest).to_str().unwrap(),
+        ])
+        .await
+    }
+
+    /// `kubectl apply --server-side --field-manager MANAGER -f` of a manifest, as a GitOps
+    /// controller applies what its repository holds.
+    pub async fn apply_server_side(
+        &self,
+        manager: &str,
+        file_name: &str,
+        manifest: &str,
+    ) -> String {
+        self.kubectl(&[
+            "apply",
+            "--server-side",
+            "--field-manager",
+            manager,
             "-f",
             self.write(file_name, manifest).to_str().unwrap(),
         ])
