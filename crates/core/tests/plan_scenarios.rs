@@ -178,6 +178,48 @@ fn an_instance_reporting_another_server_name_blocks_before_any_step() {
     assert_eq!(plan::next(&spec, &obs, obs.taken_at), Decision::Converged);
 }
 
+/// A log-shipping secondary kept WITH STANDBY (observed RESTORING, `standby` set) changes
+/// nothing: the pool is converged, not split between two ONLINE copies. A primary database set
+/// READ_ONLY is ONLINE but takes no chat: the pool is not reported protected.
+#[test]
+fn a_standby_secondary_is_a_secondary_and_a_read_only_primary_is_not_protected() {
+    let spec = spec("atlanta");
+    let mut obs = converged_atlanta();
+    let dallas = obs
+        .instances
+        .iter_mut()
+        .find(|i| i.name == "dal-sql1")
+        .unwrap();
+    let copy = dallas
+        .databases
+        .iter_mut()
+        .find(|d| d.name == "mgc")
+        .unwrap();
+    copy.standby = true;
+    copy.read_only = true;
+    assert_eq!(plan::next(&spec, &obs, obs.taken_at), Decision::Converged);
+
+    let mut obs = converged_atlanta();
+    let atlanta = obs
+        .instances
+        .iter_mut()
+        .find(|i| i.name == "atl-sql1")
+        .unwrap();
+    atlanta
+        .databases
+        .iter_mut()
+        .find(|d| d.name == "mgc")
+        .unwrap()
+        .read_only = true;
+    let a = plan::assess(&spec, &obs, obs.taken_at);
+    assert!(!a.protected, "{a:?}");
+    // Nothing is done to it: a person set it so, and the message says what it is.
+    let Decision::Blocked(reason) = &a.decision else {
+        panic!("{}", a.decision);
+    };
+    assert!(reason.to_string().contains("READ_ONLY"), "{reason}");
+}
+
 #[test]
 fn drain_waits_for_chat_sessions_then_kills_only_chat_servers_after_drain_timeout() {
     let spec = spec("dallas");

@@ -129,6 +129,18 @@ pub struct DatabaseObservation {
     pub user_access: UserAccess,
     #[serde(default)]
     pub recovery_model: RecoveryModel,
+    /// `sys.databases.is_read_only`: no write is accepted, whatever `state` and `user_access`
+    /// say (a STANDBY copy, or `ALTER DATABASE ... SET READ_ONLY`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    /// `sys.databases.is_in_standby`: a log-shipping secondary restored `WITH STANDBY`. SQL
+    /// Server shows it ONLINE (read-only, between log restores), but it is a secondary that
+    /// further log backups restore into, not a copy that serves: the observer reports its
+    /// `state` as RESTORING, which is what the planner must see, and keeps the difference here.
+    /// (The operator's own restores are WITH NORECOVERY, which SQL Server applies to a STANDBY
+    /// copy too, leaving it RESTORING.)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub standby: bool,
     /// `sys.database_mirroring`, when the database is a mirroring partner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirroring: Option<MirroringObservation>,

@@ -303,6 +303,8 @@ fn create_database(obs: &mut Observation, instance: &str, database: &str) {
         observed.databases.push(DatabaseObservation {
             name: database.to_string(),
             state: DatabaseState::Online,
+            read_only: false,
+            standby: false,
             user_access: UserAccess::MultiUser,
             recovery_model: RecoveryModel::Full,
             mirroring: None,
@@ -519,6 +521,8 @@ fn seed(
         observed.databases.push(DatabaseObservation {
             name: database.to_string(),
             state: DatabaseState::Restoring,
+            read_only: false,
+            standby: false,
             user_access: UserAccess::MultiUser,
             recovery_model: RecoveryModel::Full,
             mirroring: None,

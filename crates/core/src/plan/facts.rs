@@ -68,7 +68,7 @@ pub fn db<'a>(
 
 /// ONLINE and open to every user: a copy chat servers can write.
 pub fn is_writable(d: &DatabaseObservation) -> bool {
-    d.state == DatabaseState::Online && d.user_access == UserAccess::MultiUser
+    d.state == DatabaseState::Online && d.user_access == UserAccess::MultiUser && !d.read_only
 }
 
 /// ONLINE and not a mirror (a principal or unmirrored).
@@ -79,7 +79,7 @@ pub fn is_online(d: &DatabaseObservation) -> bool {
             .is_none_or(|m| m.role == MirroringRole::Principal)
 }
 
-/// RESTORING and not taking part in mirroring.
+/// RESTORING (a STANDBY copy is observed as RESTORING) and not taking part in mirroring.
 pub fn is_plain_restoring(d: &DatabaseObservation) -> bool {
     d.state == DatabaseState::Restoring && d.mirroring.is_none()
 }

@@ -42,6 +42,7 @@ const CATALOG: &str = "\
 SELECT @@SERVERNAME AS server_name, @@SPID AS spid,
        DATEDIFF(minute, GETUTCDATE(), GETDATE()) AS utc_offset_minutes;
 SELECT d.name AS database_name, d.state_desc, d.user_access_desc, d.recovery_model_desc,
+       d.is_read_only, d.is_in_standby,
        m.mirroring_role_desc, m.mirroring_state_desc, m.mirroring_safety_level_desc,
        m.mirroring_partner_name, m.mirroring_partner_instance, m.mirroring_witness_name,
        m.mirroring_failover_lsn,

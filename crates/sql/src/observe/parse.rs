@@ -225,10 +225,19 @@ fn databases(table: &Table, pool: &PoolDatabases) -> Vec<DatabaseObservation> {
         .records()
         .filter_map(|r| {
             let name = pool.canonical(&r.text(Section::Databases.key())?)?;
-            let state = database_state(&r.text("state_desc").unwrap_or_default());
+            // A STANDBY secondary shows ONLINE between log restores; it is planned as the
+            // RESTORING copy it is (see `DatabaseObservation::standby`).
+            let standby = r.get("is_in_standby").flag();
+            let state = if standby {
+                DatabaseState::Restoring
+            } else {
+                database_state(&r.text("state_desc").unwrap_or_default())
+            };
             Some(DatabaseObservation {
                 name,
                 state,
+                read_only: r.get("is_read_only").flag(),
+                standby,
                 user_access: match r.text("user_access_desc").as_deref() {
                     Some("SINGLE_USER") => UserAccess::SingleUser,
                     Some("RESTRICTED_USER") => UserAccess::RestrictedUser,
@@ -746,6 +755,56 @@ mod tests {
         );
         assert_eq!(d.copy_folder.as_ref().unwrap()[0].name, "mgc_1.trn");
         assert_eq!(d.share, None);
+    }
+
+    /// A log-shipping secondary restored WITH STANDBY shows ONLINE and read-only between log
+    /// restores; it is observed as the RESTORING copy it is (its redo point read), so that no
+    /// rule takes it for a second serving copy. A database set READ_ONLY stays ONLINE but is
+    /// not writable.
+    #[test]
+    fn a_standby_copy_is_observed_restoring_and_a_read_only_one_is_not_writable() {
+        let rows = table(
+            &[
+                "database_name",
+                "state_desc",
+                "user_access_desc",
+                "recovery_model_desc",
+                "is_read_only",
+                "is_in_standby",
+                "redo_start_lsn",
+                "log_end_lsn",
+            ],
+            vec![
+                vec![
+                    t("mgc"),
+                    t("ONLINE"),
+                    t("MULTI_USER"),
+                    t("FULL"),
+                    Cell::Bool(true),
+                    Cell::Bool(true),
+                    Cell::Decimal(4900, 0),
+                    Cell::Decimal(5000, 0),
+                ],
+                vec![
+                    t("mgccomp"),
+                    t("ONLINE"),
+                    t("MULTI_USER"),
+                    t("FULL"),
+                    Cell::Bool(true),
+                    Cell::Bool(false),
+                    Cell::Null,
+                    Cell::Decimal(70, 0),
+                ],
+            ],
+        );
+        let found = databases(&rows, &PoolDatabases(&["mgc", "mgccomp"]));
+        let (standby, read_only) = (&found[0], &found[1]);
+        assert_eq!(standby.state, DatabaseState::Restoring);
+        assert!(standby.standby && standby.read_only);
+        assert_eq!(standby.lsn.redo_start, Some(Lsn(4900)));
+        assert_eq!(standby.lsn.end_of_log, None);
+        assert_eq!(read_only.state, DatabaseState::Online);
+        assert!(read_only.read_only && !read_only.standby);
     }
 
     #[test]

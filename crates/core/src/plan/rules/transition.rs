@@ -77,6 +77,10 @@ pub(crate) fn candidate<'a>(
         .iter()
         .map(|n| match db(pool.obs, n, pool.chat_database) {
             None => format!("{n} has no {}", pool.chat_database),
+            Some(d) if d.state == DatabaseState::Online && d.read_only => format!(
+                "{n} holds it ONLINE but READ_ONLY: chat cannot write to it (ALTER DATABASE [{}] SET READ_WRITE, if that is intended)",
+                pool.chat_database
+            ),
             Some(d) if d.state == DatabaseState::Online => {
                 format!("{n} holds it ONLINE but fenced ({:?})", d.user_access)
             }
