@@ -78,13 +78,24 @@ async fn a_job_attached_to_a_one_minute_schedule_does_not_run_at_the_default_int
     assert_eq!(runs_of(&p, "LSBackup_mgc").await, 0);
 }
 
+/// The test topology with SQL Agent schedules running ten times faster than they say: a
+/// 10-second schedule (SQL Agent's shortest) runs every second.
+fn world_ten_times_faster(name: &str) -> World {
+    let yaml = TOPOLOGY.replace(
+        "mirroring_ms: 20}",
+        "mirroring_ms: 20, schedule_speedup: 10}",
+    );
+    assert_ne!(yaml, TOPOLOGY, "the test topology changed shape");
+    world_with(name, &yaml)
+}
+
 #[tokio::test]
-async fn a_job_on_a_one_second_schedule_runs_about_once_a_second() {
-    let w = world("agentsecond");
+async fn a_job_on_a_ten_second_schedule_ten_times_faster_runs_about_once_a_second() {
+    let w = world_ten_times_faster("agentsecond");
     let p = primary_with_enabled_backup_job(&w).await;
-    p.ok("EXEC msdb.dbo.sp_add_schedule @schedule_name = N'every second', @freq_type = 4,
-               @freq_interval = 1, @freq_subday_type = 2, @freq_subday_interval = 1;
-          EXEC msdb.dbo.sp_attach_schedule @job_name = N'LSBackup_mgc', @schedule_name = N'every second';
+    p.ok("EXEC msdb.dbo.sp_add_schedule @schedule_name = N'every 10 s', @freq_type = 4,
+               @freq_interval = 1, @freq_subday_type = 2, @freq_subday_interval = 10;
+          EXEC msdb.dbo.sp_attach_schedule @job_name = N'LSBackup_mgc', @schedule_name = N'every 10 s';
           EXEC msdb.dbo.sp_update_job @job_name = N'LSBackup_mgc', @enabled = 1")
         .await;
     tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
@@ -108,7 +119,7 @@ async fn a_job_whose_only_schedule_is_disabled_does_not_run() {
     let w = world("agentdisabled");
     let p = primary_with_enabled_backup_job(&w).await;
     p.ok("EXEC msdb.dbo.sp_add_jobschedule @job_name = N'LSBackup_mgc', @name = N'off', @enabled = 0,
-               @freq_type = 4, @freq_interval = 1, @freq_subday_type = 2, @freq_subday_interval = 1;
+               @freq_type = 4, @freq_interval = 1, @freq_subday_type = 2, @freq_subday_interval = 10;
           EXEC msdb.dbo.sp_update_job @job_name = N'LSBackup_mgc', @enabled = 1")
         .await;
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
@@ -192,18 +203,18 @@ async fn attaching_by_a_schedule_name_two_schedules_share_is_error_14371() {
 }
 
 #[tokio::test]
-async fn a_schedule_that_is_not_daily_or_has_a_bad_subday_type_is_error_14266() {
-    let w = world("agent14266");
+async fn a_schedule_that_is_not_daily_or_has_a_bad_subday_type_is_error_14278() {
+    let w = world("agent14278");
     let p = w.connect("atl-sql1");
     assert_eq!(
         p.err("EXEC msdb.dbo.sp_add_schedule @schedule_name = N'weekly', @freq_type = 8, @freq_interval = 1")
             .await,
-        [14266]
+        [14278]
     );
     assert_eq!(
         p.err("EXEC msdb.dbo.sp_add_schedule @schedule_name = N'bad', @freq_type = 4, @freq_interval = 1, @freq_subday_type = 3, @freq_subday_interval = 1")
             .await,
-        [14266]
+        [14278]
     );
 }
 
@@ -235,7 +246,7 @@ async fn deleting_a_log_shipping_job_removes_its_schedule_link_and_unused_schedu
 
 #[tokio::test]
 async fn sp_update_schedule_renames_and_changes_the_interval_the_job_runs_at() {
-    let w = world("agentupdate");
+    let w = world_ten_times_faster("agentupdate");
     let p = primary_with_enabled_backup_job(&w).await;
     p.ok("EXEC msdb.dbo.sp_add_jobschedule @job_name = N'LSBackup_mgc', @name = N'LSBackup_mgc_every_3600s',
                @freq_type = 4, @freq_interval = 1, @freq_subday_type = 8, @freq_subday_interval = 1;
@@ -247,8 +258,8 @@ async fn sp_update_schedule_renames_and_changes_the_interval_the_job_runs_at() {
         .int("SELECT s.schedule_id FROM msdb.dbo.sysschedules s WHERE s.name = N'LSBackup_mgc_every_3600s'")
         .await;
     p.ok(&format!(
-        "EXEC msdb.dbo.sp_update_schedule @schedule_id = {id}, @new_name = N'LSBackup_mgc_every_1s',
-              @freq_subday_type = 2, @freq_subday_interval = 1"
+        "EXEC msdb.dbo.sp_update_schedule @schedule_id = {id}, @new_name = N'LSBackup_mgc_every_10s',
+              @freq_subday_type = 2, @freq_subday_interval = 10"
     ))
     .await;
     let rows = p
@@ -260,10 +271,10 @@ async fn sp_update_schedule_renames_and_changes_the_interval_the_job_runs_at() {
     assert_eq!(
         rows,
         [vec![
-            Value::NVarChar("LSBackup_mgc_every_1s".into()),
+            Value::NVarChar("LSBackup_mgc_every_10s".into()),
             Value::Int(4),
             Value::Int(2),
-            Value::Int(1),
+            Value::Int(10),
             Value::Int(1)
         ]]
     );
@@ -273,7 +284,7 @@ async fn sp_update_schedule_renames_and_changes_the_interval_the_job_runs_at() {
 }
 
 #[tokio::test]
-async fn updating_an_unknown_schedule_is_14262_and_a_bad_value_14266_changing_nothing() {
+async fn updating_an_unknown_schedule_is_14262_and_a_bad_value_14278_changing_nothing() {
     let w = world("agentupdatebad");
     let p = primary_with_enabled_backup_job(&w).await;
     p.ok("EXEC msdb.dbo.sp_add_jobschedule @job_name = N'LSBackup_mgc', @name = N'five',
@@ -292,7 +303,7 @@ async fn updating_an_unknown_schedule_is_14262_and_a_bad_value_14266_changing_no
     assert_eq!(
         p.err("EXEC msdb.dbo.sp_update_schedule @name = N'five', @freq_subday_type = 3")
             .await,
-        [14266]
+        [14278]
     );
     assert_eq!(
         p.err("EXEC msdb.dbo.sp_update_schedule @freq_subday_interval = 1")
@@ -303,5 +314,48 @@ async fn updating_an_unknown_schedule_is_14262_and_a_bad_value_14266_changing_no
         p.int("SELECT s.freq_subday_type * 100 + s.freq_subday_interval FROM msdb.dbo.sysschedules s WHERE s.name = N'five'")
             .await,
         405
+    );
+}
+
+/// SQL Agent's shortest schedule is 10 seconds: msdb's sp_verify_schedule refuses fewer with
+/// 14278, whose reason names @freq_subday_interval (message 14200), in sp_add_schedule,
+/// sp_add_jobschedule and sp_update_schedule alike, and nothing is created or changed.
+#[tokio::test]
+async fn a_schedule_of_fewer_than_ten_seconds_is_error_14278_and_changes_nothing() {
+    let w = world("agent-under-10s");
+    let p = primary_with_enabled_backup_job(&w).await;
+    for add in [
+        "EXEC msdb.dbo.sp_add_schedule @schedule_name = N'fast', @freq_type = 4, @freq_interval = 1,
+              @freq_subday_type = 2, @freq_subday_interval = 9",
+        "EXEC msdb.dbo.sp_add_jobschedule @job_name = N'LSBackup_mgc', @name = N'fast', @freq_type = 4,
+              @freq_interval = 1, @freq_subday_type = 2, @freq_subday_interval = 1",
+    ] {
+        let outcome = p.exec(add).await;
+        assert_eq!(errors(&outcome), [14278], "{add}");
+        let messages = error_texts(&outcome);
+        assert!(
+            messages[0].contains("@freq_subday_interval"),
+            "{messages:?}"
+        );
+    }
+    assert_eq!(
+        p.int("SELECT COUNT(*) FROM msdb.dbo.sysschedules WHERE name = N'fast'")
+            .await,
+        0
+    );
+    p.ok(
+        "EXEC msdb.dbo.sp_add_schedule @schedule_name = N'ten', @freq_type = 4, @freq_interval = 1,
+              @freq_subday_type = 2, @freq_subday_interval = 10",
+    )
+    .await;
+    assert_eq!(
+        p.err("EXEC msdb.dbo.sp_update_schedule @name = N'ten', @freq_subday_interval = 5")
+            .await,
+        [14278]
+    );
+    assert_eq!(
+        p.int("SELECT freq_subday_interval FROM msdb.dbo.sysschedules WHERE name = N'ten'")
+            .await,
+        10
     );
 }

@@ -88,11 +88,19 @@ fn str_arg(named: &HashMap<String, Value>, name: &str) -> Option<String> {
     }
 }
 
-/// Error 14266, SQL Agent's message for a parameter value outside its valid set.
+/// Error 14278, as msdb's sp_verify_schedule raises it for a value outside its valid set:
+/// "The schedule for this job is invalid", the reason being message 14266 formatted.
 fn invalid(param: &str, valid: &str) -> Failure {
+    invalid_because(&format!(
+        "The specified '{param}' is invalid (valid values are: {valid})."
+    ))
+}
+
+/// Error 14278 with `reason` (msdb's sp_verify_schedule formats 14266 or 14200 into it).
+fn invalid_because(reason: &str) -> Failure {
     vec![SqlError::new(
-        14266,
-        format!("The specified '{param}' is invalid (valid values are: {valid})."),
+        14278,
+        format!("The schedule for this job is invalid (reason: {reason})."),
     )]
 }
 
@@ -153,8 +161,12 @@ fn with_arguments(base: &Schedule, named: &HashMap<String, Value>) -> Result<Sch
         return Err(invalid("@freq_subday_type", "0x1, 0x2, 0x4, 0x8"));
     }
     let subday_interval = arg("@freq_subday_interval", base.freq_subday_interval)?;
-    if subday_type != 1 && subday_interval < 1 {
-        return Err(invalid("@freq_subday_interval", "1 or more"));
+    // sp_verify_schedule: at least 1 of any unit, and at least 10 seconds (SQL Agent's
+    // MIN_SCHEDULE_GRANULARITY): message 14200 as the reason.
+    if (subday_type != 1 && subday_interval < 1) || (subday_type == 2 && subday_interval < 10) {
+        return Err(invalid_because(
+            "The specified '@freq_subday_interval' is invalid.",
+        ));
     }
     Ok(Schedule {
         schedule_id: base.schedule_id,
@@ -354,10 +366,11 @@ pub fn job_interval(state: &State, inst: usize, job: &Job, default_ms: u64) -> O
     if attached.is_empty() {
         return Some(default_ms);
     }
+    let speedup = state.intervals.schedule_speedup.max(1);
     attached
         .iter()
         .filter(|s| s.enabled)
-        .map(|s| s.interval_ms())
+        .map(|s| s.interval_ms() / speedup)
         .min()
 }
 

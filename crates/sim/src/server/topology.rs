@@ -82,6 +82,11 @@ pub struct JobIntervals {
     /// How often the mirroring pump ships log to partners that are behind.
     #[serde(default = "default_mirroring_ms")]
     pub mirroring_ms: u64,
+    /// SQL Agent schedules run this many times faster than they say: SQL Agent's shortest
+    /// schedule is 10 seconds, which tests and the demo cannot wait between runs. 1 (the
+    /// default) is real time. Jobs without a schedule use the intervals above as they are.
+    #[serde(default = "default_schedule_speedup")]
+    pub schedule_speedup: u64,
 }
 
 fn default_backup_ms() -> u64 {
@@ -96,6 +101,9 @@ fn default_restore_ms() -> u64 {
 fn default_mirroring_ms() -> u64 {
     200
 }
+fn default_schedule_speedup() -> u64 {
+    1
+}
 
 impl Default for JobIntervals {
     fn default() -> Self {
@@ -104,6 +112,7 @@ impl Default for JobIntervals {
             copy_ms: default_copy_ms(),
             restore_ms: default_restore_ms(),
             mirroring_ms: default_mirroring_ms(),
+            schedule_speedup: default_schedule_speedup(),
         }
     }
 }
