@@ -72,6 +72,15 @@ pub enum SqlError {
         loss: ConnectionLoss,
         reason: String,
     },
+    /// A stored procedure returned non-zero, which msdb's and master's procedures do for
+    /// some failures without raising an error. Not retryable: the same call fails the same way.
+    #[error("{instance}: {procedure} returned {code} running {statement}")]
+    ReturnCode {
+        instance: String,
+        statement: String,
+        procedure: String,
+        code: i64,
+    },
     /// Not sent: the write gate said this process may no longer write (in Kubernetes, another
     /// replica holds the Lease). Retryable: the replica that leads re-plans from what it sees.
     #[error(
@@ -104,7 +113,7 @@ impl SqlError {
             | SqlError::Timeout { .. }
             | SqlError::ConnectionLost { .. }
             | SqlError::Withdrawn { .. } => true,
-            SqlError::Unexpected { .. } => false,
+            SqlError::Unexpected { .. } | SqlError::ReturnCode { .. } => false,
         }
     }
 

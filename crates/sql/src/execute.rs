@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::SqlError;
 use super::connect::{ConnectSettings, Connections};
 use super::observe::{Answer, Cell};
-use super::statements::{IN_USE, Statement, StatementContext, statements};
+use super::statements::{IN_USE, RETURN_CODE, Statement, StatementContext, statements};
 use super::target::target;
 use pchat_core::api::PersistentChatPoolSpec;
 use pchat_core::plan::Step;
@@ -202,7 +202,7 @@ async fn send(
 ) -> Result<(), SqlError> {
     let answer = request(conns, settings, spec, &st.instance, &st.purpose, st.query()).await?;
     match answer.error {
-        None => Ok(()),
+        None => return_code(st, &answer),
         Some(e) => Err(SqlError::Server {
             instance: st.instance.clone(),
             statement: st.purpose.clone(),
@@ -210,6 +210,39 @@ async fn send(
             state: e.state,
             class: e.class,
             message: e.message,
+        }),
+    }
+}
+
+/// For a statement that reports a procedure's return code: `Ok` when it is 0, the error
+/// naming the procedure otherwise (and when the answer does not carry it).
+fn return_code(st: &Statement, answer: &Answer) -> Result<(), SqlError> {
+    let Some(procedure) = &st.return_code_of else {
+        return Ok(());
+    };
+    let code = answer
+        .tables
+        .iter()
+        .rev()
+        .find(|t| {
+            t.columns
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(RETURN_CODE))
+        })
+        .and_then(|t| t.records().next())
+        .and_then(|r| r.get(RETURN_CODE).int());
+    match code {
+        Some(0) => Ok(()),
+        Some(code) => Err(SqlError::ReturnCode {
+            instance: st.instance.clone(),
+            statement: st.purpose.clone(),
+            procedure: procedure.clone(),
+            code,
+        }),
+        None => Err(SqlError::Unexpected {
+            instance: st.instance.clone(),
+            statement: st.purpose.clone(),
+            reason: format!("no return code of {procedure} in the answer"),
         }),
     }
 }
@@ -297,6 +330,62 @@ async fn end_sessions(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn procedure_call() -> Statement {
+        Statement {
+            instance: "dal-sql1".into(),
+            sql: "DECLARE @rc int; EXEC @rc = msdb.dbo.sp_update_job @job_name = @P1, @enabled = 1; SELECT @rc AS return_code".into(),
+            params: Vec::new(),
+            purpose: "enable the SQL Agent job LSCopy_atl-sql1_mgc on dal-sql1".into(),
+            done_if: Vec::new(),
+            retry_if: Vec::new(),
+            return_code_of: Some("msdb.dbo.sp_update_job".into()),
+        }
+    }
+
+    fn answer_with_code(code: Cell) -> Answer {
+        Answer {
+            tables: vec![super::super::observe::Table {
+                columns: vec![RETURN_CODE.into()],
+                rows: vec![vec![code]],
+            }],
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_procedure_that_returns_non_zero_fails_the_statement_naming_it() {
+        let st = procedure_call();
+        assert!(return_code(&st, &answer_with_code(Cell::Int(0))).is_ok());
+        let err = return_code(&st, &answer_with_code(Cell::Int(1))).unwrap_err();
+        assert!(
+            matches!(err, SqlError::ReturnCode { code: 1, .. }),
+            "{err:?}"
+        );
+        assert!(!err.is_retryable());
+        let message = err.to_string();
+        assert!(
+            message.contains("msdb.dbo.sp_update_job returned 1")
+                && message.contains("dal-sql1")
+                && message.contains("LSCopy_atl-sql1_mgc"),
+            "{message}"
+        );
+        // An answer without the code is a surprise, not a success.
+        let empty = Answer {
+            tables: Vec::new(),
+            error: None,
+        };
+        assert!(matches!(
+            return_code(&st, &empty),
+            Err(SqlError::Unexpected { .. })
+        ));
+        // A statement that calls no procedure has nothing to check.
+        let plain = Statement {
+            return_code_of: None,
+            ..procedure_call()
+        };
+        assert!(return_code(&plain, &empty).is_ok());
+    }
 
     #[test]
     fn only_recover_and_demote_end_sessions_on_3101() {

@@ -60,7 +60,14 @@ pub struct Statement {
     pub done_if: Vec<u32>,
     /// Error numbers that mean "not now": run the same statement again on a later pass.
     pub retry_if: Vec<u32>,
+    /// The stored procedure(s) whose return code the batch ends by selecting as
+    /// `return_code` ([`RETURN_CODE`]): msdb's and master's procedures report some failures
+    /// only by returning non-zero, which the executor turns into an error naming them.
+    pub return_code_of: Option<String>,
 }
+
+/// The column a batch ends with when it reports a procedure's return code.
+pub const RETURN_CODE: &str = "return_code";
 
 /// What the executor knows that a step does not.
 #[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
@@ -295,6 +302,7 @@ impl Batch {
             purpose,
             done_if: Vec::new(),
             retry_if: Vec::new(),
+            return_code_of: None,
         }
     }
 }
@@ -320,6 +328,12 @@ impl Statement {
 
     fn retry_if(mut self, numbers: &[u32]) -> Self {
         self.retry_if = numbers.to_vec();
+        self
+    }
+
+    /// The batch selects `procedure`'s return code last, as [`RETURN_CODE`].
+    fn returning_code_of(mut self, procedure: &str) -> Self {
+        self.return_code_of = Some(procedure.to_string());
         self
     }
 }

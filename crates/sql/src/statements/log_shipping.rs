@@ -3,7 +3,7 @@
 //! parameter; OUTPUT arguments are local variables DECLAREd at the top of the batch.
 
 use super::codes::*;
-use super::{Batch, ParamValue, Statement, StatementContext};
+use super::{Batch, ParamValue, RETURN_CODE, Statement, StatementContext};
 use pchat_core::plan::{LogShippingSide, job_schedule_name};
 
 /// One argument of a procedure call.
@@ -20,19 +20,17 @@ fn text(value: &str) -> Arg {
     Arg::Value(ParamValue::Text(value.to_string()))
 }
 
-/// `[DECLARE @out uniqueidentifier, ...; ]EXEC <procedure> @name = <arg>, ...`
-fn exec(procedure: &str, args: Vec<(&str, Arg)>) -> Batch {
-    let outputs: Vec<String> = args
+/// `DECLARE @rc int[, @out uniqueidentifier, ...]; EXEC @rc = <procedure> @name = <arg>, ...;
+/// SELECT @rc AS return_code`: the caller finishes it with [`Exec::on`], which has the
+/// executor check the return code.
+fn exec(procedure: &str, args: Vec<(&str, Arg)>) -> Exec {
+    let outputs: String = args
         .iter()
         .filter(|(_, a)| matches!(a, Arg::OutputId))
-        .map(|(name, _)| format!("@{name} uniqueidentifier"))
+        .map(|(name, _)| format!(", @{name} uniqueidentifier"))
         .collect();
-    let mut batch = if outputs.is_empty() {
-        Batch::new("")
-    } else {
-        Batch::new(&format!("DECLARE {}; ", outputs.join(", ")))
-    };
-    batch = batch.sql(&format!("EXEC {procedure} "));
+    let mut batch = Batch::new(&format!("DECLARE @rc int{outputs}; "));
+    batch = batch.sql(&format!("EXEC @rc = {procedure} "));
     for (i, (name, arg)) in args.into_iter().enumerate() {
         if i > 0 {
             batch = batch.sql(", ");
@@ -44,7 +42,25 @@ fn exec(procedure: &str, args: Vec<(&str, Arg)>) -> Batch {
             Arg::OutputId => batch.sql(&format!("@{name} OUTPUT")),
         };
     }
-    batch
+    Exec {
+        batch: batch.sql(&format!("; SELECT @rc AS {RETURN_CODE}")),
+        procedure: procedure.to_string(),
+    }
+}
+
+/// A procedure call built by [`exec`], to be finished as a statement.
+struct Exec {
+    batch: Batch,
+    procedure: String,
+}
+
+impl Exec {
+    /// Finish as a statement for `instance` whose return code the executor checks.
+    fn on(self, instance: &str, purpose: String) -> Statement {
+        self.batch
+            .on(instance, purpose)
+            .returning_code_of(&self.procedure)
+    }
 }
 
 /// `msdb.dbo.sp_update_job @job_name, @enabled = 1`: log-shipping jobs are created disabled.
@@ -104,13 +120,13 @@ fn subday(seconds: u64) -> (i32, i32) {
 /// way), and SQL Agent never runs a job that has none. `sp_add_jobschedule` is not used: it is
 /// deprecated and adds another schedule on every call (schedule names need not be unique), so
 /// a repeated step would run the job twice as often. The look-up in the same batch makes the
-/// repeat harmless; a job keeps its schedules across `@overwrite = 1`. A procedure that fails
-/// raises its own error, which fails the step.
+/// repeat harmless; a job keeps its schedules across `@overwrite = 1`. The return code of the
+/// procedure that ran last is selected, and a non-zero one fails the step.
 fn schedule_job(instance: &str, job_name: &str, interval_seconds: u64) -> Statement {
     let schedule_name = job_schedule_name(job_name, interval_seconds);
     let (unit, every) = subday(interval_seconds);
     Batch::new(
-        "DECLARE @schedule_id int; \
+        "DECLARE @schedule_id int, @rc int; SET @rc = 0; \
          IF NOT EXISTS (SELECT 1 FROM msdb.dbo.sysjobs j \
          JOIN msdb.dbo.sysjobschedules js ON js.job_id = j.job_id \
          JOIN msdb.dbo.sysschedules s ON s.schedule_id = js.schedule_id \
@@ -119,7 +135,7 @@ fn schedule_job(instance: &str, job_name: &str, interval_seconds: u64) -> Statem
     .text(job_name)
     .sql(" AND s.name = ")
     .text(&schedule_name)
-    .sql(") BEGIN EXEC msdb.dbo.sp_add_schedule @schedule_name = ")
+    .sql(") BEGIN EXEC @rc = msdb.dbo.sp_add_schedule @schedule_name = ")
     .text(&schedule_name)
     .sql(", @enabled = 1, @freq_type = 4, @freq_interval = 1, @freq_subday_type = ")
     .param(ParamValue::Int(unit))
@@ -127,14 +143,17 @@ fn schedule_job(instance: &str, job_name: &str, interval_seconds: u64) -> Statem
     .param(ParamValue::Int(every))
     .sql(
         ", @schedule_id = @schedule_id OUTPUT; \
-         EXEC msdb.dbo.sp_attach_schedule @job_name = ",
+         IF @rc = 0 EXEC @rc = msdb.dbo.sp_attach_schedule @job_name = ",
     )
     .text(job_name)
-    .sql(", @schedule_id = @schedule_id; END")
+    .sql(&format!(
+        ", @schedule_id = @schedule_id; END; SELECT @rc AS {RETURN_CODE}"
+    ))
     .on(
         instance,
         format!("run the SQL Agent job {job_name} on {instance} every {interval_seconds} s"),
     )
+    .returning_code_of("msdb.dbo.sp_add_schedule or msdb.dbo.sp_attach_schedule")
 }
 
 /// The schedule arguments of "daily, all day, every `interval_seconds`".

@@ -213,7 +213,7 @@ fn reschedule_updates_each_schedule_by_id_to_the_interval_and_its_name() {
         ],
         interval_seconds: 90,
     });
-    let update = "EXEC msdb.dbo.sp_update_schedule @schedule_id = @P1, @new_name = @P2, @freq_type = 4, @freq_interval = 1, @freq_subday_type = @P3, @freq_subday_interval = @P4";
+    let update = "DECLARE @rc int; EXEC @rc = msdb.dbo.sp_update_schedule @schedule_id = @P1, @new_name = @P2, @freq_type = 4, @freq_interval = 1, @freq_subday_type = @P3, @freq_subday_interval = @P4; SELECT @rc AS return_code";
     assert_eq!(sqls(&st), [update, update]);
     assert_eq!(instances(&st), ["atl-sql1", "dal-sql1"]);
     // 90 s is not whole minutes: seconds (0x2), 90 of them.
@@ -352,8 +352,8 @@ fn remove_log_shipping_secondary_side_deletes_the_database_then_the_primary_entr
     assert_eq!(
         sqls(&st),
         [
-            "EXEC master.dbo.sp_delete_log_shipping_secondary_database @secondary_database = @P1",
-            "EXEC master.dbo.sp_delete_log_shipping_secondary_primary @primary_server = @P1, @primary_database = @P2",
+            "DECLARE @rc int; EXEC @rc = master.dbo.sp_delete_log_shipping_secondary_database @secondary_database = @P1; SELECT @rc AS return_code",
+            "DECLARE @rc int; EXEC @rc = master.dbo.sp_delete_log_shipping_secondary_primary @primary_server = @P1, @primary_database = @P2; SELECT @rc AS return_code",
         ]
     );
     assert_eq!(st[0].params, [p(1, "mgc")]);
@@ -366,13 +366,13 @@ fn remove_log_shipping_secondary_side_deletes_the_database_then_the_primary_entr
 #[test]
 fn remove_log_shipping_primary_side_unlinks_every_secondary_before_the_primary_row() {
     let st = run(primary_side("atl-sql2", &["dal-sql1", "dal-sql2"]));
-    let unlink = "EXEC master.dbo.sp_delete_log_shipping_primary_secondary @primary_database = @P1, @secondary_server = @P2, @secondary_database = @P3";
+    let unlink = "DECLARE @rc int; EXEC @rc = master.dbo.sp_delete_log_shipping_primary_secondary @primary_database = @P1, @secondary_server = @P2, @secondary_database = @P3; SELECT @rc AS return_code";
     assert_eq!(
         sqls(&st),
         [
             unlink,
             unlink,
-            "EXEC master.dbo.sp_delete_log_shipping_primary_database @database = @P1",
+            "DECLARE @rc int; EXEC @rc = master.dbo.sp_delete_log_shipping_primary_database @database = @P1; SELECT @rc AS return_code",
         ]
     );
     assert_eq!(st[0].params, [p(1, "mgc"), p(2, "dal-sql1"), p(3, "mgc")]);
@@ -442,7 +442,9 @@ fn remove_log_shipping_primary_side_without_secondaries_removes_only_the_primary
     let st = run(primary_side("atl-sql1", &[]));
     assert_eq!(
         sqls(&st),
-        ["EXEC master.dbo.sp_delete_log_shipping_primary_database @database = @P1"]
+        [
+            "DECLARE @rc int; EXEC @rc = master.dbo.sp_delete_log_shipping_primary_database @database = @P1; SELECT @rc AS return_code"
+        ]
     );
 }
 
@@ -655,10 +657,10 @@ fn configure_step(primaries: &[&str]) -> Step {
 #[test]
 fn configure_log_shipping_adds_primaries_then_the_secondary_then_the_links() {
     let st = run(configure_step(&["atl-sql1", "atl-sql2"]));
-    let add_primary = "DECLARE @backup_job_id uniqueidentifier, @primary_id uniqueidentifier; EXEC master.dbo.sp_add_log_shipping_primary_database @database = @P1, @backup_directory = @P2, @backup_share = @P3, @backup_job_name = @P4, @backup_retention_period = @P5, @overwrite = 1, @backup_job_id = @backup_job_id OUTPUT, @primary_id = @primary_id OUTPUT";
-    let enable = "EXEC msdb.dbo.sp_update_job @job_name = @P1, @enabled = 1";
-    let schedule = "DECLARE @schedule_id int; IF NOT EXISTS (SELECT 1 FROM msdb.dbo.sysjobs j JOIN msdb.dbo.sysjobschedules js ON js.job_id = j.job_id JOIN msdb.dbo.sysschedules s ON s.schedule_id = js.schedule_id WHERE j.name = @P1 AND s.name = @P2) BEGIN EXEC msdb.dbo.sp_add_schedule @schedule_name = @P3, @enabled = 1, @freq_type = 4, @freq_interval = 1, @freq_subday_type = @P4, @freq_subday_interval = @P5, @schedule_id = @schedule_id OUTPUT; EXEC msdb.dbo.sp_attach_schedule @job_name = @P6, @schedule_id = @schedule_id; END";
-    let link = "EXEC master.dbo.sp_add_log_shipping_primary_secondary @primary_database = @P1, @secondary_server = @P2, @secondary_database = @P3, @overwrite = 1";
+    let add_primary = "DECLARE @rc int, @backup_job_id uniqueidentifier, @primary_id uniqueidentifier; EXEC @rc = master.dbo.sp_add_log_shipping_primary_database @database = @P1, @backup_directory = @P2, @backup_share = @P3, @backup_job_name = @P4, @backup_retention_period = @P5, @overwrite = 1, @backup_job_id = @backup_job_id OUTPUT, @primary_id = @primary_id OUTPUT; SELECT @rc AS return_code";
+    let enable = "DECLARE @rc int; EXEC @rc = msdb.dbo.sp_update_job @job_name = @P1, @enabled = 1; SELECT @rc AS return_code";
+    let schedule = "DECLARE @schedule_id int, @rc int; SET @rc = 0; IF NOT EXISTS (SELECT 1 FROM msdb.dbo.sysjobs j JOIN msdb.dbo.sysjobschedules js ON js.job_id = j.job_id JOIN msdb.dbo.sysschedules s ON s.schedule_id = js.schedule_id WHERE j.name = @P1 AND s.name = @P2) BEGIN EXEC @rc = msdb.dbo.sp_add_schedule @schedule_name = @P3, @enabled = 1, @freq_type = 4, @freq_interval = 1, @freq_subday_type = @P4, @freq_subday_interval = @P5, @schedule_id = @schedule_id OUTPUT; IF @rc = 0 EXEC @rc = msdb.dbo.sp_attach_schedule @job_name = @P6, @schedule_id = @schedule_id; END; SELECT @rc AS return_code";
+    let link = "DECLARE @rc int; EXEC @rc = master.dbo.sp_add_log_shipping_primary_secondary @primary_database = @P1, @secondary_server = @P2, @secondary_database = @P3, @overwrite = 1; SELECT @rc AS return_code";
     assert_eq!(
         sqls(&st),
         [
@@ -668,8 +670,8 @@ fn configure_log_shipping_adds_primaries_then_the_secondary_then_the_links() {
             add_primary,
             schedule,
             enable,
-            "DECLARE @copy_job_id uniqueidentifier, @restore_job_id uniqueidentifier, @secondary_id uniqueidentifier; EXEC master.dbo.sp_add_log_shipping_secondary_primary @primary_server = @P1, @primary_database = @P2, @backup_source_directory = @P3, @backup_destination_directory = @P4, @copy_job_name = @P5, @restore_job_name = @P6, @file_retention_period = @P7, @overwrite = 1, @copy_job_id = @copy_job_id OUTPUT, @restore_job_id = @restore_job_id OUTPUT, @secondary_id = @secondary_id OUTPUT",
-            "EXEC master.dbo.sp_add_log_shipping_secondary_database @secondary_database = @P1, @primary_server = @P2, @primary_database = @P3, @restore_delay = 0, @restore_mode = 0, @disconnect_users = 0, @overwrite = 1",
+            "DECLARE @rc int, @copy_job_id uniqueidentifier, @restore_job_id uniqueidentifier, @secondary_id uniqueidentifier; EXEC @rc = master.dbo.sp_add_log_shipping_secondary_primary @primary_server = @P1, @primary_database = @P2, @backup_source_directory = @P3, @backup_destination_directory = @P4, @copy_job_name = @P5, @restore_job_name = @P6, @file_retention_period = @P7, @overwrite = 1, @copy_job_id = @copy_job_id OUTPUT, @restore_job_id = @restore_job_id OUTPUT, @secondary_id = @secondary_id OUTPUT; SELECT @rc AS return_code",
+            "DECLARE @rc int; EXEC @rc = master.dbo.sp_add_log_shipping_secondary_database @secondary_database = @P1, @primary_server = @P2, @primary_database = @P3, @restore_delay = 0, @restore_mode = 0, @disconnect_users = 0, @overwrite = 1; SELECT @rc AS return_code",
             schedule,
             schedule,
             enable,
@@ -1122,4 +1124,28 @@ fn quoted_until(chars: &[char], i: &mut usize, close: char, sql: &str) -> String
         inner.push(chars[*i]);
         *i += 1;
     }
+}
+
+/// Every statement that calls a stored procedure selects its return code last and has the
+/// executor check it: msdb's and master's procedures report some failures only that way.
+#[test]
+fn every_procedure_call_reports_its_return_code() {
+    let mut calls = 0;
+    for (step, st) in all_statements(&benign()) {
+        for s in st.iter().filter(|s| s.sql.contains("EXEC ")) {
+            calls += 1;
+            assert!(
+                s.return_code_of.is_some() && s.sql.ends_with("SELECT @rc AS return_code"),
+                "{}: {}",
+                step.name(),
+                s.sql
+            );
+            assert!(
+                !s.sql.contains("EXEC msdb") && !s.sql.contains("EXEC master"),
+                "{}",
+                s.sql
+            );
+        }
+    }
+    assert!(calls > 0);
 }
