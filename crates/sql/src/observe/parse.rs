@@ -890,3 +890,165 @@ mod tests {
         assert_eq!(files[0].backup_type, BackupType::Log);
     }
 }
+
+/// Whatever a server answers, reading it never panics: NULLs anywhere, numbers of any width,
+/// dates at the ends of the calendar, names with brackets and quotes, sets missing or repeated.
+/// A surprise is an error (or a value left out), never a crash of the process that serves
+/// every other pool.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every column the readers look at, besides each set's first (key) column.
+    const COLUMNS: &[&str] = &[
+        "BackupFinishDate",
+        "BackupType",
+        "DatabaseBackupLSN",
+        "DatabaseName",
+        "FirstLSN",
+        "IsCopyOnly",
+        "IsForceOffline",
+        "LastLSN",
+        "ServerName",
+        "backup_directory",
+        "backup_finish_date",
+        "backup_share",
+        "backup_source_directory",
+        "database_backup_lsn",
+        "database_name",
+        "enabled",
+        "first_lsn",
+        "fork_point_lsn",
+        "freq_subday_interval",
+        "freq_subday_type",
+        "freq_type",
+        "host_name",
+        "is_copy_only",
+        "is_force_offline",
+        "is_in_standby",
+        "is_read_only",
+        "job_name",
+        "last_backup_file",
+        "last_copied_file",
+        "last_lsn",
+        "last_restored_file",
+        "last_write_time",
+        "log_end_lsn",
+        "mirroring_failover_lsn",
+        "mirroring_partner_instance",
+        "mirroring_partner_name",
+        "mirroring_role_desc",
+        "mirroring_safety_level_desc",
+        "mirroring_state_desc",
+        "mirroring_witness_name",
+        "physical_device_name",
+        "primary_database",
+        "primary_server",
+        "program_name",
+        "recovery_model_desc",
+        "redo_start_lsn",
+        "schedule_id",
+        "schedule_name",
+        "secondary_database",
+        "secondary_server",
+        "server_name",
+        "side",
+        "size_in_bytes",
+        "spid",
+        "state_desc",
+        "user_access_desc",
+        "utc_offset_minutes",
+        "last_backup_date",
+        "last_backup_date_utc",
+        "last_copied_date",
+        "last_copied_date_utc",
+        "last_restored_date",
+        "last_restored_date_utc",
+        "last_restored_latency",
+        "session_id",
+        "ls_job_database",
+    ];
+
+    const SECTIONS: &[Section] = &[
+        Section::Server,
+        Section::Databases,
+        Section::LogShippingPrimary,
+        Section::LogShippingSecondary,
+        Section::LastLogBackup,
+        Section::LogShippingJobs,
+        Section::Sessions,
+        Section::CopyFolder,
+        Section::Share,
+    ];
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("mgc".to_string()),
+            Just("MGCCOMP".to_string()),
+            Just("ONLINE".to_string()),
+            Just("RESTORING".to_string()),
+            Just("PRINCIPAL".to_string()),
+            Just("SYNCHRONIZED".to_string()),
+            Just("primary".to_string()),
+            Just(String::new()),
+            "[\\[\\]'\"a-zA-Z0-9_:.\\\\ -]{0,40}",
+            any::<String>(),
+        ]
+    }
+
+    fn cell() -> impl Strategy<Value = Cell> {
+        prop_oneof![
+            Just(Cell::Null),
+            any::<i64>().prop_map(Cell::Int),
+            any::<bool>().prop_map(Cell::Bool),
+            text().prop_map(Cell::Text),
+            (any::<i128>(), 0u8..=38).prop_map(|(v, scale)| Cell::Decimal(v, scale)),
+            (-100_000_000_000i64..300_000_000_000i64).prop_map(|secs| {
+                Cell::DateTime(
+                    chrono::DateTime::from_timestamp(secs, 0)
+                        .map(|d| d.naive_utc())
+                        .unwrap_or_default(),
+                )
+            }),
+            Just(Cell::DateTime(NaiveDateTime::MIN)),
+            Just(Cell::DateTime(NaiveDateTime::MAX)),
+            Just(Cell::Other),
+        ]
+    }
+
+    /// One result set: a section's key column first, then every column, 0 to 3 rows.
+    fn table_of(key: &'static str) -> impl Strategy<Value = Table> {
+        let width = COLUMNS.len() + 1;
+        prop::collection::vec(prop::collection::vec(cell(), width), 0..3).prop_map(move |rows| {
+            let mut columns = vec![key.to_string()];
+            columns.extend(COLUMNS.iter().map(|c| c.to_string()));
+            Table { columns, rows }
+        })
+    }
+
+    fn answer() -> impl Strategy<Value = Answer> {
+        let sets: Vec<_> = SECTIONS
+            .iter()
+            .map(|s| prop::option::weighted(0.9, table_of(s.key())))
+            .collect();
+        (sets, any::<bool>()).prop_map(|(sets, repeat)| {
+            let mut tables: Vec<Table> = sets.into_iter().flatten().collect();
+            if repeat && let Some(first) = tables.first().cloned() {
+                tables.push(first);
+            }
+            Answer {
+                tables,
+                error: None,
+            }
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn no_answer_makes_the_reader_panic(answer in answer(), listed in any::<bool>()) {
+            let _ = instance(&answer, &["mgc", "mgccomp"], listed);
+        }
+    }
+}
