@@ -4,7 +4,7 @@
 //! end to end.
 
 use pchat_core::api::{Phase, PoolState};
-use pchat_core::observe::{DatabaseState, MirroringRole, MirroringState, Observation, UserAccess};
+use pchat_core::observe::{DatabaseState, MirroringRole, MirroringState, Observation};
 use pchat_operator::demo::World;
 use pchat_operator::demo::acts::{ActOutcome, play};
 
@@ -89,11 +89,7 @@ fn assert_protected(
         if let Some(d) = obs.database(other, "mgc")
             && d.state == DatabaseState::Online
         {
-            assert_eq!(
-                d.user_access,
-                UserAccess::RestrictedUser,
-                "{other} not fenced"
-            );
+            assert!(d.read_only, "{other} not fenced");
             assert!(
                 status.salvage_backups.iter().any(|b| b.instance == *other),
                 "{other} was not salvaged: {:?}",

@@ -131,6 +131,7 @@ impl World {
                 i.database(chat).is_some_and(|d| {
                     d.state == DatabaseState::Online
                         && d.user_access == UserAccess::MultiUser
+                        && !d.read_only
                         && d.mirroring
                             .as_ref()
                             .is_none_or(|m| m.role == MirroringRole::Principal)
@@ -184,6 +185,7 @@ impl World {
             let chat_written = i.database(&chat).is_some_and(|d| {
                 d.state == DatabaseState::Online
                     && d.user_access == UserAccess::MultiUser
+                    && !d.read_only
                     && d.mirroring
                         .as_ref()
                         .is_none_or(|m| m.role == MirroringRole::Principal)
@@ -194,6 +196,7 @@ impl World {
             for d in &mut i.databases {
                 let writable = d.state == DatabaseState::Online
                     && d.user_access == UserAccess::MultiUser
+                    && !d.read_only
                     && d.mirroring
                         .as_ref()
                         .is_none_or(|m| m.role == MirroringRole::Principal);
@@ -251,7 +254,9 @@ impl World {
                 };
                 let writable = i.is_reachable()
                     && i.database(&chat).is_some_and(|d| {
-                        d.state == DatabaseState::Online && d.user_access == UserAccess::MultiUser
+                        d.state == DatabaseState::Online
+                            && d.user_access == UserAccess::MultiUser
+                            && !d.read_only
                     });
                 let host = server.split('.').next().unwrap().to_ascii_uppercase();
                 if writable && !i.sessions.iter().any(|s| s.host_name == host) {

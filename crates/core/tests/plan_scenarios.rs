@@ -537,9 +537,14 @@ fn returning_old_site_stale_copy_is_fenced_then_salvaged_before_any_reseed() {
     let now = obs.taken_at;
     let (steps, end) = run(&spec, &mut obs, now);
     assert_eq!(end, Decision::Converged, "{steps:?}");
-    assert!(matches!(&steps[0], Step::FenceStaleCopy { instance, .. } if instance == "atl-sql1"));
+    // Its mirroring session goes first: a database in one cannot be set READ_ONLY.
     assert!(
-        matches!(&steps[1], Step::RemoveLogShipping { configurations, .. }
+        matches!(&steps[0], Step::RemoveMirroring { instance, databases, .. }
+        if instance == "atl-sql1" && databases == &["mgc"])
+    );
+    assert!(matches!(&steps[1], Step::FenceStaleCopy { instance, .. } if instance == "atl-sql1"));
+    assert!(
+        matches!(&steps[2], Step::RemoveLogShipping { configurations, .. }
         if configurations.iter().map(|c| c.instance.as_str()).collect::<Vec<_>>() == ["atl-sql1"])
     );
     let salvage = position(
@@ -582,10 +587,15 @@ fn returning_stale_copy_with_newer_writes_is_blocked_after_salvage_without_polic
     // a log backup would move it past its salvage and call for another full one each time.
     assert_eq!(
         names(&steps),
-        ["FenceStaleCopy", "RemoveLogShipping", "SalvageStaleCopy"]
+        [
+            "RemoveMirroring",
+            "FenceStaleCopy",
+            "RemoveLogShipping",
+            "SalvageStaleCopy"
+        ]
     );
     assert!(
-        matches!(&steps[1], Step::RemoveLogShipping { site, configurations, .. }
+        matches!(&steps[2], Step::RemoveLogShipping { site, configurations, .. }
         if site == "atlanta" && configurations.len() == 1
             && configurations[0].instance == "atl-sql1"
             && configurations[0].side == LogShippingSide::Primary)

@@ -215,6 +215,63 @@ async fn database_in_use_during_the_tail_log_backup_is_answered_by_kill_and_retr
     assert!(after.is_err(), "the chat session was killed");
 }
 
+/// The fence holds against the chat service login even when it may do anything (here every
+/// login is sysadmin, as chat service logins often are, or db_owner): after FenceStaleCopy no
+/// write is accepted (3906), reads go on, and the copy stays ONLINE for its salvage backup.
+#[tokio::test]
+async fn a_fenced_copy_refuses_writes_from_a_sysadmin_chat_login_and_stays_readable() {
+    let mut live = start("fence").await;
+    live.converge(Duration::from_secs(60)).await;
+    let addr = live.sim.addr("atl-sql1").unwrap();
+    let mut chat = chat_client(addr, "atl-pc1").await;
+    let insert = "INSERT INTO dbo.Messages (MessageId, ChatServer, Body, PostedAt) \
+                  VALUES (@P1, @P2, @P3, @P4)";
+    let posted = chrono::Utc::now().naive_utc();
+    let message = |id: i64| (id, "atl-pc1", "a chat message");
+    let (id, server, body) = message(1);
+    chat.execute(insert, &[&id, &server, &body, &posted])
+        .await
+        .expect("chat writes before the fence");
+    // A copy in a mirroring session is not fenced (the planner ends the session first).
+    let obs = live.observe().await;
+    let unmirror = Step::RemoveMirroring {
+        site: "atlanta".into(),
+        instance: "atl-sql1".into(),
+        databases: vec!["mgc".into()],
+    };
+    live.run(&unmirror, &obs).await;
+    let obs = live.observe().await;
+    let fence = Step::FenceStaleCopy {
+        site: "atlanta".into(),
+        instance: "atl-sql1".into(),
+        database: "mgc".into(),
+    };
+    live.run(&fence, &obs).await;
+    // ROLLBACK IMMEDIATE ended the chat session; a new one logs in but cannot write.
+    let mut chat = chat_client(addr, "atl-pc1").await;
+    let (id, server, body) = message(2);
+    let refused = chat
+        .execute(insert, &[&id, &server, &body, &posted])
+        .await
+        .unwrap_err();
+    match refused {
+        tiberius::error::Error::Server(token) => assert_eq!(token.code(), 3906, "{token:?}"),
+        other => panic!("{other}"),
+    }
+    let rows = chat
+        .simple_query("SELECT COUNT(*) FROM dbo.Messages")
+        .await
+        .unwrap()
+        .into_first_result()
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "reads go on");
+    let obs = live.observe().await;
+    let copy = obs.database("atl-sql1", "mgc").unwrap();
+    assert_eq!(copy.state, DatabaseState::Online);
+    assert!(copy.read_only);
+}
+
 async fn chat_client(
     addr: std::net::SocketAddr,
     host: &str,

@@ -167,12 +167,11 @@ fn kill_sessions(obs: &mut Observation, instance: &str, session_ids: &[i32]) {
     }
 }
 
-/// SET RESTRICTED_USER WITH ROLLBACK IMMEDIATE, which ends every session that is not entitled
-/// to stay.
+/// SET READ_ONLY WITH ROLLBACK IMMEDIATE, which ends every other session in the database.
 fn fence_stale_copy(obs: &mut Observation, instance: &str, database: &str) {
     drop_sessions(obs, instance, database);
     if let Some(copy) = db_mut(obs, instance, database) {
-        copy.user_access = UserAccess::RestrictedUser;
+        copy.read_only = true;
     }
 }
 

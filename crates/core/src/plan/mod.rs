@@ -29,7 +29,7 @@
 //!     abandoned after the tail-log backup (the spec was flipped back); that copy holds
 //!     everything and is recovered.
 //! * **P has a writable chat copy** (steady state and re-protection), in this order: fence every
-//!   other writable chat copy (RESTRICTED_USER); salvage every other ONLINE chat copy (COPY_ONLY
+//!   other writable chat copy (READ_ONLY); salvage every other ONLINE chat copy (COPY_ONLY
 //!   full backup, observed on a share before anything goes on; one waiting for its share holds
 //!   up everything but publishing); block on a copy that may hold newer data (its end of log
 //!   beyond P's fork point, or beyond P's end of log when P never forked) unless
@@ -55,7 +55,7 @@
 //! whatever the observation; `assess` reports the phase `Suspended`.
 //!
 //! # Simplifications
-//! * A fenced (RESTRICTED_USER) ONLINE copy on P is never promoted: a switch to a site whose only
+//! * A fenced (READ_ONLY) ONLINE copy on P is never promoted: a switch to a site whose only
 //!   copy is fenced is Blocked (`NoCopyOnPrimarySite`); a person recovers it.
 //! * The log-shipping secondary is one S instance; stale copies on S's other instance are left
 //!   fenced and salvaged, not overwritten.

@@ -101,7 +101,7 @@ pub enum Step {
         database: String,
         kill_session_ids: Vec<i32>,
     },
-    /// `ALTER DATABASE [db] SET RESTRICTED_USER WITH ROLLBACK IMMEDIATE`: takes chat servers off
+    /// `ALTER DATABASE [db] SET READ_ONLY WITH ROLLBACK IMMEDIATE`: takes chat servers off
     /// a copy that must not be written.
     FenceStaleCopy {
         site: String,
@@ -356,7 +356,7 @@ impl Step {
             Step::FenceStaleCopy {
                 instance, database, ..
             } => format!(
-                "set {database} on {instance} RESTRICTED_USER so no chat server can write to this stale copy"
+                "set {database} on {instance} READ_ONLY so no chat server (not even a sysadmin or db_owner login) can write to this stale copy"
             ),
             Step::SalvageStaleCopy {
                 instance,
@@ -441,9 +441,7 @@ impl Step {
                 "EXEC sp_delete_log_shipping_secondary_database + _secondary_primary / sp_delete_log_shipping_primary_secondary + _primary_database"
             }
             Step::Recover { .. } => "KILL + RESTORE DATABASE WITH RECOVERY",
-            Step::FenceStaleCopy { .. } => {
-                "ALTER DATABASE SET RESTRICTED_USER WITH ROLLBACK IMMEDIATE"
-            }
+            Step::FenceStaleCopy { .. } => "ALTER DATABASE SET READ_ONLY WITH ROLLBACK IMMEDIATE",
             Step::SalvageStaleCopy { .. } => "BACKUP DATABASE WITH COPY_ONLY",
             Step::Reseed { .. } => {
                 "BACKUP DATABASE + BACKUP LOG + RESTORE WITH REPLACE, NORECOVERY"

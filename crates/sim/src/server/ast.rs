@@ -61,6 +61,11 @@ pub enum AlterAction {
         rollback_immediate: bool,
     },
     Online,
+    /// `SET READ_ONLY` (true) or `SET READ_WRITE` (false), with its termination clause.
+    ReadOnly {
+        read_only: bool,
+        rollback_immediate: bool,
+    },
     /// `SET RECOVERY FULL|SIMPLE|BULK_LOGGED`
     Recovery(String),
 }

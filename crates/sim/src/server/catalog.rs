@@ -457,7 +457,7 @@ fn databases(inst: &Instance) -> Rows {
                 text("SQL_Latin1_General_CP1_CI_AS"),
                 int(d.access.code() as i64),
                 text(d.access.desc()),
-                bit(false),
+                bit(d.read_only),
                 int(d.state.code() as i64),
                 text(d.state.desc()),
                 bit(false),

@@ -151,6 +151,14 @@ pub fn cannot_open(db: &Database) -> Option<SqlError> {
     }
 }
 
+/// MSSQLSERVER_3906: a write to a database set READ_ONLY, whoever the login.
+pub fn read_only(db: &str) -> SqlError {
+    SqlError::new(
+        3906,
+        format!("Failed to update database \"{db}\" because the database is read-only."),
+    )
+}
+
 pub fn in_restore(db: &str) -> SqlError {
     SqlError::new(
         927,

@@ -1019,6 +1019,7 @@ fn insert_target(
         Some(d) if d.is_system() => Err(vec![e::invalid_object(&written)]),
         Some(d) => match e::cannot_open(d) {
             Some(err) => Err(vec![err]),
+            None if d.read_only => Err(vec![e::read_only(&d.name)]),
             None => Ok(db_name),
         },
     }
@@ -1198,6 +1199,26 @@ fn alter(
                 end_other_sessions(state, inst, &name, Some(spid), *rollback_immediate)?;
             }
             state.instances[inst].db_mut(&name).expect("exists").access = new;
+            Ok(())
+        }
+        AlterAction::ReadOnly {
+            read_only,
+            rollback_immediate,
+        } => {
+            // A mirroring partner cannot be made read-only (5004-type refusals; inferred) and a
+            // RESTORING copy cannot be altered at all.
+            if mirrored {
+                return Err(vec![e::involved_in_mirroring(&name), e::alter_failed()]);
+            }
+            if db_state == DbState::Restoring {
+                return Err(vec![e::in_restore(&name), e::alter_failed()]);
+            }
+            // Changing the updateability needs the database to itself.
+            end_other_sessions(state, inst, &name, Some(spid), *rollback_immediate)?;
+            state.instances[inst]
+                .db_mut(&name)
+                .expect("exists")
+                .read_only = *read_only;
             Ok(())
         }
         AlterAction::Offline { rollback_immediate } => {

@@ -157,6 +157,9 @@ pub struct Database {
     pub name: String,
     pub state: DbState,
     pub access: Access,
+    /// `ALTER DATABASE ... SET READ_ONLY`: no login, sysadmin included, may change it; reads
+    /// and backups go on.
+    pub read_only: bool,
     /// FULL, SIMPLE or BULK_LOGGED.
     pub recovery: String,
     /// Identifies the database's lineage across backup and restore (FamilyGUID).
@@ -187,6 +190,7 @@ impl Database {
             name: name.to_string(),
             state: DbState::Online,
             access: Access::Multi,
+            read_only: false,
             recovery: "FULL".into(),
             family_guid: family_guid.clone(),
             create_date: now,

@@ -653,6 +653,10 @@ impl<'a> Parser<'a> {
                 self.rollback_clause()?;
                 AlterAction::Online
             }
+            "read_only" | "read_write" => AlterAction::ReadOnly {
+                read_only: opt == "read_only",
+                rollback_immediate: self.rollback_clause()?,
+            },
             "recovery" => {
                 let m = self.ident()?.to_ascii_uppercase();
                 if !["FULL", "SIMPLE", "BULK_LOGGED"].contains(&m.as_str()) {

@@ -57,16 +57,21 @@ pub(super) fn recover(instance: &str, database: &str, kill_session_ids: &[i32]) 
     out
 }
 
-/// FenceStaleCopy: `ALTER DATABASE [db] SET RESTRICTED_USER WITH ROLLBACK IMMEDIATE`. Setting
+/// FenceStaleCopy: `ALTER DATABASE [db] SET READ_ONLY WITH ROLLBACK IMMEDIATE`. Setting
 /// the access mode it already has is no error, so the statement repeats safely as it is.
 pub(super) fn fence(instance: &str, database: &str) -> Statement {
+    // READ_ONLY, not RESTRICTED_USER: RESTRICTED_USER still admits db_owner and sysadmin, and
+    // chat service logins are often both. A read-only database takes no write from any login,
+    // yet stays ONLINE, so its end of log can be read and it can be salvaged by a backup.
     Batch::new(&format!(
-        "ALTER DATABASE {} SET RESTRICTED_USER WITH ROLLBACK IMMEDIATE",
+        "ALTER DATABASE {} SET READ_ONLY WITH ROLLBACK IMMEDIATE",
         quote::ident(database)
     ))
     .on(
         instance,
-        format!("fence the stale copy of {database} on {instance} (RESTRICTED_USER)"),
+        format!(
+            "fence the stale copy of {database} on {instance} (READ_ONLY: no login can write to it)"
+        ),
     )
     .retry_if(&[LOCK_NOT_PLACED])
 }

@@ -486,7 +486,7 @@ fn fence_stale_copy_sets_restricted_user_rolling_back_open_sessions() {
     });
     assert_eq!(
         sqls(&st),
-        ["ALTER DATABASE [mgc] SET RESTRICTED_USER WITH ROLLBACK IMMEDIATE"]
+        ["ALTER DATABASE [mgc] SET READ_ONLY WITH ROLLBACK IMMEDIATE"]
     );
     assert_eq!(st[0].retry_if, [5061]);
 }
@@ -1015,7 +1015,7 @@ fn every_write_statement_is_safe_to_repeat() {
     // restore redone.
     let repeat_as_is = [
         "SET PARTNER SAFETY FULL",
-        "SET RESTRICTED_USER WITH ROLLBACK IMMEDIATE",
+        "SET READ_ONLY WITH ROLLBACK IMMEDIATE",
         "SET RECOVERY FULL",
         "sp_update_job",
         "sp_update_schedule",

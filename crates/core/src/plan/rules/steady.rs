@@ -126,8 +126,17 @@ pub(super) fn steady(pool: &PoolView, primary_instance: &str) -> Decision {
         db(pool.obs, primary_instance, pool.chat_database).expect("primary observed");
     let stale = stale_copies(pool, primary_instance);
 
-    // 1. Nobody may write a stale copy: fence it first, whatever else is pending.
-    if let Some((site, n, _)) = stale.iter().find(|(_, _, d)| facts::is_writable(d)) {
+    // 1. Nobody may write a stale copy: fence it first, whatever else is pending. The fence
+    // (READ_ONLY) is not taken by a database in a mirroring session, so a stale principal's
+    // session is ended first (SET PARTNER OFF loses nothing: the copy stays as it is).
+    if let Some((site, n, d)) = stale.iter().find(|(_, _, d)| facts::is_writable(d)) {
+        if d.mirroring.is_some() {
+            return Decision::Step(Step::RemoveMirroring {
+                site: site.name.clone(),
+                instance: n.to_string(),
+                databases: vec![pool.chat_database.to_string()],
+            });
+        }
         return Decision::Step(Step::FenceStaleCopy {
             site: site.name.clone(),
             instance: n.to_string(),

@@ -78,7 +78,7 @@ pub(crate) fn candidate<'a>(
         .map(|n| match db(pool.obs, n, pool.chat_database) {
             None => format!("{n} has no {}", pool.chat_database),
             Some(d) if d.state == DatabaseState::Online && d.read_only => format!(
-                "{n} holds it ONLINE but READ_ONLY: chat cannot write to it (ALTER DATABASE [{}] SET READ_WRITE, if that is intended)",
+                "{n} holds it ONLINE but READ_ONLY (fenced as a stale copy, or set so by hand): chat cannot write to it; ALTER DATABASE [{}] SET READ_WRITE if it is to serve",
                 pool.chat_database
             ),
             Some(d) if d.state == DatabaseState::Online => {
