@@ -144,6 +144,7 @@ pub const TABLES: &[TableDef] = &[
             ("database_backup_lsn", LSN),
             ("backup_start_date", DATETIME),
             ("backup_finish_date", DATETIME),
+            ("time_zone", "SMALLINT"),
             ("is_copy_only", BIT),
             ("is_force_offline", BIT),
             ("recovery_model", NVARCHAR_60),
@@ -641,6 +642,8 @@ fn backupset(inst: &Instance) -> Rows {
                 lsn(r.database_backup_lsn),
                 datetime(r.backup_start_date),
                 datetime(r.backup_finish_date),
+                // The simulated servers keep UTC as their local time: offset 0.
+                int(0),
                 bit(r.is_copy_only),
                 bit(r.is_force_offline),
                 text(&r.recovery_model),

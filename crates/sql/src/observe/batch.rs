@@ -75,7 +75,7 @@ SELECT sd.secondary_database AS ls_secondary_database, s.primary_server, s.prima
     ON ms.secondary_id = sd.secondary_id AND ms.secondary_database = sd.secondary_database
  WHERE sd.secondary_database IN (@P1, @P2);
 SELECT b.database_name AS log_backup_database, b.server_name, b.first_lsn, b.last_lsn,
-       b.database_backup_lsn, b.backup_finish_date, b.is_copy_only, b.is_force_offline,
+       b.database_backup_lsn, b.backup_finish_date, b.time_zone, b.is_copy_only, b.is_force_offline,
        f.physical_device_name
   FROM msdb.dbo.backupset b
   JOIN msdb.dbo.backupmediafamily f ON f.media_set_id = b.media_set_id AND f.family_sequence_number = 1

@@ -55,6 +55,18 @@ pub fn instant(local: NaiveDateTime, utc_offset_minutes: i64) -> Option<Timestam
     Timestamp::new(t.timestamp(), t.timestamp_subsec_nanos() as i32).ok()
 }
 
+/// The offset from UTC, in minutes, that held when a backup was taken: `backupset.time_zone`
+/// counts it in 15-minute steps (-48 to +48; 127 when unknown). `backup_finish_date` is in the
+/// server's local time *of that moment*: converted with today's offset instead, a backup taken
+/// before a daylight-saving change would be an hour off, and so would the data-loss estimate
+/// of a forced failover. `current` (today's offset) is used only when the set does not say.
+fn backup_offset(row: &Record, current: i64) -> i64 {
+    match row.get("time_zone").int() {
+        Some(quarters @ -48..=48) => quarters * 15,
+        _ => current,
+    }
+}
+
 /// A UTC `datetime` column, else a server-local one converted with the offset.
 fn instant_of(r: &Record, utc_column: &str, local_column: &str, offset: i64) -> Option<Timestamp> {
     match r.get(utc_column).datetime() {
@@ -403,7 +415,7 @@ fn add_last_log_backups(
             lsn(row.get("last_lsn")),
             row.get("backup_finish_date")
                 .datetime()
-                .and_then(|t| instant(t, offset)),
+                .and_then(|t| instant(t, backup_offset(&row, offset))),
         ) else {
             continue;
         };
@@ -755,6 +767,35 @@ mod tests {
         );
         assert_eq!(d.copy_folder.as_ref().unwrap()[0].name, "mgc_1.trn");
         assert_eq!(d.share, None);
+    }
+
+    /// `backup_finish_date` is the server's local time when the backup finished: a backup
+    /// taken in winter (EST, time_zone -20 quarters) read in summer (today's offset EDT, -240
+    /// minutes) is converted with its own offset, not today's; an unknown zone (127) falls back
+    /// to today's.
+    #[test]
+    fn a_backup_finish_time_is_converted_with_the_offset_of_its_own_day() {
+        let row = |zone: i64| {
+            table(
+                &["log_backup_database", "backup_finish_date", "time_zone"],
+                vec![vec![t("mgc"), dt("2026-01-15 07:00:00"), Cell::Int(zone)]],
+            )
+        };
+        let today = -240;
+        let winter = row(-20);
+        let record = winter.records().next().unwrap();
+        assert_eq!(backup_offset(&record, today), -300);
+        let finished = instant(
+            record.get("backup_finish_date").datetime().unwrap(),
+            backup_offset(&record, today),
+        )
+        .unwrap();
+        assert_eq!(finished.to_string(), "2026-01-15T12:00:00Z");
+        let unknown = row(127);
+        assert_eq!(
+            backup_offset(&unknown.records().next().unwrap(), today),
+            today
+        );
     }
 
     /// A log-shipping secondary restored WITH STANDBY shows ONLINE and read-only between log
