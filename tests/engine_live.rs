@@ -20,6 +20,17 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Local mode over the manifest of `live` in `dir`, with its status and active-server files
+/// there too; `once` for a single pass.
+fn local_options(dir: &Path, live: &pchat_sql::testing::Live, once: bool) -> Options {
+    Options {
+        pool_file: write_manifest(dir, live),
+        once,
+        status_file: Some(dir.join("status.yaml")),
+        active_servers_file: dir.join("active-servers.yaml"),
+    }
+}
+
 /// The example local pool, pointed at the running simulator, as a manifest file.
 fn write_manifest(dir: &Path, live: &pchat_sql::testing::Live) -> PathBuf {
     let mut pool: PersistentChatPool =
@@ -34,12 +45,7 @@ fn write_manifest(dir: &Path, live: &pchat_sql::testing::Live) -> PathBuf {
 async fn local_passes_over_the_live_port_bootstrap_the_simulator_to_ready() {
     let live = pchat_sql::testing::start("engine-bootstrap").await;
     let dir = temp_dir("bootstrap");
-    let opts = Options {
-        pool_file: write_manifest(&dir, &live),
-        once: true,
-        status_file: Some(dir.join("status.yaml")),
-        active_servers_file: dir.join("active-servers.yaml"),
-    };
+    let opts = local_options(&dir, &live, true);
     let mut port = LivePort::with_settings(live.settings.clone(), pchat_sql::testing::opts());
     let mut ran = Vec::new();
     let mut last = None;
@@ -233,12 +239,7 @@ async fn wait_for(
 async fn editing_primary_site_in_the_file_moves_the_live_pool_with_a_planned_switch() {
     let live = pchat_sql::testing::start("engine-switch").await;
     let dir = temp_dir("switch");
-    let opts = Options {
-        pool_file: write_manifest(&dir, &live),
-        once: false,
-        status_file: Some(dir.join("status.yaml")),
-        active_servers_file: dir.join("active-servers.yaml"),
-    };
+    let opts = local_options(&dir, &live, false);
     let status_path = dir.join("status.yaml");
     let mut port = LivePort::with_settings(live.settings.clone(), pchat_sql::testing::opts());
     let cancel = CancellationToken::new();
@@ -303,12 +304,7 @@ async fn an_instance_under_another_server_name_stalls_the_pool_and_nothing_is_wr
         .unwrap();
     renamed.name = "dal-sql9".into();
     let dir = temp_dir("server-name");
-    let opts = Options {
-        pool_file: write_manifest(&dir, &live),
-        once: true,
-        status_file: Some(dir.join("status.yaml")),
-        active_servers_file: dir.join("active-servers.yaml"),
-    };
+    let opts = local_options(&dir, &live, true);
     let mut port = LivePort::with_settings(live.settings.clone(), pchat_sql::testing::opts());
     for _ in 0..2 {
         let report = local::run(&opts, &mut port, CancellationToken::new())

@@ -114,17 +114,7 @@ async fn the_chart_lints_clean_and_installs_upgrades_and_uninstalls_on_a_real_ap
         )
         .await;
     assert!(install.contains("STATUS: deployed"), "{install}");
-    cluster
-        .tool(
-            "kubectl",
-            &[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd/persistentchatpools.persistentchat.io",
-            ],
-        )
-        .await;
+    cluster.wait_crd_established().await;
     let args = deployment_args(&cluster).await;
     assert_eq!(
         flag_value(&args, "--lease-duration"),

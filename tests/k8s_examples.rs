@@ -60,21 +60,7 @@ fn plan(file: &std::path::Path) -> (i32, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_server_and_plan_agree_on_every_example_naming_the_same_field() {
     let cluster = Cluster::start_for("examples").await;
-    let crd = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds/persistentchatpool.yaml");
-    cluster
-        .tool("kubectl", &["apply", "-f", crd.to_str().unwrap()])
-        .await;
-    cluster
-        .tool(
-            "kubectl",
-            &[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd/persistentchatpools.persistentchat.io",
-            ],
-        )
-        .await;
+    cluster.apply_crd().await;
     cluster
         .tool("kubectl", &["create", "namespace", NAMESPACE])
         .await;

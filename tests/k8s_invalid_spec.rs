@@ -7,10 +7,10 @@
 
 mod support;
 
-use pchat_core::api::Phase;
+use pchat_core::api::{PersistentChatPoolStatus, Phase};
 use pchat_sql::testing::Live;
 use support::k8s::{
-    LONG, NAMESPACE, POOL, Scope, World, condition, eventually, has, operator_statements,
+    LONG, NAMESPACE, Operator, POOL, Scope, World, condition, eventually, has, operator_statements,
     pool_manifest,
 };
 
@@ -37,17 +37,8 @@ async fn a_primary_site_naming_no_site_is_refused_by_the_api_server_and_stalls_t
     let op = world.operator("op-a", 15);
     world.wait_ready(&op).await;
 
-    let stalled = eventually(
-        LONG,
-        "the pool is Stalled",
-        async || world.status().await.filter(|s| has(s, "Stalled", "True")),
-        async || format!("{:#?}\n{}", world.status().await, op.log()),
-    )
-    .await;
-    assert_eq!(stalled.phase, Some(Phase::Invalid));
+    let stalled = stalled_as_invalid_naming(&world, &op, "spec.primarySite").await;
     let c = condition(&stalled, "Stalled").unwrap();
-    assert_eq!(c.reason, "InvalidSpec");
-    assert!(c.message.contains("spec.primarySite"), "{}", c.message);
     assert_eq!(c.observed_generation, Some(1));
     assert!(has(&stalled, "Ready", "False"));
     let events = world.events().await;
@@ -57,18 +48,7 @@ async fn a_primary_site_naming_no_site_is_refused_by_the_api_server_and_stalls_t
             && n.contains("spec.primarySite")),
         "{events:#?}"
     );
-    eventually(
-        LONG,
-        "the valid pool in the other namespace converges",
-        async || {
-            world
-                .status_in(OTHER)
-                .await
-                .filter(|s| s.phase == Some(Phase::Protected) && has(s, "Ready", "True"))
-        },
-        async || format!("{:#?}\n{}", world.status_in(OTHER).await, op.log()),
-    )
-    .await;
+    other_pool_converges(&world, &op).await;
     assert!(operator_statements(&other) > 0);
     // Passes of an invalid spec came and went (the metric counts them); none reached SQL.
     let (_, metrics) = op.http_get("/metrics").await.expect("/metrics answers");
@@ -119,33 +99,8 @@ async fn a_stored_pool_the_operator_cannot_decode_is_stalled_naming_the_field_an
     let op = world.operator("op-a", 15);
     world.wait_ready(&op).await;
 
-    let stalled = eventually(
-        LONG,
-        "the undecodable pool is Stalled",
-        async || world.status().await.filter(|s| has(s, "Stalled", "True")),
-        async || format!("{:#?}\n{}", world.status().await, op.log()),
-    )
-    .await;
-    assert_eq!(stalled.phase, Some(Phase::Invalid));
-    let c = condition(&stalled, "Stalled").unwrap();
-    assert_eq!(c.reason, "InvalidSpec");
-    assert!(
-        c.message.contains("spec.failover.unreachableAfter"),
-        "{}",
-        c.message
-    );
-    eventually(
-        LONG,
-        "the valid pool in the other namespace converges",
-        async || {
-            world
-                .status_in(OTHER)
-                .await
-                .filter(|s| s.phase == Some(Phase::Protected) && has(s, "Ready", "True"))
-        },
-        async || format!("{:#?}\n{}", world.status_in(OTHER).await, op.log()),
-    )
-    .await;
+    stalled_as_invalid_naming(&world, &op, "spec.failover.unreachableAfter").await;
+    other_pool_converges(&world, &op).await;
     assert!(operator_statements(&other) > 0);
     assert_eq!(
         world.operator_statements(),
@@ -171,6 +126,43 @@ async fn a_stored_pool_the_operator_cannot_decode_is_stalled_naming_the_field_an
         "the fixed pool converges",
         async || world.status().await.filter(|s| has(s, "Ready", "True")),
         async || format!("{:#?}\n{}", world.status().await, op.log()),
+    )
+    .await;
+}
+
+/// Wait until the pool is Stalled as invalid (phase Invalid, reason InvalidSpec) with a message
+/// naming `field`; the status.
+async fn stalled_as_invalid_naming(
+    world: &World,
+    op: &Operator,
+    field: &str,
+) -> PersistentChatPoolStatus {
+    let stalled = eventually(
+        LONG,
+        "the pool is Stalled",
+        async || world.status().await.filter(|s| has(s, "Stalled", "True")),
+        async || format!("{:#?}\n{}", world.status().await, op.log()),
+    )
+    .await;
+    assert_eq!(stalled.phase, Some(Phase::Invalid));
+    let c = condition(&stalled, "Stalled").unwrap();
+    assert_eq!(c.reason, "InvalidSpec");
+    assert!(c.message.contains(field), "{}", c.message);
+    stalled
+}
+
+/// Wait until the valid pool in [`OTHER`] is Protected and Ready.
+async fn other_pool_converges(world: &World, op: &Operator) {
+    eventually(
+        LONG,
+        "the valid pool in the other namespace converges",
+        async || {
+            world
+                .status_in(OTHER)
+                .await
+                .filter(|s| s.phase == Some(Phase::Protected) && has(s, "Ready", "True"))
+        },
+        async || format!("{:#?}\n{}", world.status_in(OTHER).await, op.log()),
     )
     .await;
 }

@@ -6,7 +6,6 @@
 
 mod support;
 
-use pchat_core::api::Phase;
 use pchat_sim::server::StatementKind;
 use support::k8s::{
     LONG, NAMESPACE, POOL, RELEASE, World, eventually, operator_user, ready_at, settled_at,
@@ -33,13 +32,7 @@ async fn only_the_leader_acts_and_the_other_replica_finishes_the_switch_when_it_
     world.apply_crd().await;
     world.apply_secret().await;
     let mut a = world.operator("op-a", 4);
-    eventually(
-        LONG,
-        "op-a holds the Lease",
-        async || world.lease_holder().await.filter(|h| h == "op-a"),
-        async || a.log(),
-    )
-    .await;
+    world.wait_lease_held_by(&a).await;
     let b = world.operator("op-b", 4);
     world.wait_ready(&b).await;
     world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
@@ -82,17 +75,7 @@ async fn only_the_leader_acts_and_the_other_replica_finishes_the_switch_when_it_
     world.slow_down(&[StatementKind::Backup, StatementKind::Restore], 1000);
     world.set_primary_site("pcpool", "dallas").await;
     // Mid-transition: the switch has started and run at least one step past the drain.
-    let mid = eventually(
-        LONG,
-        "the switch is under way",
-        async || {
-            world.status().await.filter(|s| {
-                s.phase == Some(Phase::Switching) && s.step.as_ref().is_some_and(|st| st.index >= 2)
-            })
-        },
-        async || format!("{:#?}\n{}", world.status().await, a.log()),
-    )
-    .await;
+    let mid = world.wait_switching(&a).await;
     a.kill();
     let writes_before = writes_by(&world, "op-b").len();
     assert_eq!(writes_before, 0, "op-b wrote while op-a led");
@@ -209,23 +192,11 @@ async fn a_leader_paused_past_its_lease_writes_nothing_once_it_runs_again() {
     world.apply_crd().await;
     world.apply_secret().await;
     let a = world.operator("op-a", 4);
-    eventually(
-        LONG,
-        "op-a holds the Lease",
-        async || world.lease_holder().await.filter(|h| h == "op-a"),
-        async || a.log(),
-    )
-    .await;
+    world.wait_lease_held_by(&a).await;
     let b = world.operator("op-b", 4);
     world.wait_ready(&b).await;
     world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
-    eventually(
-        LONG,
-        "the pool is Ready at atlanta",
-        async || world.status().await.filter(|s| ready_at(s, "atlanta")),
-        async || format!("{:#?}\n--- op-a\n{}", world.status().await, a.log()),
-    )
-    .await;
+    world.wait_ready_at("atlanta", &a).await;
     // The replica's identity is its workstation name on SQL Server (HOST_NAME()).
     assert!(
         !world.sql_writes_by("op-a").is_empty(),

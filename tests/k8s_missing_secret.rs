@@ -9,8 +9,7 @@ mod support;
 use pchat_core::api::{PersistentChatPoolStatus, Phase};
 use pchat_sql::testing::admin_client;
 use support::k8s::{
-    LONG, NAMESPACE, Operator, World, condition, eventually, has, ready_at, secret_manifest,
-    settled_at,
+    LONG, NAMESPACE, Operator, World, condition, eventually, has, secret_manifest, settled_at,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,13 +179,7 @@ async fn a_password_rotated_in_the_secret_is_used_from_the_next_pass_without_a_r
     let op = world.operator("op-a", 15);
     world.wait_ready(&op).await;
     world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
-    eventually(
-        LONG,
-        "the pool is Ready at atlanta",
-        async || world.status().await.filter(|s| ready_at(s, "atlanta")),
-        async || format!("{:#?}\n{}", world.status().await, op.log()),
-    )
-    .await;
+    world.wait_ready_at("atlanta", &op).await;
     let logins_before = op.log().matches("logging in with the credentials").count();
 
     // Admin sessions opened before the rotation stay logged in after it.

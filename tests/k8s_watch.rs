@@ -9,9 +9,8 @@ mod support;
 
 use std::time::Duration;
 
-use pchat_core::api::Phase;
 use pchat_sim::server::StatementKind;
-use support::k8s::{LONG, World, eventually, operator_user, ready_at, settled_at};
+use support::k8s::{LONG, World, eventually, operator_user, settled_at};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_relists_after_an_apiserver_restart_and_a_compaction_and_finishes_the_switch()
@@ -27,13 +26,7 @@ async fn the_operator_relists_after_an_apiserver_restart_and_a_compaction_and_fi
     world
         .apply_server_side("gitops", "pool.yaml", &world.pool_manifest(|_| {}))
         .await;
-    eventually(
-        LONG,
-        "the pool is Ready at atlanta",
-        async || world.status().await.filter(|s| ready_at(s, "atlanta")),
-        async || format!("{:#?}\n{}", world.status().await, op.log()),
-    )
-    .await;
+    world.wait_ready_at("atlanta", &op).await;
 
     world.slow_down(&[StatementKind::Backup, StatementKind::Restore], 1000);
     world
@@ -43,17 +36,7 @@ async fn the_operator_relists_after_an_apiserver_restart_and_a_compaction_and_fi
             &world.pool_manifest(|p| p.spec.primary_site = "dallas".into()),
         )
         .await;
-    eventually(
-        LONG,
-        "the switch is under way",
-        async || {
-            world.status().await.filter(|s| {
-                s.phase == Some(Phase::Switching) && s.step.as_ref().is_some_and(|st| st.index >= 2)
-            })
-        },
-        async || format!("{:#?}\n{}", world.status().await, op.log()),
-    )
-    .await;
+    world.wait_switching(&op).await;
     let requests_before = world.cluster.requests_of(&operator_user()).len();
 
     world.cluster.stop_apiserver().await;

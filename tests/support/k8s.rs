@@ -108,6 +108,28 @@ impl Cluster {
             .unwrap()
     }
 
+    /// The committed CRD, applied with kubectl; returns once it is Established.
+    pub async fn apply_crd(&self) {
+        let crd = repo_root().join("crds/persistentchatpool.yaml");
+        self.tool("kubectl", &["apply", "-f", crd.to_str().unwrap()])
+            .await;
+        self.wait_crd_established().await;
+    }
+
+    /// Wait until the PersistentChatPool CRD is Established (served).
+    pub async fn wait_crd_established(&self) {
+        self.tool(
+            "kubectl",
+            &[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd/persistentchatpools.persistentchat.io",
+            ],
+        )
+        .await;
+    }
+
     /// `scripts/test-cluster COMMAND DIR`, off the async runtime; its output (stdout first).
     async fn script(&self, command: &str) -> String {
         let script = repo_root().join("scripts/test-cluster");
@@ -548,15 +570,7 @@ impl World {
 
     /// The committed CRD, applied with kubectl; returns once it is Established.
     pub async fn apply_crd(&self) {
-        let crd = repo_root().join("crds/persistentchatpool.yaml");
-        self.kubectl(&["apply", "-f", crd.to_str().unwrap()]).await;
-        self.kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/persistentchatpools.persistentchat.io",
-        ])
-        .await;
+        self.cluster.apply_crd().await;
     }
 
     /// The SQL login Secret the pool names (`pchat-sql`), applied with kubectl.
@@ -723,6 +737,51 @@ impl World {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Wait until the pool is Protected and Ready at `site`; `op`'s log is shown on failure.
+    pub async fn wait_ready_at(&self, site: &str, op: &Operator) -> PersistentChatPoolStatus {
+        eventually(
+            LONG,
+            &format!("the pool is Ready at {site}"),
+            async || self.status().await.filter(|s| ready_at(s, site)),
+            async || {
+                format!(
+                    "{:#?}\n--- {}\n{}",
+                    self.status().await,
+                    op.identity,
+                    op.log()
+                )
+            },
+        )
+        .await
+    }
+
+    /// Wait until `op` holds the Lease.
+    pub async fn wait_lease_held_by(&self, op: &Operator) {
+        eventually(
+            LONG,
+            &format!("{} holds the Lease", op.identity),
+            async || self.lease_holder().await.filter(|h| *h == op.identity),
+            async || op.log(),
+        )
+        .await;
+    }
+
+    /// Wait until a switch is under way: phase Switching, past its first steps.
+    pub async fn wait_switching(&self, op: &Operator) -> PersistentChatPoolStatus {
+        eventually(
+            LONG,
+            "the switch is under way",
+            async || {
+                self.status().await.filter(|s| {
+                    s.phase == Some(pchat_core::api::Phase::Switching)
+                        && s.step.as_ref().is_some_and(|st| st.index >= 2)
+                })
+            },
+            async || format!("{:#?}\n{}", self.status().await, op.log()),
+        )
+        .await
     }
 
     /// Start a replica of `pchat-operator run` with short intervals.

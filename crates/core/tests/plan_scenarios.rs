@@ -5,7 +5,7 @@
 
 use jiff::Timestamp;
 use pchat_core::api::{PersistentChatPool, PersistentChatPoolSpec, PoolState};
-use pchat_core::observe::{Lsn, Observation};
+use pchat_core::observe::{DatabaseObservation, InstanceObservation, Lsn, Observation};
 use pchat_core::plan::{
     self, BlockReason, Decision, LogShippingSide, NewerBasis, Step, WaitReason, effects, invariants,
 };
@@ -75,6 +75,24 @@ fn position(steps: &[Step], pred: impl Fn(&Step) -> bool) -> usize {
 
 /// The converged atlanta fixture with mirroring and log shipping as a switch leaves them:
 /// started from, a switch to dallas and back must end in the same shape.
+/// One instance of an observation, to change it.
+fn instance_mut<'a>(obs: &'a mut Observation, name: &str) -> &'a mut InstanceObservation {
+    obs.instances.iter_mut().find(|i| i.name == name).unwrap()
+}
+
+/// One copy of a database in an observation, to change it.
+fn copy_mut<'a>(
+    obs: &'a mut Observation,
+    instance: &str,
+    database: &str,
+) -> &'a mut DatabaseObservation {
+    instance_mut(obs, instance)
+        .databases
+        .iter_mut()
+        .find(|d| d.name == database)
+        .unwrap()
+}
+
 fn converged_atlanta() -> Observation {
     observed("observed-steady-atlanta.yaml")
 }
@@ -146,12 +164,7 @@ fn converged_steady_state_plans_zero_steps() {
 fn an_instance_reporting_another_server_name_blocks_before_any_step() {
     let spec = spec("atlanta");
     let mut obs = converged_atlanta();
-    let dallas = obs
-        .instances
-        .iter_mut()
-        .find(|i| i.name == "dal-sql1")
-        .unwrap();
-    dallas.server_name = Some("DAL-SQL1-OLD".into());
+    instance_mut(&mut obs, "dal-sql1").server_name = Some("DAL-SQL1-OLD".into());
     let decision = plan::next(&spec, &obs, obs.taken_at);
     let Decision::Blocked(reason) = &decision else {
         panic!("{decision:?}");
@@ -185,32 +198,13 @@ fn an_instance_reporting_another_server_name_blocks_before_any_step() {
 fn a_standby_secondary_is_a_secondary_and_a_read_only_primary_is_not_protected() {
     let spec = spec("atlanta");
     let mut obs = converged_atlanta();
-    let dallas = obs
-        .instances
-        .iter_mut()
-        .find(|i| i.name == "dal-sql1")
-        .unwrap();
-    let copy = dallas
-        .databases
-        .iter_mut()
-        .find(|d| d.name == "mgc")
-        .unwrap();
+    let copy = copy_mut(&mut obs, "dal-sql1", "mgc");
     copy.standby = true;
     copy.read_only = true;
     assert_eq!(plan::next(&spec, &obs, obs.taken_at), Decision::Converged);
 
     let mut obs = converged_atlanta();
-    let atlanta = obs
-        .instances
-        .iter_mut()
-        .find(|i| i.name == "atl-sql1")
-        .unwrap();
-    atlanta
-        .databases
-        .iter_mut()
-        .find(|d| d.name == "mgc")
-        .unwrap()
-        .read_only = true;
+    copy_mut(&mut obs, "atl-sql1", "mgc").read_only = true;
     let a = plan::assess(&spec, &obs, obs.taken_at);
     assert!(!a.protected, "{a:?}");
     // Nothing is done to it: a person set it so, and the message says what it is.
