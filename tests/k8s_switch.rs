@@ -277,15 +277,14 @@ async fn switch_in_metrics(op: &Operator) {
     );
 }
 
-/// The operator's field manager owns the status subresource's fields and nothing of the spec:
-/// the spec stays the user's (kubectl's `last-applied` three-way merge keeps working); and the
-/// ConfigMap it publishes is its own.
-async fn operator_owns_status_only(world: &World) {
+/// `metadata.managedFields` of an object in the test namespace, as `kubectl get
+/// --show-managed-fields` shows them.
+async fn managed_fields(world: &World, kind: &str, name: &str) -> Vec<serde_json::Value> {
     let out = world
         .kubectl(&[
             "get",
-            "pcpool",
-            POOL,
+            kind,
+            name,
             "-n",
             NAMESPACE,
             "-o",
@@ -293,8 +292,18 @@ async fn operator_owns_status_only(world: &World) {
             "--show-managed-fields",
         ])
         .await;
-    let pool: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let managed = pool["metadata"]["managedFields"].as_array().unwrap();
+    let object: serde_json::Value = serde_json::from_str(&out).unwrap();
+    object["metadata"]["managedFields"]
+        .as_array()
+        .expect("managedFields")
+        .clone()
+}
+
+/// The operator's field manager owns the status subresource's fields and nothing of the spec:
+/// the spec stays the user's (kubectl's `last-applied` three-way merge keeps working); and the
+/// ConfigMap it publishes is its own.
+async fn operator_owns_status_only(world: &World) {
+    let managed = managed_fields(world, "pcpool", POOL).await;
     let ours: Vec<&serde_json::Value> = managed
         .iter()
         .filter(|m| m["manager"] == "pchat-operator")
@@ -318,20 +327,7 @@ async fn operator_owns_status_only(world: &World) {
 
     // The pool's ConfigMap is the operator's alone, written by server-side apply: one manager,
     // pchat-operator, owning its data, its labels and its owner reference.
-    let out = world
-        .kubectl(&[
-            "get",
-            "configmap",
-            &format!("{POOL}-active-servers"),
-            "-n",
-            NAMESPACE,
-            "-o",
-            "json",
-            "--show-managed-fields",
-        ])
-        .await;
-    let config_map: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let managed = config_map["metadata"]["managedFields"].as_array().unwrap();
+    let managed = managed_fields(world, "configmap", &format!("{POOL}-active-servers")).await;
     let managers: Vec<(&str, &str)> = managed
         .iter()
         .map(|m| {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::connect::{ConnectSettings, Credentials};
-use crate::execute::{AlwaysWrite, RunOptions, StepReport, run_step};
+use crate::execute::{AlwaysWrite, RunOptions, StepReport, WriteGate, run_step};
 use crate::observe::Observer;
 use crate::statements::StatementContext;
 use jiff::Timestamp;
@@ -136,23 +136,37 @@ impl Live {
                 published_at: Timestamp::now(),
             });
         }
+        let report = self
+            .try_run(step, obs, &opts(), &AlwaysWrite)
+            .await
+            .unwrap_or_else(|e| panic!("{} failed: {e}", step.name()));
+        self.sent.statements_sent += report.statements_sent;
+        self.sent.writes += report.writes;
+        self.sent.elapsed += report.elapsed;
+        report
+    }
+
+    /// Run one SQL step through `run_step` with these options and write gate, as it is: the
+    /// report or the error (nothing is recorded or published).
+    pub async fn try_run(
+        &mut self,
+        step: &Step,
+        obs: &Observation,
+        options: &RunOptions,
+        gate: &dyn WriteGate,
+    ) -> Result<StepReport, crate::SqlError> {
         let ctx = StatementContext::from_observation(obs);
         let (spec, settings) = (self.spec.clone(), self.settings.clone());
-        let report = run_step(
+        run_step(
             self.observer.connections(),
             &settings,
             &spec,
             step,
             &ctx,
-            &opts(),
-            &AlwaysWrite,
+            options,
+            gate,
         )
         .await
-        .unwrap_or_else(|e| panic!("{} failed: {e}", step.name()));
-        self.sent.statements_sent += report.statements_sent;
-        self.sent.writes += report.writes;
-        self.sent.elapsed += report.elapsed;
-        report
     }
 
     /// Observe until `ready` holds (the mirroring pump and agent jobs run on their own

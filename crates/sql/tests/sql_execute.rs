@@ -5,8 +5,7 @@ use std::time::Duration;
 use pchat_core::observe::{DatabaseState, LocationKind, MirroringRole, MirroringState};
 use pchat_core::plan::{self, Decision, Step};
 use pchat_sim::faults::{Fault, FaultInjector};
-use pchat_sql::execute::{AlwaysWrite, run_step};
-use pchat_sql::statements::StatementContext;
+use pchat_sql::execute::AlwaysWrite;
 use pchat_sql::testing::*;
 
 #[tokio::test]
@@ -322,8 +321,6 @@ async fn a_statement_refused_with_a_retryable_error_is_retried_and_a_fatal_one_s
             error: 3154,
         })
         .unwrap();
-    let ctx = StatementContext::from_observation(&obs);
-    let (spec, settings) = (live.spec.clone(), live.settings.clone());
     let reseed = Step::Reseed {
         site: "dallas".into(),
         instance: "dal-sql1".into(),
@@ -333,17 +330,10 @@ async fn a_statement_refused_with_a_retryable_error_is_retried_and_a_fatal_one_s
         log_backup: r"\\atl-fs\pchat-ls\mgc_reseed.trn".into(),
         replace: true,
     };
-    let err = run_step(
-        live.observer.connections(),
-        &settings,
-        &spec,
-        &reseed,
-        &ctx,
-        &opts(),
-        &AlwaysWrite,
-    )
-    .await
-    .unwrap_err();
+    let err = live
+        .try_run(&reseed, &obs, &opts(), &AlwaysWrite)
+        .await
+        .unwrap_err();
     assert_eq!(err.number(), Some(3154));
     assert!(!err.is_retryable());
     assert!(err.to_string().contains("dal-sql1"), "{err}");
@@ -396,19 +386,10 @@ async fn a_cancelled_step_sends_nothing_more() {
     };
     let options = opts();
     options.cancel.cancel();
-    let ctx = StatementContext::from_observation(&obs);
-    let (spec, settings) = (live.spec.clone(), live.settings.clone());
-    let report = run_step(
-        live.observer.connections(),
-        &settings,
-        &spec,
-        &step,
-        &ctx,
-        &options,
-        &AlwaysWrite,
-    )
-    .await
-    .unwrap();
+    let report = live
+        .try_run(&step, &obs, &options, &AlwaysWrite)
+        .await
+        .unwrap();
     assert!(report.cancelled);
     assert_eq!(report.statements_sent, 0);
     assert_eq!(live.sim.sim.database_state("dal-sql1", "mgccomp"), None);
@@ -456,19 +437,10 @@ async fn a_step_whose_write_gate_closes_sends_no_further_statement_and_says_why(
     };
     let before = writes_on_dal(&live);
     let gate = GateClosingAfter { allowed: 1.into() };
-    let ctx = StatementContext::from_observation(&obs);
-    let (spec, settings) = (live.spec.clone(), live.settings.clone());
-    let err = run_step(
-        live.observer.connections(),
-        &settings,
-        &spec,
-        &reseed,
-        &ctx,
-        &opts(),
-        &gate,
-    )
-    .await
-    .unwrap_err();
+    let err = live
+        .try_run(&reseed, &obs, &opts(), &gate)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, pchat_sql::SqlError::Withdrawn { .. }),
         "{err:?}"
