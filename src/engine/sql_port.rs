@@ -75,17 +75,17 @@ impl LivePort {
     }
 
     fn settings(&self, spec: &PersistentChatPoolSpec) -> ConnectSettings {
-        let settings = match &self.settings {
+        let mut settings = match &self.settings {
             Settings::FromSpec {
                 credentials,
                 ca_certificate,
             } => ConnectSettings::from_spec(spec, credentials.clone(), ca_certificate.clone()),
             Settings::Fixed(s) => s.clone(),
         };
-        ConnectSettings {
-            client_name: self.client_name.clone().or(settings.client_name.clone()),
-            ..settings
+        if let Some(name) = &self.client_name {
+            settings.client_name = Some(name.clone());
         }
+        settings
     }
 }
 

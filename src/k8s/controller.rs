@@ -57,7 +57,7 @@ pub async fn reconcile(pool: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Ac
         ctx.forget(&uid, &namespace, &name);
         return Ok(Action::await_change());
     };
-    let pool = StoredPool::decode(stored::with_types(pool));
+    let pool = StoredPool::decode(pool);
     let slot = ctx.slot(&uid, &namespace, &name);
     let mut slot = slot.lock().await;
     let generation = pool.generation();

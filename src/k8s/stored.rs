@@ -8,9 +8,9 @@
 //! through the engine's path for a manifest that cannot be used; the others go on.
 
 use kube::ResourceExt;
-use kube::api::{ApiResource, DynamicObject, TypeMeta};
+use kube::api::{ApiResource, DynamicObject};
 use kube::core::Resource;
-use serde_json::Value;
+use serde_json::json;
 
 use pchat_core::api::{PersistentChatPool, PersistentChatPoolSpec, PersistentChatPoolStatus};
 
@@ -34,27 +34,31 @@ pub struct StoredPool {
 impl StoredPool {
     /// Decode `object` with the same loader as a manifest file (unknown fields, durations
     /// the CRD's pattern refuses and values of the wrong type are named by their path),
-    /// reading the status on its own so that a spec problem does not hide it.
+    /// reading the status on its own so that a spec problem does not hide it. The loader is
+    /// given the type and the spec alone (the metadata stays in `object`; the type is the
+    /// watched resource's, as items of a list may carry none).
     pub fn decode(object: DynamicObject) -> StoredPool {
-        let mut manifest = serde_json::to_value(&object).unwrap_or(Value::Null);
-        let status = match &mut manifest {
-            Value::Object(fields) => fields.remove("status"),
-            _ => None,
-        };
-        let status = status.and_then(|value| {
+        let status = object.data.get("status").cloned().and_then(|value| {
             serde_json::from_value(value)
                 .inspect_err(|e| {
                     tracing::warn!(pool = %object.name_any(), error = %e, "the stored status cannot be read: building it afresh");
                 })
                 .ok()
         });
-        let spec = if manifest.get("spec").is_none() {
-            Err("the stored object has no spec".to_string())
-        } else {
-            // YAML is a superset of JSON: the manifest loader reads the object as it is.
-            pchat_core::api::load_pool_yaml(&manifest.to_string())
-                .map(|pool| pool.spec)
-                .map_err(|e| e.to_string().replace('\n', "; "))
+        let spec = match object.data.get("spec") {
+            None => Err("the stored object has no spec".to_string()),
+            Some(spec) => {
+                let manifest = json!({
+                    "apiVersion": PersistentChatPool::api_version(&()),
+                    "kind": PersistentChatPool::kind(&()),
+                    "metadata": {},
+                    "spec": spec,
+                });
+                // YAML is a superset of JSON: the manifest loader reads it as it is.
+                pchat_core::api::load_pool_yaml(&manifest.to_string())
+                    .map(|pool| pool.spec)
+                    .map_err(|e| e.to_string().replace('\n', "; "))
+            }
         };
         StoredPool {
             object,
@@ -80,20 +84,10 @@ impl StoredPool {
     }
 }
 
-/// An object as the untyped watch and GET deliver it, with its `apiVersion` and `kind` set
-/// (items of a list may come without them, and the loader checks them).
-pub fn with_types(mut object: DynamicObject) -> DynamicObject {
-    object.types = Some(TypeMeta {
-        api_version: PersistentChatPool::api_version(&()).into_owned(),
-        kind: PersistentChatPool::kind(&()).into_owned(),
-    });
-    object
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::Value;
 
     fn stored(spec_edit: impl FnOnce(&mut Value), status: Option<Value>) -> StoredPool {
         let pool = pchat_core::api::load_pool_yaml(include_str!("../../examples/pool.yaml"))
@@ -108,8 +102,9 @@ mod tests {
             value["status"] = status;
         }
         let mut object: DynamicObject = serde_json::from_value(value).unwrap();
+        // As an item of a list may come: without apiVersion and kind.
         object.types = None;
-        StoredPool::decode(with_types(object))
+        StoredPool::decode(object)
     }
 
     #[test]

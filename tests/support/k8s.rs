@@ -684,30 +684,18 @@ impl World {
 
     /// Of those, the ones that change something.
     pub fn operator_writes(&self) -> usize {
-        self.live
-            .spec
-            .instances()
-            .flat_map(|(_, i)| self.live.sim.sim.statement_log(&i.name))
-            .filter(|s| s.program_name == "pchat-operator" && s.writes)
-            .count()
+        logged(&self.live, |s| {
+            s.program_name == "pchat-operator" && s.writes
+        })
+        .len()
     }
 
     /// The writes sent by the replica that logs in as workstation `identity` (its LOGIN7 host
     /// name, which `run` sets to `--identity`), as "instance: statement" lines.
     pub fn sql_writes_by(&self, identity: &str) -> Vec<String> {
-        self.live
-            .spec
-            .instances()
-            .flat_map(|(_, i)| {
-                self.live
-                    .sim
-                    .sim
-                    .statement_log(&i.name)
-                    .into_iter()
-                    .filter(|s| s.host_name == identity && s.writes)
-                    .map(|s| format!("{}: {}", i.name, s.text))
-                    .collect::<Vec<_>>()
-            })
+        logged(&self.live, |s| s.host_name == identity && s.writes)
+            .into_iter()
+            .map(|(instance, s)| format!("{instance}: {}", s.text))
             .collect()
     }
 
@@ -802,11 +790,27 @@ impl World {
 
 /// Statements the operator (program name `pchat-operator`) sent to a simulator's instances.
 pub fn operator_statements(live: &Live) -> usize {
+    logged(live, |s| s.program_name == "pchat-operator").len()
+}
+
+/// The statements the simulator logged on the pool's instances that `keep` accepts, each with
+/// its instance, in instance order.
+fn logged(
+    live: &Live,
+    keep: impl Fn(&pchat_sim::server::LoggedStatement) -> bool,
+) -> Vec<(String, pchat_sim::server::LoggedStatement)> {
     live.spec
         .instances()
-        .flat_map(|(_, i)| live.sim.sim.statement_log(&i.name))
-        .filter(|s| s.program_name == "pchat-operator")
-        .count()
+        .flat_map(|(_, i)| {
+            live.sim
+                .sim
+                .statement_log(&i.name)
+                .into_iter()
+                .filter(|s| keep(s))
+                .map(|s| (i.name.clone(), s))
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// A kubeconfig for a bearer token, trusting the cluster's CA, as a pod's mounted

@@ -224,11 +224,7 @@ fn return_code(st: &Statement, answer: &Answer) -> Result<(), SqlError> {
         .tables
         .iter()
         .rev()
-        .find(|t| {
-            t.columns
-                .iter()
-                .any(|c| c.eq_ignore_ascii_case(RETURN_CODE))
-        })
+        .find(|t| t.key().eq_ignore_ascii_case(RETURN_CODE))
         .and_then(|t| t.records().next())
         .and_then(|r| r.get(RETURN_CODE).int());
     match code {
