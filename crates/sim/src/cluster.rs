@@ -3,7 +3,7 @@
 //! demo and the integration tests.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::server::{Simulator, Topology};
+use super::tls::Certificates;
 use super::{control, tds};
 use crate::Error;
 
@@ -29,6 +30,9 @@ pub struct RunningSim {
     pub instances: Vec<RunningInstance>,
     /// The control endpoint's address, when one was asked for.
     pub control: Option<SocketAddr>,
+    /// The PEM file of the CA that signed the instances' certificates, when the simulator
+    /// made them (the topology names no certificate and does not disable encryption).
+    pub ca_file: Option<PathBuf>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -40,6 +44,8 @@ impl RunningSim {
         state_dir: impl AsRef<Path>,
         control_addr: Option<SocketAddr>,
     ) -> Result<RunningSim, Error> {
+        let certificates =
+            Certificates::prepare(&topology.tls, &topology.instances, state_dir.as_ref())?;
         let sim = Simulator::new(topology, state_dir)?;
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -62,8 +68,10 @@ impl RunningSim {
                 .expect("every instance of the model has an up/down state");
             let stop = shutdown.child_token();
             let instance = name.clone();
+            let tls = certificates.listener(&name);
             tasks.spawn(async move {
-                if let Err(e) = tds::serve_listener_while_up(listener, backend, up, stop).await {
+                if let Err(e) = tds::serve_listener_while_up(listener, backend, tls, up, stop).await
+                {
                     tracing::error!(%instance, error = %e, "TDS listener stopped");
                 }
             });
@@ -91,6 +99,7 @@ impl RunningSim {
             sim,
             instances,
             control,
+            ca_file: certificates.ca_file,
             shutdown,
             tasks,
         })

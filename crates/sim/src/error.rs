@@ -41,4 +41,7 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS certificate cannot be made, read or used.
+    #[error("TLS: {0}")]
+    Tls(String),
 }

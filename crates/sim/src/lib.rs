@@ -12,6 +12,7 @@ mod error;
 pub mod faults;
 pub mod server;
 pub mod tds;
+pub mod tls;
 pub mod workload;
 
 pub use error::Error;

@@ -3,8 +3,10 @@
 //! a TDS transaction-manager request right after login and ends each with TM_COMMIT_XACT or
 //! TM_ROLLBACK_XACT that begins the next.
 //!
-//! Settings: the driver's defaults except `Encrypt=no`, since the simulator has no TLS (ODBC
-//! Driver 18 encrypts by default).
+//! Settings: the driver's defaults (`Encrypt=yes`: TLS inside PRELOGIN, the certificate
+//! verified), then `Encrypt=strict` (TDS 8). The driver trusts what OpenSSL trusts, so the
+//! simulator's CA is given as `SSL_CERT_FILE`; the server is named `localhost`, since the
+//! driver matches the certificate's DNS names only, never an IP address.
 
 mod support;
 
@@ -13,23 +15,22 @@ use std::process::Command;
 use support::clients::{clients_dir, mssql_python, run_client, step};
 use support::model::world;
 
-#[test]
-fn mssql_python_with_autocommit_off_queries_reads_error_208_and_commits_and_rolls_back() {
+/// Run the client with `encrypt` (empty: the driver's default) against a fresh simulator.
+fn transactions_with(test: &str, encrypt: &str) {
     let python = mssql_python();
-    let w = world("mssql-python");
+    let w = world(test);
     let addr = w.addr("atl-sql1");
     let connection_string = format!(
-        "Server=tcp:{},{};Database=master;UID=sa;PWD=Pchat-Sim-1;Encrypt=no",
-        addr.ip(),
+        "Server=tcp:localhost,{};Database=master;UID=sa;PWD=Pchat-Sim-1;{encrypt}",
         addr.port()
     );
     let lines = run_client(
         Command::new(&python)
             .arg(clients_dir().join("mssql-python/client.py"))
-            .arg(&connection_string),
+            .arg(&connection_string)
+            .env("SSL_CERT_FILE", w.ca_file()),
         "the mssql-python client",
     );
-
     assert_eq!(step(&lines, "connect")["autocommit"], false);
     let query = step(&lines, "query");
     assert_eq!(query["server"], "atl-sql1");
@@ -66,4 +67,34 @@ fn mssql_python_with_autocommit_off_queries_reads_error_208_and_commits_and_roll
     ] {
         assert!(log.iter().any(|t| t == text), "no {text} in {log:?}");
     }
+}
+
+#[test]
+fn mssql_python_with_the_drivers_default_encryption_queries_reads_error_208_and_commits_and_rolls_back()
+ {
+    transactions_with("mssql-python", "");
+}
+
+#[test]
+fn mssql_python_with_encrypt_strict_speaks_tds8_and_runs_every_step() {
+    transactions_with("mssql-python-strict", "Encrypt=strict");
+}
+
+#[test]
+fn mssql_python_refuses_the_certificate_when_it_does_not_trust_the_ca() {
+    let python = mssql_python();
+    let w = world("mssql-python-untrusted");
+    let addr = w.addr("atl-sql1");
+    let out = Command::new(&python)
+        .arg(clients_dir().join("mssql-python/client.py"))
+        .arg(format!(
+            "Server=tcp:localhost,{};Database=master;UID=sa;PWD=Pchat-Sim-1",
+            addr.port()
+        ))
+        .env("SSL_CERT_FILE", "/nonexistent/ca.crt")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("certificate verify failed"), "{stderr}");
 }

@@ -31,7 +31,8 @@ use tokio::sync::{Notify, watch};
 
 pub use errors::SqlError;
 pub use topology::{
-    DatabaseDef, InstanceDef, JobIntervals, LoginDef, ShareDef, StatementKind, Topology,
+    DatabaseDef, EncryptionSetting, InstanceDef, JobIntervals, LoginDef, ShareDef, StatementKind,
+    TlsDef, Topology,
 };
 
 use crate::Error;

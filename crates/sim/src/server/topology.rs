@@ -21,6 +21,43 @@ pub struct Topology {
     /// Added latency per statement kind, in milliseconds.
     #[serde(default)]
     pub latency: BTreeMap<StatementKind, u64>,
+    /// Transport encryption of every instance's TDS listener.
+    #[serde(default)]
+    pub tls: TlsDef,
+}
+
+/// How the instances encrypt TDS connections, as SQL Server's "Force Encryption" setting and
+/// its certificate decide.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlsDef {
+    #[serde(default)]
+    pub encryption: EncryptionSetting,
+    /// PEM file with the certificate chain every instance presents (leaf first). Absent: the
+    /// simulator makes its own CA at start (written to `<state dir>/tls/ca.crt`) and one
+    /// certificate per instance, signed by it, for the instance's name, its aliases, the host
+    /// it listens on, `localhost` and `127.0.0.1`.
+    #[serde(default)]
+    pub certificate: Option<std::path::PathBuf>,
+    /// PEM file with the certificate's private key (required with `certificate`).
+    #[serde(default)]
+    pub key: Option<std::path::PathBuf>,
+}
+
+/// The server side of PRELOGIN's encryption negotiation (MS-TDS 2.2.6.5).
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum EncryptionSetting {
+    /// A certificate is configured, encryption is not forced: a client asking for none gets
+    /// none, one asking for login-only gets that, one asking for encryption gets it; TDS 8
+    /// strict connections are accepted.
+    #[default]
+    Supported,
+    /// "Force Encryption": every connection is encrypted; a client that cannot encrypt is
+    /// refused.
+    Forced,
+    /// No certificate: the server answers ENCRYPT_NOT_SUP, and a client that requires
+    /// encryption must fail (SQL Server before it had a certificate).
+    Disabled,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -154,6 +191,11 @@ impl Topology {
         if self.instances.is_empty() {
             return Err(Error::Topology(
                 "`instances` must name at least one instance".into(),
+            ));
+        }
+        if self.tls.certificate.is_some() != self.tls.key.is_some() {
+            return Err(Error::Topology(
+                "`tls.certificate` and `tls.key` go together: give both or neither".into(),
             ));
         }
         let mut seen: Vec<String> = Vec::new();

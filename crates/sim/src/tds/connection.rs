@@ -4,20 +4,23 @@
 use std::net::SocketAddr;
 
 use futures::future::BoxFuture;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::login::{
-    client_encryption, decode_login7, demands_encryption, negotiate_packet_size, prelogin_response,
+    Negotiated, client_encryption, decode_login7, negotiate_encryption, negotiate_packet_size,
+    prelogin_response,
 };
 use super::packet::{DEFAULT_PACKET_SIZE, Message, frame, packet_type, read_message};
+use super::prelogin_tls::PreloginFramed;
 use super::rpc::{decode_batch, decode_rpc};
 use super::tokens::{RequestKind, attention_ack, encode_outcome, login_failure, login_success};
 use super::transaction::{TmRequest, decode_tm_request};
 use crate::backend::{LoginRequest, Outcome, Output, ServerMessage, Session, SharedBackend};
+use crate::tls::ListenerTls;
 
 /// Why a connection ended (for the log).
 #[derive(Debug, thiserror::Error)]
@@ -32,15 +35,26 @@ enum End {
     Refused(&'static str),
     #[error("protocol error: {0}")]
     Protocol(String),
+    #[error("TLS handshake failed: {0}")]
+    Tls(std::io::Error),
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }
+
+/// The byte a TLS record of the handshake starts with: a TDS 8 ("strict") client opens with
+/// TLS, a TDS 7.x client with a PRELOGIN packet (0x12).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// A connection's byte stream after PRELOGIN: the socket itself, or TLS over it.
+trait Transport: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Transport for T {}
+type BoxedTransport = Box<dyn Transport>;
 
 type Inbox = mpsc::Receiver<std::io::Result<Message>>;
 
 /// The server side of one connection.
 struct Conn {
-    out: OwnedWriteHalf,
+    out: WriteHalf<BoxedTransport>,
     inbox: Inbox,
     stop: CancellationToken,
     /// Cancelled with the session once logged in; never before.
@@ -55,10 +69,22 @@ pub async fn run(
     stream: TcpStream,
     peer: SocketAddr,
     backend: SharedBackend,
+    tls: ListenerTls,
     stop: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
-    let (read_half, out) = stream.into_split();
+    let established = tokio::select! {
+        established = establish(stream, &tls) => established,
+        _ = stop.cancelled() => Err(End::Shutdown),
+    };
+    let (transport, login) = match established {
+        Ok(established) => established,
+        Err(end) => {
+            log_end(peer, &end);
+            return;
+        }
+    };
+    let (read_half, out) = tokio::io::split(transport);
     let (tx, inbox) = mpsc::channel(4);
     // A separate reader lets an ATTENTION arrive while a request is running.
     let reader = tokio::spawn(read_messages(read_half, tx));
@@ -71,7 +97,7 @@ pub async fn run(
         spid: 0,
         packet_id: 1,
     };
-    let end = match conn.handshake(peer, &backend).await {
+    let end = match conn.login(peer, &backend, login).await {
         Ok(session) => {
             let end = conn.serve_requests(&session, &backend).await;
             backend.logout(&session);
@@ -79,19 +105,110 @@ pub async fn run(
         }
         Err(end) => end,
     };
-    match &end {
-        End::ClientClosed | End::Shutdown | End::Killed => {
-            tracing::debug!(%peer, %end, "connection ended")
-        }
-        _ => tracing::info!(%peer, %end, "connection ended"),
-    }
+    log_end(peer, &end);
     // The peer may already be gone; nothing useful to do with a failed shutdown.
     let _ = conn.out.shutdown().await;
     // Dropping the read half with the write half closes the socket.
     reader.abort();
 }
 
-async fn read_messages(mut read_half: OwnedReadHalf, tx: mpsc::Sender<std::io::Result<Message>>) {
+fn log_end(peer: SocketAddr, end: &End) {
+    match end {
+        End::ClientClosed | End::Shutdown | End::Killed => {
+            tracing::debug!(%peer, %end, "connection ended")
+        }
+        _ => tracing::info!(%peer, %end, "connection ended"),
+    }
+}
+
+/// PRELOGIN, the TLS handshake it agrees on, and the LOGIN7 message: the transport the rest
+/// of the connection uses (TLS, or the socket when nothing or only the login is encrypted).
+async fn establish(
+    mut stream: TcpStream,
+    tls: &ListenerTls,
+) -> Result<(BoxedTransport, Message), End> {
+    let mut first = [0u8; 1];
+    if stream.peek(&mut first).await? == 0 {
+        return Err(End::ClientClosed);
+    }
+    if first[0] == TLS_HANDSHAKE_RECORD {
+        let Some(configs) = &tls.config else {
+            return Err(End::Refused(
+                "TLS before PRELOGIN (TDS 8 strict), but this server has no certificate",
+            ));
+        };
+        let mut tls_stream = TlsAcceptor::from(configs.strict.clone())
+            .accept(stream)
+            .await
+            .map_err(End::Tls)?;
+        let prelogin = expect(&mut tls_stream, packet_type::PRELOGIN, "PRELOGIN").await?;
+        client_encryption(&prelogin.payload).map_err(|e| End::Protocol(e.to_string()))?;
+        // The channel is already encrypted; the option is answered, not negotiated.
+        send_prelogin_response(&mut tls_stream, super::login::ENCRYPT_ON).await?;
+        let login = expect(&mut tls_stream, packet_type::LOGIN7, "LOGIN7").await?;
+        return Ok((Box::new(tls_stream), login));
+    }
+
+    let prelogin = expect(&mut stream, packet_type::PRELOGIN, "PRELOGIN").await?;
+    let client = client_encryption(&prelogin.payload).map_err(|e| End::Protocol(e.to_string()))?;
+    let (answer, negotiated) = negotiate_encryption(tls.setting, client);
+    send_prelogin_response(&mut stream, answer).await?;
+    let configs = match (negotiated, &tls.config) {
+        (Negotiated::Refused(why), _) => return Err(End::Refused(why)),
+        (Negotiated::Plain, _) => {
+            let login = expect(&mut stream, packet_type::LOGIN7, "LOGIN7").await?;
+            return Ok((Box::new(stream), login));
+        }
+        (_, Some(configs)) => configs,
+        (_, None) => unreachable!("a listener without a certificate negotiates Plain or Refused"),
+    };
+    let mut tls_stream = TlsAcceptor::from(configs.prelogin.clone())
+        .accept(PreloginFramed::new(stream))
+        .await
+        .map_err(End::Tls)?;
+    tls_stream.get_mut().0.handshake_done();
+    let login = expect(&mut tls_stream, packet_type::LOGIN7, "LOGIN7").await?;
+    if negotiated == Negotiated::LoginOnly {
+        // The client drops TLS once LOGIN7 is sent, and reads the login response in clear.
+        let (framed, _) = tls_stream.into_inner();
+        return Ok((Box::new(framed.into_inner()), login));
+    }
+    Ok((Box::new(tls_stream), login))
+}
+
+/// The next message, which must be of type `ty`.
+async fn expect<S: AsyncRead + Unpin>(stream: &mut S, ty: u8, name: &str) -> Result<Message, End> {
+    match read_message(stream).await? {
+        None => Err(End::ClientClosed),
+        Some(m) if m.ty == ty => Ok(m),
+        Some(m) => Err(End::Protocol(format!(
+            "expected {name}, got packet type {:#04x}",
+            m.ty
+        ))),
+    }
+}
+
+async fn send_prelogin_response<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    encryption: u8,
+) -> Result<(), End> {
+    let mut packet_id = 1;
+    let bytes = frame(
+        packet_type::TABULAR_RESULT,
+        &prelogin_response(encryption),
+        DEFAULT_PACKET_SIZE,
+        0,
+        &mut packet_id,
+    );
+    stream.write_all(&bytes).await?;
+    stream.flush().await?;
+    Ok(())
+}
+
+async fn read_messages(
+    mut read_half: ReadHalf<BoxedTransport>,
+    tx: mpsc::Sender<std::io::Result<Message>>,
+) {
     loop {
         let item = match read_message(&mut read_half).await {
             Ok(Some(m)) => Ok(m),
@@ -124,6 +241,11 @@ impl Conn {
         tokio::select! {
             m = self.inbox.recv() => match m {
                 Some(Ok(m)) => Ok(m),
+                // A TLS client that hangs up without close_notify (as drivers do) has left,
+                // like a plain client closing its socket.
+                Some(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    Err(End::ClientClosed)
+                }
                 Some(Err(e)) => Err(End::Io(e)),
                 None => Err(End::ClientClosed),
             },
@@ -132,33 +254,13 @@ impl Conn {
         }
     }
 
-    /// PRELOGIN and LOGIN7 up to a logged-in session.
-    async fn handshake(
+    /// LOGIN7 up to a logged-in session.
+    async fn login(
         &mut self,
         peer: SocketAddr,
         backend: &SharedBackend,
+        m: Message,
     ) -> Result<Session, End> {
-        let m = self.next().await?;
-        if m.ty != packet_type::PRELOGIN {
-            return Err(End::Protocol(format!(
-                "expected PRELOGIN, got packet type {:#04x}",
-                m.ty
-            )));
-        }
-        let encryption = client_encryption(&m.payload).map_err(|e| End::Protocol(e.to_string()))?;
-        self.send(&prelogin_response()).await?;
-        if demands_encryption(encryption) {
-            // The client reads ENCRYPT_NOT_SUP, fails its negotiation, and sees the close.
-            return Err(End::Refused(
-                "client demands encryption, which this server does not support",
-            ));
-        }
-
-        let m = self.next().await?;
-        if m.ty != packet_type::LOGIN7 {
-            // A PRELOGIN here is a TLS handshake from a client that chose encryption anyway.
-            return Err(End::Refused("expected LOGIN7 (TLS is not supported)"));
-        }
         let login = decode_login7(&m.payload).map_err(|e| End::Protocol(e.to_string()))?;
         let user = login.user.clone();
         let feature_ext = login.feature_ext;

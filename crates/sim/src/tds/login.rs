@@ -1,6 +1,7 @@
 //! PRELOGIN (MS-TDS 2.2.6.5) and LOGIN7 (MS-TDS 2.2.6.4) as the server sees them.
 
 use super::wire::{DecodeError, DecodeResult, Reader, utf16_to_string};
+use crate::server::EncryptionSetting;
 
 /// PRELOGIN option tokens.
 const OPT_VERSION: u8 = 0x00;
@@ -35,18 +36,52 @@ pub fn client_encryption(payload: &[u8]) -> DecodeResult<u8> {
     }
 }
 
-/// Whether the client demands an encrypted channel (ON or REQ), which this server refuses.
-pub fn demands_encryption(level: u8) -> bool {
-    // The low bit carries ON/REQ; 0x80 is the client-certificate flag that can ride on top.
-    matches!(level & 0x0F, ENCRYPT_ON | ENCRYPT_REQ)
+/// What a connection's PRELOGIN agreed on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Negotiated {
+    /// Nothing is encrypted.
+    Plain,
+    /// Only LOGIN7 is encrypted (the client asked ENCRYPT_OFF of a server with a
+    /// certificate): after it, TLS is dropped and the rest travels in clear.
+    LoginOnly,
+    /// Everything after the handshake is encrypted.
+    Full,
+    /// The server answers and closes: the two sides cannot agree.
+    Refused(&'static str),
 }
 
-/// The server's PRELOGIN answer: version, ENCRYPT_NOT_SUP, instance valid, no MARS.
-pub fn prelogin_response() -> Vec<u8> {
+/// The server's answer to a client's ENCRYPTION option and what follows (MS-TDS 2.2.6.5's
+/// table): `setting` is the server's side (certificate, "Force Encryption").
+pub fn negotiate_encryption(setting: EncryptionSetting, client: u8) -> (u8, Negotiated) {
+    // The high bit is the client-certificate flag that can ride on top of the level.
+    let client = client & 0x0F;
+    let demands = matches!(client, ENCRYPT_ON | ENCRYPT_REQ);
+    match setting {
+        EncryptionSetting::Disabled if demands => (
+            ENCRYPT_NOT_SUP,
+            Negotiated::Refused("client demands encryption, which this server cannot offer"),
+        ),
+        EncryptionSetting::Disabled => (ENCRYPT_NOT_SUP, Negotiated::Plain),
+        EncryptionSetting::Forced if client == ENCRYPT_NOT_SUP => (
+            ENCRYPT_REQ,
+            Negotiated::Refused("client cannot encrypt and this server forces encryption"),
+        ),
+        EncryptionSetting::Forced => (ENCRYPT_ON, Negotiated::Full),
+        EncryptionSetting::Supported => match client {
+            ENCRYPT_NOT_SUP => (ENCRYPT_NOT_SUP, Negotiated::Plain),
+            ENCRYPT_OFF => (ENCRYPT_OFF, Negotiated::LoginOnly),
+            _ => (ENCRYPT_ON, Negotiated::Full),
+        },
+    }
+}
+
+/// The server's PRELOGIN answer: version, `encryption`, instance valid, no MARS.
+pub fn prelogin_response(encryption: u8) -> Vec<u8> {
     let version: [u8; 6] = [15, 0, 0x07, 0xD0, 0, 0];
+    let encryption = [encryption];
     let options: [(u8, &[u8]); 5] = [
         (OPT_VERSION, &version),
-        (OPT_ENCRYPTION, &[ENCRYPT_NOT_SUP]),
+        (OPT_ENCRYPTION, &encryption),
         (OPT_INSTOPT, &[0]),
         (OPT_THREADID, &[]),
         (OPT_MARS, &[0]),
@@ -145,19 +180,57 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prelogin_response_says_encryption_not_supported() {
+    fn prelogin_response_carries_the_chosen_encryption() {
+        for level in [ENCRYPT_OFF, ENCRYPT_ON, ENCRYPT_NOT_SUP, ENCRYPT_REQ] {
+            assert_eq!(client_encryption(&prelogin_response(level)).unwrap(), level);
+        }
+    }
+
+    #[test]
+    fn a_server_with_a_certificate_gives_each_client_what_it_asks_for() {
+        use EncryptionSetting::Supported;
         assert_eq!(
-            client_encryption(&prelogin_response()).unwrap(),
-            ENCRYPT_NOT_SUP
+            negotiate_encryption(Supported, ENCRYPT_NOT_SUP),
+            (ENCRYPT_NOT_SUP, Negotiated::Plain)
+        );
+        assert_eq!(
+            negotiate_encryption(Supported, ENCRYPT_OFF),
+            (ENCRYPT_OFF, Negotiated::LoginOnly)
+        );
+        assert_eq!(
+            negotiate_encryption(Supported, ENCRYPT_ON),
+            (ENCRYPT_ON, Negotiated::Full)
+        );
+        assert_eq!(
+            negotiate_encryption(Supported, ENCRYPT_REQ | 0x80),
+            (ENCRYPT_ON, Negotiated::Full)
         );
     }
 
     #[test]
-    fn encryption_on_and_required_are_demands_and_off_and_not_sup_are_not() {
-        assert!(demands_encryption(ENCRYPT_ON));
-        assert!(demands_encryption(ENCRYPT_REQ));
-        assert!(!demands_encryption(ENCRYPT_OFF));
-        assert!(!demands_encryption(ENCRYPT_NOT_SUP));
+    fn forced_encryption_encrypts_everything_and_refuses_a_client_that_cannot() {
+        use EncryptionSetting::Forced;
+        assert_eq!(
+            negotiate_encryption(Forced, ENCRYPT_OFF),
+            (ENCRYPT_ON, Negotiated::Full)
+        );
+        let (answer, outcome) = negotiate_encryption(Forced, ENCRYPT_NOT_SUP);
+        assert_eq!(answer, ENCRYPT_REQ);
+        assert!(matches!(outcome, Negotiated::Refused(_)));
+    }
+
+    #[test]
+    fn a_server_without_a_certificate_refuses_a_client_that_demands_encryption() {
+        use EncryptionSetting::Disabled;
+        assert_eq!(
+            negotiate_encryption(Disabled, ENCRYPT_OFF),
+            (ENCRYPT_NOT_SUP, Negotiated::Plain)
+        );
+        for demand in [ENCRYPT_ON, ENCRYPT_REQ] {
+            let (answer, outcome) = negotiate_encryption(Disabled, demand);
+            assert_eq!(answer, ENCRYPT_NOT_SUP);
+            assert!(matches!(outcome, Negotiated::Refused(_)));
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The simulator's TDS 7.4 front end: accepts client connections, decodes PRELOGIN, LOGIN7,
 //! SQL batches, RPC requests, transaction-manager requests and ATTENTION, hands them to a [`Backend`], and encodes each
-//! [`Outcome`] as the token stream SQL Server would send. Encryption is not supported: a
-//! client that demands it is answered ENCRYPT_NOT_SUP and disconnected.
+//! [`Outcome`] as the token stream SQL Server would send. Encryption is SQL Server's: TLS
+//! inside PRELOGIN for TDS 7.x (whole connection, or the login only), TLS first for TDS 8
+//! strict, or none when the listener has no certificate.
 //!
 //! [`Backend`]: crate::backend::Backend
 //! [`Outcome`]: crate::backend::Outcome
@@ -11,6 +12,7 @@ pub mod decode;
 pub mod encode;
 pub mod login;
 pub mod packet;
+mod prelogin_tls;
 pub mod rpc;
 pub mod tokens;
 pub mod transaction;
@@ -26,10 +28,23 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::SharedBackend;
+use crate::tls::ListenerTls;
 
-/// Serves TDS on `listener` until `shutdown` fires, one task per connection. On shutdown it
-/// stops accepting, closes every connection, and returns once they have all ended.
+/// Serves TDS without encryption (a server with no certificate) on `listener` until
+/// `shutdown` fires; see [`serve_with_tls`].
 pub async fn serve(listener: TcpListener, backend: SharedBackend, shutdown: CancellationToken) {
+    serve_with_tls(listener, backend, ListenerTls::disabled(), shutdown).await
+}
+
+/// Serves TDS on `listener` until `shutdown` fires, one task per connection, negotiating
+/// encryption as `tls` allows. On shutdown it stops accepting, closes every connection, and
+/// returns once they have all ended.
+pub async fn serve_with_tls(
+    listener: TcpListener,
+    backend: SharedBackend,
+    tls: ListenerTls,
+    shutdown: CancellationToken,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -39,6 +54,7 @@ pub async fn serve(listener: TcpListener, backend: SharedBackend, shutdown: Canc
                         stream,
                         peer,
                         backend.clone(),
+                        tls.clone(),
                         shutdown.child_token(),
                     ));
                 }
@@ -63,7 +79,7 @@ pub async fn serve(listener: TcpListener, backend: SharedBackend, shutdown: Canc
 const BIND_ATTEMPTS: u32 = 40;
 const BIND_RETRY: Duration = Duration::from_millis(50);
 
-/// Serves TDS on `addr` while the instance is up, for whoever owns an instance's listener
+/// Serves TDS without encryption on `addr` while the instance is up, for whoever owns an instance's listener
 /// (the model publishes up/down on a watch channel): binds when `up` becomes true; when it
 /// becomes false, closes the listener and every connection, so clients see connections
 /// refused. Returns when `shutdown` fires or the sender is dropped; fails only when the
@@ -74,7 +90,7 @@ pub async fn serve_while_up(
     up: watch::Receiver<bool>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    serve_while_up_from(addr, None, backend, up, shutdown).await
+    serve_while_up_from(addr, None, backend, ListenerTls::disabled(), up, shutdown).await
 }
 
 /// Like [`serve_while_up`], starting with an already bound listener (so that a listener bound
@@ -82,17 +98,19 @@ pub async fn serve_while_up(
 pub async fn serve_listener_while_up(
     listener: TcpListener,
     backend: SharedBackend,
+    tls: ListenerTls,
     up: watch::Receiver<bool>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    serve_while_up_from(addr, Some(listener), backend, up, shutdown).await
+    serve_while_up_from(addr, Some(listener), backend, tls, up, shutdown).await
 }
 
 async fn serve_while_up_from(
     addr: SocketAddr,
     mut first: Option<TcpListener>,
     backend: SharedBackend,
+    tls: ListenerTls,
     mut up: watch::Receiver<bool>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
@@ -108,7 +126,12 @@ async fn serve_while_up_from(
             None => bind_with_retry(addr).await?,
         };
         let stop = shutdown.child_token();
-        let server = tokio::spawn(serve(listener, backend.clone(), stop.clone()));
+        let server = tokio::spawn(serve_with_tls(
+            listener,
+            backend.clone(),
+            tls.clone(),
+            stop.clone(),
+        ));
         let sender_gone = loop {
             tokio::select! {
                 changed = up.changed() => match changed {

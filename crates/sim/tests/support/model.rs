@@ -173,6 +173,14 @@ pub struct LoginAs {
 }
 
 impl World {
+    /// The PEM file of the CA the simulator made for its instances' certificates.
+    pub fn ca_file(&self) -> PathBuf {
+        self.running
+            .as_ref()
+            .and_then(|r| r.ca_file.clone())
+            .expect("the simulator made a CA")
+    }
+
     pub fn addr(&self, instance: &str) -> SocketAddr {
         self.addrs[&instance.to_ascii_lowercase()]
     }
