@@ -67,7 +67,7 @@ async fn observation_cost(sim: &RunningSim, passes: usize) -> (Duration, Duratio
     }
     let mut port = pchat_operator::engine::sql_port::LivePort::new(
         pchat_sql::connect::Credentials::new("sa", "Pchat-Sim-1"),
-        None,
+        sim.ca_file.clone(),
     );
     // The first pass connects; the figure is the steady state.
     let _ = port.observe(&spec, None, jiff::Timestamp::now()).await;

@@ -106,7 +106,6 @@ pool_manifest() {
   sed -e "s/^  name: atl-cs-001$/  name: $1/" \
       -e "s/litwareinc\.com/e2e.invalid/g" \
       -e "s/sqlCredentialsSecret: pchat-sql/sqlCredentialsSecret: $2/" \
-      -e "s/encrypt: Required/encrypt: NotSupported/" \
       "$ROOT/examples/pool.yaml"
 }
 

@@ -37,6 +37,11 @@ pub enum Error {
     /// The `--ca-file` cannot be used.
     #[error("--ca-file {path}: {reason}")]
     CaFile { path: String, reason: String },
+    /// Local mode was given a spec whose CA lives in a Kubernetes Secret, and no `--ca-file`.
+    #[error(
+        "spec.tls.caSecret names the Secret `{secret}`, which local mode cannot read: give its `ca.crt` with --ca-file"
+    )]
+    CaSecretWithoutCaFile { secret: String },
     /// The status file cannot be written.
     #[error("cannot write the status file {path}: {reason}")]
     StatusFile { path: String, reason: String },
@@ -113,7 +118,8 @@ impl Error {
             Error::Spec { .. }
             | Error::NoCredentials
             | Error::CredentialsFile { .. }
-            | Error::CaFile { .. } => 2,
+            | Error::CaFile { .. }
+            | Error::CaSecretWithoutCaFile { .. } => 2,
             _ => 1,
         }
     }
@@ -133,6 +139,7 @@ impl Error {
             Error::NoCredentials
             | Error::CredentialsFile { .. }
             | Error::CaFile { .. }
+            | Error::CaSecretWithoutCaFile { .. }
             | Error::Listen { .. }
             | Error::KubeConfig(_)
             | Error::KubeClient(_)
@@ -148,9 +155,10 @@ impl Error {
             Error::ReadSecret { .. } => "SecretUnreadable",
             Error::Publish(_) => "PublishedStateUnreadable",
             Error::Read { .. } | Error::Spec { .. } => "InvalidSpec",
-            Error::NoCredentials | Error::CredentialsFile { .. } | Error::CaFile { .. } => {
-                "CredentialsUnusable"
-            }
+            Error::NoCredentials
+            | Error::CredentialsFile { .. }
+            | Error::CaFile { .. }
+            | Error::CaSecretWithoutCaFile { .. } => "CredentialsUnusable",
             Error::StatusFile { .. } => "StatusWriteFailed",
             Error::Listen { .. }
             | Error::KubeConfig(_)
@@ -170,6 +178,9 @@ mod tests {
     fn what_a_person_must_fix_exits_2_and_is_never_retried_by_itself() {
         for e in [
             Error::NoCredentials,
+            Error::CaSecretWithoutCaFile {
+                secret: "pchat-sql-ca".into(),
+            },
             Error::CaFile {
                 path: "ca.pem".into(),
                 reason: "missing".into(),

@@ -58,6 +58,24 @@ pub fn check_ca_file(path: &Path) -> Result<PathBuf, Error> {
     Ok(path.to_path_buf())
 }
 
+/// The CA local mode trusts: `--ca-file` when given (checked); otherwise the system's roots,
+/// unless the spec names a CA Secret, which local mode cannot read: that is refused, since
+/// connecting would fail on every instance with a certificate the spec means to trust.
+pub fn local_ca(
+    spec: Option<&PersistentChatPoolSpec>,
+    ca_file: Option<&Path>,
+) -> Result<Option<PathBuf>, Error> {
+    match (ca_file, spec.and_then(|s| s.tls.ca_secret.as_ref())) {
+        (Some(path), _) => check_ca_file(path).map(Some),
+        (None, Some(secret)) if !spec.is_some_and(|s| s.tls.trust_server_certificate) => {
+            Err(Error::CaSecretWithoutCaFile {
+                secret: secret.clone(),
+            })
+        }
+        (None, _) => Ok(None),
+    }
+}
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CredentialsFile {

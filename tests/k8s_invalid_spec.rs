@@ -210,7 +210,7 @@ fn strip(v: &mut serde_json::Value, keyword: &str) -> usize {
 async fn valid_pool_in_another_namespace(world: &World, label: &str) -> Live {
     let other = pchat_sql::testing::start(&format!("k8s-{label}-other")).await;
     world.kubectl(&["create", "namespace", OTHER]).await;
-    world.apply_secret_in(OTHER).await;
+    world.apply_secret_in(OTHER, &other).await;
     world
         .apply(
             "other-pool.yaml",

@@ -14,6 +14,23 @@ use support::engine::{ModelPort, observed, read};
 use support::local::*;
 use tokio_util::sync::CancellationToken;
 
+/// `reconcile --once` (status in `dir`) or `plan` on `pool`, with credentials in the
+/// environment.
+fn one_pass(command: &str, dir: &Path, pool: &Path) -> std::process::Command {
+    let mut cmd = binary();
+    cmd.arg(command);
+    if command == "reconcile" {
+        cmd.arg("--once")
+            .arg("--status-file")
+            .arg(dir.join("status.yaml"));
+    }
+    cmd.arg("-f")
+        .arg(pool)
+        .env("PCHAT_SQL_USERNAME", "op")
+        .env("PCHAT_SQL_PASSWORD", "pw");
+    cmd
+}
+
 #[test]
 fn reconcile_once_on_a_bad_spec_exits_2_naming_the_field_and_writes_nothing() {
     let dir = temp_dir("badspec");
@@ -57,20 +74,9 @@ fn a_ca_file_that_is_missing_or_not_pem_exits_2_naming_the_flag_and_writes_nothi
         ("reconcile", not_pem.clone(), "holds no PEM certificate"),
         ("plan", dir.join("no-such-ca.pem"), "No such file"),
     ] {
-        let mut cmd = binary();
-        cmd.arg(command);
-        if command == "reconcile" {
-            cmd.arg("--once")
-                .arg("--status-file")
-                .arg(dir.join("status.yaml"));
-        }
-        let out = cmd
-            .arg("-f")
-            .arg(&pool)
+        let out = one_pass(command, &dir, &pool)
             .arg("--ca-file")
             .arg(&ca)
-            .env("PCHAT_SQL_USERNAME", "op")
-            .env("PCHAT_SQL_PASSWORD", "pw")
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -78,6 +84,25 @@ fn a_ca_file_that_is_missing_or_not_pem_exits_2_naming_the_flag_and_writes_nothi
         assert!(stderr.contains("--ca-file"), "{command}: {stderr}");
         assert!(stderr.contains(&ca.display().to_string()), "{stderr}");
         assert!(stderr.contains(why), "{command}: {stderr}");
+        assert!(!dir.join("status.yaml").exists());
+        assert!(!dir.join("active-servers.yaml").exists());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_spec_naming_a_ca_secret_without_a_ca_file_exits_2_naming_the_secret_and_the_flag() {
+    let dir = temp_dir("casecret");
+    let pool = write_pool(&dir, "atlanta");
+    for command in ["reconcile", "plan"] {
+        let out = one_pass(command, &dir, &pool).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains("spec.tls.caSecret names the Secret `pchat-sql-ca`")
+                && stderr.contains("--ca-file"),
+            "{command}: {stderr}"
+        );
         assert!(!dir.join("status.yaml").exists());
         assert!(!dir.join("active-servers.yaml").exists());
     }

@@ -75,6 +75,8 @@ fn the_password_appears_in_no_log_line_or_error_at_any_level() {
     let out = binary()
         .args(["reconcile", "--once", "--log-format", "json", "-f"])
         .arg(&pool)
+        .arg("--ca-file")
+        .arg(support::engine::fixture_path("ca.crt"))
         .env("RUST_LOG", "trace")
         .env("PCHAT_SQL_USERNAME", "op")
         .env("PCHAT_SQL_PASSWORD", PASSWORD)

@@ -33,10 +33,8 @@ fn observe_live(
     use crate::engine::{FilePublisher, SqlPort};
     let credentials = crate::local::load_credentials(credentials_file, |n| std::env::var(n).ok())
         .map_err(|e| (e.to_string(), e.exit_code()))?;
-    let ca = ca_file
-        .map(crate::local::check_ca_file)
-        .transpose()
-        .map_err(|e| (e.to_string(), e.exit_code()))?;
+    let ca =
+        crate::local::local_ca(Some(spec), ca_file).map_err(|e| (e.to_string(), e.exit_code()))?;
     let published = FilePublisher::new(active_servers_file)
         .read()
         .map_err(|e| (e.to_string(), 1))?;

@@ -25,7 +25,8 @@ pub(super) fn reconcile_command(
                 return ExitCode::from(e.exit_code());
             }
         };
-    let ca = match ca_file.map(local::check_ca_file).transpose() {
+    let spec = local::check_spec(&opts.pool_file).ok();
+    let ca = match local::local_ca(spec.as_ref(), ca_file) {
         Ok(ca) => ca,
         Err(e) => {
             eprintln!("error: {e}");

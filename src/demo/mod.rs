@@ -28,6 +28,7 @@ pub struct DemoRun {
     pub world_steps: Vec<world::StepRecord>,
     pub converged_passes: Vec<world::ConvergedPass>,
     pub violations: Vec<String>,
+    pub transport: world::OperatorTransport,
     pub wall: Duration,
 }
 
@@ -44,6 +45,18 @@ impl DemoRun {
             })
             .collect();
         out.extend(self.violations.iter().map(|v| format!("safety: {v}")));
+        let t = &self.transport;
+        if t.encrypt != pchat_core::api::EncryptMode::NotSupported
+            && t.encrypt != pchat_core::api::EncryptMode::Off
+            && t.encrypted < t.statements
+        {
+            out.push(format!(
+                "{} of the operator's {} statements came over unencrypted connections although spec.tls.encrypt is {:?}",
+                t.statements - t.encrypted,
+                t.statements,
+                t.encrypt
+            ));
+        }
         if self.acts.len() < acts::TITLES.len() {
             out.push(format!(
                 "only {} of {} acts ran",
@@ -63,12 +76,14 @@ pub async fn run() -> Result<DemoRun, String> {
     let world_steps = world.steps.clone();
     let converged_passes = world.converged_passes.clone();
     let violations = world.violations.clone();
+    let transport = world.operator_transport();
     world.stop().await;
     Ok(DemoRun {
         acts,
         world_steps,
         converged_passes,
         violations,
+        transport,
         wall: started.elapsed(),
     })
 }

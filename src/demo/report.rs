@@ -113,6 +113,12 @@ fn write_act(out: &mut String, act: &ActOutcome, steps: &[StepRecord]) {
 fn write_figures(out: &mut String, run: &DemoRun) {
     let _ = writeln!(out);
     let _ = writeln!(out, "figures");
+    let t = &run.transport;
+    let _ = writeln!(
+        out,
+        "  transport: spec.tls.encrypt {:?}, certificates verified against the simulator's CA; {} of the operator's {} statements came over TLS-encrypted connections (as the simulator saw them)",
+        t.encrypt, t.encrypted, t.statements
+    );
     match run.converged_passes.last() {
         Some(p) => {
             let max_trips = run

@@ -63,6 +63,18 @@ pub struct StepRecord {
     pub error: Option<String>,
 }
 
+/// The program name the operator's SQL sessions carry (LOGIN7 AppName).
+const OPERATOR_PROGRAM: &str = "pchat-operator";
+
+/// The operator's statements over the whole demo, and how many came over encrypted
+/// connections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OperatorTransport {
+    pub encrypt: pchat_core::api::EncryptMode,
+    pub statements: u64,
+    pub encrypted: u64,
+}
+
 /// Round trips and writes of one pass that found the pool converged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvergedPass {
@@ -188,7 +200,7 @@ impl World {
                 },
             }),
         });
-        let port = LivePort::new(Credentials::new(USER, PASSWORD), None);
+        let port = LivePort::new(Credentials::new(USER, PASSWORD), sim.ca_file.clone());
         Ok(World {
             sim,
             spec,
@@ -388,6 +400,24 @@ impl World {
                     == Some("ONLINE")
             })
             .map(|i| i.name.clone())
+    }
+
+    /// How the operator's statements reached the instances, from the simulator's statement
+    /// logs (the connections' encryption as the server saw it).
+    pub fn operator_transport(&self) -> OperatorTransport {
+        let mut transport = OperatorTransport {
+            encrypt: self.spec.tls.encrypt,
+            ..OperatorTransport::default()
+        };
+        for instance in &self.sim.instances {
+            for statement in self.sim.sim.statement_log(&instance.name) {
+                if statement.program_name == OPERATOR_PROGRAM {
+                    transport.statements += 1;
+                    transport.encrypted += u64::from(statement.encrypted);
+                }
+            }
+        }
+        transport
     }
 
     /// Stop the workload and the simulator.

@@ -573,15 +573,24 @@ impl World {
         self.cluster.apply_crd().await;
     }
 
-    /// The SQL login Secret the pool names (`pchat-sql`), applied with kubectl.
+    /// The Secrets the pool names, applied with kubectl: the SQL login (`pchat-sql`) and the
+    /// simulator's CA (`pchat-sql-ca`, key `ca.crt`), so the operator verifies the
+    /// instances' certificates as it would a real server's.
     pub async fn apply_secret(&self) {
-        self.apply_secret_in(NAMESPACE).await;
+        self.apply_secret_in(NAMESPACE, &self.live).await;
     }
 
-    pub async fn apply_secret_in(&self, namespace: &str) {
+    /// The same Secrets in `namespace`, for a pool pointed at the simulator of `live`.
+    pub async fn apply_secret_in(&self, namespace: &str, live: &Live) {
+        let ca = std::fs::read(live.sim.ca_file.as_ref().expect("the simulator made a CA"))
+            .expect("the simulator's CA file");
         self.apply(
             &format!("secret-{namespace}.yaml"),
-            &secret_manifest(namespace, "pchat-sql", "sa", pchat_sql::testing::PASSWORD),
+            &format!(
+                "{}---\n{}",
+                secret_manifest(namespace, "pchat-sql", "sa", pchat_sql::testing::PASSWORD),
+                ca_secret_manifest(namespace, "pchat-sql-ca", &ca)
+            ),
         )
         .await;
     }
@@ -845,6 +854,14 @@ pub fn secret_manifest(namespace: &str, name: &str, username: &str, password: &s
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\ntype: Opaque\ndata:\n  username: {}\n  password: {}\n",
         base64(username.as_bytes()),
         base64(password.as_bytes())
+    )
+}
+
+/// A Secret with a CA certificate under key `ca.crt`, as `spec.tls.caSecret` expects.
+pub fn ca_secret_manifest(namespace: &str, name: &str, ca_pem: &[u8]) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\ntype: Opaque\ndata:\n  ca.crt: {}\n",
+        base64(ca_pem)
     )
 }
 

@@ -121,6 +121,15 @@ const CASES: &[Case] = &[
         fail: |p| spec(p)["databases"]["compliance"] = json!("mgc"),
     },
     Case {
+        name: "trust_server_certificate_excludes_a_ca_secret",
+        message: "spec.tls.trustServerCertificate: true turns certificate verification off, so the CA in spec.tls.caSecret would be ignored; set one or the other",
+        field_path: "spec.tls.trustServerCertificate",
+        pass: |p| spec(p)["tls"] = json!({"encrypt": "Required", "trustServerCertificate": true}),
+        fail: |p| {
+            spec(p)["tls"] = json!({"trustServerCertificate": true, "caSecret": "pchat-sql-ca"})
+        },
+    },
+    Case {
         name: "rpo_target_must_be_at_least_backup_interval",
         message: "spec.logShipping.rpoTarget must be at least spec.logShipping.backupInterval",
         field_path: "spec.logShipping.rpoTarget",
@@ -303,6 +312,11 @@ fn chat_server_must_not_be_listed_in_two_sites() {
 #[test]
 fn approve_overwrite_must_name_existing_instances() {
     run("approve_overwrite_must_name_existing_instances");
+}
+
+#[test]
+fn trust_server_certificate_excludes_a_ca_secret() {
+    run("trust_server_certificate_excludes_a_ca_secret");
 }
 
 #[test]

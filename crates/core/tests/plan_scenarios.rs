@@ -132,7 +132,8 @@ fn fresh_bootstrap_mirrors_both_databases_then_seeds_dallas_then_log_ships_then_
             copy_destination,
             ..
         } => {
-            assert_eq!(primary_instances, &["atl-sql1", "atl-sql2"]);
+            // The principal only: its mirror (RESTORING) cannot be a log-shipping primary.
+            assert_eq!(primary_instances, &["atl-sql1"]);
             assert_eq!(secondary_instance, "dal-sql1");
             assert_eq!(backup_share, r"\\atl-fs\pchat-ls");
             assert_eq!(copy_destination, r"D:\pchat-ls-copy");
@@ -379,7 +380,7 @@ fn planned_switch_gives_the_right_next_step_at_every_intermediate_state() {
     // After mirroring: reverse log shipping to the demoted copy, no reseed.
     assert!(
         matches!(take(&spec, &mut obs, t), Step::ConfigureLogShipping { secondary_instance, primary_instances, .. }
-        if secondary_instance == "atl-sql1" && primary_instances == ["dal-sql1", "dal-sql2"])
+        if secondary_instance == "atl-sql1" && primary_instances == ["dal-sql1"])
     );
     // After reverse log shipping: converged, and nothing was overwritten on the way.
     assert_eq!(plan::next(&spec, &obs, t), Decision::Converged);
@@ -672,6 +673,26 @@ fn mirror_failover_inside_the_primary_site_is_still_converged() {
     let a = plan::assess(&spec, &obs, obs.taken_at);
     assert!(a.protected, "{:?}", a.degraded_reasons);
     assert!(invariants::converged_violations(&spec, &obs).is_empty());
+}
+
+#[test]
+fn after_a_mirror_failover_the_new_principal_without_a_primary_row_is_configured_as_primary() {
+    let spec = spec("atlanta");
+    let mut obs = observed("observed-mirror-failover-atlanta.yaml");
+    let principal = obs
+        .instances
+        .iter_mut()
+        .find(|i| i.name == "atl-sql2")
+        .unwrap();
+    for d in &mut principal.databases {
+        d.log_shipping_primary = None;
+    }
+    match plan::next(&spec, &obs, obs.taken_at) {
+        Decision::Step(Step::ConfigureLogShipping {
+            primary_instances, ..
+        }) => assert_eq!(primary_instances, ["atl-sql2"]),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -1096,4 +1117,73 @@ fn only_a_schedule_at_another_interval_or_not_repeating_is_rescheduled() {
         plan::next(&spec, &converged_atlanta(), now),
         Decision::Converged
     );
+}
+
+#[test]
+fn a_step_waits_while_a_backup_or_restore_runs_on_its_instance_and_keeps_its_phase() {
+    let spec = spec("dallas");
+    let mut obs = observed("observed-steady-atlanta.yaml");
+    let Decision::Step(step) = plan::next(&spec, &obs, obs.taken_at) else {
+        panic!("a planned switch starts with a step");
+    };
+    // The drain sends nothing: move on to the first step that sends SQL.
+    let first_sql = plan::project(&spec, &obs, obs.taken_at)
+        .steps
+        .into_iter()
+        .find(|s| !s.instances().is_empty())
+        .unwrap_or(step);
+    let target = first_sql.instances()[0].to_string();
+    let running = pchat_core::observe::RunningOperation {
+        session_id: 61,
+        command: "RESTORE LOG".into(),
+        percent_complete: 42,
+        program_name: "pchat-operator".into(),
+    };
+    instance_mut(&mut obs, &target)
+        .running_operations
+        .push(running);
+    // Every step that sends to that instance now waits; the message names the statement.
+    let p = plan::project(&spec, &obs, obs.taken_at);
+    match &p.end {
+        Decision::Wait(w @ WaitReason::OperationRunning { instance, .. }) => {
+            assert_eq!(instance, &target);
+            let text = w.to_string();
+            assert!(
+                text.contains("RESTORE LOG running") && text.contains("42%"),
+                "{text}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        p.steps
+            .iter()
+            .all(|s| !s.instances().contains(&target.as_str()))
+    );
+
+    // The wait keeps the phase of the work it holds up: a bootstrap stays Bootstrapping.
+    let bootstrap = self::spec("atlanta");
+    let mut obs = observed("observed-installer.yaml");
+    let Decision::Step(step) = plan::next(&bootstrap, &obs, obs.taken_at) else {
+        panic!("the installer state bootstraps");
+    };
+    let target = step.instances()[0].to_string();
+    instance_mut(&mut obs, &target).running_operations.push(
+        pchat_core::observe::RunningOperation {
+            session_id: 62,
+            command: "BACKUP DATABASE".into(),
+            percent_complete: 7,
+            program_name: String::new(),
+        },
+    );
+    let a = plan::assess(&bootstrap, &obs, obs.taken_at);
+    assert!(
+        matches!(
+            a.decision,
+            Decision::Wait(WaitReason::OperationRunning { .. })
+        ),
+        "{:?}",
+        a.decision
+    );
+    assert_eq!(a.phase, pchat_core::api::Phase::Bootstrapping);
 }

@@ -50,7 +50,9 @@ fn local_example_pool_points_at_the_simulator_and_validates() {
             ("127.0.0.1".into(), 14334, "TCP://dal-sql2:5022".into()),
         ]
     );
-    assert_eq!(pool.spec.tls.encrypt, EncryptMode::NotSupported);
+    // Encrypted and verified against the simulator's own CA, as against a real server.
+    assert_eq!(pool.spec.tls.encrypt, EncryptMode::Required);
+    assert_eq!(pool.spec.tls.ca_secret.as_deref(), Some("pchat-sql-ca"));
 }
 
 #[test]

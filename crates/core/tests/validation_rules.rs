@@ -533,6 +533,24 @@ fn ca_secret_must_be_a_dns1123_subdomain() {
 }
 
 #[test]
+fn trust_server_certificate_excludes_a_ca_secret() {
+    check(
+        "spec.tls.trustServerCertificate",
+        |p| spec(p)["tls"] = json!({"encrypt": "Strict", "trustServerCertificate": true}),
+        |p| spec(p)["tls"] = json!({"trustServerCertificate": true, "caSecret": "pchat-sql-ca"}),
+    );
+}
+
+#[test]
+fn host_name_in_certificate_must_be_a_host_name() {
+    check(
+        "spec.tls.hostNameInCertificate",
+        |p| spec(p)["tls"]["hostNameInCertificate"] = json!("chat-sql.contoso.com"),
+        |p| spec(p)["tls"]["hostNameInCertificate"] = json!("chat sql"),
+    );
+}
+
+#[test]
 fn empty_required_text_is_reported_as_empty() {
     let bad = pool_with(|p| spec(p)["sqlCredentialsSecret"] = json!(""));
     let errors = errors_of(&bad).expect("an empty secret name is rejected");

@@ -137,6 +137,9 @@ pub struct LoginRequest {
     /// Initial database, empty for the login's default.
     pub database: String,
     pub client_addr: String,
+    /// Whether the connection stays encrypted after login (`sys.dm_exec_connections.
+    /// encrypt_option`): false when nothing, or only the login, was encrypted.
+    pub encrypted: bool,
 }
 
 /// A logged-in session, handed to every request of its connection.

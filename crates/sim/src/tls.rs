@@ -253,6 +253,8 @@ mod tests {
             logins: Vec::new(),
             mirroring_endpoint: None,
             aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            data_path: None,
+            log_path: None,
         }
     }
 

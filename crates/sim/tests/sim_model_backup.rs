@@ -645,3 +645,52 @@ async fn forced_failover_by_hand_then_salvage_and_reseed_of_the_returning_copy()
             .contains(&54)
     );
 }
+
+#[tokio::test]
+async fn a_restore_onto_an_instance_with_other_folders_needs_with_move() {
+    let w = world_with("restoremove", PER_INSTANCE_FOLDERS);
+    let p = w.connect("atl-sql1");
+    let s = w.connect("dal-sql1");
+    assert_eq!(
+        s.text("SELECT CAST(SERVERPROPERTY('InstanceDefaultDataPath') AS nvarchar(260))")
+            .await,
+        "D:\\SQLData\\dal-sql1\\"
+    );
+    p.post("mgc", 1..3).await;
+    p.ok("BACKUP DATABASE mgc TO DISK = N'\\\\atl-fs\\pchat-ls\\move.bak' WITH INIT")
+        .await;
+    // The backup keeps atl-sql1's paths, which dal-sql1 does not have: planning fails.
+    assert_eq!(
+        s.err("RESTORE DATABASE mgc FROM DISK = N'\\\\atl-fs\\pchat-ls\\move.bak' WITH NORECOVERY")
+            .await,
+        [5133, 3156, 5133, 3156, 3119, 3013]
+    );
+    // A MOVE naming a file the backup does not have.
+    assert_eq!(
+        s.err("RESTORE DATABASE mgc FROM DISK = N'\\\\atl-fs\\pchat-ls\\move.bak' WITH NORECOVERY, MOVE N'nope' TO N'D:\\SQLData\\dal-sql1\\mgc.mdf'")
+            .await,
+        [3234, 3013]
+    );
+    // A target another database's file already is.
+    assert_eq!(
+        s.err("RESTORE DATABASE mgc FROM DISK = N'\\\\atl-fs\\pchat-ls\\move.bak' WITH NORECOVERY, MOVE N'mgc' TO N'D:\\SQLData\\dal-sql1\\other.mdf', MOVE N'mgc_log' TO N'L:\\SQLLogs\\dal-sql1\\mgc_log.ldf'")
+            .await,
+        [1834, 3156, 3119, 3013]
+    );
+    // Both files moved into the instance's folders: the restore runs, and sys.master_files
+    // shows where the files went.
+    s.ok("DECLARE @data nvarchar(260) = N'D:\\SQLData\\dal-sql1\\mgc.mdf';
+          RESTORE DATABASE mgc FROM DISK = N'\\\\atl-fs\\pchat-ls\\move.bak'
+          WITH NORECOVERY, MOVE N'mgc' TO @data, MOVE N'mgc_log' TO N'L:\\SQLLogs\\dal-sql1\\mgc_log.ldf'")
+        .await;
+    assert_eq!(
+        s.text("SELECT physical_name FROM sys.master_files WHERE database_id = DB_ID(N'mgc') AND type = 1")
+            .await,
+        "L:\\SQLLogs\\dal-sql1\\mgc_log.ldf"
+    );
+    // RESTORE FILELISTONLY lists the backup's own paths, which a client moves from.
+    let files = s
+        .rows("RESTORE FILELISTONLY FROM DISK = N'\\\\atl-fs\\pchat-ls\\move.bak'")
+        .await;
+    assert_eq!(files.len(), 2);
+}

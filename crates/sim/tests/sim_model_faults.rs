@@ -36,6 +36,7 @@ async fn instance_down_refuses_logins_drops_sessions_and_flips_the_watch() {
             app_name: "a".into(),
             database: String::new(),
             client_addr: "127.0.0.1:1".into(),
+            encrypted: false,
         })
         .unwrap_err();
     assert_eq!(e.number, 17187);
@@ -225,4 +226,46 @@ async fn the_simulator_is_a_shareable_fault_injector_for_the_control_endpoint() 
     assert_eq!(state["instances"].as_array().unwrap().len(), 4);
     assert_eq!(state["instances"][0]["databases"][0]["name"], "mgc");
     assert_eq!(state["instances"][0]["databases"][0]["state"], "ONLINE");
+}
+
+#[tokio::test]
+async fn a_running_backup_shows_in_dm_exec_requests_with_its_progress_until_it_ends() {
+    let w = world("requests");
+    w.sim
+        .inject(Fault::Latency {
+            statement: StatementKind::Backup,
+            millis: 600,
+        })
+        .unwrap();
+    let backup = w.connect("atl-sql1");
+    let observer = w.connect("atl-sql1");
+    let running = tokio::spawn(async move {
+        backup
+            .ok("BACKUP DATABASE mgc TO DISK = N'\\\\atl-fs\\pchat-ls\\progress.bak' WITH INIT")
+            .await;
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rows = observer
+        .rows(
+            "SELECT r.command, CAST(r.percent_complete AS int) AS pct, s.program_name
+               FROM sys.dm_exec_requests r
+               JOIN sys.dm_exec_sessions s ON s.session_id = r.session_id",
+        )
+        .await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        rows[0][0],
+        pchat_sim::backend::Value::NVarChar("BACKUP DATABASE".into())
+    );
+    let pchat_sim::backend::Value::Int(percent) = rows[0][1] else {
+        panic!("{rows:?}");
+    };
+    assert!((20..=80).contains(&percent), "{percent}");
+    running.await.unwrap();
+    assert_eq!(
+        observer
+            .int("SELECT COUNT(*) FROM sys.dm_exec_requests")
+            .await,
+        0
+    );
 }

@@ -400,20 +400,26 @@ async fn skype_layout_mirror_pair_ships_logs_to_dallas_across_a_manual_failover(
         .await;
     p.ok("ALTER DATABASE mgc SET PARTNER = N'TCP://atl-sql2:5022'")
         .await;
-    // Both primary-side instances carry a log-shipping primary row, as Skype's installer does.
     configure(&p, &s).await;
-    m.ok(&format!(
-        "EXEC master.dbo.sp_add_log_shipping_primary_database @database = N'mgc', @backup_directory = N'{ATL}', @backup_share = N'{ATL}', @backup_job_name = N'LSBackup_mgc'; EXEC msdb.dbo.sp_update_job @job_name = N'LSBackup_mgc', @enabled = 1"
-    ))
-    .await;
     enable_jobs(&p, &s).await;
+    // Microsoft's procedure for a mirrored log-shipping primary: the mirror cannot be
+    // configured while it is the mirror (SQL Server cannot open it: 954) ...
+    let add_primary = format!(
+        "EXEC master.dbo.sp_add_log_shipping_primary_database @database = N'mgc', @backup_directory = N'{ATL}', @backup_share = N'{ATL}', @backup_job_name = N'LSBackup_mgc'"
+    );
+    assert_eq!(m.err(&add_primary).await, [954]);
     p.post("mgc", 3..10).await;
     assert!(
         eventually(3000, || w.sim.message_ids("dal-sql1", "mgc").unwrap()
             == ids(1..10))
         .await
     );
+    // ... so it is configured once a failover has made it the principal, with the same share.
     p.ok("ALTER DATABASE mgc SET PARTNER FAILOVER").await;
+    m.ok(&format!(
+        "{add_primary}; EXEC msdb.dbo.sp_update_job @job_name = N'LSBackup_mgc', @enabled = 1"
+    ))
+    .await;
     m.post("mgc", 10..20).await;
     assert!(
         eventually(3000, || w.sim.message_ids("dal-sql1", "mgc").unwrap()
@@ -422,11 +428,18 @@ async fn skype_layout_mirror_pair_ships_logs_to_dallas_across_a_manual_failover(
         "dallas has {:?}",
         w.sim.message_ids("dal-sql1", "mgc")
     );
-    // The mirror's backup job skipped while it was the mirror, and ran after the failover.
+    // The new principal's backup job ships; the old principal's, now on a mirror, skips.
     let ok_runs = m
         .int("SELECT COUNT(*) FROM msdb.dbo.sysjobhistory WHERE run_status = 1 AND message LIKE '%Backed up%'")
         .await;
     assert!(ok_runs > 0);
+    let skipped = p
+        .int("SELECT COUNT(*) FROM msdb.dbo.sysjobhistory WHERE message LIKE '%because it is a mirror database%'")
+        .await;
+    assert!(
+        skipped > 0,
+        "the old principal's job did not skip its mirror copy"
+    );
 }
 
 #[tokio::test]
@@ -642,4 +655,27 @@ async fn overwrite_replaces_the_secondary_configuration_and_keeps_its_databases(
             .await,
         1
     );
+}
+
+#[tokio::test]
+async fn a_restoring_copy_cannot_be_made_a_log_shipping_primary() {
+    let w = world("lsprimaryrestoring");
+    let (_, s) = seed_secondary(&w).await;
+    // dal-sql1's copy is RESTORING: SQL Server cannot open it (927), so the procedure fails
+    // and no job or msdb row is left behind.
+    assert_eq!(
+        s.err(&format!(
+            "EXEC master.dbo.sp_add_log_shipping_primary_database @database = N'mgc',
+                  @backup_directory = N'{ATL}', @backup_share = N'{ATL}',
+                  @backup_job_name = N'LSBackup_mgc'"
+        ))
+        .await,
+        [927]
+    );
+    assert_eq!(
+        s.int("SELECT COUNT(*) FROM msdb.dbo.log_shipping_primary_databases")
+            .await,
+        0
+    );
+    assert_eq!(s.int("SELECT COUNT(*) FROM msdb.dbo.sysjobs").await, 0);
 }

@@ -40,6 +40,15 @@ impl Sim {
         &self,
         encryption: EncryptionLevel,
     ) -> Result<String, tiberius::error::Error> {
+        Ok(self.name_and_encryption(encryption).await?.0)
+    }
+
+    /// The server's name and what `sys.dm_exec_connections.encrypt_option` says of this
+    /// connection.
+    async fn name_and_encryption(
+        &self,
+        encryption: EncryptionLevel,
+    ) -> Result<(String, String), tiberius::error::Error> {
         let addr = self.running.addr(INSTANCE).unwrap();
         let mut config = Config::new();
         config.host("127.0.0.1");
@@ -53,12 +62,17 @@ impl Sim {
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let mut client = Client::connect(config, tcp.compat_write()).await?;
         let row = client
-            .simple_query("SELECT @@SERVERNAME")
+            .simple_query(
+                "SELECT @@SERVERNAME, encrypt_option FROM sys.dm_exec_connections WHERE session_id = @@SPID",
+            )
             .await?
             .into_row()
             .await?
             .expect("one row");
-        Ok(row.get::<&str, _>(0).unwrap().to_string())
+        Ok((
+            row.get::<&str, _>(0).unwrap().to_string(),
+            row.get::<&str, _>(1).unwrap().to_string(),
+        ))
     }
 
     async fn stop(self) {
@@ -72,18 +86,21 @@ async fn a_simulator_with_its_own_ca_serves_every_encryption_level_a_client_asks
     let sim = Sim::start("levels", "").await;
     let ca = std::fs::read_to_string(sim.running.ca_file.as_ref().expect("a CA was made")).unwrap();
     assert!(ca.contains("BEGIN CERTIFICATE"));
-    for level in [
-        EncryptionLevel::Required,
-        EncryptionLevel::On,
-        EncryptionLevel::Off,
-        EncryptionLevel::Strict,
-        EncryptionLevel::NotSupported,
+    // Login-only encryption (Off) leaves the connection in clear after LOGIN7: SQL Server
+    // reports it as not encrypted.
+    for (level, encrypted) in [
+        (EncryptionLevel::Required, "TRUE"),
+        (EncryptionLevel::On, "TRUE"),
+        (EncryptionLevel::Strict, "TRUE"),
+        (EncryptionLevel::Off, "FALSE"),
+        (EncryptionLevel::NotSupported, "FALSE"),
     ] {
-        let name = sim
-            .server_name(level)
+        let (name, option) = sim
+            .name_and_encryption(level)
             .await
             .unwrap_or_else(|e| panic!("{level:?}: {e}"));
         assert_eq!(name, INSTANCE, "{level:?}");
+        assert_eq!(option, encrypted, "{level:?}");
     }
     sim.stop().await;
 }

@@ -66,8 +66,15 @@ pub struct ConnectSettings {
     pub encrypt: EncryptMode,
     /// PEM file of the CA that signed the instances' certificates (from `spec.tls.caSecret`).
     pub ca_certificate: Option<PathBuf>,
+    /// The name certificates are verified against instead of the host connected to
+    /// (`spec.tls.hostNameInCertificate`).
+    pub host_name_in_certificate: Option<String>,
+    /// Accept any certificate unverified (`spec.tls.trustServerCertificate`).
+    pub trust_server_certificate: bool,
     pub connect_timeout: Duration,
-    pub command_timeout: Duration,
+    /// How long a statement may wait for the server's next answer; `None`: as long as it
+    /// takes (BACKUP and RESTORE, see [`Connections::get_unbounded`]).
+    pub command_timeout: Option<Duration>,
     pub credentials: Credentials,
     /// The workstation name in LOGIN7, which SQL Server shows as `HOST_NAME()` and
     /// `sys.dm_exec_sessions.host_name`: the replica's identity in Kubernetes, so a DBA (and the
@@ -86,8 +93,10 @@ impl ConnectSettings {
         ConnectSettings {
             encrypt: spec.tls.encrypt,
             ca_certificate,
+            host_name_in_certificate: spec.tls.host_name_in_certificate.clone(),
+            trust_server_certificate: spec.tls.trust_server_certificate,
             connect_timeout: spec.timeouts.connect.into(),
-            command_timeout: spec.timeouts.command.into(),
+            command_timeout: Some(spec.timeouts.command.into()),
             credentials,
             client_name: None,
         }
@@ -112,14 +121,20 @@ impl ConnectSettings {
         ));
         config.encryption(match self.encrypt {
             EncryptMode::Required => EncryptionLevel::Required,
+            EncryptMode::Strict => EncryptionLevel::Strict,
             EncryptMode::Off => EncryptionLevel::Off,
             EncryptMode::NotSupported => EncryptionLevel::NotSupported,
         });
-        if let Some(ca) = &self.ca_certificate {
+        if let Some(name) = &self.host_name_in_certificate {
+            config.hostname_in_certificate(name);
+        }
+        if self.trust_server_certificate {
+            config.trust_cert();
+        } else if let Some(ca) = &self.ca_certificate {
             config.trust_cert_ca(ca.display());
         }
         config.handshake_timeout(Some(self.connect_timeout));
-        config.command_timeout(Some(self.command_timeout));
+        config.command_timeout(self.command_timeout);
         config
     }
 }
@@ -144,26 +159,102 @@ pub async fn connect(target: &Target, settings: &ConnectSettings) -> Result<SqlC
     })?
     .map_err(|e| failed(e.to_string()))?;
     tcp.set_nodelay(true).map_err(|e| failed(e.to_string()))?;
+    if settings.trust_server_certificate && settings.encrypt != EncryptMode::NotSupported {
+        tracing::warn!(
+            instance = %target.instance,
+            address = %target.address(),
+            "spec.tls.trustServerCertificate is true: the instance's certificate is not verified, so anyone on the network path can pose as it and read the SQL login's password"
+        );
+    }
     let config = settings.tiberius_config(target);
     Client::connect(config, tcp.compat_write())
         .await
-        .map_err(|e| {
-            failed(match (&e, settings.encrypt) {
-                (tiberius::error::Error::Server(t), _) => {
-                    format!("login failed: error {}: {}", t.code(), t.message())
-                }
-                (_, EncryptMode::Required) => format!(
-                    "{e} (spec.tls.encrypt is Required: the connection fails closed when the server cannot encrypt)"
-                ),
-                _ => e.to_string(),
-            })
-        })
+        .map_err(|e| failed(explain_connect_error(&e, target, settings)))
 }
 
-/// One kept connection per instance, reused across passes and replaced when it breaks.
+/// What went wrong, in terms of the spec's settings: a certificate the operator does not
+/// trust names the setting that decides trust; a server that cannot encrypt names
+/// `spec.tls.encrypt`. tiberius's own advice names its API, which a user of the operator
+/// cannot call, so it is replaced.
+fn explain_connect_error(
+    e: &tiberius::error::Error,
+    target: &Target,
+    settings: &ConnectSettings,
+) -> String {
+    if let tiberius::error::Error::Server(t) = e {
+        return format!("login failed: error {}: {}", t.code(), t.message());
+    }
+    let text = e.to_string();
+    let verified_name = settings
+        .host_name_in_certificate
+        .as_deref()
+        .unwrap_or(&target.host);
+    let trusted = match &settings.ca_certificate {
+        Some(_) => "the CA in spec.tls.caSecret",
+        None => "the system's trusted roots (spec.tls.caSecret is not set)",
+    };
+    let certificate_problem = if text.contains("UnknownIssuer") || text.contains("unknown issuer") {
+        Some(format!(
+            "the instance's certificate is not signed by {trusted}: put the CA that signed it in spec.tls.caSecret (for the self-signed certificate SQL Server makes for itself, that certificate; or, accepting that anyone on the path can pose as the instance, spec.tls.trustServerCertificate: true)"
+        ))
+    } else if text.contains("Expired") || text.contains("expired") {
+        Some(
+            "the instance's certificate has expired: renew it on the SQL Server instance (SQL Server Configuration Manager, Certificate tab) and restart the instance"
+                .to_string(),
+        )
+    } else if text.contains("NotValidYet") {
+        Some("the instance's certificate is not valid yet: check the clocks of the instance and the operator".to_string())
+    } else if text.contains("NotValidForName") || text.contains("not valid for name") {
+        Some(format!(
+            "the instance's certificate does not name `{verified_name}` among its DNS subject alternative names (a name only in the subject's CN is not accepted): reissue it with that name, or set spec.tls.hostNameInCertificate to a name it carries"
+        ))
+    } else if text.contains("invalid peer certificate") || text.contains("certificate was rejected")
+    {
+        Some(format!(
+            "the instance's certificate was refused while verifying it for `{verified_name}` against {trusted}"
+        ))
+    } else {
+        None
+    };
+    let detail = text
+        .split(" To connect anyway")
+        .next()
+        .unwrap_or(&text)
+        .trim_end()
+        .to_string();
+    match (certificate_problem, settings.encrypt) {
+        (Some(problem), _) => format!("TLS: {problem} ({detail})"),
+        (None, EncryptMode::Required | EncryptMode::Strict) => format!(
+            "{detail} (spec.tls.encrypt is {:?}: the connection fails closed when the server cannot encrypt)",
+            settings.encrypt
+        ),
+        (None, _) => detail,
+    }
+}
+
+/// The connection to `target` in `clients`, opened with `settings` when there is none.
+async fn kept<'a>(
+    clients: &'a mut HashMap<String, SqlClient>,
+    target: &Target,
+    settings: &ConnectSettings,
+) -> Result<&'a mut SqlClient, SqlError> {
+    if !clients.contains_key(&target.instance) {
+        let client = connect(target, settings).await?;
+        clients.insert(target.instance.clone(), client);
+    }
+    Ok(clients.get_mut(&target.instance).expect("inserted above"))
+}
+
+/// One kept connection per instance, reused across passes and replaced when it breaks; and,
+/// per instance, one for BACKUP and RESTORE, which has no command timeout.
 #[derive(Default)]
 pub struct Connections {
     clients: HashMap<String, SqlClient>,
+    /// The connections BACKUP and RESTORE go on. They run as long as the data takes (hours
+    /// for a large database), and a client that gives up on one closes its connection,
+    /// which makes SQL Server abort the statement: so nothing bounds them from here. Their
+    /// progress is observed on the other connection (`sys.dm_exec_requests`).
+    unbounded: HashMap<String, SqlClient>,
 }
 
 impl Connections {
@@ -173,20 +264,28 @@ impl Connections {
         target: &Target,
         settings: &ConnectSettings,
     ) -> Result<&mut SqlClient, SqlError> {
-        if !self.clients.contains_key(&target.instance) {
-            let client = connect(target, settings).await?;
-            self.clients.insert(target.instance.clone(), client);
-        }
-        Ok(self
-            .clients
-            .get_mut(&target.instance)
-            .expect("inserted above"))
+        kept(&mut self.clients, target, settings).await
     }
 
-    /// Forget the connection to an instance after an error that may have left it unusable
+    /// The connection to `target` for statements that run without the command timeout,
+    /// opening one when there is none.
+    pub async fn get_unbounded(
+        &mut self,
+        target: &Target,
+        settings: &ConnectSettings,
+    ) -> Result<&mut SqlClient, SqlError> {
+        let unbounded = ConnectSettings {
+            command_timeout: None,
+            ..settings.clone()
+        };
+        kept(&mut self.unbounded, target, &unbounded).await
+    }
+
+    /// Forget the connections to an instance after an error that may have left them unusable
     /// (a broken socket, a timed-out command): the next `get` opens a fresh one.
     pub fn discard(&mut self, instance: &str) {
         self.clients.remove(instance);
+        self.unbounded.remove(instance);
     }
 
     /// Take the kept connection to an instance out of the map, so several instances can be
@@ -242,8 +341,10 @@ mod tests {
         let settings = ConnectSettings {
             encrypt: EncryptMode::NotSupported,
             ca_certificate: None,
+            host_name_in_certificate: None,
+            trust_server_certificate: false,
             connect_timeout: Duration::from_secs(2),
-            command_timeout: Duration::from_secs(2),
+            command_timeout: Some(Duration::from_secs(2)),
             credentials: Credentials::new("sa", "secret-password"),
             client_name: None,
         };

@@ -200,7 +200,12 @@ async fn send(
     spec: &PersistentChatPoolSpec,
     st: &Statement,
 ) -> Result<(), SqlError> {
-    let answer = request(conns, settings, spec, &st.instance, &st.purpose, st.query()).await?;
+    let reach = Reach {
+        instance: &st.instance,
+        what: &st.purpose,
+        unbounded: st.runs_long(),
+    };
+    let answer = request(conns, settings, spec, &reach, st.query()).await?;
     match answer.error {
         None => return_code(st, &answer),
         Some(e) => Err(SqlError::Server {
@@ -243,21 +248,37 @@ fn return_code(st: &Statement, answer: &Answer) -> Result<(), SqlError> {
     }
 }
 
+/// Where a request goes: the instance, what it is for (in messages), and whether it goes on
+/// the connection without a command timeout (BACKUP and RESTORE).
+struct Reach<'a> {
+    instance: &'a str,
+    what: &'a str,
+    unbounded: bool,
+}
+
 /// One request and its whole answer; connection failures discard the connection.
 async fn request(
     conns: &mut Connections,
     settings: &ConnectSettings,
     spec: &PersistentChatPoolSpec,
-    instance: &str,
-    what: &str,
+    reach: &Reach<'_>,
     query: tiberius::Query<'_>,
 ) -> Result<Answer, SqlError> {
+    let Reach {
+        instance,
+        what,
+        unbounded,
+    } = *reach;
     let t = target(spec, instance).ok_or_else(|| SqlError::Unexpected {
         instance: instance.to_string(),
         statement: what.to_string(),
         reason: format!("the spec names no instance {instance}"),
     })?;
-    let client = conns.get(&t, settings).await?;
+    let client = if unbounded {
+        conns.get_unbounded(&t, settings).await?
+    } else {
+        conns.get(&t, settings).await?
+    };
     match super::observe::run_query(client, query).await {
         Ok(answer) => Ok(answer),
         Err(e) => {
@@ -284,7 +305,12 @@ async fn end_sessions(
     );
     q.bind(database);
     report.statements_sent += 1;
-    let answer = request(conns, settings, spec, instance, &what, q).await?;
+    let reach = Reach {
+        instance,
+        what: &what,
+        unbounded: false,
+    };
+    let answer = request(conns, settings, spec, &reach, q).await?;
     if let Some(e) = answer.error {
         return Err(SqlError::Server {
             instance: instance.to_string(),
@@ -306,15 +332,12 @@ async fn end_sessions(
         report.statements_sent += 1;
         // KILL takes no variable; the id is an integer the server gave.
         let kill = format!("KILL {id}");
-        let answer = request(
-            conns,
-            settings,
-            spec,
+        let reach = Reach {
             instance,
-            "KILL",
-            tiberius::Query::new(kill),
-        )
-        .await?;
+            what: "KILL",
+            unbounded: false,
+        };
+        let answer = request(conns, settings, spec, &reach, tiberius::Query::new(kill)).await?;
         // 6106: it left meanwhile. Any other refusal shows again as 3101 on the retry.
         if let Some(e) = answer.error {
             tracing::info!(%instance, session = id, error = e.number, "KILL refused");

@@ -85,7 +85,9 @@ impl Session {
         params: &[String],
         what: &str,
     ) -> Result<Answer, SqlError> {
-        let limit = settings.command_timeout.min(OBSERVE_TIMEOUT_CAP);
+        let limit = settings
+            .command_timeout
+            .map_or(OBSERVE_TIMEOUT_CAP, |t| t.min(OBSERVE_TIMEOUT_CAP));
         loop {
             let fresh = self.client.is_none();
             let client = match self.client.as_mut() {
@@ -257,6 +259,8 @@ impl Observer {
                         server_name: Some(d.server.server_name.clone()).filter(|s| !s.is_empty()),
                         databases: d.databases,
                         sessions: d.sessions,
+                        default_paths: d.server.default_paths.clone(),
+                        running_operations: d.running_operations,
                     });
                 }
                 other => {
@@ -271,6 +275,8 @@ impl Observer {
                         server_name: None,
                         databases: Vec::new(),
                         sessions: Vec::new(),
+                        default_paths: None,
+                        running_operations: Vec::new(),
                     });
                 }
             }

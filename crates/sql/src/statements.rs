@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use pchat_core::observe::Observation;
+use pchat_core::observe::{DatabaseFile, DefaultPaths, Observation};
 use pchat_core::plan::Step;
 
 pub use codes::*;
@@ -77,6 +77,10 @@ pub struct StatementContext {
     /// Log shipping records servers under this name. An instance missing here is taken to be
     /// named as in the spec (the simulator and most installs name instances so).
     pub server_names: BTreeMap<String, String>,
+    /// Each instance's default data and log folders, as observed.
+    pub default_paths: BTreeMap<String, DefaultPaths>,
+    /// The files of each observed copy, by instance then database (lower case), as observed.
+    pub files: BTreeMap<String, BTreeMap<String, Vec<DatabaseFile>>>,
 }
 
 impl StatementContext {
@@ -88,7 +92,46 @@ impl StatementContext {
                 .iter()
                 .filter_map(|i| Some((i.name.clone(), i.server_name.clone()?)))
                 .collect(),
+            default_paths: obs
+                .instances
+                .iter()
+                .filter_map(|i| Some((i.name.clone(), i.default_paths.clone()?)))
+                .collect(),
+            files: obs
+                .instances
+                .iter()
+                .map(|i| {
+                    let copies = i
+                        .databases
+                        .iter()
+                        .map(|d| (d.name.to_ascii_lowercase(), d.files.clone()))
+                        .collect();
+                    (i.name.clone(), copies)
+                })
+                .collect(),
         }
+    }
+
+    /// `WITH MOVE` for restoring a backup of `database` taken on `source` onto `target`:
+    /// each of the source copy's files to the target's default folder for its kind, under
+    /// the same file name. Empty when either side is not known (the restore then keeps the
+    /// backup's paths, which works where every instance uses the same folders).
+    pub fn moves(&self, source: &str, target: &str, database: &str) -> Vec<(String, String)> {
+        let (Some(paths), Some(files)) = (
+            self.default_paths.get(target),
+            self.files
+                .get(source)
+                .and_then(|copies| copies.get(&database.to_ascii_lowercase())),
+        ) else {
+            return Vec::new();
+        };
+        files
+            .iter()
+            .map(|f| {
+                let folder = if f.log { &paths.log } else { &paths.data };
+                (f.logical_name.clone(), join_folder(folder, f.file_name()))
+            })
+            .collect()
     }
 
     /// The server name SQL Server knows `instance` by.
@@ -97,6 +140,16 @@ impl StatementContext {
             .get(instance)
             .map(String::as_str)
             .unwrap_or(instance)
+    }
+}
+
+/// `folder` and `file` with one separator between them (SQL Server reports default paths
+/// with a trailing backslash, but one configured by hand may lack it).
+fn join_folder(folder: &str, file: &str) -> String {
+    if folder.ends_with('\\') || folder.ends_with('/') {
+        format!("{folder}{file}")
+    } else {
+        format!("{folder}\\{file}")
     }
 }
 
@@ -185,6 +238,7 @@ pub fn statements(step: &Step, ctx: &StatementContext) -> Vec<Statement> {
             full_backup,
             log_backup,
             replace: *replace,
+            moves: ctx.moves(source_instance, instance, database),
         }),
         Step::BootstrapSecondary {
             instance,
@@ -200,6 +254,7 @@ pub fn statements(step: &Step, ctx: &StatementContext) -> Vec<Statement> {
             full_backup,
             log_backup,
             replace: false,
+            moves: ctx.moves(source_instance, instance, database),
         }),
         Step::CreateComplianceDatabase {
             instance, database, ..
@@ -220,6 +275,7 @@ pub fn statements(step: &Step, ctx: &StatementContext) -> Vec<Statement> {
             full_backup,
             log_backup,
             replace: true,
+            moves: ctx.moves(principal, mirror, database),
         }),
         Step::EstablishMirroring {
             principal,
@@ -308,6 +364,16 @@ impl Batch {
 }
 
 impl Statement {
+    /// BACKUP and RESTORE, which take as long as the data does (a restore's redo included):
+    /// the executor sends them without the command timeout.
+    pub fn runs_long(&self) -> bool {
+        let head = self.sql.trim_start();
+        ["BACKUP ", "RESTORE "].iter().any(|k| {
+            head.get(..k.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(k))
+        })
+    }
+
     /// The statement as a tiberius query (sent through `sp_executesql`), its parameters bound
     /// in `@P1`..`@Pn` order.
     pub fn query(&self) -> tiberius::Query<'_> {

@@ -52,8 +52,8 @@ pub async fn start(name: &str) -> Live {
     point_at(&mut spec, &sim);
     let settings = ConnectSettings {
         connect_timeout: Duration::from_secs(3),
-        command_timeout: Duration::from_secs(20),
-        ..ConnectSettings::from_spec(&spec, Credentials::new("sa", PASSWORD), None)
+        command_timeout: Some(Duration::from_secs(20)),
+        ..ConnectSettings::from_spec(&spec, Credentials::new("sa", PASSWORD), sim.ca_file.clone())
     };
     Live {
         sim,

@@ -69,10 +69,12 @@ async fn a_login_naming_a_database_it_cannot_open_fails_with_4060_naming_it() {
 async fn the_operator_logs_in_to_master_whatever_the_logins_default_database() {
     let (running, target) = sim("operator").await;
     let settings = ConnectSettings {
-        encrypt: EncryptMode::NotSupported,
-        ca_certificate: None,
+        encrypt: EncryptMode::Required,
+        ca_certificate: running.ca_file.clone(),
+        host_name_in_certificate: None,
+        trust_server_certificate: false,
         connect_timeout: Duration::from_secs(5),
-        command_timeout: Duration::from_secs(5),
+        command_timeout: Some(Duration::from_secs(5)),
         credentials: Credentials::new("pchat", "Pchat-Sim-1"),
         client_name: None,
     };

@@ -49,6 +49,29 @@ async fn bootstrap_from_the_installer_state_converges_with_mirrors_and_log_shipp
             .iter()
             .any(|s| s.secondary_server.eq_ignore_ascii_case("dal-sql1"))
     );
+    // Each instance keeps its files in folders of its own (the simulator's default, as on
+    // servers installed with different drives): every seeded copy was restored WITH MOVE
+    // into its own instance's default folders, which a restore keeping atl-sql1's paths
+    // cannot do (5133/3156).
+    for (instance, db) in [
+        ("atl-sql2", "mgc"),
+        ("atl-sql2", "mgccomp"),
+        ("dal-sql1", "mgc"),
+    ] {
+        let paths = obs
+            .instance(instance)
+            .and_then(|i| i.default_paths.clone())
+            .expect("the default folders are observed");
+        let files = &obs.database(instance, db).unwrap().files;
+        assert_eq!(files.len(), 2, "{instance} {db}: {files:?}");
+        for f in files {
+            let folder = if f.log { &paths.log } else { &paths.data };
+            assert!(
+                f.physical_name.starts_with(folder.as_str()) && folder.contains(instance),
+                "{instance} {db}: {f:?} is not in {folder}"
+            );
+        }
+    }
     assert_eq!(
         plan::next(&live.spec, &obs, jiff::Timestamp::now()),
         Decision::Converged
@@ -602,14 +625,15 @@ fn job_schedules(obs: &pchat_core::observe::Observation) -> Vec<(String, String,
 async fn a_changed_backup_interval_reschedules_the_live_log_shipping_jobs() {
     let mut live = start("reschedule").await;
     let (_, obs) = live.converge(Duration::from_secs(60)).await;
-    // Configured at the spec's 5 minutes: the backup job on both atlanta instances, the copy
-    // and restore jobs on dallas.
+    // Configured at the spec's 5 minutes: the backup job on the atlanta principal (its
+    // mirror cannot be a log-shipping primary while RESTORING), the copy and restore jobs on
+    // dallas.
     let before = job_schedules(&obs);
     let jobs: Vec<(&str, &str)> = before
         .iter()
         .map(|(i, j, _)| (i.as_str(), j.as_str()))
         .collect();
-    assert_eq!(jobs.len(), 4, "{before:?}");
+    assert_eq!(jobs.len(), 3, "{before:?}");
     assert_eq!(
         jobs.iter().filter(|(i, _)| *i == "dal-sql1").count(),
         2,
@@ -622,7 +646,7 @@ async fn a_changed_backup_interval_reschedules_the_live_log_shipping_jobs() {
     let names: Vec<&str> = steps.iter().map(|s| s.name()).collect();
     assert_eq!(names, ["RescheduleLogShippingJobs"]);
     let after = job_schedules(&obs);
-    assert_eq!(after.len(), 4, "{after:?}");
+    assert_eq!(after.len(), 3, "{after:?}");
     assert!(after.iter().all(|(_, _, e)| *e == Some(120)), "{after:?}");
     // Each job has its one schedule, renamed after the interval: a repeated
     // ConfigureLogShipping would find that name taken (14261) and add nothing.
@@ -650,5 +674,56 @@ async fn a_changed_backup_interval_reschedules_the_live_log_shipping_jobs() {
     assert_eq!(
         plan::next(&live.spec, &obs, jiff::Timestamp::now()),
         Decision::Converged
+    );
+}
+
+#[tokio::test]
+async fn a_restore_longer_than_the_command_timeout_completes_and_is_observed_with_its_progress() {
+    let mut live = start("long-restore").await;
+    // Restores take three times the command timeout.
+    live.settings.command_timeout = Some(Duration::from_millis(500));
+    live.sim
+        .sim
+        .inject(Fault::Latency {
+            statement: pchat_sim::server::StatementKind::Restore,
+            millis: 1500,
+        })
+        .unwrap();
+    let obs = live.observe().await;
+    let Decision::Step(step) = plan::next(&live.spec, &obs, jiff::Timestamp::now()) else {
+        panic!("the installer state starts with a step");
+    };
+    let Step::SeedMirror { mirror, .. } = &step else {
+        panic!("the installer state starts with SeedMirror, not {step:?}");
+    };
+    let mirror = mirror.clone();
+    // Another observer looks while the step's RESTORE DATABASE runs.
+    let (spec, settings) = (live.spec.clone(), live.settings.clone());
+    let watcher = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        pchat_sql::observe::Observer::new()
+            .observe(&spec, &settings, None, jiff::Timestamp::now())
+            .await
+    });
+    // Not cut off by the command timeout (the run panics on a failed step).
+    live.run(&step, &obs).await;
+    let seen = watcher.await.unwrap();
+    let running = &seen.instance(&mirror).unwrap().running_operations;
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_eq!(running[0].command, "RESTORE DATABASE");
+    assert_eq!(running[0].program_name, "pchat-operator");
+    assert!(
+        (20..=90).contains(&running[0].percent_complete),
+        "{running:?}"
+    );
+    // A pass that saw it (another replica, or this one after a timeout) waits for it instead
+    // of resending the step or killing its session.
+    assert!(
+        matches!(
+            plan::next(&live.spec, &seen, jiff::Timestamp::now()),
+            Decision::Wait(pchat_core::plan::WaitReason::OperationRunning { .. })
+        ),
+        "{:?}",
+        plan::next(&live.spec, &seen, jiff::Timestamp::now())
     );
 }

@@ -356,17 +356,42 @@ impl Default for FailoverPolicy {
 }
 
 /// Transport security towards the SQL instances.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema, Default)]
+#[x_kube(
+    validation = Rule::new("!(has(self.trustServerCertificate) && self.trustServerCertificate && has(self.caSecret))")
+        .message("spec.tls.trustServerCertificate: true turns certificate verification off, so the CA in spec.tls.caSecret would be ignored; set one or the other")
+        .field_path(".trustServerCertificate")
+)]
 #[serde(rename_all = "camelCase")]
 pub struct TlsSpec {
-    /// `Required` (default): every connection is encrypted and fails closed otherwise.
-    /// `Off`: only the login is encrypted. `NotSupported`: no encryption at all.
+    /// `Required` (default): every connection is encrypted (TLS inside PRELOGIN, TDS 7.x) and
+    /// fails closed otherwise. `Strict`: TDS 8, TLS before any TDS byte (SQL Server 2022 and
+    /// later). `Off`: only the login (and so the password) is encrypted.
+    /// `NotSupported`: no encryption at all, the password in clear; never outside a lab.
     #[serde(default)]
     pub encrypt: EncryptMode,
     /// Name of a Secret with key `ca.crt`: the CA that signed the instances' certificates.
+    /// Absent: the operator image's system roots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DNS1123_SUBDOMAIN), length(min = 1, max = MAX_DNS_NAME_LEN))]
     pub ca_secret: Option<String>,
+    /// The name every instance's certificate is verified against, when it differs from the
+    /// address the operator connects to (`instances[].host`): for example a listener's DNS
+    /// name while the operator connects by IP. It must be one of the certificate's DNS subject
+    /// alternative names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = HOST), length(min = 1, max = MAX_DNS_NAME_LEN))]
+    pub host_name_in_certificate: Option<String>,
+    /// Accept any certificate without verifying it: for the self-signed certificate SQL Server
+    /// makes for itself when none is configured. The connection is still encrypted, but anyone
+    /// on the path can pose as the instance and read the password. Off by default; the
+    /// operator logs a warning on every connection made with it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub trust_server_certificate: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 /// How much of a TDS connection is encrypted.
@@ -374,6 +399,7 @@ pub struct TlsSpec {
 pub enum EncryptMode {
     #[default]
     Required,
+    Strict,
     Off,
     NotSupported,
 }

@@ -11,7 +11,9 @@ use kube::core::Duration;
 use regex::Regex;
 
 use super::patterns::{self, COMPILED};
-use super::spec::{FailoverPolicy, LogShippingSpec, PersistentChatPoolSpec, Site, SqlTimeouts};
+use super::spec::{
+    FailoverPolicy, LogShippingSpec, PersistentChatPoolSpec, Site, SqlTimeouts, TlsSpec,
+};
 
 /// One broken rule: the field, in JSON-path style (`spec.sites[1].instances[0].port`), and what
 /// is wrong with it in words a person can act on.
@@ -136,15 +138,7 @@ impl Checker {
             patterns::MAX_DNS_NAME_LEN,
             SUBDOMAIN_HINT,
         );
-        if let Some(ca) = &spec.tls.ca_secret {
-            self.text(
-                "spec.tls.caSecret",
-                ca,
-                &p.dns1123_subdomain,
-                patterns::MAX_DNS_NAME_LEN,
-                SUBDOMAIN_HINT,
-            );
-        }
+        self.tls(&spec.tls);
         self.timeouts(&spec.timeouts);
     }
 
@@ -440,6 +434,34 @@ impl Checker {
                      never be within its recovery point objective",
                     ls.rpo_target, ls.backup_interval
                 ),
+            );
+        }
+    }
+
+    fn tls(&mut self, tls: &TlsSpec) {
+        let p = &*COMPILED;
+        if let Some(ca) = &tls.ca_secret {
+            self.text(
+                "spec.tls.caSecret",
+                ca,
+                &p.dns1123_subdomain,
+                patterns::MAX_DNS_NAME_LEN,
+                SUBDOMAIN_HINT,
+            );
+            if tls.trust_server_certificate {
+                self.report(
+                    "spec.tls.trustServerCertificate",
+                    "true turns certificate verification off, so the CA in spec.tls.caSecret would be ignored; set one or the other",
+                );
+            }
+        }
+        if let Some(host) = &tls.host_name_in_certificate {
+            self.text(
+                "spec.tls.hostNameInCertificate",
+                host,
+                &p.host,
+                patterns::MAX_DNS_NAME_LEN,
+                HOST_HINT,
             );
         }
     }

@@ -70,6 +70,60 @@ pub struct InstanceObservation {
     /// own, on any database.
     #[serde(default)]
     pub sessions: Vec<SessionObservation>,
+    /// Where the instance puts new database files (`SERVERPROPERTY('InstanceDefaultDataPath')`
+    /// and `...LogPath`): where a restore onto it moves a copy's files. Absent when the server
+    /// does not say (SQL Server before 2012).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_paths: Option<DefaultPaths>,
+    /// BACKUP and RESTORE statements running on the instance (`sys.dm_exec_requests`), other
+    /// than the observer's: a restore that outlived the operator's command timeout, a
+    /// restarted replica's, or a DBA's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub running_operations: Vec<RunningOperation>,
+}
+
+/// A BACKUP or RESTORE in progress on an instance.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunningOperation {
+    pub session_id: i32,
+    /// `BACKUP DATABASE`, `BACKUP LOG`, `RESTORE DATABASE` or `RESTORE LOG`.
+    pub command: String,
+    /// `percent_complete`, whole percent.
+    pub percent_complete: u8,
+    /// The session's program name (`pchat-operator` for the operator's own).
+    #[serde(default)]
+    pub program_name: String,
+}
+
+/// An instance's default data and log folders, as the server reports them (with their
+/// trailing separator).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DefaultPaths {
+    pub data: String,
+    pub log: String,
+}
+
+/// One file of a database copy (`sys.master_files`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseFile {
+    pub logical_name: String,
+    /// The log file; otherwise a data file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub log: bool,
+    pub physical_name: String,
+}
+
+impl DatabaseFile {
+    /// The file's name without its folder (`mgc.mdf` of `D:\SQLData\mgc.mdf`).
+    pub fn file_name(&self) -> &str {
+        self.physical_name
+            .rsplit(['\\', '/'])
+            .next()
+            .unwrap_or(&self.physical_name)
+    }
 }
 
 /// Whether an instance answered.
@@ -159,6 +213,10 @@ pub struct DatabaseObservation {
     /// after a tail-log backup is the tail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_log_backup: Option<BackupFile>,
+    /// The copy's files, data first: what a restore of its backup onto another instance must
+    /// move.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<DatabaseFile>,
 }
 
 /// LSN positions of one copy.

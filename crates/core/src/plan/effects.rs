@@ -315,6 +315,7 @@ fn create_database(obs: &mut Observation, instance: &str, database: &str) {
                 fork_point: None,
             },
             last_log_backup: None,
+            files: Vec::new(),
         });
     }
 }
@@ -533,6 +534,7 @@ fn seed(
                 fork_point: fork,
             },
             last_log_backup: None,
+            files: Vec::new(),
         });
     }
 }

@@ -26,6 +26,16 @@ pub enum WaitReason {
     },
     /// The whole old primary site is unreachable, but not yet for `unreachableAfter`.
     PrimarySiteUnreachable { site: String, seconds_left: i64 },
+    /// A BACKUP or RESTORE is still running on an instance the next step would send to; the
+    /// step waits rather than resend or end it (its session would be KILLed as one "still on
+    /// the database").
+    OperationRunning {
+        instance: String,
+        command: String,
+        percent_complete: u8,
+        session_id: i32,
+        program_name: String,
+    },
     /// A share or copy folder that holds a needed backup cannot be listed.
     LocationUnreadable {
         instance: String,
@@ -60,6 +70,21 @@ impl std::fmt::Display for WaitReason {
             } => write!(
                 f,
                 "{instance} ({site}) is unreachable: {reason}; its steps wait until it answers"
+            ),
+            WaitReason::OperationRunning {
+                instance,
+                command,
+                percent_complete,
+                session_id,
+                program_name,
+            } => write!(
+                f,
+                "{command} running on {instance} ({percent_complete}% complete, session {session_id}, program {}): the next step waits for it to end",
+                if program_name.is_empty() {
+                    "unknown"
+                } else {
+                    program_name
+                }
             ),
             WaitReason::PrimarySiteUnreachable { site, seconds_left } => write!(
                 f,

@@ -163,8 +163,9 @@ pub enum Step {
         principal_endpoint: String,
         mirror_endpoint: String,
     },
-    /// Log shipping from the primary site to the secondary instance: a primary row on every
-    /// primary-site instance that holds the database, the secondary configuration on the target.
+    /// Log shipping from the primary site to the secondary instance: a primary row on the
+    /// principal (an ONLINE copy: SQL Server cannot open a mirror to configure it), the
+    /// secondary configuration on the target.
     ConfigureLogShipping {
         site: String,
         primary_instances: Vec<String>,

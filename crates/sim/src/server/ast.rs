@@ -17,6 +17,8 @@ pub enum Expr {
 pub struct WithOption {
     pub name: String,
     pub value: Option<Expr>,
+    /// MOVE 'logical' TO 'physical': the physical path (`value` is the logical name).
+    pub to: Option<Expr>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,7 +9,9 @@
 
 use super::backupfile::{self, BackupSet, Media, ReadError};
 use super::errors::{self as e, Failure, SqlError};
-use super::model::{BackupSetRow, Database, DbState, RestoreHistoryRow, State, now};
+use super::model::{
+    BackupSetRow, Database, DbFile, DbState, Instance, RestoreHistoryRow, State, now,
+};
 use super::paths;
 use crate::backend::{Column, ColumnType, ResultSet, Value};
 
@@ -39,6 +41,8 @@ pub struct RestoreArgs {
     pub recovery: bool,
     pub replace: bool,
     pub file: usize,
+    /// WITH MOVE 'logical' TO 'physical', in the statement's order.
+    pub moves: Vec<(String, String)>,
 }
 
 fn fail(what: &str, root: SqlError) -> Failure {
@@ -205,6 +209,7 @@ fn take_backup_set(
         backup_set_guid,
         fork_point_lsn: db.fork_point(),
         lineage: db.lineage.clone(),
+        files: db.files.clone(),
         rows,
     }
 }
@@ -361,7 +366,9 @@ fn restore_database(
         }
     };
     let name = existing.map_or_else(|| args.database.clone(), |d| d.name.clone());
+    let files = restored_files(&state.instances[inst], args, existing, set)?;
     let mut db = Database::new(id, &name, set.family_guid.clone(), now());
+    db.files = files;
     db.rows = set.rows.clone();
     db.next_lsn = set.last_lsn;
     db.redo_lsn = Some(set.last_lsn);
@@ -381,6 +388,71 @@ fn restore_database(
         None => instance.databases.push(db),
     }
     Ok(infos)
+}
+
+/// Where a full restore puts each file of the backup set: where WITH MOVE says; otherwise
+/// over the existing database's file of the same id, or, for a new database, at the path the
+/// backup recorded. SQL Server refuses, while planning the restore, a MOVE naming no file of
+/// the set (3234), a path in a folder the instance does not have (5133, 3156), and a file
+/// another database uses (1834, 3156).
+fn restored_files(
+    instance: &Instance,
+    args: &RestoreArgs,
+    existing: Option<&Database>,
+    set: &BackupSet,
+) -> Result<Vec<DbFile>, Failure> {
+    let what = "RESTORE DATABASE";
+    if set.files.is_empty() {
+        return Ok(instance.default_files(&args.database));
+    }
+    for (logical, _) in &args.moves {
+        if !set
+            .files
+            .iter()
+            .any(|f| f.logical_name.eq_ignore_ascii_case(logical))
+        {
+            return Err(fail(what, e::not_a_file_of(logical, &set.database_name)));
+        }
+    }
+    let mut problems = Vec::new();
+    let mut files = Vec::new();
+    for file in &set.files {
+        let moved = args
+            .moves
+            .iter()
+            .rev()
+            .find(|(l, _)| l.eq_ignore_ascii_case(&file.logical_name))
+            .map(|(_, p)| p.clone());
+        let kept = existing
+            .and_then(|d| d.files.iter().find(|f| f.file_id == file.file_id))
+            .map(|f| f.physical_name.clone());
+        let target = DbFile {
+            physical_name: moved.or(kept).unwrap_or_else(|| file.physical_name.clone()),
+            ..file.clone()
+        };
+        let folder = target.folder();
+        if !folder.eq_ignore_ascii_case(&instance.data_path)
+            && !folder.eq_ignore_ascii_case(&instance.log_path)
+        {
+            problems.push(e::directory_lookup_failed(&target.physical_name));
+            problems.push(e::use_with_move(&file.logical_name, &target.physical_name));
+        } else if let Some(user) = instance.databases.iter().find(|d| {
+            existing.is_none_or(|x| x.id != d.id)
+                && d.files
+                    .iter()
+                    .any(|f| f.physical_name.eq_ignore_ascii_case(&target.physical_name))
+        }) {
+            problems.push(e::file_in_use(&target.physical_name, &user.name));
+            problems.push(e::use_with_move(&file.logical_name, &target.physical_name));
+        }
+        files.push(target);
+    }
+    if problems.is_empty() {
+        return Ok(files);
+    }
+    problems.push(e::restore_planning_failed());
+    problems.push(e::terminating(what));
+    Err(problems)
 }
 
 /// RESTORE LOG: apply a log backup set to a RESTORING copy. SQL Server refuses a set whose
@@ -587,27 +659,29 @@ pub fn filelistonly(
         ),
         col("FileId", ColumnType::BigInt),
     ];
-    let db = &set.database_name;
-    let rows = vec![
-        vec![
-            Value::NVarChar(db.clone()),
-            Value::NVarChar(format!("D:\\SQLData\\{db}.mdf")),
-            Value::NVarChar("D".into()),
-            Value::NVarChar("PRIMARY".into()),
-            Value::Numeric(8 * 1024 * 1024),
-            Value::Numeric(35_184_372_080_640),
-            Value::BigInt(1),
-        ],
-        vec![
-            Value::NVarChar(format!("{db}_log")),
-            Value::NVarChar(format!("D:\\SQLData\\{db}_log.ldf")),
-            Value::NVarChar("L".into()),
-            Value::Null,
-            Value::Numeric(8 * 1024 * 1024),
-            Value::Numeric(2_199_023_255_552),
-            Value::BigInt(2),
-        ],
-    ];
+    let rows = set
+        .files
+        .iter()
+        .map(|f| {
+            vec![
+                Value::NVarChar(f.logical_name.clone()),
+                Value::NVarChar(f.physical_name.clone()),
+                Value::NVarChar(if f.log { "L" } else { "D" }.into()),
+                if f.log {
+                    Value::Null
+                } else {
+                    Value::NVarChar("PRIMARY".into())
+                },
+                Value::Numeric(8 * 1024 * 1024),
+                Value::Numeric(if f.log {
+                    2_199_023_255_552
+                } else {
+                    35_184_372_080_640
+                }),
+                Value::BigInt(f.file_id as i64),
+            ]
+        })
+        .collect();
     Ok(ResultSet { columns, rows })
 }
 

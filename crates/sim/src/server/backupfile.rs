@@ -35,6 +35,10 @@ pub struct BackupSet {
     pub fork_point_lsn: Option<i128>,
     /// The source database's recovery path when the backup was taken.
     pub lineage: Vec<(String, i128)>,
+    /// The source database's files (RESTORE FILELISTONLY); empty in backups written before
+    /// files were modelled.
+    #[serde(default)]
+    pub files: Vec<super::model::DbFile>,
     pub rows: Vec<Message>,
 }
 

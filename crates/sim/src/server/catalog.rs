@@ -109,12 +109,25 @@ pub const TABLES: &[TableDef] = &[
         ],
     ),
     (
+        "sys.dm_exec_requests",
+        &[
+            ("session_id", INT),
+            ("command", "NVARCHAR(32)"),
+            ("status", "NVARCHAR(30)"),
+            ("start_time", DATETIME),
+            ("database_id", "SMALLINT"),
+            ("percent_complete", "REAL"),
+            ("estimated_completion_time", "BIGINT"),
+        ],
+    ),
+    (
         "sys.dm_exec_connections",
         &[
             ("session_id", INT),
             ("connect_time", DATETIME),
             ("net_transport", "NVARCHAR(40)"),
             ("client_net_address", "NVARCHAR(48)"),
+            ("encrypt_option", "NVARCHAR(40)"),
         ],
     ),
     (
@@ -420,6 +433,7 @@ pub fn rows(inst: &Instance, name: &str) -> Rows {
         "sys.database_recovery_status" => database_recovery_status,
         "sys.dm_exec_sessions" => dm_exec_sessions,
         "sys.dm_exec_connections" => dm_exec_connections,
+        "sys.dm_exec_requests" => dm_exec_requests,
         "sys.dm_db_log_stats" => dm_db_log_stats,
         "msdb.dbo.backupset" => backupset,
         "msdb.dbo.backupmediafamily" => backupmediafamily,
@@ -526,20 +540,14 @@ fn master_files(inst: &Instance) -> Rows {
             } else {
                 Sql::Null
             };
-            [
-                (1, 0, "ROWS", d.name.clone()),
-                (2, 1, "LOG", format!("{}_log", d.name)),
-            ]
-            .into_iter()
-            .map(move |(file_id, file_type, type_desc, logical_name)| {
-                let ext = if file_type == 0 { "mdf" } else { "ldf" };
+            d.files.iter().map(move |f| {
                 vec![
                     int(d.id as i64),
-                    int(file_id),
-                    int(file_type),
-                    text(type_desc),
-                    text(&logical_name),
-                    text(&format!("D:\\SQLData\\{logical_name}.{ext}")),
+                    int(f.file_id as i64),
+                    int(i64::from(f.log)),
+                    text(if f.log { "LOG" } else { "ROWS" }),
+                    text(&f.logical_name),
+                    text(&f.physical_name),
                     text(d.state.desc()),
                     redo.clone(),
                     redo.clone(),
@@ -564,6 +572,30 @@ fn database_recovery_status(inst: &Instance) -> Rows {
                 text(d.first_fork_guid()),
                 opt_lsn(d.fork_point()),
             ]
+        })
+        .collect()
+}
+
+/// The rows of `sys.dm_exec_requests`: the BACKUP and RESTORE statements running, with
+/// their progress. (SQL Server lists every running request; the simulator only the long ones,
+/// which are what a client polls.) `database_id` is the session's current database, as on
+/// SQL Server, not the one the statement names.
+fn dm_exec_requests(inst: &Instance) -> Rows {
+    inst.sessions
+        .values()
+        .filter_map(|s| {
+            let r = s.request.as_ref()?;
+            let database_id = inst.db(&s.database).map_or(1, |d| d.id as i64);
+            let left = r.duration.saturating_sub(r.started.elapsed());
+            Some(vec![
+                int(s.spid as i64),
+                text(r.command),
+                text("suspended"),
+                datetime(r.start_time),
+                int(database_id),
+                Sql::Real(r.percent_complete()),
+                int(left.as_millis() as i64),
+            ])
         })
         .collect()
 }
@@ -600,6 +632,7 @@ fn dm_exec_connections(inst: &Instance) -> Rows {
                 datetime(s.login_time),
                 text("TCP"),
                 text(s.client_addr.split(':').next().unwrap_or("")),
+                text(if s.encrypted { "TRUE" } else { "FALSE" }),
             ]
         })
         .collect()

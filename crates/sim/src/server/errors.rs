@@ -245,6 +245,54 @@ pub fn not_ready() -> SqlError {
 }
 
 /// The 3013 that follows every BACKUP/RESTORE root error; `what` is e.g. "BACKUP LOG".
+/// 3234: WITH MOVE names a logical file the backup set does not have.
+pub fn not_a_file_of(logical: &str, database: &str) -> SqlError {
+    SqlError::new(
+        3234,
+        format!(
+            "Logical file '{logical}' is not part of database '{database}'. Use RESTORE FILELISTONLY to list the logical file names."
+        ),
+    )
+}
+
+/// 5133: a restore target in a folder that does not exist on this server (OS error 3).
+pub fn directory_lookup_failed(physical: &str) -> SqlError {
+    SqlError::new(
+        5133,
+        format!(
+            "Directory lookup for the file \"{physical}\" failed with the operating system error 3(The system cannot find the path specified.)."
+        ),
+    )
+}
+
+/// 3156: the file cannot go where the restore would put it.
+pub fn use_with_move(logical: &str, physical: &str) -> SqlError {
+    SqlError::new(
+        3156,
+        format!(
+            "File '{logical}' cannot be restored to '{physical}'. Use WITH MOVE to identify a valid location for the file."
+        ),
+    )
+}
+
+/// 1834: a restore target that another database's file already is.
+pub fn file_in_use(physical: &str, database: &str) -> SqlError {
+    SqlError::new(
+        1834,
+        format!(
+            "The file '{physical}' cannot be overwritten.  It is being used by database '{database}'."
+        ),
+    )
+}
+
+/// 3119: the restore plan failed; the messages before it say why.
+pub fn restore_planning_failed() -> SqlError {
+    SqlError::new(
+        3119,
+        "Problems were identified while planning for the RESTORE statement. Previous messages provide details.",
+    )
+}
+
 pub fn terminating(what: &str) -> SqlError {
     SqlError::new(3013, format!("{what} is terminating abnormally."))
 }

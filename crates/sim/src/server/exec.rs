@@ -18,7 +18,7 @@ use super::errors::{self as e, Failure, SqlError};
 use super::logship;
 use super::mirroring;
 use super::model::{Access, Database, DbState, Instance, Message, SessionInfo, State, now};
-use super::model::{LoggedStatement, STATEMENT_LOG_CAP};
+use super::model::{LoggedStatement, RunningRequest, STATEMENT_LOG_CAP};
 use super::parse::parse_batch;
 use super::paths;
 use super::query::{self, QueryContext};
@@ -156,6 +156,24 @@ fn var_name(n: &str) -> String {
     }
 }
 
+/// What `sys.dm_exec_requests.command` shows while a statement runs, for the statements that
+/// report `percent_complete` (BACKUP and RESTORE of a database or log).
+fn long_command(stmt: &Stmt) -> Option<&'static str> {
+    match stmt {
+        Stmt::Backup { log: false, .. } => Some("BACKUP DATABASE"),
+        Stmt::Backup { log: true, .. } => Some("BACKUP LOG"),
+        Stmt::Restore {
+            kind: RestoreKind::Database,
+            ..
+        } => Some("RESTORE DATABASE"),
+        Stmt::Restore {
+            kind: RestoreKind::Log,
+            ..
+        } => Some("RESTORE LOG"),
+        _ => None,
+    }
+}
+
 fn kind_of(stmt: &Stmt) -> Option<StatementKind> {
     Some(match stmt {
         Stmt::Select { .. } => StatementKind::Select,
@@ -204,10 +222,10 @@ fn writes(stmt: &Stmt) -> bool {
 }
 
 fn log_statement(inst: &mut Instance, spid: i16, st: &Located) {
-    let (host_name, program_name) = inst
+    let (host_name, program_name, encrypted) = inst
         .sessions
         .get(&spid)
-        .map(|s| (s.host_name.clone(), s.program_name.clone()))
+        .map(|s| (s.host_name.clone(), s.program_name.clone(), s.encrypted))
         .unwrap_or_default();
     if inst.statement_log.len() >= STATEMENT_LOG_CAP {
         inst.statement_log.pop_front();
@@ -219,6 +237,7 @@ fn log_statement(inst: &mut Instance, spid: i16, st: &Located) {
         program_name,
         text: st.text.clone(),
         writes: writes(&st.stmt),
+        encrypted,
     });
 }
 
@@ -308,11 +327,13 @@ impl Simulator {
                 host_name: req.host_name.clone(),
                 program_name: req.app_name.clone(),
                 client_addr: req.client_addr.clone(),
+                encrypted: req.encrypted,
                 database: database.clone(),
                 login_time: t,
                 last_request: t,
                 killed: killed.clone(),
                 transaction: Default::default(),
+                request: None,
             },
         );
         Ok(Session {
@@ -347,6 +368,29 @@ impl Simulator {
     }
 
     /// Run parsed statements for session `spid`.
+    /// Show (or, with `None`, clear) the long statement session `spid` is running.
+    fn set_request(
+        &self,
+        instance: &str,
+        spid: i16,
+        command: Option<&'static str>,
+        duration: std::time::Duration,
+    ) {
+        let mut state = self.lock();
+        let Some(session) = state
+            .inst_mut(instance)
+            .and_then(|i| i.sessions.get_mut(&spid))
+        else {
+            return;
+        };
+        session.request = command.map(|command| RunningRequest {
+            command,
+            start_time: now(),
+            started: std::time::Instant::now(),
+            duration,
+        });
+    }
+
     pub(crate) async fn run(
         &self,
         instance: &str,
@@ -367,9 +411,15 @@ impl Simulator {
                 _ => delay,
             };
             if wait > 0 {
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = sleep_precisely(std::time::Duration::from_millis(wait)) => {}
+                let duration = std::time::Duration::from_millis(wait);
+                self.set_request(instance, spid, long_command(&st.stmt), duration);
+                let cancelled = tokio::select! {
+                    _ = cancel.cancelled() => true,
+                    _ = sleep_precisely(duration) => false,
+                };
+                self.set_request(instance, spid, None, duration);
+                if cancelled {
+                    break;
                 }
             }
             let mut expand: Vec<Located> = Vec::new();
@@ -802,6 +852,16 @@ fn restore_args(
             "One or more of the options (standby) are not supported for this statement in the simulator. Use NORECOVERY.",
         )]);
     }
+    let mut moves = Vec::new();
+    for option in options.iter().filter(|o| o.name == "MOVE") {
+        let (Some(logical), Some(physical)) = (&option.value, &option.to) else {
+            continue;
+        };
+        moves.push((
+            eval_str(logical, vars).map_err(|x| vec![x])?,
+            eval_str(physical, vars).map_err(|x| vec![x])?,
+        ));
+    }
     Ok(RestoreArgs {
         what,
         database: eval_str(database.expect("parsed"), vars).map_err(|x| vec![x])?,
@@ -809,6 +869,7 @@ fn restore_args(
         recovery: !has_opt(options, "NORECOVERY"),
         replace: has_opt(options, "REPLACE"),
         file,
+        moves,
     })
 }
 
@@ -876,9 +937,9 @@ fn create_database(state: &mut State, inst: usize, database: &str) -> Result<Vec
     let instance = &mut state.instances[inst];
     instance.next_db_id += 1;
     let id = instance.next_db_id;
-    instance
-        .databases
-        .push(Database::new(id, database, guid, now()));
+    let mut created = Database::new(id, database, guid, now());
+    created.files = instance.default_files(database);
+    instance.databases.push(created);
     Ok(Vec::new())
 }
 

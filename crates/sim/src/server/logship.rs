@@ -277,6 +277,13 @@ fn add_primary_database(
     let Some(db) = state.instances[inst].db(&database) else {
         return Err(no_such_database(&database));
     };
+    // The primary must be the writable copy: a mirror (954) or any RESTORING copy (927)
+    // cannot be opened, which is why Microsoft's procedure for a mirrored primary fails over
+    // to the mirror before configuring it. The number is the open failure's; SQL Server's own
+    // for this call is not documented.
+    if let Some(e) = e::cannot_open(db) {
+        return Err(vec![e]);
+    }
     if db.recovery == "SIMPLE" {
         return Err(log_shipping_error(
             32015,
@@ -1051,6 +1058,7 @@ fn restore_job(state: &mut State, inst: usize, secondary_id: &str) -> Result<Str
                     recovery: false,
                     replace: false,
                     file: 1,
+                    moves: Vec::new(),
                 };
                 backup::restore(state, inst, None, &args).map_err(|f| failure_text(&f))?;
                 restored += 1;

@@ -119,7 +119,9 @@ impl Simulator {
             }
             inst.next_db_id += 1;
             let id = inst.next_db_id;
-            inst.databases.push(Database::new(id, &d.name, guid, now));
+            let mut database = Database::new(id, &d.name, guid, now);
+            database.files = inst.default_files(&d.name);
+            inst.databases.push(database);
         }
         let sim = Arc::new_cyclic(|weak_self| Simulator {
             state: Mutex::new(state),
@@ -288,6 +290,8 @@ fn new_instance(
             .unwrap_or_else(|| format!("TCP://{}:5022", def.name)),
         aliases: def.aliases.clone(),
         listen: def.listen.clone(),
+        data_path: folder(def.data_path.as_deref(), "D:\\SQLData", &def.name),
+        log_path: folder(def.log_path.as_deref(), "L:\\SQLLogs", &def.name),
         logins: def.logins.clone(),
         up: true,
         databases,
@@ -299,6 +303,16 @@ fn new_instance(
         statement_log: Default::default(),
         loaded: Default::default(),
     })
+}
+
+/// A folder path with its trailing backslash: the topology's, or `<root>\<instance>\`.
+fn folder(given: Option<&str>, root: &str, instance: &str) -> String {
+    let path = given.map_or_else(|| format!("{root}\\{instance}"), str::to_string);
+    if path.ends_with('\\') {
+        path
+    } else {
+        format!("{path}\\")
+    }
 }
 
 /// The background task: agent jobs at their intervals, jobs started by sp_start_job, and the

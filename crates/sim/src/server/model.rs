@@ -181,6 +181,46 @@ pub struct Database {
     pub lineage: Vec<(String, i128)>,
     pub mirroring: Option<Mirroring>,
     pub pending_partner: Option<PendingPartner>,
+    /// The data and log files (sys.master_files); empty for the system databases.
+    pub files: Vec<DbFile>,
+}
+
+/// One file of a database, as `sys.master_files` and RESTORE FILELISTONLY show it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct DbFile {
+    pub file_id: i32,
+    /// The log file (type 1, `L` in FILELISTONLY); otherwise a data file.
+    pub log: bool,
+    pub logical_name: String,
+    pub physical_name: String,
+}
+
+impl DbFile {
+    /// The files CREATE DATABASE makes: `<db>.mdf` in the instance's default data folder and
+    /// `<db>_log.ldf` in its default log folder.
+    pub fn defaults(database: &str, data_path: &str, log_path: &str) -> Vec<DbFile> {
+        vec![
+            DbFile {
+                file_id: 1,
+                log: false,
+                logical_name: database.to_string(),
+                physical_name: format!("{data_path}{database}.mdf"),
+            },
+            DbFile {
+                file_id: 2,
+                log: true,
+                logical_name: format!("{database}_log"),
+                physical_name: format!("{log_path}{database}_log.ldf"),
+            },
+        ]
+    }
+
+    /// The folder the file is in, with its trailing backslash.
+    pub fn folder(&self) -> &str {
+        self.physical_name
+            .rfind('\\')
+            .map_or("", |i| &self.physical_name[..=i])
+    }
 }
 
 impl Database {
@@ -203,6 +243,7 @@ impl Database {
             lineage: vec![(family_guid.clone(), FIRST_LSN)],
             mirroring: None,
             pending_partner: None,
+            files: Vec::new(),
         }
     }
 
@@ -241,12 +282,37 @@ pub struct SessionInfo {
     pub host_name: String,
     pub program_name: String,
     pub client_addr: String,
+    /// The connection is encrypted (TLS after login).
+    pub encrypted: bool,
     pub database: String,
     pub login_time: NaiveDateTime,
     pub last_request: NaiveDateTime,
     pub killed: CancellationToken,
     /// The session's open transaction, if any (see `super::transaction`).
     pub transaction: super::transaction::SessionTransaction,
+    /// The BACKUP or RESTORE the session is running (`sys.dm_exec_requests`), while it runs.
+    pub request: Option<RunningRequest>,
+}
+
+/// A long statement in progress: what `sys.dm_exec_requests` shows of it.
+#[derive(Clone, Debug)]
+pub struct RunningRequest {
+    /// `BACKUP DATABASE`, `BACKUP LOG`, `RESTORE DATABASE` or `RESTORE LOG`.
+    pub command: &'static str,
+    pub start_time: NaiveDateTime,
+    pub started: std::time::Instant,
+    /// How long it takes (the statement's latency).
+    pub duration: std::time::Duration,
+}
+
+impl RunningRequest {
+    /// `percent_complete`: the share of its duration already run, below 100 until it ends.
+    pub fn percent_complete(&self) -> f64 {
+        if self.duration.is_zero() {
+            return 0.0;
+        }
+        (self.started.elapsed().as_secs_f64() / self.duration.as_secs_f64() * 100.0).min(99.9)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -440,6 +506,10 @@ pub struct Instance {
     /// Other host names (FQDNs) that resolve to this instance.
     pub aliases: Vec<String>,
     pub listen: String,
+    /// `SERVERPROPERTY('InstanceDefaultDataPath')` and `...LogPath`, with their trailing
+    /// backslash: the only folders this instance's database files may be in.
+    pub data_path: String,
+    pub log_path: String,
     pub logins: Vec<super::topology::LoginDef>,
     pub up: bool,
     pub databases: Vec<Database>,
@@ -480,9 +550,16 @@ pub struct LoggedStatement {
     /// read-only procedures (sp_who, sp_who2, xp_dirtree). Every other procedure counts as a
     /// write.
     pub writes: bool,
+    /// The statement came over an encrypted connection.
+    pub encrypted: bool,
 }
 
 impl Instance {
+    /// A new user database's files, in this instance's default folders.
+    pub fn default_files(&self, database: &str) -> Vec<DbFile> {
+        DbFile::defaults(database, &self.data_path, &self.log_path)
+    }
+
     pub fn db(&self, name: &str) -> Option<&Database> {
         self.databases
             .iter()

@@ -479,18 +479,18 @@ impl<'a> Parser<'a> {
         }
         loop {
             let name = self.ident()?.to_ascii_uppercase();
+            let mut to = None;
             let value = if self.eat_sym("=") {
                 Some(self.expr()?)
             } else if name == "MOVE" {
-                // MOVE 'logical' TO 'physical': accepted, files are not modelled.
-                let v = self.expr()?;
+                let logical = self.expr()?;
                 self.expect_kw("to")?;
-                self.expr()?;
-                Some(v)
+                to = Some(self.expr()?);
+                Some(logical)
             } else {
                 None
             };
-            options.push(WithOption { name, value });
+            options.push(WithOption { name, value, to });
             if !self.eat_sym(",") {
                 break;
             }

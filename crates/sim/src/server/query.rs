@@ -542,6 +542,8 @@ impl<'a, 'b> Rewriter<'a, 'b> {
                 sql_str(&self.ctx.inst.name)
             }
             "productversion" => sql_str("15.0.2000.5"),
+            "instancedefaultdatapath" => sql_str(&self.ctx.inst.data_path),
+            "instancedefaultlogpath" => sql_str(&self.ctx.inst.log_path),
             "edition" => sql_str("Enterprise Edition (64-bit)"),
             "engineedition" => "3".into(),
             "ishadrenabled" => "0".into(),

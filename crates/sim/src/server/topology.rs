@@ -75,6 +75,14 @@ pub struct InstanceDef {
     /// Other host names (e.g. FQDNs) that resolve to this instance in `TCP://host:port`.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// The instance's default data folder (`SERVERPROPERTY('InstanceDefaultDataPath')`);
+    /// absent: `D:\SQLData\<name>\`. Each instance has its own by default, so a restore that
+    /// keeps another instance's file paths fails as on SQL Server (WITH MOVE is needed).
+    #[serde(default)]
+    pub data_path: Option<String>,
+    /// The default log folder; absent: `L:\SQLLogs\<name>\`.
+    #[serde(default)]
+    pub log_path: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]

@@ -77,14 +77,14 @@ pub async fn run(
         established = establish(stream, &tls) => established,
         _ = stop.cancelled() => Err(End::Shutdown),
     };
-    let (transport, login) = match established {
+    let established = match established {
         Ok(established) => established,
         Err(end) => {
             log_end(peer, &end);
             return;
         }
     };
-    let (read_half, out) = tokio::io::split(transport);
+    let (read_half, out) = tokio::io::split(established.transport);
     let (tx, inbox) = mpsc::channel(4);
     // A separate reader lets an ATTENTION arrive while a request is running.
     let reader = tokio::spawn(read_messages(read_half, tx));
@@ -97,7 +97,10 @@ pub async fn run(
         spid: 0,
         packet_id: 1,
     };
-    let end = match conn.login(peer, &backend, login).await {
+    let end = match conn
+        .login(peer, &backend, established.login, established.encrypted)
+        .await
+    {
         Ok(session) => {
             let end = conn.serve_requests(&session, &backend).await;
             backend.logout(&session);
@@ -123,10 +126,7 @@ fn log_end(peer: SocketAddr, end: &End) {
 
 /// PRELOGIN, the TLS handshake it agrees on, and the LOGIN7 message: the transport the rest
 /// of the connection uses (TLS, or the socket when nothing or only the login is encrypted).
-async fn establish(
-    mut stream: TcpStream,
-    tls: &ListenerTls,
-) -> Result<(BoxedTransport, Message), End> {
+async fn establish(mut stream: TcpStream, tls: &ListenerTls) -> Result<Established, End> {
     let mut first = [0u8; 1];
     if stream.peek(&mut first).await? == 0 {
         return Err(End::ClientClosed);
@@ -146,7 +146,7 @@ async fn establish(
         // The channel is already encrypted; the option is answered, not negotiated.
         send_prelogin_response(&mut tls_stream, super::login::ENCRYPT_ON).await?;
         let login = expect(&mut tls_stream, packet_type::LOGIN7, "LOGIN7").await?;
-        return Ok((Box::new(tls_stream), login));
+        return Ok(Established::new(tls_stream, login, true));
     }
 
     let prelogin = expect(&mut stream, packet_type::PRELOGIN, "PRELOGIN").await?;
@@ -157,7 +157,7 @@ async fn establish(
         (Negotiated::Refused(why), _) => return Err(End::Refused(why)),
         (Negotiated::Plain, _) => {
             let login = expect(&mut stream, packet_type::LOGIN7, "LOGIN7").await?;
-            return Ok((Box::new(stream), login));
+            return Ok(Established::new(stream, login, false));
         }
         (_, Some(configs)) => configs,
         (_, None) => unreachable!("a listener without a certificate negotiates Plain or Refused"),
@@ -171,9 +171,27 @@ async fn establish(
     if negotiated == Negotiated::LoginOnly {
         // The client drops TLS once LOGIN7 is sent, and reads the login response in clear.
         let (framed, _) = tls_stream.into_inner();
-        return Ok((Box::new(framed.into_inner()), login));
+        return Ok(Established::new(framed.into_inner(), login, false));
     }
-    Ok((Box::new(tls_stream), login))
+    Ok(Established::new(tls_stream, login, true))
+}
+
+/// A connection past PRELOGIN and the TLS handshake, with its LOGIN7 message.
+struct Established {
+    transport: BoxedTransport,
+    login: Message,
+    /// Whether what follows the login is encrypted.
+    encrypted: bool,
+}
+
+impl Established {
+    fn new(transport: impl Transport + 'static, login: Message, encrypted: bool) -> Self {
+        Established {
+            transport: Box::new(transport),
+            login,
+            encrypted,
+        }
+    }
 }
 
 /// The next message, which must be of type `ty`.
@@ -260,6 +278,7 @@ impl Conn {
         peer: SocketAddr,
         backend: &SharedBackend,
         m: Message,
+        encrypted: bool,
     ) -> Result<Session, End> {
         let login = decode_login7(&m.payload).map_err(|e| End::Protocol(e.to_string()))?;
         let user = login.user.clone();
@@ -271,6 +290,7 @@ impl Conn {
             app_name: login.app_name,
             database: login.database,
             client_addr: peer.ip().to_string(),
+            encrypted,
         };
         let session = match backend.login(request) {
             Ok(s) => s,

@@ -30,12 +30,16 @@ use tiberius::{
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 use tokio_util::sync::CancellationToken;
 
+/// The seed topology. Every instance keeps its files in the same folders, as many
+/// deployments do, so the conformance tests restore across instances without WITH MOVE; the
+/// per-instance folders (the simulator's default) are tested on their own
+/// (`PER_INSTANCE_FOLDERS`).
 pub const TOPOLOGY: &str = r#"
 instances:
-  - {name: atl-sql1, site: atlanta, listen: "127.0.0.1:14331", logins: [{name: sa, password: Pchat-Sim-1}], aliases: [atl-sql1.litwareinc.com]}
-  - {name: atl-sql2, site: atlanta, listen: "127.0.0.1:14332", logins: [{name: sa, password: Pchat-Sim-1}]}
-  - {name: dal-sql1, site: dallas, listen: "127.0.0.1:14333", logins: [{name: sa, password: Pchat-Sim-1}]}
-  - {name: dal-sql2, site: dallas, listen: "127.0.0.1:14334", logins: [{name: sa, password: Pchat-Sim-1}]}
+  - {name: atl-sql1, site: atlanta, listen: "127.0.0.1:14331", logins: [{name: sa, password: Pchat-Sim-1}], aliases: [atl-sql1.litwareinc.com], data_path: 'D:\SQLData\', log_path: 'L:\SQLLogs\'}
+  - {name: atl-sql2, site: atlanta, listen: "127.0.0.1:14332", logins: [{name: sa, password: Pchat-Sim-1}], data_path: 'D:\SQLData\', log_path: 'L:\SQLLogs\'}
+  - {name: dal-sql1, site: dallas, listen: "127.0.0.1:14333", logins: [{name: sa, password: Pchat-Sim-1}], data_path: 'D:\SQLData\', log_path: 'L:\SQLLogs\'}
+  - {name: dal-sql2, site: dallas, listen: "127.0.0.1:14334", logins: [{name: sa, password: Pchat-Sim-1}], data_path: 'D:\SQLData\', log_path: 'L:\SQLLogs\'}
 shares:
   - {host: atl-fs, share: pchat-ls, site: atlanta}
   - {host: dal-fs, share: pchat-ls, site: dallas}
@@ -43,6 +47,18 @@ databases:
   - {name: mgc, instance: atl-sql1}
   - {name: mgccomp, instance: atl-sql1}
 jobs: {backup_ms: 150, copy_ms: 150, restore_ms: 150, mirroring_ms: 20}
+"#;
+
+/// Two instances with the simulator's default folders, one per instance.
+pub const PER_INSTANCE_FOLDERS: &str = r#"
+instances:
+  - {name: atl-sql1, site: atlanta, listen: "127.0.0.1:14331", logins: [{name: sa, password: Pchat-Sim-1}]}
+  - {name: dal-sql1, site: dallas, listen: "127.0.0.1:14333", logins: [{name: sa, password: Pchat-Sim-1}]}
+shares:
+  - {host: atl-fs, share: pchat-ls, site: atlanta}
+databases:
+  - {name: mgc, instance: atl-sql1}
+  - {name: other, instance: dal-sql1}
 "#;
 
 /// A simulator serving TDS on free loopback ports, in a fresh state directory.
@@ -227,6 +243,7 @@ impl World {
                 app_name: app.into(),
                 database: db.into(),
                 client_addr: "127.0.0.1:50000".into(),
+                encrypted: false,
             })
             .unwrap();
         DirectConn { backend, session }

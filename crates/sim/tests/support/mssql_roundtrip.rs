@@ -125,10 +125,40 @@ pub async fn backup_restore_round_trip(
             "RESTORE HEADERONLY: BackupType is {kind:?}, expected 1 (full)"
         ));
     }
+    // The target keeps its files in its own folders: each file of the backup (FILELISTONLY)
+    // is moved into the target's default folder for its kind.
+    let folders = mssql_run(
+        &mut dst,
+        "SELECT CAST(SERVERPROPERTY('InstanceDefaultDataPath') AS nvarchar(260)) AS data_path, \
+                CAST(SERVERPROPERTY('InstanceDefaultLogPath') AS nvarchar(260)) AS log_path",
+    )
+    .await?;
+    let folder = |name: &str| {
+        folders
+            .first()
+            .and_then(|row| column(row, name))
+            .and_then(text)
+            .ok_or_else(|| format!("SERVERPROPERTY gave no {name}"))
+    };
+    let (data_path, log_path) = (folder("data_path")?, folder("log_path")?);
+    let files = mssql_run(
+        &mut dst,
+        &format!("RESTORE FILELISTONLY FROM DISK = N'{file_literal}'"),
+    )
+    .await?;
+    let mut moves = String::new();
+    for f in &files {
+        let logical = column(f, "LogicalName").and_then(text).unwrap_or_default();
+        let physical = column(f, "PhysicalName").and_then(text).unwrap_or_default();
+        let file_name = physical.rsplit('\\').next().unwrap_or_default();
+        let kind = column(f, "Type").and_then(text).unwrap_or_default();
+        let folder = if kind == "L" { &log_path } else { &data_path };
+        moves.push_str(&format!(", MOVE N'{logical}' TO N'{folder}{file_name}'"));
+    }
     mssql_run(
         &mut dst,
         &format!(
-            "RESTORE DATABASE [{database}] FROM DISK = N'{file_literal}' WITH REPLACE, RECOVERY"
+            "RESTORE DATABASE [{database}] FROM DISK = N'{file_literal}' WITH REPLACE, RECOVERY{moves}"
         ),
     )
     .await?;

@@ -16,6 +16,8 @@ pub enum Section {
     LastLogBackup,
     LogShippingJobs,
     Sessions,
+    Files,
+    Requests,
     CopyFolder,
     Share,
 }
@@ -30,6 +32,8 @@ impl Section {
             Section::LastLogBackup => "log_backup_database",
             Section::LogShippingJobs => "ls_job_database",
             Section::Sessions => "session_id",
+            Section::Files => "file_database",
+            Section::Requests => "request_session_id",
             Section::CopyFolder => "copy_folder_file",
             Section::Share => "share_file",
         }
@@ -37,10 +41,14 @@ impl Section {
 }
 
 /// The catalog part, which never fails on a healthy instance. `@P1`, `@P2`: the pool's
-/// databases (the chat database twice when there is no compliance database).
+/// databases (the chat database twice when there is no compliance database). The sessions
+/// leave out this process's own (same program and workstation name as this one: this
+/// connection, and the one BACKUP and RESTORE go on), which are not chat servers.
 const CATALOG: &str = "\
 SELECT @@SERVERNAME AS server_name, @@SPID AS spid,
-       DATEDIFF(minute, GETUTCDATE(), GETDATE()) AS utc_offset_minutes;
+       DATEDIFF(minute, GETUTCDATE(), GETDATE()) AS utc_offset_minutes,
+       CAST(SERVERPROPERTY('InstanceDefaultDataPath') AS nvarchar(260)) AS default_data_path,
+       CAST(SERVERPROPERTY('InstanceDefaultLogPath') AS nvarchar(260)) AS default_log_path;
 SELECT d.name AS database_name, d.state_desc, d.user_access_desc, d.recovery_model_desc,
        d.is_read_only, d.is_in_standby,
        m.mirroring_role_desc, m.mirroring_state_desc, m.mirroring_safety_level_desc,
@@ -103,7 +111,22 @@ SELECT x.database_name AS ls_job_database, x.side, j.name AS job_name, s.schedul
 SELECT s.session_id, ISNULL(s.host_name, N'') AS host_name,
        ISNULL(s.program_name, N'') AS program_name, DB_NAME(s.database_id) AS database_name
   FROM sys.dm_exec_sessions s
- WHERE s.is_user_process = 1 AND s.session_id <> @@SPID;
+ WHERE s.is_user_process = 1 AND s.session_id <> @@SPID
+   AND NOT (ISNULL(s.program_name, N'') = APP_NAME() AND ISNULL(s.host_name, N'') = HOST_NAME());
+SELECT d.name AS file_database, f.file_id, f.type AS file_type, f.name AS logical_name,
+       f.physical_name
+  FROM sys.master_files f
+  JOIN sys.databases d ON d.database_id = f.database_id
+ WHERE d.name IN (@P1, @P2)
+ ORDER BY d.name, f.file_id;
+SELECT r.session_id AS request_session_id, r.command,
+       CAST(r.percent_complete AS int) AS percent_complete,
+       ISNULL(s.program_name, N'') AS program_name
+  FROM sys.dm_exec_requests r
+  LEFT JOIN sys.dm_exec_sessions s ON s.session_id = r.session_id
+ WHERE (r.command LIKE N'BACKUP%' OR r.command LIKE N'RESTORE%')
+   AND r.session_id <> @@SPID
+ ORDER BY r.session_id;
 ";
 
 /// A folder listing: files only, with what tells a rewritten file from the one seen before.

@@ -9,9 +9,10 @@ use super::batch::{HEADER_FOR, Section};
 use super::tables::ServerError;
 use super::tables::{Answer, Cell, Record, Table};
 use pchat_core::observe::{
-    BackupFile, BackupType, DatabaseObservation, DatabaseState, JobSchedule, LogShippingLink,
-    LogShippingPrimary, LogShippingSecondary, Lsn, LsnPosition, MirroringObservation,
-    MirroringRole, MirroringSafety, MirroringState, RecoveryModel, SessionObservation, UserAccess,
+    BackupFile, BackupType, DatabaseFile, DatabaseObservation, DatabaseState, DefaultPaths,
+    JobSchedule, LogShippingLink, LogShippingPrimary, LogShippingSecondary, Lsn, LsnPosition,
+    MirroringObservation, MirroringRole, MirroringSafety, MirroringState, RecoveryModel,
+    RunningOperation, SessionObservation, UserAccess,
 };
 
 /// An LSN from a `numeric(25,0)` column, or from the `vlf:block:slot` hexadecimal text that
@@ -81,6 +82,8 @@ pub struct ServerInfo {
     pub server_name: String,
     pub spid: i64,
     pub utc_offset_minutes: i64,
+    /// The default data and log folders, when the server reports both.
+    pub default_paths: Option<DefaultPaths>,
 }
 
 /// One file of a folder listing.
@@ -97,6 +100,8 @@ pub struct InstanceData {
     pub server: ServerInfo,
     pub databases: Vec<DatabaseObservation>,
     pub sessions: Vec<SessionObservation>,
+    /// BACKUP and RESTORE statements running there.
+    pub running_operations: Vec<RunningOperation>,
     /// The copy folder's files, or why it could not be listed.
     pub copy_folder: Result<Vec<Listed>, String>,
     /// The share's files when this instance listed it.
@@ -209,10 +214,13 @@ pub fn instance(
     add_job_schedules(&mut databases, need(Section::LogShippingJobs)?, &pool);
     add_last_log_backups(&mut databases, need(Section::LastLogBackup)?, &pool, offset);
     let sessions = sessions(need(Section::Sessions)?);
+    add_files(&mut databases, need(Section::Files)?, &pool);
+    let running_operations = running_operations(need(Section::Requests)?);
     Ok(InstanceData {
         server,
         databases,
         sessions,
+        running_operations,
         copy_folder: listing(answer, Section::CopyFolder, "the copy folder"),
         share: listed_share.then(|| listing(answer, Section::Share, "the backup share")),
     })
@@ -224,10 +232,17 @@ fn server_info(table: &Table) -> Result<ServerInfo, String> {
         .records()
         .next()
         .ok_or("the observation batch returned no server row")?;
+    let default_paths = match (row.text("default_data_path"), row.text("default_log_path")) {
+        (Some(data), Some(log)) if !data.is_empty() && !log.is_empty() => {
+            Some(DefaultPaths { data, log })
+        }
+        _ => None,
+    };
     Ok(ServerInfo {
         server_name: row.text("server_name").unwrap_or_default(),
         spid: row.get("spid").int().unwrap_or(0),
         utc_offset_minutes: row.get("utc_offset_minutes").int().unwrap_or(0),
+        default_paths,
     })
 }
 
@@ -277,6 +292,7 @@ fn databases(table: &Table, pool: &PoolDatabases) -> Vec<DatabaseObservation> {
                     fork_point: nonzero_lsn(r.get("fork_point_lsn")),
                 },
                 last_log_backup: None,
+                files: Vec::new(),
             })
         })
         .collect();
@@ -449,6 +465,44 @@ fn sessions(table: &Table) -> Vec<SessionObservation> {
         .collect()
 }
 
+/// The BACKUP and RESTORE requests running on the instance.
+fn running_operations(table: &Table) -> Vec<RunningOperation> {
+    table
+        .records()
+        .filter_map(|r| {
+            Some(RunningOperation {
+                session_id: i32::try_from(r.get(Section::Requests.key()).int()?).ok()?,
+                command: r.text("command")?,
+                percent_complete: r
+                    .get("percent_complete")
+                    .int()
+                    .map_or(0, |p| p.clamp(0, 100) as u8),
+                program_name: r.text("program_name").unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// `sys.master_files` rows of the pool's databases, in file order.
+fn add_files(databases: &mut [DatabaseObservation], table: &Table, pool: &PoolDatabases) {
+    for r in table.records() {
+        let Some(database) = pool.named_by(databases, &r, Section::Files.key()) else {
+            continue;
+        };
+        let (Some(logical_name), Some(physical_name)) =
+            (r.text("logical_name"), r.text("physical_name"))
+        else {
+            continue;
+        };
+        database.files.push(DatabaseFile {
+            logical_name,
+            // sys.master_files.type: 0 rows, 1 log (2 FILESTREAM, 4 full-text: data-like).
+            log: r.get("file_type").int() == Some(1),
+            physical_name,
+        });
+    }
+}
+
 /// `sys.databases.state_desc`. A state the model does not name (COPYING, OFFLINE_SECONDARY)
 /// reads as OFFLINE: a copy the operator neither uses nor repairs.
 fn database_state(desc: &str) -> DatabaseState {
@@ -584,8 +638,20 @@ mod tests {
     fn catalog(extra: Vec<Table>) -> Answer {
         let mut tables = vec![
             table(
-                &["server_name", "spid", "utc_offset_minutes"],
-                vec![vec![t("ATL-SQL1"), Cell::Int(52), Cell::Int(0)]],
+                &[
+                    "server_name",
+                    "spid",
+                    "utc_offset_minutes",
+                    "default_data_path",
+                    "default_log_path",
+                ],
+                vec![vec![
+                    t("ATL-SQL1"),
+                    Cell::Int(52),
+                    Cell::Int(0),
+                    t(r"D:\SQLData\"),
+                    t(r"L:\SQLLogs\"),
+                ]],
             ),
             table(
                 &[
@@ -714,6 +780,52 @@ mod tests {
                     t("mgc"),
                 ]],
             ),
+            table(
+                &[
+                    "file_database",
+                    "file_id",
+                    "file_type",
+                    "logical_name",
+                    "physical_name",
+                ],
+                vec![
+                    vec![
+                        t("MGC"),
+                        Cell::Int(1),
+                        Cell::Int(0),
+                        t("mgc"),
+                        t(r"D:\SQLData\mgc.mdf"),
+                    ],
+                    vec![
+                        t("MGC"),
+                        Cell::Int(2),
+                        Cell::Int(1),
+                        t("mgc_log"),
+                        t(r"L:\SQLLogs\mgc_log.ldf"),
+                    ],
+                    vec![
+                        t("master"),
+                        Cell::Int(1),
+                        Cell::Int(0),
+                        t("master"),
+                        t(r"D:\SQLData\master.mdf"),
+                    ],
+                ],
+            ),
+            table(
+                &[
+                    "request_session_id",
+                    "command",
+                    "percent_complete",
+                    "program_name",
+                ],
+                vec![vec![
+                    Cell::Int(61),
+                    t("RESTORE DATABASE"),
+                    Cell::Int(42),
+                    t("pchat-operator"),
+                ]],
+            ),
         ];
         tables.extend(extra);
         Answer {
@@ -745,6 +857,38 @@ mod tests {
         assert!(tail.force_offline);
         assert_eq!(tail.last_lsn, Lsn(110));
         assert_eq!(d.sessions[0].database.as_deref(), Some("mgc"));
+        // Its files, and where the server puts new ones.
+        assert_eq!(
+            mgc.files,
+            [
+                DatabaseFile {
+                    logical_name: "mgc".into(),
+                    log: false,
+                    physical_name: r"D:\SQLData\mgc.mdf".into()
+                },
+                DatabaseFile {
+                    logical_name: "mgc_log".into(),
+                    log: true,
+                    physical_name: r"L:\SQLLogs\mgc_log.ldf".into()
+                }
+            ]
+        );
+        assert_eq!(
+            d.running_operations,
+            [RunningOperation {
+                session_id: 61,
+                command: "RESTORE DATABASE".into(),
+                percent_complete: 42,
+                program_name: "pchat-operator".into()
+            }]
+        );
+        assert_eq!(
+            d.server.default_paths,
+            Some(DefaultPaths {
+                data: r"D:\SQLData\".into(),
+                log: r"L:\SQLLogs\".into()
+            })
+        );
         // The backup job's schedules: every 5 minutes, and a once-a-day one (not repeating).
         let schedules = &mgc.log_shipping_primary.as_ref().unwrap().job_schedules;
         let seen: Vec<(&str, i32, bool, Option<u64>)> = schedules
@@ -1019,6 +1163,8 @@ mod fuzz {
         Section::LastLogBackup,
         Section::LogShippingJobs,
         Section::Sessions,
+        Section::Files,
+        Section::Requests,
         Section::CopyFolder,
         Section::Share,
     ];

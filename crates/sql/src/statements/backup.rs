@@ -97,6 +97,8 @@ pub(super) struct Seed<'a> {
     pub log_backup: &'a str,
     /// `WITH REPLACE`: a copy exists on the target and is to be overwritten.
     pub replace: bool,
+    /// `WITH MOVE` logical file name `TO` path on the target, one per file of the copy.
+    pub moves: Vec<(String, String)>,
 }
 
 /// Full and log backup on the source, as ONE batch, then RESTORE DATABASE and RESTORE LOG WITH
@@ -117,11 +119,34 @@ pub(super) fn seed(s: &Seed) -> Vec<Statement> {
         full_backup,
         log_backup,
         replace,
+        ref moves,
     } = *s;
     let restore_options = if replace {
         "NORECOVERY, REPLACE"
     } else {
         "NORECOVERY"
+    };
+    // Each target path is a parameter too: `MOVE @P2 TO @P3` is T-SQL's variable form.
+    let full_restore = moves.iter().fold(
+        restore("DATABASE", database, full_backup, restore_options),
+        |batch, (logical, physical)| {
+            batch
+                .sql(", MOVE ")
+                .text(logical)
+                .sql(" TO ")
+                .text(physical)
+        },
+    );
+    let moved = match moves.len() {
+        0 => String::new(),
+        n => format!(
+            ", moving its {n} files to {}",
+            moves
+                .iter()
+                .map(|(_, p)| p.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     vec![
         backup("DATABASE", database, full_backup, "INIT, CHECKSUM")
@@ -138,10 +163,12 @@ pub(super) fn seed(s: &Seed) -> Vec<Statement> {
                 ),
             )
             .retry_if(&[CANNOT_OPEN_DEVICE]),
-        restore("DATABASE", database, full_backup, restore_options)
+        full_restore
             .on(
                 target,
-                format!("restore {full_backup} as {database} on {target} WITH {restore_options}"),
+                format!(
+                    "restore {full_backup} as {database} on {target} WITH {restore_options}{moved}"
+                ),
             )
             .retry_if(&[IN_USE, CANNOT_OPEN_DEVICE]),
         restore_log(

@@ -78,8 +78,8 @@ fn enable_job(instance: &str, job_name: &str) -> Statement {
 
 /// What ConfigureLogShipping needs from its step.
 pub(super) struct Shipping<'a> {
-    /// The primary-site instances that get a primary row; the first is the principal, the
-    /// server the secondary copies from.
+    /// The primary-site instances that get a primary row (the planner names the principal
+    /// only); the first is the server the secondary copies from.
     pub primaries: &'a [String],
     pub secondary: &'a str,
     pub database: &'a str,

@@ -514,15 +514,7 @@ const SEED_BACKUP: &str = "BACKUP DATABASE [mgc] TO DISK = @P1 WITH INIT, CHECKS
 
 #[test]
 fn reseed_of_an_existing_copy_backs_up_the_source_and_restores_with_replace() {
-    let st = run(Step::Reseed {
-        site: "atlanta".into(),
-        instance: "atl-sql1".into(),
-        database: "mgc".into(),
-        source_instance: "dal-sql1".into(),
-        full_backup: FULL.into(),
-        log_backup: LOG.into(),
-        replace: true,
-    });
+    let st = run(reseed(true));
     assert_eq!(
         sqls(&st),
         [
@@ -540,16 +532,76 @@ fn reseed_of_an_existing_copy_backs_up_the_source_and_restores_with_replace() {
 }
 
 #[test]
-fn reseed_without_replace_restores_without_replace() {
-    let st = run(Step::Reseed {
+fn a_seed_moves_each_file_of_the_source_copy_into_the_targets_default_folders() {
+    let files = vec![
+        pchat_core::observe::DatabaseFile {
+            logical_name: "mgc".into(),
+            log: false,
+            physical_name: r"E:\Data\mgc.mdf".into(),
+        },
+        pchat_core::observe::DatabaseFile {
+            logical_name: "mgc_log".into(),
+            log: true,
+            physical_name: r"F:\Logs\mgc_log.ldf".into(),
+        },
+    ];
+    let ctx = StatementContext {
+        default_paths: [(
+            "atl-sql1".to_string(),
+            DefaultPaths {
+                data: r"D:\SQLData\".into(),
+                // Configured by hand without its trailing separator.
+                log: r"L:\SQLLogs".into(),
+            },
+        )]
+        .into_iter()
+        .collect(),
+        files: [(
+            "dal-sql1".to_string(),
+            [("mgc".to_string(), files)].into_iter().collect(),
+        )]
+        .into_iter()
+        .collect(),
+        ..StatementContext::default()
+    };
+    let st = statements(&reseed(true), &ctx);
+    assert_eq!(
+        st[1].sql,
+        "RESTORE DATABASE [mgc] FROM DISK = @P1 WITH NORECOVERY, REPLACE, MOVE @P2 TO @P3, MOVE @P4 TO @P5"
+    );
+    assert_eq!(
+        st[1].params,
+        [
+            p(1, FULL),
+            p(2, "mgc"),
+            p(3, r"D:\SQLData\mgc.mdf"),
+            p(4, "mgc_log"),
+            p(5, r"L:\SQLLogs\mgc_log.ldf"),
+        ]
+    );
+    // Without the target's folders (a server that does not report them) nothing is moved.
+    assert_eq!(
+        run(reseed(true))[1].sql,
+        "RESTORE DATABASE [mgc] FROM DISK = @P1 WITH NORECOVERY, REPLACE"
+    );
+}
+
+/// Reseed atl-sql1's mgc from dal-sql1, with or without REPLACE.
+fn reseed(replace: bool) -> Step {
+    Step::Reseed {
         site: "atlanta".into(),
         instance: "atl-sql1".into(),
         database: "mgc".into(),
         source_instance: "dal-sql1".into(),
         full_backup: FULL.into(),
         log_backup: LOG.into(),
-        replace: false,
-    });
+        replace,
+    }
+}
+
+#[test]
+fn reseed_without_replace_restores_without_replace() {
+    let st = run(reseed(false));
     assert_eq!(
         st[1].sql,
         "RESTORE DATABASE [mgc] FROM DISK = @P1 WITH NORECOVERY"
@@ -772,6 +824,7 @@ fn configure_log_shipping_names_servers_and_jobs_as_sql_server_knows_them() {
         ]
         .into_iter()
         .collect(),
+        ..StatementContext::default()
     };
     let st = statements(&configure_step(&["atl-sql1"]), &ctx);
     // The statements still go to the spec's instance names.
@@ -1070,6 +1123,7 @@ fn neither_steps_nor_the_context_have_a_place_for_a_credential() {
         server_names: [("atl-sql1".to_string(), "ATL-SQL1".to_string())]
             .into_iter()
             .collect(),
+        ..StatementContext::default()
     };
     let mut all = Vec::new();
     keys(

@@ -151,10 +151,32 @@ pub(crate) fn decide(pool: &PoolView) -> Decision {
     if let Some(mismatch) = server_name_mismatch(pool) {
         return Decision::Blocked(mismatch);
     }
-    match primary_instance(pool) {
+    let decision = match primary_instance(pool) {
         Some(primary_instance) => steady::steady(pool, primary_instance),
         None => transition::transition(pool),
+    };
+    match &decision {
+        Decision::Step(step) => operation_running(pool, step).unwrap_or(decision),
+        _ => decision,
     }
+}
+
+/// Wait when a BACKUP or RESTORE runs on an instance `step` sends to. Most often it is the
+/// operator's own statement from an earlier pass that outlived its command timeout (or a
+/// replica that restarted): resending it would fail on the database in use, and the step's
+/// KILL of sessions still on the database would end it. Publishing sends nothing and never
+/// waits.
+fn operation_running(pool: &PoolView, step: &Step) -> Option<Decision> {
+    step.instances().into_iter().find_map(|instance| {
+        let operation = pool.obs.instance(instance)?.running_operations.first()?;
+        Some(Decision::Wait(WaitReason::OperationRunning {
+            instance: instance.to_string(),
+            command: operation.command.clone(),
+            percent_complete: operation.percent_complete,
+            session_id: operation.session_id,
+            program_name: operation.program_name.clone(),
+        }))
+    })
 }
 
 /// The first reachable instance whose `@@SERVERNAME` is not the spec's name for it (compared

@@ -584,12 +584,13 @@ fn log_shipping(
             },
         }));
     }
-    // Both primary-site instances carry a primary row, as Skype deploys it, so that log
-    // shipping survives a mirror failover inside the site.
-    let primaries: Vec<&str> = facts::names(pool.primary_site)
-        .into_iter()
-        .filter(|n| *n == primary_instance || db(pool.obs, n, pool.chat_database).is_some())
-        .collect();
+    // Only the principal is configured as log-shipping primary: SQL Server cannot open a
+    // mirror copy, so `sp_add_log_shipping_primary_database` fails there, and Microsoft's
+    // procedure for a mirrored primary configures the mirror only once a failover has made it
+    // the principal. The operator does the same without forcing a failover: after a mirror
+    // failover inside the site the new principal has no primary row, and this rule adds it
+    // at the next pass (the old principal keeps its row; its backup job skips a mirror).
+    let primaries: Vec<&str> = vec![primary_instance];
     let secondary_ok =
         db(pool.obs, t, pool.chat_database).is_some_and(|d| d.log_shipping_secondary.is_some());
     let primaries_ok = primaries.iter().all(|n| {
@@ -605,15 +606,11 @@ fn log_shipping(
             })
     });
     if secondary_ok && primaries_ok {
-        return reschedule(pool, &primaries, t);
+        // Every primary row on the site, the mirror's kept from an earlier principal role
+        // included: its job must run at the spec's interval the day a failover wakes it.
+        return reschedule(pool, &facts::names(pool.primary_site), t);
     }
-    let mut ordered: Vec<String> = vec![primary_instance.to_string()];
-    ordered.extend(
-        primaries
-            .iter()
-            .filter(|n| **n != primary_instance)
-            .map(|n| n.to_string()),
-    );
+    let ordered: Vec<String> = primaries.iter().map(|n| n.to_string()).collect();
     Progress::Act(Decision::Step(Step::ConfigureLogShipping {
         site: pool.primary_site.name.clone(),
         primary_instances: ordered,
