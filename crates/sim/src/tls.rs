@@ -255,6 +255,7 @@ mod tests {
             aliases: aliases.iter().map(|a| a.to_string()).collect(),
             data_path: None,
             log_path: None,
+            version: None,
         }
     }
 

@@ -754,3 +754,32 @@ async fn a_select_sqlite_rejects_ends_its_batch_and_what_follows_does_not_run() 
     assert!(errors(&o).is_empty(), "{o:?}");
     assert_eq!(result_sets(&o).len(), 2);
 }
+
+#[tokio::test]
+async fn an_older_version_refuses_the_views_that_came_after_it_with_208() {
+    let w = world_with(
+        "version",
+        r#"
+instances:
+  - {name: old-sql, site: atlanta, listen: "127.0.0.1:0", logins: [{name: sa, password: Pchat-Sim-1}], version: 12.0.6024.0}
+  - {name: new-sql, site: atlanta, listen: "127.0.0.1:0", logins: [{name: sa, password: Pchat-Sim-1}]}
+databases:
+  - {name: mgc, instance: old-sql}
+  - {name: mgc, instance: new-sql}
+"#,
+    );
+    let old = w.connect("old-sql");
+    let new = w.connect("new-sql");
+    assert_eq!(
+        old.text("SELECT CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128))")
+            .await,
+        "12.0.6024.0"
+    );
+    for query in [
+        "SELECT log_end_lsn FROM sys.dm_db_log_stats(DB_ID(N'mgc'))",
+        "SELECT file_or_directory_name FROM sys.dm_os_enumerate_filesystem(N'D:\\x', N'*')",
+    ] {
+        assert_eq!(old.err(query).await, [208], "{query}");
+        new.ok(query).await;
+    }
+}

@@ -38,8 +38,14 @@ impl Drop for Live {
 
 /// The seed topology running, and the local example pool pointed at its ports.
 pub async fn start(name: &str) -> Live {
-    let topology = Topology::from_yaml(include_str!("../../../examples/sim/two-sites.yaml"))
+    start_with(name, |_| {}).await
+}
+
+/// [`start`] with `edit` applied to the example topology first.
+pub async fn start_with(name: &str, edit: impl FnOnce(&mut Topology)) -> Live {
+    let mut topology = Topology::from_yaml(include_str!("../../../examples/sim/two-sites.yaml"))
         .expect("example topology loads");
+    edit(&mut topology);
     let state_dir =
         std::env::temp_dir().join(format!("pchat-sqlexec-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state_dir);

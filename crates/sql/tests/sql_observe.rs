@@ -296,3 +296,48 @@ async fn instances_are_observed_concurrently() {
     assert!(took >= Duration::from_millis(700), "{took:?}");
     assert!(took < Duration::from_millis(2500), "{took:?}");
 }
+
+#[tokio::test]
+async fn an_instance_older_than_sql_server_2017_is_reported_with_its_version_and_nothing_is_sent() {
+    let mut live = pchat_sql::testing::start_with("old-version", |topology| {
+        let mirror = topology
+            .instances
+            .iter_mut()
+            .find(|i| i.name == "atl-sql2")
+            .unwrap();
+        mirror.version = Some("12.0.6024.0".into());
+    })
+    .await;
+    let obs = live.observe().await;
+    let reason = match &obs.instance("atl-sql2").unwrap().reachability {
+        pchat_core::observe::Reachability::Unreachable { reason, .. } => reason.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        reason.contains("SQL Server 2014 (12.0.6024.0) is not supported")
+            && reason.contains("2017 (14.0) or later"),
+        "{reason}"
+    );
+    // No step is planned on it, and the pool's status says why, with the version.
+    let decision = pchat_core::plan::next(&live.spec, &obs, jiff::Timestamp::now());
+    if let pchat_core::plan::Decision::Step(step) = &decision {
+        assert!(!step.instances().contains(&"atl-sql2"), "{decision}");
+    }
+    let assessment = pchat_core::plan::assess(&live.spec, &obs, jiff::Timestamp::now());
+    assert!(
+        assessment
+            .degraded_reasons
+            .iter()
+            .any(|r| r.contains("atl-sql2") && r.contains("12.0.6024.0")),
+        "{:?}",
+        assessment.degraded_reasons
+    );
+    assert!(
+        live.sim
+            .sim
+            .statement_log("atl-sql2")
+            .iter()
+            .all(|s| !s.writes),
+        "a write reached the unsupported instance"
+    );
+}

@@ -292,6 +292,12 @@ fn new_instance(
         listen: def.listen.clone(),
         data_path: folder(def.data_path.as_deref(), "D:\\SQLData", &def.name),
         log_path: folder(def.log_path.as_deref(), "L:\\SQLLogs", &def.name),
+        version: model::ProductVersion::parse(
+            def.version
+                .as_deref()
+                .unwrap_or(model::ProductVersion::DEFAULT),
+        )
+        .expect("validated with the topology"),
         logins: def.logins.clone(),
         up: true,
         databases,

@@ -185,6 +185,39 @@ pub struct Database {
     pub files: Vec<DbFile>,
 }
 
+/// `SERVERPROPERTY('ProductVersion')`: major.minor.build.revision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProductVersion {
+    pub text: String,
+    parts: [u32; 4],
+}
+
+impl ProductVersion {
+    /// SQL Server 2019 RTM, the version an instance runs unless the topology says.
+    pub const DEFAULT: &'static str = "15.0.2000.5";
+
+    pub fn parse(text: &str) -> Option<ProductVersion> {
+        let numbers: Vec<u32> = text
+            .split('.')
+            .map(|p| p.parse().ok())
+            .collect::<Option<_>>()?;
+        let parts: [u32; 4] = numbers.try_into().ok()?;
+        Some(ProductVersion {
+            text: text.to_string(),
+            parts,
+        })
+    }
+
+    pub fn major(&self) -> u32 {
+        self.parts[0]
+    }
+
+    /// Whether this version is `minimum` or later.
+    pub fn at_least(&self, minimum: [u32; 4]) -> bool {
+        self.parts >= minimum
+    }
+}
+
 /// One file of a database, as `sys.master_files` and RESTORE FILELISTONLY show it.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct DbFile {
@@ -510,6 +543,7 @@ pub struct Instance {
     /// backslash: the only folders this instance's database files may be in.
     pub data_path: String,
     pub log_path: String,
+    pub version: ProductVersion,
     pub logins: Vec<super::topology::LoginDef>,
     pub up: bool,
     pub databases: Vec<Database>,

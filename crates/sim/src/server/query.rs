@@ -301,6 +301,9 @@ impl<'a, 'b> Rewriter<'a, 'b> {
         };
         if let Some(v) = sys_view {
             let name = format!("sys.{v}");
+            if introduced_in(&v).is_some_and(|minimum| !self.ctx.inst.version.at_least(minimum)) {
+                return Err(e::invalid_object(&written));
+            }
             if v == "dm_os_enumerate_filesystem" {
                 let open = j;
                 if !self.toks.get(open).is_some_and(|t| t.is_sym("(")) {
@@ -541,7 +544,8 @@ impl<'a, 'b> Rewriter<'a, 'b> {
             "servername" | "machinename" | "instancename" | "computernamephysicalnetbios" => {
                 sql_str(&self.ctx.inst.name)
             }
-            "productversion" => sql_str("15.0.2000.5"),
+            "productversion" => sql_str(&self.ctx.inst.version.text),
+            "productmajorversion" => sql_str(&self.ctx.inst.version.major().to_string()),
             "instancedefaultdatapath" => sql_str(&self.ctx.inst.data_path),
             "instancedefaultlogpath" => sql_str(&self.ctx.inst.log_path),
             "edition" => sql_str("Enterprise Edition (64-bit)"),
@@ -585,6 +589,17 @@ static REWRITES: super::memo::Memo<Rewrite> = super::memo::Memo::new();
 
 /// What a rewrite may depend on besides the instance's state: the text, the instance, the
 /// session and its database, and the variables (by name and value).
+/// The version that brought a view or function, for those newer than SQL Server 2014:
+/// `sys.dm_db_log_stats` came with 2016 SP2 (13.0.5026), `sys.dm_os_enumerate_filesystem`
+/// with 2017 (14.0).
+fn introduced_in(view: &str) -> Option<[u32; 4]> {
+    match view {
+        "dm_db_log_stats" => Some([13, 0, 5026, 0]),
+        "dm_os_enumerate_filesystem" => Some([14, 0, 0, 0]),
+        _ => None,
+    }
+}
+
 fn memo_key(ctx: &QueryContext<'_>, sql: &str) -> String {
     let mut vars: Vec<String> = ctx.vars.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
     vars.sort();

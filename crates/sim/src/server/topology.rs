@@ -83,6 +83,11 @@ pub struct InstanceDef {
     /// The default log folder; absent: `L:\SQLLogs\<name>\`.
     #[serde(default)]
     pub log_path: Option<String>,
+    /// `SERVERPROPERTY('ProductVersion')`, four dotted numbers; absent: 15.0.2000.5 (SQL
+    /// Server 2019). Views newer than the version are refused as SQL Server refuses an
+    /// unknown object (208).
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -205,6 +210,16 @@ impl Topology {
             return Err(Error::Topology(
                 "`tls.certificate` and `tls.key` go together: give both or neither".into(),
             ));
+        }
+        for i in &self.instances {
+            if let Some(v) = &i.version
+                && super::model::ProductVersion::parse(v).is_none()
+            {
+                return Err(Error::Topology(format!(
+                    "instance `{}`: version `{v}` is not four dotted numbers (e.g. 12.0.6024.0)",
+                    i.name
+                )));
+            }
         }
         let mut seen: Vec<String> = Vec::new();
         for i in &self.instances {

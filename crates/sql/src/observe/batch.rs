@@ -48,7 +48,8 @@ const CATALOG: &str = "\
 SELECT @@SERVERNAME AS server_name, @@SPID AS spid,
        DATEDIFF(minute, GETUTCDATE(), GETDATE()) AS utc_offset_minutes,
        CAST(SERVERPROPERTY('InstanceDefaultDataPath') AS nvarchar(260)) AS default_data_path,
-       CAST(SERVERPROPERTY('InstanceDefaultLogPath') AS nvarchar(260)) AS default_log_path;
+       CAST(SERVERPROPERTY('InstanceDefaultLogPath') AS nvarchar(260)) AS default_log_path,
+       CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128)) AS product_version;
 SELECT d.name AS database_name, d.state_desc, d.user_access_desc, d.recovery_model_desc,
        d.is_read_only, d.is_in_standby,
        m.mirroring_role_desc, m.mirroring_state_desc, m.mirroring_safety_level_desc,

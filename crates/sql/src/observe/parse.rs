@@ -84,6 +84,8 @@ pub struct ServerInfo {
     pub utc_offset_minutes: i64,
     /// The default data and log folders, when the server reports both.
     pub default_paths: Option<DefaultPaths>,
+    /// `SERVERPROPERTY('ProductVersion')`.
+    pub product_version: Option<String>,
 }
 
 /// One file of a folder listing.
@@ -196,6 +198,15 @@ pub fn instance(
         })
     };
     let server = server_info(need(Section::Server)?)?;
+    // Checked before the rest: on an older server the batch fails at the first newer view
+    // (208), which says less than the version does.
+    if let Some(problem) = server
+        .product_version
+        .as_deref()
+        .and_then(unsupported_version)
+    {
+        return Err(problem);
+    }
     let offset = server.utc_offset_minutes;
     let pool = PoolDatabases(pool_databases);
     let mut databases = databases(need(Section::Databases)?, &pool);
@@ -243,6 +254,7 @@ fn server_info(table: &Table) -> Result<ServerInfo, String> {
         spid: row.get("spid").int().unwrap_or(0),
         utc_offset_minutes: row.get("utc_offset_minutes").int().unwrap_or(0),
         default_paths,
+        product_version: row.text("product_version"),
     })
 }
 
@@ -463,6 +475,31 @@ fn sessions(table: &Table) -> Vec<SessionObservation> {
             })
         })
         .collect()
+}
+
+/// The oldest SQL Server the observation works on: 2017 (14.0), for
+/// `sys.dm_os_enumerate_filesystem` (and `sys.dm_db_log_stats`, 2016 SP2).
+const MINIMUM_MAJOR_VERSION: u32 = 14;
+
+/// Why an instance of `version` (`SERVERPROPERTY('ProductVersion')`) cannot be observed, when
+/// it is older than the operator supports.
+fn unsupported_version(version: &str) -> Option<String> {
+    let major: u32 = version.split('.').next()?.parse().ok()?;
+    if major >= MINIMUM_MAJOR_VERSION {
+        return None;
+    }
+    let release = match major {
+        9 => "SQL Server 2005",
+        10 => "SQL Server 2008 or 2008 R2",
+        11 => "SQL Server 2012",
+        12 => "SQL Server 2014",
+        13 => "SQL Server 2016",
+        _ => "SQL Server",
+    };
+    Some(format!(
+        "{release} ({version}) is not supported: the operator needs SQL Server 2017 (14.0) or later, \
+         whose sys.dm_os_enumerate_filesystem and sys.dm_db_log_stats it reads; nothing is sent to this instance"
+    ))
 }
 
 /// The BACKUP and RESTORE requests running on the instance.
@@ -832,6 +869,20 @@ mod tests {
             tables,
             error: None,
         }
+    }
+
+    #[test]
+    fn a_server_older_than_2017_is_named_with_its_release_and_what_is_needed() {
+        let problem = unsupported_version("12.0.6024.0").unwrap();
+        assert!(
+            problem.contains("SQL Server 2014 (12.0.6024.0)"),
+            "{problem}"
+        );
+        assert!(problem.contains("2017 (14.0) or later"), "{problem}");
+        assert_eq!(unsupported_version("14.0.1000.169"), None);
+        assert_eq!(unsupported_version("16.0.1000.6"), None);
+        // A version that cannot be read is left to the observation itself.
+        assert_eq!(unsupported_version("unknown"), None);
     }
 
     #[test]
