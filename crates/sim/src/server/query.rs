@@ -600,12 +600,18 @@ fn introduced_in(view: &str) -> Option<[u32; 4]> {
     }
 }
 
+/// The rewrite cache is shared by every simulator of the process (tests run several at once,
+/// with the same instance names): the key holds whatever of the instance's configuration a
+/// rewrite may depend on (its version gates views; its folders become literals).
 fn memo_key(ctx: &QueryContext<'_>, sql: &str) -> String {
     let mut vars: Vec<String> = ctx.vars.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
     vars.sort();
     format!(
-        "{sql}\0{}\0{}\0{}\0{}",
+        "{sql}\0{}\0{}\0{}\0{}\0{}\0{}\0{}",
         ctx.inst.name,
+        ctx.inst.version.text,
+        ctx.inst.data_path,
+        ctx.inst.log_path,
         ctx.spid,
         ctx.database,
         vars.join("\0")
