@@ -164,7 +164,7 @@ impl World {
             .published_sites()
             .map(|v| v.into_iter().map(String::from).collect());
         let chat = self.spec.databases.chat.clone();
-        let mut synced: Vec<(String, u64)> = Vec::new();
+        let mut synced: Vec<(String, u128)> = Vec::new();
         for (site, inst) in self.spec.instances() {
             if sites.as_ref().is_some_and(|s| !s.contains(&site.name)) {
                 continue;
@@ -201,7 +201,7 @@ impl World {
                         .as_ref()
                         .is_none_or(|m| m.role == MirroringRole::Principal);
                 if writable {
-                    let end = d.lsn.end_of_log.map_or(1, |l| l.0) + n;
+                    let end = d.lsn.end_of_log.map_or(1, |l| l.0) + u128::from(n);
                     d.lsn.end_of_log = Some(pchat_core::observe::Lsn(end));
                     if let Some(m) = &d.mirroring {
                         synced.push((format!("{}/{}", m.partner_instance, d.name), end));

@@ -10,11 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::PoolState;
 
-/// A log sequence number, as SQL Server's `numeric(25,0)` LSN columns report it. Real LSNs fit
-/// comfortably in 64 bits (virtual log file, block, slot packed as decimal digits).
+/// A log sequence number, as SQL Server's `numeric(25,0)` LSN columns report it: the virtual
+/// log file's sequence number times 10^15, plus the block times 10^5, plus the slot. The
+/// sequence number is four bytes and grows every time a virtual log file is reused, so a
+/// long-lived database passes 18,446 (where the decimal form outgrows 64 bits) in the
+/// ordinary course of its life: 128 bits hold every LSN the column can.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(transparent)]
-pub struct Lsn(pub u64);
+pub struct Lsn(pub u128);
 
 impl std::fmt::Display for Lsn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

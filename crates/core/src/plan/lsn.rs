@@ -65,7 +65,7 @@ pub fn chain<'a>(
 mod tests {
     use super::*;
 
-    fn log(path: &str, first: u64, last: u64) -> BackupFile {
+    fn log(path: &str, first: u128, last: u128) -> BackupFile {
         BackupFile {
             path: path.to_string(),
             database: "mgc".to_string(),

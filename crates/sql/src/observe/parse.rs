@@ -22,16 +22,16 @@ pub fn lsn(cell: &Cell) -> Option<Lsn> {
     match cell {
         Cell::Decimal(v, scale) => {
             let v = *v / 10i128.pow(u32::from(*scale));
-            u64::try_from(v).ok().map(Lsn)
+            u128::try_from(v).ok().map(Lsn)
         }
-        Cell::Int(i) => u64::try_from(*i).ok().map(Lsn),
+        Cell::Int(i) => u128::try_from(*i).ok().map(Lsn),
         Cell::Text(s) => {
             let s = s.trim();
             let parts: Vec<&str> = s.split(':').collect();
             if let [vlf, block, slot] = parts.as_slice() {
-                let vlf = u64::from_str_radix(vlf, 16).ok()?;
-                let block = u64::from_str_radix(block, 16).ok()?;
-                let slot = u64::from_str_radix(slot, 16).ok()?;
+                let vlf = u128::from_str_radix(vlf, 16).ok()?;
+                let block = u128::from_str_radix(block, 16).ok()?;
+                let slot = u128::from_str_radix(slot, 16).ok()?;
                 vlf.checked_mul(1_000_000_000_000_000)?
                     .checked_add(block.checked_mul(100_000)?)?
                     .checked_add(slot)
@@ -662,6 +662,14 @@ mod tests {
         );
         assert_eq!(lsn(&Cell::Null), None);
         assert_eq!(lsn(&t("not an lsn")), None);
+        // A database whose virtual log files were reused 200,000 times: its LSNs no longer
+        // fit 64 bits, in either form.
+        let wide = Lsn(200_000 * 10u128.pow(15) + 16 * 100_000 + 1);
+        assert!(wide.0 > u128::from(u64::MAX));
+        assert_eq!(lsn(&t("00030d40:00000010:0001")), Some(wide));
+        assert_eq!(lsn(&Cell::Decimal(wide.0 as i128, 0)), Some(wide));
+        // The largest the four-byte sequence number allows.
+        assert!(lsn(&t("ffffffff:ffffffff:ffff")).is_some());
     }
 
     #[test]

@@ -19,7 +19,7 @@ fn instances(st: &[Statement]) -> Vec<&str> {
     st.iter().map(|s| s.instance.as_str()).collect()
 }
 
-fn log_file(path: &str, first: u64, last: u64) -> LogFile {
+fn log_file(path: &str, first: u128, last: u128) -> LogFile {
     LogFile {
         path: path.to_string(),
         first_lsn: Lsn(first),
