@@ -13,21 +13,28 @@ use support::clients::{go_mssqldb_client, run_client, step};
 use support::model::{World, world};
 
 /// Run the client against a fresh simulator with `options` added to the DSN and check every
-/// step. go-mssqldb reads a CA file by its extension (.pem or .der), hence the copy.
+/// step.
 fn transactions_with(test: &str, options: &str) {
-    let client = go_mssqldb_client();
     let w = world(test);
+    let lines = run_client(
+        Command::new(go_mssqldb_client()).arg(dsn(&w, options)),
+        "the go-mssqldb client",
+    );
+    check_steps(&w, &lines);
+}
+
+/// The DSN of atl-sql1 trusting the simulator's CA, with `options` added. go-mssqldb reads a
+/// CA file by its extension (.pem or .der), hence the copy.
+fn dsn(w: &World, options: &str) -> String {
     let addr = w.addr("atl-sql1");
     let ca = w.dir.join("ca.pem");
     std::fs::copy(w.ca_file(), &ca).unwrap();
-    let dsn = format!(
+    format!(
         "sqlserver://sa:Pchat-Sim-1@{}:{}?database=master&certificate={}{options}",
         addr.ip(),
         addr.port(),
         ca.display()
-    );
-    let lines = run_client(Command::new(&client).arg(&dsn), "the go-mssqldb client");
-    check_steps(&w, &lines);
+    )
 }
 
 fn check_steps(w: &World, lines: &[serde_json::Value]) {
@@ -75,18 +82,11 @@ fn go_mssqldb_with_encrypt_strict_speaks_tds8_and_runs_every_step() {
 
 #[test]
 fn go_mssqldb_refuses_a_certificate_that_does_not_name_the_host_it_verifies() {
-    let client = go_mssqldb_client();
     let w = world("go-mssqldb-wrong-host");
-    let addr = w.addr("atl-sql1");
-    let ca = w.dir.join("ca.pem");
-    std::fs::copy(w.ca_file(), &ca).unwrap();
-    let dsn = format!(
-        "sqlserver://sa:Pchat-Sim-1@{}:{}?database=master&encrypt=true&certificate={}&hostNameInCertificate=wrong.example",
-        addr.ip(),
-        addr.port(),
-        ca.display()
-    );
-    let out = Command::new(&client).arg(&dsn).output().unwrap();
+    let out = Command::new(go_mssqldb_client())
+        .arg(dsn(&w, "&encrypt=true&hostNameInCertificate=wrong.example"))
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("not wrong.example"),
