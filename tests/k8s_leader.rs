@@ -87,20 +87,8 @@ async fn only_the_leader_acts_and_the_other_replica_finishes_the_switch_when_it_
         "op-b sent SQL writes while op-a led"
     );
     assert!(!world.sql_writes_by("op-a").is_empty());
-    eventually(
-        LONG,
-        "op-b takes the Lease over",
-        async || world.lease_holder().await.filter(|h| h == "op-b"),
-        async || b.log(),
-    )
-    .await;
-    let done = eventually(
-        LONG,
-        "op-b finishes the switch to dallas",
-        async || world.status().await.filter(|s| settled_at(s, "dallas")),
-        async || format!("{:#?}\n--- op-b\n{}", world.status().await, b.log()),
-    )
-    .await;
+    world.wait_lease_held_by(&b).await;
+    let done = world.wait_settled_at("dallas", &b).await;
     // The transition op-a opened is the one op-b completed (status carries it over).
     let (t_mid, t_done) = (mid.transition.unwrap(), done.transition.unwrap());
     assert_eq!(t_mid.started_at, t_done.started_at);
@@ -225,20 +213,8 @@ async fn a_leader_paused_past_its_lease_writes_nothing_once_it_runs_again() {
     )
     .await;
     a.pause();
-    eventually(
-        LONG,
-        "op-b takes the Lease over from the frozen op-a",
-        async || world.lease_holder().await.filter(|h| h == "op-b"),
-        async || b.log(),
-    )
-    .await;
-    eventually(
-        LONG,
-        "op-b finishes the switch to dallas",
-        async || world.status().await.filter(|s| settled_at(s, "dallas")),
-        async || format!("{:#?}\n--- op-b\n{}", world.status().await, b.log()),
-    )
-    .await;
+    world.wait_lease_held_by(&b).await;
+    world.wait_settled_at("dallas", &b).await;
     let (sql_before, api_before) = (world.sql_writes_by("op-a"), writes_by(&world, "op-a"));
 
     a.resume();

@@ -8,9 +8,7 @@ mod support;
 
 use pchat_core::api::{PersistentChatPoolStatus, Phase};
 use pchat_sql::testing::admin_client;
-use support::k8s::{
-    LONG, NAMESPACE, Operator, World, condition, eventually, has, secret_manifest, settled_at,
-};
+use support::k8s::{LONG, NAMESPACE, Operator, World, condition, eventually, has, secret_manifest};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_or_deleted_secret_stalls_the_pool_naming_it_and_it_converges_once_the_secret_exists()
@@ -221,13 +219,7 @@ async fn a_password_rotated_in_the_secret_is_used_from_the_next_pass_without_a_r
     }
 
     world.set_primary_site("pcpool", "dallas").await;
-    eventually(
-        LONG,
-        "the switch to dallas completes with the rotated password",
-        async || world.status().await.filter(|s| settled_at(s, "dallas")),
-        async || format!("{:#?}\n{}", world.status().await, op.log()),
-    )
-    .await;
+    world.wait_settled_at("dallas", &op).await;
     let log = op.log();
     assert!(
         log.matches("logging in with the credentials").count() > logins_before,

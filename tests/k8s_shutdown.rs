@@ -15,13 +15,7 @@ async fn sigterm_exits_zero_promptly_and_releases_the_lease() {
     world.apply_secret().await;
     // A long lease: were it not released, the next replica would wait a minute for it.
     let mut a = world.operator("op-a", 60);
-    eventually(
-        LONG,
-        "op-a holds the Lease",
-        async || world.lease_holder().await.filter(|h| h == "op-a"),
-        async || a.log(),
-    )
-    .await;
+    world.wait_lease_held_by(&a).await;
     world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
     eventually(
         LONG,

@@ -10,7 +10,7 @@ mod support;
 use std::time::Duration;
 
 use pchat_sim::server::StatementKind;
-use support::k8s::{LONG, World, eventually, operator_user, settled_at};
+use support::k8s::{LONG, World, eventually, operator_user};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_relists_after_an_apiserver_restart_and_a_compaction_and_finishes_the_switch()
@@ -46,13 +46,7 @@ async fn the_operator_relists_after_an_apiserver_restart_and_a_compaction_and_fi
     tokio::time::sleep(Duration::from_secs(3)).await;
     world.cluster.start_apiserver().await;
 
-    eventually(
-        LONG,
-        "the switch to dallas completes after the restart",
-        async || world.status().await.filter(|s| settled_at(s, "dallas")),
-        async || format!("{:#?}\n{}", world.status().await, op.log()),
-    )
-    .await;
+    world.wait_settled_at("dallas", &op).await;
     assert_eq!(
         op.wait_exit(Duration::ZERO).await,
         None,

@@ -46,9 +46,10 @@ impl DemoRun {
             .collect();
         out.extend(self.violations.iter().map(|v| format!("safety: {v}")));
         let t = &self.transport;
-        if t.encrypt != pchat_core::api::EncryptMode::NotSupported
-            && t.encrypt != pchat_core::api::EncryptMode::Off
-            && t.encrypted < t.statements
+        if matches!(
+            t.encrypt,
+            pchat_core::api::EncryptMode::Required | pchat_core::api::EncryptMode::Strict
+        ) && t.encrypted < t.statements
         {
             out.push(format!(
                 "{} of the operator's {} statements came over unencrypted connections although spec.tls.encrypt is {:?}",

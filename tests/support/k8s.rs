@@ -754,6 +754,25 @@ impl World {
         .await
     }
 
+    /// Wait until the pool serves from `site` with its transition completed; `op`'s log is
+    /// shown on failure.
+    pub async fn wait_settled_at(&self, site: &str, op: &Operator) -> PersistentChatPoolStatus {
+        eventually(
+            LONG,
+            &format!("{} finishes the switch to {site}", op.identity),
+            async || self.status().await.filter(|s| settled_at(s, site)),
+            async || {
+                format!(
+                    "{:#?}\n--- {}\n{}",
+                    self.status().await,
+                    op.identity,
+                    op.log()
+                )
+            },
+        )
+        .await
+    }
+
     /// Wait until `op` holds the Lease.
     pub async fn wait_lease_held_by(&self, op: &Operator) {
         eventually(

@@ -65,60 +65,52 @@ pub struct Certificates {
 
 impl Certificates {
     /// Load or make the certificates the topology asks for; a generated CA is written to
-    /// `<state_dir>/tls/ca.crt`.
+    /// `<state_dir>/tls/ca.crt`. With encryption disabled there are none, and every listener
+    /// is [`ListenerTls::disabled`].
     pub fn prepare(
         tls: &TlsDef,
         instances: &[InstanceDef],
         state_dir: &Path,
     ) -> Result<Certificates, Error> {
-        let mut listeners = BTreeMap::new();
         if tls.encryption == EncryptionSetting::Disabled {
-            for instance in instances {
-                listeners.insert(instance.name.to_ascii_lowercase(), ListenerTls::disabled());
-            }
             return Ok(Certificates {
-                listeners,
+                listeners: BTreeMap::new(),
                 ca_file: None,
             });
         }
-        let listener = |config| ListenerTls {
-            setting: tls.encryption,
-            config: Some(config),
+        let name = |instance: &InstanceDef| instance.name.to_ascii_lowercase();
+        let (configs, ca_file) = match (&tls.certificate, &tls.key) {
+            (Some(certificate), Some(key)) => {
+                let config = server_config(read_chain(certificate)?, read_key(key)?)?;
+                let configs: Vec<_> = instances
+                    .iter()
+                    .map(|i| (name(i), config.clone()))
+                    .collect();
+                (configs, None)
+            }
+            _ => {
+                let ca = SimulatorCa::new()?;
+                let configs = instances
+                    .iter()
+                    .map(|i| {
+                        let (chain, key) = ca.issue(&host_names(i))?;
+                        Ok((name(i), server_config(chain, key)?))
+                    })
+                    .collect::<Result<Vec<_>, Error>>()?;
+                (configs, Some(write_ca(state_dir, &ca)?))
+            }
         };
-        if let (Some(certificate), Some(key)) = (&tls.certificate, &tls.key) {
-            let config = server_config(read_chain(certificate)?, read_key(key)?)?;
-            for instance in instances {
-                listeners.insert(instance.name.to_ascii_lowercase(), listener(config.clone()));
-            }
-            return Ok(Certificates {
-                listeners,
-                ca_file: None,
-            });
-        }
-        let ca = SimulatorCa::new()?;
-        for instance in instances {
-            let (chain, key) = ca.issue(&host_names(instance))?;
-            listeners.insert(
-                instance.name.to_ascii_lowercase(),
-                listener(server_config(chain, key)?),
-            );
-        }
-        let dir = state_dir.join("tls");
-        std::fs::create_dir_all(&dir).map_err(|source| Error::StateDir {
-            what: "the TLS directory",
-            path: dir.clone(),
-            source,
-        })?;
-        let ca_file = dir.join("ca.crt");
-        std::fs::write(&ca_file, ca.pem()).map_err(|source| Error::StateDir {
-            what: "the CA certificate",
-            path: ca_file.clone(),
-            source,
-        })?;
-        Ok(Certificates {
-            listeners,
-            ca_file: Some(ca_file),
-        })
+        let listeners = configs
+            .into_iter()
+            .map(|(name, config)| {
+                let listener = ListenerTls {
+                    setting: tls.encryption,
+                    config: Some(config),
+                };
+                (name, listener)
+            })
+            .collect();
+        Ok(Certificates { listeners, ca_file })
     }
 
     /// The TLS of one instance's listener.
@@ -128,6 +120,23 @@ impl Certificates {
             .cloned()
             .unwrap_or_else(ListenerTls::disabled)
     }
+}
+
+/// Write the CA's certificate to `<state_dir>/tls/ca.crt`.
+fn write_ca(state_dir: &Path, ca: &SimulatorCa) -> Result<PathBuf, Error> {
+    let dir = state_dir.join("tls");
+    std::fs::create_dir_all(&dir).map_err(|source| Error::StateDir {
+        what: "the TLS directory",
+        path: dir.clone(),
+        source,
+    })?;
+    let ca_file = dir.join("ca.crt");
+    std::fs::write(&ca_file, ca.pem()).map_err(|source| Error::StateDir {
+        what: "the CA certificate",
+        path: ca_file.clone(),
+        source,
+    })?;
+    Ok(ca_file)
 }
 
 /// The names a client may verify an instance's certificate against: the instance name, its

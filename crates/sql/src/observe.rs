@@ -566,8 +566,9 @@ fn is_backup_file(name: &str) -> bool {
     lower.ends_with(".trn") || lower.ends_with(".bak")
 }
 
-/// A Windows folder and a file name, one backslash between them.
-fn join(folder: &str, name: &str) -> String {
+/// A Windows folder and a file name, one backslash between them (whether the folder ends with
+/// one or not).
+pub(crate) fn join(folder: &str, name: &str) -> String {
     format!("{}\\{}", folder.trim_end_matches(['\\', '/']), name)
 }
 

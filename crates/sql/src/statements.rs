@@ -129,7 +129,10 @@ impl StatementContext {
             .iter()
             .map(|f| {
                 let folder = if f.log { &paths.log } else { &paths.data };
-                (f.logical_name.clone(), join_folder(folder, f.file_name()))
+                (
+                    f.logical_name.clone(),
+                    crate::observe::join(folder, f.file_name()),
+                )
             })
             .collect()
     }
@@ -140,16 +143,6 @@ impl StatementContext {
             .get(instance)
             .map(String::as_str)
             .unwrap_or(instance)
-    }
-}
-
-/// `folder` and `file` with one separator between them (SQL Server reports default paths
-/// with a trailing backslash, but one configured by hand may lack it).
-fn join_folder(folder: &str, file: &str) -> String {
-    if folder.ends_with('\\') || folder.ends_with('/') {
-        format!("{folder}{file}")
-    } else {
-        format!("{folder}\\{file}")
     }
 }
 

@@ -100,20 +100,15 @@ pub fn assess(spec: &PersistentChatPoolSpec, obs: &Observation, now: Timestamp) 
         Decision::Wait(WaitReason::Suspended) => Phase::Suspended,
         Decision::Wait(WaitReason::Draining { .. }) => Phase::Switching,
         // A step waiting for a long BACKUP or RESTORE is still the work of its phase.
-        Decision::Wait(_)
-            if !matches!(
-                decision,
-                Decision::Wait(WaitReason::OperationRunning { .. })
-            ) =>
-        {
-            Phase::Waiting
+        Decision::Wait(WaitReason::OperationRunning { .. }) | Decision::Step(_) => {
+            match transition_kind {
+                Some(TransitionKind::Planned) => Phase::Switching,
+                Some(TransitionKind::Forced) => Phase::FailingOver,
+                None if obs.published.is_none() => Phase::Bootstrapping,
+                None => Phase::Reprotecting,
+            }
         }
-        Decision::Wait(_) | Decision::Step(_) => match transition_kind {
-            Some(TransitionKind::Planned) => Phase::Switching,
-            Some(TransitionKind::Forced) => Phase::FailingOver,
-            None if obs.published.is_none() => Phase::Bootstrapping,
-            None => Phase::Reprotecting,
-        },
+        Decision::Wait(_) => Phase::Waiting,
     };
     Assessment {
         serving_site,
