@@ -12,6 +12,7 @@ use crate::Error;
 use crate::engine::publish::write_atomic;
 use crate::engine::{self, FilePublisher, PassInput, PassReport, PortSource};
 use crate::manifest;
+use futures::future::BoxFuture;
 use pchat_core::api::{PersistentChatPoolSpec, PersistentChatPoolStatus};
 use pchat_sql::connect::Credentials;
 
@@ -231,6 +232,7 @@ pub async fn run(
     let mut publisher = FilePublisher::new(&opts.active_servers_file);
     let mut previous = opts.status_file.as_deref().and_then(read_status);
     let pool = opts.pool_file.display().to_string();
+    let status_sink = opts.status_file.clone().map(StatusFile);
     loop {
         let (spec, generation) = spec_file.load();
         let unreadable = spec.as_ref().err().map(|e| e.to_string());
@@ -242,6 +244,7 @@ pub async fn run(
             now: Timestamp::now(),
             timing: engine::Timing::default(),
             gate: &engine::AlwaysWrite,
+            progress: status_sink.as_ref().map(|s| s as &dyn engine::ProgressSink),
         };
         let report = engine::reconcile_once(input, ports, &mut publisher).await;
         if let Some(path) = &opts.status_file {
@@ -259,6 +262,19 @@ pub async fn run(
         if !wait(requeue, &spec_file, &cancel).await {
             return Ok(None);
         }
+    }
+}
+
+/// The status file, written during a step with its progress.
+struct StatusFile(PathBuf);
+
+impl engine::ProgressSink for StatusFile {
+    fn report<'a>(&'a self, status: &'a PersistentChatPoolStatus) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Err(e) = write_status(&self.0, status) {
+                tracing::warn!(error = %e, "the status file cannot be written during the step");
+            }
+        })
     }
 }
 

@@ -10,6 +10,7 @@ use pchat_core::observe::{DatabaseState, MirroringState};
 use pchat_core::plan::Decision;
 use pchat_operator::engine::sql_port::LivePort;
 use pchat_operator::local::{self, Options};
+use pchat_sim::faults::FaultInjector;
 use pchat_sim::workload::{FileSource, PublishedSource};
 use tokio_util::sync::CancellationToken;
 
@@ -359,4 +360,65 @@ async fn an_instance_under_another_server_name_stalls_the_pool_and_nothing_is_wr
         .filter(|s| s.program_name == "pchat-operator" && s.writes)
         .count();
     assert_eq!(writes, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_restore_of_a_step_reports_its_progress_in_the_status_while_it_runs() {
+    let live = pchat_sql::testing::start("engine-progress").await;
+    // Each RESTORE of the first step (SeedMirror) takes a second and a half.
+    live.sim
+        .sim
+        .inject(pchat_sim::faults::Fault::Latency {
+            statement: pchat_sim::server::StatementKind::Restore,
+            millis: 1500,
+        })
+        .unwrap();
+    let dir = temp_dir("progress");
+    let opts = local_options(&dir, &live, true);
+    let status_file = opts.status_file.clone().unwrap();
+    let mut port = LivePort::with_settings(live.settings.clone(), pchat_sql::testing::opts())
+        .with_progress_every(std::time::Duration::from_millis(100));
+    // Read the status file as a dashboard would while the pass runs.
+    let done = CancellationToken::new();
+    let watcher = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !done.is_cancelled() {
+                if let Some(step) = std::fs::read_to_string(&status_file)
+                    .ok()
+                    .and_then(|t| serde_saphyr::from_str::<PersistentChatPoolStatus>(&t).ok())
+                    .and_then(|s| s.step)
+                    && let Some(progress) = step.progress.clone()
+                {
+                    seen.push((step.name, progress));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+            }
+            seen
+        })
+    };
+    let report = local::run(&opts, &mut port, CancellationToken::new())
+        .await
+        .unwrap()
+        .unwrap();
+    done.cancel();
+    let seen = watcher.await.unwrap();
+    let (step, result) = report.step_ran.expect("a step ran");
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(step.name(), "SeedMirror");
+    assert!(!seen.is_empty(), "no progress was written during the step");
+    assert!(
+        seen.iter().all(|(name, p)| name == "SeedMirror"
+            && p.instance == "atl-sql2"
+            && p.command.starts_with("RESTORE")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|(_, p)| (1..=99).contains(&p.percent_complete)),
+        "{seen:?}"
+    );
+    // The pass's own status, written at its end, has no progress left in it.
+    assert_eq!(report.status.step.and_then(|s| s.progress), None);
 }

@@ -17,15 +17,18 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use jiff::Timestamp;
+use tokio::sync::watch;
 use tracing::Instrument;
 
-use pchat_core::api::{ConditionReason, PersistentChatPoolSpec, PersistentChatPoolStatus, Phase};
+use pchat_core::api::{
+    ConditionReason, PersistentChatPoolSpec, PersistentChatPoolStatus, Phase, StepProgress,
+};
 use pchat_core::observe::{Observation, Published};
 use pchat_core::plan::{self, Decision, Step, WaitReason};
 
 /// Whether this process may still change anything: asked before every step, SQL or
 /// publication, and by the SQL port before every statement of a step.
-pub use pchat_sql::execute::{AlwaysWrite, WriteGate};
+pub use pchat_sql::execute::{AlwaysWrite, StatementProgress, WriteGate};
 pub use publish::{FilePublisher, MemoryPublisher};
 pub use requeue::Timing;
 
@@ -95,6 +98,18 @@ pub trait SqlPort: Send {
         obs: &'a Observation,
         gate: &'a dyn WriteGate,
     ) -> BoxFuture<'a, Result<StepRun, StepError>>;
+
+    /// The latest reading of a BACKUP or RESTORE that [`SqlPort::run`] has running, `None`
+    /// between them; a port that cannot tell has no receiver.
+    fn progress(&self) -> Option<watch::Receiver<Option<StatementProgress>>> {
+        None
+    }
+}
+
+/// Where the status goes while a step runs (a pass otherwise writes it once, at its end).
+pub trait ProgressSink: Sync {
+    /// Write `status`, the pass's status so far with the step's progress in it.
+    fn report<'a>(&'a self, status: &'a PersistentChatPoolStatus) -> BoxFuture<'a, ()>;
 }
 
 /// Where the active-server list and pool state are published: a file locally, a ConfigMap in
@@ -158,6 +173,9 @@ pub struct PassInput<'a> {
     pub timing: Timing,
     /// Asked before the step is run.
     pub gate: &'a dyn WriteGate,
+    /// Where the status goes while a BACKUP or RESTORE of the step runs; `None`: only at the
+    /// end of the pass.
+    pub progress: Option<&'a dyn ProgressSink>,
 }
 
 impl<'a> PassInput<'a> {
@@ -177,6 +195,7 @@ impl<'a> PassInput<'a> {
             now,
             timing: Timing::default(),
             gate: &AlwaysWrite,
+            progress: None,
         }
     }
 }
@@ -260,6 +279,7 @@ async fn pass(
         now,
         timing,
         gate,
+        progress,
         ..
     } = input;
     let spec = match input.spec {
@@ -335,7 +355,26 @@ async fn pass(
         Decision::Step(step) => {
             tracing::Span::current().record("step", step.name());
             let result = if gate.may_write().await {
-                act(spec, step, &obs, port, publisher, gate, now).await
+                let readings = port.progress();
+                let acting = act(spec, step, &obs, port, publisher, gate, now);
+                match (readings, progress) {
+                    (Some(readings), Some(sink)) => {
+                        // The status as it will read unless the step changes it, to which
+                        // each reading of a running BACKUP or RESTORE is added.
+                        let during = status::assemble(&status::Inputs {
+                            spec,
+                            generation,
+                            obs: &obs,
+                            assessment: &outlook.assessment,
+                            remaining_steps: outlook.remaining_steps,
+                            step_ran: None,
+                            previous,
+                            now,
+                        });
+                        report_progress(acting, readings, sink, during).await
+                    }
+                    _ => acting.await,
+                }
             } else {
                 tracing::warn!("not run: this replica may no longer write");
                 Err(StepError {
@@ -372,6 +411,41 @@ async fn pass(
         observation: Some(obs),
         outcome,
         error_reason,
+    }
+}
+
+/// Run `acting` to its end, writing `during` with the step's progress each time the port has
+/// a new reading of a running BACKUP or RESTORE (the sink is not waited for by the step: a
+/// slow API server delays the next reading, never the statement).
+async fn report_progress(
+    acting: impl std::future::Future<Output = Result<StepRun, StepError>>,
+    mut readings: watch::Receiver<Option<StatementProgress>>,
+    sink: &dyn ProgressSink,
+    mut during: PersistentChatPoolStatus,
+) -> Result<StepRun, StepError> {
+    tokio::pin!(acting);
+    loop {
+        tokio::select! {
+            result = &mut acting => return result,
+            changed = readings.changed() => {
+                if changed.is_err() {
+                    return acting.await;
+                }
+                let reading = readings.borrow_and_update().clone();
+                let Some(reading) = reading else { continue };
+                let Some(step) = during.step.as_mut() else { continue };
+                step.progress = Some(StepProgress {
+                    instance: reading.instance,
+                    command: reading.command,
+                    percent_complete: u32::from(reading.percent_complete),
+                    reported_at: Timestamp::now(),
+                });
+                tokio::select! {
+                    result = &mut acting => return result,
+                    () = sink.report(&during) => {}
+                }
+            }
+        }
     }
 }
 

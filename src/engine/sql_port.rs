@@ -3,16 +3,18 @@
 //! instance.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use jiff::Timestamp;
+use tokio::sync::watch;
 
 use super::{SqlPort, StepError, StepRun, WriteGate};
 use pchat_core::api::PersistentChatPoolSpec;
 use pchat_core::observe::{Observation, Published};
 use pchat_core::plan::Step;
 use pchat_sql::connect::{ConnectSettings, Credentials};
-use pchat_sql::execute::{RunOptions, run_step};
+use pchat_sql::execute::{ProgressReports, RunOptions, StatementProgress, run_step};
 use pchat_sql::observe::Observer;
 use pchat_sql::statements::StatementContext;
 
@@ -35,19 +37,37 @@ pub struct LivePort {
     run_options: RunOptions,
     /// The workstation name its logins give (see [`ConnectSettings::client_name`]).
     client_name: Option<String>,
+    /// Readings of the BACKUP or RESTORE a step has running (sent by `run_options.progress`).
+    progress: watch::Receiver<Option<StatementProgress>>,
+}
+
+/// How often a running BACKUP or RESTORE is read: often enough for a dashboard, rarely enough
+/// to cost nothing beside the statement (one small query on the instance's other connection).
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// `options` reporting progress every `every`, and the receiving end.
+fn with_progress(
+    mut options: RunOptions,
+    every: Duration,
+) -> (RunOptions, watch::Receiver<Option<StatementProgress>>) {
+    let (sender, receiver) = watch::channel(None);
+    options.progress = Some(ProgressReports { every, sender });
+    (options, receiver)
 }
 
 impl LivePort {
     /// A port whose TLS mode and timeouts follow the spec.
     pub fn new(credentials: Credentials, ca_certificate: Option<PathBuf>) -> Self {
+        let (run_options, progress) = with_progress(RunOptions::default(), PROGRESS_EVERY);
         LivePort {
             observer: Observer::new(),
             settings: Settings::FromSpec {
                 credentials,
                 ca_certificate,
             },
-            run_options: RunOptions::default(),
+            run_options,
             client_name: None,
+            progress,
         }
     }
 
@@ -61,12 +81,21 @@ impl LivePort {
 
     /// A port with fixed connection settings and step retry options.
     pub fn with_settings(settings: ConnectSettings, run_options: RunOptions) -> Self {
+        let (run_options, progress) = with_progress(run_options, PROGRESS_EVERY);
         LivePort {
             observer: Observer::new(),
             settings: Settings::Fixed(settings),
             run_options,
             client_name: None,
+            progress,
         }
+    }
+
+    /// The same port, reading a running BACKUP or RESTORE every `every`.
+    pub fn with_progress_every(mut self, every: Duration) -> Self {
+        let options = std::mem::take(&mut self.run_options);
+        (self.run_options, self.progress) = with_progress(options, every);
+        self
     }
 
     /// Observation batches sent so far.
@@ -126,5 +155,9 @@ impl SqlPort for LivePort {
                 elapsed: report.elapsed,
             })
         })
+    }
+
+    fn progress(&self) -> Option<watch::Receiver<Option<StatementProgress>>> {
+        Some(self.progress.clone())
     }
 }

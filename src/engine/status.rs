@@ -309,6 +309,7 @@ fn step_status(i: &Inputs) -> Option<StepStatus> {
         total: index - 1 + remaining,
         started_at,
         detail,
+        progress: None,
     })
 }
 

@@ -26,7 +26,9 @@ use super::{events, status_patch};
 use crate::Error;
 use crate::engine::sql_port::LivePort;
 use crate::engine::{self, PassOutcome, PortSource, PortUnavailable, SqlPort};
-use pchat_core::api::{ConditionReason, PersistentChatPool, PersistentChatPoolSpec};
+use pchat_core::api::{
+    ConditionReason, PersistentChatPool, PersistentChatPoolSpec, PersistentChatPoolStatus,
+};
 
 /// The kube-runtime reconciler.
 pub async fn reconcile(pool: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -99,6 +101,11 @@ async fn pass(
         now: Timestamp::now(),
         timing: ctx.timing,
         gate: &ctx.leadership,
+        progress: Some(&StatusDuringStep {
+            ctx,
+            pools,
+            name: &name,
+        }),
     };
     let mut ports = SecretPorts {
         ctx,
@@ -155,6 +162,26 @@ async fn pass(
         .collect();
     m.status(&namespace, &name, &sites, &report.status);
     Ok(report.requeue_after)
+}
+
+/// Writes the status while a step's BACKUP or RESTORE runs, as long as this replica leads.
+struct StatusDuringStep<'a> {
+    ctx: &'a Context,
+    pools: &'a Api<DynamicObject>,
+    name: &'a str,
+}
+
+impl engine::ProgressSink for StatusDuringStep<'_> {
+    fn report<'a>(&'a self, status: &'a PersistentChatPoolStatus) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if !self.ctx.leadership.may_write().await {
+                return;
+            }
+            if let Err(e) = status_patch::apply(self.pools, self.name, status).await {
+                tracing::warn!(error = %e, "the step's progress cannot be written to status");
+            }
+        })
+    }
 }
 
 /// The pool's SQL port, logged in with what its Secrets hold now. The port (and so its

@@ -633,7 +633,7 @@ fn both_sites_online_at_first_sight_with_newer_secondary_blocks_asking_for_appro
         matches!(
             end,
             Decision::Blocked(BlockReason::StaleCopyMayBeNewer {
-                basis: NewerBasis::PrimaryEnd(Lsn(3000)),
+                basis: NewerBasis::NoForkPoint,
                 ..
             })
         ),
@@ -1186,4 +1186,75 @@ fn a_step_waits_while_a_backup_or_restore_runs_on_its_instance_and_keeps_its_pha
         a.decision
     );
     assert_eq!(a.phase, pchat_core::api::Phase::Bootstrapping);
+}
+
+/// The converged atlanta fixture with an ONLINE chat copy on dal-sql2, the secondary site's
+/// instance that neither mirrors nor receives log shipping.
+fn converged_atlanta_with_copy_on_dal_sql2(copy: &str) -> Observation {
+    let mut obs = converged_atlanta();
+    let copy: DatabaseObservation = serde_saphyr::from_str(copy).unwrap();
+    instance_mut(&mut obs, "dal-sql2").databases.push(copy);
+    obs
+}
+
+#[test]
+fn a_stale_copy_on_an_instance_without_a_role_is_reseeded_after_its_salvage_not_left_fenced() {
+    let spec = spec("atlanta");
+    let mut obs = converged_atlanta_with_copy_on_dal_sql2(
+        "name: mgc\nstate: ONLINE\nlsn: {endOfLog: 4000, forkPoint: 4000}\n",
+    );
+    let now = obs.taken_at;
+    let (steps, end) = run(&spec, &mut obs, now);
+    assert_eq!(end, Decision::Converged, "{steps:?}");
+    assert_eq!(
+        names(&steps),
+        ["FenceStaleCopy", "SalvageStaleCopy", "Reseed"]
+    );
+    assert!(
+        steps.iter().all(|s| s.instances().contains(&"dal-sql2")),
+        "{steps:?}"
+    );
+    assert_eq!(
+        copy_mut(&mut obs, "dal-sql2", "mgc").state,
+        pchat_core::observe::DatabaseState::Restoring
+    );
+}
+
+#[test]
+fn a_stale_copy_without_a_role_that_may_be_newer_waits_for_approval_before_its_reseed() {
+    let mut spec = spec("atlanta");
+    let mut obs = converged_atlanta_with_copy_on_dal_sql2(
+        "name: mgc\nstate: ONLINE\nlsn: {endOfLog: 6000, forkPoint: 4000}\n",
+    );
+    let now = obs.taken_at;
+    let (steps, end) = run(&spec, &mut obs.clone(), now);
+    assert_eq!(names(&steps), ["FenceStaleCopy", "SalvageStaleCopy"]);
+    assert!(
+        matches!(&end, Decision::Blocked(BlockReason::StaleCopyMayBeNewer { instance, .. })
+        if instance == "dal-sql2"),
+        "{end}"
+    );
+    spec.failover.approve_overwrite = vec!["dal-sql2".to_string()];
+    let (steps, end) = run(&spec, &mut obs, now);
+    assert_eq!(end, Decision::Converged, "{steps:?}");
+    assert_eq!(names(&steps).last(), Some(&"Reseed"));
+}
+
+#[test]
+fn a_restricted_user_or_single_user_stale_copy_is_fenced_read_only() {
+    // RESTRICTED_USER still admits db_owner and sysadmin, which chat service logins often are;
+    // SINGLE_USER admits whoever connects first.
+    let spec = spec("atlanta");
+    for access in ["RESTRICTED_USER", "SINGLE_USER"] {
+        let mut obs = converged_atlanta_with_copy_on_dal_sql2(&format!(
+            "name: mgc\nstate: ONLINE\nuserAccess: {access}\nlsn: {{endOfLog: 4000}}\n"
+        ));
+        let now = obs.taken_at;
+        let step = take(&spec, &mut obs, now);
+        assert!(
+            matches!(&step, Step::FenceStaleCopy { instance, .. } if instance == "dal-sql2"),
+            "{access}: {step:?}"
+        );
+        assert!(copy_mut(&mut obs, "dal-sql2", "mgc").read_only, "{access}");
+    }
 }

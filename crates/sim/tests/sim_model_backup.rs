@@ -694,3 +694,33 @@ async fn a_restore_onto_an_instance_with_other_folders_needs_with_move() {
         .await;
     assert_eq!(files.len(), 2);
 }
+
+#[tokio::test]
+async fn xp_fileexist_sees_a_reachable_share_as_a_folder_and_one_whose_host_is_down_as_nothing() {
+    let w = world("fileexist");
+    let c = w.connect("atl-sql1");
+    let share = r"\\atl-fs\pchat-ls";
+    let flags =
+        |o: &pchat_sim::backend::Outcome| -> Vec<Value> { result_sets(o)[0].rows[0].clone() };
+    let o = c.exec(&format!("EXEC xp_fileexist N'{share}'")).await;
+    assert_eq!(flags(&o), [Value::Int(0), Value::Int(1), Value::Int(1)]);
+    c.ok(&format!(
+        "BACKUP DATABASE mgc TO DISK = N'{}'",
+        on_share("f.bak")
+    ))
+    .await;
+    let o = c
+        .exec(&format!("EXEC xp_fileexist N'{}'", on_share("f.bak")))
+        .await;
+    assert_eq!(flags(&o), [Value::Int(1), Value::Int(0), Value::Int(1)]);
+    w.sim
+        .inject(Fault::ShareDown {
+            host: "atl-fs".into(),
+        })
+        .unwrap();
+    // xp_dirtree answers an empty set for the share now; xp_fileexist tells why.
+    let o = c.exec(&format!("EXEC xp_dirtree N'{share}', 1, 1")).await;
+    assert!(result_sets(&o)[0].rows.is_empty());
+    let o = c.exec(&format!("EXEC xp_fileexist N'{share}'")).await;
+    assert_eq!(flags(&o), [Value::Int(0), Value::Int(0), Value::Int(0)]);
+}

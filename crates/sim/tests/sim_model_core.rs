@@ -783,3 +783,36 @@ databases:
         new.ok(query).await;
     }
 }
+
+#[tokio::test]
+async fn set_read_only_moves_the_end_of_log_and_a_backup_of_the_read_only_copy_does_not() {
+    let w = world("readonlylog");
+    let c = w.connect("atl-sql1");
+    let end = "SELECT log_end_lsn FROM sys.dm_db_log_stats(DB_ID(N'mgc'))";
+    let before = c.int(end).await;
+    c.ok("ALTER DATABASE mgc SET READ_ONLY WITH ROLLBACK IMMEDIATE")
+        .await;
+    let fenced = c.int(end).await;
+    assert!(fenced > before, "the fence writes its own log record");
+    c.ok("BACKUP DATABASE mgc TO DISK = N'\\\\atl-fs\\pchat-ls\\salvage.bak' WITH COPY_ONLY, INIT")
+        .await;
+    assert_eq!(
+        c.int(end).await,
+        fenced,
+        "nothing to checkpoint in a read-only copy"
+    );
+    let salvage_last = c
+        .int("SELECT TOP 1 last_lsn FROM msdb.dbo.backupset ORDER BY backup_set_id DESC")
+        .await;
+    assert!(
+        salvage_last >= fenced,
+        "the salvage covers the fenced copy's log"
+    );
+    c.ok("ALTER DATABASE mgc SET READ_WRITE").await;
+    c.ok("BACKUP DATABASE mgc TO DISK = N'\\\\atl-fs\\pchat-ls\\full.bak' WITH COPY_ONLY, INIT")
+        .await;
+    assert!(
+        c.int(end).await > fenced + 1,
+        "a writable copy is checkpointed by a backup"
+    );
+}

@@ -294,6 +294,16 @@ impl Connections {
         self.clients.remove(instance)
     }
 
+    /// Take the connection without a command timeout to an instance out of the map.
+    pub fn take_unbounded(&mut self, instance: &str) -> Option<SqlClient> {
+        self.unbounded.remove(instance)
+    }
+
+    /// Keep `client` as the connection without a command timeout to `instance`.
+    pub fn put_unbounded(&mut self, instance: &str, client: SqlClient) {
+        self.unbounded.insert(instance.to_string(), client);
+    }
+
     /// Keep `client` as the connection to `instance` (replacing any other).
     pub fn put(&mut self, instance: &str, client: SqlClient) {
         self.clients.insert(instance.to_string(), client);

@@ -28,6 +28,8 @@ pub struct RunOptions {
     /// Stops the step between statements (and during a backoff): the statements already run
     /// stay run, which is safe because every statement repeats harmlessly.
     pub cancel: CancellationToken,
+    /// Where the progress of a BACKUP or RESTORE is reported while it runs; none by default.
+    pub progress: Option<ProgressReports>,
 }
 
 impl Default for RunOptions {
@@ -37,9 +39,38 @@ impl Default for RunOptions {
             backoff: Duration::from_millis(250),
             kill_rounds: 3,
             cancel: CancellationToken::new(),
+            progress: None,
         }
     }
 }
+
+/// A BACKUP or RESTORE of a step, as SQL Server reports it while it runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementProgress {
+    pub instance: String,
+    /// `sys.dm_exec_requests.command`, e.g. `RESTORE DATABASE`.
+    pub command: String,
+    /// `sys.dm_exec_requests.percent_complete`, 0 to 100.
+    pub percent_complete: u8,
+}
+
+/// How often the progress of a long statement is read, and where it goes: the latest
+/// reading while one runs, `None` once it has ended.
+#[derive(Clone, Debug)]
+pub struct ProgressReports {
+    pub every: Duration,
+    pub sender: tokio::sync::watch::Sender<Option<StatementProgress>>,
+}
+
+/// This process's BACKUP and RESTORE requests on the instance (the same program and
+/// workstation name as the asking connection: the statement's own connection is the other one).
+const OWN_PROGRESS: &str = "\
+SELECT r.command, CAST(r.percent_complete AS int) AS percent_complete
+  FROM sys.dm_exec_requests r
+  JOIN sys.dm_exec_sessions s ON s.session_id = r.session_id
+ WHERE (r.command LIKE N'BACKUP%' OR r.command LIKE N'RESTORE%')
+   AND r.session_id <> @@SPID
+   AND ISNULL(s.program_name, N'') = APP_NAME() AND ISNULL(s.host_name, N'') = HOST_NAME()";
 
 /// Whether this process may still change anything, asked before every statement a step sends
 /// (each attempt, and each KILL): in Kubernetes a replica paused (SIGSTOP, a stalled node) in
@@ -133,7 +164,7 @@ async fn run_all(
             attempt += 1;
             report.statements_sent += 1;
             report.writes += 1;
-            let err = match send(conns, settings, spec, st).await {
+            let err = match send(conns, settings, spec, st, opts.progress.as_ref()).await {
                 Ok(()) => break,
                 Err(e) => e,
             };
@@ -199,13 +230,19 @@ async fn send(
     settings: &ConnectSettings,
     spec: &PersistentChatPoolSpec,
     st: &Statement,
+    progress: Option<&ProgressReports>,
 ) -> Result<(), SqlError> {
     let reach = Reach {
         instance: &st.instance,
         what: &st.purpose,
         unbounded: st.runs_long(),
     };
-    let answer = request(conns, settings, spec, &reach, st.query()).await?;
+    let answer = match progress.filter(|_| st.runs_long()) {
+        Some(reports) => {
+            watched_request(conns, settings, spec, &reach, st.query(), reports).await?
+        }
+        None => request(conns, settings, spec, &reach, st.query()).await?,
+    };
     match answer.error {
         None => return_code(st, &answer),
         Some(e) => Err(SqlError::Server {
@@ -285,6 +322,77 @@ async fn request(
             conns.discard(instance);
             Err(SqlError::from_tiberius(instance, what, e))
         }
+    }
+}
+
+/// [`request`] on the connection without a command timeout, reading the statement's
+/// progress on the instance's other connection every `reports.every` while it runs. The
+/// progress is only reported: a reading that fails stops the readings, never the statement.
+async fn watched_request(
+    conns: &mut Connections,
+    settings: &ConnectSettings,
+    spec: &PersistentChatPoolSpec,
+    reach: &Reach<'_>,
+    query: tiberius::Query<'_>,
+    reports: &ProgressReports,
+) -> Result<Answer, SqlError> {
+    let instance = reach.instance;
+    let t = target(spec, instance).ok_or_else(|| SqlError::Unexpected {
+        instance: instance.to_string(),
+        statement: reach.what.to_string(),
+        reason: format!("the spec names no instance {instance}"),
+    })?;
+    conns.get_unbounded(&t, settings).await?;
+    let mut long = conns.take_unbounded(instance).expect("opened above");
+    let mut reader = match conns.get(&t, settings).await {
+        Ok(_) => conns.take(instance),
+        Err(e) => {
+            tracing::debug!(%instance, error = %e, "no connection to read the progress on");
+            None
+        }
+    };
+    let answer = {
+        let run = super::observe::run_query(&mut long, query);
+        tokio::pin!(run);
+        let mut ticks = tokio::time::interval(reports.every);
+        ticks.tick().await;
+        loop {
+            tokio::select! {
+                answer = &mut run => break answer,
+                _ = ticks.tick() => {
+                    let Some(client) = reader.as_mut() else { continue };
+                    match super::observe::run_query(client, tiberius::Query::new(OWN_PROGRESS)).await {
+                        Ok(a) => {
+                            let reading = a.tables.first().and_then(|t| t.records().next()).and_then(|r| {
+                                Some(StatementProgress {
+                                    instance: instance.to_string(),
+                                    command: r.text("command")?,
+                                    percent_complete: r.get("percent_complete").int()?.clamp(0, 100) as u8,
+                                })
+                            });
+                            if reading.is_some() {
+                                reports.sender.send_replace(reading);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::debug!(%instance, error = %e, "progress reading failed; no more readings");
+                            reader = None;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    reports.sender.send_replace(None);
+    if let Some(client) = reader {
+        conns.put(instance, client);
+    }
+    match answer {
+        Ok(answer) => {
+            conns.put_unbounded(instance, long);
+            Ok(answer)
+        }
+        Err(e) => Err(SqlError::from_tiberius(instance, reach.what, e)),
     }
 }
 

@@ -20,6 +20,7 @@ use jiff::Timestamp;
 use super::SqlError;
 use super::connect::{ConnectSettings, Connections, SqlClient, Target, connect};
 use super::target::target;
+use batch::FolderLister;
 use parse::{InstanceData, Listed};
 use pchat_core::api::PersistentChatPoolSpec;
 use pchat_core::observe::{
@@ -64,6 +65,9 @@ pub struct Observer {
     /// the instance): a backup file does not change unless rewritten, which changes the key.
     headers: HashMap<String, BackupFile>,
     unreachable_since: HashMap<String, Timestamp>,
+    /// How each instance lists folders, learned from the version it reported (an instance
+    /// not seen yet is asked the 2017 way; a 2016 one is asked again at once its own way).
+    listers: HashMap<String, FolderLister>,
     round_trips: u64,
     last_pass: PassStats,
 }
@@ -152,6 +156,14 @@ impl Observer {
         })
     }
 
+    /// How `instance` lists folders, as far as this observer knows its version.
+    fn lister(&self, instance: &str) -> FolderLister {
+        self.listers
+            .get(instance)
+            .copied()
+            .unwrap_or(FolderLister::EnumerateFilesystem)
+    }
+
     fn give_back(&mut self, s: Session) {
         self.round_trips += s.round_trips;
         if let Some(c) = s.client {
@@ -200,23 +212,48 @@ impl Observer {
             };
             let share = (listers.get(site.name.as_str()) == Some(&inst.name.as_str()))
                 .then(|| site.backup_share.clone());
-            let (sql, params) =
-                batch::instance_batch(chat, compliance, &site.copy_destination, share.as_deref());
+            let lister = self.lister(&inst.name);
             let dbs = dbs.clone();
+            let copy_folder = site.copy_destination.clone();
             jobs.push(async move {
-                let data = session
-                    .run(settings, &sql, &params, "the observation batch")
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|a| parse::instance(&a, &dbs, share.is_some()));
-                (session, data)
+                let mut used = lister;
+                loop {
+                    let (sql, params) = batch::instance_batch(
+                        chat,
+                        compliance,
+                        &copy_folder,
+                        share.as_deref(),
+                        used,
+                    );
+                    let answer = session
+                        .run(settings, &sql, &params, "the observation batch")
+                        .await;
+                    // The version says which lister fits; an older server that compiles the
+                    // whole batch before running any of it answers only "invalid object"
+                    // (208) for the function it lacks.
+                    let invalid_object = matches!(&answer, Ok(a) if a.error.as_ref()
+                        .is_some_and(|e| e.number == 208));
+                    let data = answer
+                        .map_err(|e| e.to_string())
+                        .and_then(|a| parse::instance(&a, &dbs, share.is_some()));
+                    let fits = match &data {
+                        Ok(d) => d.server.folder_lister().unwrap_or(used),
+                        Err(_) if invalid_object => FolderLister::Xp,
+                        Err(_) => used,
+                    };
+                    if fits == used || used != lister {
+                        return (session, data, used);
+                    }
+                    used = fits;
+                }
             });
         }
         let start = self.round_trips;
         let mut data: HashMap<String, Result<InstanceData, String>> = HashMap::new();
-        for (session, d) in join_all(jobs).await {
+        for (session, d, lister) in join_all(jobs).await {
             let name = session.target.instance.clone();
             self.give_back(session);
+            self.listers.insert(name.clone(), lister);
             data.insert(name, d);
         }
         let mut stats = PassStats {
@@ -334,7 +371,8 @@ impl Observer {
                 );
                 continue;
             };
-            let (sql, params) = batch::share_batch(&site.backup_share);
+            let (sql, params) =
+                batch::share_batch(&site.backup_share, self.lister(&session.target.instance));
             let site_name = site.name.clone();
             jobs.push(async move {
                 let files = match session

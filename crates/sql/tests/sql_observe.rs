@@ -298,7 +298,8 @@ async fn instances_are_observed_concurrently() {
 }
 
 #[tokio::test]
-async fn an_instance_older_than_sql_server_2017_is_reported_with_its_version_and_nothing_is_sent() {
+async fn an_instance_older_than_sql_server_2016_sp2_is_reported_with_its_version_and_nothing_is_sent()
+ {
     let mut live = pchat_sql::testing::start_with("old-version", |topology| {
         let mirror = topology
             .instances
@@ -315,7 +316,7 @@ async fn an_instance_older_than_sql_server_2017_is_reported_with_its_version_and
     };
     assert!(
         reason.contains("SQL Server 2014 (12.0.6024.0) is not supported")
-            && reason.contains("2017 (14.0) or later"),
+            && reason.contains("2016 SP2 (13.0.5026) or later"),
         "{reason}"
     );
     // No step is planned on it, and the pool's status says why, with the version.

@@ -125,6 +125,26 @@ pub struct StepStatus {
     /// What it does, in words.
     #[serde(default)]
     pub detail: String,
+    /// While one of its BACKUP or RESTORE statements runs: how far SQL Server says it is.
+    /// Written during the step (a restore of a large database takes hours); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<StepProgress>,
+}
+
+/// A running BACKUP or RESTORE of the step under way (`sys.dm_exec_requests`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepProgress {
+    /// The instance it runs on.
+    pub instance: String,
+    /// `command`, e.g. `RESTORE DATABASE`.
+    pub command: String,
+    /// `percent_complete`, 0 to 100.
+    #[schemars(extend("format" = "int64"))]
+    pub percent_complete: u32,
+    /// When SQL Server said so.
+    #[schemars(with = "String")]
+    pub reported_at: Timestamp,
 }
 
 /// Planned (old primary reachable, nothing lost) or Forced (old primary unreachable).

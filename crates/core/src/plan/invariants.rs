@@ -136,6 +136,16 @@ pub fn converged_violations(spec: &PersistentChatPoolSpec, obs: &Observation) ->
     if let Some(v) = split_brain(spec, obs) {
         out.push(v);
     }
+    // A converged pool has one ONLINE chat copy: a fenced one left beside it is a copy a
+    // person can set READ_WRITE again.
+    let online: Vec<&str> = spec
+        .instances()
+        .filter(|(_, i)| db(obs, &i.name, chat).is_some_and(|d| d.state == DatabaseState::Online))
+        .map(|(_, i)| i.name.as_str())
+        .collect();
+    if online.len() > 1 {
+        out.push(format!("{chat} is ONLINE on {}", online.join(", ")));
+    }
     // Rule 5 and 6: P's chat servers published, pool state from the home site.
     let published_ok = obs.published.as_ref().is_some_and(|pb| {
         pb.pool_state == facts::pool_state_for(spec, &p.name)

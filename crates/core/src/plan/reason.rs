@@ -131,8 +131,9 @@ pub enum NewerBasis {
     PrimaryFork(Lsn),
     /// The copy's own fork point (the primary never forked): writes past it are the copy's own.
     OwnFork(Lsn),
-    /// Neither forked: the primary's end of log.
-    PrimaryEnd(Lsn),
+    /// Neither copy records a recovery fork: where their histories split is unknown, so
+    /// nothing in the copy's log is known to be the primary's too.
+    NoForkPoint,
 }
 
 /// A person must decide (change the spec or the failover policy, or repair something).
@@ -243,20 +244,22 @@ impl std::fmt::Display for BlockReason {
                 basis,
                 salvage_file,
             } => {
-                let what = match basis {
+                let why = match basis {
                     NewerBasis::PrimaryFork(l) => {
-                        format!("the fork point {l} of {primary_instance}")
+                        format!(
+                            "end of log {end_of_log} is beyond the fork point {l} of {primary_instance}"
+                        )
                     }
                     NewerBasis::OwnFork(l) => format!(
-                        "its own fork point {l}, which {primary_instance} never restored past"
+                        "end of log {end_of_log} is beyond its own fork point {l}, which {primary_instance} never restored past"
                     ),
-                    NewerBasis::PrimaryEnd(l) => {
-                        format!("the end of log {l} of {primary_instance} (no fork information)")
-                    }
+                    NewerBasis::NoForkPoint => format!(
+                        "end of log {end_of_log}; neither it nor {primary_instance} records a recovery fork, so where their histories split is unknown"
+                    ),
                 };
                 write!(
                     f,
-                    "{database} on {instance} may hold writes that the primary lacks (end of log {end_of_log} is beyond {what}); it is kept{}; add {instance} to failover.approveOverwrite to overwrite it",
+                    "{database} on {instance} may hold writes that the primary lacks ({why}); it is kept{}; add {instance} to failover.approveOverwrite to overwrite it",
                     salvage_file
                         .as_ref()
                         .map(|s| format!(" and salvaged in {s}"))

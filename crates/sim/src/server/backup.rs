@@ -165,7 +165,12 @@ fn take_backup_set(
     } else {
         db.next_lsn
     };
-    db.log_record();
+    // A backup checkpoints the database first, which writes to its log; a READ_ONLY database
+    // has nothing to checkpoint and takes no log record, so its end of log stays where the
+    // fence left it and a salvage backup keeps covering it.
+    if !db.read_only {
+        db.log_record();
+    }
     let last = db.next_lsn;
     let (backup_type, database_backup_lsn, rows) = if args.log {
         if !args.copy_only {

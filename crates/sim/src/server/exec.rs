@@ -197,7 +197,7 @@ fn kind_of(stmt: &Stmt) -> Option<StatementKind> {
 /// Whether a statement can change state (see `LoggedStatement::writes`). IF and blocks are
 /// not writes themselves: the statements they expand to are logged one by one.
 fn writes(stmt: &Stmt) -> bool {
-    const READ_ONLY_PROCEDURES: &[&str] = &["sp_who", "sp_who2", "xp_dirtree"];
+    const READ_ONLY_PROCEDURES: &[&str] = &["sp_who", "sp_who2", "xp_dirtree", "xp_fileexist"];
     match stmt {
         Stmt::Select { .. }
         | Stmt::Use { .. }
@@ -1276,10 +1276,14 @@ fn alter(
             }
             // Changing the updateability needs the database to itself.
             end_other_sessions(state, inst, &name, Some(spid), *rollback_immediate)?;
-            state.instances[inst]
-                .db_mut(&name)
-                .expect("exists")
-                .read_only = *read_only;
+            let db = state.instances[inst].db_mut(&name).expect("exists");
+            // The change is logged (and checkpointed) in the database itself before it stops
+            // taking writes: its end of log moves though no user wrote anything, which is why
+            // the operator cannot read "writes of its own" from a fenced copy's LSNs alone.
+            if db.read_only != *read_only {
+                db.log_record();
+            }
+            db.read_only = *read_only;
             Ok(())
         }
         AlterAction::Offline { rollback_immediate } => {
@@ -1455,6 +1459,10 @@ fn exec_proc(
             vec![Output::ResultSet(xp_dirtree(state, inst, &evaluated)?)],
             Vec::new(),
         ),
+        "xp_fileexist" => (
+            vec![Output::ResultSet(xp_fileexist(state, inst, &evaluated)?)],
+            Vec::new(),
+        ),
         _ => return Err(vec![e::no_such_procedure(&written)]),
     };
     const SUCCESS: i32 = 0;
@@ -1591,6 +1599,42 @@ fn sp_who2(instance: &Instance, spid: i16) -> ResultSet {
         columns: columns.iter().map(|c| nvarchar_column(c)).collect(),
         rows,
     }
+}
+
+/// `xp_fileexist @path`: one row saying whether the path is a file, a folder, and whether its
+/// parent folder exists, as the instance reaches it. A share whose host is down, or a folder
+/// the service account cannot read, is neither: all three are 0.
+fn xp_fileexist(state: &State, inst: usize, args: &ProcArgs) -> Result<ResultSet, Failure> {
+    let path = match args.named.get("@path").or(args.positional.first()) {
+        Some(Value::NVarChar(p)) => p.clone(),
+        _ => return Err(vec![e::missing_param("xp_fileexist", "@path")]),
+    };
+    let (is_file, is_dir, parent) = match paths::resolve(state, &state.instances[inst].name, &path)
+    {
+        Ok(r) => (
+            r.local.is_file(),
+            r.is_listable_folder(),
+            r.local.parent().is_some_and(|p| p.is_dir()) || r.share_host.is_none(),
+        ),
+        Err(_) => (false, false, false),
+    };
+    let int_column = |name: &str| Column {
+        name: name.into(),
+        ty: ColumnType::Int,
+        nullable: false,
+    };
+    Ok(ResultSet {
+        columns: vec![
+            int_column("File Exists"),
+            int_column("File is a Directory"),
+            int_column("Parent Directory Exists"),
+        ],
+        rows: vec![vec![
+            Value::Int(is_file as i32),
+            Value::Int(is_dir as i32),
+            Value::Int(parent as i32),
+        ]],
+    })
 }
 
 /// `xp_dirtree @path, @depth, @file`: the entries directly in a folder as the instance reaches

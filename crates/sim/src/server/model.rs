@@ -581,7 +581,7 @@ pub struct LoggedStatement {
     pub text: String,
     /// False only for statements that cannot change state: SELECT, RESTORE HEADERONLY /
     /// FILELISTONLY / VERIFYONLY, USE, DECLARE/SET of variables, PRINT, WAITFOR, and the
-    /// read-only procedures (sp_who, sp_who2, xp_dirtree). Every other procedure counts as a
+    /// read-only procedures (sp_who, sp_who2, xp_dirtree, xp_fileexist). Every other procedure counts as a
     /// write.
     pub writes: bool,
     /// The statement came over an encrypted connection.

@@ -81,6 +81,21 @@ pub fn resolve(state: &State, instance: &str, path: &str) -> Result<Resolved, Pa
     Err(PathError::BadPath)
 }
 
+impl Resolved {
+    /// Whether the path is a folder the instance can list. A folder on an instance's own drive
+    /// counts as prepared (as the deployment creates the copy folders on every instance) until
+    /// something else stands there: the simulator creates local folders when it first writes
+    /// into them, and its `sys.dm_os_enumerate_filesystem` lists a missing one as empty, so
+    /// `xp_fileexist` must agree with it.
+    pub fn is_listable_folder(&self) -> bool {
+        if self.share_host.is_some() {
+            self.local.is_dir()
+        } else {
+            !self.local.is_file()
+        }
+    }
+}
+
 /// `..` and `.` would escape the state directory: refuse them.
 fn check_component(p: &str) -> Result<(), PathError> {
     if p == ".." || p == "." || p.contains(':') {

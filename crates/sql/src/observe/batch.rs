@@ -130,26 +130,65 @@ SELECT r.session_id AS request_session_id, r.command,
  ORDER BY r.session_id;
 ";
 
+/// How an instance lists a folder, by its version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FolderLister {
+    /// `sys.dm_os_enumerate_filesystem` (SQL Server 2017 and later): each file's write time
+    /// and size, and an error for a folder the instance cannot read.
+    EnumerateFilesystem,
+    /// SQL Server 2016, which lacks that function: `xp_fileexist` says whether the folder is
+    /// one the instance can see, then `xp_dirtree` names its files (no write time, no size).
+    Xp,
+}
+
+impl FolderLister {
+    /// The lister for a `SERVERPROPERTY('ProductVersion')` major version.
+    pub fn for_major_version(major: u32) -> Self {
+        if major >= 14 {
+            FolderLister::EnumerateFilesystem
+        } else {
+            FolderLister::Xp
+        }
+    }
+}
+
+/// The first column of the one-row result set that precedes an `Xp` listing of `section`:
+/// xp_fileexist and xp_dirtree name their columns themselves, so the marker says which folder
+/// the two result sets after it describe.
+pub fn xp_marker(section: Section) -> String {
+    format!("{}_folder", section.key())
+}
+
 /// A folder listing: files only, with what tells a rewritten file from the one seen before.
-fn listing(section: Section, param: &str) -> String {
-    format!(
-        "SELECT file_or_directory_name AS {}, last_write_time, size_in_bytes \
-         FROM sys.dm_os_enumerate_filesystem({param}, N'*') WHERE is_directory = 0;\n",
-        section.key()
-    )
+fn listing(section: Section, param: &str, lister: FolderLister) -> String {
+    match lister {
+        FolderLister::EnumerateFilesystem => format!(
+            "SELECT file_or_directory_name AS {}, last_write_time, size_in_bytes \
+             FROM sys.dm_os_enumerate_filesystem({param}, N'*') WHERE is_directory = 0;\n",
+            section.key()
+        ),
+        // xp_dirtree answers an empty set for a folder it cannot read; xp_fileexist, run
+        // first, tells that apart from an empty folder ("File is a Directory" is 0).
+        FolderLister::Xp => format!(
+            "SELECT {param} AS {}; EXEC xp_fileexist {param}; EXEC xp_dirtree {param}, 1, 1;\n",
+            xp_marker(section)
+        ),
+    }
 }
 
 /// The instance batch and its parameters: the pool's databases, this instance's copy folder
 /// and, when this instance lists its site's share, the share.
 ///
-/// The folders are listed with `sys.dm_os_enumerate_filesystem`, not `xp_dirtree`: xp_dirtree
-/// answers an empty set for a folder it cannot read, so an unreachable share would look empty;
-/// the DMV raises an error instead, and gives each file's write time and size.
+/// The folders are listed with `sys.dm_os_enumerate_filesystem` where the version has it, not
+/// `xp_dirtree`: xp_dirtree answers an empty set for a folder it cannot read, so an unreachable
+/// share would look empty; the function raises an error instead, and gives each file's write
+/// time and size.
 pub fn instance_batch(
     chat: &str,
     compliance: Option<&str>,
     copy_folder: &str,
     share: Option<&str>,
+    lister: FolderLister,
 ) -> (String, Vec<String>) {
     let mut sql = CATALOG.to_string();
     let mut params = vec![
@@ -157,17 +196,20 @@ pub fn instance_batch(
         compliance.unwrap_or(chat).to_string(),
         copy_folder.to_string(),
     ];
-    sql.push_str(&listing(Section::CopyFolder, "@P3"));
+    sql.push_str(&listing(Section::CopyFolder, "@P3", lister));
     if let Some(share) = share {
-        sql.push_str(&listing(Section::Share, "@P4"));
+        sql.push_str(&listing(Section::Share, "@P4", lister));
         params.push(share.to_string());
     }
     (sql, params)
 }
 
 /// A batch listing one folder only (a share whose usual lister did not answer).
-pub fn share_batch(share: &str) -> (String, Vec<String>) {
-    (listing(Section::Share, "@P1"), vec![share.to_string()])
+pub fn share_batch(share: &str, lister: FolderLister) -> (String, Vec<String>) {
+    (
+        listing(Section::Share, "@P1", lister),
+        vec![share.to_string()],
+    )
 }
 
 /// The column naming which file the next RESTORE HEADERONLY result set describes.
@@ -196,6 +238,7 @@ mod tests {
             None,
             r"D:\copy'",
             Some(r"\\fs\share"),
+            FolderLister::EnumerateFilesystem,
         );
         assert!(!sql.contains("DROP DATABASE"));
         assert!(!sql.contains(r"D:\copy"));
@@ -205,7 +248,13 @@ mod tests {
 
     #[test]
     fn the_share_is_listed_only_when_asked() {
-        let (sql, params) = instance_batch("mgc", Some("mgccomp"), r"D:\c", None);
+        let (sql, params) = instance_batch(
+            "mgc",
+            Some("mgccomp"),
+            r"D:\c",
+            None,
+            FolderLister::EnumerateFilesystem,
+        );
         assert!(!sql.contains(Section::Share.key()));
         assert!(sql.contains(Section::CopyFolder.key()));
         assert_eq!(params.len(), 3);

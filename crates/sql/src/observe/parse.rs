@@ -88,6 +88,14 @@ pub struct ServerInfo {
     pub product_version: Option<String>,
 }
 
+impl ServerInfo {
+    /// How this server lists folders, when its version can be read.
+    pub fn folder_lister(&self) -> Option<super::batch::FolderLister> {
+        let version = version_parts(self.product_version.as_deref()?)?;
+        Some(super::batch::FolderLister::for_major_version(version[0]))
+    }
+}
+
 /// One file of a folder listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listed {
@@ -125,17 +133,63 @@ fn listing_failure(answer: &Answer, what: &str) -> String {
     }
 }
 
-/// A folder listing section: its files, or the reason it is missing.
+/// A folder listing section: its files, or the reason it is missing. Either form of
+/// [`super::batch::FolderLister`]: the function's result set, named by the section, or the
+/// marker followed by xp_fileexist's and xp_dirtree's.
 pub fn listing(answer: &Answer, s: Section, what: &str) -> Result<Vec<Listed>, String> {
-    let t = section(answer, s).ok_or_else(|| listing_failure(answer, what))?;
-    Ok(t.records()
+    if let Some(t) = section(answer, s) {
+        return Ok(t
+            .records()
+            .filter_map(|r| {
+                let name = r.text(s.key())?;
+                let written = r.get("last_write_time").datetime();
+                let size = r.get("size_in_bytes").int();
+                Some(Listed {
+                    name,
+                    version: format!("{written:?}/{size:?}"),
+                })
+            })
+            .collect());
+    }
+    let marker = super::batch::xp_marker(s);
+    let at = answer
+        .tables
+        .iter()
+        .position(|t| t.key().eq_ignore_ascii_case(&marker))
+        .ok_or_else(|| listing_failure(answer, what))?;
+    let folder = answer.tables[at]
+        .records()
+        .next()
+        .and_then(|r| r.text(&marker))
+        .unwrap_or_default();
+    let (exists, entries) = match (answer.tables.get(at + 1), answer.tables.get(at + 2)) {
+        (Some(e), Some(d))
+            if e.key().eq_ignore_ascii_case("File Exists")
+                && d.key().eq_ignore_ascii_case("subdirectory") =>
+        {
+            (e, d)
+        }
+        _ => return Err(listing_failure(answer, what)),
+    };
+    let is_folder = exists
+        .records()
+        .next()
+        .is_some_and(|r| r.get("File is a Directory").flag());
+    if !is_folder {
+        return Err(format!(
+            "{what} cannot be listed: xp_fileexist does not see {folder} as a folder (missing, or \
+             not readable by the SQL Server service account)"
+        ));
+    }
+    // xp_dirtree gives no write time or size: a file rewritten under the same name is not
+    // read again (the operator's own files carry the time in their names).
+    Ok(entries
+        .records()
+        .filter(|r| r.get("file").flag())
         .filter_map(|r| {
-            let name = r.text(s.key())?;
-            let written = r.get("last_write_time").datetime();
-            let size = r.get("size_in_bytes").int();
             Some(Listed {
-                name,
-                version: format!("{written:?}/{size:?}"),
+                name: r.text("subdirectory")?,
+                version: String::new(),
             })
         })
         .collect())
@@ -477,28 +531,36 @@ fn sessions(table: &Table) -> Vec<SessionObservation> {
         .collect()
 }
 
-/// The oldest SQL Server the observation works on: 2017 (14.0), for
-/// `sys.dm_os_enumerate_filesystem` (and `sys.dm_db_log_stats`, 2016 SP2).
-const MINIMUM_MAJOR_VERSION: u32 = 14;
+/// The oldest SQL Server the observation works on: 2016 SP2 (13.0.5026), the first with
+/// `sys.dm_db_log_stats`. Before it no documented view gives a database's end-of-log LSN, which
+/// every decision about a copy that may hold writes of its own rests on.
+const MINIMUM_VERSION: [u32; 3] = [13, 0, 5026];
+
+/// The numeric parts of a `SERVERPROPERTY('ProductVersion')` (major, minor, build).
+pub fn version_parts(version: &str) -> Option<[u32; 3]> {
+    let mut parts = version.trim().split('.').map(|p| p.parse::<u32>().ok());
+    Some([parts.next()??, parts.next()??, parts.next()??])
+}
 
 /// Why an instance of `version` (`SERVERPROPERTY('ProductVersion')`) cannot be observed, when
 /// it is older than the operator supports.
 fn unsupported_version(version: &str) -> Option<String> {
-    let major: u32 = version.split('.').next()?.parse().ok()?;
-    if major >= MINIMUM_MAJOR_VERSION {
+    let parts = version_parts(version)?;
+    if parts >= MINIMUM_VERSION {
         return None;
     }
-    let release = match major {
+    let release = match parts[0] {
         9 => "SQL Server 2005",
         10 => "SQL Server 2008 or 2008 R2",
         11 => "SQL Server 2012",
         12 => "SQL Server 2014",
-        13 => "SQL Server 2016",
+        13 => "SQL Server 2016 before SP2",
         _ => "SQL Server",
     };
     Some(format!(
-        "{release} ({version}) is not supported: the operator needs SQL Server 2017 (14.0) or later, \
-         whose sys.dm_os_enumerate_filesystem and sys.dm_db_log_stats it reads; nothing is sent to this instance"
+        "{release} ({version}) is not supported: the operator needs SQL Server 2016 SP2 (13.0.5026) \
+         or later, whose sys.dm_db_log_stats gives each copy's end of log (no documented view \
+         does before it); nothing is sent to this instance"
     ))
 }
 
@@ -880,17 +942,85 @@ mod tests {
     }
 
     #[test]
-    fn a_server_older_than_2017_is_named_with_its_release_and_what_is_needed() {
+    fn a_server_older_than_2016_sp2_is_named_with_its_release_and_what_is_needed() {
         let problem = unsupported_version("12.0.6024.0").unwrap();
         assert!(
             problem.contains("SQL Server 2014 (12.0.6024.0)"),
             "{problem}"
         );
-        assert!(problem.contains("2017 (14.0) or later"), "{problem}");
+        assert!(
+            problem.contains("2016 SP2 (13.0.5026) or later"),
+            "{problem}"
+        );
+        let sp1 = unsupported_version("13.0.4001.0").unwrap();
+        assert!(
+            sp1.contains("SQL Server 2016 before SP2 (13.0.4001.0)"),
+            "{sp1}"
+        );
+        assert_eq!(unsupported_version("13.0.5026.0"), None);
+        assert_eq!(unsupported_version("13.0.6300.2"), None);
         assert_eq!(unsupported_version("14.0.1000.169"), None);
         assert_eq!(unsupported_version("16.0.1000.6"), None);
         // A version that cannot be read is left to the observation itself.
         assert_eq!(unsupported_version("unknown"), None);
+    }
+
+    /// The three result sets of a SQL Server 2016 listing of the copy folder.
+    fn xp_listing(is_folder: bool, entries: &[(&str, bool)]) -> Vec<Table> {
+        vec![
+            table(
+                &["copy_folder_file_folder"],
+                vec![vec![t(r"D:\pchat-ls-copy")]],
+            ),
+            table(
+                &[
+                    "File Exists",
+                    "File is a Directory",
+                    "Parent Directory Exists",
+                ],
+                vec![vec![
+                    Cell::Int(0),
+                    Cell::Int(is_folder as i64),
+                    Cell::Int(1),
+                ]],
+            ),
+            table(
+                &["subdirectory", "depth", "file"],
+                entries
+                    .iter()
+                    .map(|(n, f)| vec![t(n), Cell::Int(1), Cell::Int(*f as i64)])
+                    .collect(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_2016_listing_names_the_files_xp_dirtree_gives_and_fails_for_a_folder_it_cannot_see() {
+        let listed = instance(
+            &catalog(xp_listing(true, &[("mgc_1.trn", true), ("old", false)])),
+            &["mgc"],
+            false,
+        )
+        .unwrap()
+        .copy_folder
+        .unwrap();
+        assert_eq!(
+            listed,
+            vec![Listed {
+                name: "mgc_1.trn".into(),
+                version: String::new()
+            }]
+        );
+        let empty = instance(&catalog(xp_listing(true, &[])), &["mgc"], false).unwrap();
+        assert_eq!(empty.copy_folder, Ok(vec![]), "an empty folder is readable");
+        let unreadable = instance(&catalog(xp_listing(false, &[])), &["mgc"], false)
+            .unwrap()
+            .copy_folder
+            .unwrap_err();
+        assert!(
+            unreadable.contains(r"xp_fileexist does not see D:\pchat-ls-copy as a folder"),
+            "{unreadable}"
+        );
     }
 
     #[test]

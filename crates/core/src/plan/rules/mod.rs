@@ -281,10 +281,21 @@ fn remove_log_shipping(pool: &PoolView, old_side_too: bool) -> Option<Decision> 
 }
 
 /// Whether overwriting this ONLINE copy could lose writes the primary lacks, and on what basis.
-/// With the primary forked at `f`, anything another copy holds past `f` is not the primary's.
-/// A primary that never forked is the original history: a copy that forked holds writes of its
-/// own past its fork point. Without any fork information the ends of log are compared: on first
-/// sight of a pool, a copy whose log reaches further may hold writes the primary lacks.
+///
+/// The answer errs towards "may": a wrong "no" loses chat, a wrong "yes" asks a person. The
+/// LSNs of two copies are comparable only up to where their histories split, and SQL Server
+/// records that point as a recovery fork (`sys.database_recovery_status.fork_point_lsn`):
+/// - the primary forked at `f` (recovered after restoring the log up to `f`): whatever another
+///   copy of that history holds past `f` is not the primary's;
+/// - the primary never forked but the copy did: the copy's log past its own fork is its own;
+/// - neither forked: where they split is unknown (two histories that never met, or a mirror
+///   forced into service), so the copy may hold anything.
+///
+/// Log records past the split are counted whatever they are: SQL Server also writes them for
+/// checkpoints, crash recovery and the fence's own `SET READ_ONLY`, and no documented view
+/// tells those from a committed chat message. So on a real server an old primary that served
+/// after the split practically always "may be newer": it is kept, salvaged and waits for
+/// `failover.approveOverwrite` (or `allowDataLoss`), never overwritten on a guess.
 pub(crate) fn may_be_newer(
     primary_database: &DatabaseObservation,
     copy: &DatabaseObservation,
@@ -293,10 +304,7 @@ pub(crate) fn may_be_newer(
     match (primary_database.lsn.fork_point, copy.lsn.fork_point) {
         (Some(f), _) => (end > f, NewerBasis::PrimaryFork(f)),
         (None, Some(copy_fork)) => (end > copy_fork, NewerBasis::OwnFork(copy_fork)),
-        (None, None) => {
-            let primary_end = facts::position(primary_database);
-            (end > primary_end, NewerBasis::PrimaryEnd(primary_end))
-        }
+        (None, None) => (true, NewerBasis::NoForkPoint),
     }
 }
 

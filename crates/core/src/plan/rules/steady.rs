@@ -126,10 +126,12 @@ pub(super) fn steady(pool: &PoolView, primary_instance: &str) -> Decision {
         db(pool.obs, primary_instance, pool.chat_database).expect("primary observed");
     let stale = stale_copies(pool, primary_instance);
 
-    // 1. Nobody may write a stale copy: fence it first, whatever else is pending. The fence
+    // 1. Nobody may write a stale copy: fence it first, whatever else is pending. Any access
+    // mode but READ_ONLY is fenced: RESTRICTED_USER still admits db_owner and sysadmin (chat
+    // service logins are often both) and SINGLE_USER admits whoever connects first. The fence
     // (READ_ONLY) is not taken by a database in a mirroring session, so a stale principal's
     // session is ended first (SET PARTNER OFF loses nothing: the copy stays as it is).
-    if let Some((site, n, d)) = stale.iter().find(|(_, _, d)| facts::is_writable(d)) {
+    if let Some((site, n, d)) = stale.iter().find(|(_, _, d)| !d.read_only) {
         if d.mirroring.is_some() {
             return Decision::Step(Step::RemoveMirroring {
                 site: site.name.clone(),
@@ -256,10 +258,64 @@ pub(super) fn steady(pool: &PoolView, primary_instance: &str) -> Decision {
         Progress::Wait(d) => waiting = waiting.or(Some(d)),
         Progress::Done => {}
     }
+    // 9. A stale copy no other rule replaces (on an instance that is neither the site's
+    // mirror nor the log-shipping target) is reseeded once salvaged and cleared by rule 2b,
+    // rather than left fenced: a READ_ONLY copy ONLINE beside the primary is one a person
+    // can set READ_WRITE again, and one the next switch would have to salvage once more.
+    match reseed_unclaimed(pool, primary_instance, primary_database, &stale) {
+        Progress::Act(d) => return d,
+        Progress::Wait(d) => waiting = waiting.or(Some(d)),
+        Progress::Done => {}
+    }
     if !published_ok {
         return publish;
     }
     waiting.unwrap_or(Decision::Converged)
+}
+
+/// Rule 9: reseed (RESTORING, from a fresh seed of the primary) the first stale copy on an
+/// instance of the secondary site that does not receive log shipping. Stale copies on the
+/// primary site are the mirror's business (SeedMirror replaces them).
+fn reseed_unclaimed(
+    pool: &PoolView,
+    primary_instance: &str,
+    primary_database: &DatabaseObservation,
+    stale: &[(&Site, &str, &DatabaseObservation)],
+) -> Progress {
+    let target = ls_target(pool, primary_database).map(|(t, _)| t);
+    let Some((site, instance, _)) = stale.iter().find(|(site, n, _)| {
+        site.name == pool.other_site.name && target.is_none_or(|t| !t.eq_ignore_ascii_case(n))
+    }) else {
+        return Progress::Done;
+    };
+    if let Some(w) = pool.wait_share(
+        pool.primary_site,
+        instance,
+        "receive a seed of",
+        pool.chat_database,
+        None,
+    ) {
+        return Progress::Wait(w);
+    }
+    Progress::Act(Decision::Step(Step::Reseed {
+        site: site.name.clone(),
+        instance: instance.to_string(),
+        database: pool.chat_database.to_string(),
+        source_instance: primary_instance.to_string(),
+        full_backup: pool.backup_path(
+            &pool.primary_site.backup_share,
+            pool.chat_database,
+            &format!("seed_{instance}_"),
+            "bak",
+        ),
+        log_backup: pool.backup_path(
+            &pool.primary_site.backup_share,
+            pool.chat_database,
+            "",
+            "trn",
+        ),
+        replace: true,
+    }))
 }
 
 enum Progress {
@@ -426,7 +482,7 @@ fn mirror(pool: &PoolView, principal: &str, database: &str, is_chat: bool) -> Pr
         if md.state == DatabaseState::Online {
             // Chat copies were salvaged and checked by the stale-copy rules; a compliance copy
             // is salvaged here, before SeedMirror replaces it.
-            if !is_chat && facts::is_writable(md) {
+            if !is_chat && !md.read_only {
                 // Fenced first, so that the salvage covers everything it will ever hold.
                 return Progress::Act(Decision::Step(Step::FenceStaleCopy {
                     site: pool.primary_site.name.clone(),
