@@ -50,6 +50,13 @@ pub enum Fault {
         instance: String,
         database: String,
     },
+    /// The instance's local time moves to another offset from UTC, as a daylight-saving
+    /// switch moves it: GETDATE() and the local dates msdb shows from then on use it; backups
+    /// taken before keep the offset they were taken with.
+    ClockChange {
+        instance: String,
+        utc_offset_minutes: i32,
+    },
     /// Sleep `millis` before running every statement of kind `statement` (0 clears it).
     Latency {
         statement: StatementKind,

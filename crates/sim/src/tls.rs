@@ -256,6 +256,7 @@ mod tests {
 
     fn instance(name: &str, listen: &str, aliases: &[&str]) -> InstanceDef {
         InstanceDef {
+            utc_offset_minutes: None,
             name: name.into(),
             site: "atlanta".into(),
             listen: listen.into(),

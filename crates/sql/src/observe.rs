@@ -68,6 +68,10 @@ pub struct Observer {
     /// How each instance lists folders, learned from the version it reported (an instance
     /// not seen yet is asked the 2017 way; a 2016 one is asked again at once its own way).
     listers: HashMap<String, FolderLister>,
+    /// Each server's offset from UTC in minutes as it last answered, by lower-case
+    /// `@@SERVERNAME`: the headers of its backups are converted with it even while it is down
+    /// (another site's reader has another offset).
+    offsets: HashMap<String, i64>,
     round_trips: u64,
     last_pass: PassStats,
 }
@@ -452,16 +456,13 @@ impl Observer {
             }
         }
 
-        let offsets: HashMap<String, i64> = data
-            .values()
-            .filter_map(|d| d.as_ref().ok())
-            .map(|d| {
-                (
-                    d.server.server_name.to_ascii_lowercase(),
-                    d.server.utc_offset_minutes,
-                )
-            })
-            .collect();
+        for d in data.values().filter_map(|d| d.as_ref().ok()) {
+            self.offsets.insert(
+                d.server.server_name.to_ascii_lowercase(),
+                d.server.utc_offset_minutes,
+            );
+        }
+        let offsets = self.offsets.clone();
         let mut jobs = Vec::new();
         for (reader, files) in wanted {
             let Some(mut session) = self.session(spec, &reader) else {
@@ -483,11 +484,10 @@ impl Observer {
                     else {
                         break;
                     };
-                    let offset_of = |server: &str| {
-                        offsets
-                            .get(&server.to_ascii_lowercase())
-                            .copied()
-                            .unwrap_or(own_offset)
+                    let known = |server: &str| offsets.get(server).copied();
+                    let offset_of = parse::HeaderOffsets {
+                        known: &known,
+                        reader: own_offset,
                     };
                     for h in parse::headers(&answer, &offset_of) {
                         if let Some((_, key)) = chunk.iter().find(|(p, _)| *p == h.path) {

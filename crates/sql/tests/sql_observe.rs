@@ -342,3 +342,77 @@ async fn an_instance_older_than_sql_server_2016_sp2_is_reported_with_its_version
         "a write reached the unsupported instance"
     );
 }
+
+/// Every backup file atl-sql1 took, as `obs` dates them, against when they were really taken.
+fn atlanta_backups_are_dated_within(obs: &pchat_core::observe::Observation, from: jiff::Timestamp) {
+    let to = jiff::Timestamp::now();
+    let files: Vec<_> = obs
+        .backup_locations
+        .iter()
+        .flat_map(|l| &l.files)
+        .filter(|f| f.server_name == "atl-sql1")
+        .collect();
+    assert!(!files.is_empty(), "no backup of atl-sql1 observed");
+    for f in files {
+        assert!(
+            f.finished_at >= from && f.finished_at <= to,
+            "{} dated {} (taken between {from} and {to})",
+            f.path,
+            f.finished_at
+        );
+    }
+}
+
+#[tokio::test]
+async fn backups_are_dated_in_utc_across_time_zones_an_outage_and_a_daylight_saving_switch() {
+    // Atlanta on US Eastern standard time, Dallas on Central: SQL Server dates backups in the
+    // local time of the server that took them, and RESTORE HEADERONLY says no time zone.
+    let mut live = start_with("time-zones", |topology| {
+        for instance in &mut topology.instances {
+            instance.utc_offset_minutes = Some(if instance.name.starts_with("atl") {
+                -300
+            } else {
+                -360
+            });
+        }
+    })
+    .await;
+    let from = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
+    let (_, obs) = live.converge(Duration::from_secs(60)).await;
+    atlanta_backups_are_dated_within(&obs, from);
+    let atl = obs.instance("atl-sql1").unwrap().database("mgc").unwrap();
+    let last = atl
+        .last_log_backup
+        .as_ref()
+        .expect("msdb's last log backup");
+    assert!(last.finished_at >= from, "{last:?}");
+
+    // A daylight-saving switch in Atlanta: a new process reading the old backups dates them
+    // with the offset they were taken with, not today's.
+    live.sim
+        .sim
+        .inject(Fault::ClockChange {
+            instance: "atl-sql1".into(),
+            utc_offset_minutes: -240,
+        })
+        .unwrap();
+    let obs = pchat_sql::observe::Observer::new()
+        .observe(&live.spec, &live.settings, None, jiff::Timestamp::now())
+        .await;
+    atlanta_backups_are_dated_within(&obs, from);
+
+    // Atlanta down, and the operator restarted meanwhile: Dallas reads Atlanta's log backups
+    // from its copy folder, and they are still dated right (not with Dallas's offset).
+    for instance in ["atl-sql1", "atl-sql2"] {
+        live.sim
+            .sim
+            .inject(Fault::InstanceDown {
+                instance: instance.into(),
+            })
+            .unwrap();
+    }
+    let obs = pchat_sql::observe::Observer::new()
+        .observe(&live.spec, &live.settings, None, jiff::Timestamp::now())
+        .await;
+    atlanta_backups_are_dated_within(&obs, from);
+}

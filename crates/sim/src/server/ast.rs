@@ -8,8 +8,10 @@ use crate::backend::Value;
 pub enum Expr {
     Literal(Value),
     Var(String),
-    /// `GETUTCDATE()`, `SYSUTCDATETIME()`, `GETDATE()`, `SYSDATETIME()`: the model's clock (UTC).
+    /// `GETUTCDATE()`, `SYSUTCDATETIME()`: the model's clock (UTC).
     Now,
+    /// `GETDATE()`, `SYSDATETIME()`: the clock in the instance's local time.
+    LocalNow,
 }
 
 /// One `WITH` option of BACKUP/RESTORE: `NAME` or `NAME = value`.

@@ -90,10 +90,12 @@ pub fn backup(
         backupfile::read(&resolved.local).map_err(|_| fail(what, e::not_a_backup(&args.disk)))?
     };
     let backup_set_guid = state.new_guid();
+    let utc_offset_minutes = state.instances[inst].utc_offset_minutes;
     let db = state.instances[inst]
         .db_mut(&args.database)
         .expect("checked above");
-    let set = take_backup_set(db, args, &inst_name, backup_set_guid);
+    let mut set = take_backup_set(db, args, &inst_name, backup_set_guid);
+    set.utc_offset_minutes = utc_offset_minutes;
     if args.norecovery {
         db.state = DbState::Restoring;
         db.redo_lsn = Some(set.last_lsn);
@@ -205,6 +207,7 @@ fn take_backup_set(
         database_backup_lsn,
         backup_start_date: start,
         backup_finish_date: now(),
+        utc_offset_minutes: 0,
         is_copy_only: args.copy_only,
         // Only a log backup can be a tail-log backup that leaves the database RESTORING.
         is_force_offline: args.log && args.norecovery,
@@ -236,6 +239,7 @@ fn record_backupset(state: &mut State, inst: usize, set: &BackupSet, args: &Back
         database_backup_lsn: set.database_backup_lsn,
         backup_start_date: set.backup_start_date,
         backup_finish_date: set.backup_finish_date,
+        utc_offset_minutes: set.utc_offset_minutes,
         is_copy_only: args.copy_only,
         is_force_offline: set.is_force_offline,
         recovery_model: set.recovery_model.clone(),
@@ -717,8 +721,14 @@ pub fn headeronly(state: &State, inst: usize, disk: &str) -> Result<ResultSet, F
                 Value::Numeric(s.last_lsn),
                 Value::Numeric(s.checkpoint_lsn),
                 Value::Numeric(s.database_backup_lsn),
-                Value::DateTime(s.backup_start_date),
-                Value::DateTime(s.backup_finish_date),
+                Value::DateTime(super::model::local(
+                    s.backup_start_date,
+                    s.utc_offset_minutes,
+                )),
+                Value::DateTime(super::model::local(
+                    s.backup_finish_date,
+                    s.utc_offset_minutes,
+                )),
                 Value::NVarChar(s.server_name.clone()),
                 Value::NVarChar(s.recovery_model.clone()),
                 guid_bytes(&s.family_guid),

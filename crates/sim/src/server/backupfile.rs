@@ -24,8 +24,12 @@ pub struct BackupSet {
     pub last_lsn: i128,
     pub checkpoint_lsn: i128,
     pub database_backup_lsn: i128,
+    /// In UTC; RESTORE HEADERONLY shows them in the taking server's local time of the moment
+    /// (`utc_offset_minutes`), as SQL Server records them.
     pub backup_start_date: NaiveDateTime,
     pub backup_finish_date: NaiveDateTime,
+    #[serde(default)]
+    pub utc_offset_minutes: i32,
     pub is_copy_only: bool,
     pub is_force_offline: bool,
     pub has_checksums: bool,

@@ -673,10 +673,16 @@ fn backupset(inst: &Instance) -> Rows {
                 lsn(r.last_lsn),
                 lsn(r.checkpoint_lsn),
                 lsn(r.database_backup_lsn),
-                datetime(r.backup_start_date),
-                datetime(r.backup_finish_date),
-                // The simulated servers keep UTC as their local time: offset 0.
-                int(0),
+                datetime(super::model::local(
+                    r.backup_start_date,
+                    r.utc_offset_minutes,
+                )),
+                datetime(super::model::local(
+                    r.backup_finish_date,
+                    r.utc_offset_minutes,
+                )),
+                // The offset of the moment, in quarter hours.
+                int(i64::from(r.utc_offset_minutes / 15)),
                 bit(r.is_copy_only),
                 bit(r.is_force_offline),
                 text(&r.recovery_model),
@@ -684,6 +690,13 @@ fn backupset(inst: &Instance) -> Rows {
             ]
         })
         .collect()
+}
+
+/// A time msdb keeps in UTC, in the instance's local time (the columns without `_utc`).
+/// SQL Server writes them in the local time of the moment; shown with today's offset here,
+/// they differ from SQL Server's only for rows written before a daylight-saving switch.
+fn local_of(inst: &Instance, utc: Option<chrono::NaiveDateTime>) -> Option<chrono::NaiveDateTime> {
+    utc.map(|t| super::model::local(t, inst.utc_offset_minutes))
 }
 
 /// The rows of `msdb.dbo.backupmediafamily`.
@@ -710,7 +723,7 @@ fn restorehistory(inst: &Instance) -> Rows {
         .map(|r| {
             vec![
                 int(r.restore_history_id),
-                datetime(r.restore_date),
+                datetime(super::model::local(r.restore_date, inst.utc_offset_minutes)),
                 text(&r.destination_database_name),
                 text(&r.user_name),
                 int(r.backup_set_id),
@@ -738,7 +751,7 @@ fn log_shipping_primary_databases(inst: &Instance) -> Rows {
                 Sql::Null,
                 bit(true),
                 opt_text(&p.last_backup_file),
-                opt_datetime(p.last_backup_date),
+                opt_datetime(local_of(inst, p.last_backup_date)),
                 bit(false),
                 int(2),
             ]
@@ -776,7 +789,7 @@ fn log_shipping_monitor_primary(inst: &Instance) -> Rows {
                 int(14420),
                 bit(p.threshold_alert_enabled),
                 opt_text(&p.last_backup_file),
-                opt_datetime(p.last_backup_date),
+                opt_datetime(local_of(inst, p.last_backup_date)),
                 opt_datetime(p.last_backup_date),
                 int(p.history_retention_period as i64),
             ]
@@ -803,7 +816,7 @@ fn log_shipping_secondary(inst: &Instance) -> Rows {
                 bit(true),
                 bit(false),
                 opt_text(&s.last_copied_file),
-                opt_datetime(s.last_copied_date),
+                opt_datetime(local_of(inst, s.last_copied_date)),
             ]
         })
         .collect()
@@ -826,7 +839,7 @@ fn log_shipping_secondary_databases(inst: &Instance) -> Rows {
                 int(-1),
                 int(-1),
                 opt_text(&d.last_restored_file),
-                opt_datetime(d.last_restored_date),
+                opt_datetime(local_of(inst, d.last_restored_date)),
             ]
         })
         .collect()
@@ -852,10 +865,10 @@ fn log_shipping_monitor_secondary(inst: &Instance) -> Rows {
                 int(14421),
                 bit(true),
                 opt_text(&s.last_copied_file),
-                opt_datetime(s.last_copied_date),
+                opt_datetime(local_of(inst, s.last_copied_date)),
                 opt_datetime(s.last_copied_date),
                 opt_text(&d.last_restored_file),
-                opt_datetime(d.last_restored_date),
+                opt_datetime(local_of(inst, d.last_restored_date)),
                 opt_datetime(d.last_restored_date),
                 d.last_restored_latency.map_or(Sql::Null, |v| int(v as i64)),
                 int(5760),

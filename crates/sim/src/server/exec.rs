@@ -600,8 +600,19 @@ fn eval(expr: &Expr, vars: &HashMap<String, Value>) -> Result<Value, SqlError> {
         Expr::Literal(v) => Ok(v.clone()),
         Expr::Var(v) => vars.get(v).cloned().ok_or_else(|| e::must_declare(v)),
         Expr::Now => Ok(Value::DateTime(now())),
+        Expr::LocalNow => {
+            let offset = match vars.get(UTC_OFFSET_VAR) {
+                Some(Value::Int(minutes)) => *minutes,
+                _ => 0,
+            };
+            Ok(Value::DateTime(super::model::local(now(), offset)))
+        }
     }
 }
+
+/// The variable through which a statement's GETDATE() learns its instance's offset from UTC
+/// (`@@` names cannot be declared in T-SQL, so no batch can shadow it).
+const UTC_OFFSET_VAR: &str = "@@utc_offset_minutes";
 
 fn eval_str(expr: &Expr, vars: &HashMap<String, Value>) -> Result<String, SqlError> {
     match eval(expr, vars)? {
@@ -636,6 +647,10 @@ fn exec_stmt(
     stmt: &Stmt,
     vars: &mut HashMap<String, Value>,
 ) -> Result<Vec<Output>, Failure> {
+    vars.insert(
+        UTC_OFFSET_VAR.to_string(),
+        Value::Int(state.instances[inst].utc_offset_minutes),
+    );
     if transaction::trancount(state, inst, spid) > 0
         && let Some(err) = refused_in_transaction(stmt)
     {

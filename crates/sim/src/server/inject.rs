@@ -102,6 +102,20 @@ impl FaultInjector for Simulator {
                     })?;
                     db.state = super::model::DbState::RecoveryPending;
                 }
+                Fault::ClockChange {
+                    instance,
+                    utc_offset_minutes,
+                } => {
+                    if !super::topology::valid_utc_offset(utc_offset_minutes) {
+                        return Err(format!(
+                            "ClockChange: {utc_offset_minutes} minutes is not a whole number of \
+                             quarter hours between -840 and 840"
+                        ));
+                    }
+                    st.inst_mut(&instance)
+                        .ok_or_else(|| format!("ClockChange: unknown instance `{instance}`"))?
+                        .utc_offset_minutes = utc_offset_minutes;
+                }
                 Fault::Latency { statement, millis } => {
                     let mut latency = self.latency.write().unwrap_or_else(|p| p.into_inner());
                     if millis == 0 {

@@ -298,6 +298,7 @@ fn new_instance(
                 .unwrap_or(model::ProductVersion::DEFAULT),
         )
         .expect("validated with the topology"),
+        utc_offset_minutes: def.utc_offset_minutes.unwrap_or(0),
         logins: def.logins.clone(),
         up: true,
         databases,

@@ -360,8 +360,10 @@ pub struct BackupSetRow {
     pub last_lsn: i128,
     pub checkpoint_lsn: i128,
     pub database_backup_lsn: i128,
+    /// In UTC; shown in the local time of `utc_offset_minutes`, the offset when it was taken.
     pub backup_start_date: NaiveDateTime,
     pub backup_finish_date: NaiveDateTime,
+    pub utc_offset_minutes: i32,
     pub is_copy_only: bool,
     /// Taken WITH NORECOVERY (a tail-log backup that left the database RESTORING).
     pub is_force_offline: bool,
@@ -544,6 +546,9 @@ pub struct Instance {
     pub data_path: String,
     pub log_path: String,
     pub version: ProductVersion,
+    /// Local time minus UTC, in minutes (see the topology's `utc_offset_minutes`); changed by
+    /// the `ClockChange` fault, as a daylight-saving switch changes it.
+    pub utc_offset_minutes: i32,
     pub logins: Vec<super::topology::LoginDef>,
     pub up: bool,
     pub databases: Vec<Database>,
@@ -774,4 +779,9 @@ pub fn same_path(a: &[(String, i128)], b: &[(String, i128)], lsn: i128) -> bool 
 
 pub fn now() -> NaiveDateTime {
     chrono::Utc::now().naive_utc()
+}
+
+/// A UTC instant as local time at `utc_offset_minutes`.
+pub fn local(utc: NaiveDateTime, utc_offset_minutes: i32) -> NaiveDateTime {
+    utc + chrono::Duration::minutes(i64::from(utc_offset_minutes))
 }

@@ -240,9 +240,10 @@ impl<'a> Parser<'a> {
                 if ["getutcdate", "sysutcdatetime", "getdate", "sysdatetime"]
                     .contains(&w.to_ascii_lowercase().as_str()) =>
             {
+                let local = ["getdate", "sysdatetime"].contains(&w.to_ascii_lowercase().as_str());
                 self.expect_sym("(")?;
                 self.expect_sym(")")?;
-                Ok(Expr::Now)
+                Ok(if local { Expr::LocalNow } else { Expr::Now })
             }
             TokenKind::Word(w) => {
                 // A bare word as a value (e.g. `EXEC sp_x @mode = NORECOVERY`): SQL Server

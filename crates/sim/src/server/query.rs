@@ -37,6 +37,9 @@ struct Rewrite {
     params: Vec<Value>,
     /// Which of `params` is the statement's clock, set afresh on each run.
     now_param: Option<usize>,
+    /// Which of `params` is the clock in local time, set afresh on each run (the instance's
+    /// offset may have changed since the rewrite was remembered).
+    local_now_param: Option<usize>,
 }
 
 fn sql_str(s: &str) -> String {
@@ -91,6 +94,8 @@ struct Rewriter<'a, 'b> {
     now: chrono::NaiveDateTime,
     /// Which of `params` is the clock.
     now_param: Option<usize>,
+    /// Which of `params` is the clock in the instance's local time.
+    local_now_param: Option<usize>,
     /// Set when the text depends on the instance's state (its databases, a session's host),
     /// not only on what [`memo_key`] holds: such a rewrite is not remembered.
     depends_on_state: bool,
@@ -416,6 +421,16 @@ impl<'a, 'b> Rewriter<'a, 'b> {
     /// The statement's clock as a bound parameter. Inlined as a literal it would make the text
     /// of every query that reads the clock new on each run, so SQLite would compile it again
     /// every time, and it would push the queries that do repeat out of the statement cache.
+    fn local_now_param(&mut self) -> String {
+        let now = Value::NVarChar(fmt_dt(super::model::local(
+            self.now,
+            self.ctx.inst.utc_offset_minutes,
+        )));
+        let (idx, placeholder) = self.bind("@@getdate", || now);
+        self.local_now_param = Some(idx);
+        placeholder
+    }
+
     fn now_param(&mut self) -> String {
         // Not a name a T-SQL variable can have: those start with a single `@`.
         let now = Value::NVarChar(fmt_dt(self.now));
@@ -451,7 +466,8 @@ impl<'a, 'b> Rewriter<'a, 'b> {
             this.range(a, b)
         };
         Ok(Some(match name {
-            "getutcdate" | "sysutcdatetime" | "getdate" | "sysdatetime" => self.now_param(),
+            "getutcdate" | "sysutcdatetime" => self.now_param(),
+            "getdate" | "sysdatetime" => self.local_now_param(),
             "isnull" if args.len() == 2 => format!("IFNULL({}, {})", arg(self, 0)?, arg(self, 1)?),
             "len" if args.len() == 1 => format!("LENGTH({})", arg(self, 0)?),
             "count_big" => format!("COUNT({})", self.range(open + 1, close)?),
@@ -625,6 +641,12 @@ fn rewrite(ctx: &QueryContext<'_>, sql: &str) -> Result<Rewrite, SqlError> {
         if let Some(i) = hit.now_param {
             hit.params[i] = Value::NVarChar(fmt_dt(now));
         }
+        if let Some(i) = hit.local_now_param {
+            hit.params[i] = Value::NVarChar(fmt_dt(super::model::local(
+                now,
+                ctx.inst.utc_offset_minutes,
+            )));
+        }
         return Ok(hit);
     }
     let toks = tokenize_cached(sql)?;
@@ -638,6 +660,7 @@ fn rewrite(ctx: &QueryContext<'_>, sql: &str) -> Result<Rewrite, SqlError> {
         now,
         depends_on_state: false,
         now_param: None,
+        local_now_param: None,
     };
     let n = rw.toks.len();
     let text = rw.range(0, n)?;
@@ -646,6 +669,7 @@ fn rewrite(ctx: &QueryContext<'_>, sql: &str) -> Result<Rewrite, SqlError> {
         sources: rw.sources,
         params: rw.params,
         now_param: rw.now_param,
+        local_now_param: rw.local_now_param,
     };
     if !rw.depends_on_state {
         REWRITES.insert(key, done.clone());

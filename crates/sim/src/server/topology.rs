@@ -88,6 +88,11 @@ pub struct InstanceDef {
     /// unknown object (208).
     #[serde(default)]
     pub version: Option<String>,
+    /// The offset of the instance's local time from UTC, in minutes (-300 for US Eastern
+    /// standard time); absent: 0. `GETDATE()`, msdb's local dates and a backup's
+    /// BackupStartDate/BackupFinishDate are in local time, as on SQL Server.
+    #[serde(default)]
+    pub utc_offset_minutes: Option<i32>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -99,6 +104,12 @@ pub struct LoginDef {
     /// that names no database in LOGIN7 lands. Absent: master.
     #[serde(default, rename = "defaultDatabase")]
     pub default_database: Option<String>,
+}
+
+/// Whether `minutes` is an offset from UTC a Windows time zone can have (SQL Server's
+/// `backupset.time_zone` counts it in quarter hours, -48 to +48, and 56 at most in practice).
+pub fn valid_utc_offset(minutes: i32) -> bool {
+    (-840..=840).contains(&minutes) && minutes % 15 == 0
 }
 
 /// A share `\\host\share`.
@@ -212,6 +223,15 @@ impl Topology {
             ));
         }
         for i in &self.instances {
+            if let Some(offset) = i.utc_offset_minutes
+                && !valid_utc_offset(offset)
+            {
+                return Err(Error::Topology(format!(
+                    "instance `{}`: utc_offset_minutes {offset} is not a whole number of quarter \
+                     hours between -840 and 840",
+                    i.name
+                )));
+            }
             if let Some(v) = &i.version
                 && super::model::ProductVersion::parse(v).is_none()
             {

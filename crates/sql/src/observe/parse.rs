@@ -647,7 +647,7 @@ fn mirroring(r: &Record) -> Option<MirroringObservation> {
 /// The headers batch: each file's first backup set (the one a RESTORE without `FILE =`
 /// applies), by path. A file whose header is missing (unreadable, not a backup, a backup type
 /// the model does not know) is left out.
-pub fn headers(answer: &Answer, offsets: &dyn Fn(&str) -> i64) -> Vec<BackupFile> {
+pub fn headers(answer: &Answer, offsets: &HeaderOffsets) -> Vec<BackupFile> {
     let mut out = Vec::new();
     let mut tables = answer.tables.iter().peekable();
     while let Some(t) = tables.next() {
@@ -670,7 +670,52 @@ pub fn headers(answer: &Answer, offsets: &dyn Fn(&str) -> i64) -> Vec<BackupFile
     out
 }
 
-fn header(r: &Record, path: &str, offsets: &dyn Fn(&str) -> i64) -> Option<BackupFile> {
+/// What converts a header's local BackupFinishDate to an instant: RESTORE HEADERONLY gives
+/// the taking server's local time of that moment and no time zone.
+pub struct HeaderOffsets<'a> {
+    /// Each server's offset from UTC in minutes, by lower-case `@@SERVERNAME`, as this process
+    /// last saw it (a server down now keeps the offset it had when it answered).
+    pub known: &'a dyn Fn(&str) -> Option<i64>,
+    /// The reading instance's offset, for a server this process never reached.
+    pub reader: i64,
+}
+
+impl HeaderOffsets<'_> {
+    /// The offset that held when the backup in `path`, started at local `started`, was taken
+    /// on `server`. The known offset of the server, unless the file's name (log shipping's
+    /// and the operator's `_yyyymmddhhmmss` in UTC) says the offset was an hour off it then:
+    /// a daylight-saving switch since. A server never reached is read by the name alone, and
+    /// failing that with the reader's offset.
+    pub fn of(&self, server: &str, path: &str, started: Option<NaiveDateTime>) -> i64 {
+        let named = started.and_then(|s| offset_from_name(path, s));
+        match ((self.known)(&server.to_ascii_lowercase()), named) {
+            (Some(known), Some(named)) if (named - known).abs() == 60 => named,
+            (Some(known), _) => known,
+            (None, Some(named)) => named,
+            (None, None) => self.reader,
+        }
+    }
+}
+
+/// The offset from UTC a backup file's name implies: its `_yyyymmddhhmmss` stamp (UTC, when
+/// the backup was started) against the header's local BackupStartDate. Only an answer within
+/// five seconds of a whole quarter hour counts: a stamp written long before the backup started
+/// (a log backup named before a full backup that took an hour) says nothing.
+fn offset_from_name(path: &str, started_local: NaiveDateTime) -> Option<i64> {
+    let name = path.rsplit(['\\', '/']).next()?;
+    let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
+    let stamp = stem.rsplit('_').next()?;
+    if stamp.len() != 14 || !stamp.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let named_utc = NaiveDateTime::parse_from_str(stamp, "%Y%m%d%H%M%S").ok()?;
+    let seconds = (started_local - named_utc).num_seconds();
+    let quarters = (seconds as f64 / 900.0).round() as i64;
+    let off_by = (seconds - quarters * 900).abs();
+    (off_by <= 5 && quarters.abs() <= 56).then_some(quarters * 15)
+}
+
+fn header(r: &Record, path: &str, offsets: &HeaderOffsets) -> Option<BackupFile> {
     let backup_type = match r.get("BackupType").int()? {
         1 => BackupType::Full,
         2 => BackupType::Log,
@@ -685,7 +730,10 @@ fn header(r: &Record, path: &str, offsets: &dyn Fn(&str) -> i64) -> Option<Backu
         first_lsn: lsn(r.get("FirstLSN"))?,
         last_lsn: lsn(r.get("LastLSN"))?,
         database_backup_lsn: nonzero_lsn(r.get("DatabaseBackupLSN")),
-        finished_at: instant(r.get("BackupFinishDate").datetime()?, offsets(&server_name))?,
+        finished_at: instant(
+            r.get("BackupFinishDate").datetime()?,
+            offsets.of(&server_name, path, r.get("BackupStartDate").datetime()),
+        )?,
         copy_only: r.get("IsCopyOnly").flag(),
         force_offline: r.get("IsForceOffline").flag(),
         server_name,
@@ -939,6 +987,46 @@ mod tests {
             tables,
             error: None,
         }
+    }
+
+    #[test]
+    fn a_backup_files_utc_stamp_gives_the_offset_only_when_the_backup_started_right_after_it() {
+        let local = |s: &str| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap();
+        let path = r"\\atl-fs\pchat-ls\mgc_20261126170000.trn";
+        // Started two seconds after the stamp, at US Eastern standard time.
+        assert_eq!(
+            offset_from_name(path, local("2026-11-26 12:00:02")),
+            Some(-300)
+        );
+        assert_eq!(
+            offset_from_name(
+                r"D:\c\mgc_seed_dal-sql1_20261126170000.bak",
+                local("2026-11-26 11:00:01")
+            ),
+            Some(-360)
+        );
+        // Named an hour and three minutes before it started (after a long full backup).
+        assert_eq!(offset_from_name(path, local("2026-11-26 13:03:40")), None);
+        assert_eq!(
+            offset_from_name(r"\\fs\s\mgc.trn", local("2026-11-26 12:00:00")),
+            None
+        );
+        let known = |server: &str| (server == "atl-sql1").then_some(-240);
+        let offsets = HeaderOffsets {
+            known: &known,
+            reader: -360,
+        };
+        // Taken before a daylight-saving switch: the name's offset, an hour off today's.
+        assert_eq!(
+            offsets.of("ATL-SQL1", path, Some(local("2026-11-26 12:00:02"))),
+            -300
+        );
+        // A name that says nothing: the server's known offset, else the reader's.
+        assert_eq!(
+            offsets.of("atl-sql1", "x.trn", Some(local("2026-11-26 12:00:02"))),
+            -240
+        );
+        assert_eq!(offsets.of("other", "x.trn", None), -360);
     }
 
     #[test]
@@ -1256,7 +1344,13 @@ mod tests {
             tables: vec![marker("a.trn"), marker("b.trn"), marker("c.trn"), h(30)],
             error: None,
         };
-        let files = headers(&a, &|_| 0);
+        let files = headers(
+            &a,
+            &HeaderOffsets {
+                known: &|_| Some(0),
+                reader: 0,
+            },
+        );
         assert_eq!(files.len(), 1);
         assert_eq!(files[0].path, "c.trn");
         assert_eq!(files[0].first_lsn, Lsn(30));

@@ -4,19 +4,25 @@
 use super::*;
 
 /// Whether a RESTORING copy at redo point `redo` shares the history of `source` (a copy of
-/// the site `source_site`), so that source's log backups can roll it forward. A copy that
-/// stopped at or before source's fork point shares its history; past the fork it must have
-/// been rolled forward by a backup source's lineage took after the fork. Without fork
-/// information every copy is taken to share it (nothing better is known).
+/// the site `source_site`), so that source's log backups can roll it forward.
+/// - A copy that recovered on a fork of its own (a fork point the source's history does not
+///   have: the source never forked, or forked earlier) holds writes of another branch.
+/// - Otherwise a copy that stopped at or before source's fork point shares its history; past
+///   the fork it must have been rolled forward by a backup source's lineage took after it.
+/// - A source that never forked is the original history: a copy of it cannot be ahead of it.
 fn on_lineage(
     pool: &PoolView,
     source_site: &Site,
     source: &DatabaseObservation,
+    copy: &DatabaseObservation,
     redo: Lsn,
 ) -> bool {
     let Some(f) = source.lsn.fork_point else {
-        return true;
+        return copy.lsn.fork_point.is_none() && redo <= facts::position(source);
     };
+    if copy.lsn.fork_point.is_some_and(|g| g > f) {
+        return false;
+    }
     if redo <= f {
         return true;
     }
@@ -42,7 +48,7 @@ pub(crate) fn candidate<'a>(
             && source.is_none_or(|src| {
                 d.lsn
                     .redo_start
-                    .is_some_and(|r| on_lineage(pool, pool.other_site, src, r))
+                    .is_some_and(|r| on_lineage(pool, pool.other_site, src, d, r))
             })
     };
     for &n in &names {
@@ -218,27 +224,28 @@ fn prepare_target(pool: &PoolView, old: &str, od: &DatabaseObservation) -> Decis
 /// Log backups the candidate may restore, local copy folder first, then the other site's share,
 /// then the primary site's own share. With `source` (the old primary's copy, when observed)
 /// only backups of source's history qualify: a backup another copy took past source's fork
-/// point belongs to another history, and SQL Server refuses it.
+/// point belongs to another history, and SQL Server refuses it; a source that never forked is
+/// the original history, which only its own site's instances have backed up (a copy elsewhere
+/// that serves without a fork point of its own holds a history the observation cannot place).
 fn restorable<'a>(
     pool: &PoolView<'a>,
     instance: &str,
     source: Option<&DatabaseObservation>,
 ) -> Vec<&'a BackupFile> {
-    let fork = source.and_then(|d| d.lsn.fork_point);
     let s_names = facts::names(pool.other_site);
+    let by_old_site = |f: &BackupFile| {
+        s_names
+            .iter()
+            .any(|n| f.server_name.eq_ignore_ascii_case(n))
+    };
     facts::copy_files(pool.obs, instance)
         .iter()
         .chain(facts::share_files(pool.obs, &pool.other_site.name))
         .chain(facts::share_files(pool.obs, &pool.primary_site.name))
-        .filter(|f| match fork {
+        .filter(|f| match source.map(|d| d.lsn.fork_point) {
             None => true,
-            Some(fp) => {
-                f.last_lsn <= fp
-                    || (f.first_lsn >= fp
-                        && s_names
-                            .iter()
-                            .any(|n| f.server_name.eq_ignore_ascii_case(n)))
-            }
+            Some(None) => by_old_site(f),
+            Some(Some(fp)) => f.last_lsn <= fp || (f.first_lsn >= fp && by_old_site(f)),
         })
         .collect()
 }
@@ -319,7 +326,24 @@ pub(super) fn transition(pool: &PoolView) -> Decision {
         db(pool.obs, n, pool.chat_database)
             .is_some_and(|d| facts::is_writable(d) && facts::is_online(d))
     });
-    let tail = observed_tail(pool);
+    // A switch away from this site abandoned after its tail-log backup: the demoted copy here.
+    let demoted = facts::names(pool.primary_site).into_iter().find(|n| {
+        db(pool.obs, n, pool.chat_database).is_some_and(|d| {
+            facts::is_plain_restoring(d)
+                && d.last_log_backup
+                    .as_ref()
+                    .is_some_and(|t| t.force_offline && d.lsn.redo_start == Some(t.last_lsn))
+        })
+    });
+    // A tail on the other site that the demoted copy here had recovered past (its fork point
+    // is at or beyond it) belongs to an earlier switch: this site served since, so that older
+    // tail is no source to roll forward from.
+    let tail = observed_tail(pool).filter(|(_, t)| {
+        demoted
+            .and_then(|n| db(pool.obs, n, pool.chat_database))
+            .and_then(|d| d.lsn.fork_point)
+            .is_none_or(|f| f < t.last_lsn)
+    });
     let source = old
         .or(tail.map(|(n, _)| n))
         .and_then(|n| db(pool.obs, n, pool.chat_database));
@@ -357,14 +381,6 @@ pub(super) fn transition(pool: &PoolView) -> Decision {
     }
     // A switch away from this site was abandoned after its tail-log backup: the demoted copy
     // holds everything ever written and nothing else is writable, so it comes back online.
-    let demoted = facts::names(pool.primary_site).into_iter().find(|n| {
-        db(pool.obs, n, pool.chat_database).is_some_and(|d| {
-            facts::is_plain_restoring(d)
-                && d.last_log_backup
-                    .as_ref()
-                    .is_some_and(|t| t.force_offline && d.lsn.redo_start == Some(t.last_lsn))
-        })
-    });
     if let Some(candidate_instance) = demoted {
         return finish_transition(pool, candidate_instance, true);
     }
