@@ -217,6 +217,7 @@ impl Observer {
             let share = (listers.get(site.name.as_str()) == Some(&inst.name.as_str()))
                 .then(|| site.backup_share.clone());
             let lister = self.lister(&inst.name);
+            let instance = inst.name.as_str();
             let dbs = dbs.clone();
             let copy_folder = site.copy_destination.clone();
             jobs.push(async move {
@@ -239,7 +240,7 @@ impl Observer {
                         .is_some_and(|e| e.number == 208));
                     let data = answer
                         .map_err(|e| e.to_string())
-                        .and_then(|a| parse::instance(&a, &dbs, share.is_some()));
+                        .and_then(|a| parse::instance(&a, instance, &dbs, share.is_some()));
                     let fits = match &data {
                         Ok(d) => d.server.folder_lister().unwrap_or(used),
                         Err(_) if invalid_object => FolderLister::Xp,

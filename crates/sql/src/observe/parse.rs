@@ -44,6 +44,68 @@ pub fn lsn(cell: &Cell) -> Option<Lsn> {
     }
 }
 
+/// One row of a catalog view, read so that a value the operator cannot take (an LSN that is
+/// not one, a state it does not know, a date that is not a date) is an error naming the
+/// instance, the view, the column and the value, rather than a default that could steer a
+/// decision (a copy read as MULTI_USER, an end of log read as none).
+struct Checked<'a> {
+    record: Record<'a>,
+    instance: &'a str,
+    view: &'static str,
+    /// Whose row it is, e.g. the database's name.
+    about: String,
+}
+
+impl Checked<'_> {
+    fn surprise(&self, column: &str, what: &str) -> String {
+        let value = match self.record.get(column) {
+            Cell::Text(t) => format!("'{}'", t.chars().take(60).collect::<String>()),
+            other => format!("{other:?}").chars().take(60).collect(),
+        };
+        format!(
+            "{} answered what the operator cannot read: {}.{column} of {} is {value}, which {what}",
+            self.instance, self.view, self.about
+        )
+    }
+
+    /// An LSN column: NULL is none; anything but an LSN is an error.
+    fn lsn(&self, column: &str) -> Result<Option<Lsn>, String> {
+        match self.record.get(column) {
+            Cell::Null => Ok(None),
+            cell => lsn(cell)
+                .map(Some)
+                .ok_or_else(|| self.surprise(column, "is not an LSN")),
+        }
+    }
+
+    /// A `*_desc` column naming one of `known`: NULL is none; another text is an error.
+    fn one_of<T: Copy>(&self, column: &str, known: &[(&str, T)]) -> Result<Option<T>, String> {
+        let Some(text) = self.record.text(column) else {
+            return match self.record.get(column) {
+                Cell::Null | Cell::Text(_) => Ok(None),
+                _ => Err(self.surprise(column, "is not text")),
+            };
+        };
+        known
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(&text))
+            .map(|(_, value)| Some(*value))
+            .ok_or_else(|| {
+                let names: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
+                self.surprise(column, &format!("is none of {}", names.join(", ")))
+            })
+    }
+
+    /// A `datetime` column: NULL is none; anything but a date and time is an error.
+    fn datetime(&self, column: &str) -> Result<Option<NaiveDateTime>, String> {
+        match self.record.get(column) {
+            Cell::Null => Ok(None),
+            Cell::DateTime(t) => Ok(Some(*t)),
+            _ => Err(self.surprise(column, "is not a date and time")),
+        }
+    }
+}
+
 /// An LSN column where 0 means "none" (`DatabaseBackupLSN` of a first full backup).
 fn nonzero_lsn(cell: &Cell) -> Option<Lsn> {
     lsn(cell).filter(|l| l.0 != 0)
@@ -239,6 +301,7 @@ impl PoolDatabases<'_> {
 /// this instance is then incomplete and must not be used.
 pub fn instance(
     answer: &Answer,
+    instance: &str,
     pool_databases: &[&str],
     listed_share: bool,
 ) -> Result<InstanceData, String> {
@@ -263,7 +326,7 @@ pub fn instance(
     }
     let offset = server.utc_offset_minutes;
     let pool = PoolDatabases(pool_databases);
-    let mut databases = databases(need(Section::Databases)?, &pool);
+    let mut databases = databases(need(Section::Databases)?, &pool, instance)?;
     add_log_shipping_primaries(
         &mut databases,
         need(Section::LogShippingPrimary)?,
@@ -277,7 +340,13 @@ pub fn instance(
         offset,
     );
     add_job_schedules(&mut databases, need(Section::LogShippingJobs)?, &pool);
-    add_last_log_backups(&mut databases, need(Section::LastLogBackup)?, &pool, offset);
+    add_last_log_backups(
+        &mut databases,
+        need(Section::LastLogBackup)?,
+        &pool,
+        offset,
+        instance,
+    )?;
     let sessions = sessions(need(Section::Sessions)?);
     add_files(&mut databases, need(Section::Files)?, &pool);
     let running_operations = running_operations(need(Section::Requests)?);
@@ -313,57 +382,77 @@ fn server_info(table: &Table) -> Result<ServerInfo, String> {
 }
 
 /// The pool databases of `sys.databases` (with their mirroring and LSNs), in the pool's order.
-fn databases(table: &Table, pool: &PoolDatabases) -> Vec<DatabaseObservation> {
-    let mut databases: Vec<DatabaseObservation> = table
-        .records()
-        .filter_map(|r| {
-            let name = pool.canonical(&r.text(Section::Databases.key())?)?;
-            // A STANDBY secondary shows ONLINE between log restores; it is planned as the
-            // RESTORING copy it is (see `DatabaseObservation::standby`).
-            let standby = r.get("is_in_standby").flag();
-            let state = if standby {
-                DatabaseState::Restoring
-            } else {
-                database_state(&r.text("state_desc").unwrap_or_default())
-            };
-            Some(DatabaseObservation {
-                name,
-                state,
-                read_only: r.get("is_read_only").flag(),
-                standby,
-                user_access: match r.text("user_access_desc").as_deref() {
-                    Some("SINGLE_USER") => UserAccess::SingleUser,
-                    Some("RESTRICTED_USER") => UserAccess::RestrictedUser,
-                    _ => UserAccess::MultiUser,
-                },
-                recovery_model: match r.text("recovery_model_desc").as_deref() {
-                    Some("SIMPLE") => RecoveryModel::Simple,
-                    Some("BULK_LOGGED") => RecoveryModel::BulkLogged,
-                    _ => RecoveryModel::Full,
-                },
-                mirroring: mirroring(&r),
-                log_shipping_primary: None,
-                log_shipping_secondary: None,
-                lsn: LsnPosition {
-                    redo_start: if state == DatabaseState::Restoring {
-                        lsn(r.get("redo_start_lsn"))
-                    } else {
-                        None
-                    },
-                    end_of_log: if state == DatabaseState::Online {
-                        lsn(r.get("log_end_lsn"))
-                    } else {
-                        None
-                    },
-                    fork_point: nonzero_lsn(r.get("fork_point_lsn")),
-                },
-                last_log_backup: None,
-                files: Vec::new(),
-            })
-        })
-        .collect();
+fn databases(
+    table: &Table,
+    pool: &PoolDatabases,
+    instance: &str,
+) -> Result<Vec<DatabaseObservation>, String> {
+    let mut databases = Vec::new();
+    for r in table.records() {
+        let Some(name) = r
+            .text(Section::Databases.key())
+            .and_then(|n| pool.canonical(&n))
+        else {
+            continue;
+        };
+        let row = Checked {
+            record: r,
+            instance,
+            view: "sys.databases",
+            about: name.clone(),
+        };
+        // A STANDBY secondary shows ONLINE between log restores; it is planned as the
+        // RESTORING copy it is (see `DatabaseObservation::standby`).
+        let standby = r.get("is_in_standby").flag();
+        let state = if standby {
+            DatabaseState::Restoring
+        } else {
+            database_state(&r.text("state_desc").unwrap_or_default())
+        };
+        let user_access = row
+            .one_of(
+                "user_access_desc",
+                &[
+                    ("MULTI_USER", UserAccess::MultiUser),
+                    ("SINGLE_USER", UserAccess::SingleUser),
+                    ("RESTRICTED_USER", UserAccess::RestrictedUser),
+                ],
+            )?
+            .ok_or_else(|| row.surprise("user_access_desc", "is missing"))?;
+        let recovery_model = row
+            .one_of(
+                "recovery_model_desc",
+                &[
+                    ("FULL", RecoveryModel::Full),
+                    ("BULK_LOGGED", RecoveryModel::BulkLogged),
+                    ("SIMPLE", RecoveryModel::Simple),
+                ],
+            )?
+            .ok_or_else(|| row.surprise("recovery_model_desc", "is missing"))?;
+        let redo_start = row.lsn("redo_start_lsn")?;
+        let end_of_log = row.lsn("log_end_lsn")?;
+        let fork_point = row.lsn("fork_point_lsn")?.filter(|l| l.0 != 0);
+        databases.push(DatabaseObservation {
+            name,
+            state,
+            read_only: r.get("is_read_only").flag(),
+            standby,
+            user_access,
+            recovery_model,
+            mirroring: mirroring(&row)?,
+            log_shipping_primary: None,
+            log_shipping_secondary: None,
+            lsn: LsnPosition {
+                redo_start: redo_start.filter(|_| state == DatabaseState::Restoring),
+                end_of_log: end_of_log.filter(|_| state == DatabaseState::Online),
+                fork_point,
+            },
+            last_log_backup: None,
+            files: Vec::new(),
+        });
+    }
     databases.sort_by_key(|d| pool.0.iter().position(|n| *n == d.name));
-    databases
+    Ok(databases)
 }
 
 /// The primary log-shipping configurations: one row per secondary they ship to.
@@ -480,40 +569,48 @@ fn add_job_schedules(databases: &mut [DatabaseObservation], table: &Table, pool:
     }
 }
 
-/// Each database's last log backup in msdb's history (skipped when its LSNs or finish time are
-/// missing).
+/// Each database's last log backup in msdb's history.
 fn add_last_log_backups(
     databases: &mut [DatabaseObservation],
     table: &Table,
     pool: &PoolDatabases,
     offset: i64,
-) {
-    for row in table.records() {
-        let Some(copy) = pool.named_by(databases, &row, Section::LastLogBackup.key()) else {
+    instance: &str,
+) -> Result<(), String> {
+    for r in table.records() {
+        let Some(copy) = pool.named_by(databases, &r, Section::LastLogBackup.key()) else {
             continue;
         };
-        let (Some(first), Some(last), Some(finished)) = (
-            lsn(row.get("first_lsn")),
-            lsn(row.get("last_lsn")),
-            row.get("backup_finish_date")
-                .datetime()
-                .and_then(|t| instant(t, backup_offset(&row, offset))),
-        ) else {
-            continue;
+        let row = Checked {
+            record: r,
+            instance,
+            view: "msdb.dbo.backupset",
+            about: format!("the last log backup of {}", copy.name),
         };
+        let first = row
+            .lsn("first_lsn")?
+            .ok_or_else(|| row.surprise("first_lsn", "is missing"))?;
+        let last = row
+            .lsn("last_lsn")?
+            .ok_or_else(|| row.surprise("last_lsn", "is missing"))?;
+        let finished = row
+            .datetime("backup_finish_date")?
+            .and_then(|t| instant(t, backup_offset(&r, offset)))
+            .ok_or_else(|| row.surprise("backup_finish_date", "is not a time of this era"))?;
         copy.last_log_backup = Some(BackupFile {
-            path: row.text("physical_device_name").unwrap_or_default(),
+            path: r.text("physical_device_name").unwrap_or_default(),
             database: copy.name.clone(),
             backup_type: BackupType::Log,
             first_lsn: first,
             last_lsn: last,
-            database_backup_lsn: nonzero_lsn(row.get("database_backup_lsn")),
+            database_backup_lsn: row.lsn("database_backup_lsn")?.filter(|l| l.0 != 0),
             finished_at: finished,
-            copy_only: row.get("is_copy_only").flag(),
-            force_offline: row.get("is_force_offline").flag(),
-            server_name: row.text("server_name").unwrap_or_default(),
+            copy_only: r.get("is_copy_only").flag(),
+            force_offline: r.get("is_force_offline").flag(),
+            server_name: r.text("server_name").unwrap_or_default(),
         });
     }
+    Ok(())
 }
 
 /// The user sessions of `sys.dm_exec_sessions`.
@@ -616,32 +713,52 @@ fn database_state(desc: &str) -> DatabaseState {
     }
 }
 
-fn mirroring(r: &Record) -> Option<MirroringObservation> {
-    let role = match r.text("mirroring_role_desc")?.as_str() {
-        "PRINCIPAL" => MirroringRole::Principal,
-        "MIRROR" => MirroringRole::Mirror,
-        _ => return None,
+/// The database's mirroring session; none when `mirroring_role_desc` is NULL.
+fn mirroring(row: &Checked) -> Result<Option<MirroringObservation>, String> {
+    let Some(role) = row.one_of(
+        "mirroring_role_desc",
+        &[
+            ("PRINCIPAL", MirroringRole::Principal),
+            ("MIRROR", MirroringRole::Mirror),
+        ],
+    )?
+    else {
+        return Ok(None);
     };
-    let state = match r.text("mirroring_state_desc").as_deref() {
-        Some("SUSPENDED") => MirroringState::Suspended,
-        Some("SYNCHRONIZING") => MirroringState::Synchronizing,
-        Some("PENDING_FAILOVER") => MirroringState::PendingFailover,
-        Some("SYNCHRONIZED") => MirroringState::Synchronized,
-        Some("UNSYNCHRONIZED") => MirroringState::Unsynchronized,
-        _ => MirroringState::Disconnected,
-    };
-    Some(MirroringObservation {
+    let state = row
+        .one_of(
+            "mirroring_state_desc",
+            &[
+                ("SUSPENDED", MirroringState::Suspended),
+                ("DISCONNECTED", MirroringState::Disconnected),
+                ("SYNCHRONIZING", MirroringState::Synchronizing),
+                ("PENDING_FAILOVER", MirroringState::PendingFailover),
+                ("SYNCHRONIZED", MirroringState::Synchronized),
+                ("UNSYNCHRONIZED", MirroringState::Unsynchronized),
+            ],
+        )?
+        .unwrap_or(MirroringState::Disconnected);
+    let safety = row
+        .one_of(
+            "mirroring_safety_level_desc",
+            &[
+                ("FULL", MirroringSafety::Full),
+                ("OFF", MirroringSafety::Off),
+                // Shown while the session is being set up (SQL Server's documented value).
+                ("UNKNOWN", MirroringSafety::Off),
+            ],
+        )?
+        .unwrap_or(MirroringSafety::Off);
+    let r = &row.record;
+    Ok(Some(MirroringObservation {
         role,
         state,
-        safety: match r.text("mirroring_safety_level_desc").as_deref() {
-            Some("FULL") => MirroringSafety::Full,
-            _ => MirroringSafety::Off,
-        },
+        safety,
         partner_name: r.text("mirroring_partner_name").unwrap_or_default(),
         partner_instance: r.text("mirroring_partner_instance").unwrap_or_default(),
         witness_name: r.text("mirroring_witness_name"),
-        failover_lsn: nonzero_lsn(r.get("mirroring_failover_lsn")),
-    })
+        failover_lsn: row.lsn("mirroring_failover_lsn")?.filter(|l| l.0 != 0),
+    }))
 }
 
 /// The headers batch: each file's first backup set (the one a RESTORE without `FILE =`
@@ -1053,6 +1170,75 @@ mod tests {
         assert_eq!(unsupported_version("unknown"), None);
     }
 
+    /// `answer` with one cell of the set whose first column is `key` replaced.
+    fn with_cell(mut answer: Answer, key: &str, column: &str, cell: Cell) -> Answer {
+        let table = answer.tables.iter_mut().find(|t| t.key() == key).unwrap();
+        let at = table.columns.iter().position(|c| c == column).unwrap();
+        table.rows[0][at] = cell;
+        answer
+    }
+
+    #[test]
+    fn a_value_the_operator_cannot_read_is_an_error_naming_the_instance_view_column_and_value() {
+        let cases = [
+            (
+                "database_name",
+                "recovery_model_desc",
+                t("FUZZY"),
+                "atl-sql1 answered what the operator cannot read: sys.databases.recovery_model_desc \
+                 of mgc is 'FUZZY', which is none of FULL, BULK_LOGGED, SIMPLE",
+            ),
+            (
+                "database_name",
+                "user_access_desc",
+                Cell::Null,
+                "sys.databases.user_access_desc of mgc is Null, which is missing",
+            ),
+            (
+                "database_name",
+                "log_end_lsn",
+                t("not-an-lsn"),
+                "sys.databases.log_end_lsn of mgc is 'not-an-lsn', which is not an LSN",
+            ),
+            (
+                "database_name",
+                "mirroring_role_desc",
+                t("WITNESS"),
+                "sys.databases.mirroring_role_desc of mgc is 'WITNESS', which is none of PRINCIPAL, MIRROR",
+            ),
+            (
+                "log_backup_database",
+                "first_lsn",
+                Cell::Null,
+                "msdb.dbo.backupset.first_lsn of the last log backup of mgc is Null, which is missing",
+            ),
+            (
+                "log_backup_database",
+                "backup_finish_date",
+                t("yesterday"),
+                "msdb.dbo.backupset.backup_finish_date of the last log backup of mgc is 'yesterday', which is not a date and time",
+            ),
+        ];
+        for (key, column, cell, expected) in cases {
+            let answer = with_cell(catalog(vec![]), key, column, cell);
+            let err = instance(&answer, "atl-sql1", &["mgc", "mgccomp"], false).unwrap_err();
+            assert!(err.starts_with("atl-sql1 answered"), "{err}");
+            assert!(err.contains(expected), "{column}: {err}");
+        }
+        // What SQL Server documents is read as it is.
+        for (column, value) in [
+            ("mirroring_safety_level_desc", "UNKNOWN"),
+            ("recovery_model_desc", "bulk_logged"),
+            ("user_access_desc", "RESTRICTED_USER"),
+        ] {
+            let answer = with_cell(catalog(vec![]), "database_name", column, t(value));
+            assert!(
+                instance(&answer, "atl-sql1", &["mgc"], false).is_ok(),
+                "{column} {value}"
+            );
+        }
+    }
+
     /// The three result sets of a SQL Server 2016 listing of the copy folder.
     fn xp_listing(is_folder: bool, entries: &[(&str, bool)]) -> Vec<Table> {
         vec![
@@ -1086,6 +1272,7 @@ mod tests {
     fn a_2016_listing_names_the_files_xp_dirtree_gives_and_fails_for_a_folder_it_cannot_see() {
         let listed = instance(
             &catalog(xp_listing(true, &[("mgc_1.trn", true), ("old", false)])),
+            "atl-sql1",
             &["mgc"],
             false,
         )
@@ -1099,12 +1286,17 @@ mod tests {
                 version: String::new()
             }]
         );
-        let empty = instance(&catalog(xp_listing(true, &[])), &["mgc"], false).unwrap();
+        let empty = instance(&catalog(xp_listing(true, &[])), "atl-sql1", &["mgc"], false).unwrap();
         assert_eq!(empty.copy_folder, Ok(vec![]), "an empty folder is readable");
-        let unreadable = instance(&catalog(xp_listing(false, &[])), &["mgc"], false)
-            .unwrap()
-            .copy_folder
-            .unwrap_err();
+        let unreadable = instance(
+            &catalog(xp_listing(false, &[])),
+            "atl-sql1",
+            &["mgc"],
+            false,
+        )
+        .unwrap()
+        .copy_folder
+        .unwrap_err();
         assert!(
             unreadable.contains(r"xp_fileexist does not see D:\pchat-ls-copy as a folder"),
             "{unreadable}"
@@ -1121,7 +1313,13 @@ mod tests {
                 Cell::Int(10),
             ]],
         );
-        let d = instance(&catalog(vec![listing]), &["mgc", "mgccomp"], false).unwrap();
+        let d = instance(
+            &catalog(vec![listing]),
+            "atl-sql1",
+            &["mgc", "mgccomp"],
+            false,
+        )
+        .unwrap();
         assert_eq!(d.server.server_name, "ATL-SQL1");
         assert_eq!(d.databases.len(), 1, "only the pool's databases");
         let mgc = &d.databases[0];
@@ -1259,7 +1457,7 @@ mod tests {
                 ],
             ],
         );
-        let found = databases(&rows, &PoolDatabases(&["mgc", "mgccomp"]));
+        let found = databases(&rows, &PoolDatabases(&["mgc", "mgccomp"]), "atl-sql1").unwrap();
         let (standby, read_only) = (&found[0], &found[1]);
         assert_eq!(standby.state, DatabaseState::Restoring);
         assert!(standby.standby && standby.read_only);
@@ -1278,7 +1476,7 @@ mod tests {
             class: 16,
             message: "The system cannot find the path specified.".into(),
         });
-        let d = instance(&a, &["mgc"], true).unwrap();
+        let d = instance(&a, "atl-sql1", &["mgc"], true).unwrap();
         let why = d.share.unwrap().unwrap_err();
         assert!(why.contains("error 3"), "{why}");
         assert!(d.copy_folder.is_err());
@@ -1289,11 +1487,11 @@ mod tests {
     fn a_missing_catalog_set_fails_the_whole_instance() {
         let mut a = catalog(vec![]);
         a.tables.retain(|t| t.key() != "session_id");
-        let err = instance(&a, &["mgc"], false).unwrap_err();
+        let err = instance(&a, "atl-sql1", &["mgc"], false).unwrap_err();
         assert!(err.contains("session_id"), "{err}");
         let mut a = catalog(vec![]);
         a.tables.retain(|t| t.key() != "ls_job_database");
-        let err = instance(&a, &["mgc"], false).unwrap_err();
+        let err = instance(&a, "atl-sql1", &["mgc"], false).unwrap_err();
         assert!(err.contains("ls_job_database"), "{err}");
     }
 
@@ -1518,7 +1716,7 @@ mod fuzz {
         #![proptest_config(ProptestConfig::with_cases(512))]
         #[test]
         fn no_answer_makes_the_reader_panic(answer in answer(), listed in any::<bool>()) {
-            let _ = instance(&answer, &["mgc", "mgccomp"], listed);
+            let _ = instance(&answer, "atl-sql1", &["mgc", "mgccomp"], listed);
         }
     }
 }
