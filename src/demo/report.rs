@@ -186,9 +186,13 @@ fn write_figures(out: &mut String, run: &DemoRun) {
             }
             let _ = writeln!(
                 out,
-                "  act {n}: chat write outage {} beside the switch's SQL critical path {}",
+                "  act {n}: chat write outage {} beside the switch's SQL critical path {} (ratio {})",
                 act.write_outage.map(ms).unwrap_or_else(|| "n/a".into()),
-                ms(sw.path.sql)
+                ms(sw.path.sql),
+                act.write_outage
+                    .and_then(|o| ratio(o, sw.path.sql))
+                    .map(|r| format!("{r:.2}"))
+                    .unwrap_or_else(|| "n/a".into())
             );
         }
         if act.spec_changed.is_some() {

@@ -14,7 +14,7 @@ use crate::engine::sql_port::LivePort;
 use crate::engine::{self, FilePublisher, PassInput, PassReport};
 use pchat_core::api::{PersistentChatPoolSpec, PersistentChatPoolStatus, load_pool_yaml};
 use pchat_core::observe::Observation;
-use pchat_core::plan::{Decision, Step, invariants};
+use pchat_core::plan::{Decision, Step, WaitReason, invariants};
 use pchat_sim::cluster::{RunningSim, with_free_ports};
 use pchat_sim::server::{StatementKind, Topology};
 use pchat_sim::workload::{
@@ -40,10 +40,15 @@ pub const LATENCY_MS: [(StatementKind, u64); 6] = [
 ];
 
 /// Messages per second each active chat server writes.
-const RATE_PER_SERVER: f64 = 25.0;
+const RATE_PER_SERVER: f64 = 100.0;
 /// How often the loop looks again while the engine waits on something that moves by itself.
 /// Shorter than the engine's own requeue: the demo's intervals are seconds, not minutes.
 const POLL: Duration = Duration::from_millis(50);
+/// How often the loop looks again while chat servers drain: the drain is chat outage, and one
+/// look is one catalog batch per instance (about 3 ms for the pool).
+const DRAIN_POLL: Duration = Duration::from_millis(2);
+/// How often a chat server that is not published looks at the published list.
+const PUBLISHED_POLL: Duration = Duration::from_millis(2);
 
 /// One step the engine ran.
 #[derive(Clone, Debug)]
@@ -187,6 +192,9 @@ impl World {
             password: PASSWORD.into(),
             rate_per_server: RATE_PER_SERVER,
             backoff: Duration::from_millis(100),
+            // A chat server looks at the published list often while it is not on it, so a
+            // publication is acted on within milliseconds, as a watch would.
+            published_poll: Some(PUBLISHED_POLL),
             request_timeout: Duration::from_secs(2),
             first_id: 1,
             source: Arc::new(InstallerThenFile {
@@ -269,8 +277,11 @@ impl World {
             // the same step ran twice), as in local and Kubernetes mode. Otherwise the demo's
             // faster clock: the engine waits on something that moves by itself (a drain,
             // mirroring, an agent job) or retries a failed step.
-            let nap = match &report.step_ran {
-                Some((_, Ok(_))) => report.requeue_after,
+            let nap = match (&report.step_ran, &report.decision) {
+                (Some((_, Ok(_))), _) => report.requeue_after,
+                (None, Some(Decision::Wait(WaitReason::Draining { .. }))) => {
+                    DRAIN_POLL.min(report.requeue_after)
+                }
                 _ => POLL.min(report.requeue_after),
             };
             if !nap.is_zero() {

@@ -273,6 +273,7 @@ impl Pool {
             password: PASSWORD.into(),
             rate_per_server: 25.0,
             backoff: Duration::from_millis(50),
+            published_poll: None,
             request_timeout: Duration::from_secs(3),
             first_id: 1,
             source: Arc::new(FileSource::new(self.active_servers.clone())),

@@ -144,6 +144,11 @@ pub struct WorkloadConfig {
     pub rate_per_server: f64,
     /// Wait after an error before reconnecting.
     pub backoff: Duration,
+    /// How often a server that is not published (drained, or on the standby site) looks at
+    /// the published list again; `None`: at its write interval. A server published again
+    /// writes no sooner than it looks, so this bounds how long a switch's outage outlasts
+    /// the publication.
+    pub published_poll: Option<Duration>,
     /// Bound on one connect or one write.
     pub request_timeout: Duration,
     /// The first message id; ids increase from it across all servers.
@@ -220,7 +225,7 @@ async fn run_server(
         if !published.is_active(&server.fqdn) {
             // An inactive server holds no connection.
             live = None;
-            pause(&stop, interval).await;
+            pause(&stop, config.published_poll.unwrap_or(interval)).await;
             continue;
         }
         if live
@@ -254,13 +259,45 @@ async fn run_server(
                     at: jiff::Timestamp::now(),
                 };
                 acked.lock().expect("ack log poisoned").push(ack);
-                pause(&stop, interval).await;
+                let serving = l.state;
+                pause_until_unpublished(&stop, interval, &config, &server, serving).await;
             }
             Err(e) => {
                 tracing::debug!(server = %server.fqdn, id, error = %e, "write failed; reconnecting");
                 live = None;
                 pause(&stop, config.backoff).await;
             }
+        }
+    }
+}
+
+/// Wait `interval` before the next write, ending early when the server is no longer
+/// published for `serving` (a drain, or a switch of the pool state): with `published_poll` set
+/// the server looks at the list that often, so it leaves within that time of a drain, as a
+/// server acting on a change notification would; without it, it waits the whole interval.
+async fn pause_until_unpublished(
+    stop: &CancellationToken,
+    interval: Duration,
+    config: &WorkloadConfig,
+    server: &ChatServer,
+    serving: PoolState,
+) {
+    let Some(poll) = config.published_poll else {
+        return pause(stop, interval).await;
+    };
+    let deadline = tokio::time::Instant::now() + interval;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() || stop.is_cancelled() {
+            return;
+        }
+        pause(stop, poll.min(left)).await;
+        let still = config
+            .source
+            .current()
+            .is_ok_and(|p| p.is_active(&server.fqdn) && p.pool_state == serving);
+        if !still {
+            return;
         }
     }
 }

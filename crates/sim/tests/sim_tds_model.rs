@@ -135,6 +135,7 @@ async fn the_chat_workload_writes_to_the_model_and_every_ack_is_stored() {
         password: PASSWORD.into(),
         rate_per_server: 100.0,
         backoff: Duration::from_millis(50),
+        published_poll: None,
         request_timeout: Duration::from_secs(5),
         first_id: 1,
         source: Arc::new(rx),

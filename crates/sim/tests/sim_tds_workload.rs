@@ -35,6 +35,7 @@ fn workload_config(
         password: PASSWORD.into(),
         rate_per_server: 200.0,
         backoff: Duration::from_millis(50),
+        published_poll: None,
         request_timeout: Duration::from_secs(5),
         first_id: 1_000,
         source,
@@ -133,6 +134,35 @@ async fn a_server_leaving_the_active_list_disconnects_and_stops_writing() {
     .await;
     let acked = workload.stop().await;
     assert_eq!(acked.iter().filter(|a| a.server == PC2).count(), pc2_before);
+}
+
+#[tokio::test]
+async fn a_server_watching_the_published_list_leaves_at_a_drain_before_its_next_write_is_due() {
+    let home = start().await;
+    let (tx, rx) = watch::channel(published(&[PC1], PoolState::Normal));
+    // One write every three seconds, and a look at the list every 10 ms between writes.
+    let config = WorkloadConfig {
+        servers: vec![ChatServer { fqdn: PC1.into() }],
+        rate_per_server: 1.0 / 3.0,
+        published_poll: Some(Duration::from_millis(10)),
+        ..workload_config(&[&home], &[], Arc::new(rx))
+    };
+    let workload = ChatWorkload::start(config);
+    eventually("a first write", || !workload.acked().is_empty()).await;
+    let drained_at = tokio::time::Instant::now();
+    tx.send(published(&[], PoolState::Normal)).unwrap();
+    eventually("the drained server disconnects", || {
+        home.backend.state.lock().unwrap().logouts >= 1
+    })
+    .await;
+    // Without the watch it would hold its session until its next write was due.
+    assert!(
+        drained_at.elapsed() < Duration::from_secs(2),
+        "left after {:?}",
+        drained_at.elapsed()
+    );
+    let acked = workload.stop().await;
+    assert_eq!(acked.len(), 1, "no write after the drain");
 }
 
 #[tokio::test]
