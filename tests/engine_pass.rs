@@ -361,7 +361,13 @@ fn a_retryable_step_error_backs_off_and_keeps_reconciling_a_fatal_one_stalls() {
     assert!(is_true(&r1.status, "Reconciling"));
     assert_eq!(cond(&r1.status, "Reconciling").reason, "StepRetrying");
     assert!(!is_true(&r1.status, "Stalled"));
-    assert_eq!(r1.requeue_after, Duration::from_secs(2));
+    // Two seconds, less the pool's jitter (at most a fifth).
+    let within = |d: Duration, backoff: Duration| d <= backoff && d >= backoff.mul_f64(0.8);
+    assert!(
+        within(r1.requeue_after, Duration::from_secs(2)),
+        "{:?}",
+        r1.requeue_after
+    );
     // Still failing 20 s later: the wait grows with how long it has been failing.
     port.fail_next.push(StepError {
         message: "again".into(),
@@ -370,7 +376,11 @@ fn a_retryable_step_error_backs_off_and_keeps_reconciling_a_fatal_one_stalls() {
     });
     let t1 = t0.checked_add(jiff::SignedDuration::from_secs(20)).unwrap();
     let r2 = pass(&spec, &mut port, &mut publisher, t1, Some(&r1.status));
-    assert_eq!(r2.requeue_after, Duration::from_secs(20));
+    assert!(
+        within(r2.requeue_after, Duration::from_secs(20)),
+        "{:?}",
+        r2.requeue_after
+    );
     assert_eq!(
         r2.status.step.as_ref().unwrap().index,
         1,
@@ -450,6 +460,27 @@ fn salvage_backups_are_recorded_when_the_salvage_step_succeeds_and_never_dropped
 }
 
 #[test]
+fn pools_failing_at_the_same_moment_come_back_spread_over_a_fifth_of_their_backoff() {
+    let now: jiff::Timestamp = "2026-12-04T10:00:00Z".parse().unwrap();
+    let backoffs: Vec<std::time::Duration> = (0..100)
+        .map(|i| requeue::jittered(requeue::BACKOFF_MAX, &format!("tenant-{i}/pchat"), now))
+        .collect();
+    assert!(
+        backoffs
+            .iter()
+            .all(|b| *b <= requeue::BACKOFF_MAX && *b >= requeue::BACKOFF_MAX.mul_f64(0.8)),
+        "{backoffs:?}"
+    );
+    let distinct: std::collections::BTreeSet<_> = backoffs.iter().collect();
+    assert!(distinct.len() > 80, "{} distinct of 100", distinct.len());
+    // The same pool at the same moment: the same answer (a pure function of its inputs).
+    assert_eq!(
+        requeue::jittered(requeue::BACKOFF_MAX, "tenant-1/pchat", now),
+        backoffs[1]
+    );
+}
+
+#[test]
 fn the_backoff_of_a_step_that_keeps_failing_stops_growing_at_a_minute() {
     let spec = spec("atlanta");
     let obs = observed("observed-installer.yaml");
@@ -468,7 +499,13 @@ fn the_backoff_of_a_step_that_keeps_failing_stops_growing_at_a_minute() {
         .checked_add(jiff::SignedDuration::from_secs(600))
         .unwrap();
     let r2 = pass(&spec, &mut port, &mut publisher, later, Some(&r1.status));
-    assert_eq!(r2.requeue_after, requeue::BACKOFF_MAX);
+    // A minute at most, less by the pool's jitter (at most a fifth).
+    assert!(
+        r2.requeue_after <= requeue::BACKOFF_MAX
+            && r2.requeue_after >= requeue::BACKOFF_MAX.mul_f64(0.8),
+        "{:?}",
+        r2.requeue_after
+    );
     // Once it succeeds, the next pass comes a second later (the same step ran, and failed, in
     // the pass before); after the next, different, step it comes at once.
     let r3 = pass(&spec, &mut port, &mut publisher, later, Some(&r2.status));

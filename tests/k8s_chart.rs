@@ -122,6 +122,11 @@ async fn the_chart_lints_clean_and_installs_upgrades_and_uninstalls_on_a_real_ap
         "{args:?}"
     );
     assert_eq!(
+        flag_value(&args, "--max-concurrent-pools"),
+        Some("16"),
+        "{args:?}"
+    );
+    assert_eq!(
         flag_value(&args, "--namespace"),
         Some(NAMESPACE),
         "{args:?}"

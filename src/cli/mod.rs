@@ -114,6 +114,10 @@ enum Command {
         /// Seconds between checks of a replica that does not hold the Lease.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
         not_leader_retry: u64,
+        /// Pools reconciled at once (each pass keeps its pool's SQL connections busy); the
+        /// others wait their turn.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        max_concurrent_pools: u16,
         /// Log line format.
         #[arg(long, value_enum, default_value_t = crate::telemetry::LogFormat::Plain)]
         log_format: crate::telemetry::LogFormat,
@@ -227,6 +231,7 @@ pub fn main() -> ExitCode {
             lease_duration,
             stalled_retry,
             not_leader_retry,
+            max_concurrent_pools,
             log_format,
         } => {
             crate::telemetry::init_logging(log_format);
@@ -246,6 +251,7 @@ pub fn main() -> ExitCode {
                 },
                 ca_dir: std::env::temp_dir().join("pchat-operator"),
                 timing,
+                max_concurrent_pools,
             };
             run::run_command(opts)
         }

@@ -55,8 +55,10 @@ impl Default for Timing {
 /// When to come back after a pass that planned. A retryable error backs off by as long as the
 /// same step has been failing (so the interval roughly doubles each time, between
 /// [`BACKOFF_MIN`] and [`BACKOFF_MAX`]), measured from the step's `startedAt` in the previous
-/// status: the engine keeps no memory of its own.
+/// status: the engine keeps no memory of its own. The backoff is jittered per pool
+/// ([`jittered`]), so pools failing together (a shared instance down) do not retry together.
 pub fn after_plan(
+    pool: &str,
     decision: &Decision,
     step_ran: Option<&(Step, Result<StepRun, StepError>)>,
     previous: Option<&PersistentChatPoolStatus>,
@@ -70,7 +72,7 @@ pub fn after_plan(
                 .and_then(|s| s.started_at)
                 .and_then(|t| now.duration_since(t).try_into().ok())
                 .unwrap_or(Duration::ZERO);
-            failing_for.clamp(BACKOFF_MIN, BACKOFF_MAX)
+            jittered(failing_for.clamp(BACKOFF_MIN, BACKOFF_MAX), pool, now)
         }
         (_, Some((_, Err(_)))) => IDLE,
         (Decision::Wait(WaitReason::Suspended), None) => IDLE,
@@ -82,6 +84,21 @@ pub fn after_plan(
         (Decision::Converged | Decision::Blocked(_), None) => IDLE,
         (Decision::Step(_), None) => ACTIVE,
     }
+}
+
+/// `interval` shortened by up to a fifth, by an amount drawn from the pool's name and `now`
+/// (FNV-1a): the same for the same pool at the same moment, so the requeue stays a pure
+/// function, but different between pools, so a hundred pools that failed at once come back
+/// spread over a fifth of the interval instead of all at the same instant. Never longer than
+/// `interval`, so the bounds above hold.
+pub fn jittered(interval: Duration, pool: &str, now: Timestamp) -> Duration {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in pool.bytes().chain(now.as_nanosecond().to_le_bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let fraction = (hash % 1000) as f64 / 1000.0 * 0.2;
+    interval.mul_f64(1.0 - fraction)
 }
 
 /// The previous pass's step, when it is `step` (same name, same detail). It may have failed

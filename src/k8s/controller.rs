@@ -274,5 +274,9 @@ pub fn error_policy(pool: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) 
     tracing::warn!(%namespace, pool = %name, error = %error, "reconcile failed, retrying");
     ctx.metrics.pass(&namespace, &name, PassOutcome::Error);
     ctx.metrics.error(&namespace, &name, error.reason());
-    Action::requeue(ctx.timing.error_retry)
+    Action::requeue(crate::engine::requeue::jittered(
+        ctx.timing.error_retry,
+        &format!("{namespace}/{name}"),
+        Timestamp::now(),
+    ))
 }

@@ -57,6 +57,10 @@ pub struct Options {
     /// may be read-only).
     pub ca_dir: PathBuf,
     pub timing: Timing,
+    /// Pools reconciled at once; the others wait their turn. Each pass holds a pool's SQL
+    /// connections busy (one per instance, two while a BACKUP or RESTORE runs), so this also
+    /// bounds the operator's open SQL work.
+    pub max_concurrent_pools: u16,
 }
 
 /// A Kubernetes client whose requests say which replica sent them (User-Agent
@@ -169,6 +173,9 @@ async fn run_controller(
     });
 
     let controller = Controller::new_with(pools, watcher::Config::default(), resource)
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(opts.max_concurrent_pools),
+        )
         .owns(
             config_maps,
             watcher::Config::default()
