@@ -69,17 +69,21 @@ struct SchemaCheck {
 
 /// The fields in `manifest` that the CRD's schema does not declare, and the duration fields it
 /// refuses.
-fn check_against_schema(manifest: &Value) -> SchemaCheck {
-    let crd = PersistentChatPool::crd();
-    let schema = crd
+/// The CRD's OpenAPI schema as JSON, generated once: local mode loads the manifest on every
+/// pass, and generating the schema costs more than the rest of the load.
+static SCHEMA: std::sync::LazyLock<Option<Value>> = std::sync::LazyLock::new(|| {
+    PersistentChatPool::crd()
         .spec
         .versions
         .first()
         .and_then(|v| v.schema.as_ref())
         .and_then(|s| s.open_api_v3_schema.as_ref())
-        .and_then(|s| serde_json::to_value(s).ok());
+        .and_then(|s| serde_json::to_value(s).ok())
+});
+
+fn check_against_schema(manifest: &Value) -> SchemaCheck {
     let mut out = SchemaCheck::default();
-    let (Some(schema), Some(fields)) = (schema, manifest.as_object()) else {
+    let (Some(schema), Some(fields)) = (SCHEMA.as_ref(), manifest.as_object()) else {
         return out;
     };
     for (key, value) in fields {
