@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use super::SqlError;
-use super::connect::{ConnectSettings, Connections};
+use super::connect::{ConnectSettings, Connections, SqlClient, Target};
 use super::observe::{Answer, Cell};
 use super::statements::{IN_USE, RETURN_CODE, Statement, StatementContext, statements};
 use super::target::target;
@@ -293,6 +293,17 @@ struct Reach<'a> {
     unbounded: bool,
 }
 
+impl Reach<'_> {
+    /// The instance's connection target in the spec.
+    fn target(&self, spec: &PersistentChatPoolSpec) -> Result<Target, SqlError> {
+        target(spec, self.instance).ok_or_else(|| SqlError::Unexpected {
+            instance: self.instance.to_string(),
+            statement: self.what.to_string(),
+            reason: format!("the spec names no instance {}", self.instance),
+        })
+    }
+}
+
 /// One request and its whole answer; connection failures discard the connection.
 async fn request(
     conns: &mut Connections,
@@ -306,11 +317,7 @@ async fn request(
         what,
         unbounded,
     } = *reach;
-    let t = target(spec, instance).ok_or_else(|| SqlError::Unexpected {
-        instance: instance.to_string(),
-        statement: what.to_string(),
-        reason: format!("the spec names no instance {instance}"),
-    })?;
+    let t = reach.target(spec)?;
     let client = if unbounded {
         conns.get_unbounded(&t, settings).await?
     } else {
@@ -337,11 +344,7 @@ async fn watched_request(
     reports: &ProgressReports,
 ) -> Result<Answer, SqlError> {
     let instance = reach.instance;
-    let t = target(spec, instance).ok_or_else(|| SqlError::Unexpected {
-        instance: instance.to_string(),
-        statement: reach.what.to_string(),
-        reason: format!("the spec names no instance {instance}"),
-    })?;
+    let t = reach.target(spec)?;
     conns.get_unbounded(&t, settings).await?;
     let mut long = conns.take_unbounded(instance).expect("opened above");
     let mut reader = match conns.get(&t, settings).await {
@@ -361,19 +364,11 @@ async fn watched_request(
                 answer = &mut run => break answer,
                 _ = ticks.tick() => {
                     let Some(client) = reader.as_mut() else { continue };
-                    match super::observe::run_query(client, tiberius::Query::new(OWN_PROGRESS)).await {
-                        Ok(a) => {
-                            let reading = a.tables.first().and_then(|t| t.records().next()).and_then(|r| {
-                                Some(StatementProgress {
-                                    instance: instance.to_string(),
-                                    command: r.text("command")?,
-                                    percent_complete: r.get("percent_complete").int()?.clamp(0, 100) as u8,
-                                })
-                            });
-                            if reading.is_some() {
-                                reports.sender.send_replace(reading);
-                            }
+                    match read_progress(client, instance).await {
+                        Ok(Some(reading)) => {
+                            reports.sender.send_replace(Some(reading));
                         }
+                        Ok(None) => {}
                         Err(e) => {
                             tracing::debug!(%instance, error = %e, "progress reading failed; no more readings");
                             reader = None;
@@ -394,6 +389,25 @@ async fn watched_request(
         }
         Err(e) => Err(SqlError::from_tiberius(instance, reach.what, e)),
     }
+}
+
+/// This process's running BACKUP or RESTORE on `instance`, read on `client`.
+async fn read_progress(
+    client: &mut SqlClient,
+    instance: &str,
+) -> Result<Option<StatementProgress>, tiberius::error::Error> {
+    let answer = super::observe::run_query(client, tiberius::Query::new(OWN_PROGRESS)).await?;
+    Ok(answer
+        .tables
+        .first()
+        .and_then(|t| t.records().next())
+        .and_then(|r| {
+            Some(StatementProgress {
+                instance: instance.to_string(),
+                command: r.text("command")?,
+                percent_complete: r.get("percent_complete").int()?.clamp(0, 100) as u8,
+            })
+        }))
 }
 
 /// End every other user session on `database` (one query to find them, one KILL each): the

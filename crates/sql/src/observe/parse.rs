@@ -96,6 +96,11 @@ impl Checked<'_> {
             })
     }
 
+    /// `value` read from `column`, which must not be NULL.
+    fn required<T>(&self, column: &str, value: Option<T>) -> Result<T, String> {
+        value.ok_or_else(|| self.surprise(column, "is missing"))
+    }
+
     /// A `datetime` column: NULL is none; anything but a date and time is an error.
     fn datetime(&self, column: &str) -> Result<Option<NaiveDateTime>, String> {
         match self.record.get(column) {
@@ -409,26 +414,24 @@ fn databases(
         } else {
             database_state(&r.text("state_desc").unwrap_or_default())
         };
-        let user_access = row
-            .one_of(
-                "user_access_desc",
-                &[
-                    ("MULTI_USER", UserAccess::MultiUser),
-                    ("SINGLE_USER", UserAccess::SingleUser),
-                    ("RESTRICTED_USER", UserAccess::RestrictedUser),
-                ],
-            )?
-            .ok_or_else(|| row.surprise("user_access_desc", "is missing"))?;
-        let recovery_model = row
-            .one_of(
-                "recovery_model_desc",
-                &[
-                    ("FULL", RecoveryModel::Full),
-                    ("BULK_LOGGED", RecoveryModel::BulkLogged),
-                    ("SIMPLE", RecoveryModel::Simple),
-                ],
-            )?
-            .ok_or_else(|| row.surprise("recovery_model_desc", "is missing"))?;
+        let access = row.one_of(
+            "user_access_desc",
+            &[
+                ("MULTI_USER", UserAccess::MultiUser),
+                ("SINGLE_USER", UserAccess::SingleUser),
+                ("RESTRICTED_USER", UserAccess::RestrictedUser),
+            ],
+        )?;
+        let user_access = row.required("user_access_desc", access)?;
+        let model = row.one_of(
+            "recovery_model_desc",
+            &[
+                ("FULL", RecoveryModel::Full),
+                ("BULK_LOGGED", RecoveryModel::BulkLogged),
+                ("SIMPLE", RecoveryModel::Simple),
+            ],
+        )?;
+        let recovery_model = row.required("recovery_model_desc", model)?;
         let redo_start = row.lsn("redo_start_lsn")?;
         let end_of_log = row.lsn("log_end_lsn")?;
         let fork_point = row.lsn("fork_point_lsn")?.filter(|l| l.0 != 0);
@@ -587,12 +590,8 @@ fn add_last_log_backups(
             view: "msdb.dbo.backupset",
             about: format!("the last log backup of {}", copy.name),
         };
-        let first = row
-            .lsn("first_lsn")?
-            .ok_or_else(|| row.surprise("first_lsn", "is missing"))?;
-        let last = row
-            .lsn("last_lsn")?
-            .ok_or_else(|| row.surprise("last_lsn", "is missing"))?;
+        let first = row.required("first_lsn", row.lsn("first_lsn")?)?;
+        let last = row.required("last_lsn", row.lsn("last_lsn")?)?;
         let finished = row
             .datetime("backup_finish_date")?
             .and_then(|t| instant(t, backup_offset(&r, offset)))
