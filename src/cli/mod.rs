@@ -135,6 +135,8 @@ enum Command {
         /// How many demo runs.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
         runs: u32,
+        #[command(subcommand)]
+        kind: Option<BenchKind>,
     },
 
     #[cfg(feature = "sim")]
@@ -221,7 +223,21 @@ pub fn main() -> ExitCode {
         #[cfg(feature = "sim")]
         Command::Demo => sim::demo_command(),
         #[cfg(feature = "sim")]
-        Command::Bench { runs } => sim::bench_command(runs as usize),
+        Command::Bench { runs, kind: None } => sim::bench_command(runs as usize),
+        #[cfg(feature = "sim")]
+        Command::Bench {
+            kind:
+                Some(BenchKind::Scale {
+                    pools,
+                    steady_seconds,
+                    max_concurrent_pools,
+                }),
+            ..
+        } => sim::scale_command(crate::demo::scale::ScaleOptions {
+            pools: pools as usize,
+            steady: std::time::Duration::from_secs(steady_seconds),
+            max_concurrent_pools,
+        }),
         Command::Run {
             namespace,
             http_addr,
@@ -256,6 +272,24 @@ pub fn main() -> ExitCode {
             run::run_command(opts)
         }
     }
+}
+
+#[cfg(feature = "sim")]
+#[derive(clap::Subcommand, Debug)]
+enum BenchKind {
+    /// Many pools on one operator against a real kube-apiserver (scripts/test-cluster, from a
+    /// clone of the repository): cold start, steady state and a switch storm, as key=value lines.
+    Scale {
+        /// Pools of four simulated instances, each in its own namespace.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=2000))]
+        pools: u32,
+        /// Seconds the steady state is watched (five of the operator's 30 s resync periods).
+        #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        steady_seconds: u64,
+        /// The operator's --max-concurrent-pools.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        max_concurrent_pools: u16,
+    },
 }
 
 /// The async runtime of a command; `None`, said on stderr, when it cannot start.

@@ -34,6 +34,28 @@ pub(super) fn bench_command(runs: usize) -> ExitCode {
     }
 }
 
+/// `pchat-operator bench scale`: one key=value line per figure; exit 1 when a pool did not
+/// become Ready, did not switch, or the steady state wrote.
+pub(super) fn scale_command(opts: crate::demo::scale::ScaleOptions) -> ExitCode {
+    let Some(runtime) = demo_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(crate::demo::scale::run(opts)) {
+        Ok(report) => {
+            print!("{}", report.text());
+            if report.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: bench scale could not run: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// `pchat-operator demo`: the summary on stdout; exit 1 when an act failed, a message was lost
 /// that may not be, or a safety rule broke.
 pub(super) fn demo_command() -> ExitCode {

@@ -11,6 +11,7 @@ pub mod acts;
 pub mod bench;
 pub mod figures;
 pub mod report;
+pub mod scale;
 pub mod world;
 
 use std::time::Duration;

@@ -130,13 +130,17 @@ async fn pass(
     if !ctx.leadership.may_write().await {
         return Ok(ctx.timing.not_leader_retry);
     }
-    status_patch::apply(pools, &name, &report.status)
-        .await
-        .map_err(|source| Error::WriteStatus {
-            namespace: namespace.clone(),
-            name: name.clone(),
-            source,
-        })?;
+    // A status equal to the one the watch shows is not written again: a converged pool makes
+    // no API write from one resync to the next.
+    if previous != Some(&report.status) {
+        status_patch::apply(pools, &name, &report.status)
+            .await
+            .map_err(|source| Error::WriteStatus {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                source,
+            })?;
+    }
     let evs = events::derive(previous, &report.status, report.step_ran.as_ref());
     events::publish(
         &ctx.recorder,

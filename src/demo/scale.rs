@@ -1,0 +1,576 @@
+//! `pchat-operator bench scale --pools N`: N pools of four simulated instances each, every pool
+//! in its own namespace of a real kube-apiserver (`scripts/test-cluster`), one operator process
+//! (this binary's `run`). It measures the cold start (until every pool is Ready, the
+//! operator's peak and settled memory and its CPU time), a steady state (SQL round trips per
+//! pool per pass, SQL writes, API writes) and a storm (`primarySite` flipped on a fifth of the
+//! pools at once: each pool's switch time), and prints one `key=value` line per figure.
+//!
+//! It runs from a clone of the repository: the control plane comes from
+//! `scripts/test-cluster`, which builds it from pinned Go modules on first use.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, CustomResourceExt, ResourceExt};
+
+use pchat_core::api::{PersistentChatPool, PersistentChatPoolSpec, load_pool_yaml};
+use pchat_sim::cluster::{RunningSim, with_free_ports};
+use pchat_sim::server::Topology;
+
+/// What to run.
+#[derive(Clone, Copy, Debug)]
+pub struct ScaleOptions {
+    pub pools: usize,
+    /// How long the steady state is watched.
+    pub steady: Duration,
+    /// The operator's `--max-concurrent-pools`.
+    pub max_concurrent_pools: u16,
+}
+
+/// The figures, in the order they are printed.
+#[derive(Debug, Default)]
+pub struct ScaleReport {
+    pub lines: Vec<(String, String)>,
+    /// What went wrong (a pool that never became Ready, a write in the steady state).
+    pub failures: Vec<String>,
+}
+
+impl ScaleReport {
+    fn put(&mut self, key: &str, value: impl ToString) {
+        self.lines.push((key.to_string(), value.to_string()));
+    }
+
+    /// One `key=value` line per figure.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for (k, v) in &self.lines {
+            out.push_str(&format!("{k}={v}\n"));
+        }
+        for f in &self.failures {
+            out.push_str(&format!("failure={f}\n"));
+        }
+        out
+    }
+}
+
+const FIELD_MANAGER: &str = "pchat-bench";
+const PASSWORD: &str = "Pchat-Sim-1";
+
+/// The repository root (the control-plane script lives there).
+fn repository() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Instance, share and database names of pool `i`: the seed's, prefixed.
+fn prefixed(i: usize, name: &str) -> String {
+    format!("p{i}-{name}")
+}
+
+/// The seed topology once per pool, every name prefixed, on free loopback ports.
+fn topology(pools: usize) -> Result<Topology, String> {
+    let seed = Topology::from_yaml(include_str!("../../examples/sim/two-sites.yaml"))
+        .map_err(|e| e.to_string())?;
+    let mut all = seed.clone();
+    all.instances.clear();
+    all.shares.clear();
+    all.databases.clear();
+    for i in 0..pools {
+        for inst in &seed.instances {
+            let mut inst = inst.clone();
+            inst.name = prefixed(i, &inst.name);
+            inst.aliases = inst.aliases.iter().map(|a| prefixed(i, a)).collect();
+            all.instances.push(inst);
+        }
+        for share in &seed.shares {
+            let mut share = share.clone();
+            share.host = prefixed(i, &share.host);
+            all.shares.push(share);
+        }
+        for db in &seed.databases {
+            let mut db = db.clone();
+            db.instance = prefixed(i, &db.instance);
+            all.databases.push(db);
+        }
+    }
+    Ok(with_free_ports(all))
+}
+
+/// Pool `i`'s spec: the local example, its instances and shares renamed and pointed at the
+/// simulator's listeners.
+fn spec(i: usize, sim: &RunningSim) -> Result<PersistentChatPoolSpec, String> {
+    let mut spec = load_pool_yaml(include_str!("../../examples/pool-local.yaml"))
+        .map_err(|e| e.to_string())?
+        .spec;
+    for site in &mut spec.sites {
+        site.backup_share = site.backup_share.replacen("\\\\", &format!("\\\\p{i}-"), 1);
+        for inst in &mut site.instances {
+            inst.name = prefixed(i, &inst.name);
+            inst.mirroring_endpoint = format!("TCP://{}:5022", inst.name);
+            let addr = sim
+                .addr(&inst.name)
+                .ok_or_else(|| format!("no listener for {}", inst.name))?;
+            inst.host = addr.ip().to_string();
+            inst.port = addr.port();
+        }
+    }
+    Ok(spec)
+}
+
+/// `scripts/test-cluster start DIR`: the kubeconfig of a ready control plane.
+fn start_control_plane(dir: &Path) -> Result<PathBuf, String> {
+    let out = Command::new(repository().join("scripts/test-cluster"))
+        .arg("start")
+        .arg(dir)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("scripts/test-cluster cannot run: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "scripts/test-cluster start failed ({})",
+            out.status
+        ));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("KUBECONFIG="))
+        .map(PathBuf::from)
+        .ok_or_else(|| "scripts/test-cluster printed no KUBECONFIG".to_string())
+}
+
+fn stop_control_plane(dir: &Path) {
+    let _ = Command::new(repository().join("scripts/test-cluster"))
+        .arg("stop")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .status();
+}
+
+async fn client(kubeconfig: &Path) -> Result<Client, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = Kubeconfig::read_from(kubeconfig).map_err(|e| e.to_string())?;
+    let config = kube::Config::from_custom_kubeconfig(config, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// The CRD applied and Established.
+async fn install_crd(client: &Client) -> Result<(), String> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = PersistentChatPool::crd();
+    let name = crd.name_any();
+    crds.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .map_err(|e| format!("applying the CRD: {e}"))?;
+    for _ in 0..200 {
+        let got = crds.get(&name).await.map_err(|e| e.to_string())?;
+        let established = got
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        if established {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err("the CRD did not become Established".into())
+}
+
+fn namespace_of(i: usize) -> String {
+    format!("pchat-bench-{i}")
+}
+
+/// Pool `i`'s namespace, its two Secrets and the pool itself.
+async fn create_pool(
+    client: &Client,
+    i: usize,
+    spec: PersistentChatPoolSpec,
+    ca_pem: &str,
+) -> Result<(), String> {
+    let ns = namespace_of(i);
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let mut namespace = Namespace::default();
+    namespace.metadata.name = Some(ns.clone());
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .map_err(|e| format!("namespace {ns}: {e}"))?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    for (name, data) in [
+        (
+            "pchat-sql",
+            BTreeMap::from([
+                ("username".to_string(), "sa".to_string()),
+                ("password".to_string(), PASSWORD.to_string()),
+            ]),
+        ),
+        (
+            "pchat-sql-ca",
+            BTreeMap::from([("ca.crt".to_string(), ca_pem.to_string())]),
+        ),
+    ] {
+        let mut secret = Secret::default();
+        secret.metadata.name = Some(name.to_string());
+        secret.string_data = Some(data);
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .map_err(|e| format!("Secret {ns}/{name}: {e}"))?;
+    }
+    let pools: Api<PersistentChatPool> = Api::namespaced(client.clone(), &ns);
+    let pool = PersistentChatPool::new("pchat", spec);
+    pools
+        .create(&PostParams::default(), &pool)
+        .await
+        .map_err(|e| format!("pool {ns}/pchat: {e}"))?;
+    Ok(())
+}
+
+/// The operator: this binary's `run`, logging to `log`.
+fn start_operator(
+    kubeconfig: &Path,
+    http_port: u16,
+    max_concurrent_pools: u16,
+    log: &Path,
+) -> Result<Child, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let log = std::fs::File::create(log).map_err(|e| e.to_string())?;
+    Command::new(exe)
+        .args([
+            "run",
+            "--http-addr",
+            &format!("127.0.0.1:{http_port}"),
+            "--lease-namespace",
+            "default",
+            "--identity",
+            "bench",
+            "--max-concurrent-pools",
+            &max_concurrent_pools.to_string(),
+        ])
+        .env("KUBECONFIG", kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("the operator cannot start: {e}"))
+}
+
+/// Resident and peak resident memory of `pid`, in KiB, and its CPU seconds.
+fn process_figures(pid: u32) -> Option<(u64, u64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some((kib("VmRSS:")?, kib("VmHWM:")?, ticks as f64 / 100.0))
+}
+
+/// The pools that are Ready, by namespace, with their serving site and observed generation.
+async fn ready_pools(client: &Client) -> Result<BTreeMap<String, (String, i64)>, String> {
+    let pools: Api<PersistentChatPool> = Api::all(client.clone());
+    let list = pools
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|p| {
+            let status = p.status.as_ref()?;
+            let ready = status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            let current = status.observed_generation == p.metadata.generation;
+            (ready && current).then(|| {
+                (
+                    p.namespace().unwrap_or_default(),
+                    (
+                        status.serving_site.clone().unwrap_or_default(),
+                        p.metadata.generation.unwrap_or(0),
+                    ),
+                )
+            })
+        })
+        .collect())
+}
+
+/// A counter summed over every series of `name` on the operator's `/metrics`.
+async fn counter(http_port: u16, name: &str) -> Result<f64, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", http_port))
+        .await
+        .map_err(|e| format!("/metrics: {e}"))?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut body = String::new();
+    stream
+        .read_to_string(&mut body)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(body
+        .lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum())
+}
+
+/// Writes the operator made to the API server between `from` and `to` (the audit log's
+/// create, update, patch and delete requests with the operator's User-Agent): those about the
+/// pools (status, ConfigMaps, Events), and the leader's Lease renewals, which are not.
+fn api_writes(dir: &Path, from: jiff::Timestamp, to: jiff::Timestamp) -> (usize, usize) {
+    let Ok(text) = std::fs::read_to_string(dir.join("audit.log")) else {
+        return (0, 0);
+    };
+    let writes: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["stage"] == "ResponseComplete")
+        .filter(|e| {
+            e["userAgent"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("pchat-operator/"))
+        })
+        .filter(|e| {
+            matches!(
+                e["verb"].as_str(),
+                Some("create" | "update" | "patch" | "delete")
+            )
+        })
+        .filter(|e| {
+            e["requestReceivedTimestamp"]
+                .as_str()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .is_some_and(|t| t >= from && t <= to)
+        })
+        .collect();
+    let leases = writes
+        .iter()
+        .filter(|e| e["objectRef"]["resource"] == "leases")
+        .count();
+    (writes.len() - leases, leases)
+}
+
+/// Statements the simulator has logged on these instances so far, and how many of them could
+/// write (the log keeps the last 50,000 per instance, far more than a steady state makes).
+fn sql_statements(sim: &RunningSim, instances: &[String]) -> (usize, usize) {
+    let mut all = 0;
+    let mut writes = 0;
+    for inst in instances {
+        for s in sim.sim.statement_log(inst) {
+            all += 1;
+            writes += usize::from(s.writes);
+        }
+    }
+    (all, writes)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// Run the whole measurement. The control plane, the simulator and the operator are stopped
+/// whatever happens.
+pub async fn run(opts: ScaleOptions) -> Result<ScaleReport, String> {
+    let dir = std::env::temp_dir().join(format!("pchat-bench-scale-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let sim = RunningSim::start(topology(opts.pools)?, &dir.join("sim"), None)
+        .await
+        .map_err(|e| format!("the simulator cannot start: {e}"))?;
+    let cluster_dir = dir.join("cluster");
+    let kubeconfig = {
+        let cluster_dir = cluster_dir.clone();
+        tokio::task::spawn_blocking(move || start_control_plane(&cluster_dir))
+            .await
+            .map_err(|e| e.to_string())??
+    };
+    let result = measure(&opts, &sim, &kubeconfig, &cluster_dir, &dir).await;
+    stop_control_plane(&cluster_dir);
+    drop(sim);
+    if result.is_ok() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+/// The phases, once the simulator and the control plane run. This is the measurement's script
+/// from top to bottom (set up, cold start, steady state, storm), kept in one function so the
+/// figures read in the order they are taken.
+async fn measure(
+    opts: &ScaleOptions,
+    sim: &RunningSim,
+    kubeconfig: &Path,
+    cluster_dir: &Path,
+    dir: &Path,
+) -> Result<ScaleReport, String> {
+    let mut report = ScaleReport::default();
+    report.put("pools", opts.pools);
+    report.put("instances", opts.pools * 4);
+    let client = client(kubeconfig).await?;
+    install_crd(&client).await?;
+    let ca_pem = std::fs::read_to_string(sim.ca_file.as_ref().ok_or("the simulator made no CA")?)
+        .map_err(|e| e.to_string())?;
+    let mut instances = Vec::new();
+    for i in 0..opts.pools {
+        let spec = spec(i, sim)?;
+        instances.extend(spec.instances().map(|(_, inst)| inst.name.clone()));
+        create_pool(&client, i, spec, &ca_pem).await?;
+    }
+
+    // Cold start.
+    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let mut operator = start_operator(
+        kubeconfig,
+        http_port,
+        opts.max_concurrent_pools,
+        &dir.join("operator.log"),
+    )?;
+    let pid = operator.id();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(120 + 3 * opts.pools as u64);
+    let mut peak_kib = 0;
+    let ready = loop {
+        let ready = ready_pools(&client).await?;
+        if let Some((_, hwm, _)) = process_figures(pid) {
+            peak_kib = peak_kib.max(hwm);
+        }
+        if ready.len() == opts.pools || Instant::now() > deadline {
+            break ready;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let cold = started.elapsed();
+    report.put("cold_start_ready_pools", ready.len());
+    report.put("cold_start_seconds", format!("{:.1}", cold.as_secs_f64()));
+    if ready.len() < opts.pools {
+        report.failures.push(format!(
+            "{} of {} pools Ready after {:.0}s",
+            ready.len(),
+            opts.pools,
+            cold.as_secs_f64()
+        ));
+    }
+    if let Some((rss, _, cpu)) = process_figures(pid) {
+        report.put("cold_start_peak_rss_kib", peak_kib);
+        report.put("cold_start_rss_kib", rss);
+        report.put("cold_start_cpu_seconds", format!("{cpu:.2}"));
+    }
+
+    // Steady state: nothing to do, so nothing written, one batch per instance per pass.
+    let steady_from_utc = jiff::Timestamp::now();
+    let (_, sql_writes_before) = sql_statements(sim, &instances);
+    let passes_before = counter(http_port, "pchat_reconciles_total").await?;
+    let trips_before = counter(http_port, "pchat_sql_round_trips_total").await?;
+    tokio::time::sleep(opts.steady).await;
+    let passes = counter(http_port, "pchat_reconciles_total").await? - passes_before;
+    let trips = counter(http_port, "pchat_sql_round_trips_total").await? - trips_before;
+    let sql_writes = sql_statements(sim, &instances).1 - sql_writes_before;
+    let (writes, lease_writes) = api_writes(cluster_dir, steady_from_utc, jiff::Timestamp::now());
+    report.put("steady_seconds", opts.steady.as_secs());
+    report.put("steady_passes", passes);
+    report.put(
+        "steady_sql_round_trips_per_pool_pass",
+        format!("{:.2}", trips / passes.max(1.0)),
+    );
+    report.put("steady_sql_writes", sql_writes);
+    report.put("steady_api_writes", writes);
+    report.put("steady_lease_renewals", lease_writes);
+    if let Some((rss, _, cpu)) = process_figures(pid) {
+        report.put("steady_rss_kib", rss);
+        report.put("steady_cpu_seconds", format!("{cpu:.2}"));
+    }
+    if sql_writes > 0 || writes > 0 {
+        report.failures.push(format!(
+            "the steady state wrote: {sql_writes} SQL statements that could write, {writes} API writes"
+        ));
+    }
+
+    // Storm: a fifth of the pools switch to dallas at once.
+    let flipped: Vec<usize> = (0..opts.pools).step_by(5).collect();
+    let storm_started = Instant::now();
+    for &i in &flipped {
+        let pools: Api<PersistentChatPool> = Api::namespaced(client.clone(), &namespace_of(i));
+        pools
+            .patch(
+                "pchat",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"spec": {"primarySite": "dallas"}})),
+            )
+            .await
+            .map_err(|e| format!("flipping pool {i}: {e}"))?;
+    }
+    let mut switched: BTreeMap<usize, Duration> = BTreeMap::new();
+    let storm_deadline = storm_started + Duration::from_secs(120 + 3 * flipped.len() as u64);
+    while switched.len() < flipped.len() && Instant::now() < storm_deadline {
+        let ready = ready_pools(&client).await?;
+        for &i in &flipped {
+            if !switched.contains_key(&i)
+                && ready
+                    .get(&namespace_of(i))
+                    .is_some_and(|(site, generation)| site == "dallas" && *generation >= 2)
+            {
+                switched.insert(i, storm_started.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut seconds: Vec<f64> = switched.values().map(|d| d.as_secs_f64()).collect();
+    seconds.sort_by(f64::total_cmp);
+    report.put("storm_pools", flipped.len());
+    report.put("storm_ready_pools", switched.len());
+    report.put(
+        "storm_switch_p50_seconds",
+        format!("{:.2}", percentile(&seconds, 0.5)),
+    );
+    report.put(
+        "storm_switch_p95_seconds",
+        format!("{:.2}", percentile(&seconds, 0.95)),
+    );
+    report.put(
+        "storm_switch_max_seconds",
+        format!("{:.2}", seconds.last().copied().unwrap_or(f64::NAN)),
+    );
+    if switched.len() < flipped.len() {
+        report.failures.push(format!(
+            "{} of {} flipped pools Ready on dallas",
+            switched.len(),
+            flipped.len()
+        ));
+    }
+    if let Some((rss, hwm, cpu)) = process_figures(pid) {
+        report.put("end_rss_kib", rss);
+        report.put("end_peak_rss_kib", hwm);
+        report.put("end_cpu_seconds", format!("{cpu:.2}"));
+    }
+    let _ = operator.kill();
+    let _ = operator.wait();
+    Ok(report)
+}

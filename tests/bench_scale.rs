@@ -1,0 +1,39 @@
+//! `pchat-operator bench scale` as a smoke test at 20 pools: the real kube-apiserver, 80
+//! simulated instances, one operator process. The figures are printed, never judged by time;
+//! what is asserted is what the command itself promises: every pool Ready, no write of any kind
+//! in the steady state, one SQL batch per instance per pass, every flipped pool switched.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+#[test]
+fn twenty_pools_converge_stay_quiet_and_switch_in_a_storm() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pchat-operator"))
+        .args(["bench", "scale", "--pools", "20", "--steady-seconds", "35"])
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "exit {}: {stdout}\n{stderr}",
+        out.status
+    );
+    let figures: BTreeMap<&str, &str> = stdout.lines().filter_map(|l| l.split_once('=')).collect();
+    let figure = |key: &str| -> f64 {
+        figures
+            .get(key)
+            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
+            .parse()
+            .unwrap_or_else(|_| panic!("{key} is not a number in {stdout}"))
+    };
+    assert_eq!(figure("cold_start_ready_pools"), 20.0);
+    assert!(figure("steady_passes") >= 20.0, "{stdout}");
+    assert_eq!(figure("steady_sql_round_trips_per_pool_pass"), 4.0);
+    assert_eq!(figure("steady_sql_writes"), 0.0);
+    assert_eq!(figure("steady_api_writes"), 0.0);
+    assert_eq!(figure("storm_ready_pools"), figure("storm_pools"));
+    assert!(figure("cold_start_peak_rss_kib") > 0.0);
+    assert!(!stdout.contains("failure="), "{stdout}");
+}
