@@ -77,6 +77,14 @@ fn topology(pools: usize) -> Result<Topology, String> {
     let seed = Topology::from_yaml(include_str!("../../examples/sim/two-sites.yaml"))
         .map_err(|e| e.to_string())?;
     let mut all = seed.clone();
+    // Agent jobs on the schedules the operator sets (the spec's five minutes) and the
+    // mirroring pump once a second: the simulator runs every instance in this one process,
+    // and at the seed's pace (jobs every 15 s, the pump every 200 ms) 800 instances keep a
+    // core busy on their own.
+    all.jobs.backup_ms = 300_000;
+    all.jobs.copy_ms = 300_000;
+    all.jobs.restore_ms = 300_000;
+    all.jobs.mirroring_ms = 1_000;
     all.instances.clear();
     all.shares.clear();
     all.databases.clear();
