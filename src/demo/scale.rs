@@ -426,9 +426,8 @@ pub async fn run(opts: ScaleOptions) -> Result<ScaleReport, String> {
     result
 }
 
-/// The phases, once the simulator and the control plane run. This is the measurement's script
-/// from top to bottom (set up, cold start, steady state, storm), kept in one function so the
-/// figures read in the order they are taken.
+/// The phases, once the simulator and the control plane run: the pools set up, then the cold
+/// start, the steady state and the storm, each adding its figures to the report.
 async fn measure(
     opts: &ScaleOptions,
     sim: &RunningSim,
@@ -449,8 +448,6 @@ async fn measure(
         instances.extend(spec.instances().map(|(_, inst)| inst.name.clone()));
         create_pool(&client, i, spec, &ca_pem).await?;
     }
-
-    // Cold start.
     let http_port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
@@ -462,14 +459,48 @@ async fn measure(
         &dir.join("operator.log"),
     )?;
     let pid = operator.id();
+    let phases = async {
+        cold_start(opts, &client, pid, &mut report).await?;
+        steady_state(
+            opts,
+            sim,
+            &instances,
+            cluster_dir,
+            http_port,
+            pid,
+            &mut report,
+        )
+        .await?;
+        storm(opts, &client, &mut report).await?;
+        put_process_figures(&mut report, "end", pid);
+        Ok::<(), String>(())
+    };
+    let result = phases.await;
+    let _ = operator.kill();
+    let _ = operator.wait();
+    result.map(|()| report)
+}
+
+/// The operator's resident and peak memory and CPU time, under `phase_`.
+fn put_process_figures(report: &mut ScaleReport, phase: &str, pid: u32) {
+    if let Some((rss, hwm, cpu)) = process_figures(pid) {
+        report.put(&format!("{phase}_rss_kib"), rss);
+        report.put(&format!("{phase}_peak_rss_kib"), hwm);
+        report.put(&format!("{phase}_cpu_seconds"), format!("{cpu:.2}"));
+    }
+}
+
+/// From the operator's start until every pool is Ready (or the deadline).
+async fn cold_start(
+    opts: &ScaleOptions,
+    client: &Client,
+    pid: u32,
+    report: &mut ScaleReport,
+) -> Result<(), String> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(120 + 3 * opts.pools as u64);
-    let mut peak_kib = 0;
     let ready = loop {
-        let ready = ready_pools(&client).await?;
-        if let Some((_, hwm, _)) = process_figures(pid) {
-            peak_kib = peak_kib.max(hwm);
-        }
+        let ready = ready_pools(client).await?;
         if ready.len() == opts.pools || Instant::now() > deadline {
             break ready;
         }
@@ -486,22 +517,29 @@ async fn measure(
             cold.as_secs_f64()
         ));
     }
-    if let Some((rss, _, cpu)) = process_figures(pid) {
-        report.put("cold_start_peak_rss_kib", peak_kib);
-        report.put("cold_start_rss_kib", rss);
-        report.put("cold_start_cpu_seconds", format!("{cpu:.2}"));
-    }
+    put_process_figures(report, "cold_start", pid);
+    Ok(())
+}
 
-    // Steady state: nothing to do, so nothing written, one batch per instance per pass.
-    let steady_from_utc = jiff::Timestamp::now();
-    let (_, sql_writes_before) = sql_statements(sim, &instances);
+/// Nothing to do, so nothing written and one batch per instance per pass.
+async fn steady_state(
+    opts: &ScaleOptions,
+    sim: &RunningSim,
+    instances: &[String],
+    cluster_dir: &Path,
+    http_port: u16,
+    pid: u32,
+    report: &mut ScaleReport,
+) -> Result<(), String> {
+    let from = jiff::Timestamp::now();
+    let (_, sql_writes_before) = sql_statements(sim, instances);
     let passes_before = counter(http_port, "pchat_reconciles_total").await?;
     let trips_before = counter(http_port, "pchat_sql_round_trips_total").await?;
     tokio::time::sleep(opts.steady).await;
     let passes = counter(http_port, "pchat_reconciles_total").await? - passes_before;
     let trips = counter(http_port, "pchat_sql_round_trips_total").await? - trips_before;
-    let sql_writes = sql_statements(sim, &instances).1 - sql_writes_before;
-    let (writes, lease_writes) = api_writes(cluster_dir, steady_from_utc, jiff::Timestamp::now());
+    let sql_writes = sql_statements(sim, instances).1 - sql_writes_before;
+    let (writes, lease_writes) = api_writes(cluster_dir, from, jiff::Timestamp::now());
     report.put("steady_seconds", opts.steady.as_secs());
     report.put("steady_passes", passes);
     report.put(
@@ -511,19 +549,23 @@ async fn measure(
     report.put("steady_sql_writes", sql_writes);
     report.put("steady_api_writes", writes);
     report.put("steady_lease_renewals", lease_writes);
-    if let Some((rss, _, cpu)) = process_figures(pid) {
-        report.put("steady_rss_kib", rss);
-        report.put("steady_cpu_seconds", format!("{cpu:.2}"));
-    }
+    put_process_figures(report, "steady", pid);
     if sql_writes > 0 || writes > 0 {
         report.failures.push(format!(
             "the steady state wrote: {sql_writes} SQL statements that could write, {writes} API writes"
         ));
     }
+    Ok(())
+}
 
-    // Storm: a fifth of the pools switch to dallas at once.
+/// A fifth of the pools switch to dallas at once: each pool's time to Ready there.
+async fn storm(
+    opts: &ScaleOptions,
+    client: &Client,
+    report: &mut ScaleReport,
+) -> Result<(), String> {
     let flipped: Vec<usize> = (0..opts.pools).step_by(5).collect();
-    let storm_started = Instant::now();
+    let started = Instant::now();
     for &i in &flipped {
         let pools: Api<PersistentChatPool> = Api::namespaced(client.clone(), &namespace_of(i));
         pools
@@ -536,16 +578,16 @@ async fn measure(
             .map_err(|e| format!("flipping pool {i}: {e}"))?;
     }
     let mut switched: BTreeMap<usize, Duration> = BTreeMap::new();
-    let storm_deadline = storm_started + Duration::from_secs(120 + 3 * flipped.len() as u64);
-    while switched.len() < flipped.len() && Instant::now() < storm_deadline {
-        let ready = ready_pools(&client).await?;
+    let deadline = started + Duration::from_secs(120 + 3 * flipped.len() as u64);
+    while switched.len() < flipped.len() && Instant::now() < deadline {
+        let ready = ready_pools(client).await?;
         for &i in &flipped {
             if !switched.contains_key(&i)
                 && ready
                     .get(&namespace_of(i))
                     .is_some_and(|(site, generation)| site == "dallas" && *generation >= 2)
             {
-                switched.insert(i, storm_started.elapsed());
+                switched.insert(i, started.elapsed());
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -573,12 +615,5 @@ async fn measure(
             flipped.len()
         ));
     }
-    if let Some((rss, hwm, cpu)) = process_figures(pid) {
-        report.put("end_rss_kib", rss);
-        report.put("end_peak_rss_kib", hwm);
-        report.put("end_cpu_seconds", format!("{cpu:.2}"));
-    }
-    let _ = operator.kill();
-    let _ = operator.wait();
-    Ok(report)
+    Ok(())
 }

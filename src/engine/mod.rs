@@ -360,17 +360,20 @@ async fn pass(
                 match (readings, progress) {
                     (Some(readings), Some(sink)) => {
                         // The status as it will read unless the step changes it, to which
-                        // each reading of a running BACKUP or RESTORE is added.
-                        let during = status::assemble(&status::Inputs {
-                            spec,
-                            generation,
-                            obs: &obs,
-                            assessment: &outlook.assessment,
-                            remaining_steps: outlook.remaining_steps,
-                            step_ran: None,
-                            previous,
-                            now,
-                        });
+                        // each reading of a running BACKUP or RESTORE is added; assembled at
+                        // the first reading only (most steps have none).
+                        let during = || {
+                            status::assemble(&status::Inputs {
+                                spec,
+                                generation,
+                                obs: &obs,
+                                assessment: &outlook.assessment,
+                                remaining_steps: outlook.remaining_steps,
+                                step_ran: None,
+                                previous,
+                                now,
+                            })
+                        };
                         report_progress(acting, readings, sink, during).await
                     }
                     _ => acting.await,
@@ -415,16 +418,18 @@ async fn pass(
     }
 }
 
-/// Run `acting` to its end, writing `during` with the step's progress each time the port has
+/// Run `acting` to its end, writing `during()` with the step's progress each time the port has
 /// a new reading of a running BACKUP or RESTORE (the sink is not waited for by the step: a
 /// slow API server delays the next reading, never the statement).
 async fn report_progress(
     acting: impl std::future::Future<Output = Result<StepRun, StepError>>,
     mut readings: watch::Receiver<Option<StatementProgress>>,
     sink: &dyn ProgressSink,
-    mut during: PersistentChatPoolStatus,
+    during: impl FnOnce() -> PersistentChatPoolStatus,
 ) -> Result<StepRun, StepError> {
     tokio::pin!(acting);
+    let mut during = Some(during);
+    let mut status: Option<PersistentChatPoolStatus> = None;
     loop {
         tokio::select! {
             result = &mut acting => return result,
@@ -434,7 +439,8 @@ async fn report_progress(
                 }
                 let reading = readings.borrow_and_update().clone();
                 let Some(reading) = reading else { continue };
-                let Some(step) = during.step.as_mut() else { continue };
+                let status = status.get_or_insert_with(|| during.take().expect("taken once")());
+                let Some(step) = status.step.as_mut() else { continue };
                 step.progress = Some(StepProgress {
                     instance: reading.instance,
                     command: reading.command,
@@ -443,7 +449,7 @@ async fn report_progress(
                 });
                 tokio::select! {
                     result = &mut acting => return result,
-                    () = sink.report(&during) => {}
+                    () = sink.report(status) => {}
                 }
             }
         }

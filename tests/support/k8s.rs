@@ -738,29 +738,31 @@ impl World {
 
     /// Wait until the pool is Protected and Ready at `site`; `op`'s log is shown on failure.
     pub async fn wait_ready_at(&self, site: &str, op: &Operator) -> PersistentChatPoolStatus {
-        eventually(
-            LONG,
-            &format!("the pool is Ready at {site}"),
-            async || self.status().await.filter(|s| ready_at(s, site)),
-            async || {
-                format!(
-                    "{:#?}\n--- {}\n{}",
-                    self.status().await,
-                    op.identity,
-                    op.log()
-                )
-            },
-        )
+        self.wait_status(&format!("the pool is Ready at {site}"), op, |s| {
+            ready_at(s, site)
+        })
         .await
     }
 
     /// Wait until the pool serves from `site` with its transition completed; `op`'s log is
     /// shown on failure.
     pub async fn wait_settled_at(&self, site: &str, op: &Operator) -> PersistentChatPoolStatus {
+        let what = format!("{} finishes the switch to {site}", op.identity);
+        self.wait_status(&what, op, |s| settled_at(s, site)).await
+    }
+
+    /// Wait until the pool's status satisfies `holds`; on failure the last status and `op`'s
+    /// log are shown.
+    async fn wait_status(
+        &self,
+        what: &str,
+        op: &Operator,
+        holds: impl Fn(&PersistentChatPoolStatus) -> bool,
+    ) -> PersistentChatPoolStatus {
         eventually(
             LONG,
-            &format!("{} finishes the switch to {site}", op.identity),
-            async || self.status().await.filter(|s| settled_at(s, site)),
+            what,
+            async || self.status().await.filter(|s| holds(s)),
             async || {
                 format!(
                     "{:#?}\n--- {}\n{}",
