@@ -12,70 +12,60 @@ fn demo_runtime() -> Option<tokio::runtime::Runtime> {
     super::runtime()
 }
 
-/// `pchat-operator bench --runs N`: the demo N times, the spread of its figures on stdout; exit
-/// 1 when any run failed as the demo would.
-pub(super) fn bench_command(runs: usize) -> ExitCode {
+/// Run `job` on the demo runtime and report it: `print` writes the result and says whether it
+/// succeeded; a job that cannot start is said on stderr after `cannot_start`. Exit 1 unless
+/// the job ran and succeeded.
+fn run_reported<T, E: std::fmt::Display>(
+    job: impl std::future::Future<Output = Result<T, E>>,
+    cannot_start: &str,
+    print: impl FnOnce(&T) -> bool,
+) -> ExitCode {
     let Some(runtime) = demo_runtime() else {
         return ExitCode::FAILURE;
     };
-    match runtime.block_on(crate::demo::bench::run(runs)) {
-        Ok(bench) => {
-            print!("{}", crate::demo::bench::summary(&bench));
-            if bench.failures.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
+    match runtime.block_on(job) {
+        Ok(result) if print(&result) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("error: a demo run could not start: {e}");
+            eprintln!("error: {cannot_start}: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// `pchat-operator bench --runs N`: the demo N times, the spread of its figures on stdout; exit
+/// 1 when any run failed as the demo would.
+pub(super) fn bench_command(runs: usize) -> ExitCode {
+    run_reported(
+        crate::demo::bench::run(runs),
+        "a demo run could not start",
+        |bench| {
+            print!("{}", crate::demo::bench::summary(bench));
+            bench.failures.is_empty()
+        },
+    )
 }
 
 /// `pchat-operator bench scale`: one key=value line per figure; exit 1 when a pool did not
 /// become Ready, did not switch, or the steady state wrote.
 pub(super) fn scale_command(opts: crate::demo::scale::ScaleOptions) -> ExitCode {
-    let Some(runtime) = demo_runtime() else {
-        return ExitCode::FAILURE;
-    };
-    match runtime.block_on(crate::demo::scale::run(opts)) {
-        Ok(report) => {
+    run_reported(
+        crate::demo::scale::run(opts),
+        "bench scale could not run",
+        |report| {
             print!("{}", report.text());
-            if report.failures.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-        Err(e) => {
-            eprintln!("error: bench scale could not run: {e}");
-            ExitCode::FAILURE
-        }
-    }
+            report.failures.is_empty()
+        },
+    )
 }
 
 /// `pchat-operator demo`: the summary on stdout; exit 1 when an act failed, a message was lost
 /// that may not be, or a safety rule broke.
 pub(super) fn demo_command() -> ExitCode {
-    let Some(runtime) = demo_runtime() else {
-        return ExitCode::FAILURE;
-    };
-    match runtime.block_on(crate::demo::run()) {
-        Ok(run) => {
-            crate::demo::print_summary(&run);
-            if run.failures().is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-        Err(e) => {
-            eprintln!("error: the demo could not start: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    run_reported(crate::demo::run(), "the demo could not start", |run| {
+        crate::demo::print_summary(run);
+        run.failures().is_empty()
+    })
 }
 
 /// `pchat-operator sim`: one line per instance with its address, then serve until interrupted.
