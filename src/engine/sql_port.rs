@@ -103,6 +103,12 @@ impl LivePort {
         self.observer.round_trips()
     }
 
+    /// Close the connections BACKUP and RESTORE went on (see
+    /// [`pchat_sql::connect::Connections::close_unbounded`]); the kept one per instance stays.
+    pub fn close_long_connections(&mut self) {
+        self.observer.connections().close_unbounded();
+    }
+
     fn settings(&self, spec: &PersistentChatPoolSpec) -> ConnectSettings {
         let mut settings = match &self.settings {
             Settings::FromSpec {

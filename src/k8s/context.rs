@@ -7,8 +7,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use kube::Client;
+use kube::api::DynamicObject;
 use kube::runtime::events::Recorder;
+use kube::runtime::reflector::{ObjectRef, Store};
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::leader::Leadership;
 use super::metrics::Metrics;
@@ -27,6 +31,20 @@ pub struct PoolSlot {
     /// earlier for the same generation (the watch echoing the operator's own status write)
     /// waits until then.
     pub next_due: Option<(Instant, Option<i64>)>,
+    /// The status this replica last wrote, or read, for the pool while leading: the status
+    /// the next pass builds on. The watch may not have delivered it yet, and this replica is
+    /// the only writer of status while it leads (losing the lead drops the slot, so a new
+    /// lead starts from a read of the stored pool).
+    pub status: Option<StatusMemory>,
+}
+
+/// What a slot remembers of the stored status.
+#[derive(Clone, Debug)]
+pub enum StatusMemory {
+    /// The stored pool had no status (or one the operator cannot read).
+    None,
+    /// This status.
+    Written(pchat_core::api::PersistentChatPoolStatus),
 }
 
 /// The shared state of the controller.
@@ -38,6 +56,17 @@ pub struct Context {
     /// Where CA certificates from `spec.tls.caSecret` are written.
     pub ca_dir: PathBuf,
     pub timing: Timing,
+    /// The watch's cache of pools: later passes of one reconcile read the spec from it.
+    pub store: Store<DynamicObject>,
+    /// Turns at running passes, as many as pools reconciled at once. Tokio's semaphore is
+    /// first come, first served: a pool that asks again waits behind the pools already
+    /// waiting, so none waits forever while others go round (kube-runtime's own concurrency
+    /// limit serves held pools in hash order, which left some pools without a pass for
+    /// minutes while others bootstrapped).
+    turns: Semaphore,
+    /// Cancelled when the operator shuts down: pools still waiting for a turn then give up
+    /// theirs rather than hold the shutdown.
+    stopping: CancellationToken,
     pools: Mutex<HashMap<String, Arc<tokio::sync::Mutex<PoolSlot>>>>,
 }
 
@@ -49,6 +78,9 @@ impl Context {
         leadership: Leadership,
         ca_dir: PathBuf,
         timing: Timing,
+        store: Store<DynamicObject>,
+        max_concurrent_pools: u16,
+        stopping: CancellationToken,
     ) -> Self {
         Context {
             client,
@@ -57,6 +89,9 @@ impl Context {
             leadership,
             ca_dir,
             timing,
+            store,
+            turns: Semaphore::new(usize::from(max_concurrent_pools.max(1))),
+            stopping,
             pools: Mutex::new(HashMap::new()),
         }
     }
@@ -82,9 +117,25 @@ impl Context {
                     name: name.to_string(),
                     port: None,
                     next_due: None,
+                    status: None,
                 }))
             })
             .clone()
+    }
+
+    /// Wait for a turn at running passes (first come, first served); `None` when the
+    /// operator is shutting down.
+    pub async fn turn(&self) -> Option<SemaphorePermit<'_>> {
+        tokio::select! {
+            _ = self.stopping.cancelled() => None,
+            permit = self.turns.acquire() => permit.ok(),
+        }
+    }
+
+    /// The pool as the watch's cache holds it now.
+    pub fn cached(&self, namespace: &str, name: &str) -> Option<Arc<DynamicObject>> {
+        self.store
+            .get(&ObjectRef::new_with(name, super::stored::api_resource()).within(namespace))
     }
 
     /// Drop a pool's slot, and with it its SQL port and connections (once a pass still running

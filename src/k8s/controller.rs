@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use futures::future::BoxFuture;
 
 use super::configmap::ConfigMapPublisher;
-use super::context::{Context, PoolSlot};
+use super::context::{Context, PoolSlot, StatusMemory};
 use super::credentials;
 use super::stored::{self, StoredPool};
 use super::{events, status_patch};
@@ -30,11 +30,18 @@ use pchat_core::api::{
     ConditionReason, PersistentChatPool, PersistentChatPoolSpec, PersistentChatPoolStatus,
 };
 
-/// The kube-runtime reconciler.
-pub async fn reconcile(pool: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let name = pool.name_any();
-    let namespace = pool.namespace().unwrap_or_default();
-    let Some(uid) = pool.uid() else {
+/// How long one reconcile goes on from step to step before it gives its turn to the pools
+/// waiting. A switch's steps follow each other without going back to the queue (every pause
+/// between them is time the pool is half-switched, and between the drain and the publish, time
+/// no chat server can write); a bootstrap of long restores still lets the others in.
+pub const STEPS_IN_ONE_TURN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The kube-runtime reconciler: passes over the pool, one after the other while each ran a
+/// step and the next may follow at once, within one turn.
+pub async fn reconcile(watched: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = watched.name_any();
+    let namespace = watched.namespace().unwrap_or_default();
+    let Some(uid) = watched.uid() else {
         return Ok(Action::await_change());
     };
     if !ctx.leadership.confirm().await {
@@ -42,36 +49,91 @@ pub async fn reconcile(pool: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Ac
         ctx.forget(&uid, &namespace, &name);
         return Ok(Action::requeue(ctx.timing.not_leader_retry));
     }
-    // Read the pool afresh: the watch may not have delivered the status the last pass wrote,
-    // and `previous` must be that status (step numbering, transition, condition times).
+    let slot = ctx.slot(&uid, &namespace, &name);
+    let mut slot = slot.lock().await;
+    if let Some((due, for_generation)) = slot.next_due {
+        let now = Instant::now();
+        if for_generation == watched.meta().generation && due > now {
+            return Ok(Action::requeue(due - now));
+        }
+    }
+    let Some(_turn) = ctx.turn().await else {
+        return Ok(Action::await_change());
+    };
     let pools: Api<DynamicObject> =
         Api::namespaced_with(ctx.client.clone(), &namespace, &stored::api_resource());
+    let started = Instant::now();
+    let mut object = watched;
+    loop {
+        let Some(pool) = current(&pools, &object, &uid, &mut slot).await? else {
+            // Deleted (or deleted and created again: the new object has its own reconcile).
+            ctx.forget(&uid, &namespace, &name);
+            return Ok(Action::await_change());
+        };
+        let generation = pool.generation();
+        let requeue = pass(&ctx, &pools, &pool, &uid, &mut slot).await?;
+        slot.next_due = Some((Instant::now() + requeue, generation));
+        if requeue >= engine::requeue::IDLE
+            && let Some((_, port)) = slot.port.as_mut()
+        {
+            // Nothing to do until the world or the spec changes: the next step, if any, opens
+            // its BACKUP and RESTORE connections again.
+            port.close_long_connections();
+        }
+        if requeue != engine::requeue::NEXT_STEP || started.elapsed() >= STEPS_IN_ONE_TURN {
+            return Ok(Action::requeue(requeue));
+        }
+        // The spec may have changed during the step: the next pass reads the watch's cache.
+        match ctx.cached(&namespace, &name) {
+            Some(latest) => object = latest,
+            None => {
+                ctx.forget(&uid, &namespace, &name);
+                return Ok(Action::await_change());
+            }
+        }
+    }
+}
+
+/// The pool to pass over: the spec and metadata of `object` (from the watch), with the status
+/// the slot remembers. A slot that remembers none (the first pass since this replica gained
+/// the lead) reads the stored pool, because the watch may not have delivered the status the
+/// last leader wrote, and `previous` must be that status (step numbering, transition,
+/// condition times). `None` when the pool is gone or is another object of the same name.
+async fn current(
+    pools: &Api<DynamicObject>,
+    object: &DynamicObject,
+    uid: &str,
+    slot: &mut PoolSlot,
+) -> Result<Option<StoredPool>, Error> {
+    if object.uid().as_deref() != Some(uid) {
+        return Ok(None);
+    }
+    if let Some(memory) = &slot.status {
+        let mut pool = StoredPool::decode(object.clone());
+        pool.status = match memory {
+            StatusMemory::None => None,
+            StatusMemory::Written(status) => Some(status.clone()),
+        };
+        return Ok(Some(pool));
+    }
+    let name = object.name_any();
     let fresh = pools
         .get_opt(&name)
         .await
         .map_err(|source| Error::ReadPool {
-            namespace: namespace.clone(),
+            namespace: object.namespace().unwrap_or_default(),
             name: name.clone(),
             source,
         })?;
-    let Some(pool) = fresh.filter(|p| p.uid().as_deref() == Some(uid.as_str())) else {
-        // Deleted (or deleted and created again: the new object has its own reconcile).
-        ctx.forget(&uid, &namespace, &name);
-        return Ok(Action::await_change());
+    let Some(fresh) = fresh.filter(|p| p.uid().as_deref() == Some(uid)) else {
+        return Ok(None);
     };
-    let pool = StoredPool::decode(pool);
-    let slot = ctx.slot(&uid, &namespace, &name);
-    let mut slot = slot.lock().await;
-    let generation = pool.generation();
-    if let Some((due, for_generation)) = slot.next_due {
-        let now = Instant::now();
-        if for_generation == generation && due > now {
-            return Ok(Action::requeue(due - now));
-        }
-    }
-    let requeue = pass(&ctx, &pools, &pool, &uid, &mut slot).await?;
-    slot.next_due = Some((Instant::now() + requeue, generation));
-    Ok(Action::requeue(requeue))
+    let pool = StoredPool::decode(fresh);
+    slot.status = Some(match &pool.status {
+        None => StatusMemory::None,
+        Some(status) => StatusMemory::Written(status.clone()),
+    });
+    Ok(Some(pool))
 }
 
 /// One pass over a pool this replica leads: returns when to come back.
@@ -133,6 +195,9 @@ async fn pass(
     // A status equal to the one the watch shows is not written again: a converged pool makes
     // no API write from one resync to the next.
     if previous != Some(&report.status) {
+        // A write that failed may still have been stored (an answer lost on the way back):
+        // the next pass reads the stored status again rather than trust the slot's.
+        slot.status = None;
         status_patch::apply(pools, &name, &report.status)
             .await
             .map_err(|source| Error::WriteStatus {
@@ -140,6 +205,7 @@ async fn pass(
                 name: name.clone(),
                 source,
             })?;
+        slot.status = Some(StatusMemory::Written(report.status.clone()));
     }
     let evs = events::derive(previous, &report.status, report.step_ran.as_ref());
     events::publish(

@@ -152,15 +152,6 @@ async fn run_controller(
             instance: Some(opts.lease.identity.clone()),
         },
     );
-    let ctx = Arc::new(Context::new(
-        client,
-        recorder,
-        metrics,
-        leadership.clone(),
-        opts.ca_dir.clone(),
-        opts.timing,
-    ));
-
     // Controller::graceful_shutdown_on wants a Sync future: a oneshot receiver is one.
     let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
     let stopping = CancellationToken::new();
@@ -173,9 +164,8 @@ async fn run_controller(
     });
 
     let controller = Controller::new_with(pools, watcher::Config::default(), resource)
-        .with_config(
-            kube::runtime::controller::Config::default().concurrency(opts.max_concurrent_pools),
-        )
+        // No limit here: the passes take turns in the context (first come, first served),
+        // and a pool waiting for its turn costs one parked future.
         .owns(
             config_maps,
             watcher::Config::default()
@@ -186,6 +176,17 @@ async fn run_controller(
         .reconcile_all_on(leadership_becomes(leadership.subscribe(), true))
         .graceful_shutdown_on(stop_rx.map(|_| ()));
     let store = controller.store();
+    let ctx = Arc::new(Context::new(
+        client,
+        recorder,
+        metrics,
+        leadership.clone(),
+        opts.ca_dir.clone(),
+        opts.timing,
+        store.clone(),
+        opts.max_concurrent_pools,
+        stopping.clone(),
+    ));
 
     // Losing the lead drops every pool's slot at once: its SQL connections close and its
     // per-pool gauges go, so that Prometheus reads the new leader's values rather than this

@@ -288,6 +288,17 @@ impl Connections {
         self.unbounded.remove(instance);
     }
 
+    /// Close the connections BACKUP and RESTORE went on: a pool with no step to run has no
+    /// use for them, and each costs the server a session and this process its buffers.
+    pub fn close_unbounded(&mut self) {
+        self.unbounded.clear();
+    }
+
+    /// How many connections without a command timeout are kept.
+    pub fn unbounded_len(&self) -> usize {
+        self.unbounded.len()
+    }
+
     /// Take the kept connection to an instance out of the map, so several instances can be
     /// talked to concurrently; give it back with [`Connections::put`] when it is still good.
     pub fn take(&mut self, instance: &str) -> Option<SqlClient> {
