@@ -31,6 +31,10 @@ pub struct ScaleOptions {
     pub steady: Duration,
     /// The operator's `--max-concurrent-pools`.
     pub max_concurrent_pools: u16,
+    /// The operator's `--keep-idle-connections`.
+    pub keep_idle_connections: bool,
+    /// Keep the logs of a run that passed.
+    pub keep_logs: bool,
 }
 
 /// The figures, in the order they are printed.
@@ -250,23 +254,27 @@ async fn create_pool(
 fn start_operator(
     kubeconfig: &Path,
     http_port: u16,
-    max_concurrent_pools: u16,
+    opts: &ScaleOptions,
     log: &Path,
 ) -> Result<Child, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let log = std::fs::File::create(log).map_err(|e| e.to_string())?;
-    Command::new(exe)
-        .args([
-            "run",
-            "--http-addr",
-            &format!("127.0.0.1:{http_port}"),
-            "--lease-namespace",
-            "default",
-            "--identity",
-            "bench",
-            "--max-concurrent-pools",
-            &max_concurrent_pools.to_string(),
-        ])
+    let mut command = Command::new(exe);
+    command.args([
+        "run",
+        "--http-addr",
+        &format!("127.0.0.1:{http_port}"),
+        "--lease-namespace",
+        "default",
+        "--identity",
+        "bench",
+        "--max-concurrent-pools",
+        &opts.max_concurrent_pools.to_string(),
+    ]);
+    if opts.keep_idle_connections {
+        command.arg("--keep-idle-connections");
+    }
+    command
         .env("KUBECONFIG", kubeconfig)
         .stdout(Stdio::null())
         .stderr(log)
@@ -420,10 +428,17 @@ pub async fn run(opts: ScaleOptions) -> Result<ScaleReport, String> {
     let result = measure(&opts, &sim, &kubeconfig, &cluster_dir, &dir).await;
     stop_control_plane(&cluster_dir);
     drop(sim);
-    if result.is_ok() {
-        let _ = std::fs::remove_dir_all(&dir);
+    match result {
+        Ok(report) if report.failures.is_empty() && !opts.keep_logs => {
+            let _ = std::fs::remove_dir_all(&dir);
+            Ok(report)
+        }
+        Ok(mut report) => {
+            report.put("logs", dir.display());
+            Ok(report)
+        }
+        Err(e) => Err(format!("{e} (logs kept in {})", dir.display())),
     }
-    result
 }
 
 /// The phases, once the simulator and the control plane run: the pools set up, then the cold
@@ -452,12 +467,7 @@ async fn measure(
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
         .port();
-    let mut operator = start_operator(
-        kubeconfig,
-        http_port,
-        opts.max_concurrent_pools,
-        &dir.join("operator.log"),
-    )?;
+    let mut operator = start_operator(kubeconfig, http_port, opts, &dir.join("operator.log"))?;
     let pid = operator.id();
     let phases = async {
         cold_start(opts, &client, pid, &mut report).await?;

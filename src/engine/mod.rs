@@ -404,8 +404,14 @@ async fn pass(
         previous,
         now,
     });
-    let requeue_after =
-        requeue::after_plan(input.pool, &decision, step_ran.as_ref(), previous, now);
+    let requeue_after = requeue::after_plan(
+        input.pool,
+        &decision,
+        outlook.assessment.protected,
+        step_ran.as_ref(),
+        previous,
+        now,
+    );
     let (outcome, error_reason) = outcome_of(&decision, step_ran.as_ref(), &status);
     PassReport {
         status,

@@ -60,6 +60,7 @@ impl Default for Timing {
 pub fn after_plan(
     pool: &str,
     decision: &Decision,
+    protected: bool,
     step_ran: Option<&(Step, Result<StepRun, StepError>)>,
     previous: Option<&PersistentChatPoolStatus>,
     now: Timestamp,
@@ -81,6 +82,16 @@ pub fn after_plan(
             Duration::from_secs((*seconds_left).clamp(1, 5) as u64)
         }
         (Decision::Wait(_), None) => WAIT,
+        // Converged but degraded: a mirror still synchronizing (seconds, right after a switch
+        // or a bootstrap: the pool is Ready the moment it is done), or a secondary site away
+        // (minutes or more: looked at as any wait).
+        (Decision::Converged, None) if !protected => {
+            if just_transitioned(previous, now) {
+                ACTIVE
+            } else {
+                WAIT
+            }
+        }
         (Decision::Converged | Decision::Blocked(_), None) => IDLE,
         (Decision::Step(_), None) => ACTIVE,
     }
@@ -101,6 +112,27 @@ pub fn jittered(interval: Duration, pool: &str, now: Timestamp) -> Duration {
     interval.mul_f64(1.0 - fraction)
 }
 
+/// How long after a transition a degraded pool is looked at every [`ACTIVE`] rather than
+/// every [`WAIT`]: a new mirroring session reaches SYNCHRONIZED within seconds.
+pub const SETTLING: Duration = Duration::from_secs(60);
+
+/// Whether the pool is within [`SETTLING`] of a transition (or of its first steps, when it has
+/// had none): the previous status ran a step, or its transition completed that recently.
+fn just_transitioned(previous: Option<&PersistentChatPoolStatus>, now: Timestamp) -> bool {
+    let Some(previous) = previous else {
+        return true;
+    };
+    if previous.step.is_some() {
+        return true;
+    }
+    previous
+        .transition
+        .as_ref()
+        .and_then(|t| t.completed_at)
+        .and_then(|at| Duration::try_from(now.duration_since(at)).ok())
+        .is_some_and(|since| since < SETTLING)
+}
+
 /// The previous pass's step, when it is `step` (same name, same detail). It may have failed
 /// there (a retry that now succeeded) or succeeded with no visible effect; either way one
 /// second's pause costs little and bounds a loop.
@@ -111,4 +143,61 @@ fn same_step_before<'a>(
     previous
         .and_then(|p| p.step.as_ref())
         .filter(|s| s.name == step.name() && s.detail == step.describe())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_converged_pool_still_degraded_is_looked_at_again_soon_and_sooner_right_after_a_switch() {
+        let now: Timestamp = "2026-12-04T12:00:00Z".parse().unwrap();
+        let protected = after_plan("ns/pool", &Decision::Converged, true, None, None, now);
+        let degraded = after_plan("ns/pool", &Decision::Converged, false, None, None, now);
+        assert_eq!(protected, IDLE);
+        assert_eq!(degraded, ACTIVE, "no status yet: the pool is bootstrapping");
+        let mut settled = PersistentChatPoolStatus::default();
+        let degraded = after_plan(
+            "ns/pool",
+            &Decision::Converged,
+            false,
+            None,
+            Some(&settled),
+            now,
+        );
+        assert_eq!(degraded, WAIT, "a long-degraded pool");
+        settled.transition = Some(pchat_core::api::Transition {
+            from: "atlanta".into(),
+            to: "dallas".into(),
+            kind: pchat_core::api::TransitionKind::Planned,
+            started_at: now - jiff::SignedDuration::from_secs(20),
+            completed_at: Some(now - jiff::SignedDuration::from_secs(10)),
+            tail_lsn: None,
+            data_loss: None,
+        });
+        let degraded = after_plan(
+            "ns/pool",
+            &Decision::Converged,
+            false,
+            None,
+            Some(&settled),
+            now,
+        );
+        assert_eq!(degraded, ACTIVE, "a mirror synchronizing after a switch");
+    }
+
+    #[test]
+    fn jitter_shortens_by_at_most_a_fifth_and_differs_between_pools() {
+        let now: Timestamp = "2026-12-04T12:00:00Z".parse().unwrap();
+        let interval = Duration::from_secs(10);
+        let spread: Vec<Duration> = (0..20)
+            .map(|i| jittered(interval, &format!("ns/pool-{i}"), now))
+            .collect();
+        assert!(
+            spread
+                .iter()
+                .all(|d| *d <= interval && *d >= interval.mul_f64(0.8))
+        );
+        assert!(spread.iter().any(|d| *d != spread[0]), "{spread:?}");
+    }
 }

@@ -109,6 +109,11 @@ impl LivePort {
         self.observer.connections().close_unbounded();
     }
 
+    /// Close every connection (the next pass logs in again).
+    pub fn close_connections(&mut self) {
+        self.observer.connections().close_all();
+    }
+
     fn settings(&self, spec: &PersistentChatPoolSpec) -> ConnectSettings {
         let mut settings = match &self.settings {
             Settings::FromSpec {

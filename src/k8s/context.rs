@@ -56,6 +56,9 @@ pub struct Context {
     /// Where CA certificates from `spec.tls.caSecret` are written.
     pub ca_dir: PathBuf,
     pub timing: Timing,
+    /// Whether a pool with nothing to do keeps one SQL connection per instance until its next
+    /// pass (see [`super::Options::keep_idle_connections`]).
+    pub keep_idle_connections: bool,
     /// The watch's cache of pools: later passes of one reconcile read the spec from it.
     pub store: Store<DynamicObject>,
     /// Turns at running passes, as many as pools reconciled at once. Tokio's semaphore is
@@ -76,21 +79,20 @@ impl Context {
         recorder: Recorder,
         metrics: Arc<Metrics>,
         leadership: Leadership,
-        ca_dir: PathBuf,
-        timing: Timing,
         store: Store<DynamicObject>,
-        max_concurrent_pools: u16,
         stopping: CancellationToken,
+        opts: &super::Options,
     ) -> Self {
         Context {
             client,
             recorder,
             metrics,
             leadership,
-            ca_dir,
-            timing,
+            ca_dir: opts.ca_dir.clone(),
+            timing: opts.timing,
+            keep_idle_connections: opts.keep_idle_connections,
             store,
-            turns: Semaphore::new(usize::from(max_concurrent_pools.max(1))),
+            turns: Semaphore::new(usize::from(opts.max_concurrent_pools.max(1))),
             stopping,
             pools: Mutex::new(HashMap::new()),
         }

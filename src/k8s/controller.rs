@@ -77,8 +77,13 @@ pub async fn reconcile(watched: Arc<DynamicObject>, ctx: Arc<Context>) -> Result
             && let Some((_, port)) = slot.port.as_mut()
         {
             // Nothing to do until the world or the spec changes: the next step, if any, opens
-            // its BACKUP and RESTORE connections again.
-            port.close_long_connections();
+            // its BACKUP and RESTORE connections again, and the next pass (unless kept) its
+            // observation connections.
+            if ctx.keep_idle_connections {
+                port.close_long_connections();
+            } else {
+                port.close_connections();
+            }
         }
         if requeue != engine::requeue::NEXT_STEP || started.elapsed() >= STEPS_IN_ONE_TURN {
             return Ok(Action::requeue(requeue));

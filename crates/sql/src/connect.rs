@@ -294,9 +294,10 @@ impl Connections {
         self.unbounded.clear();
     }
 
-    /// How many connections without a command timeout are kept.
-    pub fn unbounded_len(&self) -> usize {
-        self.unbounded.len()
+    /// Close every connection: the next `get` opens a fresh one.
+    pub fn close_all(&mut self) {
+        self.clients.clear();
+        self.unbounded.clear();
     }
 
     /// Take the kept connection to an instance out of the map, so several instances can be
