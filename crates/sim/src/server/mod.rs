@@ -74,6 +74,7 @@ impl Simulator {
         let now = model::now();
         let mut state = State {
             instances: Vec::new(),
+            by_name: Default::default(),
             shares: topology
                 .shares
                 .iter()
@@ -105,7 +106,7 @@ impl Simulator {
         let mut up = BTreeMap::new();
         for def in &topology.instances {
             let instance = new_instance(&mut state, def, now)?;
-            state.instances.push(instance);
+            state.add_instance(instance);
             up.insert(def.name.to_ascii_lowercase(), watch::channel(true).0);
         }
         for d in &topology.databases {

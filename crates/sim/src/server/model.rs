@@ -670,7 +670,11 @@ pub struct FailRule {
 
 /// The whole simulated world.
 pub struct State {
+    /// Added with [`State::add_instance`] only, which keeps `by_name` in step.
     pub instances: Vec<Instance>,
+    /// Index into `instances` by lower-cased name: a simulator of hundreds of pools looks
+    /// instances up by name for every statement and every mirroring session each second.
+    pub by_name: std::collections::HashMap<String, usize>,
     pub shares: Vec<Share>,
     pub shares_down: Vec<String>,
     pub partitions: Vec<(Vec<String>, Vec<String>)>,
@@ -683,22 +687,23 @@ pub struct State {
 }
 
 impl State {
+    /// Add an instance (names are unique, compared without case).
+    pub fn add_instance(&mut self, instance: Instance) {
+        self.by_name
+            .insert(instance.name.to_ascii_lowercase(), self.instances.len());
+        self.instances.push(instance);
+    }
+
     pub fn inst(&self, name: &str) -> Option<&Instance> {
-        self.instances
-            .iter()
-            .find(|i| i.name.eq_ignore_ascii_case(name))
+        self.inst_index(name).map(|i| &self.instances[i])
     }
 
     pub fn inst_mut(&mut self, name: &str) -> Option<&mut Instance> {
-        self.instances
-            .iter_mut()
-            .find(|i| i.name.eq_ignore_ascii_case(name))
+        self.inst_index(name).map(|i| &mut self.instances[i])
     }
 
     pub fn inst_index(&self, name: &str) -> Option<usize> {
-        self.instances
-            .iter()
-            .position(|i| i.name.eq_ignore_ascii_case(name))
+        self.by_name.get(&name.to_ascii_lowercase()).copied()
     }
 
     /// A fresh GUID, deterministic per simulator (tests can compare them).
@@ -733,6 +738,9 @@ impl State {
 
     /// True when a partition separates the nodes `a` and `b` (instance names or share hosts).
     pub fn partitioned(&self, a: &str, b: &str) -> bool {
+        if self.partitions.is_empty() {
+            return false;
+        }
         let names = |n: &str| {
             let mut v = vec![n.to_ascii_lowercase()];
             if let Some(site) = self.site_of(n) {
