@@ -1,13 +1,15 @@
 //! `pchat-operator bench scale` as a smoke test at 20 pools: the real kube-apiserver, 80
 //! simulated instances, one operator process. The figures are printed, never judged by time;
 //! what is asserted is what the command itself promises: every pool Ready, no write of any kind
-//! in the steady state, one SQL batch per instance per pass, every flipped pool switched.
+//! in the steady state, one SQL batch per instance per pass, every flipped pool switched with
+//! its chat workload losing nothing acknowledged, and every pool whose site went away served
+//! from the other one.
 
 use std::collections::BTreeMap;
 use std::process::Command;
 
 #[test]
-fn twenty_pools_converge_stay_quiet_and_switch_in_a_storm() {
+fn twenty_pools_converge_stay_quiet_switch_in_a_storm_losing_nothing_and_fail_over() {
     let out = Command::new(env!("CARGO_BIN_EXE_pchat-operator"))
         .args(["bench", "scale", "--pools", "20", "--steady-seconds", "35"])
         .output()
@@ -34,6 +36,12 @@ fn twenty_pools_converge_stay_quiet_and_switch_in_a_storm() {
     assert_eq!(figure("steady_sql_writes"), 0.0);
     assert_eq!(figure("steady_api_writes"), 0.0);
     assert_eq!(figure("storm_ready_pools"), figure("storm_pools"));
+    assert!(figure("storm_acknowledged_messages") > 0.0, "{stdout}");
+    assert_eq!(figure("storm_lost_messages"), 0.0);
+    assert_eq!(figure("forced_pools"), 4.0);
+    assert_eq!(figure("forced_serving_pools"), figure("forced_pools"));
+    // A forced failover waits out the policy's ten seconds of unreachability first.
+    assert!(figure("forced_switch_p50_seconds") >= 10.0, "{stdout}");
     assert!(figure("cold_start_peak_rss_kib") > 0.0);
     assert!(!stdout.contains("failure="), "{stdout}");
 }

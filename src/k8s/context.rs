@@ -44,7 +44,7 @@ pub enum StatusMemory {
     /// The stored pool had no status (or one the operator cannot read).
     None,
     /// This status.
-    Written(pchat_core::api::PersistentChatPoolStatus),
+    Written(Box<pchat_core::api::PersistentChatPoolStatus>),
 }
 
 /// The shared state of the controller.

@@ -117,7 +117,7 @@ async fn current(
         let mut pool = StoredPool::decode(object.clone());
         pool.status = match memory {
             StatusMemory::None => None,
-            StatusMemory::Written(status) => Some(status.clone()),
+            StatusMemory::Written(status) => Some((**status).clone()),
         };
         return Ok(Some(pool));
     }
@@ -136,7 +136,7 @@ async fn current(
     let pool = StoredPool::decode(fresh);
     slot.status = Some(match &pool.status {
         None => StatusMemory::None,
-        Some(status) => StatusMemory::Written(status.clone()),
+        Some(status) => StatusMemory::Written(Box::new(status.clone())),
     });
     Ok(Some(pool))
 }
@@ -210,7 +210,7 @@ async fn pass(
                 name: name.clone(),
                 source,
             })?;
-        slot.status = Some(StatusMemory::Written(report.status.clone()));
+        slot.status = Some(StatusMemory::Written(Box::new(report.status.clone())));
     }
     let evs = events::derive(previous, &report.status, report.step_ran.as_ref());
     events::publish(

@@ -1,0 +1,185 @@
+//! The chat workload of `bench scale`'s storms: simulated chat servers on every flipped pool,
+//! each following its pool's published active-server list as the operator writes it (the
+//! pool's ConfigMap, through one watch over all namespaces), and, once the storm is over, every
+//! acknowledged message looked for on the copy that serves.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::demo::figures;
+use crate::k8s::FIELD_MANAGER;
+use crate::k8s::configmap::{MANAGED_BY_LABEL, published_from};
+use pchat_core::api::PersistentChatPoolSpec;
+use pchat_sim::cluster::RunningSim;
+use pchat_sim::workload::{ChatServer, ChatWorkload, PoolState, Published, WorkloadConfig};
+
+/// Messages a second per chat server: forty pools of four servers write 320 a second into
+/// the one simulator process, enough to see a lost message without drowning the switches.
+const RATE_PER_SERVER: f64 = 2.0;
+
+/// One flipped pool's workload.
+struct PoolLoad {
+    namespace: String,
+    spec: PersistentChatPoolSpec,
+    workload: ChatWorkload,
+}
+
+/// The workloads of the storm's pools and the watch that feeds them.
+pub struct StormLoad {
+    pools: Vec<PoolLoad>,
+    stop_watch: CancellationToken,
+    watch_task: tokio::task::JoinHandle<()>,
+}
+
+/// What the workloads' acknowledgements came to.
+#[derive(Debug, Default)]
+pub struct LoadOutcome {
+    pub acknowledged: usize,
+    /// Per pool namespace, the acknowledged ids missing from the copy that serves.
+    pub lost: BTreeMap<String, Vec<i64>>,
+    /// Pools with no ONLINE copy of the chat database on the site they were sent to.
+    pub unserved: Vec<String>,
+}
+
+/// What a pool publishes before the operator's ConfigMap is seen: its home site's servers.
+fn installer(spec: &PersistentChatPoolSpec) -> Published {
+    Published {
+        active_servers: spec
+            .site(&spec.home_site)
+            .map(|s| s.chat_servers.clone())
+            .unwrap_or_default(),
+        pool_state: PoolState::Normal,
+    }
+}
+
+/// The published list a ConfigMap holds, as the workload reads it.
+fn published(cm: &ConfigMap) -> Option<Published> {
+    let published = published_from(cm).ok()?;
+    Some(Published {
+        active_servers: published.active_servers,
+        pool_state: match published.pool_state {
+            pchat_core::api::PoolState::Normal => PoolState::Normal,
+            pchat_core::api::PoolState::FailedOver => PoolState::FailedOver,
+        },
+    })
+}
+
+/// Start chat servers on each of `pools` (namespace and spec).
+pub fn start(
+    client: &Client,
+    sim: &RunningSim,
+    password: &str,
+    pools: Vec<(String, PersistentChatPoolSpec)>,
+) -> Result<StormLoad, String> {
+    let mut senders: BTreeMap<String, watch::Sender<Published>> = BTreeMap::new();
+    let mut loads = Vec::new();
+    for (n, (namespace, spec)) in pools.into_iter().enumerate() {
+        let (sender, receiver) = watch::channel(installer(&spec));
+        senders.insert(namespace.clone(), sender);
+        let addrs = |site: &str| {
+            spec.site(site)
+                .map(|s| {
+                    s.instances
+                        .iter()
+                        .filter_map(|i| sim.addr(&i.name))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let other = spec
+            .sites
+            .iter()
+            .find(|s| s.name != spec.home_site)
+            .map(|s| s.name.clone())
+            .ok_or_else(|| format!("{namespace}: the pool has one site"))?;
+        let workload = ChatWorkload::start(WorkloadConfig {
+            servers: spec
+                .sites
+                .iter()
+                .flat_map(|s| &s.chat_servers)
+                .map(|fqdn| ChatServer { fqdn: fqdn.clone() })
+                .collect(),
+            home_site: addrs(&spec.home_site),
+            other_site: addrs(&other),
+            database: spec.databases.chat.clone(),
+            user: "sa".into(),
+            password: password.into(),
+            rate_per_server: RATE_PER_SERVER,
+            backoff: Duration::from_millis(100),
+            published_poll: Some(Duration::from_millis(20)),
+            request_timeout: Duration::from_secs(2),
+            // Ids apart per pool, so that a message found in the wrong pool's copy would show.
+            first_id: 1 + 10_000_000 * n as i64,
+            source: Arc::new(receiver),
+        });
+        loads.push(PoolLoad {
+            namespace,
+            spec,
+            workload,
+        });
+    }
+    let stop_watch = CancellationToken::new();
+    let config_maps: Api<ConfigMap> = Api::all(client.clone());
+    let selector = format!("{MANAGED_BY_LABEL}={FIELD_MANAGER}");
+    let stop = stop_watch.clone();
+    let watch_task = tokio::spawn(async move {
+        let events = watcher(config_maps, watcher::Config::default().labels(&selector))
+            .default_backoff()
+            .applied_objects()
+            .take_until(stop.cancelled_owned());
+        let mut events = std::pin::pin!(events);
+        while let Some(event) = events.next().await {
+            let Ok(cm) = event else { continue };
+            let namespace = cm.namespace().unwrap_or_default();
+            if let (Some(sender), Some(published)) = (senders.get(&namespace), published(&cm)) {
+                sender.send_replace(published);
+            }
+        }
+    });
+    Ok(StormLoad {
+        pools: loads,
+        stop_watch,
+        watch_task,
+    })
+}
+
+impl StormLoad {
+    /// Stop every chat server, then look for each acknowledged message on the chat database's
+    /// ONLINE copy on site `serving_site` (where the storm sent the pools).
+    pub async fn finish(self, sim: &RunningSim, serving_site: &str) -> LoadOutcome {
+        self.stop_watch.cancel();
+        let _ = self.watch_task.await;
+        let mut outcome = LoadOutcome::default();
+        for pool in self.pools {
+            let acked = pool.workload.stop().await;
+            outcome.acknowledged += acked.len();
+            let database = &pool.spec.databases.chat;
+            let serving = pool.spec.site(serving_site).and_then(|site| {
+                site.instances.iter().find(|i| {
+                    sim.sim.database_state(&i.name, database).as_deref() == Some("ONLINE")
+                })
+            });
+            let Some(serving) = serving else {
+                outcome.unserved.push(pool.namespace);
+                continue;
+            };
+            let ids = sim
+                .sim
+                .message_ids(&serving.name, database)
+                .unwrap_or_default();
+            let accounting = figures::account(&acked, &ids);
+            if !accounting.lost.is_empty() {
+                outcome.lost.insert(pool.namespace, accounting.lost);
+            }
+        }
+        outcome
+    }
+}

@@ -1,0 +1,185 @@
+//! `bench scale`'s storms: a fifth of the pools sent to their other site at once, first with
+//! both sites up (planned switches, a chat workload on every one of them, nothing acknowledged
+//! may be lost), then another fifth with their primary site's instances gone (forced
+//! failovers, as the pools' policy allows after ten seconds).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+
+use super::load;
+use super::{PASSWORD, PoolView, ScaleReport, namespace_of, percentile, pool_views};
+use pchat_core::api::{PersistentChatPool, PersistentChatPoolSpec};
+use pchat_sim::cluster::RunningSim;
+use pchat_sim::faults::{Fault, FaultInjector};
+
+/// Where the storms send the pools.
+const TO_SITE: &str = "dallas";
+
+/// How long the chat servers write before the flip, so that each switch starts under load.
+const LOAD_BEFORE: Duration = Duration::from_secs(2);
+
+/// Set `spec.primarySite` of pool `i` to [`TO_SITE`].
+async fn flip(client: &Client, i: usize) -> Result<(), String> {
+    let pools: Api<PersistentChatPool> = Api::namespaced(client.clone(), &namespace_of(i));
+    pools
+        .patch(
+            "pchat",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"primarySite": TO_SITE}})),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("flipping pool {i}: {e}"))
+}
+
+/// Flip `pools` at once and wait until `done` says each is there (or a deadline): the time
+/// each took from the flip, and the view that ended the wait.
+async fn flip_and_wait(
+    client: &Client,
+    pools: &[usize],
+    done: impl Fn(&PoolView) -> bool,
+) -> Result<BTreeMap<usize, (Duration, PoolView)>, String> {
+    let started = Instant::now();
+    for &i in pools {
+        flip(client, i).await?;
+    }
+    let mut finished = BTreeMap::new();
+    let deadline = started + Duration::from_secs(120 + 3 * pools.len() as u64);
+    while finished.len() < pools.len() && Instant::now() < deadline {
+        let views = pool_views(client).await?;
+        for &i in pools {
+            if finished.contains_key(&i) {
+                continue;
+            }
+            if let Some(view) = views.get(&namespace_of(i)).filter(|v| done(v)) {
+                finished.insert(i, (started.elapsed(), view.clone()));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(finished)
+}
+
+/// `<phase>_switch_{p50,p95,max}_seconds` of `finished`.
+fn put_times(
+    report: &mut ScaleReport,
+    phase: &str,
+    finished: &BTreeMap<usize, (Duration, PoolView)>,
+) {
+    let mut seconds: Vec<f64> = finished.values().map(|(d, _)| d.as_secs_f64()).collect();
+    seconds.sort_by(f64::total_cmp);
+    for (name, value) in [
+        ("p50", percentile(&seconds, 0.5)),
+        ("p95", percentile(&seconds, 0.95)),
+        ("max", seconds.last().copied().unwrap_or(f64::NAN)),
+    ] {
+        report.put(
+            &format!("{phase}_switch_{name}_seconds"),
+            format!("{value:.2}"),
+        );
+    }
+}
+
+/// Every fifth pool (0, 5, 10, ...) switched to dallas with both sites up, under a chat
+/// workload: each pool's time until Ready there, and every acknowledged message looked for.
+pub async fn planned(
+    sim: &RunningSim,
+    client: &Client,
+    specs: &[PersistentChatPoolSpec],
+    report: &mut ScaleReport,
+) -> Result<(), String> {
+    let flipped: Vec<usize> = (0..specs.len()).step_by(5).collect();
+    let load = load::start(
+        client,
+        sim,
+        PASSWORD,
+        flipped
+            .iter()
+            .map(|&i| (namespace_of(i), specs[i].clone()))
+            .collect(),
+    )?;
+    tokio::time::sleep(LOAD_BEFORE).await;
+    let finished = flip_and_wait(client, &flipped, |v| {
+        v.ready && v.current && v.serving_site == TO_SITE
+    })
+    .await;
+    let outcome = load.finish(sim, TO_SITE).await;
+    let finished = finished?;
+    report.put("storm_pools", flipped.len());
+    report.put("storm_ready_pools", finished.len());
+    put_times(report, "storm", &finished);
+    let lost: usize = outcome.lost.values().map(Vec::len).sum();
+    report.put("storm_acknowledged_messages", outcome.acknowledged);
+    report.put("storm_lost_messages", lost);
+    if finished.len() < flipped.len() {
+        report.failures.push(format!(
+            "{} of {} flipped pools Ready on {TO_SITE}",
+            finished.len(),
+            flipped.len()
+        ));
+    }
+    for (namespace, ids) in &outcome.lost {
+        report.failures.push(format!(
+            "{namespace}: {} acknowledged messages missing after a planned switch (first {})",
+            ids.len(),
+            ids[0]
+        ));
+    }
+    for namespace in &outcome.unserved {
+        report.failures.push(format!(
+            "{namespace}: no ONLINE copy of the chat database on {TO_SITE}"
+        ));
+    }
+    Ok(())
+}
+
+/// Every fifth pool from the second (1, 6, 11, ...) loses its primary site's instances and is
+/// sent to dallas: each pool's time until dallas serves (the pool stays Degraded, its old site
+/// being away) and the data-loss windows the pools reported.
+pub async fn forced(
+    sim: &RunningSim,
+    client: &Client,
+    specs: &[PersistentChatPoolSpec],
+    report: &mut ScaleReport,
+) -> Result<(), String> {
+    let flipped: Vec<usize> = (1..specs.len()).step_by(5).collect();
+    for &i in &flipped {
+        let primary = specs[i]
+            .site(&specs[i].primary_site)
+            .ok_or_else(|| format!("pool {i} has no site {}", specs[i].primary_site))?;
+        for instance in &primary.instances {
+            sim.sim.inject(Fault::InstanceDown {
+                instance: instance.name.clone(),
+            })?;
+        }
+    }
+    let finished = flip_and_wait(client, &flipped, |v| {
+        v.current && v.transitioned && v.serving_site == TO_SITE
+    })
+    .await?;
+    report.put("forced_pools", flipped.len());
+    report.put("forced_serving_pools", finished.len());
+    put_times(report, "forced", &finished);
+    let windows: Vec<u64> = finished
+        .values()
+        .filter_map(|(_, v)| v.data_loss_seconds)
+        .collect();
+    report.put(
+        "forced_data_loss_window_max_seconds",
+        windows
+            .iter()
+            .max()
+            .map_or("none".to_string(), u64::to_string),
+    );
+    if finished.len() < flipped.len() {
+        report.failures.push(format!(
+            "{} of {} pools with their primary site down served from {TO_SITE}",
+            finished.len(),
+            flipped.len()
+        ));
+    }
+    Ok(())
+}
