@@ -1,0 +1,86 @@
+//! What a converged pool keeps open on its SQL Server instances between passes: nothing by
+//! default (it logs in again at its next pass), one session per instance with
+//! `--keep-idle-connections`. Counted on the simulator through `sys.dm_exec_sessions`, against
+//! the real kube-apiserver.
+
+mod support;
+
+use std::time::Duration;
+
+use support::k8s::{LONG, World};
+
+/// Sessions the operator holds on each of the pool's instances, by the simulator's
+/// sys.dm_exec_sessions.
+async fn operator_sessions(world: &World) -> Vec<(String, i64)> {
+    let mut counts = Vec::new();
+    for (_, instance) in world.live.spec.instances() {
+        let addr = world.live.sim.addr(&instance.name).unwrap();
+        let mut admin = pchat_sql::testing::admin_client(addr).await;
+        let row = admin
+            .simple_query(
+                "SELECT COUNT(*) FROM sys.dm_exec_sessions WHERE program_name = 'pchat-operator'",
+            )
+            .await
+            .unwrap()
+            .into_row()
+            .await
+            .unwrap()
+            .expect("one row");
+        let count = row
+            .get::<i32, _>(0)
+            .map(i64::from)
+            .unwrap_or_else(|| row.get::<i64, _>(0).unwrap());
+        counts.push((instance.name.clone(), count));
+    }
+    counts
+}
+
+/// Wait until every instance shows `expected` operator sessions, then check that it stays so
+/// for a few seconds (the pool's next pass is 30 s away).
+async fn sessions_settle_at(world: &World, expected: i64, log: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let counts = operator_sessions(world).await;
+        if counts.iter().all(|(_, n)| *n == expected) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "operator sessions {counts:?}, expected {expected} on each instance\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let counts = operator_sessions(world).await;
+    assert!(
+        counts.iter().all(|(_, n)| *n == expected),
+        "operator sessions {counts:?}, expected {expected} on each instance\n{}",
+        log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_converged_pool_closes_its_sql_connections_until_its_next_pass() {
+    let world = World::start("idle-close").await;
+    world.apply_crd().await;
+    world.apply_secret().await;
+    let op = world.operator("op-a", 15);
+    world.wait_ready(&op).await;
+    world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
+    world.wait_ready_at("atlanta", &op).await;
+    sessions_settle_at(&world, 0, || op.log()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_keep_idle_connections_a_converged_pool_keeps_one_session_per_instance() {
+    let world = World::start("idle-keep").await;
+    world.apply_crd().await;
+    world.apply_secret().await;
+    let op = world.operator_with("op-a", 15, &["--keep-idle-connections"]);
+    world.wait_ready(&op).await;
+    world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
+    world.wait_ready_at("atlanta", &op).await;
+    // The bootstrap's BACKUP and RESTORE connections are closed too: one session each.
+    sessions_settle_at(&world, 1, || op.log()).await;
+}
