@@ -169,6 +169,10 @@ pub(crate) enum PlanOutput {
 /// Parse the command line and run the command; the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One TLS provider for the whole process, ring, chosen before any connection: with none
+    // installed, tiberius falls back to aws-lc-rs, whose random generator seeds itself from
+    // CPU jitter (milliseconds of CPU, a twentieth of the demo's), and test builds link both.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
         Command::Crd => match pchat_core::api::crd_yaml() {
             Ok(yaml) => {
