@@ -11,25 +11,6 @@ use pchat_core::api::Phase;
 use pchat_sim::server::StatementKind;
 use support::k8s::{LONG, NAMESPACE, POOL, World, eventually, has};
 
-/// Sessions the operator holds on an instance, by the simulator's sys.dm_exec_sessions.
-async fn operator_sessions(world: &World, instance: &str) -> i64 {
-    let addr = world.live.sim.addr(instance).unwrap();
-    let mut admin = pchat_sql::testing::admin_client(addr).await;
-    let row = admin
-        .simple_query(
-            "SELECT COUNT(*) FROM sys.dm_exec_sessions WHERE program_name = 'pchat-operator'",
-        )
-        .await
-        .unwrap()
-        .into_row()
-        .await
-        .unwrap()
-        .expect("one row");
-    row.get::<i32, _>(0)
-        .map(i64::from)
-        .unwrap_or_else(|| row.get::<i64, _>(0).unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_pool_closes_its_sql_connections_and_sends_no_more_sql() {
     let world = World::start("delete").await;
@@ -54,7 +35,7 @@ async fn deleting_a_pool_closes_its_sql_connections_and_sends_no_more_sql() {
         async || format!("{:#?}\n{}", world.status().await, op.log()),
     )
     .await;
-    assert!(operator_sessions(&world, "atl-sql1").await > 0);
+    assert!(world.operator_sessions("atl-sql1").await > 0);
     world
         .kubectl(&["delete", "pcpool", POOL, "-n", NAMESPACE, "--wait=false"])
         .await;
@@ -62,7 +43,7 @@ async fn deleting_a_pool_closes_its_sql_connections_and_sends_no_more_sql() {
     loop {
         let mut open = 0;
         for (_, i) in world.live.spec.instances() {
-            open += operator_sessions(&world, &i.name).await;
+            open += world.operator_sessions(&i.name).await;
         }
         if open == 0 {
             break;
@@ -141,7 +122,7 @@ async fn deleting_a_converged_pool_sends_no_sql_and_the_garbage_collector_remove
         async || {
             let mut open = 0;
             for (_, i) in world.live.spec.instances() {
-                open += operator_sessions(&world, &i.name).await;
+                open += world.operator_sessions(&i.name).await;
             }
             (open == 0).then_some(())
         },

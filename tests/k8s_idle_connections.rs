@@ -9,28 +9,14 @@ use std::time::Duration;
 
 use support::k8s::{LONG, World};
 
-/// Sessions the operator holds on each of the pool's instances, by the simulator's
-/// sys.dm_exec_sessions.
+/// Sessions the operator holds on each of the pool's instances.
 async fn operator_sessions(world: &World) -> Vec<(String, i64)> {
     let mut counts = Vec::new();
     for (_, instance) in world.live.spec.instances() {
-        let addr = world.live.sim.addr(&instance.name).unwrap();
-        let mut admin = pchat_sql::testing::admin_client(addr).await;
-        let row = admin
-            .simple_query(
-                "SELECT COUNT(*) FROM sys.dm_exec_sessions WHERE program_name = 'pchat-operator'",
-            )
-            .await
-            .unwrap()
-            .into_row()
-            .await
-            .unwrap()
-            .expect("one row");
-        let count = row
-            .get::<i32, _>(0)
-            .map(i64::from)
-            .unwrap_or_else(|| row.get::<i64, _>(0).unwrap());
-        counts.push((instance.name.clone(), count));
+        counts.push((
+            instance.name.clone(),
+            world.operator_sessions(&instance.name).await,
+        ));
     }
     counts
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 /// `pchat-operator run`: exit 0 after a graceful shutdown, 1 when it cannot start.
 pub(super) fn run_command(opts: crate::k8s::Options) -> ExitCode {
     without_huge_pages();
+    purge_freed_memory_at_once();
     let Some(runtime) = super::runtime() else {
         return ExitCode::FAILURE;
     };
@@ -48,4 +49,19 @@ fn without_huge_pages() {
             );
         }
     }
+}
+
+/// `mi_option_purge_delay` in the `mi_option_t` of mimalloc 3.3 (libmimalloc-sys 0.1.49,
+/// pinned): the crate's own constants follow mimalloc 2's numbering.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// mimalloc gives freed pages back to the system at once rather than after its default 10 ms
+/// (100 ms for whole arenas). The operator frees a pass's buffers between passes, and a cold
+/// start of many pools frees and allocates in waves: at 60 pools the peak RSS was 48 MiB with
+/// the delay and 43 MiB without, for about a fifth more CPU in the allocator. The demo and the
+/// benchmarks keep the delay.
+fn purge_freed_memory_at_once() {
+    // SAFETY: sets one of mimalloc's global options; it takes no pointer and mimalloc reads
+    // the purge delay afresh at each purge.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
 }

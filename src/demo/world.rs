@@ -161,53 +161,20 @@ impl World {
         }
         pchat_core::api::validate(&spec).map_err(|v| format!("the demo pool is invalid:\n{v}"))?;
         let published_file = dir.join("active-servers.yaml");
-        let addrs = |site: &str| -> Vec<std::net::SocketAddr> {
-            spec.site(site)
-                .map(|s| {
-                    s.instances
-                        .iter()
-                        .filter_map(|i| sim.addr(&i.name))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let home = spec.home_site.clone();
-        let other = spec
-            .sites
-            .iter()
-            .find(|s| s.name != home)
-            .map(|s| s.name.clone())
-            .ok_or("the pool has one site")?;
-        let workload = ChatWorkload::start(WorkloadConfig {
-            servers: spec
-                .sites
-                .iter()
-                .flat_map(|s| &s.chat_servers)
-                .map(|fqdn| ChatServer { fqdn: fqdn.clone() })
-                .collect(),
-            home_site: addrs(&home),
-            other_site: addrs(&other),
-            database: spec.databases.chat.clone(),
-            user: USER.into(),
-            password: PASSWORD.into(),
-            rate_per_server: RATE_PER_SERVER,
-            backoff: Duration::from_millis(100),
+        let workload = ChatWorkload::start(workload_config(
+            &spec,
+            &sim,
+            PASSWORD,
+            RATE_PER_SERVER,
             // A chat server looks at the published list often while it is not on it, so a
             // publication is acted on within milliseconds, as a watch would.
-            published_poll: Some(PUBLISHED_POLL),
-            request_timeout: Duration::from_secs(2),
-            first_id: 1,
-            source: Arc::new(InstallerThenFile {
+            PUBLISHED_POLL,
+            1,
+            Arc::new(InstallerThenFile {
                 file: FileSource::new(published_file.clone()),
-                installer: Published {
-                    active_servers: spec
-                        .site(&home)
-                        .map(|s| s.chat_servers.clone())
-                        .unwrap_or_default(),
-                    pool_state: PoolState::Normal,
-                },
+                installer: installer_published(&spec),
             }),
-        });
+        )?);
         let port = LivePort::new(Credentials::new(USER, PASSWORD), sim.ca_file.clone());
         Ok(World {
             sim,
@@ -470,6 +437,67 @@ impl PublishedSource for InstallerThenFile {
         }
         self.file.current()
     }
+}
+
+/// What a pool publishes before the operator has written anything: its home site's chat
+/// servers, state Normal (as the Persistent Chat installer leaves it).
+pub(crate) fn installer_published(spec: &PersistentChatPoolSpec) -> Published {
+    Published {
+        active_servers: spec
+            .site(&spec.home_site)
+            .map(|s| s.chat_servers.clone())
+            .unwrap_or_default(),
+        pool_state: PoolState::Normal,
+    }
+}
+
+/// The chat workload of `spec`'s chat servers against the simulator `sim`'s instances (home
+/// site first), logging in as `sa`, `rate` messages a second per server, a server off the
+/// published list looking at it again every `published_poll`, ids from `first_id`.
+pub(crate) fn workload_config(
+    spec: &PersistentChatPoolSpec,
+    sim: &RunningSim,
+    password: &str,
+    rate: f64,
+    published_poll: Duration,
+    first_id: i64,
+    source: Arc<dyn PublishedSource>,
+) -> Result<WorkloadConfig, String> {
+    let addrs = |site: &str| -> Vec<std::net::SocketAddr> {
+        spec.site(site)
+            .map(|s| {
+                s.instances
+                    .iter()
+                    .filter_map(|i| sim.addr(&i.name))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let other = spec
+        .sites
+        .iter()
+        .find(|s| s.name != spec.home_site)
+        .map(|s| s.name.clone())
+        .ok_or("the pool has one site")?;
+    Ok(WorkloadConfig {
+        servers: spec
+            .sites
+            .iter()
+            .flat_map(|s| &s.chat_servers)
+            .map(|fqdn| ChatServer { fqdn: fqdn.clone() })
+            .collect(),
+        home_site: addrs(&spec.home_site),
+        other_site: addrs(&other),
+        database: spec.databases.chat.clone(),
+        user: USER.into(),
+        password: password.into(),
+        rate_per_server: rate,
+        backoff: Duration::from_millis(100),
+        published_poll: Some(published_poll),
+        request_timeout: Duration::from_secs(2),
+        first_id,
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -686,6 +686,25 @@ impl World {
             .filter(|h| !h.is_empty())
     }
 
+    /// Sessions the operator holds on `instance`, by the simulator's sys.dm_exec_sessions.
+    pub async fn operator_sessions(&self, instance: &str) -> i64 {
+        let addr = self.live.sim.addr(instance).unwrap();
+        let mut admin = pchat_sql::testing::admin_client(addr).await;
+        let row = admin
+            .simple_query(
+                "SELECT COUNT(*) FROM sys.dm_exec_sessions WHERE program_name = 'pchat-operator'",
+            )
+            .await
+            .unwrap()
+            .into_row()
+            .await
+            .unwrap()
+            .expect("one row");
+        row.get::<i32, _>(0)
+            .map(i64::from)
+            .unwrap_or_else(|| row.get::<i64, _>(0).unwrap())
+    }
+
     /// Statements the operator (program name `pchat-operator`) sent to every instance so far.
     pub fn operator_statements(&self) -> usize {
         operator_statements(&self.live)

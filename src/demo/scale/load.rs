@@ -15,11 +15,12 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::demo::figures;
+use crate::demo::world::{installer_published, workload_config};
 use crate::k8s::FIELD_MANAGER;
 use crate::k8s::configmap::{MANAGED_BY_LABEL, published_from};
 use pchat_core::api::PersistentChatPoolSpec;
 use pchat_sim::cluster::RunningSim;
-use pchat_sim::workload::{ChatServer, ChatWorkload, PoolState, Published, WorkloadConfig};
+use pchat_sim::workload::{ChatWorkload, PoolState, Published};
 
 /// Messages a second per chat server: forty pools of four servers write 320 a second into
 /// the one simulator process, enough to see a lost message without drowning the switches.
@@ -49,17 +50,6 @@ pub struct LoadOutcome {
     pub unserved: Vec<String>,
 }
 
-/// What a pool publishes before the operator's ConfigMap is seen: its home site's servers.
-fn installer(spec: &PersistentChatPoolSpec) -> Published {
-    Published {
-        active_servers: spec
-            .site(&spec.home_site)
-            .map(|s| s.chat_servers.clone())
-            .unwrap_or_default(),
-        pool_state: PoolState::Normal,
-    }
-}
-
 /// The published list a ConfigMap holds, as the workload reads it.
 fn published(cm: &ConfigMap) -> Option<Published> {
     let published = published_from(cm).ok()?;
@@ -82,44 +72,22 @@ pub fn start(
     let mut senders: BTreeMap<String, watch::Sender<Published>> = BTreeMap::new();
     let mut loads = Vec::new();
     for (n, (namespace, spec)) in pools.into_iter().enumerate() {
-        let (sender, receiver) = watch::channel(installer(&spec));
+        let (sender, receiver) = watch::channel(installer_published(&spec));
         senders.insert(namespace.clone(), sender);
-        let addrs = |site: &str| {
-            spec.site(site)
-                .map(|s| {
-                    s.instances
-                        .iter()
-                        .filter_map(|i| sim.addr(&i.name))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let other = spec
-            .sites
-            .iter()
-            .find(|s| s.name != spec.home_site)
-            .map(|s| s.name.clone())
-            .ok_or_else(|| format!("{namespace}: the pool has one site"))?;
-        let workload = ChatWorkload::start(WorkloadConfig {
-            servers: spec
-                .sites
-                .iter()
-                .flat_map(|s| &s.chat_servers)
-                .map(|fqdn| ChatServer { fqdn: fqdn.clone() })
-                .collect(),
-            home_site: addrs(&spec.home_site),
-            other_site: addrs(&other),
-            database: spec.databases.chat.clone(),
-            user: "sa".into(),
-            password: password.into(),
-            rate_per_server: RATE_PER_SERVER,
-            backoff: Duration::from_millis(100),
-            published_poll: Some(Duration::from_millis(20)),
-            request_timeout: Duration::from_secs(2),
-            // Ids apart per pool, so that a message found in the wrong pool's copy would show.
-            first_id: 1 + 10_000_000 * n as i64,
-            source: Arc::new(receiver),
-        });
+        let workload = ChatWorkload::start(
+            workload_config(
+                &spec,
+                sim,
+                password,
+                RATE_PER_SERVER,
+                Duration::from_millis(20),
+                // Ids apart per pool, so that a message found in the wrong pool's copy would
+                // show.
+                1 + 10_000_000 * n as i64,
+                Arc::new(receiver),
+            )
+            .map_err(|e| format!("{namespace}: {e}"))?,
+        );
         loads.push(PoolLoad {
             namespace,
             spec,
