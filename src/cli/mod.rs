@@ -294,7 +294,8 @@ pub fn main() -> ExitCode {
 #[derive(clap::Subcommand, Debug)]
 enum BenchKind {
     /// Many pools on one operator against a real kube-apiserver (scripts/test-cluster, from a
-    /// clone of the repository): cold start, steady state and a switch storm, as key=value lines.
+    /// clone of the repository): cold start, steady state, a storm of planned switches under a
+    /// chat workload and a storm of forced failovers, as key=value lines.
     Scale {
         /// Pools of four simulated instances, each in its own namespace.
         #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=2000))]

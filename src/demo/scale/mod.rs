@@ -2,8 +2,10 @@
 //! in its own namespace of a real kube-apiserver (`scripts/test-cluster`), one operator process
 //! (this binary's `run`). It measures the cold start (until every pool is Ready, the
 //! operator's peak and settled memory and its CPU time), a steady state (SQL round trips per
-//! pool per pass, SQL writes, API writes) and a storm (`primarySite` flipped on a fifth of the
-//! pools at once: each pool's switch time), and prints one `key=value` line per figure.
+//! pool per pass, SQL writes, API writes) and two storms ([`storm`]): `primarySite` flipped on
+//! a fifth of the pools at once under a chat workload ([`load`]; each pool's switch time, every
+//! acknowledged message looked for), then on another fifth whose primary site's instances went
+//! down (forced failovers). It prints one `key=value` line per figure.
 //!
 //! It runs from a clone of the repository: the control plane comes from
 //! `scripts/test-cluster`, which builds it from pinned Go modules on first use.
