@@ -44,8 +44,12 @@ pub struct StormLoad {
 #[derive(Debug, Default)]
 pub struct LoadOutcome {
     pub acknowledged: usize,
-    /// Per pool namespace, the acknowledged ids missing from the copy that serves.
+    /// Per pool namespace, the acknowledged ids missing from the copy that serves and not
+    /// allowed to be (acknowledged before the pool's loss window, if it has one).
     pub lost: BTreeMap<String, Vec<i64>>,
+    /// Acknowledged ids missing inside the pools' reported loss windows (a forced failover's
+    /// accepted loss).
+    pub lost_in_window: usize,
     /// Pools with no ONLINE copy of the chat database on the site they were sent to.
     pub unserved: Vec<String>,
 }
@@ -121,8 +125,15 @@ pub fn start(
 
 impl StormLoad {
     /// Stop every chat server, then look for each acknowledged message on the chat database's
-    /// ONLINE copy on site `serving_site` (where the storm sent the pools).
-    pub async fn finish(self, sim: &RunningSim, serving_site: &str) -> LoadOutcome {
+    /// ONLINE copy on site `serving_site` (where the storm sent the pools). `window_start` gives
+    /// a pool's loss window, when its failover reported one: messages acknowledged from then
+    /// on may be missing; none acknowledged before it may.
+    pub async fn finish(
+        self,
+        sim: &RunningSim,
+        serving_site: &str,
+        window_start: impl Fn(&str) -> Option<jiff::Timestamp>,
+    ) -> LoadOutcome {
         self.stop_watch.cancel();
         let _ = self.watch_task.await;
         let mut outcome = LoadOutcome::default();
@@ -144,8 +155,16 @@ impl StormLoad {
                 .message_ids(&serving.name, database)
                 .unwrap_or_default();
             let accounting = figures::account(&acked, &ids);
-            if !accounting.lost.is_empty() {
-                outcome.lost.insert(pool.namespace, accounting.lost);
+            let lost = match window_start(&pool.namespace) {
+                None => accounting.lost,
+                Some(start) => {
+                    let outside = figures::lost_outside_window(&acked, &accounting.lost, start);
+                    outcome.lost_in_window += accounting.lost.len() - outside.len();
+                    outside
+                }
+            };
+            if !lost.is_empty() {
+                outcome.lost.insert(pool.namespace, lost);
             }
         }
         outcome

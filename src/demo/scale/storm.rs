@@ -106,14 +106,16 @@ pub async fn planned(
         v.ready && v.current && v.serving_site == TO_SITE
     })
     .await;
-    let outcome = load.finish(sim, TO_SITE).await;
+    let outcome = load.finish(sim, TO_SITE, |_| None).await;
     let finished = finished?;
     report.put("storm_pools", flipped.len());
     report.put("storm_ready_pools", finished.len());
     put_times(report, "storm", &finished);
-    let lost: usize = outcome.lost.values().map(Vec::len).sum();
     report.put("storm_acknowledged_messages", outcome.acknowledged);
-    report.put("storm_lost_messages", lost);
+    report.put(
+        "storm_lost_messages",
+        outcome.lost.values().map(Vec::len).sum::<usize>(),
+    );
     if finished.len() < flipped.len() {
         report.failures.push(format!(
             "{} of {} flipped pools Ready on {TO_SITE}",
@@ -121,9 +123,15 @@ pub async fn planned(
             flipped.len()
         ));
     }
+    put_losses(report, &outcome, "a planned switch");
+    Ok(())
+}
+
+/// A failure per pool that lost what it may not have, or has no serving copy.
+fn put_losses(report: &mut ScaleReport, outcome: &load::LoadOutcome, after: &str) {
     for (namespace, ids) in &outcome.lost {
         report.failures.push(format!(
-            "{namespace}: {} acknowledged messages missing after a planned switch (first {})",
+            "{namespace}: {} acknowledged messages missing after {after} (first {})",
             ids.len(),
             ids[0]
         ));
@@ -133,12 +141,12 @@ pub async fn planned(
             "{namespace}: no ONLINE copy of the chat database on {TO_SITE}"
         ));
     }
-    Ok(())
 }
 
-/// Every fifth pool from the second (1, 6, 11, ...) loses its primary site's instances and is
-/// sent to dallas: each pool's time until dallas serves (the pool stays Degraded, its old site
-/// being away) and the data-loss windows the pools reported.
+/// Every fifth pool from the second (1, 6, 11, ...) loses its primary site's instances, under
+/// a chat workload, and is sent to dallas: each pool's time until dallas serves (the pool stays
+/// Degraded, its old site being away), the data-loss windows the pools reported, and every
+/// message acknowledged before its pool's window looked for on the new primary.
 pub async fn forced(
     sim: &RunningSim,
     client: &Client,
@@ -146,6 +154,17 @@ pub async fn forced(
     report: &mut ScaleReport,
 ) -> Result<(), String> {
     let flipped: Vec<usize> = (1..specs.len()).step_by(5).collect();
+    let load = load::start(
+        client,
+        sim,
+        PASSWORD,
+        flipped
+            .iter()
+            .map(|&i| (namespace_of(i), specs[i].clone()))
+            .collect(),
+    )?;
+    tokio::time::sleep(LOAD_BEFORE).await;
+    let down_at = jiff::Timestamp::now();
     for &i in &flipped {
         let primary = specs[i]
             .site(&specs[i].primary_site)
@@ -159,20 +178,44 @@ pub async fn forced(
     let finished = flip_and_wait(client, &flipped, |v| {
         v.current && v.transitioned && v.serving_site == TO_SITE
     })
-    .await?;
+    .await;
+    // A pool's window runs from its estimated loss before the site went down; a pool that
+    // reported none may lose nothing.
+    let windows: BTreeMap<String, jiff::Timestamp> = finished
+        .as_ref()
+        .map(|finished| {
+            finished
+                .iter()
+                .filter_map(|(&i, (_, view))| {
+                    let seconds = i64::try_from(view.data_loss_seconds?).ok()?;
+                    Some((
+                        namespace_of(i),
+                        down_at - jiff::SignedDuration::from_secs(seconds),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let outcome = load
+        .finish(sim, TO_SITE, |namespace| windows.get(namespace).copied())
+        .await;
+    let finished = finished?;
     report.put("forced_pools", flipped.len());
     report.put("forced_serving_pools", finished.len());
     put_times(report, "forced", &finished);
-    let windows: Vec<u64> = finished
-        .values()
-        .filter_map(|(_, v)| v.data_loss_seconds)
-        .collect();
     report.put(
         "forced_data_loss_window_max_seconds",
-        windows
-            .iter()
+        finished
+            .values()
+            .filter_map(|(_, v)| v.data_loss_seconds)
             .max()
-            .map_or("none".to_string(), u64::to_string),
+            .map_or("none".to_string(), |s| s.to_string()),
+    );
+    report.put("forced_acknowledged_messages", outcome.acknowledged);
+    report.put("forced_lost_in_window_messages", outcome.lost_in_window);
+    report.put(
+        "forced_lost_outside_window_messages",
+        outcome.lost.values().map(Vec::len).sum::<usize>(),
     );
     if finished.len() < flipped.len() {
         report.failures.push(format!(
@@ -181,5 +224,10 @@ pub async fn forced(
             flipped.len()
         ));
     }
+    put_losses(
+        report,
+        &outcome,
+        "a forced failover, before its loss window",
+    );
     Ok(())
 }
