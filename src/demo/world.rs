@@ -24,9 +24,9 @@ use pchat_sql::connect::Credentials;
 use pchat_sql::statements::{StatementContext, statements};
 
 /// The login the example topology creates.
-const USER: &str = "sa";
+pub(crate) const USER: &str = "sa";
 /// Its password (a simulator-only credential from examples/sim/two-sites.yaml).
-const PASSWORD: &str = "Pchat-Sim-1";
+pub(crate) const PASSWORD: &str = "Pchat-Sim-1";
 
 /// Statement latencies the demo's simulator adds, in milliseconds, so that the figures measure
 /// something: backups and restores cost tens of ms, everything else a few.
@@ -164,7 +164,6 @@ impl World {
         let workload = ChatWorkload::start(workload_config(
             &spec,
             &sim,
-            PASSWORD,
             RATE_PER_SERVER,
             // A chat server looks at the published list often while it is not on it, so a
             // publication is acted on within milliseconds, as a watch would.
@@ -452,12 +451,11 @@ pub(crate) fn installer_published(spec: &PersistentChatPoolSpec) -> Published {
 }
 
 /// The chat workload of `spec`'s chat servers against the simulator `sim`'s instances (home
-/// site first), logging in as `sa`, `rate` messages a second per server, a server off the
+/// site first), logging in as [`USER`], `rate` messages a second per server, a server off the
 /// published list looking at it again every `published_poll`, ids from `first_id`.
 pub(crate) fn workload_config(
     spec: &PersistentChatPoolSpec,
     sim: &RunningSim,
-    password: &str,
     rate: f64,
     published_poll: Duration,
     first_id: i64,
@@ -490,7 +488,7 @@ pub(crate) fn workload_config(
         other_site: addrs(&other),
         database: spec.databases.chat.clone(),
         user: USER.into(),
-        password: password.into(),
+        password: PASSWORD.into(),
         rate_per_server: rate,
         backoff: Duration::from_millis(100),
         published_poll: Some(published_poll),

@@ -152,20 +152,18 @@ mod tests {
     #[test]
     fn a_converged_pool_still_degraded_is_looked_at_again_soon_and_sooner_right_after_a_switch() {
         let now: Timestamp = "2026-12-04T12:00:00Z".parse().unwrap();
+        let degraded = |previous: Option<&PersistentChatPoolStatus>| {
+            after_plan("ns/pool", &Decision::Converged, false, None, previous, now)
+        };
         let protected = after_plan("ns/pool", &Decision::Converged, true, None, None, now);
-        let degraded = after_plan("ns/pool", &Decision::Converged, false, None, None, now);
         assert_eq!(protected, IDLE);
-        assert_eq!(degraded, ACTIVE, "no status yet: the pool is bootstrapping");
-        let mut settled = PersistentChatPoolStatus::default();
-        let degraded = after_plan(
-            "ns/pool",
-            &Decision::Converged,
-            false,
-            None,
-            Some(&settled),
-            now,
+        assert_eq!(
+            degraded(None),
+            ACTIVE,
+            "no status yet: the pool is bootstrapping"
         );
-        assert_eq!(degraded, WAIT, "a long-degraded pool");
+        let mut settled = PersistentChatPoolStatus::default();
+        assert_eq!(degraded(Some(&settled)), WAIT, "a long-degraded pool");
         settled.transition = Some(pchat_core::api::Transition {
             from: "atlanta".into(),
             to: "dallas".into(),
@@ -175,14 +173,10 @@ mod tests {
             tail_lsn: None,
             data_loss: None,
         });
-        let degraded = after_plan(
-            "ns/pool",
-            &Decision::Converged,
-            false,
-            None,
-            Some(&settled),
-            now,
+        assert_eq!(
+            degraded(Some(&settled)),
+            ACTIVE,
+            "a mirror synchronizing after a switch"
         );
-        assert_eq!(degraded, ACTIVE, "a mirror synchronizing after a switch");
     }
 }

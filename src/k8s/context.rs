@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::leader::Leadership;
 use super::metrics::Metrics;
 use crate::engine::sql_port::LivePort;
+use pchat_core::api::PersistentChatPoolStatus;
 
 pub use crate::engine::Timing;
 
@@ -44,7 +45,24 @@ pub enum StatusMemory {
     /// The stored pool had no status (or one the operator cannot read).
     None,
     /// This status.
-    Written(Box<pchat_core::api::PersistentChatPoolStatus>),
+    Written(Box<PersistentChatPoolStatus>),
+}
+
+impl StatusMemory {
+    pub fn of(status: Option<&PersistentChatPoolStatus>) -> StatusMemory {
+        match status {
+            None => StatusMemory::None,
+            Some(status) => StatusMemory::Written(Box::new(status.clone())),
+        }
+    }
+
+    /// The remembered status, to build the next one on.
+    pub fn status(&self) -> Option<PersistentChatPoolStatus> {
+        match self {
+            StatusMemory::None => None,
+            StatusMemory::Written(status) => Some((**status).clone()),
+        }
+    }
 }
 
 /// The shared state of the controller.

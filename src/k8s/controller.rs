@@ -106,7 +106,7 @@ pub async fn reconcile(watched: Arc<DynamicObject>, ctx: Arc<Context>) -> Result
 /// condition times). `None` when the pool is gone or is another object of the same name.
 async fn current(
     pools: &Api<DynamicObject>,
-    object: &DynamicObject,
+    object: &Arc<DynamicObject>,
     uid: &str,
     slot: &mut PoolSlot,
 ) -> Result<Option<StoredPool>, Error> {
@@ -114,12 +114,10 @@ async fn current(
         return Ok(None);
     }
     if let Some(memory) = &slot.status {
-        let mut pool = StoredPool::decode(object.clone());
-        pool.status = match memory {
-            StatusMemory::None => None,
-            StatusMemory::Written(status) => Some((**status).clone()),
-        };
-        return Ok(Some(pool));
+        return Ok(Some(StoredPool::with_status(
+            object.clone(),
+            memory.status(),
+        )));
     }
     let name = object.name_any();
     let fresh = pools
@@ -134,10 +132,7 @@ async fn current(
         return Ok(None);
     };
     let pool = StoredPool::decode(fresh);
-    slot.status = Some(match &pool.status {
-        None => StatusMemory::None,
-        Some(status) => StatusMemory::Written(Box::new(status.clone())),
-    });
+    slot.status = Some(StatusMemory::of(pool.status.as_ref()));
     Ok(Some(pool))
 }
 
@@ -210,7 +205,7 @@ async fn pass(
                 name: name.clone(),
                 source,
             })?;
-        slot.status = Some(StatusMemory::Written(Box::new(report.status.clone())));
+        slot.status = Some(StatusMemory::of(Some(&report.status)));
     }
     let evs = events::derive(previous, &report.status, report.step_ran.as_ref());
     events::publish(

@@ -7,6 +7,8 @@
 //! tightened. A pool whose spec cannot be decoded gets its own Stalled status naming the field,
 //! through the engine's path for a manifest that cannot be used; the others go on.
 
+use std::sync::Arc;
+
 use kube::ResourceExt;
 use kube::api::{ApiResource, DynamicObject};
 use kube::core::Resource;
@@ -22,8 +24,9 @@ pub fn api_resource() -> ApiResource {
 /// One stored pool, decoded as far as it can be.
 #[derive(Debug)]
 pub struct StoredPool {
-    /// The object as stored: metadata for names, uid, generation and references.
-    pub object: DynamicObject,
+    /// The object as stored: metadata for names, uid, generation and references (shared with
+    /// the watch's cache, not copied per pass).
+    pub object: Arc<DynamicObject>,
     /// The spec, or why it cannot be used (the loader's message, naming the field).
     pub spec: Result<PersistentChatPoolSpec, String>,
     /// The status the last pass wrote; `None` when there is none or it cannot be read (the
@@ -45,6 +48,15 @@ impl StoredPool {
                 })
                 .ok()
         });
+        StoredPool::with_status(Arc::new(object), status)
+    }
+
+    /// Decode `object`'s spec as [`StoredPool::decode`] does, with `status` known otherwise
+    /// (the one the operator last wrote): the stored one is not read.
+    pub fn with_status(
+        object: Arc<DynamicObject>,
+        status: Option<PersistentChatPoolStatus>,
+    ) -> StoredPool {
         let spec = match object.data.get("spec") {
             None => Err("the stored object has no spec".to_string()),
             Some(spec) => {

@@ -54,6 +54,13 @@ pub struct LoadOutcome {
     pub unserved: Vec<String>,
 }
 
+impl LoadOutcome {
+    /// The acknowledged messages missing that may not be, over all pools.
+    pub fn lost_count(&self) -> usize {
+        self.lost.values().map(Vec::len).sum()
+    }
+}
+
 /// The published list a ConfigMap holds, as the workload reads it.
 fn published(cm: &ConfigMap) -> Option<Published> {
     let published = published_from(cm).ok()?;
@@ -70,7 +77,6 @@ fn published(cm: &ConfigMap) -> Option<Published> {
 pub fn start(
     client: &Client,
     sim: &RunningSim,
-    password: &str,
     pools: Vec<(String, PersistentChatPoolSpec)>,
 ) -> Result<StormLoad, String> {
     let mut senders: BTreeMap<String, watch::Sender<Published>> = BTreeMap::new();
@@ -82,7 +88,6 @@ pub fn start(
             workload_config(
                 &spec,
                 sim,
-                password,
                 RATE_PER_SERVER,
                 Duration::from_millis(20),
                 // Ids apart per pool, so that a message found in the wrong pool's copy would

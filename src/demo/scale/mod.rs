@@ -25,6 +25,8 @@ use pchat_core::api::{PersistentChatPool, PersistentChatPoolSpec, load_pool_yaml
 use pchat_sim::cluster::{RunningSim, with_free_ports};
 use pchat_sim::server::Topology;
 
+use super::world::{PASSWORD, USER};
+
 mod load;
 mod storm;
 
@@ -69,7 +71,6 @@ impl ScaleReport {
 }
 
 const FIELD_MANAGER: &str = "pchat-bench";
-pub(crate) const PASSWORD: &str = "Pchat-Sim-1";
 
 /// The repository root (the control-plane script lives there).
 fn repository() -> PathBuf {
@@ -233,7 +234,7 @@ async fn create_pool(
         (
             "pchat-sql",
             BTreeMap::from([
-                ("username".to_string(), "sa".to_string()),
+                ("username".to_string(), USER.to_string()),
                 ("password".to_string(), PASSWORD.to_string()),
             ]),
         ),

@@ -10,7 +10,7 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 
 use super::load;
-use super::{PASSWORD, PoolView, ScaleReport, namespace_of, percentile, pool_views};
+use super::{PoolView, ScaleReport, namespace_of, percentile, pool_views};
 use pchat_core::api::{PersistentChatPool, PersistentChatPoolSpec};
 use pchat_sim::cluster::RunningSim;
 use pchat_sim::faults::{Fault, FaultInjector};
@@ -63,6 +63,47 @@ async fn flip_and_wait(
     Ok(finished)
 }
 
+/// The chat workload on the pools `flipped`, writing for [`LOAD_BEFORE`] already.
+async fn loaded(
+    client: &Client,
+    sim: &RunningSim,
+    specs: &[PersistentChatPoolSpec],
+    flipped: &[usize],
+) -> Result<load::StormLoad, String> {
+    let load = load::start(
+        client,
+        sim,
+        flipped
+            .iter()
+            .map(|&i| (namespace_of(i), specs[i].clone()))
+            .collect(),
+    )?;
+    tokio::time::sleep(LOAD_BEFORE).await;
+    Ok(load)
+}
+
+/// `<phase>_pools`, `<phase>_<done>` (how many of them got there) and the switch times; a
+/// failure saying `<n> of <m> <what> dallas` when some did not.
+fn put_switched(
+    report: &mut ScaleReport,
+    phase: &str,
+    done: &str,
+    what: &str,
+    flipped: &[usize],
+    finished: &BTreeMap<usize, (Duration, PoolView)>,
+) {
+    report.put(&format!("{phase}_pools"), flipped.len());
+    report.put(&format!("{phase}_{done}"), finished.len());
+    put_times(report, phase, finished);
+    if finished.len() < flipped.len() {
+        report.failures.push(format!(
+            "{} of {} {what} {TO_SITE}",
+            finished.len(),
+            flipped.len()
+        ));
+    }
+}
+
 /// `<phase>_switch_{p50,p95,max}_seconds` of `finished`.
 fn put_times(
     report: &mut ScaleReport,
@@ -92,37 +133,23 @@ pub async fn planned(
     report: &mut ScaleReport,
 ) -> Result<(), String> {
     let flipped: Vec<usize> = (0..specs.len()).step_by(5).collect();
-    let load = load::start(
-        client,
-        sim,
-        PASSWORD,
-        flipped
-            .iter()
-            .map(|&i| (namespace_of(i), specs[i].clone()))
-            .collect(),
-    )?;
-    tokio::time::sleep(LOAD_BEFORE).await;
+    let load = loaded(client, sim, specs, &flipped).await?;
     let finished = flip_and_wait(client, &flipped, |v| {
         v.ready && v.current && v.serving_site == TO_SITE
     })
     .await;
     let outcome = load.finish(sim, TO_SITE, |_| None).await;
     let finished = finished?;
-    report.put("storm_pools", flipped.len());
-    report.put("storm_ready_pools", finished.len());
-    put_times(report, "storm", &finished);
-    report.put("storm_acknowledged_messages", outcome.acknowledged);
-    report.put(
-        "storm_lost_messages",
-        outcome.lost.values().map(Vec::len).sum::<usize>(),
+    put_switched(
+        report,
+        "storm",
+        "ready_pools",
+        "flipped pools Ready on",
+        &flipped,
+        &finished,
     );
-    if finished.len() < flipped.len() {
-        report.failures.push(format!(
-            "{} of {} flipped pools Ready on {TO_SITE}",
-            finished.len(),
-            flipped.len()
-        ));
-    }
+    report.put("storm_acknowledged_messages", outcome.acknowledged);
+    report.put("storm_lost_messages", outcome.lost_count());
     put_losses(report, &outcome, "a planned switch");
     Ok(())
 }
@@ -154,16 +181,7 @@ pub async fn forced(
     report: &mut ScaleReport,
 ) -> Result<(), String> {
     let flipped: Vec<usize> = (1..specs.len()).step_by(5).collect();
-    let load = load::start(
-        client,
-        sim,
-        PASSWORD,
-        flipped
-            .iter()
-            .map(|&i| (namespace_of(i), specs[i].clone()))
-            .collect(),
-    )?;
-    tokio::time::sleep(LOAD_BEFORE).await;
+    let load = loaded(client, sim, specs, &flipped).await?;
     let down_at = jiff::Timestamp::now();
     for &i in &flipped {
         let primary = specs[i]
@@ -200,9 +218,14 @@ pub async fn forced(
         .finish(sim, TO_SITE, |namespace| windows.get(namespace).copied())
         .await;
     let finished = finished?;
-    report.put("forced_pools", flipped.len());
-    report.put("forced_serving_pools", finished.len());
-    put_times(report, "forced", &finished);
+    put_switched(
+        report,
+        "forced",
+        "serving_pools",
+        "pools with their primary site down served from",
+        &flipped,
+        &finished,
+    );
     report.put(
         "forced_data_loss_window_max_seconds",
         finished
@@ -213,17 +236,7 @@ pub async fn forced(
     );
     report.put("forced_acknowledged_messages", outcome.acknowledged);
     report.put("forced_lost_in_window_messages", outcome.lost_in_window);
-    report.put(
-        "forced_lost_outside_window_messages",
-        outcome.lost.values().map(Vec::len).sum::<usize>(),
-    );
-    if finished.len() < flipped.len() {
-        report.failures.push(format!(
-            "{} of {} pools with their primary site down served from {TO_SITE}",
-            finished.len(),
-            flipped.len()
-        ));
-    }
+    report.put("forced_lost_outside_window_messages", outcome.lost_count());
     put_losses(
         report,
         &outcome,
