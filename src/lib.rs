@@ -10,9 +10,12 @@
 pub mod cli;
 #[cfg(feature = "sim")]
 pub mod demo;
+#[cfg(feature = "sim")]
+pub mod drill;
 pub mod engine;
 pub mod error;
 pub mod k8s;
+pub mod kubectl;
 pub mod local;
 pub mod manifest;
 pub mod telemetry;

@@ -132,7 +132,11 @@ enum Command {
     #[cfg(feature = "sim")]
     /// Run the demo: a simulated two-site pool under a chat workload, bootstrapped, switched,
     /// failed back, failed over when a site goes down, and protected again when it returns.
-    Demo,
+    Demo {
+        /// Also write each act as a timeline picture to this self-contained HTML file.
+        #[arg(long, value_name = "FILE.html")]
+        timeline: Option<PathBuf>,
+    },
 
     #[cfg(feature = "sim")]
     /// Run the demo several times, one after the other, and print each figure's fewest,
@@ -141,8 +145,42 @@ enum Command {
         /// How many demo runs.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
         runs: u32,
+        /// Also write the last run's acts as a timeline picture to this HTML file.
+        #[arg(long, value_name = "FILE.html")]
+        timeline: Option<PathBuf>,
         #[command(subcommand)]
         kind: Option<BenchKind>,
+    },
+
+    #[cfg(feature = "sim")]
+    /// Rehearse a pool's switch on a simulated copy of it (same instance names, sites,
+    /// databases, policy; intervals divided by a time scale) under a chat workload: the planned
+    /// switch, the switch back and a forced failover, with the operator's engine and planner.
+    /// Prints each step's T-SQL, the predicted SQL critical path, chat write outage and
+    /// data-loss window, and a verdict per scenario. Nothing is sent to the real instances.
+    Drill {
+        /// The PersistentChatPool manifest as YAML (`-` for standard input).
+        #[arg(
+            short = 'f',
+            long = "file",
+            required_unless_present = "from_cluster",
+            conflicts_with = "from_cluster"
+        )]
+        file: Option<PathBuf>,
+        /// Read the pool from the cluster of the current kubeconfig instead: NAMESPACE/NAME
+        /// (a GET of the PersistentChatPool; nothing is written).
+        #[arg(long, value_name = "NAMESPACE/NAME")]
+        from_cluster: Option<String>,
+        /// Messages a second each published chat server writes during the drill.
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        /// How many times faster than the pool's intervals the drill runs (default: as fast
+        /// as SQL Server Agent's 10 s shortest schedule allows for backupInterval, at most 30).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        time_scale: Option<u32>,
+        /// Also write each scenario as a timeline picture to this self-contained HTML file.
+        #[arg(long, value_name = "FILE.html")]
+        timeline: Option<PathBuf>,
     },
 
     #[cfg(feature = "sim")]
@@ -168,11 +206,14 @@ pub(crate) enum PlanOutput {
 
 /// Parse the command line and run the command; the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
     // One TLS provider for the whole process, ring, chosen before any connection: with none
     // installed, tiberius falls back to aws-lc-rs, whose random generator seeds itself from
     // CPU jitter (milliseconds of CPU, a twentieth of the demo's), and test builds link both.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if crate::kubectl::started_as_plugin() {
+        return crate::kubectl::main();
+    }
+    let cli = Cli::parse();
     match cli.command {
         Command::Crd => match pchat_core::api::crd_yaml() {
             Ok(yaml) => {
@@ -231,9 +272,31 @@ pub fn main() -> ExitCode {
             control,
         } => sim::sim_command(&topology, &state_dir, control),
         #[cfg(feature = "sim")]
-        Command::Demo => sim::demo_command(),
+        Command::Demo { timeline } => sim::demo_command(timeline.as_deref()),
         #[cfg(feature = "sim")]
-        Command::Bench { runs, kind: None } => sim::bench_command(runs as usize),
+        Command::Drill {
+            file,
+            from_cluster,
+            rate,
+            time_scale,
+            timeline,
+        } => {
+            let source = match (file, from_cluster) {
+                (Some(file), _) => DrillSource::File(file),
+                (None, Some(reference)) => DrillSource::Cluster(reference),
+                (None, None) => {
+                    eprintln!("error: drill needs --file or --from-cluster");
+                    return ExitCode::from(2);
+                }
+            };
+            drill(source, rate, time_scale, timeline.as_deref())
+        }
+        #[cfg(feature = "sim")]
+        Command::Bench {
+            runs,
+            timeline,
+            kind: None,
+        } => sim::bench_command(runs as usize, timeline.as_deref()),
         #[cfg(feature = "sim")]
         Command::Bench {
             kind:
@@ -316,8 +379,36 @@ enum BenchKind {
     },
 }
 
+#[cfg(feature = "sim")]
+pub(crate) use sim::DrillSource;
+
+/// `drill` (and `kubectl pchat drill`): exit 2 on a rate out of range, else as
+/// [`sim::drill_command`].
+#[cfg(feature = "sim")]
+pub(crate) fn drill(
+    source: DrillSource,
+    rate: f64,
+    time_scale: Option<u32>,
+    timeline: Option<&std::path::Path>,
+) -> ExitCode {
+    if !(rate.is_finite() && rate > 0.0 && rate <= 1000.0) {
+        eprintln!(
+            "error: --rate {rate}: messages a second per chat server, more than 0 and at most 1000"
+        );
+        return ExitCode::from(2);
+    }
+    sim::drill_command(
+        source,
+        crate::drill::DrillOptions {
+            rate_per_server: rate,
+            time_scale,
+        },
+        timeline,
+    )
+}
+
 /// The async runtime of a command; `None`, said on stderr, when it cannot start.
-fn runtime() -> Option<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Option<tokio::runtime::Runtime> {
     match tokio::runtime::Runtime::new() {
         Ok(runtime) => Some(runtime),
         Err(e) => {

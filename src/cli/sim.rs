@@ -35,15 +35,42 @@ fn run_reported<T, E: std::fmt::Display>(
 
 /// `pchat-operator bench --runs N`: the demo N times, the spread of its figures on stdout; exit
 /// 1 when any run failed as the demo would.
-pub(super) fn bench_command(runs: usize) -> ExitCode {
+pub(super) fn bench_command(runs: usize, timeline: Option<&Path>) -> ExitCode {
     run_reported(
         crate::demo::bench::run(runs),
         "a demo run could not start",
         |bench| {
             print!("{}", crate::demo::bench::summary(bench));
-            bench.failures.is_empty()
+            let written = write_timeline(
+                timeline,
+                "pchat-operator bench: the last run",
+                &bench.pictures,
+            );
+            bench.failures.is_empty() && written
         },
     )
+}
+
+/// Write `pictures` as an HTML timeline to `path`, when one is given; false (said on stderr)
+/// when it cannot be written.
+fn write_timeline(
+    path: Option<&Path>,
+    heading: &str,
+    pictures: &[crate::demo::timeline::Picture],
+) -> bool {
+    let Some(path) = path else {
+        return true;
+    };
+    match crate::demo::timeline::write_html(path, heading, pictures) {
+        Ok(()) => {
+            eprintln!("timeline written to {}", path.display());
+            true
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            false
+        }
+    }
 }
 
 /// `pchat-operator bench scale`: one key=value line per figure; exit 1 when a pool did not
@@ -61,11 +88,72 @@ pub(super) fn scale_command(opts: crate::demo::scale::ScaleOptions) -> ExitCode 
 
 /// `pchat-operator demo`: the summary on stdout; exit 1 when an act failed, a message was lost
 /// that may not be, or a safety rule broke.
-pub(super) fn demo_command() -> ExitCode {
+pub(super) fn demo_command(timeline: Option<&Path>) -> ExitCode {
     run_reported(crate::demo::run(), "the demo could not start", |run| {
         crate::demo::print_summary(run);
-        run.failures().is_empty()
+        let written = write_timeline(timeline, "pchat-operator demo", &run.pictures);
+        run.failures().is_empty() && written
     })
+}
+
+/// Where `drill` reads its pool.
+pub(crate) enum DrillSource {
+    File(std::path::PathBuf),
+    Cluster(String),
+}
+
+/// `pchat-operator drill`: the report on stdout; exit 2 when the pool is not valid, 1 when it
+/// cannot be read or a scenario would not converge or would lose acknowledged data.
+pub(super) fn drill_command(
+    source: DrillSource,
+    opts: crate::drill::DrillOptions,
+    timeline: Option<&Path>,
+) -> ExitCode {
+    use crate::drill::source;
+    let Some(runtime) = demo_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let pool = runtime.block_on(async {
+        match &source {
+            DrillSource::File(path) => source::from_file(path),
+            DrillSource::Cluster(reference) => {
+                let (namespace, name) = source::parse_reference(reference)?;
+                source::from_cluster(&namespace, &name).await
+            }
+        }
+    });
+    let (name, spec) = match pool {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            return ExitCode::from(e.exit_code);
+        }
+    };
+    // A time scale the pool's backupInterval cannot take is the user's to fix: refused before
+    // anything starts.
+    let scale = opts
+        .time_scale
+        .unwrap_or_else(|| crate::drill::copy::default_scale(&spec));
+    if let Err(e) = crate::drill::copy::compress(&spec, scale) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    match runtime.block_on(crate::drill::run(&name, &spec, &opts)) {
+        Ok(drill) => {
+            print!("{}", crate::drill::report::render(&drill));
+            let heading = format!("pchat-operator drill of pool {}", drill.pool);
+            let written = write_timeline(timeline, &heading, &drill.pictures);
+            if drill.passed() && written {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: the drill could not start: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `pchat-operator sim`: one line per instance with its address, then serve until interrupted.

@@ -11,24 +11,29 @@ use super::world::World;
 use crate::engine::PassReport;
 use pchat_core::api::{DataLoss, Phase, TransitionKind};
 use pchat_core::plan::{BlockReason, Decision};
-use pchat_sim::faults::Fault;
 use pchat_sim::workload::Ack;
 
-/// The acts' titles, in order.
-pub const TITLES: [&str; 5] = [
-    "bootstrap from the installer's state",
-    "planned switch atlanta -> dallas",
-    "planned failback dallas -> atlanta",
-    "atlanta down: forced failover to dallas",
-    "atlanta back: fence, salvage, reseed",
-];
+/// How many acts the demo plays.
+pub const ACTS: usize = 5;
+
+/// The demo's act titles, in order, for a pool that serves from `first` and can switch to
+/// `second`.
+pub fn titles(first: &str, second: &str) -> [String; ACTS] {
+    [
+        "bootstrap from the installer's state".to_string(),
+        format!("planned switch {first} -> {second}"),
+        format!("planned failback {second} -> {first}"),
+        format!("{first} down: forced failover to {second}"),
+        format!("{first} back: fence, salvage, reseed"),
+    ]
+}
 
 /// What one act did.
 #[derive(Clone, Debug)]
 pub struct ActOutcome {
     pub number: usize,
-    pub title: &'static str,
-    /// Whether the act must lose nothing (every act but the forced failover).
+    pub title: String,
+    /// Whether the act must lose nothing (every act but a forced failover).
     pub planned: bool,
     pub started: Instant,
     pub started_at: Timestamp,
@@ -43,13 +48,15 @@ pub struct ActOutcome {
     pub serving: Option<String>,
     /// The longest time between two acknowledged writes during the act.
     pub write_outage: Option<Duration>,
-    /// The data-loss estimate reported before the forced failover (act 4).
+    /// The data-loss estimate reported before a forced failover.
     pub loss_before: Option<DataLoss>,
-    /// The data-loss window reported after it (act 4).
+    /// The data-loss window reported after it.
     pub loss_after: Option<DataLoss>,
+    /// Why the policy refused a forced failover it was asked for, when it did.
+    pub refused: Option<BlockReason>,
     /// Messages an earlier forced act lost inside its window, not counted as lost again.
     pub previously_lost: usize,
-    /// Messages acknowledged from this instant on may be lost (act 4).
+    /// Messages acknowledged from this instant on may be lost (a forced failover).
     pub loss_window_start: Option<Timestamp>,
     /// Lines worth printing (estimates, salvage files).
     pub notes: Vec<String>,
@@ -58,11 +65,11 @@ pub struct ActOutcome {
 }
 
 impl ActOutcome {
-    fn new(number: usize) -> Self {
+    pub fn new(number: usize, title: String, planned: bool) -> Self {
         ActOutcome {
             number,
-            title: TITLES[number - 1],
-            planned: number != 4,
+            title,
+            planned,
             started: Instant::now(),
             started_at: Timestamp::now(),
             wall: Duration::ZERO,
@@ -73,6 +80,7 @@ impl ActOutcome {
             write_outage: None,
             loss_before: None,
             loss_after: None,
+            refused: None,
             loss_window_start: None,
             previously_lost: 0,
             notes: Vec::new(),
@@ -81,12 +89,22 @@ impl ActOutcome {
     }
 }
 
+/// How a forced failover act treats `spec.failover.allowDataLoss`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForcedPolicy {
+    /// The demo's: first with data loss not allowed (the engine must stop and say what a
+    /// failover would lose), then allowed.
+    BlockedThenAllowed,
+    /// A drill's: the pool's own policy; a refusal is an outcome, not a failure.
+    AsSpecified,
+}
+
 /// Play every act in order; an act that cannot complete ends the demo there.
 pub async fn run_acts(world: &mut World) -> Vec<ActOutcome> {
     let mut out: Vec<ActOutcome> = Vec::new();
     // Messages an earlier forced act was allowed to lose: later acts do not count them again.
     let mut accepted_loss: Vec<i64> = Vec::new();
-    for n in 1..=TITLES.len() {
+    for n in 1..=ACTS {
         let outcome = play(world, n, &accepted_loss).await;
         if n == 4
             && let Some(a) = &outcome.accounting
@@ -102,17 +120,22 @@ pub async fn run_acts(world: &mut World) -> Vec<ActOutcome> {
     out
 }
 
-/// Play act `n` (1-based) on a world where the acts before it were played.
+/// Play the demo's act `n` (1-based) on a world where the acts before it were played.
 pub async fn play(world: &mut World, n: usize, accepted_loss: &[i64]) -> ActOutcome {
+    let (first, second) = world.sites();
+    let Some(title) = titles(&first, &second).get(n.wrapping_sub(1)).cloned() else {
+        let mut act = ActOutcome::new(n, format!("act {n}"), true);
+        act.problems.push(format!("there is no act {n}"));
+        return act;
+    };
+    let mut act = ActOutcome::new(n, title, n != 4);
     world.act = n;
-    let mut act = ActOutcome::new(n);
     let result = match n {
-        1 => converge(world, &mut act, "atlanta").await,
-        2 => switch(world, &mut act, "dallas").await,
-        3 => switch(world, &mut act, "atlanta").await,
-        4 => forced_failover(world, &mut act).await,
-        5 => site_returns(world, &mut act).await,
-        _ => Err(format!("there is no act {n}")),
+        1 => converge(world, &first).await,
+        2 => switch(world, &mut act, &second).await,
+        3 => switch(world, &mut act, &first).await,
+        4 => forced_failover(world, &mut act, &first, ForcedPolicy::BlockedThenAllowed).await,
+        _ => site_returns(world, &mut act, &first).await,
     };
     if let Err(e) = result {
         act.problems.push(e);
@@ -128,18 +151,21 @@ fn converged_on(report: &PassReport, site: &str) -> bool {
         && report.status.serving_site.as_deref() == Some(site)
 }
 
-async fn converge(world: &mut World, _act: &mut ActOutcome, site: &str) -> Result<(), String> {
+/// Run passes until the pool is converged and serving from `site`.
+pub async fn converge(world: &mut World, site: &str) -> Result<(), String> {
     world
         .drive(ACT_LIMIT, |r| converged_on(r, site))
         .await
         .map(|_| ())
 }
 
-async fn switch(world: &mut World, act: &mut ActOutcome, to: &str) -> Result<(), String> {
+/// Change `spec.primarySite` to `to` and run passes until the pool is converged there; the
+/// switch must be reported as planned.
+pub async fn switch(world: &mut World, act: &mut ActOutcome, to: &str) -> Result<(), String> {
     let to_owned = to.to_string();
     world.edit(|s| s.primary_site = to_owned);
     act.spec_changed = Some(Instant::now());
-    converge(world, act, to).await?;
+    converge(world, to).await?;
     let t = world
         .status
         .as_ref()
@@ -166,38 +192,48 @@ fn describe_loss(d: &DataLoss) -> String {
     )
 }
 
-async fn forced_failover(world: &mut World, act: &mut ActOutcome) -> Result<(), String> {
-    let home = world.spec.home_site.clone();
-    let atlanta: Vec<String> = world
+/// Take `down`'s instances and share down and set `spec.primarySite` to the other site: the
+/// engine must either fail over, reporting the window of acknowledged writes it may have lost,
+/// or (data loss not allowed, or larger than allowed) stop and say what a failover would lose.
+/// With [`ForcedPolicy::BlockedThenAllowed`] it must first stop, then fail over once allowed;
+/// with [`ForcedPolicy::AsSpecified`] a stop is recorded in `act.refused`.
+pub async fn forced_failover(
+    world: &mut World,
+    act: &mut ActOutcome,
+    down: &str,
+    policy: ForcedPolicy,
+) -> Result<(), String> {
+    let to = world
         .spec
-        .site(&home)
-        .map(|s| s.instances.iter().map(|i| i.name.clone()).collect())
-        .unwrap_or_default();
-    for instance in &atlanta {
-        world.inject(Fault::InstanceDown {
-            instance: instance.clone(),
-        })?;
-    }
-    world.inject(Fault::ShareDown {
-        host: "atl-fs".into(),
-    })?;
+        .sites
+        .iter()
+        .find(|s| s.name != down)
+        .map(|s| s.name.clone())
+        .ok_or("the pool has one site")?;
+    let went_down = world.set_site_up(down, false)?;
     let down_at = Timestamp::now();
-    act.notes.push(format!(
-        "{} and the atl-fs share went down at {down_at}",
-        atlanta.join(", ")
-    ));
+    act.notes
+        .push(format!("{} went down at {down_at}", went_down.join(", ")));
+    let to_owned = to.clone();
     world.edit(|s| {
-        s.primary_site = "dallas".into();
-        s.failover.allow_data_loss = false;
+        s.primary_site = to_owned;
+        if policy == ForcedPolicy::BlockedThenAllowed {
+            s.failover.allow_data_loss = false;
+        }
     });
     act.spec_changed = Some(Instant::now());
-    // With allowDataLoss false the engine must stop and say what a forced failover would lose.
-    let blocked = world
-        .drive(ACT_LIMIT, |r| {
-            matches!(r.decision, Some(Decision::Blocked(_)))
-        })
+    let failed_over = |r: &PassReport| {
+        r.status.serving_site.as_deref() == Some(to.as_str())
+            && r.status
+                .transition
+                .as_ref()
+                .is_some_and(|t| t.kind == TransitionKind::Forced && t.completed_at.is_some())
+    };
+    let blocked = |r: &PassReport| matches!(r.decision, Some(Decision::Blocked(_)));
+    let first = world
+        .drive(ACT_LIMIT, |r| blocked(r) || failed_over(r))
         .await?;
-    if let Some(Decision::Blocked(b)) = &blocked.decision {
+    let done = if let Some(Decision::Blocked(b)) = &first.decision {
         act.notes.push(format!("blocked before the failover: {b}"));
         if !matches!(
             b,
@@ -205,29 +241,31 @@ async fn forced_failover(world: &mut World, act: &mut ActOutcome) -> Result<(), 
         ) {
             return Err(format!("blocked for another reason than data loss: {b}"));
         }
-    }
-    act.loss_before = blocked
-        .status
-        .transition
-        .as_ref()
-        .and_then(|t| t.data_loss.clone());
-    match &act.loss_before {
-        Some(d) => act.notes.push(format!(
-            "estimated loss window before: {}",
-            describe_loss(d)
-        )),
-        None => return Err("status reported no data-loss estimate before the failover".into()),
-    }
-    world.edit(|s| s.failover.allow_data_loss = true);
-    let done = world
-        .drive(ACT_LIMIT, |r| {
-            r.status.serving_site.as_deref() == Some("dallas")
-                && r.status
-                    .transition
-                    .as_ref()
-                    .is_some_and(|t| t.kind == TransitionKind::Forced && t.completed_at.is_some())
-        })
-        .await?;
+        act.loss_before = first
+            .status
+            .transition
+            .as_ref()
+            .and_then(|t| t.data_loss.clone());
+        match &act.loss_before {
+            Some(d) => act.notes.push(format!(
+                "estimated loss window before: {}",
+                describe_loss(d)
+            )),
+            None => {
+                return Err("status reported no data-loss estimate before the failover".into());
+            }
+        }
+        if policy == ForcedPolicy::AsSpecified {
+            act.refused = Some(b.clone());
+            return Ok(());
+        }
+        world.edit(|s| s.failover.allow_data_loss = true);
+        world.drive(ACT_LIMIT, failed_over).await?
+    } else if policy == ForcedPolicy::BlockedThenAllowed {
+        return Err("the failover went ahead although data loss was not allowed".into());
+    } else {
+        first
+    };
     act.loss_after = done
         .status
         .transition
@@ -250,20 +288,12 @@ async fn forced_failover(world: &mut World, act: &mut ActOutcome) -> Result<(), 
     Ok(())
 }
 
-async fn site_returns(world: &mut World, act: &mut ActOutcome) -> Result<(), String> {
-    let home = world.spec.home_site.clone();
-    let instances: Vec<String> = world
-        .spec
-        .site(&home)
-        .map(|s| s.instances.iter().map(|i| i.name.clone()).collect())
-        .unwrap_or_default();
-    for instance in instances {
-        world.inject(Fault::InstanceUp { instance })?;
-    }
-    world.inject(Fault::ShareUp {
-        host: "atl-fs".into(),
-    })?;
-    converge(world, act, "dallas").await?;
+/// Bring `site` back after a forced failover away from it: the engine must fence and salvage
+/// the stale copy, reseed, and converge on the site it failed over to.
+async fn site_returns(world: &mut World, act: &mut ActOutcome, site: &str) -> Result<(), String> {
+    let (_, serving) = world.sites();
+    world.set_site_up(site, true)?;
+    converge(world, &serving).await?;
     let salvage = world
         .status
         .as_ref()
@@ -282,7 +312,7 @@ async fn site_returns(world: &mut World, act: &mut ActOutcome) -> Result<(), Str
 }
 
 /// Take the act's figures and accounting.
-async fn finish(world: &mut World, act: &mut ActOutcome, accepted_loss: &[i64]) {
+pub async fn finish(world: &mut World, act: &mut ActOutcome, accepted_loss: &[i64]) {
     act.wall = act.started.elapsed();
     for (n, e) in &world.events {
         if *n == act.number {
@@ -308,6 +338,11 @@ async fn finish(world: &mut World, act: &mut ActOutcome, accepted_loss: &[i64]) 
     }
     act.write_outage =
         pchat_sim::workload::longest_gap(&around).and_then(|g| Duration::try_from(g).ok());
+    if act.refused.is_some() {
+        // Nothing failed over: the acknowledged messages are on the site that went down,
+        // unavailable rather than lost, and no copy serves.
+        return;
+    }
     act.serving = world.serving_instance();
     let Some(serving) = act.serving.clone() else {
         act.problems
@@ -380,10 +415,10 @@ mod tests {
     #[test]
     fn a_planned_act_missing_one_acknowledged_message_fails() {
         let acked = [ack(1, 0), ack(2, 1)];
-        let mut act = ActOutcome::new(2);
+        let mut act = ActOutcome::new(2, "switch".into(), true);
         judge(&mut act, "dal-sql1", &acked, &[1, 2], &[]);
         assert!(act.problems.is_empty(), "{:?}", act.problems);
-        let mut act = ActOutcome::new(2);
+        let mut act = ActOutcome::new(2, "switch".into(), true);
         judge(&mut act, "dal-sql1", &acked, &[1], &[]);
         assert_eq!(act.accounting.as_ref().unwrap().lost, vec![2]);
         assert!(
@@ -396,15 +431,15 @@ mod tests {
     #[test]
     fn the_forced_act_fails_only_for_losses_before_its_reported_window() {
         let acked = [ack(1, 0), ack(2, 5), ack(3, 9)];
-        let mut act = ActOutcome::new(4);
+        let mut act = ActOutcome::new(4, "forced".into(), false);
         act.loss_window_start = Some(Timestamp::from_second(1_764_000_004).unwrap());
         judge(&mut act, "dal-sql1", &acked, &[1], &[]);
         assert!(act.problems.is_empty(), "{:?}", act.problems);
-        let mut act = ActOutcome::new(4);
+        let mut act = ActOutcome::new(4, "forced".into(), false);
         act.loss_window_start = Some(Timestamp::from_second(1_764_000_006).unwrap());
         judge(&mut act, "dal-sql1", &acked, &[1], &[]);
         assert!(act.problems[0].contains("before the reported loss window"));
-        let mut act = ActOutcome::new(4);
+        let mut act = ActOutcome::new(4, "forced".into(), false);
         judge(&mut act, "dal-sql1", &acked, &[1], &[]);
         assert!(act.problems[0].contains("no loss window was reported"));
     }
@@ -412,7 +447,7 @@ mod tests {
     #[test]
     fn losses_accepted_in_the_forced_act_are_not_counted_again() {
         let acked = [ack(1, 0), ack(2, 5), ack(3, 9)];
-        let mut act = ActOutcome::new(5);
+        let mut act = ActOutcome::new(5, "return".into(), true);
         judge(&mut act, "dal-sql1", &acked, &[1, 3], &[2]);
         assert!(act.problems.is_empty(), "{:?}", act.problems);
         assert_eq!(act.previously_lost, 1);

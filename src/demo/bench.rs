@@ -59,6 +59,8 @@ pub struct Bench {
     pub series: Vec<Series>,
     /// Why runs failed (lost messages, broken safety rules, acts that did not complete).
     pub failures: Vec<String>,
+    /// The last run's acts as timeline pictures.
+    pub pictures: Vec<super::timeline::Picture>,
 }
 
 impl Bench {
@@ -143,6 +145,7 @@ pub async fn run(runs: usize) -> Result<Bench, String> {
     for _ in 0..runs {
         let run = super::run().await?;
         bench.add(&run);
+        bench.pictures = run.pictures;
     }
     Ok(bench)
 }
@@ -238,6 +241,7 @@ mod tests {
     #[test]
     fn summary_counts_the_runs_under_the_switch_target_and_lists_failures() {
         let bench = Bench {
+            pictures: Vec::new(),
             runs: 3,
             series: vec![
                 Series {

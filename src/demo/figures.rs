@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use regex::Regex;
 
@@ -145,8 +145,7 @@ pub fn act_timings(act: &ActOutcome, steps: &[StepRecord]) -> ActTimings {
     let switch = switch_steps(&steps);
     let (first, last) = (switch.first(), switch.last());
     let from_first_sql = first.zip(last).and_then(|(first, last)| {
-        let at = switch.iter().position(|s| s.statements_sent > 0)?;
-        let sql_steps = &switch[at..];
+        let sql_steps = from_first_statement(switch)?;
         let start = sql_steps[0].ended - sql_steps[0].elapsed;
         let wall = last.ended.saturating_duration_since(start);
         let statements: Duration = sql_steps.iter().map(|s| s.elapsed).sum();
@@ -183,6 +182,23 @@ pub fn act_timings(act: &ActOutcome, steps: &[StepRecord]) -> ActTimings {
             .find(|s| s.statements_sent > 0)
             .and_then(since_change),
     }
+}
+
+/// The stretch of a switch among one act's `steps` that waits on SQL Server: from the start of
+/// its first step that sent a statement to the end of the publish of the new site's chat
+/// servers, with the statements' own time in it (the SQL critical path).
+pub fn critical_path(steps: &[&StepRecord]) -> Option<(Instant, Instant, Duration)> {
+    let sql_steps = from_first_statement(switch_steps(steps))?;
+    let first = sql_steps.first()?;
+    let last = sql_steps.last()?;
+    let sql = sql_steps.iter().map(|s| s.elapsed).sum();
+    Some((first.ended - first.elapsed, last.ended, sql))
+}
+
+/// The steps of a switch from its first that sent a statement.
+fn from_first_statement<'a, 'b>(switch: &'a [&'b StepRecord]) -> Option<&'a [&'b StepRecord]> {
+    let at = switch.iter().position(|s| s.statements_sent > 0)?;
+    Some(&switch[at..])
 }
 
 /// The steps of a planned switch from its first step (the drain) through the publish of the

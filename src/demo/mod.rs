@@ -12,6 +12,7 @@ pub mod bench;
 pub mod figures;
 pub mod report;
 pub mod scale;
+pub mod timeline;
 pub mod world;
 
 use std::time::Duration;
@@ -31,6 +32,8 @@ pub struct DemoRun {
     pub violations: Vec<String>,
     pub transport: world::OperatorTransport,
     pub wall: Duration,
+    /// Each act as a timeline picture.
+    pub pictures: Vec<timeline::Picture>,
 }
 
 impl DemoRun {
@@ -59,11 +62,11 @@ impl DemoRun {
                 t.encrypt
             ));
         }
-        if self.acts.len() < acts::TITLES.len() {
+        if self.acts.len() < acts::ACTS {
             out.push(format!(
                 "only {} of {} acts ran",
                 self.acts.len(),
-                acts::TITLES.len()
+                acts::ACTS
             ));
         }
         out
@@ -79,6 +82,11 @@ pub async fn run() -> Result<DemoRun, String> {
     let converged_passes = world.converged_passes.clone();
     let violations = world.violations.clone();
     let transport = world.operator_transport();
+    let acked = world.acked();
+    let pictures = acts
+        .iter()
+        .map(|act| timeline::picture(&world, "act", act, &acked))
+        .collect();
     world.stop().await;
     Ok(DemoRun {
         acts,
@@ -87,5 +95,6 @@ pub async fn run() -> Result<DemoRun, String> {
         violations,
         transport,
         wall: started.elapsed(),
+        pictures,
     })
 }

@@ -65,11 +65,23 @@ pub struct StepRecord {
     pub writes: u64,
     /// The sum of the simulator's latencies over the statements the step is made of.
     pub latency: Duration,
+    /// The T-SQL the step is made of, as `sql::statements` rendered it for the observation the
+    /// step was planned from (what the engine sent, unless it stopped at an error).
+    pub statements: Vec<pchat_sql::statements::Statement>,
     pub error: Option<String>,
 }
 
+/// What the engine saw of the chat database on one instance, from the pass that first saw it
+/// so: `ONLINE principal`, `RESTORING mirror`, `absent`, `unreachable`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateChange {
+    pub at: Timestamp,
+    pub instance: String,
+    pub state: String,
+}
+
 /// The program name the operator's SQL sessions carry (LOGIN7 AppName).
-const OPERATOR_PROGRAM: &str = "pchat-operator";
+pub(crate) const OPERATOR_PROGRAM: &str = "pchat-operator";
 
 /// The operator's statements over the whole demo, and how many came over encrypted
 /// connections.
@@ -104,10 +116,17 @@ pub struct World {
     pub act: usize,
     /// What the loop noticed that is not a violation, by act.
     pub events: Vec<(usize, String)>,
+    /// Every change of the chat database's state on an instance, in the order seen.
+    pub states: Vec<StateChange>,
+    /// One instant on both clocks, to place the steps' `Instant`s on the acknowledgements'
+    /// wall clock.
+    clock: (Instant, Timestamp),
     latency: BTreeMap<StatementKind, u64>,
     /// The step of the previous pass and the observation it was planned from, checked against
     /// the next observation.
     pending: Option<(Step, Observation)>,
+    /// The site the spec named primary when the world started.
+    first_site: String,
     dir: PathBuf,
 }
 
@@ -128,11 +147,49 @@ fn demo_pool_yaml() -> String {
         .replace("command: 2m", "command: 30s")
 }
 
+/// What a world runs: a topology (its listen ports are replaced by free ones), a pool spec
+/// naming that topology's instances (their hosts and ports are pointed at the simulator), and
+/// the chat workload's rate.
+pub struct Setup {
+    pub topology: Topology,
+    pub spec: PersistentChatPoolSpec,
+    /// Messages per second each active chat server writes.
+    pub rate_per_server: f64,
+}
+
+impl Setup {
+    /// The demo's: the example topology with the demo's statement latencies, the example local
+    /// pool with the demo's short intervals.
+    pub fn demo() -> Result<Setup, String> {
+        let mut topology = Topology::from_yaml(include_str!("../../examples/sim/two-sites.yaml"))
+            .map_err(|e| e.to_string())?;
+        topology.latency = LATENCY_MS.into_iter().collect();
+        let spec = load_pool_yaml(&demo_pool_yaml())
+            .map_err(|e| format!("the demo pool does not load: {e}"))?
+            .spec;
+        Ok(Setup {
+            topology,
+            spec,
+            rate_per_server: RATE_PER_SERVER,
+        })
+    }
+}
+
 impl World {
+    /// The demo's world ([`Setup::demo`]).
+    pub async fn start() -> Result<World, String> {
+        World::start_with(Setup::demo()?).await
+    }
+
     /// Start the simulator, point the pool at it and start the workload (which writes once
     /// something is published, or, before that, as the installer left it: the home site's
     /// chat servers on the home site).
-    pub async fn start() -> Result<World, String> {
+    pub async fn start_with(setup: Setup) -> Result<World, String> {
+        let Setup {
+            topology,
+            mut spec,
+            rate_per_server,
+        } = setup;
         let dir = std::env::temp_dir().join(format!(
             "pchat-demo-{}-{}",
             std::process::id(),
@@ -140,16 +197,10 @@ impl World {
         ));
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let mut topology = Topology::from_yaml(include_str!("../../examples/sim/two-sites.yaml"))
-            .map_err(|e| e.to_string())?;
-        topology.latency = LATENCY_MS.into_iter().collect();
         let latency = topology.latency.clone();
         let sim = RunningSim::start(with_free_ports(topology), dir.join("sim"), None)
             .await
             .map_err(|e| e.to_string())?;
-        let mut spec = load_pool_yaml(&demo_pool_yaml())
-            .map_err(|e| format!("the demo pool does not load: {e}"))?
-            .spec;
         for site in &mut spec.sites {
             for inst in &mut site.instances {
                 let addr = sim
@@ -159,12 +210,14 @@ impl World {
                 inst.port = addr.port();
             }
         }
-        pchat_core::api::validate(&spec).map_err(|v| format!("the demo pool is invalid:\n{v}"))?;
+        pchat_core::api::validate(&spec)
+            .map_err(|v| format!("the pool pointed at the simulator is invalid:\n{v}"))?;
+        let first_site = spec.primary_site.clone();
         let published_file = dir.join("active-servers.yaml");
         let workload = ChatWorkload::start(workload_config(
             &spec,
             &sim,
-            RATE_PER_SERVER,
+            rate_per_server,
             // A chat server looks at the published list often while it is not on it, so a
             // publication is acted on within milliseconds, as a watch would.
             PUBLISHED_POLL,
@@ -191,6 +244,9 @@ impl World {
             events: Vec::new(),
             latency,
             pending: None,
+            first_site,
+            states: Vec::new(),
+            clock: (Instant::now(), Timestamp::now()),
             dir,
         })
     }
@@ -201,6 +257,52 @@ impl World {
         use pchat_sim::faults::FaultInjector;
         self.pending = None;
         self.sim.sim.inject(fault)
+    }
+
+    /// The site the pool served from when the world started, and the other one.
+    pub fn sites(&self) -> (String, String) {
+        let second = self
+            .spec
+            .sites
+            .iter()
+            .find(|s| s.name != self.first_site)
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        (self.first_site.clone(), second)
+    }
+
+    /// Take every instance of `site` and the host of its log-shipping share down (`up` false)
+    /// or bring them back; the names of what changed.
+    pub fn set_site_up(&mut self, site: &str, up: bool) -> Result<Vec<String>, String> {
+        use pchat_sim::faults::Fault;
+        let (instances, share_host) = match self.spec.site(site) {
+            Some(s) => (
+                s.instances
+                    .iter()
+                    .map(|i| i.name.clone())
+                    .collect::<Vec<_>>(),
+                share_host(&s.backup_share),
+            ),
+            None => return Err(format!("the pool has no site {site}")),
+        };
+        for instance in &instances {
+            let instance = instance.clone();
+            self.inject(if up {
+                Fault::InstanceUp { instance }
+            } else {
+                Fault::InstanceDown { instance }
+            })?;
+        }
+        let mut changed = instances;
+        if let Some(host) = share_host {
+            self.inject(if up {
+                Fault::ShareUp { host: host.clone() }
+            } else {
+                Fault::ShareDown { host: host.clone() }
+            })?;
+            changed.push(format!("the {host} share"));
+        }
+        Ok(changed)
     }
 
     /// Change the spec, as an edited manifest would (a new generation).
@@ -275,6 +377,7 @@ impl World {
         let ended = Instant::now();
         if let Some(obs) = &report.observation {
             self.check(obs, report.decision.as_ref());
+            self.record_states(obs);
             if report.decision == Some(Decision::Converged) {
                 self.converged_passes.push(ConvergedPass {
                     round_trips: self.port.round_trips() - trips_before,
@@ -284,11 +387,15 @@ impl World {
             }
         }
         if let Some((step, result)) = &report.step_ran {
-            let latency = report
+            let statements = report
                 .observation
                 .as_ref()
-                .map(|obs| self.latency_of(step, obs))
+                .map(|obs| statements(step, &StatementContext::from_observation(obs)))
                 .unwrap_or_default();
+            let latency = statements
+                .iter()
+                .map(|s| super::figures::latency_of_batch(&s.sql, &self.latency))
+                .sum();
             let (elapsed, sent, writes, error) = match result {
                 Ok(r) => (r.elapsed, r.statements_sent, r.writes, None),
                 Err(e) => (Duration::ZERO, 0, 0, Some(e.to_string())),
@@ -302,6 +409,7 @@ impl World {
                 statements_sent: sent,
                 writes,
                 latency,
+                statements,
                 error,
             });
             if result.is_ok()
@@ -313,6 +421,64 @@ impl World {
         self.status = Some(report.status.clone());
         self.last = Some(report.clone());
         report
+    }
+
+    /// The wall-clock time of `instant`.
+    pub fn wall_time(&self, instant: Instant) -> Timestamp {
+        let (base_instant, base_time) = self.clock;
+        let offset = if instant >= base_instant {
+            jiff::SignedDuration::try_from(instant - base_instant)
+        } else {
+            jiff::SignedDuration::try_from(base_instant - instant).map(|d| -d)
+        };
+        offset
+            .ok()
+            .and_then(|d| base_time.checked_add(d).ok())
+            .unwrap_or(base_time)
+    }
+
+    /// Note every instance whose chat database the observation shows in another state than
+    /// the last one seen.
+    fn record_states(&mut self, obs: &Observation) {
+        let chat = self.spec.databases.chat.clone();
+        for instance in &obs.instances {
+            let state = if !instance.is_reachable() {
+                "unreachable".to_string()
+            } else {
+                match instance
+                    .databases
+                    .iter()
+                    .find(|d| d.name.eq_ignore_ascii_case(&chat))
+                {
+                    None => "absent".to_string(),
+                    Some(d) => {
+                        let state = serde_json::to_value(d.state)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_else(|| format!("{:?}", d.state));
+                        match &d.mirroring {
+                            Some(m) => {
+                                format!("{state} {}", format!("{:?}", m.role).to_lowercase())
+                            }
+                            None => state,
+                        }
+                    }
+                }
+            };
+            let last = self
+                .states
+                .iter()
+                .rev()
+                .find(|c| c.instance == instance.name)
+                .map(|c| c.state.as_str());
+            if last != Some(state.as_str()) {
+                self.states.push(StateChange {
+                    at: obs.taken_at,
+                    instance: instance.name.clone(),
+                    state,
+                });
+            }
+        }
     }
 
     /// The safety invariants on this observation, and on the step of the previous pass
@@ -343,16 +509,6 @@ impl World {
                     .push(format!("act {act}: converged but {v}"));
             }
         }
-    }
-
-    /// The sum of the simulator's latencies over the statements a step is made of (as
-    /// `sql::statements` renders them for this observation).
-    fn latency_of(&self, step: &Step, obs: &Observation) -> Duration {
-        let ctx = StatementContext::from_observation(obs);
-        statements(step, &ctx)
-            .iter()
-            .map(|s| super::figures::latency_of_batch(&s.sql, &self.latency))
-            .sum()
     }
 
     /// The acknowledged messages so far.
@@ -405,6 +561,13 @@ impl World {
             None => Vec::new(),
         }
     }
+}
+
+/// The host of a UNC share path (`\\host\share\...`).
+pub(crate) fn share_host(unc: &str) -> Option<String> {
+    let rest = unc.strip_prefix("\\\\")?;
+    let host = rest.split('\\').next()?;
+    (!host.is_empty()).then(|| host.to_string())
 }
 
 /// `after` without the databases of the instances that were unreachable in `before`: a step

@@ -455,7 +455,7 @@ impl World {
             )
             .await;
         let kubeconfig = dir.join("operator.kubeconfig");
-        write_token_kubeconfig(&kubeconfig, &cluster, token.trim());
+        write_token_kubeconfig(&kubeconfig, &cluster, RELEASE, NAMESPACE, token.trim());
         World {
             live,
             client,
@@ -864,10 +864,18 @@ fn logged(
 
 /// A kubeconfig for a bearer token, trusting the cluster's CA, as a pod's mounted
 /// ServiceAccount credentials would be used.
-fn write_token_kubeconfig(path: &Path, cluster: &Cluster, token: &str) {
+/// A kubeconfig at `path` that reaches `cluster` as the holder of `token` (a ServiceAccount's,
+/// from `kubectl create token`), named `user`, in `namespace` by default.
+pub fn write_token_kubeconfig(
+    path: &Path,
+    cluster: &Cluster,
+    user: &str,
+    namespace: &str,
+    token: &str,
+) {
     let ca = std::fs::read(cluster.dir.join("pki/ca.crt")).expect("the cluster CA");
     let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: test-cluster\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: {RELEASE}\n  user:\n    token: {token}\ncontexts:\n- name: operator\n  context:\n    cluster: test-cluster\n    user: {RELEASE}\n    namespace: {NAMESPACE}\ncurrent-context: operator\n",
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: test-cluster\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: {user}\n  user:\n    token: {token}\ncontexts:\n- name: {user}\n  context:\n    cluster: test-cluster\n    user: {user}\n    namespace: {namespace}\ncurrent-context: {user}\n",
         cluster.server,
         base64(&ca)
     );

@@ -420,9 +420,24 @@ pub fn verify(acked: &[Ack], copies: &BTreeMap<String, Vec<i64>>) -> Report {
 /// The longest time between two consecutive acknowledged writes of the whole pool: the
 /// outage chat users feel. `None` with fewer than two acknowledgements.
 pub fn longest_gap(acked: &[Ack]) -> Option<jiff::SignedDuration> {
+    longest_gap_between(acked).map(|(from, to)| to.duration_since(from))
+}
+
+/// The two consecutive acknowledgements with the longest time between them (the first of
+/// them when several gaps are equally long), in time order.
+pub fn longest_gap_between(acked: &[Ack]) -> Option<(jiff::Timestamp, jiff::Timestamp)> {
     let mut times: Vec<jiff::Timestamp> = acked.iter().map(|a| a.at).collect();
     times.sort();
-    times.windows(2).map(|w| w[1].duration_since(w[0])).max()
+    times
+        .windows(2)
+        .map(|w| (w[0], w[1]))
+        .reduce(|widest, gap| {
+            if gap.1.duration_since(gap.0) > widest.1.duration_since(widest.0) {
+                gap
+            } else {
+                widest
+            }
+        })
 }
 
 #[cfg(test)]
@@ -459,6 +474,8 @@ mod tests {
             Some(jiff::SignedDuration::from_secs(9))
         );
         assert_eq!(longest_gap(&acked[..1]), None);
+        let at = |secs: i64| jiff::Timestamp::from_second(1_764_000_000 + secs).unwrap();
+        assert_eq!(longest_gap_between(&acked), Some((at(1), at(10))));
     }
 
     #[test]

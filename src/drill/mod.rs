@@ -1,0 +1,192 @@
+//! `pchat-operator drill`: rehearse a pool's own switch before the real one. A simulated copy
+//! of the pool (its instance names, sites, shares, databases and policy, its intervals divided
+//! by a time scale) under a chat workload is bootstrapped from the installer's state, then
+//! taken through three scenarios with the same engine and planner the operator runs: the
+//! planned switch to the other site, the switch back, and a forced failover when the serving
+//! site goes down, which the pool's policy allows or refuses. Nothing is sent to the pool's
+//! real instances.
+
+pub mod copy;
+pub mod report;
+pub mod source;
+
+use std::time::Duration;
+
+use crate::demo::acts::{self, ActOutcome, ForcedPolicy};
+use crate::demo::world::{Setup, StepRecord, World};
+use pchat_core::api::PersistentChatPoolSpec;
+
+/// What to rehearse and how.
+#[derive(Clone, Debug)]
+pub struct DrillOptions {
+    /// Messages a second each active chat server writes.
+    pub rate_per_server: f64,
+    /// How many times faster than the pool's intervals the drill runs (None: as fast as SQL
+    /// Server Agent allows, at most 30).
+    pub time_scale: Option<u32>,
+}
+
+/// How a scenario ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Converged where asked, nothing lost that the scenario may not lose.
+    Passed,
+    /// The pool's policy refused the forced failover: what its operator configured, reported
+    /// with the reason.
+    Refused(String),
+    /// Did not converge, lost acknowledged data or broke a safety rule.
+    Failed(Vec<String>),
+}
+
+/// One scenario's outcome with the steps it ran.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub act: ActOutcome,
+    pub steps: Vec<StepRecord>,
+    pub verdict: Verdict,
+}
+
+/// The whole drill.
+#[derive(Clone, Debug)]
+pub struct Drill {
+    pub pool: String,
+    pub spec: PersistentChatPoolSpec,
+    pub compressed: copy::Compressed,
+    pub rate_per_server: f64,
+    /// The bootstrap from the installer's state (not a scenario: the drill's starting point).
+    pub preparation: ActOutcome,
+    pub scenarios: Vec<Scenario>,
+    pub wall: Duration,
+    /// Each scenario as a timeline picture.
+    pub pictures: Vec<crate::demo::timeline::Picture>,
+}
+
+impl Drill {
+    /// Whether every scenario converged (or was refused by the policy, as configured) without
+    /// losing what it may not lose.
+    pub fn passed(&self) -> bool {
+        self.preparation.problems.is_empty()
+            && self.scenarios.len() == SCENARIOS
+            && self
+                .scenarios
+                .iter()
+                .all(|s| !matches!(s.verdict, Verdict::Failed(_)))
+    }
+}
+
+/// The scenarios a drill runs.
+pub const SCENARIOS: usize = 3;
+
+/// Rehearse `spec` (already validated) named `pool`: start its simulated copy, bootstrap it,
+/// run the scenarios, stop. `Err` when the copy cannot be built or started.
+pub async fn run(
+    pool: &str,
+    spec: &PersistentChatPoolSpec,
+    opts: &DrillOptions,
+) -> Result<Drill, String> {
+    let started = std::time::Instant::now();
+    let scale = opts.time_scale.unwrap_or_else(|| copy::default_scale(spec));
+    let (drill_spec, compressed) = copy::compress(spec, scale)?;
+    let mut world = World::start_with(Setup {
+        topology: copy::topology(spec)?,
+        spec: drill_spec,
+        rate_per_server: opts.rate_per_server,
+    })
+    .await?;
+    let (first, second) = world.sites();
+    world.act = 0;
+    let mut preparation = ActOutcome::new(
+        0,
+        format!("bootstrap from the installer's state to serving from {first}"),
+        true,
+    );
+    if let Err(e) = acts::converge(&mut world, &first).await {
+        preparation.problems.push(e);
+    }
+    acts::finish(&mut world, &mut preparation, &[]).await;
+    let mut scenarios = Vec::new();
+    if preparation.problems.is_empty() {
+        for number in 1..=SCENARIOS {
+            let scenario = play(&mut world, number, &first, &second).await;
+            let stop = !matches!(scenario.verdict, Verdict::Passed);
+            scenarios.push(scenario);
+            if stop {
+                break;
+            }
+        }
+    }
+    let violations = world.violations.clone();
+    let acked = world.acked();
+    let pictures = scenarios
+        .iter()
+        .map(|s| crate::demo::timeline::picture(&world, "scenario", &s.act, &acked))
+        .collect();
+    world.stop().await;
+    if !violations.is_empty() {
+        // A safety rule broken anywhere fails the scenario it was broken in.
+        for scenario in &mut scenarios {
+            let mine: Vec<String> = violations
+                .iter()
+                .filter(|v| v.starts_with(&format!("act {}:", scenario.act.number)))
+                .map(|v| format!("safety: {v}"))
+                .collect();
+            if !mine.is_empty() {
+                let mut problems = match std::mem::replace(&mut scenario.verdict, Verdict::Passed) {
+                    Verdict::Failed(p) => p,
+                    _ => Vec::new(),
+                };
+                problems.extend(mine);
+                scenario.verdict = Verdict::Failed(problems);
+            }
+        }
+    }
+    Ok(Drill {
+        pool: pool.to_string(),
+        spec: spec.clone(),
+        compressed,
+        rate_per_server: opts.rate_per_server,
+        preparation,
+        scenarios,
+        wall: started.elapsed(),
+        pictures,
+    })
+}
+
+/// Run scenario `number` (1: planned switch `first` -> `second`, 2: back, 3: `first` down).
+async fn play(world: &mut World, number: usize, first: &str, second: &str) -> Scenario {
+    world.act = number;
+    let (title, planned) = match number {
+        1 => (format!("planned switch {first} -> {second}"), true),
+        2 => (format!("planned switch back {second} -> {first}"), true),
+        _ => (
+            format!("{first} down: forced failover to {second}, as the policy allows"),
+            false,
+        ),
+    };
+    let mut act = ActOutcome::new(number, title, planned);
+    let result = match number {
+        1 => acts::switch(world, &mut act, second).await,
+        2 => acts::switch(world, &mut act, first).await,
+        _ => acts::forced_failover(world, &mut act, first, ForcedPolicy::AsSpecified).await,
+    };
+    if let Err(e) = result {
+        act.problems.push(e);
+    }
+    acts::finish(world, &mut act, &[]).await;
+    let verdict = match (&act.refused, act.problems.is_empty()) {
+        (_, false) => Verdict::Failed(act.problems.clone()),
+        (Some(reason), true) => Verdict::Refused(reason.to_string()),
+        (None, true) => Verdict::Passed,
+    };
+    let steps = world
+        .steps
+        .iter()
+        .filter(|s| s.act == number)
+        .cloned()
+        .collect();
+    Scenario {
+        act,
+        steps,
+        verdict,
+    }
+}
