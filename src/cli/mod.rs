@@ -171,8 +171,9 @@ enum Command {
         /// (a GET of the PersistentChatPool; nothing is written).
         #[arg(long, value_name = "NAMESPACE/NAME")]
         from_cluster: Option<String>,
-        /// Messages a second each published chat server writes during the drill.
-        #[arg(long, default_value_t = 20.0)]
+        /// Messages a second each published chat server writes during the drill (the chat
+        /// write outage is measured to about one interval between two writes).
+        #[arg(long, default_value_t = 100.0)]
         rate: f64,
         /// How many times faster than the pool's intervals the drill runs (default: as fast
         /// as SQL Server Agent's 10 s shortest schedule allows for backupInterval, at most 30).

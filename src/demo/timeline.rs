@@ -152,7 +152,7 @@ pub fn picture(world: &World, kind: &str, act: &ActOutcome, acked: &[Ack]) -> Pi
 /// Width of the drawing, in pixels, and of its lane labels.
 const WIDTH: f64 = 1200.0;
 const LABEL: f64 = 150.0;
-const LANE: f64 = 46.0;
+const LANE: f64 = 50.0;
 const TOP: f64 = 56.0;
 
 /// Escape text for XML content and attributes.
@@ -312,18 +312,23 @@ fn instance_lane(svg: &mut String, lane: &Lane, top: f64, x: &impl Fn(Timestamp)
             esc(text)
         );
     }
-    // A state's dot sits at its time; its label follows the previous label when they would
-    // overlap (about 5.5 px a character at 10 px).
-    let mut free_from = 0.0_f64;
+    // A state's dot and label sit at its time, on the first of two rows where the label does
+    // not run into the previous one (about 5.5 px a character at 10 px); when neither row is
+    // free the label follows the previous one on the row that frees first.
+    let mut free_from = [0.0_f64; 2];
     for (at, state) in &lane.states {
         let px = x(*at);
-        let label_x = (px + 5.0).max(free_from);
-        free_from = label_x + 5.5 * state.chars().count() as f64 + 6.0;
+        let row = (0..2)
+            .find(|&r| px >= free_from[r])
+            .unwrap_or_else(|| usize::from(free_from[1] < free_from[0]));
+        let label_x = (px + 5.0).max(free_from[row] + 5.0);
+        free_from[row] = label_x + 5.5 * state.chars().count() as f64 + 4.0;
+        let y = top + 31.0 + 11.0 * row as f64;
         let _ = writeln!(
             svg,
-            "<g class=\"state\"><circle cx=\"{px:.1}\" cy=\"{}\" r=\"3\" fill=\"#555\"/><text x=\"{label_x:.1}\" y=\"{}\" font-size=\"10\" fill=\"#333\">{}</text></g>",
-            top + 33.0,
-            top + 37.0,
+            "<g class=\"state\"><circle cx=\"{px:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#555\"/><text x=\"{label_x:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#333\">{}</text></g>",
+            y - 3.5,
+            y,
             esc(state)
         );
     }

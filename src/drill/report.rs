@@ -249,10 +249,11 @@ fn write_step(out: &mut String, number: usize, step: &StepRecord) {
     };
     let _ = writeln!(
         out,
-        "  {number:>2}. {label} [{}]: {}, {} statements{}",
+        "  {number:>2}. {label} [{}]: {}, {} statement{}{}",
         step.step.site(),
         ms(step.elapsed),
         step.statements_sent,
+        if step.statements_sent == 1 { "" } else { "s" },
         step.error
             .as_ref()
             .map(|e| format!(", failed: {e}"))

@@ -64,8 +64,9 @@ enum PluginCommand {
     /// --from-cluster NAMESPACE/NAME`): nothing is sent to its instances.
     Drill {
         name: String,
-        /// Messages a second each published chat server writes during the drill.
-        #[arg(long, default_value_t = 20.0)]
+        /// Messages a second each published chat server writes during the drill (the chat
+        /// write outage is measured to about one interval between two writes).
+        #[arg(long, default_value_t = 100.0)]
         rate: f64,
         /// How many times faster than the pool's intervals the drill runs.
         #[arg(long)]
