@@ -48,25 +48,13 @@ async fn sessions_settle_at(world: &World, expected: i64, log: impl Fn() -> Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_converged_pool_closes_its_sql_connections_until_its_next_pass() {
-    let world = World::start("idle-close").await;
-    world.apply_crd().await;
-    world.apply_secret().await;
-    let op = world.operator("op-a", 15);
-    world.wait_ready(&op).await;
-    world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
-    world.wait_ready_at("atlanta", &op).await;
+    let (world, op) = World::with_pool_ready("idle-close", &[]).await;
     sessions_settle_at(&world, 0, || op.log()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_keep_idle_connections_a_converged_pool_keeps_one_session_per_instance() {
-    let world = World::start("idle-keep").await;
-    world.apply_crd().await;
-    world.apply_secret().await;
-    let op = world.operator_with("op-a", 15, &["--keep-idle-connections"]);
-    world.wait_ready(&op).await;
-    world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
-    world.wait_ready_at("atlanta", &op).await;
+    let (world, op) = World::with_pool_ready("idle-keep", &["--keep-idle-connections"]).await;
     // The bootstrap's BACKUP and RESTORE connections are closed too: one session each.
     sessions_settle_at(&world, 1, || op.log()).await;
 }

@@ -171,13 +171,7 @@ async fn deleting_the_secret_stalls_the_pool_until_it_returns(world: &World, op:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_rotated_in_the_secret_is_used_from_the_next_pass_without_a_restart() {
     const ROTATED: &str = "Rotated-Pchat-2";
-    let world = World::start("rotation").await;
-    world.apply_crd().await;
-    world.apply_secret().await;
-    let op = world.operator("op-a", 15);
-    world.wait_ready(&op).await;
-    world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
-    world.wait_ready_at("atlanta", &op).await;
+    let (world, op) = World::with_pool_ready("rotation", &[]).await;
     let logins_before = op.log().matches("logging in with the credentials").count();
 
     // Admin sessions opened before the rotation stay logged in after it.

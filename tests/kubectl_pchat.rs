@@ -62,13 +62,7 @@ async fn kubectl_pchat(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_pchat_shows_status_and_plan_switches_with_wait_drills_and_respects_rbac() {
-    let world = World::start("plugin").await;
-    world.apply_crd().await;
-    world.apply_secret().await;
-    let op = world.operator("op-a", 15);
-    world.wait_ready(&op).await;
-    world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
-    world.wait_ready_at("atlanta", &op).await;
+    let (world, op) = World::with_pool_ready("plugin", &[]).await;
     let plugins = plugin_dir("all");
     let admin = world.cluster.admin_kubeconfig.clone();
     let ns = ["-n", NAMESPACE];

@@ -87,27 +87,32 @@ fn write_act(out: &mut String, act: &ActOutcome, steps: &[StepRecord]) {
     for note in &act.notes {
         let _ = writeln!(out, "  {note}");
     }
-    if let Some(a) = &act.accounting {
-        let _ = writeln!(
-            out,
-            "  messages: {} acknowledged in the act; of all {} acknowledged so far, {} present on {}, {} lost{}",
-            act.acknowledged_in_act,
-            a.acknowledged,
-            a.present,
-            act.serving.as_deref().unwrap_or("?"),
-            a.lost.len(),
-            match (act.loss_window_start, act.previously_lost) {
-                (Some(_), _) if act.problems.is_empty() => {
-                    ", every one acknowledged inside the reported window".to_string()
-                }
-                (None, n) if n > 0 => format!(" (besides {n} lost in act 4 inside its window)"),
-                _ => String::new(),
-            }
-        );
+    if let Some(line) = messages_line(act, "act") {
+        let _ = writeln!(out, "{line}");
     }
     for p in &act.problems {
         let _ = writeln!(out, "  FAILED: {p}");
     }
+}
+
+/// The act's message accounting, `during` naming the stretch (`act`, `scenario`).
+pub(crate) fn messages_line(act: &ActOutcome, during: &str) -> Option<String> {
+    let a = act.accounting.as_ref()?;
+    Some(format!(
+        "  messages: {} acknowledged in the {during}; of all {} acknowledged so far, {} present on {}, {} lost{}",
+        act.acknowledged_in_act,
+        a.acknowledged,
+        a.present,
+        act.serving.as_deref().unwrap_or("?"),
+        a.lost.len(),
+        match (act.loss_window_start, act.previously_lost) {
+            (Some(_), _) if act.problems.is_empty() && !a.lost.is_empty() => {
+                ", every one acknowledged inside the reported window".to_string()
+            }
+            (None, n) if n > 0 => format!(" (besides {n} lost in act 4 inside its window)"),
+            _ => String::new(),
+        }
+    ))
 }
 
 fn write_figures(out: &mut String, run: &DemoRun) {

@@ -194,21 +194,8 @@ fn write_scenario(out: &mut String, scenario: &Scenario, scale: u32) {
             scaled(loss.estimated_seconds, scale)
         );
     }
-    if let Some(a) = &act.accounting {
-        let _ = writeln!(
-            out,
-            "  messages: {} acknowledged during the scenario; of all {} so far {} on {}, {} lost{}",
-            act.acknowledged_in_act,
-            a.acknowledged,
-            a.present,
-            act.serving.as_deref().unwrap_or("?"),
-            a.lost.len(),
-            if act.loss_window_start.is_some() && !a.lost.is_empty() {
-                ", every one acknowledged inside the reported window"
-            } else {
-                ""
-            }
-        );
+    if let Some(line) = crate::demo::report::messages_line(act, "scenario") {
+        let _ = writeln!(out, "{line}");
     }
     let _ = writeln!(out, "  verdict: {}", verdict_text(scenario, scale));
 }

@@ -466,6 +466,19 @@ impl World {
         }
     }
 
+    /// A world whose pool (the example, pointed at the simulator) one replica, `op-a` with a
+    /// 15 s Lease and `run_flags`, has bootstrapped to Ready at atlanta.
+    pub async fn with_pool_ready(name: &str, run_flags: &[&str]) -> (World, Operator) {
+        let world = World::start(name).await;
+        world.apply_crd().await;
+        world.apply_secret().await;
+        let op = world.operator_with("op-a", 15, run_flags);
+        world.wait_ready(&op).await;
+        world.apply("pool.yaml", &world.pool_manifest(|_| {})).await;
+        world.wait_ready_at("atlanta", &op).await;
+        (world, op)
+    }
+
     /// Make the simulator take `millis` before each statement of these kinds, so a test can
     /// act while a transition is under way: the operator runs its steps back to back, and a
     /// switch without latency is over within a second.
