@@ -190,3 +190,62 @@ async fn play(world: &mut World, number: usize, first: &str, second: &str) -> Sc
         verdict,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(number: usize, verdict: Verdict) -> Scenario {
+        Scenario {
+            act: ActOutcome::new(number, format!("scenario {number}"), number != 3),
+            steps: Vec::new(),
+            verdict,
+        }
+    }
+
+    fn drill(scenarios: Vec<Scenario>) -> Drill {
+        let spec = pchat_core::api::load_pool_yaml(include_str!("../../examples/pool.yaml"))
+            .expect("the example loads")
+            .spec;
+        let (_, compressed) = copy::compress(&spec, 30).expect("compresses");
+        Drill {
+            pool: "atl-cs-001".into(),
+            spec,
+            compressed,
+            rate_per_server: 100.0,
+            preparation: ActOutcome::new(0, "bootstrap".into(), true),
+            scenarios,
+            wall: Duration::ZERO,
+            pictures: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_drill_passes_when_every_scenario_converged_or_was_refused_by_the_policy() {
+        let passed = drill(vec![
+            scenario(1, Verdict::Passed),
+            scenario(2, Verdict::Passed),
+            scenario(3, Verdict::Refused("allowDataLoss is false".into())),
+        ]);
+        assert!(passed.passed());
+        let failed = drill(vec![
+            scenario(1, Verdict::Passed),
+            scenario(
+                2,
+                Verdict::Failed(vec!["2 acknowledged messages are missing".into()]),
+            ),
+        ]);
+        assert!(!failed.passed(), "a failed scenario fails the drill");
+        let short = drill(vec![scenario(1, Verdict::Passed)]);
+        assert!(!short.passed(), "a drill that stopped early fails");
+        let text = report::render(&failed);
+        assert!(
+            text.contains("verdict: FAILED: 2 acknowledged messages are missing"),
+            "{text}"
+        );
+        assert!(
+            text.contains("result: FAILED: 2 of 3 scenarios ran"),
+            "{text}"
+        );
+    }
+}
