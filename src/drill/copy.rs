@@ -34,6 +34,9 @@ pub struct Compressed {
     pub scale: u32,
     /// (field, the pool's value, the drill's value).
     pub fields: Vec<(&'static str, String, String)>,
+    /// The pool is suspended (the operator would do nothing); the copy is not, so that there is
+    /// a switch to rehearse.
+    pub resumed: bool,
 }
 
 /// `spec` with every interval the planner waits on divided by `scale` (whole seconds, at least
@@ -60,6 +63,7 @@ pub fn compress(
         Duration::from_secs(secs).max(floor).into()
     };
     let mut out = spec.clone();
+    out.suspend = false;
     let one = Duration::from_secs(1);
     let ls = &mut out.log_shipping;
     ls.backup_interval = divide(ls.backup_interval, SHORTEST_AGENT_SCHEDULE);
@@ -106,7 +110,14 @@ pub fn compress(
             )
         })
         .collect();
-    Ok((out, Compressed { scale, fields }))
+    Ok((
+        out,
+        Compressed {
+            scale,
+            fields,
+            resumed: spec.suspend,
+        },
+    ))
 }
 
 /// The simulator topology of `spec`'s pool: each instance under its own name on its site,
@@ -235,6 +246,14 @@ mod tests {
             Duration::from_secs(2)
         );
         assert_eq!(compressed.fields.len(), 5);
+        assert!(!compressed.resumed);
+        let mut suspended = example();
+        suspended.suspend = true;
+        let (drill, compressed) = compress(&suspended, 30).expect("compresses");
+        assert!(
+            compressed.resumed && !drill.suspend,
+            "a suspended pool is rehearsed resumed"
+        );
         pchat_core::api::validate(&drill).expect("the compressed spec is valid");
     }
 

@@ -118,6 +118,12 @@ fn write_header(out: &mut String, drill: &Drill) {
         c.scale,
         fields.join(", ")
     );
+    if c.resumed {
+        let _ = writeln!(
+            out,
+            "the pool is suspended (spec.suspend: true) and the operator does nothing for it; the drill rehearses it as if resumed"
+        );
+    }
     let latencies: Vec<String> = LATENCY_MS
         .iter()
         .map(|(kind, ms)| format!("{kind:?} {ms} ms"))
