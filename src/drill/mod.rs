@@ -104,6 +104,7 @@ pub async fn run(
         preparation.problems.push(e);
     }
     acts::finish(&mut world, &mut preparation, &[]).await;
+    preparation.problems.extend(safety_violations(&world, 0));
     let mut scenarios = Vec::new();
     if preparation.problems.is_empty() {
         for number in 1..=SCENARIOS {
@@ -115,31 +116,12 @@ pub async fn run(
             }
         }
     }
-    let violations = world.violations.clone();
     let acked = world.acked();
     let pictures = scenarios
         .iter()
         .map(|s| crate::demo::timeline::picture(&world, "scenario", &s.act, &acked))
         .collect();
     world.stop().await;
-    if !violations.is_empty() {
-        // A safety rule broken anywhere fails the scenario it was broken in.
-        for scenario in &mut scenarios {
-            let mine: Vec<String> = violations
-                .iter()
-                .filter(|v| v.starts_with(&format!("act {}:", scenario.act.number)))
-                .map(|v| format!("safety: {v}"))
-                .collect();
-            if !mine.is_empty() {
-                let mut problems = match std::mem::replace(&mut scenario.verdict, Verdict::Passed) {
-                    Verdict::Failed(p) => p,
-                    _ => Vec::new(),
-                };
-                problems.extend(mine);
-                scenario.verdict = Verdict::Failed(problems);
-            }
-        }
-    }
     Ok(Drill {
         pool: pool.to_string(),
         spec: spec.clone(),
@@ -150,6 +132,18 @@ pub async fn run(
         wall: started.elapsed(),
         pictures,
     })
+}
+
+/// The safety rules the engine broke during act `number` (the world checks every observation
+/// against `plan::invariants`): each one fails the act.
+fn safety_violations(world: &World, number: usize) -> Vec<String> {
+    let prefix = format!("act {number}:");
+    world
+        .violations
+        .iter()
+        .filter(|v| v.starts_with(&prefix))
+        .map(|v| format!("safety: {v}"))
+        .collect()
 }
 
 /// Run scenario `number` (1: planned switch `first` -> `second`, 2: back, 3: `first` down).
@@ -173,6 +167,7 @@ async fn play(world: &mut World, number: usize, first: &str, second: &str) -> Sc
         act.problems.push(e);
     }
     acts::finish(world, &mut act, &[]).await;
+    act.problems.extend(safety_violations(world, number));
     let verdict = match (&act.refused, act.problems.is_empty()) {
         (_, false) => Verdict::Failed(act.problems.clone()),
         (Some(reason), true) => Verdict::Refused(reason.to_string()),
