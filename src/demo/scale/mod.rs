@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, CustomResourceExt, ResourceExt};
 
@@ -322,36 +322,62 @@ pub(crate) struct PoolView {
     pub data_loss_seconds: Option<u64>,
 }
 
-/// Every pool's status, by namespace.
-pub(crate) async fn pool_views(client: &Client) -> Result<BTreeMap<String, PoolView>, String> {
-    let pools: Api<PersistentChatPool> = Api::all(client.clone());
-    let list = pools
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(list
-        .items
-        .into_iter()
-        .filter_map(|p| {
-            let status = p.status.as_ref()?;
-            let transition = status.transition.as_ref();
-            Some((
-                p.namespace().unwrap_or_default(),
-                PoolView {
-                    serving_site: status.serving_site.clone().unwrap_or_default(),
-                    current: status.observed_generation == p.metadata.generation,
-                    ready: status
-                        .conditions
-                        .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "True"),
-                    transitioned: transition.is_some_and(|t| t.completed_at.is_some()),
-                    data_loss_seconds: transition
-                        .and_then(|t| t.data_loss.as_ref())
-                        .map(|l| l.estimated_seconds),
-                },
-            ))
-        })
-        .collect())
+/// Every pool's status as a watch over all namespaces keeps it (kube-runtime's reflector): the
+/// bench reads its figures from memory, as a dashboard would, rather than listing every pool
+/// (every status, in full) a few times a second, which loaded the apiserver the storm measures.
+pub(crate) struct PoolWatch {
+    store: kube::runtime::reflector::Store<PersistentChatPool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PoolWatch {
+    /// Start the watch; returns once its first list is in.
+    pub(crate) async fn start(client: &Client) -> Result<PoolWatch, String> {
+        use futures::StreamExt;
+        use kube::runtime::{WatchStreamExt, reflector, watcher};
+        let api: Api<PersistentChatPool> = Api::all(client.clone());
+        let (store, writer) = reflector::store();
+        let stream = reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+        let task = tokio::spawn(stream.for_each(|_| async {}));
+        store
+            .wait_until_ready()
+            .await
+            .map_err(|e| format!("the watch of every pool did not start: {e}"))?;
+        Ok(PoolWatch { store, task })
+    }
+
+    /// Every pool's status, by namespace.
+    pub(crate) fn views(&self) -> BTreeMap<String, PoolView> {
+        self.store
+            .state()
+            .iter()
+            .filter_map(|p| {
+                let status = p.status.as_ref()?;
+                let transition = status.transition.as_ref();
+                Some((
+                    p.namespace().unwrap_or_default(),
+                    PoolView {
+                        serving_site: status.serving_site.clone().unwrap_or_default(),
+                        current: status.observed_generation == p.metadata.generation,
+                        ready: status
+                            .conditions
+                            .iter()
+                            .any(|c| c.type_ == "Ready" && c.status == "True"),
+                        transitioned: transition.is_some_and(|t| t.completed_at.is_some()),
+                        data_loss_seconds: transition
+                            .and_then(|t| t.data_loss.as_ref())
+                            .map(|l| l.estimated_seconds),
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+impl Drop for PoolWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 async fn counter(http_port: u16, name: &str) -> Result<f64, String> {
@@ -496,7 +522,8 @@ async fn measure(
     let mut operator = start_operator(kubeconfig, http_port, opts, &dir.join("operator.log"))?;
     let pid = operator.id();
     let phases = async {
-        cold_start(opts, &client, pid, &mut report).await?;
+        let pools = PoolWatch::start(&client).await?;
+        cold_start(opts, &pools, pid, &mut report).await?;
         steady_state(
             opts,
             sim,
@@ -507,8 +534,8 @@ async fn measure(
             &mut report,
         )
         .await?;
-        storm::planned(sim, &client, &specs, &mut report).await?;
-        storm::forced(sim, &client, &specs, &mut report).await?;
+        storm::planned(sim, &client, &pools, &specs, &mut report).await?;
+        storm::forced(sim, &client, &pools, &specs, &mut report).await?;
         put_process_figures(&mut report, "end", pid);
         Ok::<(), String>(())
     };
@@ -530,15 +557,15 @@ fn put_process_figures(report: &mut ScaleReport, phase: &str, pid: u32) {
 /// From the operator's start until every pool is Ready (or the deadline).
 async fn cold_start(
     opts: &ScaleOptions,
-    client: &Client,
+    pools: &PoolWatch,
     pid: u32,
     report: &mut ScaleReport,
 ) -> Result<(), String> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(120 + 3 * opts.pools as u64);
     let ready = loop {
-        let ready: Vec<String> = pool_views(client)
-            .await?
+        let ready: Vec<String> = pools
+            .views()
             .into_iter()
             .filter(|(_, view)| view.ready && view.current)
             .map(|(namespace, _)| namespace)

@@ -10,7 +10,7 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 
 use super::load;
-use super::{PoolView, ScaleReport, namespace_of, percentile, pool_views};
+use super::{PoolView, PoolWatch, ScaleReport, namespace_of, percentile};
 use pchat_core::api::{PersistentChatPool, PersistentChatPoolSpec};
 use pchat_sim::cluster::RunningSim;
 use pchat_sim::faults::{Fault, FaultInjector};
@@ -39,6 +39,7 @@ async fn flip(client: &Client, i: usize) -> Result<(), String> {
 /// each took from the flip, and the view that ended the wait.
 async fn flip_and_wait(
     client: &Client,
+    watch: &PoolWatch,
     pools: &[usize],
     done: impl Fn(&PoolView) -> bool,
 ) -> Result<BTreeMap<usize, (Duration, PoolView)>, String> {
@@ -49,7 +50,7 @@ async fn flip_and_wait(
     let mut finished = BTreeMap::new();
     let deadline = started + Duration::from_secs(120 + 3 * pools.len() as u64);
     while finished.len() < pools.len() && Instant::now() < deadline {
-        let views = pool_views(client).await?;
+        let views = watch.views();
         for &i in pools {
             if finished.contains_key(&i) {
                 continue;
@@ -129,12 +130,13 @@ fn put_times(
 pub async fn planned(
     sim: &RunningSim,
     client: &Client,
+    watch: &PoolWatch,
     specs: &[PersistentChatPoolSpec],
     report: &mut ScaleReport,
 ) -> Result<(), String> {
     let flipped: Vec<usize> = (0..specs.len()).step_by(5).collect();
     let load = loaded(client, sim, specs, &flipped).await?;
-    let finished = flip_and_wait(client, &flipped, |v| {
+    let finished = flip_and_wait(client, watch, &flipped, |v| {
         v.ready && v.current && v.serving_site == TO_SITE
     })
     .await;
@@ -177,6 +179,7 @@ fn put_losses(report: &mut ScaleReport, outcome: &load::LoadOutcome, after: &str
 pub async fn forced(
     sim: &RunningSim,
     client: &Client,
+    watch: &PoolWatch,
     specs: &[PersistentChatPoolSpec],
     report: &mut ScaleReport,
 ) -> Result<(), String> {
@@ -193,7 +196,7 @@ pub async fn forced(
             })?;
         }
     }
-    let finished = flip_and_wait(client, &flipped, |v| {
+    let finished = flip_and_wait(client, watch, &flipped, |v| {
         v.current && v.transitioned && v.serving_site == TO_SITE
     })
     .await;
