@@ -398,14 +398,7 @@ pub(crate) fn drill(
         );
         return ExitCode::from(2);
     }
-    sim::drill_command(
-        source,
-        crate::drill::DrillOptions {
-            rate_per_server: rate,
-            time_scale,
-        },
-        timeline,
-    )
+    sim::drill_command(source, rate, time_scale, timeline)
 }
 
 /// The async runtime of a command; `None`, said on stderr, when it cannot start.

@@ -106,7 +106,8 @@ pub(crate) enum DrillSource {
 /// cannot be read or a scenario would not converge or would lose acknowledged data.
 pub(super) fn drill_command(
     source: DrillSource,
-    opts: crate::drill::DrillOptions,
+    rate_per_server: f64,
+    time_scale: Option<u32>,
     timeline: Option<&Path>,
 ) -> ExitCode {
     use crate::drill::source;
@@ -131,14 +132,14 @@ pub(super) fn drill_command(
     };
     // A time scale the pool's backupInterval cannot take is the user's to fix: refused before
     // anything starts.
-    let scale = opts
-        .time_scale
-        .unwrap_or_else(|| crate::drill::copy::default_scale(&spec));
-    if let Err(e) = crate::drill::copy::compress(&spec, scale) {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
-    }
-    match runtime.block_on(crate::drill::run(&name, &spec, &opts)) {
+    let copy = match crate::drill::copy::compress(&spec, time_scale) {
+        Ok(copy) => copy,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(crate::drill::run(&name, &spec, copy, rate_per_server)) {
         Ok(drill) => {
             print!("{}", crate::drill::report::render(&drill));
             let heading = format!("pchat-operator drill of pool {}", drill.pool);

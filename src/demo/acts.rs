@@ -46,8 +46,9 @@ pub struct ActOutcome {
     pub accounting: Option<Accounting>,
     /// The instance serving the chat database at the act's end.
     pub serving: Option<String>,
-    /// The longest time between two acknowledged writes during the act.
-    pub write_outage: Option<Duration>,
+    /// The two acknowledged writes with the longest time between them during the act (the
+    /// first may be the last write before it): the chat write outage.
+    pub write_outage_between: Option<(Timestamp, Timestamp)>,
     /// The data-loss estimate reported before a forced failover.
     pub loss_before: Option<DataLoss>,
     /// The data-loss window reported after it.
@@ -65,6 +66,12 @@ pub struct ActOutcome {
 }
 
 impl ActOutcome {
+    /// The longest time between two acknowledged writes during the act.
+    pub fn write_outage(&self) -> Option<Duration> {
+        self.write_outage_between
+            .and_then(|(from, to)| Duration::try_from(to.duration_since(from)).ok())
+    }
+
     pub fn new(number: usize, title: String, planned: bool) -> Self {
         ActOutcome {
             number,
@@ -77,7 +84,7 @@ impl ActOutcome {
             acknowledged_in_act: 0,
             accounting: None,
             serving: None,
-            write_outage: None,
+            write_outage_between: None,
             loss_before: None,
             loss_after: None,
             refused: None,
@@ -205,9 +212,7 @@ pub async fn forced_failover(
 ) -> Result<(), String> {
     let to = world
         .spec
-        .sites
-        .iter()
-        .find(|s| s.name != down)
+        .other_site(down)
         .map(|s| s.name.clone())
         .ok_or("the pool has one site")?;
     let went_down = world.set_site_up(down, false)?;
@@ -336,8 +341,7 @@ pub async fn finish(world: &mut World, act: &mut ActOutcome, accepted_loss: &[i6
     {
         around.push(before.clone());
     }
-    act.write_outage =
-        pchat_sim::workload::longest_gap(&around).and_then(|g| Duration::try_from(g).ok());
+    act.write_outage_between = pchat_sim::workload::longest_gap_between(&around);
     if act.refused.is_some() {
         // Nothing failed over: the acknowledged messages are on the site that went down,
         // unavailable rather than lost, and no copy serves.

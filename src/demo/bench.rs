@@ -120,12 +120,12 @@ impl Bench {
             self.record(
                 format!("act {a}: chat write outage"),
                 "ms",
-                act.write_outage.map(millis),
+                act.write_outage().map(millis),
             );
             self.record(
                 format!("act {a}: chat write outage / SQL critical path"),
                 "",
-                act.write_outage
+                act.write_outage()
                     .zip(t.switch.map(|s| s.path.sql))
                     .and_then(|(o, sql)| ratio(o, sql)),
             );

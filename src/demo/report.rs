@@ -8,7 +8,7 @@ use super::acts::ActOutcome;
 use super::figures::{act_timings, ratio};
 use super::world::StepRecord;
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{} ms", d.as_millis())
 }
 
@@ -61,7 +61,7 @@ pub fn summary(run: &DemoRun) -> String {
 }
 
 /// The step's name; a publish of an empty list is the drain.
-fn step_label(step: &pchat_core::plan::Step) -> String {
+pub(crate) fn step_label(step: &pchat_core::plan::Step) -> String {
     match step {
         pchat_core::plan::Step::PublishActiveServers { servers, .. } if servers.is_empty() => {
             format!("{} (drain)", step.name())
@@ -192,9 +192,9 @@ fn write_figures(out: &mut String, run: &DemoRun) {
             let _ = writeln!(
                 out,
                 "  act {n}: chat write outage {} beside the switch's SQL critical path {} (ratio {})",
-                act.write_outage.map(ms).unwrap_or_else(|| "n/a".into()),
+                act.write_outage().map(ms).unwrap_or_else(|| "n/a".into()),
                 ms(sw.path.sql),
-                act.write_outage
+                act.write_outage()
                     .and_then(|o| ratio(o, sw.path.sql))
                     .map(|r| format!("{r:.2}"))
                     .unwrap_or_else(|| "n/a".into())

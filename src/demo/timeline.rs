@@ -116,17 +116,8 @@ pub fn picture(world: &World, kind: &str, act: &ActOutcome, acked: &[Ack]) -> Pi
             lanes.push(lane);
         }
     }
-    let mut around: Vec<Ack> = acked.iter().filter(|a| inside(a.at)).cloned().collect();
-    let writes = around.iter().map(|a| a.at).collect();
-    // The outage runs from the last write before the act when the act's first step drains.
-    if let Some(before) = acked
-        .iter()
-        .filter(|a| a.at < window.from)
-        .max_by_key(|a| a.at)
-    {
-        around.push(before.clone());
-    }
-    let outage = pchat_sim::workload::longest_gap_between(&around).map(|(from, to)| Span {
+    let writes = acked.iter().map(|a| a.at).filter(|&t| inside(t)).collect();
+    let outage = act.write_outage_between.map(|(from, to)| Span {
         from: from.max(window.from),
         to,
     });

@@ -263,9 +263,7 @@ impl World {
     pub fn sites(&self) -> (String, String) {
         let second = self
             .spec
-            .sites
-            .iter()
-            .find(|s| s.name != self.first_site)
+            .other_site(&self.first_site)
             .map(|s| s.name.clone())
             .unwrap_or_default();
         (self.first_site.clone(), second)
@@ -275,32 +273,39 @@ impl World {
     /// or bring them back; the names of what changed.
     pub fn set_site_up(&mut self, site: &str, up: bool) -> Result<Vec<String>, String> {
         use pchat_sim::faults::Fault;
-        let (instances, share_host) = match self.spec.site(site) {
-            Some(s) => (
-                s.instances
-                    .iter()
-                    .map(|i| i.name.clone())
-                    .collect::<Vec<_>>(),
-                share_host(&s.backup_share),
-            ),
-            None => return Err(format!("the pool has no site {site}")),
-        };
-        for instance in &instances {
-            let instance = instance.clone();
-            self.inject(if up {
-                Fault::InstanceUp { instance }
-            } else {
-                Fault::InstanceDown { instance }
-            })?;
+        let site = self
+            .spec
+            .site(site)
+            .ok_or_else(|| format!("the pool has no site {site}"))?;
+        let mut faults: Vec<(Fault, String)> = site
+            .instances
+            .iter()
+            .map(|i| {
+                let instance = i.name.clone();
+                let fault = if up {
+                    Fault::InstanceUp { instance }
+                } else {
+                    Fault::InstanceDown { instance }
+                };
+                (fault, i.name.clone())
+            })
+            .collect();
+        if let Some((host, _)) = split_unc(&site.backup_share) {
+            let host = host.to_string();
+            let what = format!("the {host} share");
+            faults.push((
+                if up {
+                    Fault::ShareUp { host }
+                } else {
+                    Fault::ShareDown { host }
+                },
+                what,
+            ));
         }
-        let mut changed = instances;
-        if let Some(host) = share_host {
-            self.inject(if up {
-                Fault::ShareUp { host: host.clone() }
-            } else {
-                Fault::ShareDown { host: host.clone() }
-            })?;
-            changed.push(format!("the {host} share"));
+        let mut changed = Vec::new();
+        for (fault, what) in faults {
+            self.inject(fault)?;
+            changed.push(what);
         }
         Ok(changed)
     }
@@ -377,7 +382,7 @@ impl World {
         let ended = Instant::now();
         if let Some(obs) = &report.observation {
             self.check(obs, report.decision.as_ref());
-            self.record_states(obs);
+            self.record_states(&report.status, obs.taken_at);
             if report.decision == Some(Decision::Converged) {
                 self.converged_passes.push(ConvergedPass {
                     round_trips: self.port.round_trips() - trips_before,
@@ -437,32 +442,24 @@ impl World {
             .unwrap_or(base_time)
     }
 
-    /// Note every instance whose chat database the observation shows in another state than
-    /// the last one seen.
-    fn record_states(&mut self, obs: &Observation) {
-        let chat = self.spec.databases.chat.clone();
-        for instance in &obs.instances {
-            let state = if !instance.is_reachable() {
+    /// Note every instance whose chat database the pass's status shows in another state than
+    /// the last one seen, at `at`.
+    fn record_states(&mut self, status: &PersistentChatPoolStatus, at: Timestamp) {
+        let chat = &self.spec.databases.chat;
+        for instance in &status.instances {
+            let state = if !instance.reachable {
                 "unreachable".to_string()
             } else {
                 match instance
                     .databases
                     .iter()
-                    .find(|d| d.name.eq_ignore_ascii_case(&chat))
+                    .find(|d| d.name.eq_ignore_ascii_case(chat))
                 {
                     None => "absent".to_string(),
-                    Some(d) => {
-                        let state = serde_json::to_value(d.state)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_else(|| format!("{:?}", d.state));
-                        match &d.mirroring {
-                            Some(m) => {
-                                format!("{state} {}", format!("{:?}", m.role).to_lowercase())
-                            }
-                            None => state,
-                        }
-                    }
+                    Some(d) => match &d.mirroring_role {
+                        Some(role) => format!("{} {}", d.state, role.to_lowercase()),
+                        None => d.state.clone(),
+                    },
                 }
             };
             let last = self
@@ -473,7 +470,7 @@ impl World {
                 .map(|c| c.state.as_str());
             if last != Some(state.as_str()) {
                 self.states.push(StateChange {
-                    at: obs.taken_at,
+                    at,
                     instance: instance.name.clone(),
                     state,
                 });
@@ -563,11 +560,12 @@ impl World {
     }
 }
 
-/// The host of a UNC share path (`\\host\share\...`).
-pub(crate) fn share_host(unc: &str) -> Option<String> {
-    let rest = unc.strip_prefix("\\\\")?;
-    let host = rest.split('\\').next()?;
-    (!host.is_empty()).then(|| host.to_string())
+/// The host and share of a UNC share path (`\\host\share\...`).
+pub(crate) fn split_unc(unc: &str) -> Option<(&str, &str)> {
+    let mut parts = unc.strip_prefix("\\\\")?.split('\\');
+    let host = parts.next().filter(|h| !h.is_empty())?;
+    let share = parts.next().filter(|s| !s.is_empty())?;
+    Some((host, share))
 }
 
 /// `after` without the databases of the instances that were unreachable in `before`: a step
@@ -635,9 +633,7 @@ pub(crate) fn workload_config(
             .unwrap_or_default()
     };
     let other = spec
-        .sites
-        .iter()
-        .find(|s| s.name != spec.home_site)
+        .other_site(&spec.home_site)
         .map(|s| s.name.clone())
         .ok_or("the pool has one site")?;
     Ok(WorkloadConfig {

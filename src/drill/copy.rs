@@ -10,10 +10,10 @@ use pchat_sim::server::{
     DatabaseDef, InstanceDef, JobIntervals, LoginDef, ShareDef, TlsDef, Topology,
 };
 
-use crate::demo::world::{LATENCY_MS, PASSWORD, USER, share_host};
+use crate::demo::world::{LATENCY_MS, PASSWORD, USER, split_unc};
 
 /// SQL Server Agent's shortest job schedule: a compressed `backupInterval` stays at least this.
-const SHORTEST_AGENT_SCHEDULE: Duration = Duration::from_secs(10);
+const SHORTEST_AGENT_SCHEDULE: Duration = pchat_core::api::MIN_AGENT_INTERVAL;
 
 /// The largest default time scale: a pool's 5-minute backups run every 10 s.
 const DEFAULT_SCALE_LIMIT: u32 = 30;
@@ -39,16 +39,16 @@ pub struct Compressed {
     pub resumed: bool,
 }
 
-/// `spec` with every interval the planner waits on divided by `scale` (whole seconds, at least
-/// one; `backupInterval` at least SQL Server Agent's 10 s, `rpoTarget` at least the compressed
-/// `backupInterval`). `Err` names `--time-scale` when the scale would take `backupInterval`
-/// under 10 s.
+/// `spec` with every interval the planner waits on divided by `scale` ([`default_scale`] when
+/// none is given; whole seconds, at least one; `backupInterval` at least SQL Server Agent's
+/// 10 s, `rpoTarget` at least the compressed `backupInterval`), and not suspended. `Err` names
+/// `--time-scale` when the scale would take `backupInterval` under 10 s.
 pub fn compress(
     spec: &PersistentChatPoolSpec,
-    scale: u32,
+    scale: Option<u32>,
 ) -> Result<(PersistentChatPoolSpec, Compressed), String> {
     let interval = Duration::from(spec.log_shipping.backup_interval);
-    let scale = scale.max(1);
+    let scale = scale.unwrap_or_else(|| default_scale(spec)).max(1);
     if interval / scale < SHORTEST_AGENT_SCHEDULE {
         return Err(format!(
             "--time-scale {scale}: spec.logShipping.backupInterval {} divided by {scale} is \
@@ -140,22 +140,13 @@ pub fn topology(spec: &PersistentChatPoolSpec) -> Result<Topology, String> {
     };
     for site in &spec.sites {
         for inst in &site.instances {
-            // Names the instance answers to; an address (a pool pointed at loopback) names no
-            // one instance in the copy, where every instance listens on 127.0.0.1.
-            let mut aliases: Vec<String> = Vec::new();
-            for host in [
-                Some(inst.host.clone()),
-                endpoint_host(&inst.mirroring_endpoint),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                if host.parse::<std::net::IpAddr>().is_err()
-                    && !aliases.iter().any(|a| a.eq_ignore_ascii_case(&host))
-                {
-                    aliases.push(host);
-                }
-            }
+            // The name the pool reaches the instance by (the simulator matches its mirroring
+            // endpoint's host by itself); an address names no one instance in the copy, where
+            // every instance listens on 127.0.0.1.
+            let aliases: Vec<String> = Some(inst.host.clone())
+                .filter(|host| host.parse::<std::net::IpAddr>().is_err())
+                .into_iter()
+                .collect();
             topology.instances.push(InstanceDef {
                 name: inst.name.clone(),
                 site: site.name.clone(),
@@ -173,19 +164,15 @@ pub fn topology(spec: &PersistentChatPoolSpec) -> Result<Topology, String> {
                 utc_offset_minutes: None,
             });
         }
-        let share = site.backup_share.trim_start_matches('\\');
-        let (Some(host), Some(name)) = (
-            share_host(&site.backup_share),
-            share.split('\\').nth(1).filter(|s| !s.is_empty()),
-        ) else {
+        let Some((host, share)) = split_unc(&site.backup_share) else {
             return Err(format!(
                 "spec.sites[{}].backupShare {:?} is not \\\\host\\share",
                 site.name, site.backup_share
             ));
         };
         topology.shares.push(ShareDef {
-            host,
-            share: name.to_string(),
+            host: host.to_string(),
+            share: share.to_string(),
             site: Some(site.name.clone()),
         });
     }
@@ -193,21 +180,13 @@ pub fn topology(spec: &PersistentChatPoolSpec) -> Result<Topology, String> {
         .site(&spec.home_site)
         .and_then(|s| s.instances.first())
         .ok_or_else(|| format!("spec.homeSite {:?} has no instance", spec.home_site))?;
-    let databases = std::iter::once(&spec.databases.chat).chain(spec.databases.compliance.as_ref());
-    for database in databases {
+    for database in spec.databases.names() {
         topology.databases.push(DatabaseDef {
-            name: database.clone(),
+            name: database.to_string(),
             instance: home.name.clone(),
         });
     }
     Ok(topology)
-}
-
-/// The host of `TCP://host:port`.
-fn endpoint_host(endpoint: &str) -> Option<String> {
-    let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
-    let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
-    (!host.is_empty()).then(|| host.to_string())
 }
 
 #[cfg(test)]
@@ -232,7 +211,7 @@ mod tests {
 
     #[test]
     fn compressing_divides_every_wait_and_keeps_the_spec_valid() {
-        let (drill, compressed) = compress(&example(), 30).expect("compresses");
+        let (drill, compressed) = compress(&example(), Some(30)).expect("compresses");
         assert_eq!(
             Duration::from(drill.log_shipping.backup_interval),
             Duration::from_secs(10)
@@ -249,7 +228,7 @@ mod tests {
         assert!(!compressed.resumed);
         let mut suspended = example();
         suspended.suspend = true;
-        let (drill, compressed) = compress(&suspended, 30).expect("compresses");
+        let (drill, compressed) = compress(&suspended, Some(30)).expect("compresses");
         assert!(
             compressed.resumed && !drill.suspend,
             "a suspended pool is rehearsed resumed"
@@ -259,7 +238,7 @@ mod tests {
 
     #[test]
     fn a_scale_that_takes_backups_under_ten_seconds_is_refused_naming_the_flag() {
-        let e = compress(&example(), 31).unwrap_err();
+        let e = compress(&example(), Some(31)).unwrap_err();
         assert!(e.contains("--time-scale 31"), "{e}");
         assert!(e.contains("largest scale for this pool: 30"), "{e}");
     }

@@ -16,16 +16,6 @@ use crate::demo::acts::{self, ActOutcome, ForcedPolicy};
 use crate::demo::world::{Setup, StepRecord, World};
 use pchat_core::api::PersistentChatPoolSpec;
 
-/// What to rehearse and how.
-#[derive(Clone, Debug)]
-pub struct DrillOptions {
-    /// Messages a second each active chat server writes.
-    pub rate_per_server: f64,
-    /// How many times faster than the pool's intervals the drill runs (None: as fast as SQL
-    /// Server Agent allows, at most 30).
-    pub time_scale: Option<u32>,
-}
-
 /// How a scenario ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -43,7 +33,18 @@ pub enum Verdict {
 pub struct Scenario {
     pub act: ActOutcome,
     pub steps: Vec<StepRecord>,
-    pub verdict: Verdict,
+}
+
+impl Scenario {
+    /// Failed when the act found problems, else refused when the policy stopped the forced
+    /// failover, else passed.
+    pub fn verdict(&self) -> Verdict {
+        match (&self.act.refused, self.act.problems.is_empty()) {
+            (_, false) => Verdict::Failed(self.act.problems.clone()),
+            (Some(reason), true) => Verdict::Refused(reason.to_string()),
+            (None, true) => Verdict::Passed,
+        }
+    }
 }
 
 /// The whole drill.
@@ -70,27 +71,28 @@ impl Drill {
             && self
                 .scenarios
                 .iter()
-                .all(|s| !matches!(s.verdict, Verdict::Failed(_)))
+                .all(|s| !matches!(s.verdict(), Verdict::Failed(_)))
     }
 }
 
 /// The scenarios a drill runs.
 pub const SCENARIOS: usize = 3;
 
-/// Rehearse `spec` (already validated) named `pool`: start its simulated copy, bootstrap it,
-/// run the scenarios, stop. `Err` when the copy cannot be built or started.
+/// Rehearse `spec` (already validated) named `pool` on its simulated copy (`copy`, from
+/// [`copy::compress`]) under `rate_per_server` chat messages a second: start the copy,
+/// bootstrap it, run the scenarios, stop. `Err` when the copy cannot be built or started.
 pub async fn run(
     pool: &str,
     spec: &PersistentChatPoolSpec,
-    opts: &DrillOptions,
+    copy: (PersistentChatPoolSpec, copy::Compressed),
+    rate_per_server: f64,
 ) -> Result<Drill, String> {
     let started = std::time::Instant::now();
-    let scale = opts.time_scale.unwrap_or_else(|| copy::default_scale(spec));
-    let (drill_spec, compressed) = copy::compress(spec, scale)?;
+    let (drill_spec, compressed) = copy;
     let mut world = World::start_with(Setup {
         topology: copy::topology(spec)?,
         spec: drill_spec,
-        rate_per_server: opts.rate_per_server,
+        rate_per_server,
     })
     .await?;
     let (first, second) = world.sites();
@@ -109,7 +111,7 @@ pub async fn run(
     if preparation.problems.is_empty() {
         for number in 1..=SCENARIOS {
             let scenario = play(&mut world, number, &first, &second).await;
-            let stop = !matches!(scenario.verdict, Verdict::Passed);
+            let stop = !matches!(scenario.verdict(), Verdict::Passed);
             scenarios.push(scenario);
             if stop {
                 break;
@@ -126,7 +128,7 @@ pub async fn run(
         pool: pool.to_string(),
         spec: spec.clone(),
         compressed,
-        rate_per_server: opts.rate_per_server,
+        rate_per_server,
         preparation,
         scenarios,
         wall: started.elapsed(),
@@ -168,33 +170,37 @@ async fn play(world: &mut World, number: usize, first: &str, second: &str) -> Sc
     }
     acts::finish(world, &mut act, &[]).await;
     act.problems.extend(safety_violations(world, number));
-    let verdict = match (&act.refused, act.problems.is_empty()) {
-        (_, false) => Verdict::Failed(act.problems.clone()),
-        (Some(reason), true) => Verdict::Refused(reason.to_string()),
-        (None, true) => Verdict::Passed,
-    };
     let steps = world
         .steps
         .iter()
         .filter(|s| s.act == number)
         .cloned()
         .collect();
-    Scenario {
-        act,
-        steps,
-        verdict,
-    }
+    Scenario { act, steps }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A scenario whose act ended so that its verdict is `verdict`.
     fn scenario(number: usize, verdict: Verdict) -> Scenario {
+        let mut act = ActOutcome::new(number, format!("scenario {number}"), number != 3);
+        match verdict {
+            Verdict::Passed => {}
+            Verdict::Refused(_) => {
+                act.refused = Some(pchat_core::plan::BlockReason::DataLossNotAllowed {
+                    from_site: "atlanta".into(),
+                    to_instance: "dal-sql1".into(),
+                    estimated_seconds: 1,
+                    last_file: None,
+                })
+            }
+            Verdict::Failed(problems) => act.problems = problems,
+        }
         Scenario {
-            act: ActOutcome::new(number, format!("scenario {number}"), number != 3),
+            act,
             steps: Vec::new(),
-            verdict,
         }
     }
 
@@ -202,7 +208,7 @@ mod tests {
         let spec = pchat_core::api::load_pool_yaml(include_str!("../../examples/pool.yaml"))
             .expect("the example loads")
             .spec;
-        let (_, compressed) = copy::compress(&spec, 30).expect("compresses");
+        let (_, compressed) = copy::compress(&spec, Some(30)).expect("compresses");
         Drill {
             pool: "atl-cs-001".into(),
             spec,

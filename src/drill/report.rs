@@ -7,32 +7,27 @@ use std::time::Duration;
 
 use super::{Drill, Scenario, Verdict};
 use crate::demo::figures::{act_timings, ratio};
+use crate::demo::report::{ms, step_label};
 use crate::demo::world::{LATENCY_MS, StepRecord};
+use crate::kubectl::friendly_seconds;
 use pchat_sql::statements::{ParamValue, Statement};
-
-fn ms(d: Duration) -> String {
-    format!("{} ms", d.as_millis())
-}
 
 /// A duration as people write it (`5m`, `1h 30m`, `45s`).
 pub(super) fn friendly(d: Duration) -> String {
-    format!(
-        "{:#}",
-        jiff::SignedDuration::from_secs(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-    )
+    crate::kubectl::friendly_seconds(d.as_secs())
 }
 
 /// `secs` of drill time and what they stand for at the pool's own intervals. One sample: the
 /// window depends on where in the log backup and copy jobs' schedules the site fell.
 fn scaled(secs: u64, scale: u32) -> String {
     if scale <= 1 {
-        return friendly(Duration::from_secs(secs));
+        return friendly_seconds(secs);
     }
     format!(
         "{} in the drill, about {} at the pool's intervals (one sample: it depends on where in \
          the log backup and copy schedules the site falls)",
-        friendly(Duration::from_secs(secs)),
-        friendly(Duration::from_secs(secs * u64::from(scale)))
+        friendly_seconds(secs),
+        friendly_seconds(secs * u64::from(scale))
     )
 }
 
@@ -58,7 +53,7 @@ pub fn render(drill: &Drill) -> String {
     let refused = drill
         .scenarios
         .iter()
-        .filter(|s| matches!(s.verdict, Verdict::Refused(_)))
+        .filter(|s| matches!(s.verdict(), Verdict::Refused(_)))
         .count();
     if drill.passed() {
         let _ = writeln!(
@@ -100,11 +95,7 @@ fn write_header(out: &mut String, drill: &Drill) {
         "drill of pool {}: {instances} instances on sites {}, databases {}; a simulated copy on loopback, nothing is sent to the pool's instances",
         drill.pool,
         sites.join(" and "),
-        std::iter::once(&spec.databases.chat)
-            .chain(spec.databases.compliance.as_ref())
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join(" and "),
+        spec.databases.names().collect::<Vec<_>>().join(" and "),
     );
     let c = &drill.compressed;
     let fields: Vec<String> = c
@@ -173,7 +164,7 @@ fn write_scenario(out: &mut String, scenario: &Scenario, scale: u32) {
             ms(path.latency)
         );
     }
-    match (&scenario.verdict, act.write_outage) {
+    match (&scenario.verdict(), act.write_outage()) {
         (Verdict::Refused(_), _) => {
             let _ = writeln!(
                 out,
@@ -208,7 +199,7 @@ fn write_scenario(out: &mut String, scenario: &Scenario, scale: u32) {
 
 fn verdict_text(scenario: &Scenario, scale: u32) -> String {
     let act = &scenario.act;
-    match &scenario.verdict {
+    match &scenario.verdict() {
         Verdict::Passed => format!(
             "PASSED: serving from {} after {:.1}s, {}",
             act.serving.as_deref().unwrap_or("?"),
@@ -234,12 +225,7 @@ fn verdict_text(scenario: &Scenario, scale: u32) -> String {
 }
 
 fn write_step(out: &mut String, number: usize, step: &StepRecord) {
-    let label = match &step.step {
-        pchat_core::plan::Step::PublishActiveServers { servers, .. } if servers.is_empty() => {
-            format!("{} (drain)", step.step.name())
-        }
-        s => s.name().to_string(),
-    };
+    let label = step_label(&step.step);
     let _ = writeln!(
         out,
         "  {number:>2}. {label} [{}]: {}, {} statement{}{}",
@@ -268,7 +254,7 @@ fn write_statement(out: &mut String, statement: &Statement) {
     }
     for (name, value) in &statement.params {
         let value = match value {
-            ParamValue::Text(t) => format!("N'{}'", t.replace('\'', "''")),
+            ParamValue::Text(t) => pchat_sql::quote::nstring(t),
             ParamValue::Int(i) => i.to_string(),
         };
         let _ = writeln!(out, "        --   {name} = {value}");

@@ -15,6 +15,7 @@ use kube::Api;
 use pchat_core::api::PersistentChatPool;
 
 pub use access::{ApiAccess, describe};
+pub(crate) use status::friendly_seconds;
 
 /// The name kubectl looks for on the PATH.
 pub const PLUGIN_NAME: &str = "kubectl-pchat";

@@ -5,10 +5,18 @@ use std::fmt::Write as _;
 use jiff::Timestamp;
 use pchat_core::api::{PersistentChatPool, PersistentChatPoolStatus};
 
+/// Whole seconds as people write them (`45s`, `5m`, `1h 30m`).
+pub(crate) fn friendly_seconds(secs: u64) -> String {
+    format!(
+        "{:#}",
+        jiff::SignedDuration::from_secs(i64::try_from(secs).unwrap_or(i64::MAX))
+    )
+}
+
 /// How long ago `at` was, in whole units (`12s`, `3m 4s`).
 fn ago(at: Timestamp, now: Timestamp) -> String {
     let secs = now.duration_since(at).as_secs().max(0);
-    format!("{:#} ago", jiff::SignedDuration::from_secs(secs))
+    format!("{} ago", friendly_seconds(secs.unsigned_abs()))
 }
 
 /// The status of `pool` at `now`, one topic a line, then its conditions and instances.
@@ -167,10 +175,7 @@ fn lag(status: &PersistentChatPoolStatus) -> String {
     };
     let mut parts = Vec::new();
     if let Some(secs) = p.restore_latency_seconds {
-        parts.push(format!(
-            "log shipping {:#} behind",
-            jiff::SignedDuration::from_secs(i64::try_from(secs).unwrap_or(i64::MAX))
-        ));
+        parts.push(format!("log shipping {} behind", friendly_seconds(secs)));
     }
     if let Some(f) = &p.last_backup_file {
         parts.push(format!("last log backup {f}"));
@@ -208,12 +213,7 @@ fn loss(status: &PersistentChatPoolStatus) -> String {
     {
         Some(d) => format!(
             "{} (last restored log backup: {})",
-            format_args!(
-                "{:#}",
-                jiff::SignedDuration::from_secs(
-                    i64::try_from(d.estimated_seconds).unwrap_or(i64::MAX)
-                )
-            ),
+            friendly_seconds(d.estimated_seconds),
             d.last_restored_file.as_deref().unwrap_or("none")
         ),
         None => "none reported".to_string(),

@@ -534,8 +534,14 @@ async fn measure(
             &mut report,
         )
         .await?;
-        storm::planned(sim, &client, &pools, &specs, &mut report).await?;
-        storm::forced(sim, &client, &pools, &specs, &mut report).await?;
+        let storms = storm::Storms {
+            sim,
+            client: &client,
+            watch: &pools,
+            specs: &specs,
+        };
+        storm::planned(&storms, &mut report).await?;
+        storm::forced(&storms, &mut report).await?;
         put_process_figures(&mut report, "end", pid);
         Ok::<(), String>(())
     };

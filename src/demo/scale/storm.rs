@@ -21,6 +21,15 @@ const TO_SITE: &str = "dallas";
 /// How long the chat servers write before the flip, so that each switch starts under load.
 const LOAD_BEFORE: Duration = Duration::from_secs(2);
 
+/// What both storms run on: the simulator, the apiserver, the watch of every pool's status and
+/// the pools' specs (pool `i` in namespace [`namespace_of`]`(i)`).
+pub struct Storms<'a> {
+    pub sim: &'a RunningSim,
+    pub client: &'a Client,
+    pub watch: &'a PoolWatch,
+    pub specs: &'a [PersistentChatPoolSpec],
+}
+
 /// Set `spec.primarySite` of pool `i` to [`TO_SITE`].
 async fn flip(client: &Client, i: usize) -> Result<(), String> {
     let pools: Api<PersistentChatPool> = Api::namespaced(client.clone(), &namespace_of(i));
@@ -38,19 +47,18 @@ async fn flip(client: &Client, i: usize) -> Result<(), String> {
 /// Flip `pools` at once and wait until `done` says each is there (or a deadline): the time
 /// each took from the flip, and the view that ended the wait.
 async fn flip_and_wait(
-    client: &Client,
-    watch: &PoolWatch,
+    storms: &Storms<'_>,
     pools: &[usize],
     done: impl Fn(&PoolView) -> bool,
 ) -> Result<BTreeMap<usize, (Duration, PoolView)>, String> {
     let started = Instant::now();
     for &i in pools {
-        flip(client, i).await?;
+        flip(storms.client, i).await?;
     }
     let mut finished = BTreeMap::new();
     let deadline = started + Duration::from_secs(120 + 3 * pools.len() as u64);
     while finished.len() < pools.len() && Instant::now() < deadline {
-        let views = watch.views();
+        let views = storms.watch.views();
         for &i in pools {
             if finished.contains_key(&i) {
                 continue;
@@ -65,18 +73,13 @@ async fn flip_and_wait(
 }
 
 /// The chat workload on the pools `flipped`, writing for [`LOAD_BEFORE`] already.
-async fn loaded(
-    client: &Client,
-    sim: &RunningSim,
-    specs: &[PersistentChatPoolSpec],
-    flipped: &[usize],
-) -> Result<load::StormLoad, String> {
+async fn loaded(storms: &Storms<'_>, flipped: &[usize]) -> Result<load::StormLoad, String> {
     let load = load::start(
-        client,
-        sim,
+        storms.client,
+        storms.sim,
         flipped
             .iter()
-            .map(|&i| (namespace_of(i), specs[i].clone()))
+            .map(|&i| (namespace_of(i), storms.specs[i].clone()))
             .collect(),
     )?;
     tokio::time::sleep(LOAD_BEFORE).await;
@@ -127,20 +130,14 @@ fn put_times(
 
 /// Every fifth pool (0, 5, 10, ...) switched to dallas with both sites up, under a chat
 /// workload: each pool's time until Ready there, and every acknowledged message looked for.
-pub async fn planned(
-    sim: &RunningSim,
-    client: &Client,
-    watch: &PoolWatch,
-    specs: &[PersistentChatPoolSpec],
-    report: &mut ScaleReport,
-) -> Result<(), String> {
-    let flipped: Vec<usize> = (0..specs.len()).step_by(5).collect();
-    let load = loaded(client, sim, specs, &flipped).await?;
-    let finished = flip_and_wait(client, watch, &flipped, |v| {
+pub async fn planned(storms: &Storms<'_>, report: &mut ScaleReport) -> Result<(), String> {
+    let flipped: Vec<usize> = (0..storms.specs.len()).step_by(5).collect();
+    let load = loaded(storms, &flipped).await?;
+    let finished = flip_and_wait(storms, &flipped, |v| {
         v.ready && v.current && v.serving_site == TO_SITE
     })
     .await;
-    let outcome = load.finish(sim, TO_SITE, |_| None).await;
+    let outcome = load.finish(storms.sim, TO_SITE, |_| None).await;
     let finished = finished?;
     put_switched(
         report,
@@ -176,15 +173,10 @@ fn put_losses(report: &mut ScaleReport, outcome: &load::LoadOutcome, after: &str
 /// a chat workload, and is sent to dallas: each pool's time until dallas serves (the pool stays
 /// Degraded, its old site being away), the data-loss windows the pools reported, and every
 /// message acknowledged before its pool's window looked for on the new primary.
-pub async fn forced(
-    sim: &RunningSim,
-    client: &Client,
-    watch: &PoolWatch,
-    specs: &[PersistentChatPoolSpec],
-    report: &mut ScaleReport,
-) -> Result<(), String> {
+pub async fn forced(storms: &Storms<'_>, report: &mut ScaleReport) -> Result<(), String> {
+    let Storms { sim, specs, .. } = *storms;
     let flipped: Vec<usize> = (1..specs.len()).step_by(5).collect();
-    let load = loaded(client, sim, specs, &flipped).await?;
+    let load = loaded(storms, &flipped).await?;
     let down_at = jiff::Timestamp::now();
     for &i in &flipped {
         let primary = specs[i]
@@ -196,7 +188,7 @@ pub async fn forced(
             })?;
         }
     }
-    let finished = flip_and_wait(client, watch, &flipped, |v| {
+    let finished = flip_and_wait(storms, &flipped, |v| {
         v.current && v.transitioned && v.serving_site == TO_SITE
     })
     .await;

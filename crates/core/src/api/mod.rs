@@ -12,7 +12,7 @@ pub use conditions::{ConditionReason, ConditionType};
 pub use load::load_pool_yaml;
 pub use spec::*;
 pub use status::*;
-pub use validate::{ValidationErrors, Violation, validate};
+pub use validate::{MIN_AGENT_INTERVAL, ValidationErrors, Violation, validate};
 
 /// The CustomResourceDefinition as YAML, exactly as committed in `crds/persistentchatpool.yaml`.
 pub fn crd_yaml() -> Result<String, crate::Error> {

@@ -443,6 +443,13 @@ impl Default for SqlTimeouts {
     }
 }
 
+impl Databases {
+    /// The chat database, then the compliance database when there is one.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.chat.as_str()).chain(self.compliance.as_deref())
+    }
+}
+
 impl PersistentChatPoolSpec {
     /// The site with this name.
     pub fn site(&self, name: &str) -> Option<&Site> {

@@ -71,7 +71,7 @@ pub fn validate(spec: &PersistentChatPoolSpec) -> Result<(), crate::Error> {
 
 /// The shortest interval SQL Server Agent accepts for a job schedule (sp_add_schedule with
 /// `@freq_subday_type = 0x2`, seconds, and `@freq_subday_interval` of 10 or more).
-const MIN_AGENT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+pub const MIN_AGENT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What each pattern accepts, in words, for the messages.
 const FQDN_HINT: &str = "a fully qualified DNS name such as atl-cs-001.litwareinc.com";
