@@ -306,6 +306,7 @@ pub fn main() -> ExitCode {
                     steady_seconds,
                     max_concurrent_pools,
                     keep_idle_connections,
+                    sql_latency,
                     keep_logs,
                 }),
             ..
@@ -314,6 +315,7 @@ pub fn main() -> ExitCode {
             steady: std::time::Duration::from_secs(steady_seconds),
             max_concurrent_pools,
             keep_idle_connections,
+            sql_latency,
             keep_logs,
         }),
         Command::Run {
@@ -373,6 +375,12 @@ enum BenchKind {
         /// The operator's --keep-idle-connections.
         #[arg(long)]
         keep_idle_connections: bool,
+        /// How long the simulated instances take over each statement: `demo`, the demo's
+        /// table (a BACKUP 30 ms, a RESTORE 40 ms, an ALTER DATABASE 5 ms, ...), as SQL Server
+        /// takes time over them; `none`, no time at all, so that every switch is only the
+        /// CPU of the processes on this machine.
+        #[arg(long, value_enum, default_value_t = crate::demo::scale::SqlLatency::Demo)]
+        sql_latency: crate::demo::scale::SqlLatency,
         /// Keep the operator's log, the simulator's statement logs and the apiserver's audit
         /// log after a run that passed (a failed run always keeps them); the folder is printed.
         #[arg(long)]

@@ -424,9 +424,16 @@ async fn pass(
     }
 }
 
-/// Run `acting` to its end, writing `during()` with the step's progress each time the port has
-/// a new reading of a running BACKUP or RESTORE (the sink is not waited for by the step: a
-/// slow API server delays the next reading, never the statement).
+/// How long a step runs before the status naming it is written while it runs. The status
+/// after a step that the next one follows at once may be left for a later pass to write
+/// (see the controller), so a step that takes its time in SQL Server shows in status as it
+/// runs, and one of a few milliseconds costs no write.
+pub const STEP_SHOWN_AFTER: Duration = Duration::from_millis(250);
+
+/// Run `acting` to its end, writing `during()` once it has run [`STEP_SHOWN_AFTER`], and with
+/// the step's progress each time the port has a new reading of a running BACKUP or RESTORE
+/// (the sink is not waited for by the step: a slow API server delays the next reading, never
+/// the statement).
 async fn report_progress(
     acting: impl std::future::Future<Output = Result<StepRun, StepError>>,
     mut readings: watch::Receiver<Option<StatementProgress>>,
@@ -436,28 +443,41 @@ async fn report_progress(
     tokio::pin!(acting);
     let mut during = Some(during);
     let mut status: Option<PersistentChatPoolStatus> = None;
+    let shown_after = tokio::time::sleep(STEP_SHOWN_AFTER);
+    tokio::pin!(shown_after);
+    let mut shown = false;
     loop {
-        tokio::select! {
+        // What to write now: the step as it runs, with a new progress reading or none.
+        let progress = tokio::select! {
             result = &mut acting => return result,
+            () = &mut shown_after, if !shown => {
+                shown = true;
+                None
+            }
             changed = readings.changed() => {
                 if changed.is_err() {
                     return acting.await;
                 }
                 let reading = readings.borrow_and_update().clone();
                 let Some(reading) = reading else { continue };
-                let status = status.get_or_insert_with(|| during.take().expect("taken once")());
-                let Some(step) = status.step.as_mut() else { continue };
-                step.progress = Some(StepProgress {
+                Some(StepProgress {
                     instance: reading.instance,
                     command: reading.command,
                     percent_complete: u32::from(reading.percent_complete),
                     reported_at: Timestamp::now(),
-                });
-                tokio::select! {
-                    result = &mut acting => return result,
-                    () = sink.report(status) => {}
-                }
+                })
             }
+        };
+        let status = status.get_or_insert_with(|| during.take().expect("taken once")());
+        let Some(step) = status.step.as_mut() else {
+            continue;
+        };
+        if progress.is_some() {
+            step.progress = progress;
+        }
+        tokio::select! {
+            result = &mut acting => return result,
+            () = sink.report(status) => {}
         }
     }
 }

@@ -85,13 +85,10 @@ pub fn after_plan(
         // Converged but degraded: a mirror still synchronizing (seconds, right after a switch
         // or a bootstrap: the pool is Ready the moment it is done), or a secondary site away
         // (minutes or more: looked at as any wait).
-        (Decision::Converged, None) if !protected => {
-            if just_transitioned(previous, now) {
-                ACTIVE
-            } else {
-                WAIT
-            }
-        }
+        (Decision::Converged, None) if !protected => match since_transition(previous, now) {
+            Some(since) => settling(since),
+            None => WAIT,
+        },
         (Decision::Converged | Decision::Blocked(_), None) => IDLE,
         (Decision::Step(_), None) => ACTIVE,
     }
@@ -112,25 +109,42 @@ pub fn jittered(interval: Duration, pool: &str, now: Timestamp) -> Duration {
     interval.mul_f64(1.0 - fraction)
 }
 
-/// How long after a transition a degraded pool is looked at every [`ACTIVE`] rather than
-/// every [`WAIT`]: a new mirroring session reaches SYNCHRONIZED within seconds.
+/// How long after a transition a degraded pool is looked at more often than every [`WAIT`]:
+/// a new mirroring session reaches SYNCHRONIZED within seconds.
 pub const SETTLING: Duration = Duration::from_secs(60);
+/// The first look at a mirror synchronizing right after a transition's last step. The pool is
+/// Ready the moment its mirrors are SYNCHRONIZED, and the time until it says so is part of
+/// every switch a person (or a GitOps pipeline waiting on Ready) sees: a second's wait there
+/// was most of a small pool's switch time.
+pub const SETTLING_FIRST: Duration = Duration::from_millis(250);
 
-/// Whether the pool is within [`SETTLING`] of a transition (or of its first steps, when it has
-/// had none): the previous status ran a step, or its transition completed that recently.
-fn just_transitioned(previous: Option<&PersistentChatPoolStatus>, now: Timestamp) -> bool {
+/// While settling, the next look comes a quarter of the time since the transition ended
+/// later: [`SETTLING_FIRST`] right after it, [`ACTIVE`] from four seconds on, so a mirror that
+/// synchronizes at once is seen at once and one that takes long costs a catalog batch per
+/// instance a second, not four.
+fn settling(since: Duration) -> Duration {
+    (since / 4).clamp(SETTLING_FIRST, ACTIVE)
+}
+
+/// How long ago the pool's last transition (or its first steps, when it has had none) ended,
+/// when that is within [`SETTLING`]: zero when the previous status ran a step (or there is
+/// none: the pool is bootstrapping).
+fn since_transition(
+    previous: Option<&PersistentChatPoolStatus>,
+    now: Timestamp,
+) -> Option<Duration> {
     let Some(previous) = previous else {
-        return true;
+        return Some(Duration::ZERO);
     };
     if previous.step.is_some() {
-        return true;
+        return Some(Duration::ZERO);
     }
     previous
         .transition
         .as_ref()
         .and_then(|t| t.completed_at)
         .and_then(|at| Duration::try_from(now.duration_since(at)).ok())
-        .is_some_and(|since| since < SETTLING)
+        .filter(|since| *since < SETTLING)
 }
 
 /// The previous pass's step, when it is `step` (same name, same detail). It may have failed
@@ -159,24 +173,36 @@ mod tests {
         assert_eq!(protected, IDLE);
         assert_eq!(
             degraded(None),
-            ACTIVE,
+            SETTLING_FIRST,
             "no status yet: the pool is bootstrapping"
         );
         let mut settled = PersistentChatPoolStatus::default();
         assert_eq!(degraded(Some(&settled)), WAIT, "a long-degraded pool");
-        settled.transition = Some(pchat_core::api::Transition {
-            from: "atlanta".into(),
-            to: "dallas".into(),
-            kind: pchat_core::api::TransitionKind::Planned,
-            started_at: now - jiff::SignedDuration::from_secs(20),
-            completed_at: Some(now - jiff::SignedDuration::from_secs(10)),
-            tail_lsn: None,
-            data_loss: None,
-        });
+        let completed = |seconds_ago: i64| {
+            let mut status = settled.clone();
+            status.transition = Some(pchat_core::api::Transition {
+                from: "atlanta".into(),
+                to: "dallas".into(),
+                kind: pchat_core::api::TransitionKind::Planned,
+                started_at: now - jiff::SignedDuration::from_secs(seconds_ago + 10),
+                completed_at: Some(now - jiff::SignedDuration::from_secs(seconds_ago)),
+                tail_lsn: None,
+                data_loss: None,
+            });
+            status
+        };
         assert_eq!(
-            degraded(Some(&settled)),
-            ACTIVE,
-            "a mirror synchronizing after a switch"
+            degraded(Some(&completed(0))),
+            SETTLING_FIRST,
+            "a mirror synchronizing right after a switch"
         );
+        assert_eq!(degraded(Some(&completed(2))), Duration::from_millis(500));
+        assert_eq!(
+            degraded(Some(&completed(10))),
+            ACTIVE,
+            "a mirror still synchronizing seconds after a switch"
+        );
+        settled = completed(61);
+        assert_eq!(degraded(Some(&settled)), WAIT, "a minute after the switch");
     }
 }

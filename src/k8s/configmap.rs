@@ -120,36 +120,52 @@ pub fn published_from(cm: &ConfigMap) -> Result<Published, Error> {
     })
 }
 
-/// The engine's [`Publisher`] over a pool's ConfigMap.
-pub struct ConfigMapPublisher {
+/// The engine's [`Publisher`] over a pool's ConfigMap. What it read or wrote is kept in
+/// `memory` (the turn's: see [`super::context::TurnMemory`]), and read from there while it is
+/// there: the operator is the ConfigMap's only writer while it leads, and a person's edit
+/// fires the ConfigMap watch, whose reconcile starts a new turn that reads it.
+pub struct ConfigMapPublisher<'m> {
     api: Api<ConfigMap>,
     name: String,
     namespace: String,
     owner: OwnerReference,
+    memory: &'m mut Option<Option<Published>>,
 }
 
-impl ConfigMapPublisher {
+impl<'m> ConfigMapPublisher<'m> {
     /// The publisher for the pool named `pool` in `namespace`, whose owner reference is `owner`.
-    pub fn new(api: Api<ConfigMap>, namespace: &str, pool: &str, owner: OwnerReference) -> Self {
+    pub fn new(
+        api: Api<ConfigMap>,
+        namespace: &str,
+        pool: &str,
+        owner: OwnerReference,
+        memory: &'m mut Option<Option<Published>>,
+    ) -> Self {
         ConfigMapPublisher {
             api,
             name: name_for(pool),
             namespace: namespace.to_string(),
             owner,
+            memory,
         }
     }
 }
 
-impl Publisher for ConfigMapPublisher {
+impl Publisher for ConfigMapPublisher<'_> {
     fn current(&mut self) -> BoxFuture<'_, Result<Option<Published>, Error>> {
         Box::pin(async move {
+            if let Some(published) = self.memory {
+                return Ok(published.clone());
+            }
             let cm = self.api.get_opt(&self.name).await.map_err(|e| {
                 Error::Publish(format!(
                     "cannot read ConfigMap {}/{}: {e}",
                     self.namespace, self.name
                 ))
             })?;
-            cm.as_ref().map(published_from).transpose()
+            let published = cm.as_ref().map(published_from).transpose()?;
+            *self.memory = Some(published.clone());
+            Ok(published)
         })
     }
 
@@ -159,6 +175,8 @@ impl Publisher for ConfigMapPublisher {
             // Force: the operator owns these fields; a person's kubectl edit is overwritten by
             // design (the list follows the pool's state, not hand edits).
             let params = PatchParams::apply(FIELD_MANAGER).force();
+            // A write whose answer is lost may or may not have been stored: read it again.
+            *self.memory = None;
             self.api
                 .patch(&self.name, &params, &Patch::Apply(&cm))
                 .await
@@ -168,6 +186,7 @@ impl Publisher for ConfigMapPublisher {
                         self.namespace, self.name
                     ))
                 })?;
+            *self.memory = Some(Some(published.clone()));
             tracing::info!(
                 configmap = %self.name,
                 servers = published.active_servers.len(),

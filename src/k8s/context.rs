@@ -14,10 +14,12 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::credentials::{CredentialsProblem, Material};
 use super::leader::Leadership;
 use super::metrics::Metrics;
 use crate::engine::sql_port::LivePort;
 use pchat_core::api::PersistentChatPoolStatus;
+use pchat_core::observe::Published;
 
 pub use crate::engine::Timing;
 
@@ -32,12 +34,36 @@ pub struct PoolSlot {
     /// earlier for the same generation (the watch echoing the operator's own status write)
     /// waits until then.
     pub next_due: Option<(Instant, Option<i64>)>,
-    /// The status this replica last wrote, or read, for the pool while leading: the status
-    /// the next pass builds on. The watch may not have delivered it yet, and this replica is
+    /// The status this replica last wrote (or left for a later pass of the turn to write), or
+    /// read, for the pool while leading: the status the next pass builds on. The watch may not have delivered it yet, and this replica is
     /// the only writer of status while it leads (losing the lead drops the slot, so a new
     /// lead starts from a read of the stored pool).
     pub status: Option<StatusMemory>,
+    /// `status` is newer than the stored one: a pass of this turn left it for a later pass
+    /// to write (see [`super::status_patch::deferrable`]).
+    pub status_unwritten: bool,
+    /// What this turn has read from, or written to, the API server besides the pool.
+    pub turn: TurnMemory,
 }
+
+/// What one turn (one reconcile, its passes following each other step after step) has read
+/// of the pool's Secrets and published ConfigMap, and what it wrote there: the turn's later
+/// passes use it instead of a GET each. A switch runs a dozen passes in one turn, and three
+/// GETs a pass were two thirds of the operator's requests in a storm of switches. Forgotten
+/// when the turn ends, so every turn (the next resync, the ConfigMap or pool watch firing
+/// after a person's edit) reads them afresh: a rotated password is used from the next turn.
+#[derive(Default)]
+pub struct TurnMemory {
+    /// The credentials and CA read for these Secret names (`spec.sqlCredentialsSecret`,
+    /// `spec.tls.caSecret`): a spec edited during the turn to name others is read again.
+    pub material: Option<(SecretNames, Result<Material, CredentialsProblem>)>,
+    /// The published active-server list as read at the turn's first pass, or as this turn
+    /// last wrote it.
+    pub published: Option<Option<Published>>,
+}
+
+/// The Secrets a spec names for its SQL connections.
+pub type SecretNames = (String, Option<String>);
 
 /// What a slot remembers of the stored status.
 #[derive(Clone, Debug)]
@@ -138,6 +164,8 @@ impl Context {
                     port: None,
                     next_due: None,
                     status: None,
+                    status_unwritten: false,
+                    turn: TurnMemory::default(),
                 }))
             })
             .clone()

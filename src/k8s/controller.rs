@@ -19,8 +19,9 @@ use tokio::time::Instant;
 use futures::future::BoxFuture;
 
 use super::configmap::ConfigMapPublisher;
-use super::context::{Context, PoolSlot, StatusMemory};
-use super::credentials;
+use super::context::SecretNames;
+use super::context::{Context, PoolSlot, StatusMemory, TurnMemory};
+use super::credentials::{self, CredentialsProblem, Material};
 use super::stored::{self, StoredPool};
 use super::{events, status_patch};
 use crate::Error;
@@ -63,6 +64,7 @@ pub async fn reconcile(watched: Arc<DynamicObject>, ctx: Arc<Context>) -> Result
     let pools: Api<DynamicObject> =
         Api::namespaced_with(ctx.client.clone(), &namespace, &stored::api_resource());
     let started = Instant::now();
+    slot.turn = TurnMemory::default();
     let mut object = watched;
     loop {
         let Some(pool) = current(&pools, &object, &uid, &mut slot).await? else {
@@ -71,7 +73,10 @@ pub async fn reconcile(watched: Arc<DynamicObject>, ctx: Arc<Context>) -> Result
             return Ok(Action::await_change());
         };
         let generation = pool.generation();
-        let requeue = pass(&ctx, &pools, &pool, &uid, &mut slot).await?;
+        // Decided before the pass, so that the pass (which may leave its status for a later
+        // pass of the turn to write) and this loop agree on whether one follows.
+        let may_follow = started.elapsed() < STEPS_IN_ONE_TURN;
+        let requeue = pass(&ctx, &pools, &pool, &uid, may_follow, &mut slot).await?;
         slot.next_due = Some((Instant::now() + requeue, generation));
         if requeue >= engine::requeue::IDLE
             && let Some((_, port)) = slot.port.as_mut()
@@ -85,7 +90,7 @@ pub async fn reconcile(watched: Arc<DynamicObject>, ctx: Arc<Context>) -> Result
                 port.close_connections();
             }
         }
-        if requeue != engine::requeue::NEXT_STEP || started.elapsed() >= STEPS_IN_ONE_TURN {
+        if requeue != engine::requeue::NEXT_STEP || !may_follow {
             return Ok(Action::requeue(requeue));
         }
         // The spec may have changed during the step: the next pass reads the watch's cache.
@@ -136,12 +141,14 @@ async fn current(
     Ok(Some(pool))
 }
 
-/// One pass over a pool this replica leads: returns when to come back.
+/// One pass over a pool this replica leads: returns when to come back. `may_follow`: another
+/// pass may follow in this turn if this one asks for it at once.
 async fn pass(
     ctx: &Context,
     pools: &Api<DynamicObject>,
     pool: &StoredPool,
     uid: &str,
+    may_follow: bool,
     slot: &mut PoolSlot,
 ) -> Result<std::time::Duration, Error> {
     let name = pool.name();
@@ -153,6 +160,7 @@ async fn pass(
         &namespace,
         &name,
         owner_reference(&name, uid),
+        &mut slot.turn.published,
     );
     let pool_name = format!("{namespace}/{name}");
     let input = engine::PassInput {
@@ -173,7 +181,8 @@ async fn pass(
         ctx,
         namespace: &namespace,
         uid,
-        slot: &mut *slot,
+        port: &mut slot.port,
+        material: &mut slot.turn.material,
     };
     let report = engine::reconcile_once(input, &mut ports, &mut publisher).await;
     let statements = match &report.step_ran {
@@ -193,19 +202,27 @@ async fn pass(
         return Ok(ctx.timing.not_leader_retry);
     }
     // A status equal to the one the watch shows is not written again: a converged pool makes
-    // no API write from one resync to the next.
-    if previous != Some(&report.status) {
-        // A write that failed may still have been stored (an answer lost on the way back):
-        // the next pass reads the stored status again rather than trust the slot's.
-        slot.status = None;
-        status_patch::apply(pools, &name, &report.status)
-            .await
-            .map_err(|source| Error::WriteStatus {
-                namespace: namespace.clone(),
-                name: name.clone(),
-                source,
-            })?;
-        slot.status = Some(StatusMemory::of(Some(&report.status)));
+    // no API write from one resync to the next. One that only moves a switch to its next step
+    // waits for the turn's last pass (or a fact worth recording at once).
+    let follows = may_follow && report.requeue_after == engine::requeue::NEXT_STEP;
+    if previous != Some(&report.status) || slot.status_unwritten {
+        if follows && previous.is_some_and(|p| status_patch::deferrable(p, &report.status)) {
+            slot.status = Some(StatusMemory::of(Some(&report.status)));
+            slot.status_unwritten = true;
+        } else {
+            // A write that failed may still have been stored (an answer lost on the way
+            // back): the next pass reads the stored status again rather than trust the slot's.
+            slot.status = None;
+            slot.status_unwritten = false;
+            status_patch::apply(pools, &name, &report.status)
+                .await
+                .map_err(|source| Error::WriteStatus {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    source,
+                })?;
+            slot.status = Some(StatusMemory::of(Some(&report.status)));
+        }
     }
     let evs = events::derive(previous, &report.status, report.step_ran.as_ref());
     events::publish(
@@ -254,14 +271,38 @@ impl engine::ProgressSink for StatusDuringStep<'_> {
     }
 }
 
-/// The pool's SQL port, logged in with what its Secrets hold now. The port (and so its
-/// connections) is kept in the pool's slot from pass to pass, and replaced when the
-/// credentials or the CA change, so a rotated password is used from the next pass.
+/// The pool's SQL port, logged in with what its Secrets hold (read once a turn). The port
+/// (and so its connections) is kept in the pool's slot from pass to pass, and replaced when
+/// the credentials or the CA change, so a rotated password is used from the next turn.
 struct SecretPorts<'a> {
     ctx: &'a Context,
     namespace: &'a str,
     uid: &'a str,
-    slot: &'a mut PoolSlot,
+    port: &'a mut Option<(u64, LivePort)>,
+    material: &'a mut Option<(SecretNames, Result<Material, CredentialsProblem>)>,
+}
+
+impl SecretPorts<'_> {
+    /// What the Secrets `spec` names hold: read from the API server at the turn's first pass
+    /// (or when the spec names other Secrets), from the turn's memory after that.
+    async fn material(
+        &mut self,
+        spec: &PersistentChatPoolSpec,
+    ) -> Result<Result<Material, CredentialsProblem>, Error> {
+        let names = (
+            spec.sql_credentials_secret.clone(),
+            spec.tls.ca_secret.clone(),
+        );
+        if let Some((read_for, material)) = self.material.as_ref()
+            && *read_for == names
+        {
+            return Ok(material.clone());
+        }
+        let secrets: Api<Secret> = Api::namespaced(self.ctx.client.clone(), self.namespace);
+        let material = credentials::load(&secrets, self.namespace, spec).await?;
+        *self.material = Some((names, material.clone()));
+        Ok(material)
+    }
 }
 
 impl PortSource for SecretPorts<'_> {
@@ -270,8 +311,7 @@ impl PortSource for SecretPorts<'_> {
         spec: &'a PersistentChatPoolSpec,
     ) -> BoxFuture<'a, Result<&'a mut dyn SqlPort, PortUnavailable>> {
         Box::pin(async move {
-            let secrets: Api<Secret> = Api::namespaced(self.ctx.client.clone(), self.namespace);
-            let material = match credentials::load(&secrets, self.namespace, spec).await {
+            let material = match self.material(spec).await {
                 Err(unreadable) => {
                     return Err(PortUnavailable::Retry {
                         reason: ConditionReason::SecretUnreadable,
@@ -280,7 +320,7 @@ impl PortSource for SecretPorts<'_> {
                 }
                 Ok(Err(problem)) => {
                     // Keep no connection logged in with credentials that are gone.
-                    self.slot.port = None;
+                    *self.port = None;
                     return Err(PortUnavailable::NeedsPerson {
                         reason: problem.reason(),
                         message: problem.to_string(),
@@ -290,7 +330,6 @@ impl PortSource for SecretPorts<'_> {
             };
             let fingerprint = material.fingerprint();
             let kept = self
-                .slot
                 .port
                 .take()
                 .filter(|(kept_fingerprint, _)| *kept_fingerprint == fingerprint);
@@ -319,7 +358,7 @@ impl PortSource for SecretPorts<'_> {
                     )
                 }
             };
-            let (_, port) = self.slot.port.insert(entry);
+            let (_, port) = self.port.insert(entry);
             Ok(port as &mut dyn SqlPort)
         })
     }

@@ -32,10 +32,111 @@ pub async fn apply(
         .await
 }
 
+/// Whether writing `next` may wait for a later pass of the same turn, `written` being the
+/// status the API server has (or will have once the turn's deferred write is made): true when
+/// the two differ only in what moves from step to step (the step under way, what is waited
+/// for, each instance's observed state, the protection figures, the conditions' messages).
+///
+/// A switch runs a dozen steps in one turn, each a few milliseconds of SQL; writing the status
+/// after each was, in a storm of switches, most of the API server's work. What a status
+/// records for good is written at once: the transition and its tail LSN and data-loss
+/// estimate (seen before the failover, not derivable after it), the salvage backups, the
+/// serving site, the published list and pool state, the phase, and each condition's status
+/// and reason. A step that runs long still shows through its progress writes. The planner
+/// decides from what it observes of the instances, never from a status: a replica that takes
+/// over after a deferred write was lost starts from the last written one and loses nothing
+/// but the report of a few steps.
+pub fn deferrable(written: &PersistentChatPoolStatus, next: &PersistentChatPoolStatus) -> bool {
+    let condition_states = |s: &PersistentChatPoolStatus| {
+        s.conditions
+            .iter()
+            .map(|c| {
+                (
+                    c.type_.clone(),
+                    c.status.clone(),
+                    c.reason.clone(),
+                    c.observed_generation,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    written.observed_generation == next.observed_generation
+        && written.pool_state == next.pool_state
+        && written.serving_site == next.serving_site
+        && written.phase == next.phase
+        && written.active_servers == next.active_servers
+        && written.transition == next.transition
+        && written.salvage_backups == next.salvage_backups
+        && condition_states(written) == condition_states(next)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pchat_core::api::Phase;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+    use pchat_core::api::{Phase, StepStatus, Transition, TransitionKind};
+
+    fn switching() -> PersistentChatPoolStatus {
+        PersistentChatPoolStatus {
+            phase: Some(Phase::Switching),
+            observed_generation: Some(2),
+            serving_site: Some("atlanta".into()),
+            transition: Some(Transition {
+                from: "atlanta".into(),
+                to: "dallas".into(),
+                kind: TransitionKind::Planned,
+                started_at: "2026-12-04T12:00:00Z".parse().unwrap(),
+                completed_at: None,
+                tail_lsn: None,
+                data_loss: None,
+            }),
+            conditions: vec![Condition {
+                type_: "Ready".into(),
+                status: "False".into(),
+                reason: "Switching".into(),
+                message: "step 2 of 12: remove database mirroring".into(),
+                observed_generation: Some(2),
+                last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    "2026-12-04T12:00:00Z".parse().unwrap(),
+                ),
+            }],
+            ..PersistentChatPoolStatus::default()
+        }
+    }
+
+    #[test]
+    fn a_status_that_only_moves_to_the_next_step_may_wait_but_a_recorded_fact_may_not() {
+        let written = switching();
+        let mut next = written.clone();
+        next.step = Some(StepStatus {
+            name: "RemoveMirroring".into(),
+            site: Some("atlanta".into()),
+            index: 2,
+            total: 12,
+            started_at: None,
+            detail: "remove database mirroring of mgc".into(),
+            progress: None,
+        });
+        next.waiting_for = Some("sessions to drain".into());
+        next.conditions[0].message = "step 3 of 12: take the tail-log backup".into();
+        assert!(deferrable(&written, &next));
+
+        let mut tail = next.clone();
+        tail.transition.as_mut().unwrap().tail_lsn = Some("34000000001000016".into());
+        assert!(
+            !deferrable(&written, &tail),
+            "the tail LSN is written at once"
+        );
+        let mut serving = next.clone();
+        serving.serving_site = Some("dallas".into());
+        assert!(!deferrable(&written, &serving));
+        let mut published = next.clone();
+        published.active_servers = vec!["dal-pc1.litwareinc.com".into()];
+        assert!(!deferrable(&written, &published));
+        let mut ready = next;
+        ready.conditions[0].status = "True".into();
+        assert!(!deferrable(&written, &ready));
+    }
 
     #[test]
     fn the_apply_body_carries_type_and_status_and_no_spec() {

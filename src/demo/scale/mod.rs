@@ -40,8 +40,20 @@ pub struct ScaleOptions {
     pub max_concurrent_pools: u16,
     /// The operator's `--keep-idle-connections`.
     pub keep_idle_connections: bool,
+    /// How long the simulated instances take over each statement.
+    pub sql_latency: SqlLatency,
     /// Keep the logs of a run that passed.
     pub keep_logs: bool,
+}
+
+/// How long the simulated instances take over each statement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, strum::Display)]
+#[strum(serialize_all = "lowercase")]
+pub enum SqlLatency {
+    /// The demo's table ([`super::world::LATENCY_MS`]).
+    Demo,
+    /// None: every statement is answered as soon as the simulator has run it.
+    None,
 }
 
 /// The figures, in the order they are printed.
@@ -83,18 +95,22 @@ fn prefixed(i: usize, name: &str) -> String {
 }
 
 /// The seed topology once per pool, every name prefixed, on free loopback ports.
-fn topology(pools: usize) -> Result<Topology, String> {
+fn topology(pools: usize, latency: SqlLatency) -> Result<Topology, String> {
     let seed = Topology::from_yaml(include_str!("../../../examples/sim/two-sites.yaml"))
         .map_err(|e| e.to_string())?;
     let mut all = seed.clone();
-    // Agent jobs on the schedules the operator sets (the spec's five minutes) and the
-    // mirroring pump once a second: the simulator runs every instance in this one process,
-    // and at the seed's pace (jobs every 15 s, the pump every 200 ms) 800 instances keep a
-    // core busy on their own.
+    // Agent jobs on the schedules the operator sets (the spec's five minutes): the simulator
+    // runs every instance in this one process, and at the seed's pace (jobs every 15 s) 800
+    // instances keep a core busy on their own. The mirroring pump keeps the seed's 200 ms: a
+    // new mirror is SYNCHRONIZED at its next run, and the pool Ready then (SQL Server ships
+    // the log continuously), so a slower pump would be part of every switch time.
     all.jobs.backup_ms = 300_000;
     all.jobs.copy_ms = 300_000;
     all.jobs.restore_ms = 300_000;
-    all.jobs.mirroring_ms = 1_000;
+    all.jobs.mirroring_ms = 200;
+    if latency == SqlLatency::Demo {
+        all.latency = super::world::LATENCY_MS.into_iter().collect();
+    }
     all.instances.clear();
     all.shares.clear();
     all.databases.clear();
@@ -401,14 +417,32 @@ async fn counter(http_port: u16, name: &str) -> Result<f64, String> {
         .sum())
 }
 
-/// Writes the operator made to the API server between `from` and `to` (the audit log's
-/// create, update, patch and delete requests with the operator's User-Agent): those about the
-/// pools (status, ConfigMaps, Events), and the leader's Lease renewals, which are not.
-fn api_writes(dir: &Path, from: jiff::Timestamp, to: jiff::Timestamp) -> (usize, usize) {
+/// The writes the operator made to the API server in a stretch of time, by what they wrote.
+#[derive(Debug, Default)]
+pub(crate) struct ApiWrites {
+    /// Status applies of pools.
+    pub statuses: usize,
+    /// Everything else about the pools: ConfigMaps, Events.
+    pub others: usize,
+    /// The leader's Lease renewals, which are not about any pool.
+    pub leases: usize,
+}
+
+impl ApiWrites {
+    /// The writes about the pools.
+    pub fn about_pools(&self) -> usize {
+        self.statuses + self.others
+    }
+}
+
+/// Writes the operator made to the API server between `from` and `to`: the audit log's
+/// create, update, patch and delete requests with the operator's User-Agent.
+pub(crate) fn api_writes(dir: &Path, from: jiff::Timestamp, to: jiff::Timestamp) -> ApiWrites {
     let Ok(text) = std::fs::read_to_string(dir.join("audit.log")) else {
-        return (0, 0);
+        return ApiWrites::default();
     };
-    let writes: Vec<serde_json::Value> = text
+    let mut writes = ApiWrites::default();
+    for e in text
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|e| e["stage"] == "ResponseComplete")
@@ -429,12 +463,17 @@ fn api_writes(dir: &Path, from: jiff::Timestamp, to: jiff::Timestamp) -> (usize,
                 .and_then(|t| t.parse::<jiff::Timestamp>().ok())
                 .is_some_and(|t| t >= from && t <= to)
         })
-        .collect();
-    let leases = writes
-        .iter()
-        .filter(|e| e["objectRef"]["resource"] == "leases")
-        .count();
-    (writes.len() - leases, leases)
+    {
+        let object = &e["objectRef"];
+        if object["resource"] == "leases" {
+            writes.leases += 1;
+        } else if object["resource"] == "persistentchatpools" && object["subresource"] == "status" {
+            writes.statuses += 1;
+        } else {
+            writes.others += 1;
+        }
+    }
+    writes
 }
 
 /// Statements the simulator has logged on these instances so far, and how many of them could
@@ -465,9 +504,13 @@ pub async fn run(opts: ScaleOptions) -> Result<ScaleReport, String> {
     let dir = std::env::temp_dir().join(format!("pchat-bench-scale-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let sim = RunningSim::start(topology(opts.pools)?, &dir.join("sim"), None)
-        .await
-        .map_err(|e| format!("the simulator cannot start: {e}"))?;
+    let sim = RunningSim::start(
+        topology(opts.pools, opts.sql_latency)?,
+        &dir.join("sim"),
+        None,
+    )
+    .await
+    .map_err(|e| format!("the simulator cannot start: {e}"))?;
     let cluster_dir = dir.join("cluster");
     let kubeconfig = {
         let cluster_dir = cluster_dir.clone();
@@ -503,6 +546,7 @@ async fn measure(
     let mut report = ScaleReport::default();
     report.put("pools", opts.pools);
     report.put("instances", opts.pools * 4);
+    report.put("sql_latency", opts.sql_latency);
     let client = client(kubeconfig).await?;
     install_crd(&client).await?;
     let ca_pem = std::fs::read_to_string(sim.ca_file.as_ref().ok_or("the simulator made no CA")?)
@@ -536,11 +580,13 @@ async fn measure(
         .await?;
         let storms = storm::Storms {
             sim,
+            cluster_dir,
             client: &client,
             watch: &pools,
             specs: &specs,
         };
-        storm::planned(&storms, &mut report).await?;
+        let lone = storm::lone(&storms, &mut report).await?;
+        storm::planned(&storms, lone, &mut report).await?;
         storm::forced(&storms, &mut report).await?;
         put_process_figures(&mut report, "end", pid);
         Ok::<(), String>(())
@@ -614,7 +660,7 @@ async fn steady_state(
     let passes = counter(http_port, "pchat_reconciles_total").await? - passes_before;
     let trips = counter(http_port, "pchat_sql_round_trips_total").await? - trips_before;
     let sql_writes = sql_statements(sim, instances).1 - sql_writes_before;
-    let (writes, lease_writes) = api_writes(cluster_dir, from, jiff::Timestamp::now());
+    let writes = api_writes(cluster_dir, from, jiff::Timestamp::now());
     report.put("steady_seconds", opts.steady.as_secs());
     report.put("steady_passes", passes);
     report.put(
@@ -622,12 +668,13 @@ async fn steady_state(
         format!("{:.2}", trips / passes.max(1.0)),
     );
     report.put("steady_sql_writes", sql_writes);
-    report.put("steady_api_writes", writes);
-    report.put("steady_lease_renewals", lease_writes);
+    report.put("steady_api_writes", writes.about_pools());
+    report.put("steady_lease_renewals", writes.leases);
     put_process_figures(report, "steady", pid);
-    if sql_writes > 0 || writes > 0 {
+    if sql_writes > 0 || writes.about_pools() > 0 {
         report.failures.push(format!(
-            "the steady state wrote: {sql_writes} SQL statements that could write, {writes} API writes"
+            "the steady state wrote: {sql_writes} SQL statements that could write, {} API writes",
+            writes.about_pools()
         ));
     }
     Ok(())

@@ -10,7 +10,7 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 
 use super::load;
-use super::{PoolView, PoolWatch, ScaleReport, namespace_of, percentile};
+use super::{PoolView, PoolWatch, ScaleReport, api_writes, namespace_of, percentile};
 use pchat_core::api::{PersistentChatPool, PersistentChatPoolSpec};
 use pchat_sim::cluster::RunningSim;
 use pchat_sim::faults::{Fault, FaultInjector};
@@ -25,36 +25,52 @@ const LOAD_BEFORE: Duration = Duration::from_secs(2);
 /// the pools' specs (pool `i` in namespace [`namespace_of`]`(i)`).
 pub struct Storms<'a> {
     pub sim: &'a RunningSim,
+    /// The control plane's folder, with the apiserver's audit log.
+    pub cluster_dir: &'a std::path::Path,
     pub client: &'a Client,
     pub watch: &'a PoolWatch,
     pub specs: &'a [PersistentChatPoolSpec],
 }
 
-/// Set `spec.primarySite` of pool `i` to [`TO_SITE`].
-async fn flip(client: &Client, i: usize) -> Result<(), String> {
+/// The site the pools start on.
+const FROM_SITE: &str = "atlanta";
+
+/// How many times the lone pool is switched (there, back, there again): its median is the
+/// one-pool switch time the storm is compared with.
+const LONE_SWITCHES: usize = 3;
+
+/// Set `spec.primarySite` of pool `i` to `site`.
+async fn flip(client: &Client, i: usize, site: &str) -> Result<(), String> {
     let pools: Api<PersistentChatPool> = Api::namespaced(client.clone(), &namespace_of(i));
     pools
         .patch(
             "pchat",
             &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"spec": {"primarySite": TO_SITE}})),
+            &Patch::Merge(serde_json::json!({"spec": {"primarySite": site}})),
         )
         .await
         .map(|_| ())
         .map_err(|e| format!("flipping pool {i}: {e}"))
 }
 
-/// Flip `pools` at once and wait until `done` says each is there (or a deadline): the time
-/// each took from the flip, and the view that ended the wait.
+/// Flip `pools` to `site` at once (the patches sent together, as a GitOps sync of many
+/// resources would) and wait until `done` says each is there (or a deadline): the time each
+/// took from its own patch, and the view that ended the wait.
 async fn flip_and_wait(
     storms: &Storms<'_>,
     pools: &[usize],
+    site: &str,
     done: impl Fn(&PoolView) -> bool,
 ) -> Result<BTreeMap<usize, (Duration, PoolView)>, String> {
     let started = Instant::now();
-    for &i in pools {
-        flip(storms.client, i).await?;
-    }
+    let flips = pools.iter().map(|&i| async move {
+        let sent = Instant::now();
+        flip(storms.client, i, site).await.map(|()| (i, sent))
+    });
+    let sent: BTreeMap<usize, Instant> = futures::future::try_join_all(flips)
+        .await?
+        .into_iter()
+        .collect();
     let mut finished = BTreeMap::new();
     let deadline = started + Duration::from_secs(120 + 3 * pools.len() as u64);
     while finished.len() < pools.len() && Instant::now() < deadline {
@@ -64,10 +80,11 @@ async fn flip_and_wait(
                 continue;
             }
             if let Some(view) = views.get(&namespace_of(i)).filter(|v| done(v)) {
-                finished.insert(i, (started.elapsed(), view.clone()));
+                finished.insert(i, (sent[&i].elapsed(), view.clone()));
             }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The store is memory: looking often costs nothing and keeps the times exact.
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(finished)
 }
@@ -114,8 +131,7 @@ fn put_times(
     phase: &str,
     finished: &BTreeMap<usize, (Duration, PoolView)>,
 ) {
-    let mut seconds: Vec<f64> = finished.values().map(|(d, _)| d.as_secs_f64()).collect();
-    seconds.sort_by(f64::total_cmp);
+    let seconds = sorted_seconds(finished);
     for (name, value) in [
         ("p50", percentile(&seconds, 0.5)),
         ("p95", percentile(&seconds, 0.95)),
@@ -128,15 +144,69 @@ fn put_times(
     }
 }
 
+/// The times `finished` took, in seconds, shortest first.
+fn sorted_seconds(finished: &BTreeMap<usize, (Duration, PoolView)>) -> Vec<f64> {
+    let mut seconds: Vec<f64> = finished.values().map(|(d, _)| d.as_secs_f64()).collect();
+    seconds.sort_by(f64::total_cmp);
+    seconds
+}
+
+/// Whether the view shows the pool Ready, serving from `site`, for its current spec.
+fn ready_on(view: &PoolView, site: &str) -> bool {
+    view.ready && view.current && view.serving_site == site
+}
+
+/// The pool no storm touches (the third: the storms take every fifth from the first and the
+/// second) switched alone, under the same chat workload, [`LONE_SWITCHES`] times: to dallas,
+/// back, to dallas again. Its median time until Ready is the one-pool switch time the storm's
+/// is measured against, on the same machine, control plane and operator, at the same moment.
+/// Nothing when there are fewer than three pools.
+pub async fn lone(storms: &Storms<'_>, report: &mut ScaleReport) -> Result<Option<f64>, String> {
+    const LONE: usize = 2;
+    if storms.specs.len() <= LONE {
+        return Ok(None);
+    }
+    let load = loaded(storms, &[LONE]).await?;
+    let switched = async {
+        let mut seconds = Vec::new();
+        for n in 0..LONE_SWITCHES {
+            let site = if n % 2 == 0 { TO_SITE } else { FROM_SITE };
+            let finished = flip_and_wait(storms, &[LONE], site, |v| ready_on(v, site)).await?;
+            let Some((took, _)) = finished.get(&LONE) else {
+                report
+                    .failures
+                    .push(format!("the lone pool was not Ready on {site} in time"));
+                break;
+            };
+            seconds.push(took.as_secs_f64());
+        }
+        Ok::<_, String>(seconds)
+    }
+    .await;
+    let outcome = load.finish(storms.sim, TO_SITE, |_| None).await;
+    let mut seconds = switched?;
+    report.put("lone_switches", seconds.len());
+    report.put("lone_acknowledged_messages", outcome.acknowledged);
+    report.put("lone_lost_messages", outcome.lost_count());
+    put_losses(report, &outcome, "a planned switch");
+    seconds.sort_by(f64::total_cmp);
+    let median = percentile(&seconds, 0.5);
+    report.put("lone_switch_seconds", format!("{median:.2}"));
+    Ok((seconds.len() == LONE_SWITCHES).then_some(median))
+}
+
 /// Every fifth pool (0, 5, 10, ...) switched to dallas with both sites up, under a chat
 /// workload: each pool's time until Ready there, and every acknowledged message looked for.
-pub async fn planned(storms: &Storms<'_>, report: &mut ScaleReport) -> Result<(), String> {
+pub async fn planned(
+    storms: &Storms<'_>,
+    lone_switch_seconds: Option<f64>,
+    report: &mut ScaleReport,
+) -> Result<(), String> {
     let flipped: Vec<usize> = (0..storms.specs.len()).step_by(5).collect();
     let load = loaded(storms, &flipped).await?;
-    let finished = flip_and_wait(storms, &flipped, |v| {
-        v.ready && v.current && v.serving_site == TO_SITE
-    })
-    .await;
+    let from = jiff::Timestamp::now();
+    let finished = flip_and_wait(storms, &flipped, TO_SITE, |v| ready_on(v, TO_SITE)).await;
+    let writes = api_writes(storms.cluster_dir, from, jiff::Timestamp::now());
     let outcome = load.finish(storms.sim, TO_SITE, |_| None).await;
     let finished = finished?;
     put_switched(
@@ -146,6 +216,21 @@ pub async fn planned(storms: &Storms<'_>, report: &mut ScaleReport) -> Result<()
         "flipped pools Ready on",
         &flipped,
         &finished,
+    );
+    if let Some(lone) = lone_switch_seconds {
+        report.put(
+            "storm_p95_over_lone_switch",
+            format!("{:.2}", percentile(&sorted_seconds(&finished), 0.95) / lone),
+        );
+    }
+    let per_switch = |n: usize| format!("{:.1}", n as f64 / flipped.len().max(1) as f64);
+    report.put(
+        "storm_status_writes_per_switch",
+        per_switch(writes.statuses),
+    );
+    report.put(
+        "storm_api_writes_per_switch",
+        per_switch(writes.about_pools()),
     );
     report.put("storm_acknowledged_messages", outcome.acknowledged);
     report.put("storm_lost_messages", outcome.lost_count());
@@ -188,7 +273,7 @@ pub async fn forced(storms: &Storms<'_>, report: &mut ScaleReport) -> Result<(),
             })?;
         }
     }
-    let finished = flip_and_wait(storms, &flipped, |v| {
+    let finished = flip_and_wait(storms, &flipped, TO_SITE, |v| {
         v.current && v.transitioned && v.serving_site == TO_SITE
     })
     .await;

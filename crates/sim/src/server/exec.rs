@@ -444,7 +444,7 @@ impl Simulator {
                 let server = state.instances[inst].name.clone();
                 log_statement(&mut state.instances[inst], spid, &st);
                 let res = run_statement(&mut state, inst, spid, &st, &mut vars, &mut expand);
-                mirroring::refresh(&mut state);
+                mirroring::refresh_around(&mut state, inst);
                 step_result(&server, &st, res)
             };
             drop(turn);

@@ -406,10 +406,29 @@ pub fn on_commit(state: &mut State, inst: usize, db_name: &str) {
 /// DISCONNECTED; reconnected partners resume SYNCHRONIZING, and two principals (after a forced
 /// service) settle with the forced side as principal and the other as a SUSPENDED mirror.
 pub fn refresh(state: &mut State) {
+    refresh_where(state, |_, _| true);
+}
+
+/// [`refresh`] for the sessions a statement on instance `inst` can have changed: its own and
+/// those whose partner it is. Reachability only changes by injected faults (which refresh
+/// everything), and a session's state depends on its two ends alone, so the others stay as
+/// they are; this runs after every statement, and a full refresh of every session of hundreds
+/// of instances after each was most of the simulator's work.
+pub fn refresh_around(state: &mut State, inst: usize) {
+    let name = state.instances[inst].name.clone();
+    refresh_where(state, |i, partner| {
+        i == inst || partner.eq_ignore_ascii_case(&name)
+    });
+}
+
+/// Re-evaluate the sessions `concerned(instance index, partner instance name)` selects.
+fn refresh_where(state: &mut State, concerned: impl Fn(usize, &str) -> bool) {
     let mut pairs = Vec::new();
     for (i, inst) in state.instances.iter().enumerate() {
         for d in &inst.databases {
-            if let Some(m) = &d.mirroring {
+            if let Some(m) = &d.mirroring
+                && concerned(i, &m.partner_instance)
+            {
                 pairs.push((i, d.name.clone(), m.partner_instance.clone()));
             }
         }
