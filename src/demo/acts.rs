@@ -246,11 +246,7 @@ pub async fn forced_failover(
         ) {
             return Err(format!("blocked for another reason than data loss: {b}"));
         }
-        act.loss_before = first
-            .status
-            .transition
-            .as_ref()
-            .and_then(|t| t.data_loss.clone());
+        act.loss_before = reported_loss(&first);
         match &act.loss_before {
             Some(d) => act.notes.push(format!(
                 "estimated loss window before: {}",
@@ -271,11 +267,7 @@ pub async fn forced_failover(
     } else {
         first
     };
-    act.loss_after = done
-        .status
-        .transition
-        .as_ref()
-        .and_then(|t| t.data_loss.clone());
+    act.loss_after = reported_loss(&done);
     match &act.loss_after {
         Some(d) => act
             .notes
@@ -402,6 +394,15 @@ pub fn judge(
         }
     }
     act.accounting = Some(accounting);
+}
+
+/// The data-loss window a pass's status reports for its transition.
+fn reported_loss(report: &PassReport) -> Option<DataLoss> {
+    report
+        .status
+        .transition
+        .as_ref()
+        .and_then(|t| t.data_loss.clone())
 }
 
 #[cfg(test)]

@@ -35,9 +35,9 @@ pub struct PoolSlot {
     /// waits until then.
     pub next_due: Option<(Instant, Option<i64>)>,
     /// The status this replica last wrote (or left for a later pass of the turn to write), or
-    /// read, for the pool while leading: the status the next pass builds on. The watch may not have delivered it yet, and this replica is
-    /// the only writer of status while it leads (losing the lead drops the slot, so a new
-    /// lead starts from a read of the stored pool).
+    /// read, for the pool while leading: the status the next pass builds on. The watch may not
+    /// have delivered it yet, and this replica is the only writer of status while it leads
+    /// (losing the lead drops the slot, so a new lead starts from a read of the stored pool).
     pub status: Option<StatusMemory>,
     /// `status` is newer than the stored one: a pass of this turn left it for a later pass
     /// to write (see [`super::status_patch::deferrable`]).
@@ -50,7 +50,7 @@ pub struct PoolSlot {
 /// of the pool's Secrets and published ConfigMap, and what it wrote there: the turn's later
 /// passes use it instead of a GET each. A switch runs a dozen passes in one turn, and three
 /// GETs a pass were two thirds of the operator's requests in a storm of switches. Forgotten
-/// when the turn ends, so every turn (the next resync, the ConfigMap or pool watch firing
+/// when the next turn starts, so every turn (the next resync, the ConfigMap or pool watch firing
 /// after a person's edit) reads them afresh: a rotated password is used from the next turn.
 #[derive(Default)]
 pub struct TurnMemory {

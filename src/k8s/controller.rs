@@ -19,8 +19,7 @@ use tokio::time::Instant;
 use futures::future::BoxFuture;
 
 use super::configmap::ConfigMapPublisher;
-use super::context::SecretNames;
-use super::context::{Context, PoolSlot, StatusMemory, TurnMemory};
+use super::context::{Context, PoolSlot, SecretNames, StatusMemory, TurnMemory};
 use super::credentials::{self, CredentialsProblem, Material};
 use super::stored::{self, StoredPool};
 use super::{events, status_patch};

@@ -47,19 +47,13 @@ pub async fn apply(
 /// over after a deferred write was lost starts from the last written one and loses nothing
 /// but the report of a few steps.
 pub fn deferrable(written: &PersistentChatPoolStatus, next: &PersistentChatPoolStatus) -> bool {
-    let condition_states = |s: &PersistentChatPoolStatus| {
+    fn condition_states(
+        s: &PersistentChatPoolStatus,
+    ) -> impl Iterator<Item = (&String, &String, &String, Option<i64>)> {
         s.conditions
             .iter()
-            .map(|c| {
-                (
-                    c.type_.clone(),
-                    c.status.clone(),
-                    c.reason.clone(),
-                    c.observed_generation,
-                )
-            })
-            .collect::<Vec<_>>()
-    };
+            .map(|c| (&c.type_, &c.status, &c.reason, c.observed_generation))
+    }
     written.observed_generation == next.observed_generation
         && written.pool_state == next.pool_state
         && written.serving_site == next.serving_site
@@ -67,7 +61,7 @@ pub fn deferrable(written: &PersistentChatPoolStatus, next: &PersistentChatPoolS
         && written.active_servers == next.active_servers
         && written.transition == next.transition
         && written.salvage_backups == next.salvage_backups
-        && condition_states(written) == condition_states(next)
+        && condition_states(written).eq(condition_states(next))
 }
 
 #[cfg(test)]

@@ -104,7 +104,7 @@ async fn loaded(storms: &Storms<'_>, flipped: &[usize]) -> Result<load::StormLoa
 }
 
 /// `<phase>_pools`, `<phase>_<done>` (how many of them got there) and the switch times; a
-/// failure saying `<n> of <m> <what> dallas` when some did not.
+/// failure saying `<n> of <m> <what> dallas` when some did not. Returns the p95 switch time.
 fn put_switched(
     report: &mut ScaleReport,
     phase: &str,
@@ -112,10 +112,10 @@ fn put_switched(
     what: &str,
     flipped: &[usize],
     finished: &BTreeMap<usize, (Duration, PoolView)>,
-) {
+) -> f64 {
     report.put(&format!("{phase}_pools"), flipped.len());
     report.put(&format!("{phase}_{done}"), finished.len());
-    put_times(report, phase, finished);
+    let p95 = put_times(report, phase, finished);
     if finished.len() < flipped.len() {
         report.failures.push(format!(
             "{} of {} {what} {TO_SITE}",
@@ -123,18 +123,21 @@ fn put_switched(
             flipped.len()
         ));
     }
+    p95
 }
 
-/// `<phase>_switch_{p50,p95,max}_seconds` of `finished`.
+/// `<phase>_switch_{p50,p95,max}_seconds` of `finished`; returns the p95.
 fn put_times(
     report: &mut ScaleReport,
     phase: &str,
     finished: &BTreeMap<usize, (Duration, PoolView)>,
-) {
-    let seconds = sorted_seconds(finished);
+) -> f64 {
+    let mut seconds: Vec<f64> = finished.values().map(|(d, _)| d.as_secs_f64()).collect();
+    seconds.sort_by(f64::total_cmp);
+    let p95 = percentile(&seconds, 0.95);
     for (name, value) in [
         ("p50", percentile(&seconds, 0.5)),
-        ("p95", percentile(&seconds, 0.95)),
+        ("p95", p95),
         ("max", seconds.last().copied().unwrap_or(f64::NAN)),
     ] {
         report.put(
@@ -142,13 +145,7 @@ fn put_times(
             format!("{value:.2}"),
         );
     }
-}
-
-/// The times `finished` took, in seconds, shortest first.
-fn sorted_seconds(finished: &BTreeMap<usize, (Duration, PoolView)>) -> Vec<f64> {
-    let mut seconds: Vec<f64> = finished.values().map(|(d, _)| d.as_secs_f64()).collect();
-    seconds.sort_by(f64::total_cmp);
-    seconds
+    p95
 }
 
 /// Whether the view shows the pool Ready, serving from `site`, for its current spec.
@@ -209,7 +206,7 @@ pub async fn planned(
     let writes = api_writes(storms.cluster_dir, from, jiff::Timestamp::now());
     let outcome = load.finish(storms.sim, TO_SITE, |_| None).await;
     let finished = finished?;
-    put_switched(
+    let p95 = put_switched(
         report,
         "storm",
         "ready_pools",
@@ -218,10 +215,7 @@ pub async fn planned(
         &finished,
     );
     if let Some(lone) = lone_switch_seconds {
-        report.put(
-            "storm_p95_over_lone_switch",
-            format!("{:.2}", percentile(&sorted_seconds(&finished), 0.95) / lone),
-        );
+        report.put("storm_p95_over_lone_switch", format!("{:.2}", p95 / lone));
     }
     let per_switch = |n: usize| format!("{:.1}", n as f64 / flipped.len().max(1) as f64);
     report.put(
