@@ -62,11 +62,10 @@ pub fn summary(run: &DemoRun) -> String {
 
 /// The step's name; a publish of an empty list is the drain.
 pub(crate) fn step_label(step: &pchat_core::plan::Step) -> String {
-    match step {
-        pchat_core::plan::Step::PublishActiveServers { servers, .. } if servers.is_empty() => {
-            format!("{} (drain)", step.name())
-        }
-        _ => step.name().to_string(),
+    if step.is_drain() {
+        format!("{} (drain)", step.name())
+    } else {
+        step.name().to_string()
     }
 }
 

@@ -347,10 +347,12 @@ impl World {
                 ));
             }
             // After a step that succeeded, the engine's own cadence (at once, or a second when
-            // the same step ran twice), as in local and Kubernetes mode. Otherwise the demo's
-            // faster clock: the engine waits on something that moves by itself (a drain,
-            // mirroring, an agent job) or retries a failed step.
+            // the same step ran twice), as in local and Kubernetes mode. Otherwise, and after
+            // the drain itself, the demo's faster clock: the engine waits on something that
+            // moves by itself (chat servers leaving, mirroring, an agent job) or retries a
+            // failed step.
             let nap = match (&report.step_ran, &report.decision) {
+                (Some((step, Ok(_))), _) if step.is_drain() => DRAIN_POLL.min(report.requeue_after),
                 (Some((_, Ok(_))), _) => report.requeue_after,
                 (None, Some(Decision::Wait(WaitReason::Draining { .. }))) => {
                     DRAIN_POLL.min(report.requeue_after)

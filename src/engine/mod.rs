@@ -407,7 +407,10 @@ async fn pass(
     let requeue_after = requeue::after_plan(
         input.pool,
         &decision,
-        outlook.assessment.protected,
+        requeue::Seen {
+            protected: outlook.assessment.protected,
+            chat_servers_connected: plan::chat_servers_connected(spec, &obs),
+        },
         step_ran.as_ref(),
         previous,
         now,

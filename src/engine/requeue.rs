@@ -18,7 +18,9 @@ pub const NEXT_STEP: Duration = Duration::ZERO;
 /// what it did, so coming back at once could send it in a tight loop.
 pub const ACTIVE: Duration = Duration::from_secs(1);
 /// While chat-server sessions drain: the drain is the chat outage of a planned switch, so the
-/// engine looks again often. One look is one catalog batch per instance.
+/// engine looks again often. One look is one catalog batch per instance. Also the first look
+/// after the drain itself, when chat servers were connected: none has read the empty list
+/// yet at that instant, so a look at once would only see them all still there.
 pub const DRAIN: Duration = Duration::from_millis(250);
 /// When converged, blocked, invalid or suspended: nothing moves until the world or the spec
 /// changes.
@@ -52,6 +54,15 @@ impl Default for Timing {
     }
 }
 
+/// What the pass saw, besides its decision and step, that decides when to come back.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Seen {
+    /// The assessment found the pool protected (mirrored and log shipped).
+    pub protected: bool,
+    /// A chat server had a session on the pool's databases.
+    pub chat_servers_connected: bool,
+}
+
 /// When to come back after a pass that planned. A retryable error backs off by as long as the
 /// same step has been failing (so the interval roughly doubles each time, between
 /// [`BACKOFF_MIN`] and [`BACKOFF_MAX`]), measured from the step's `startedAt` in the previous
@@ -60,12 +71,13 @@ impl Default for Timing {
 pub fn after_plan(
     pool: &str,
     decision: &Decision,
-    protected: bool,
+    seen: Seen,
     step_ran: Option<&(Step, Result<StepRun, StepError>)>,
     previous: Option<&PersistentChatPoolStatus>,
     now: Timestamp,
 ) -> Duration {
     match (decision, step_ran) {
+        (_, Some((step, Ok(_)))) if step.is_drain() && seen.chat_servers_connected => DRAIN,
         (_, Some((step, Ok(_)))) if same_step_before(step, previous).is_some() => ACTIVE,
         (_, Some((_, Ok(_)))) => NEXT_STEP,
         (_, Some((step, Err(e)))) if e.retryable => {
@@ -85,7 +97,7 @@ pub fn after_plan(
         // Converged but degraded: a mirror still synchronizing (seconds, right after a switch
         // or a bootstrap: the pool is Ready the moment it is done), or a secondary site away
         // (minutes or more: looked at as any wait).
-        (Decision::Converged, None) if !protected => match since_transition(previous, now) {
+        (Decision::Converged, None) if !seen.protected => match since_transition(previous, now) {
             Some(since) => settling(since),
             None => WAIT,
         },
@@ -167,9 +179,20 @@ mod tests {
     fn a_converged_pool_still_degraded_is_looked_at_again_soon_and_sooner_right_after_a_switch() {
         let now: Timestamp = "2026-12-04T12:00:00Z".parse().unwrap();
         let degraded = |previous: Option<&PersistentChatPoolStatus>| {
-            after_plan("ns/pool", &Decision::Converged, false, None, previous, now)
+            after_plan(
+                "ns/pool",
+                &Decision::Converged,
+                Seen::default(),
+                None,
+                previous,
+                now,
+            )
         };
-        let protected = after_plan("ns/pool", &Decision::Converged, true, None, None, now);
+        let seen = Seen {
+            protected: true,
+            ..Seen::default()
+        };
+        let protected = after_plan("ns/pool", &Decision::Converged, seen, None, None, now);
         assert_eq!(protected, IDLE);
         assert_eq!(
             degraded(None),
@@ -204,5 +227,44 @@ mod tests {
         );
         settled = completed(61);
         assert_eq!(degraded(Some(&settled)), WAIT, "a minute after the switch");
+    }
+
+    #[test]
+    fn after_a_drain_the_first_look_waits_for_connected_chat_servers_to_read_the_list() {
+        let now: Timestamp = "2026-12-04T12:00:00Z".parse().unwrap();
+        let publish = |servers: Vec<String>| Step::PublishActiveServers {
+            site: "dallas".into(),
+            servers,
+            pool_state: pchat_core::api::PoolState::Normal,
+        };
+        let ran = |step: Step| {
+            (
+                step,
+                Ok(StepRun {
+                    statements_sent: 0,
+                    writes: 0,
+                    elapsed: Duration::ZERO,
+                }),
+            )
+        };
+        let after = |step: Step, chat_servers_connected: bool| {
+            let seen = Seen {
+                chat_servers_connected,
+                ..Seen::default()
+            };
+            let decision = Decision::Step(step.clone());
+            after_plan("ns/pool", &decision, seen, Some(&ran(step)), None, now)
+        };
+        assert_eq!(after(publish(vec![]), true), DRAIN);
+        assert_eq!(
+            after(publish(vec![]), false),
+            NEXT_STEP,
+            "no chat server to wait for: the switch goes on at once"
+        );
+        assert_eq!(
+            after(publish(vec!["dal-pc1.litwareinc.com".into()]), true),
+            NEXT_STEP,
+            "publishing the new site's servers ends the outage; nothing to wait for"
+        );
     }
 }

@@ -171,9 +171,16 @@ impl ChatWorkload {
         let next_id = Arc::new(AtomicI64::new(config.first_id));
         let config = Arc::new(config);
         let mut tasks = JoinSet::new();
-        for server in &config.servers {
+        let servers = config.servers.len().max(1) as u32;
+        for (index, server) in config.servers.iter().enumerate() {
             tasks.spawn(run_server(
                 server.clone(),
+                Timetable::new(
+                    config.rate_per_server,
+                    index as u32,
+                    servers,
+                    tokio::time::Instant::now(),
+                ),
                 config.clone(),
                 next_id.clone(),
                 acked.clone(),
@@ -204,14 +211,48 @@ struct Live {
     state: PoolState,
 }
 
+/// When a chat server writes: every `interval`, at its own offset, so the servers' writes are
+/// spread evenly over the interval instead of falling together. A gap between two writes of
+/// the workload (an outage) is then measured to `interval / servers`, not to `interval`.
+struct Timetable {
+    interval: Duration,
+    next: tokio::time::Instant,
+}
+
+impl Timetable {
+    /// The timetable of server `index` of `servers`, starting `now`.
+    fn new(rate_per_server: f64, index: u32, servers: u32, now: tokio::time::Instant) -> Self {
+        let interval = Duration::from_secs_f64(1.0 / rate_per_server.max(0.001));
+        Timetable {
+            interval,
+            next: now + interval * index / servers,
+        }
+    }
+
+    /// The time of the next write after one made `now`: the next slot still ahead, so a server
+    /// that could not write for a while (an outage) goes back to its place in the timetable
+    /// instead of catching up in a burst.
+    fn after_write(&mut self, now: tokio::time::Instant) -> tokio::time::Instant {
+        while self.next <= now {
+            self.next += self.interval;
+        }
+        self.next
+    }
+}
+
 async fn run_server(
     server: ChatServer,
+    mut timetable: Timetable,
     config: Arc<WorkloadConfig>,
     next_id: Arc<AtomicI64>,
     acked: Arc<Mutex<Vec<Ack>>>,
     stop: CancellationToken,
 ) {
-    let interval = Duration::from_secs_f64(1.0 / config.rate_per_server.max(0.001));
+    let interval = timetable.interval;
+    tokio::select! {
+        _ = stop.cancelled() => return,
+        _ = tokio::time::sleep_until(timetable.next) => {}
+    }
     let mut live: Option<Live> = None;
     while !stop.is_cancelled() {
         let published = match config.source.current() {
@@ -260,7 +301,8 @@ async fn run_server(
                 };
                 acked.lock().expect("ack log poisoned").push(ack);
                 let serving = l.state;
-                pause_until_unpublished(&stop, interval, &config, &server, serving).await;
+                let next = timetable.after_write(tokio::time::Instant::now());
+                pause_until_unpublished(&stop, next, &config, &server, serving).await;
             }
             Err(e) => {
                 tracing::debug!(server = %server.fqdn, id, error = %e, "write failed; reconnecting");
@@ -271,34 +313,33 @@ async fn run_server(
     }
 }
 
-/// Wait `interval` before the next write, ending early when the server is no longer
+/// Wait until `deadline` before the next write, ending early when the server is no longer
 /// published for `serving` (a drain, or a switch of the pool state): with `published_poll` set
-/// the server looks at the list that often, so it leaves within that time of a drain, as a
-/// server acting on a change notification would; without it, it waits the whole interval.
+/// the server looks at the list as soon as its write is acknowledged and then that often, so
+/// it leaves within that time of a drain (or at once, when the drain came during the write),
+/// as a server acting on a change notification would; without it, it waits until the
+/// deadline.
 async fn pause_until_unpublished(
     stop: &CancellationToken,
-    interval: Duration,
+    deadline: tokio::time::Instant,
     config: &WorkloadConfig,
     server: &ChatServer,
     serving: PoolState,
 ) {
     let Some(poll) = config.published_poll else {
-        return pause(stop, interval).await;
-    };
-    let deadline = tokio::time::Instant::now() + interval;
-    loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        if left.is_zero() || stop.is_cancelled() {
-            return;
-        }
-        pause(stop, poll.min(left)).await;
+        return pause(stop, left).await;
+    };
+    loop {
         let still = config
             .source
             .current()
             .is_ok_and(|p| p.is_active(&server.fqdn) && p.pool_state == serving);
-        if !still {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !still || left.is_zero() || stop.is_cancelled() {
             return;
         }
+        pause(stop, poll.min(left)).await;
     }
 }
 
@@ -443,6 +484,25 @@ pub fn longest_gap_between(acked: &[Ack]) -> Option<(jiff::Timestamp, jiff::Time
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chat_servers_write_at_their_own_offsets_and_go_back_to_their_slots_after_an_outage() {
+        let start = tokio::time::Instant::now();
+        let ms = |n: u64| Duration::from_millis(n);
+        let first = Timetable::new(100.0, 0, 2, start);
+        let mut second = Timetable::new(100.0, 1, 2, start);
+        assert_eq!(first.next - start, ms(0));
+        assert_eq!(
+            second.next - start,
+            ms(5),
+            "half an interval after the first"
+        );
+        // A write acknowledged 1 ms after its slot: the next slot, not 10 ms after the ack.
+        assert_eq!(second.after_write(start + ms(6)) - start, ms(15));
+        // After an outage: the first slot still ahead, no burst of missed ones.
+        assert_eq!(second.after_write(start + ms(107)) - start, ms(115));
+        assert_eq!(second.after_write(start + ms(116)) - start, ms(125));
+    }
 
     fn ack(id: i64, secs: i64) -> Ack {
         Ack {

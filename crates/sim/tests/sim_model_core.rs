@@ -289,6 +289,29 @@ async fn dm_exec_sessions_shows_host_and_program_as_the_client_sent_them() {
 }
 
 #[tokio::test]
+async fn last_request_start_time_is_when_the_batch_started_for_each_of_its_statements() {
+    let w = world("lastrequest");
+    let c = w.connect("atl-sql1");
+    let started =
+        "SELECT last_request_start_time FROM sys.dm_exec_sessions WHERE session_id = @@SPID";
+    let batch = format!("{started}; WAITFOR DELAY '00:00:00.050'; {started}");
+    let o = c.ok(&batch).await;
+    let sets = result_sets(&o);
+    assert_eq!(sets.len(), 2);
+    assert_eq!(sets[0].rows, sets[1].rows, "one request, one start time");
+    let Value::DateTime(first) = sets[0].rows[0][0] else {
+        panic!("a datetime: {:?}", sets[0].rows)
+    };
+    let Value::DateTime(next) = c.scalar(started).await else {
+        panic!("a datetime")
+    };
+    assert!(
+        next - first >= chrono::Duration::milliseconds(50),
+        "the next batch is a new request: {first} then {next}"
+    );
+}
+
+#[tokio::test]
 async fn sp_who2_lists_sessions_with_its_documented_columns() {
     let w = world("who2");
     let c = w.connect("atl-sql1");

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use jiff::Timestamp;
+use tracing::Instrument;
 
 use super::SqlError;
 use super::connect::{ConnectSettings, Connections, SqlClient, Target, connect};
@@ -81,6 +82,60 @@ struct Session {
     target: Target,
     client: Option<SqlClient>,
     round_trips: u64,
+}
+
+/// One instance's observation batch, with what it needs owned, to run as a task of its own.
+struct InstanceJob {
+    session: Session,
+    settings: ConnectSettings,
+    chat: String,
+    compliance: Option<String>,
+    pool_databases: Vec<String>,
+    copy_folder: String,
+    /// The site's backup share, when this instance lists it.
+    share: Option<String>,
+    /// How this instance lists folders, as far as the observer knows its version.
+    lister: FolderLister,
+}
+
+impl InstanceJob {
+    /// Run the batch; once more with the other folder lister when the answer shows the server's
+    /// version wants it. The session comes back with the data and the lister that fits.
+    async fn run(mut self) -> (Session, Result<InstanceData, String>, FolderLister) {
+        let dbs: Vec<&str> = self.pool_databases.iter().map(String::as_str).collect();
+        let instance = self.session.target.instance.clone();
+        let mut used = self.lister;
+        loop {
+            let (sql, params) = batch::instance_batch(
+                &self.chat,
+                self.compliance.as_deref(),
+                &self.copy_folder,
+                self.share.as_deref(),
+                used,
+            );
+            let answer = self
+                .session
+                .run(&self.settings, &sql, &params, "the observation batch")
+                .await;
+            // The version says which lister fits; an older server that compiles the whole
+            // batch before running any of it answers only "invalid object" (208) for the
+            // function it lacks.
+            let invalid_object = matches!(&answer, Ok(a) if a.error.as_ref()
+                .is_some_and(|e| e.number == 208));
+            let data = answer
+                .map_err(|e| e.to_string())
+                .and_then(|a| parse::instance(&a, &instance, &dbs, self.share.is_some()));
+            let fits = match &data {
+                Ok(d) => d.server.folder_lister().unwrap_or(used),
+                Err(_) if invalid_object => FolderLister::Xp,
+                Err(_) => used,
+            };
+            if fits == used || used != self.lister {
+                return (self.session, data, used);
+            }
+            used = fits;
+        }
+    }
 }
 
 impl Session {
@@ -209,53 +264,33 @@ impl Observer {
             })
             .collect();
 
-        let mut jobs = Vec::new();
+        // Each instance's batch is a task of its own, so that the batches of a pass are
+        // encoded, sent and decoded on every thread of the runtime at once (dropping the set
+        // aborts them).
+        let mut jobs = tokio::task::JoinSet::new();
         for (site, inst) in spec.instances() {
-            let Some(mut session) = self.session(spec, &inst.name) else {
+            let Some(session) = self.session(spec, &inst.name) else {
                 continue;
             };
-            let share = (listers.get(site.name.as_str()) == Some(&inst.name.as_str()))
-                .then(|| site.backup_share.clone());
-            let lister = self.lister(&inst.name);
-            let instance = inst.name.as_str();
-            let dbs = dbs.clone();
-            let copy_folder = site.copy_destination.clone();
-            jobs.push(async move {
-                let mut used = lister;
-                loop {
-                    let (sql, params) = batch::instance_batch(
-                        chat,
-                        compliance,
-                        &copy_folder,
-                        share.as_deref(),
-                        used,
-                    );
-                    let answer = session
-                        .run(settings, &sql, &params, "the observation batch")
-                        .await;
-                    // The version says which lister fits; an older server that compiles the
-                    // whole batch before running any of it answers only "invalid object"
-                    // (208) for the function it lacks.
-                    let invalid_object = matches!(&answer, Ok(a) if a.error.as_ref()
-                        .is_some_and(|e| e.number == 208));
-                    let data = answer
-                        .map_err(|e| e.to_string())
-                        .and_then(|a| parse::instance(&a, instance, &dbs, share.is_some()));
-                    let fits = match &data {
-                        Ok(d) => d.server.folder_lister().unwrap_or(used),
-                        Err(_) if invalid_object => FolderLister::Xp,
-                        Err(_) => used,
-                    };
-                    if fits == used || used != lister {
-                        return (session, data, used);
-                    }
-                    used = fits;
-                }
-            });
+            let job = InstanceJob {
+                session,
+                settings: settings.clone(),
+                chat: chat.to_string(),
+                compliance: compliance.map(str::to_string),
+                pool_databases: dbs.iter().map(|d| d.to_string()).collect(),
+                copy_folder: site.copy_destination.clone(),
+                share: (listers.get(site.name.as_str()) == Some(&inst.name.as_str()))
+                    .then(|| site.backup_share.clone()),
+                lister: self.lister(&inst.name),
+            };
+            // The pass's span (the pool's name) goes with the task, for what it logs.
+            jobs.spawn(job.run().instrument(tracing::Span::current()));
         }
         let start = self.round_trips;
         let mut data: HashMap<String, Result<InstanceData, String>> = HashMap::new();
-        for (session, d, lister) in join_all(jobs).await {
+        while let Some(joined) = jobs.join_next().await {
+            let (session, d, lister) =
+                joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
             let name = session.target.instance.clone();
             self.give_back(session);
             self.listers.insert(name.clone(), lister);

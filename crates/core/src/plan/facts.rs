@@ -122,6 +122,13 @@ pub fn is_chat_server(spec: &PersistentChatPoolSpec, host: &str) -> bool {
     })
 }
 
+/// Whether any chat server has a session on the pool's databases on any reachable instance:
+/// what a drain waits to see end.
+pub fn chat_servers_connected(spec: &PersistentChatPoolSpec, obs: &Observation) -> bool {
+    spec.instances()
+        .any(|(_, inst)| !chat_sessions(spec, obs, &inst.name).is_empty())
+}
+
 /// Chat-server sessions on the pool's databases on one reachable instance.
 pub fn chat_sessions<'a>(
     spec: &PersistentChatPoolSpec,

@@ -77,7 +77,7 @@ use crate::api::PersistentChatPoolSpec;
 use crate::observe::Observation;
 
 pub use assess::{Assessment, assess};
-pub use facts::is_chat_server;
+pub use facts::{chat_servers_connected, is_chat_server};
 pub use reason::{BlockReason, NewerBasis, WaitReason};
 pub use step::{
     LogFile, LogShippingConfiguration, LogShippingSide, ScheduleToChange, Step, backup_path,

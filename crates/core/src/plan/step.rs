@@ -211,6 +211,12 @@ impl Step {
         }
     }
 
+    /// Whether the step publishes an empty active-server list: the drain that starts a
+    /// switch's chat outage.
+    pub fn is_drain(&self) -> bool {
+        matches!(self, Step::PublishActiveServers { servers, .. } if servers.is_empty())
+    }
+
     /// The site the step acts on.
     pub fn site(&self) -> &str {
         match self {

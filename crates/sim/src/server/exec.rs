@@ -401,6 +401,9 @@ impl Simulator {
     ) -> Vec<Output> {
         let mut outputs = Vec::new();
         let mut queue: std::collections::VecDeque<Located> = stmts.into();
+        // sys.dm_exec_sessions.last_request_start_time is when the request (this batch or RPC)
+        // started, the same for each of its statements.
+        let mut starts_request = true;
         while let Some(st) = queue.pop_front() {
             if cancel.is_cancelled() {
                 break;
@@ -423,31 +426,23 @@ impl Simulator {
                 }
             }
             let mut expand: Vec<Located> = Vec::new();
-            let turn = self.turn.lock().await;
-            let step = {
+            let step = if reads_only(&st.stmt) {
+                self.run_reading(instance, spid, &st, starts_request, &mut vars, &mut expand)
+                    .await
+            } else {
+                let _turn = self.turn.write().await;
                 let mut state = self.lock();
-                let Some(inst) = state.inst_index(instance) else {
-                    break;
-                };
-                if !state.instances[inst].up || !state.instances[inst].sessions.contains_key(&spid)
-                {
-                    // A killed session (or a stopped instance) never reports success for work
-                    // it did not do: the client sees the kill-state error.
-                    outputs.push(Output::Message(
-                        e::session_killed().to_message(instance, "", st.line),
-                    ));
-                    break;
+                match begin_statement(&mut state, instance, spid, &st, starts_request) {
+                    Ok(inst) => {
+                        let res =
+                            run_statement(&mut state, inst, spid, &st, &mut vars, &mut expand);
+                        mirroring::refresh_around(&mut state, inst);
+                        step_result(instance, &st, res)
+                    }
+                    Err(refused) => refused,
                 }
-                if let Some(s) = state.instances[inst].sessions.get_mut(&spid) {
-                    s.last_request = now();
-                }
-                let server = state.instances[inst].name.clone();
-                log_statement(&mut state.instances[inst], spid, &st);
-                let res = run_statement(&mut state, inst, spid, &st, &mut vars, &mut expand);
-                mirroring::refresh_around(&mut state, inst);
-                step_result(&server, &st, res)
             };
-            drop(turn);
+            starts_request = false;
             let wake = matches!(&st.stmt, Stmt::Exec { procedure, .. }
                 if procedure.last().is_some_and(|p| p.eq_ignore_ascii_case("sp_start_job")));
             outputs.extend(step.outputs);
@@ -462,6 +457,40 @@ impl Simulator {
             }
         }
         outputs
+    }
+
+    /// Run a statement that only reads the model: the bookkeeping under the model's lock alone,
+    /// briefly, then the statement under a shared lock, at the same time as reads on other
+    /// instances (and on this one, whose SQLite tables have their own lock).
+    async fn run_reading(
+        &self,
+        instance: &str,
+        spid: i16,
+        st: &Located,
+        starts_request: bool,
+        vars: &mut HashMap<String, Value>,
+        expand: &mut Vec<Located>,
+    ) -> StepResult {
+        {
+            let _turn = self.turn.write().await;
+            let mut state = self.lock();
+            if let Err(refused) = begin_statement(&mut state, instance, spid, st, starts_request) {
+                return refused;
+            }
+            // What the statement reads is as fresh as after a statement that wrote.
+            if let Some(inst) = state.inst_index(instance) {
+                mirroring::refresh_around(&mut state, inst);
+            }
+        }
+        let _turn = self.turn.read().await;
+        let state = self.read();
+        let inst = match session_alive(&state, instance, spid, st) {
+            Ok(inst) => inst,
+            Err(refused) => return refused,
+        };
+        let res = exec_read(&state, inst, spid, &st.stmt, vars, expand)
+            .expect("reads_only holds for the statement");
+        step_result(instance, st, res)
     }
 
     /// An RPC to a named procedure: the same as `EXEC name @p = v, ...`, plus RETURNVALUE tokens
@@ -506,8 +535,51 @@ impl Simulator {
     }
 }
 
-/// Run one statement of a batch under the model's lock: a FailNext rule that matches fails it
-/// instead; IF and BEGIN ... END leave the statements to run next in `expand`.
+/// What comes before every statement, under the model's lock alone: the statement is refused
+/// for a killed session or a stopped instance, logged, and failed by a FailNext rule that
+/// matches it; the first of a request starts the session's last request. The instance's index
+/// when it may run.
+fn begin_statement(
+    state: &mut State,
+    instance: &str,
+    spid: i16,
+    st: &Located,
+    starts_request: bool,
+) -> Result<usize, StepResult> {
+    let inst = session_alive(state, instance, spid, st)?;
+    if starts_request && let Some(s) = state.instances[inst].sessions.get_mut(&spid) {
+        s.last_request = now();
+    }
+    log_statement(&mut state.instances[inst], spid, st);
+    let server = state.instances[inst].name.clone();
+    match take_fail_rule(state, &server, &st.text) {
+        Some(err) => Err(step_result(&server, st, Err(vec![err]))),
+        None => Ok(inst),
+    }
+}
+
+/// The instance's index, when it is up and session `spid` is still on it. A killed session (or
+/// a stopped instance) never reports success for work it did not do: the client sees the
+/// kill-state error, and the batch ends.
+fn session_alive(
+    state: &State,
+    instance: &str,
+    spid: i16,
+    st: &Located,
+) -> Result<usize, StepResult> {
+    let alive = state
+        .inst_index(instance)
+        .filter(|&i| state.instances[i].up && state.instances[i].sessions.contains_key(&spid));
+    alive.ok_or_else(|| StepResult {
+        outputs: vec![Output::Message(
+            e::session_killed().to_message(instance, "", st.line),
+        )],
+        abort: true,
+    })
+}
+
+/// Run one statement of a batch under the model's exclusive lock. IF and BEGIN ... END leave
+/// the statements to run next in `expand`.
 fn run_statement(
     state: &mut State,
     inst: usize,
@@ -516,30 +588,78 @@ fn run_statement(
     vars: &mut HashMap<String, Value>,
     expand: &mut Vec<Located>,
 ) -> Result<Vec<Output>, Failure> {
-    let server = state.instances[inst].name.clone();
-    if let Some(err) = take_fail_rule(state, &server, &st.text) {
-        return Err(vec![err]);
+    match exec_read(state, inst, spid, &st.stmt, vars, expand) {
+        Some(res) => res,
+        None => exec_stmt(state, inst, spid, &st.stmt, vars),
     }
-    match &st.stmt {
+}
+
+/// Whether a statement only reads the model (its variables are the batch's own), so that it
+/// may run under a shared lock: the statements [`exec_read`] runs.
+fn reads_only(stmt: &Stmt) -> bool {
+    matches!(
+        stmt,
+        Stmt::Select { .. }
+            | Stmt::If { .. }
+            | Stmt::Block(_)
+            | Stmt::Declare { .. }
+            | Stmt::SetVar { .. }
+            | Stmt::SetOption
+            | Stmt::WaitFor { .. }
+            | Stmt::Print(_)
+    )
+}
+
+/// Run a statement that only reads the model; None for any other (see [`reads_only`]). IF and
+/// BEGIN ... END leave the statements to run next in `expand`; WAITFOR was slept in `run`.
+fn exec_read(
+    state: &State,
+    inst: usize,
+    spid: i16,
+    stmt: &Stmt,
+    vars: &mut HashMap<String, Value>,
+    expand: &mut Vec<Located>,
+) -> Option<Result<Vec<Output>, Failure>> {
+    let no_output = Ok(Vec::new());
+    Some(match stmt {
         Stmt::If {
             condition,
             then_branch,
             else_branch,
-        } => {
-            let holds = condition_holds(state, inst, spid, condition, vars).map_err(|x| vec![x])?;
-            *expand = if holds {
-                then_branch.clone()
-            } else {
-                else_branch.clone()
-            };
-            Ok(Vec::new())
-        }
+        } => condition_holds(state, inst, spid, condition, vars)
+            .map(|holds| {
+                *expand = if holds {
+                    then_branch.clone()
+                } else {
+                    else_branch.clone()
+                };
+                Vec::new()
+            })
+            .map_err(|x| vec![x]),
         Stmt::Block(v) => {
             *expand = v.clone();
-            Ok(Vec::new())
+            no_output
         }
-        other => exec_stmt(state, inst, spid, other, vars),
-    }
+        Stmt::SetOption | Stmt::WaitFor { .. } => no_output,
+        _ => {
+            if !reads_only(stmt) {
+                return None;
+            }
+            vars.insert(
+                UTC_OFFSET_VAR.to_string(),
+                Value::Int(state.instances[inst].utc_offset_minutes),
+            );
+            match stmt {
+                Stmt::Select { sql } => run_query(state, inst, spid, sql, vars)
+                    .map(|rs| vec![Output::ResultSet(rs)])
+                    .map_err(|x| vec![x]),
+                Stmt::Declare { vars: decls } => declare(decls, vars).map(|()| Vec::new()),
+                Stmt::SetVar { var, value } => set_var(var, value, vars).map(|()| Vec::new()),
+                Stmt::Print(x) => print(x, vars, &state.instances[inst].name),
+                _ => unreachable!("every statement reads_only admits is matched"),
+            }
+        }
+    })
 }
 
 /// What the client receives for a statement: its outputs, or its errors with the server,
@@ -664,10 +784,6 @@ fn exec_stmt(
             transaction::set_implicit(state, inst, spid, *on);
             Ok(Vec::new())
         }
-        Stmt::Select { sql } => {
-            let rs = run_query(state, inst, spid, sql, vars).map_err(|x| vec![x])?;
-            Ok(vec![Output::ResultSet(rs)])
-        }
         Stmt::Insert {
             table,
             columns,
@@ -733,38 +849,50 @@ fn exec_stmt(
             return_var.as_deref(),
             vars,
         ),
-        Stmt::Declare { vars: decls } => {
-            for (name, init) in decls {
-                let v = match init {
-                    Some(x) => eval(x, vars).map_err(|x| vec![x])?,
-                    None => Value::Null,
-                };
-                vars.insert(name.clone(), v);
-            }
-            Ok(Vec::new())
-        }
-        Stmt::SetVar { var, value } => {
-            if !vars.contains_key(var) {
-                return Err(vec![e::must_declare(var)]);
-            }
-            let v = eval(value, vars).map_err(|x| vec![x])?;
-            vars.insert(var.clone(), v);
-            Ok(Vec::new())
-        }
-        // WAITFOR slept in `run`; IF and blocks were expanded there.
-        Stmt::SetOption | Stmt::WaitFor { .. } | Stmt::If { .. } | Stmt::Block(_) => Ok(Vec::new()),
-        Stmt::Print(x) => {
-            let text = match eval(x, vars).map_err(|x| vec![x])? {
-                Value::NVarChar(s) => s,
-                Value::Null => String::new(),
-                other => format!("{other:?}"),
-            };
-            Ok(info_messages(
-                vec![SqlError::info(0, text)],
-                &state.instances[inst].name,
-            ))
-        }
+        Stmt::Select { .. }
+        | Stmt::If { .. }
+        | Stmt::Block(_)
+        | Stmt::Declare { .. }
+        | Stmt::SetVar { .. }
+        | Stmt::SetOption
+        | Stmt::WaitFor { .. }
+        | Stmt::Print(_) => unreachable!("run_statement runs the reads with exec_read"),
     }
+}
+
+/// DECLARE @a type [= value], ...
+fn declare(
+    decls: &[(String, Option<Expr>)],
+    vars: &mut HashMap<String, Value>,
+) -> Result<(), Failure> {
+    for (name, init) in decls {
+        let v = match init {
+            Some(x) => eval(x, vars).map_err(|x| vec![x])?,
+            None => Value::Null,
+        };
+        vars.insert(name.clone(), v);
+    }
+    Ok(())
+}
+
+/// SET @a = value, for a declared variable.
+fn set_var(var: &str, value: &Expr, vars: &mut HashMap<String, Value>) -> Result<(), Failure> {
+    if !vars.contains_key(var) {
+        return Err(vec![e::must_declare(var)]);
+    }
+    let v = eval(value, vars).map_err(|x| vec![x])?;
+    vars.insert(var.to_string(), v);
+    Ok(())
+}
+
+/// PRINT: the value as an informational message.
+fn print(x: &Expr, vars: &HashMap<String, Value>, server: &str) -> Result<Vec<Output>, Failure> {
+    let text = match eval(x, vars).map_err(|x| vec![x])? {
+        Value::NVarChar(s) => s,
+        Value::Null => String::new(),
+        other => format!("{other:?}"),
+    };
+    Ok(info_messages(vec![SqlError::info(0, text)], server))
 }
 
 /// A query in the session's current database, which SQLite answers over the catalog tables.

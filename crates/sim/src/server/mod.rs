@@ -24,7 +24,7 @@ mod transaction;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
 use chrono::NaiveDateTime;
 use tokio::sync::{Notify, watch};
@@ -40,13 +40,17 @@ use crate::backend::SharedBackend;
 use model::{Database, Instance, Msdb, Share, State};
 
 /// The simulated world: every instance of a topology, the shares and the network between them.
-/// Cheap to share (`Arc`); one mutex guards the model and is never held across an `.await`.
+/// Cheap to share (`Arc`); one lock guards the model and is never held across an `.await`.
 pub struct Simulator {
-    state: Mutex<State>,
-    /// Sessions take turns to run a statement under `state`'s lock. A session waiting for its
-    /// turn awaits here, handing its worker thread to other tasks (clients decoding results,
-    /// other sessions' I/O), instead of blocking that thread on the lock.
-    turn: tokio::sync::Mutex<()>,
+    /// A statement that only reads (a SELECT, an IF's condition) holds it shared, so that
+    /// reads on different instances run at once, as on separate servers; anything that
+    /// changes the model holds it alone.
+    state: RwLock<State>,
+    /// Sessions take turns to run a statement under `state`'s lock, shared for reads and alone
+    /// for the rest. A session waiting for its turn awaits here, handing its worker thread to
+    /// other tasks (clients decoding results, other sessions' I/O), instead of blocking that
+    /// thread on the lock.
+    turn: tokio::sync::RwLock<()>,
     /// Milliseconds slept before each statement of a kind. Apart from the model, so that a
     /// session looking up its statement's latency never waits while another runs a statement.
     latency: std::sync::RwLock<BTreeMap<StatementKind, u64>>,
@@ -125,8 +129,8 @@ impl Simulator {
             inst.databases.push(database);
         }
         let sim = Arc::new_cyclic(|weak_self| Simulator {
-            state: Mutex::new(state),
-            turn: tokio::sync::Mutex::new(()),
+            state: RwLock::new(state),
+            turn: tokio::sync::RwLock::new(()),
             latency: std::sync::RwLock::new(topology.latency.clone()),
             up,
             wake: Notify::new(),
@@ -152,10 +156,15 @@ impl Simulator {
         Simulator::new(Topology::from_yaml(&text)?, state_dir)
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> RwLockWriteGuard<'_, State> {
         // A panic while holding the lock leaves the model as it was at that instant; keep
         // serving rather than poisoning every later request.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The model, shared with other readers (see [`Simulator::lock`] on poisoning).
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn arc(&self) -> Arc<Simulator> {
@@ -307,9 +316,11 @@ fn new_instance(
         sessions: BTreeMap::new(),
         next_spid: 51,
         msdb: Msdb::default(),
-        sqlite,
+        sqlite: std::sync::Mutex::new(model::SqliteTables {
+            connection: sqlite,
+            loaded: Default::default(),
+        }),
         statement_log: Default::default(),
-        loaded: Default::default(),
     })
 }
 

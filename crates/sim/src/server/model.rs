@@ -556,16 +556,31 @@ pub struct Instance {
     pub sessions: BTreeMap<i16, SessionInfo>,
     pub next_spid: i16,
     pub msdb: Msdb,
-    pub sqlite: rusqlite::Connection,
-    /// What each SQLite table was last loaded with (columns and rows), so a query whose
-    /// catalog view has not changed reuses the table instead of dropping and refilling it:
-    /// an observation batch reads the same views many times a second.
-    pub loaded: std::cell::RefCell<std::collections::HashMap<String, LoadedTable>>,
+    /// The SQLite connection the catalog SELECTs run on. Behind its own lock, so that queries
+    /// on different instances run at once under a shared lock of the model.
+    pub sqlite: std::sync::Mutex<SqliteTables>,
     /// Every statement run on this instance, newest last, at most `STATEMENT_LOG_CAP`.
     pub statement_log: std::collections::VecDeque<LoggedStatement>,
 }
 
-/// A SQLite table's content as last loaded (see [`Instance::loaded`]).
+/// An instance's SQLite connection and what each of its tables holds.
+pub struct SqliteTables {
+    pub connection: rusqlite::Connection,
+    /// What each SQLite table was last loaded with (columns and rows), so a query whose
+    /// catalog view has not changed reuses the table instead of dropping and refilling it:
+    /// an observation batch reads the same views many times a second.
+    pub loaded: std::collections::HashMap<String, LoadedTable>,
+}
+
+impl SqliteTables {
+    /// The tables of `inst`, locked. A panic during a query leaves the tables as they were at
+    /// that instant, and `loaded` is forgotten before a table is refilled, so go on serving.
+    pub fn of(inst: &Instance) -> std::sync::MutexGuard<'_, SqliteTables> {
+        inst.sqlite.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A SQLite table's content as last loaded (see [`SqliteTables::loaded`]).
 #[derive(Debug, PartialEq)]
 pub struct LoadedTable {
     pub columns: Vec<(String, String)>,

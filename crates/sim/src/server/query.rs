@@ -11,7 +11,7 @@ use rusqlite::types::{Value as Sql, ValueRef};
 use super::catalog::{self, MESSAGES_COLUMNS, fmt_dt, quote_ident};
 use super::errors::{self as e, SqlError};
 use super::lexer::{Token, TokenKind, tokenize_cached};
-use super::model::{Instance, SessionInfo, State, now};
+use super::model::{Instance, SessionInfo, SqliteTables, State, now};
 use crate::backend::{Column, ColumnType, ResultSet, Value};
 
 /// What a query runs in: the instance, the session's database and id, and the variables.
@@ -874,7 +874,12 @@ fn map_sqlite_error(err: rusqlite::Error) -> SqlError {
     e::syntax(&msg)
 }
 
-fn fill(ctx: &QueryContext<'_>, name: &str, src: &Source) -> Result<(), SqlError> {
+fn fill(
+    ctx: &QueryContext<'_>,
+    tables: &mut SqliteTables,
+    name: &str,
+    src: &Source,
+) -> Result<(), SqlError> {
     let (columns, rows) = source_rows(ctx, src)?;
     let content = super::model::LoadedTable {
         columns: columns
@@ -883,7 +888,7 @@ fn fill(ctx: &QueryContext<'_>, name: &str, src: &Source) -> Result<(), SqlError
             .collect(),
         rows,
     };
-    let mut loaded = ctx.inst.loaded.borrow_mut();
+    let SqliteTables { connection, loaded } = tables;
     let same_columns = match loaded.get(name) {
         Some(old) if *old == content => return Ok(()),
         Some(old) => old.columns == content.columns,
@@ -891,7 +896,7 @@ fn fill(ctx: &QueryContext<'_>, name: &str, src: &Source) -> Result<(), SqlError
     };
     // Forget the table first: if loading fails half way, the next query must reload it.
     loaded.remove(name);
-    let conn = &ctx.inst.sqlite;
+    let conn = &*connection;
     if same_columns {
         // Only the rows changed: replace them without DDL, which would make SQLite recompile
         // every cached statement of the connection.
@@ -1029,10 +1034,11 @@ fn value_text(v: &Value) -> String {
 /// Run a query for a session and return its result set.
 pub fn run_select(ctx: &QueryContext<'_>, sql: &str) -> Result<ResultSet, SqlError> {
     let rw = rewrite(ctx, sql)?;
+    let mut tables = SqliteTables::of(ctx.inst);
     for (name, src) in &rw.sources {
-        fill(ctx, name, src)?;
+        fill(ctx, &mut tables, name, src)?;
     }
-    let conn = &ctx.inst.sqlite;
+    let conn = &tables.connection;
     // The same observation queries come back every pass: keep them compiled.
     let mut stmt = conn.prepare_cached(&rw.sql).map_err(map_sqlite_error)?;
     let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
