@@ -268,14 +268,14 @@ fn a_planned_switch_reports_the_tail_lsn_loses_nothing_and_requeues_short_until_
             .any(|r| r.status.phase == Some(Phase::Switching))
     );
     // A pass that ran a step is followed at once, but the drain, when chat servers were
-    // connected, and a drain wait are looked at again within a quarter second; nothing in a
-    // transition waits longer than five seconds.
+    // connected, is looked at again after a moment, and a drain wait within a quarter second;
+    // nothing in a transition waits longer than five seconds.
     for r in &reports[..reports.len() - 1] {
         match (&r.step_ran, &r.decision) {
             (Some((step, Ok(_))), _) if step.is_drain() => {
                 let obs = r.observation.as_ref().expect("observed");
                 let expected = if plan::chat_servers_connected(&spec, obs) {
-                    requeue::DRAIN
+                    requeue::DRAIN_FIRST
                 } else {
                     requeue::NEXT_STEP
                 };

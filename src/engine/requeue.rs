@@ -18,10 +18,14 @@ pub const NEXT_STEP: Duration = Duration::ZERO;
 /// what it did, so coming back at once could send it in a tight loop.
 pub const ACTIVE: Duration = Duration::from_secs(1);
 /// While chat-server sessions drain: the drain is the chat outage of a planned switch, so the
-/// engine looks again often. One look is one catalog batch per instance. Also the first look
-/// after the drain itself, when chat servers were connected: none has read the empty list
-/// yet at that instant, so a look at once would only see them all still there.
+/// engine looks again often. One look is one catalog batch per instance.
 pub const DRAIN: Duration = Duration::from_millis(250);
+/// The first look after the drain itself, when chat servers were connected. At the instant the
+/// empty list is written none of them has read it, so a look at once only sees them all still
+/// there, a pass spent inside the outage; a server told of the change (a watch, a notification)
+/// has closed its sessions a few milliseconds later, so waiting the whole [`DRAIN`] would keep
+/// the outage going for nothing.
+pub const DRAIN_FIRST: Duration = Duration::from_millis(50);
 /// When converged, blocked, invalid or suspended: nothing moves until the world or the spec
 /// changes.
 pub const IDLE: Duration = Duration::from_secs(30);
@@ -77,7 +81,7 @@ pub fn after_plan(
     now: Timestamp,
 ) -> Duration {
     match (decision, step_ran) {
-        (_, Some((step, Ok(_)))) if step.is_drain() && seen.chat_servers_connected => DRAIN,
+        (_, Some((step, Ok(_)))) if step.is_drain() && seen.chat_servers_connected => DRAIN_FIRST,
         (_, Some((step, Ok(_)))) if same_step_before(step, previous).is_some() => ACTIVE,
         (_, Some((_, Ok(_)))) => NEXT_STEP,
         (_, Some((step, Err(e)))) if e.retryable => {
@@ -255,7 +259,7 @@ mod tests {
             let decision = Decision::Step(step.clone());
             after_plan("ns/pool", &decision, seen, Some(&ran(step)), None, now)
         };
-        assert_eq!(after(publish(vec![]), true), DRAIN);
+        assert_eq!(after(publish(vec![]), true), DRAIN_FIRST);
         assert_eq!(
             after(publish(vec![]), false),
             NEXT_STEP,
