@@ -171,14 +171,12 @@ impl ChatWorkload {
         let next_id = Arc::new(AtomicI64::new(config.first_id));
         let config = Arc::new(config);
         let mut tasks = JoinSet::new();
-        let servers = config.servers.len().max(1) as u32;
         for (index, server) in config.servers.iter().enumerate() {
             tasks.spawn(run_server(
                 server.clone(),
                 Timetable::new(
                     config.rate_per_server,
                     index as u32,
-                    servers,
                     tokio::time::Instant::now(),
                 ),
                 config.clone(),
@@ -211,21 +209,26 @@ struct Live {
     state: PoolState,
 }
 
-/// When a chat server writes: every `interval`, at its own offset, so the servers' writes are
-/// spread evenly over the interval instead of falling together. A gap between two writes of
-/// the workload (an outage) is then measured to `interval / servers`, not to `interval`.
+/// When a chat server writes: every `interval`, at its own offset in it, so that the servers'
+/// writes are spread over the interval instead of falling together, and a gap between two
+/// writes of the workload (an outage) is measured to a fraction of the interval. The offsets
+/// follow the van der Corput sequence (0, 1/2, 1/4, 3/4, 1/8, ...) by the server's place in
+/// the list, so the servers of any aligned run of 2, 4, ... places (a site's pair, when the
+/// list gives each site's servers together) are evenly spread on their own: only the servers
+/// of the published site write at a time.
 struct Timetable {
     interval: Duration,
     next: tokio::time::Instant,
 }
 
 impl Timetable {
-    /// The timetable of server `index` of `servers`, starting `now`.
-    fn new(rate_per_server: f64, index: u32, servers: u32, now: tokio::time::Instant) -> Self {
+    /// The timetable of the server at `index` in the list, starting `now`.
+    fn new(rate_per_server: f64, index: u32, now: tokio::time::Instant) -> Self {
         let interval = Duration::from_secs_f64(1.0 / rate_per_server.max(0.001));
+        let offset = f64::from(index.reverse_bits()) / 2f64.powi(32);
         Timetable {
             interval,
-            next: now + interval * index / servers,
+            next: now + interval.mul_f64(offset),
         }
     }
 
@@ -489,14 +492,15 @@ mod tests {
     fn chat_servers_write_at_their_own_offsets_and_go_back_to_their_slots_after_an_outage() {
         let start = tokio::time::Instant::now();
         let ms = |n: u64| Duration::from_millis(n);
-        let first = Timetable::new(100.0, 0, 2, start);
-        let mut second = Timetable::new(100.0, 1, 2, start);
-        assert_eq!(first.next - start, ms(0));
+        let offset = |index: u32| Timetable::new(100.0, index, start).next - start;
+        assert_eq!(offset(0), ms(0));
+        assert_eq!(offset(1), ms(5), "half an interval after the first");
         assert_eq!(
-            second.next - start,
-            ms(5),
-            "half an interval after the first"
+            (offset(2), offset(3)),
+            (Duration::from_micros(2500), Duration::from_micros(7500)),
+            "the next pair half an interval apart too, between the first two"
         );
+        let mut second = Timetable::new(100.0, 1, start);
         // A write acknowledged 1 ms after its slot: the next slot, not 10 ms after the ack.
         assert_eq!(second.after_write(start + ms(6)) - start, ms(15));
         // After an outage: the first slot still ahead, no burst of missed ones.

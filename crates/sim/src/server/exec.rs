@@ -595,19 +595,33 @@ fn run_statement(
 }
 
 /// Whether a statement only reads the model (its variables are the batch's own), so that it
-/// may run under a shared lock: the statements [`exec_read`] runs.
+/// may run under a shared lock: the statements [`exec_read`] runs, the others [`exec_stmt`].
+/// Every kind is named, so a new one is put on one side or the other.
 fn reads_only(stmt: &Stmt) -> bool {
-    matches!(
-        stmt,
+    match stmt {
         Stmt::Select { .. }
-            | Stmt::If { .. }
-            | Stmt::Block(_)
-            | Stmt::Declare { .. }
-            | Stmt::SetVar { .. }
-            | Stmt::SetOption
-            | Stmt::WaitFor { .. }
-            | Stmt::Print(_)
-    )
+        | Stmt::If { .. }
+        | Stmt::Block(_)
+        | Stmt::Declare { .. }
+        | Stmt::SetVar { .. }
+        | Stmt::SetOption
+        | Stmt::WaitFor { .. }
+        | Stmt::Print(_) => true,
+        Stmt::Insert { .. }
+        | Stmt::Backup { .. }
+        | Stmt::Restore { .. }
+        | Stmt::AlterDatabase { .. }
+        | Stmt::AlterLogin { .. }
+        | Stmt::Kill { .. }
+        | Stmt::Use { .. }
+        | Stmt::CreateDatabase { .. }
+        | Stmt::DropDatabase { .. }
+        | Stmt::Exec { .. }
+        | Stmt::SetImplicitTransactions(_)
+        | Stmt::BeginTransaction
+        | Stmt::CommitTransaction
+        | Stmt::RollbackTransaction => false,
+    }
 }
 
 /// Run a statement that only reads the model; None for any other (see [`reads_only`]). IF and
@@ -620,7 +634,10 @@ fn exec_read(
     vars: &mut HashMap<String, Value>,
     expand: &mut Vec<Located>,
 ) -> Option<Result<Vec<Output>, Failure>> {
-    let no_output = Ok(Vec::new());
+    if !reads_only(stmt) {
+        return None;
+    }
+    set_utc_offset(state, inst, vars);
     Some(match stmt {
         Stmt::If {
             condition,
@@ -638,28 +655,25 @@ fn exec_read(
             .map_err(|x| vec![x]),
         Stmt::Block(v) => {
             *expand = v.clone();
-            no_output
+            Ok(Vec::new())
         }
-        Stmt::SetOption | Stmt::WaitFor { .. } => no_output,
-        _ => {
-            if !reads_only(stmt) {
-                return None;
-            }
-            vars.insert(
-                UTC_OFFSET_VAR.to_string(),
-                Value::Int(state.instances[inst].utc_offset_minutes),
-            );
-            match stmt {
-                Stmt::Select { sql } => run_query(state, inst, spid, sql, vars)
-                    .map(|rs| vec![Output::ResultSet(rs)])
-                    .map_err(|x| vec![x]),
-                Stmt::Declare { vars: decls } => declare(decls, vars).map(|()| Vec::new()),
-                Stmt::SetVar { var, value } => set_var(var, value, vars).map(|()| Vec::new()),
-                Stmt::Print(x) => print(x, vars, &state.instances[inst].name),
-                _ => unreachable!("every statement reads_only admits is matched"),
-            }
-        }
+        Stmt::Select { sql } => run_query(state, inst, spid, sql, vars)
+            .map(|rs| vec![Output::ResultSet(rs)])
+            .map_err(|x| vec![x]),
+        Stmt::Declare { vars: decls } => declare(decls, vars).map(|()| Vec::new()),
+        Stmt::SetVar { var, value } => set_var(var, value, vars).map(|()| Vec::new()),
+        Stmt::Print(x) => print(x, vars, &state.instances[inst].name),
+        Stmt::SetOption | Stmt::WaitFor { .. } => Ok(Vec::new()),
+        write => unreachable!("reads_only admits no {write:?}"),
     })
+}
+
+/// Give the statement's GETDATE() its instance's offset from UTC (see [`UTC_OFFSET_VAR`]).
+fn set_utc_offset(state: &State, inst: usize, vars: &mut HashMap<String, Value>) {
+    vars.insert(
+        UTC_OFFSET_VAR.to_string(),
+        Value::Int(state.instances[inst].utc_offset_minutes),
+    );
 }
 
 /// What the client receives for a statement: its outputs, or its errors with the server,
@@ -767,10 +781,7 @@ fn exec_stmt(
     stmt: &Stmt,
     vars: &mut HashMap<String, Value>,
 ) -> Result<Vec<Output>, Failure> {
-    vars.insert(
-        UTC_OFFSET_VAR.to_string(),
-        Value::Int(state.instances[inst].utc_offset_minutes),
-    );
+    set_utc_offset(state, inst, vars);
     if transaction::trancount(state, inst, spid) > 0
         && let Some(err) = refused_in_transaction(stmt)
     {
@@ -849,14 +860,7 @@ fn exec_stmt(
             return_var.as_deref(),
             vars,
         ),
-        Stmt::Select { .. }
-        | Stmt::If { .. }
-        | Stmt::Block(_)
-        | Stmt::Declare { .. }
-        | Stmt::SetVar { .. }
-        | Stmt::SetOption
-        | Stmt::WaitFor { .. }
-        | Stmt::Print(_) => unreachable!("run_statement runs the reads with exec_read"),
+        read => unreachable!("run_statement runs {read:?} with exec_read (reads_only)"),
     }
 }
 
