@@ -205,10 +205,9 @@ async fn pass(
     // waits for the turn's last pass (or a fact worth recording at once).
     let follows = may_follow && report.requeue_after == engine::requeue::NEXT_STEP;
     if previous != Some(&report.status) || slot.status_unwritten {
-        if follows && previous.is_some_and(|p| status_patch::deferrable(p, &report.status)) {
-            slot.status = Some(StatusMemory::of(Some(&report.status)));
-            slot.status_unwritten = true;
-        } else {
+        let defer =
+            follows && previous.is_some_and(|p| status_patch::deferrable(p, &report.status));
+        if !defer {
             // A write that failed may still have been stored (an answer lost on the way
             // back): the next pass reads the stored status again rather than trust the slot's.
             slot.status = None;
@@ -220,8 +219,9 @@ async fn pass(
                     name: name.clone(),
                     source,
                 })?;
-            slot.status = Some(StatusMemory::of(Some(&report.status)));
         }
+        slot.status = Some(StatusMemory::of(Some(&report.status)));
+        slot.status_unwritten = defer;
     }
     let evs = events::derive(previous, &report.status, report.step_ran.as_ref());
     events::publish(

@@ -23,7 +23,7 @@ use super::connect::{ConnectSettings, Connections, SqlClient, Target, connect};
 use super::target::target;
 use batch::FolderLister;
 use parse::{InstanceData, Listed};
-use pchat_core::api::PersistentChatPoolSpec;
+use pchat_core::api::{Databases, PersistentChatPoolSpec};
 use pchat_core::observe::{
     BackupFile, BackupLocation, InstanceObservation, LocationKind, Observation, Published,
     Reachability,
@@ -88,9 +88,7 @@ struct Session {
 struct InstanceJob {
     session: Session,
     settings: ConnectSettings,
-    chat: String,
-    compliance: Option<String>,
-    pool_databases: Vec<String>,
+    databases: Databases,
     copy_folder: String,
     /// The site's backup share, when this instance lists it.
     share: Option<String>,
@@ -102,13 +100,13 @@ impl InstanceJob {
     /// Run the batch; once more with the other folder lister when the answer shows the server's
     /// version wants it. The session comes back with the data and the lister that fits.
     async fn run(mut self) -> (Session, Result<InstanceData, String>, FolderLister) {
-        let dbs: Vec<&str> = self.pool_databases.iter().map(String::as_str).collect();
+        let dbs: Vec<&str> = self.databases.names().collect();
         let instance = self.session.target.instance.clone();
         let mut used = self.lister;
         loop {
             let (sql, params) = batch::instance_batch(
-                &self.chat,
-                self.compliance.as_deref(),
+                &self.databases.chat,
+                self.databases.compliance.as_deref(),
                 &self.copy_folder,
                 self.share.as_deref(),
                 used,
@@ -246,10 +244,6 @@ impl Observer {
         published: Option<Published>,
         now: Timestamp,
     ) -> Observation {
-        let dbs = spec.database_names();
-        let chat = spec.databases.chat.as_str();
-        let compliance = spec.databases.compliance.as_deref();
-
         // One instance per site lists the site's share: the first one not known to be down.
         let listers: HashMap<&str, &str> = spec
             .sites
@@ -275,9 +269,7 @@ impl Observer {
             let job = InstanceJob {
                 session,
                 settings: settings.clone(),
-                chat: chat.to_string(),
-                compliance: compliance.map(str::to_string),
-                pool_databases: dbs.iter().map(|d| d.to_string()).collect(),
+                databases: spec.databases.clone(),
                 copy_folder: site.copy_destination.clone(),
                 share: (listers.get(site.name.as_str()) == Some(&inst.name.as_str()))
                     .then(|| site.backup_share.clone()),

@@ -477,10 +477,6 @@ impl PersistentChatPoolSpec {
 
     /// The chat database and, when deployed, the compliance database.
     pub fn database_names(&self) -> Vec<&str> {
-        let mut names = vec![self.databases.chat.as_str()];
-        if let Some(c) = &self.databases.compliance {
-            names.push(c.as_str());
-        }
-        names
+        self.databases.names().collect()
     }
 }

@@ -434,8 +434,7 @@ impl Simulator {
                 let mut state = self.lock();
                 match begin_statement(&mut state, instance, spid, &st, starts_request) {
                     Ok(inst) => {
-                        let res =
-                            run_statement(&mut state, inst, spid, &st, &mut vars, &mut expand);
+                        let res = exec_stmt(&mut state, inst, spid, &st.stmt, &mut vars);
                         mirroring::refresh_around(&mut state, inst);
                         step_result(instance, &st, res)
                     }
@@ -474,12 +473,10 @@ impl Simulator {
         {
             let _turn = self.turn.write().await;
             let mut state = self.lock();
-            if let Err(refused) = begin_statement(&mut state, instance, spid, st, starts_request) {
-                return refused;
-            }
-            // What the statement reads is as fresh as after a statement that wrote.
-            if let Some(inst) = state.inst_index(instance) {
-                mirroring::refresh_around(&mut state, inst);
+            match begin_statement(&mut state, instance, spid, st, starts_request) {
+                // What the statement reads is as fresh as after a statement that wrote.
+                Ok(inst) => mirroring::refresh_around(&mut state, inst),
+                Err(refused) => return refused,
             }
         }
         let _turn = self.turn.read().await;
@@ -488,8 +485,7 @@ impl Simulator {
             Ok(inst) => inst,
             Err(refused) => return refused,
         };
-        let res = exec_read(&state, inst, spid, &st.stmt, vars, expand)
-            .expect("reads_only holds for the statement");
+        let res = exec_read(&state, inst, spid, &st.stmt, vars, expand);
         step_result(instance, st, res)
     }
 
@@ -578,24 +574,9 @@ fn session_alive(
     })
 }
 
-/// Run one statement of a batch under the model's exclusive lock. IF and BEGIN ... END leave
-/// the statements to run next in `expand`.
-fn run_statement(
-    state: &mut State,
-    inst: usize,
-    spid: i16,
-    st: &Located,
-    vars: &mut HashMap<String, Value>,
-    expand: &mut Vec<Located>,
-) -> Result<Vec<Output>, Failure> {
-    match exec_read(state, inst, spid, &st.stmt, vars, expand) {
-        Some(res) => res,
-        None => exec_stmt(state, inst, spid, &st.stmt, vars),
-    }
-}
-
 /// Whether a statement only reads the model (its variables are the batch's own), so that it
-/// may run under a shared lock: the statements [`exec_read`] runs, the others [`exec_stmt`].
+/// may run under a shared lock: `run` sends these to [`exec_read`], the others to
+/// [`exec_stmt`].
 /// Every kind is named, so a new one is put on one side or the other.
 fn reads_only(stmt: &Stmt) -> bool {
     match stmt {
@@ -624,7 +605,7 @@ fn reads_only(stmt: &Stmt) -> bool {
     }
 }
 
-/// Run a statement that only reads the model; None for any other (see [`reads_only`]). IF and
+/// Run a statement that only reads the model (see [`reads_only`]) under a shared lock. IF and
 /// BEGIN ... END leave the statements to run next in `expand`; WAITFOR was slept in `run`.
 fn exec_read(
     state: &State,
@@ -633,12 +614,9 @@ fn exec_read(
     stmt: &Stmt,
     vars: &mut HashMap<String, Value>,
     expand: &mut Vec<Located>,
-) -> Option<Result<Vec<Output>, Failure>> {
-    if !reads_only(stmt) {
-        return None;
-    }
+) -> Result<Vec<Output>, Failure> {
     set_utc_offset(state, inst, vars);
-    Some(match stmt {
+    match stmt {
         Stmt::If {
             condition,
             then_branch,
@@ -664,8 +642,8 @@ fn exec_read(
         Stmt::SetVar { var, value } => set_var(var, value, vars).map(|()| Vec::new()),
         Stmt::Print(x) => print(x, vars, &state.instances[inst].name),
         Stmt::SetOption | Stmt::WaitFor { .. } => Ok(Vec::new()),
-        write => unreachable!("reads_only admits no {write:?}"),
-    })
+        write => unreachable!("run sends {write:?} to exec_stmt (reads_only)"),
+    }
 }
 
 /// Give the statement's GETDATE() its instance's offset from UTC (see [`UTC_OFFSET_VAR`]).
@@ -773,7 +751,8 @@ fn info_messages(infos: Vec<SqlError>, server: &str) -> Vec<Output> {
         .collect()
 }
 
-/// Run one statement (IF and blocks are expanded by `run`, WAITFOR is slept there).
+/// Run a statement that may change the model, under its exclusive lock (the reads run in
+/// [`exec_read`]; IF and blocks are expanded by `run`, WAITFOR is slept there).
 fn exec_stmt(
     state: &mut State,
     inst: usize,
@@ -860,7 +839,7 @@ fn exec_stmt(
             return_var.as_deref(),
             vars,
         ),
-        read => unreachable!("run_statement runs {read:?} with exec_read (reads_only)"),
+        read => unreachable!("run sends {read:?} to exec_read (reads_only)"),
     }
 }
 
