@@ -219,3 +219,79 @@ async fn valid_pool_in_another_namespace(world: &World, label: &str) -> Live {
         .await;
     other
 }
+
+/// The uniqueness rules are written for the schema's shape (two sites, at most two instances
+/// each) so that the API server's evaluation of them on every status write stays cheap; the
+/// real API server still refuses each duplicate, across the sites and within one, whatever the
+/// case of the names, with the rule's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_server_refuses_a_duplicate_instance_address_or_chat_server_across_or_within_sites()
+{
+    let world = World::start_with("duplicates", Scope::AllNamespaces).await;
+    world.apply_crd().await;
+    type Edit = fn(&mut pchat_core::api::PersistentChatPool);
+    let cases: [(&str, Edit, &str); 6] = [
+        (
+            "an instance name in both sites",
+            |p| {
+                p.spec.sites[1].instances[0].name = p.spec.sites[0].instances[0].name.to_uppercase()
+            },
+            "spec.sites[*].instances[*].name must be unique across the pool (case-insensitive)",
+        ),
+        (
+            "an instance name twice in a site",
+            |p| {
+                p.spec.sites[0].instances[1].name = p.spec.sites[0].instances[0].name.to_uppercase()
+            },
+            "spec.sites[*].instances[*].name must be unique across the pool (case-insensitive)",
+        ),
+        (
+            "a host and port in both sites",
+            |p| {
+                let first = p.spec.sites[0].instances[0].clone();
+                p.spec.sites[1].instances[0].host = first.host.to_uppercase();
+                p.spec.sites[1].instances[0].port = first.port;
+            },
+            "spec.sites[*].instances[*] host:port pairs must be unique across the pool (case-insensitive)",
+        ),
+        (
+            "a host and port twice in a site",
+            |p| {
+                let first = p.spec.sites[1].instances[0].clone();
+                p.spec.sites[1].instances[1].host = first.host.to_uppercase();
+                p.spec.sites[1].instances[1].port = first.port;
+            },
+            "spec.sites[*].instances[*] host:port pairs must be unique across the pool (case-insensitive)",
+        ),
+        (
+            "a mirroring endpoint twice in a site",
+            |p| {
+                p.spec.sites[0].instances[1].mirroring_endpoint = p.spec.sites[0].instances[0]
+                    .mirroring_endpoint
+                    .to_lowercase()
+            },
+            "spec.sites[*].instances[*].mirroringEndpoint must be unique across the pool (case-insensitive)",
+        ),
+        (
+            "a chat server in both sites",
+            |p| p.spec.sites[1].chat_servers = vec![p.spec.sites[0].chat_servers[0].to_uppercase()],
+            "spec.sites[*].chatServers: a chat server must not be listed in both sites",
+        ),
+    ];
+    for (what, edit, message) in cases {
+        let manifest = world.pool_manifest(|p| {
+            assert!(
+                p.spec.sites.iter().all(|s| s.instances.len() == 2),
+                "the cases need two instances a site"
+            );
+            edit(p)
+        });
+        let (applied, out) = world.try_apply("pool.yaml", &manifest).await;
+        assert!(!applied, "the API server accepted {what}:\n{out}");
+        assert!(out.contains(message), "{what}: {out}");
+    }
+    let (applied, out) = world
+        .try_apply("pool.yaml", &world.pool_manifest(|_| {}))
+        .await;
+    assert!(applied, "the API server refused the valid pool:\n{out}");
+}

@@ -99,6 +99,27 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        name: "mirroring_endpoints_must_be_unique_within_a_site",
+        message: "spec.sites[*].instances[*].mirroringEndpoint must be unique across the pool (case-insensitive)",
+        field_path: "spec.sites",
+        pass: |p| {
+            instance(p, 0, 1)["mirroringEndpoint"] = json!("TCP://atl-sql1.litwareinc.com:5023")
+        },
+        fail: |p| {
+            instance(p, 0, 1)["mirroringEndpoint"] = json!("tcp://ATL-SQL1.litwareinc.com:5022")
+        },
+    },
+    Case {
+        name: "host_and_port_must_be_unique_within_a_site_whatever_the_case",
+        message: "spec.sites[*].instances[*] host:port pairs must be unique across the pool (case-insensitive)",
+        field_path: "spec.sites",
+        pass: |p| instance(p, 1, 1)["port"] = json!(1434),
+        fail: |p| {
+            instance(p, 1, 1)["host"] = json!("DAL-SQL1.litwareinc.com");
+            instance(p, 1, 1)["port"] = instance(p, 1, 0)["port"].clone();
+        },
+    },
+    Case {
         name: "chat_server_must_not_be_listed_in_two_sites",
         message: "spec.sites[*].chatServers: a chat server must not be listed in both sites",
         field_path: "spec.sites",
@@ -307,6 +328,57 @@ fn mirroring_endpoints_must_be_unique_across_the_pool() {
 #[test]
 fn chat_server_must_not_be_listed_in_two_sites() {
     run("chat_server_must_not_be_listed_in_two_sites");
+}
+
+#[test]
+fn mirroring_endpoints_must_be_unique_within_a_site() {
+    run("mirroring_endpoints_must_be_unique_within_a_site");
+}
+
+#[test]
+fn host_and_port_must_be_unique_within_a_site_whatever_the_case() {
+    run("host_and_port_must_be_unique_within_a_site_whatever_the_case");
+}
+
+#[test]
+fn uniqueness_rules_add_no_message_when_the_schema_refuses_the_number_of_sites_or_instances() {
+    // One site, or three instances in a site: `minItems`/`maxItems` say what is wrong (the
+    // API server reports them before CEL); the uniqueness rules stay silent rather than index
+    // past the end or compare only two of three.
+    let mut one_site = pool();
+    one_site["spec"]["sites"]
+        .as_array_mut()
+        .unwrap()
+        .truncate(1);
+    assert!(
+        cel_failures(&one_site)
+            .iter()
+            .all(|(_, message)| !message.contains("unique") && !message.contains("both sites")),
+        "{:?}",
+        cel_failures(&one_site)
+    );
+    let mut three = pool();
+    let extra = json!({"name": "atl-sql3", "host": "atl-sql3.litwareinc.com",
+                       "mirroringEndpoint": "TCP://atl-sql3.litwareinc.com:5022"});
+    three["spec"]["sites"][0]["instances"]
+        .as_array_mut()
+        .unwrap()
+        .push(extra);
+    assert_eq!(cel_failures(&three), vec![]);
+}
+
+#[test]
+fn the_uniqueness_rules_compare_the_two_instances_a_site_may_have() {
+    // The rules compare a site's instances as `[0]` and `[1]`: a schema that let a site have a
+    // third would need them rewritten.
+    let schema = crd_schema();
+    let instances =
+        &schema["properties"]["spec"]["properties"]["sites"]["items"]["properties"]["instances"];
+    assert_eq!(instances["maxItems"], json!(2), "{instances}");
+    assert_eq!(
+        schema["properties"]["spec"]["properties"]["sites"]["maxItems"],
+        json!(2)
+    );
 }
 
 #[test]
