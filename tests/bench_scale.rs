@@ -47,6 +47,16 @@ fn twenty_pools_converge_stay_quiet_switch_in_a_storm_losing_nothing_and_fail_ov
     // pass before), and the Secrets and ConfigMap are not read again for each.
     assert!(figure("storm_status_writes_per_switch") >= 3.0, "{stdout}");
     assert!(figure("storm_status_writes_per_switch") < 13.0, "{stdout}");
+    // Every process a switch costs is read: the operator, this bench's simulator and the
+    // apiserver each used CPU for the switches (etcd's share can be below /proc's 10 ms tick).
+    for phase in ["lone", "storm"] {
+        for role in ["operator", "simulator", "apiserver"] {
+            let key = format!("{phase}_cpu_seconds_per_switch_{role}");
+            assert!(figure(&key) > 0.0, "{key}: {stdout}");
+        }
+        assert!(figure(&format!("{phase}_cpu_seconds_per_switch_etcd")) >= 0.0);
+    }
+    assert!(figure("storm_busy_cores") > 0.0, "{stdout}");
     assert!(figure("storm_acknowledged_messages") > 0.0, "{stdout}");
     assert_eq!(figure("storm_lost_messages"), 0.0);
     assert_eq!(figure("forced_pools"), 4.0);

@@ -325,6 +325,70 @@ fn process_figures(pid: u32) -> Option<(u64, u64, f64)> {
     Some((kib("VmRSS:")?, kib("VmHWM:")?, ticks as f64 / 100.0))
 }
 
+/// The processes a storm's work lands on, all on the same cores: the operator, this process
+/// (the simulated instances and the chat workloads), the apiserver and etcd.
+pub(crate) struct Processes {
+    operator: u32,
+    apiserver: Option<u32>,
+    etcd: Option<u32>,
+}
+
+impl Processes {
+    /// The operator's pid and the control plane's, from the pid files `scripts/test-cluster`
+    /// keeps in its folder.
+    fn new(operator: u32, cluster_dir: &Path) -> Processes {
+        let pid_of = |component: &str| {
+            std::fs::read_to_string(cluster_dir.join(format!("{component}.pid")))
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+        };
+        Processes {
+            operator,
+            apiserver: pid_of("kube-apiserver"),
+            etcd: pid_of("etcd"),
+        }
+    }
+
+    /// CPU seconds each process has used so far, by role (a process that cannot be read is
+    /// left out).
+    pub(crate) fn cpu_seconds(&self) -> BTreeMap<&'static str, f64> {
+        [
+            ("operator", Some(self.operator)),
+            ("simulator", Some(std::process::id())),
+            ("apiserver", self.apiserver),
+            ("etcd", self.etcd),
+        ]
+        .into_iter()
+        .filter_map(|(role, pid)| Some((role, process_figures(pid?)?.2)))
+        .collect()
+    }
+}
+
+/// CPU each role used between two [`Processes::cpu_seconds`] readings, per switch made in
+/// between (`<phase>_cpu_seconds_per_switch_<role>`), and how many cores they kept busy
+/// together over the `wall` time between the readings (`<phase>_busy_cores`).
+pub(crate) fn put_cpu_per_switch(
+    report: &mut ScaleReport,
+    phase: &str,
+    (before, after): (&BTreeMap<&'static str, f64>, &BTreeMap<&'static str, f64>),
+    wall: Duration,
+    switches: usize,
+) {
+    let mut total = 0.0;
+    for (role, seconds) in after {
+        let used = seconds - before.get(role).copied().unwrap_or(*seconds);
+        total += used;
+        report.put(
+            &format!("{phase}_cpu_seconds_per_switch_{role}"),
+            format!("{:.3}", used / switches.max(1) as f64),
+        );
+    }
+    report.put(
+        &format!("{phase}_busy_cores"),
+        format!("{:.2}", total / wall.as_secs_f64().max(1e-3)),
+    );
+}
+
 /// What `bench scale` reads of a pool's status.
 #[derive(Clone, Debug)]
 pub(crate) struct PoolView {
@@ -584,6 +648,7 @@ async fn measure(
             client: &client,
             watch: &pools,
             specs: &specs,
+            processes: &Processes::new(pid, cluster_dir),
         };
         let lone = storm::lone(&storms, &mut report).await?;
         storm::planned(&storms, lone, &mut report).await?;

@@ -10,7 +10,10 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 
 use super::load;
-use super::{PoolView, PoolWatch, ScaleReport, api_writes, namespace_of, percentile};
+use super::{
+    PoolView, PoolWatch, Processes, ScaleReport, api_writes, namespace_of, percentile,
+    put_cpu_per_switch,
+};
 use pchat_core::api::{PersistentChatPool, PersistentChatPoolSpec};
 use pchat_sim::cluster::RunningSim;
 use pchat_sim::faults::{Fault, FaultInjector};
@@ -30,6 +33,8 @@ pub struct Storms<'a> {
     pub client: &'a Client,
     pub watch: &'a PoolWatch,
     pub specs: &'a [PersistentChatPoolSpec],
+    /// Whose CPU time a switch costs.
+    pub processes: &'a Processes,
 }
 
 /// The site the pools start on.
@@ -164,6 +169,7 @@ pub async fn lone(storms: &Storms<'_>, report: &mut ScaleReport) -> Result<Optio
         return Ok(None);
     }
     let load = loaded(storms, &[LONE]).await?;
+    let cpu_before = (Instant::now(), storms.processes.cpu_seconds());
     let switched = async {
         let mut seconds = Vec::new();
         for n in 0..LONE_SWITCHES {
@@ -180,6 +186,16 @@ pub async fn lone(storms: &Storms<'_>, report: &mut ScaleReport) -> Result<Optio
         Ok::<_, String>(seconds)
     }
     .await;
+    if let Ok(seconds) = &switched {
+        let after = storms.processes.cpu_seconds();
+        put_cpu_per_switch(
+            report,
+            "lone",
+            (&cpu_before.1, &after),
+            cpu_before.0.elapsed(),
+            seconds.len(),
+        );
+    }
     let outcome = load.finish(storms.sim, TO_SITE, |_| None).await;
     let mut seconds = switched?;
     report.put("lone_switches", seconds.len());
@@ -202,7 +218,9 @@ pub async fn planned(
     let flipped: Vec<usize> = (0..storms.specs.len()).step_by(5).collect();
     let load = loaded(storms, &flipped).await?;
     let from = jiff::Timestamp::now();
+    let (started, cpu_before) = (Instant::now(), storms.processes.cpu_seconds());
     let finished = flip_and_wait(storms, &flipped, TO_SITE, |v| ready_on(v, TO_SITE)).await;
+    let (wall, cpu_after) = (started.elapsed(), storms.processes.cpu_seconds());
     let writes = api_writes(storms.cluster_dir, from, jiff::Timestamp::now());
     let outcome = load.finish(storms.sim, TO_SITE, |_| None).await;
     let finished = finished?;
@@ -225,6 +243,13 @@ pub async fn planned(
     report.put(
         "storm_api_writes_per_switch",
         per_switch(writes.about_pools()),
+    );
+    put_cpu_per_switch(
+        report,
+        "storm",
+        (&cpu_before, &cpu_after),
+        wall,
+        flipped.len(),
     );
     report.put("storm_acknowledged_messages", outcome.acknowledged);
     report.put("storm_lost_messages", outcome.lost_count());
