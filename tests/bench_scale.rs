@@ -42,11 +42,12 @@ fn twenty_pools_converge_stay_quiet_switch_in_a_storm_losing_nothing_and_fail_ov
     assert!(figure("lone_switch_seconds") > 0.0, "{stdout}");
     assert!(figure("storm_p95_over_lone_switch") > 0.0, "{stdout}");
     assert_eq!(figure("storm_ready_pools"), figure("storm_pools"));
-    // A planned switch runs thirteen steps; a status that only moves it to its next step is
-    // left for the turn's last pass, so it is written fewer times than it has steps (once per
-    // pass before), and the Secrets and ConfigMap are not read again for each.
-    assert!(figure("storm_status_writes_per_switch") >= 3.0, "{stdout}");
-    assert!(figure("storm_status_writes_per_switch") < 13.0, "{stdout}");
+    // A planned switch runs thirteen steps; what the next pass would observe again is left
+    // for the turn's last pass, so it is written three times (the drain's turn, the tail LSN,
+    // the end), not once per pass, and the Secrets and ConfigMap are not read again for each.
+    // At least the switch's start and its end are written.
+    assert!(figure("storm_status_writes_per_switch") >= 2.0, "{stdout}");
+    assert!(figure("storm_status_writes_per_switch") <= 4.0, "{stdout}");
     // Every process a switch costs is read: the operator, this bench's simulator and the
     // apiserver each used CPU for the switches (etcd's share can be below /proc's 10 ms tick).
     for phase in ["lone", "storm"] {
