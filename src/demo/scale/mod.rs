@@ -629,6 +629,7 @@ async fn measure(
         .port();
     let mut operator = start_operator(kubeconfig, http_port, opts, &dir.join("operator.log"))?;
     let pid = operator.id();
+    let processes = Processes::new(pid, cluster_dir);
     let phases = async {
         let pools = PoolWatch::start(&client).await?;
         cold_start(opts, &pools, pid, &mut report).await?;
@@ -638,7 +639,7 @@ async fn measure(
             &instances,
             cluster_dir,
             http_port,
-            pid,
+            &processes,
             &mut report,
         )
         .await?;
@@ -648,7 +649,7 @@ async fn measure(
             client: &client,
             watch: &pools,
             specs: &specs,
-            processes: &Processes::new(pid, cluster_dir),
+            processes: &processes,
         };
         let lone = storm::lone(&storms, &mut report).await?;
         storm::planned(&storms, lone, &mut report).await?;
@@ -714,14 +715,16 @@ async fn steady_state(
     instances: &[String],
     cluster_dir: &Path,
     http_port: u16,
-    pid: u32,
+    processes: &Processes,
     report: &mut ScaleReport,
 ) -> Result<(), String> {
     let from = jiff::Timestamp::now();
+    let cpu_before = processes.cpu_seconds();
     let (_, sql_writes_before) = sql_statements(sim, instances);
     let passes_before = counter(http_port, "pchat_reconciles_total").await?;
     let trips_before = counter(http_port, "pchat_sql_round_trips_total").await?;
     tokio::time::sleep(opts.steady).await;
+    let cpu_after = processes.cpu_seconds();
     let passes = counter(http_port, "pchat_reconciles_total").await? - passes_before;
     let trips = counter(http_port, "pchat_sql_round_trips_total").await? - trips_before;
     let sql_writes = sql_statements(sim, instances).1 - sql_writes_before;
@@ -735,7 +738,15 @@ async fn steady_state(
     report.put("steady_sql_writes", sql_writes);
     report.put("steady_api_writes", writes.about_pools());
     report.put("steady_lease_renewals", writes.leases);
-    put_process_figures(report, "steady", pid);
+    put_process_figures(report, "steady", processes.operator);
+    // What the idle pools cost each process: the load a storm's switches run beside.
+    for (role, seconds) in &cpu_after {
+        let used = seconds - cpu_before.get(role).copied().unwrap_or(*seconds);
+        report.put(
+            &format!("steady_busy_cores_{role}"),
+            format!("{:.3}", used / opts.steady.as_secs_f64()),
+        );
+    }
     if sql_writes > 0 || writes.about_pools() > 0 {
         report.failures.push(format!(
             "the steady state wrote: {sql_writes} SQL statements that could write, {} API writes",
