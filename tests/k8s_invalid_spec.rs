@@ -247,20 +247,12 @@ async fn the_api_server_refuses_a_duplicate_instance_address_or_chat_server_acro
         ),
         (
             "a host and port in both sites",
-            |p| {
-                let first = p.spec.sites[0].instances[0].clone();
-                p.spec.sites[1].instances[0].host = first.host.to_uppercase();
-                p.spec.sites[1].instances[0].port = first.port;
-            },
+            |p| same_address(p, (0, 0), (1, 0)),
             "spec.sites[*].instances[*] host:port pairs must be unique across the pool (case-insensitive)",
         ),
         (
             "a host and port twice in a site",
-            |p| {
-                let first = p.spec.sites[1].instances[0].clone();
-                p.spec.sites[1].instances[1].host = first.host.to_uppercase();
-                p.spec.sites[1].instances[1].port = first.port;
-            },
+            |p| same_address(p, (1, 0), (1, 1)),
             "spec.sites[*].instances[*] host:port pairs must be unique across the pool (case-insensitive)",
         ),
         (
@@ -294,4 +286,16 @@ async fn the_api_server_refuses_a_duplicate_instance_address_or_chat_server_acro
         .try_apply("pool.yaml", &world.pool_manifest(|_| {}))
         .await;
     assert!(applied, "the API server refused the valid pool:\n{out}");
+}
+
+/// Give the instance at `to` (site, index) the host (in capitals) and port of the one at `from`.
+fn same_address(
+    pool: &mut pchat_core::api::PersistentChatPool,
+    from: (usize, usize),
+    to: (usize, usize),
+) {
+    let source = pool.spec.sites[from.0].instances[from.1].clone();
+    let target = &mut pool.spec.sites[to.0].instances[to.1];
+    target.host = source.host.to_uppercase();
+    target.port = source.port;
 }

@@ -364,6 +364,20 @@ impl Processes {
     }
 }
 
+/// The CPU seconds each role used between two [`Processes::cpu_seconds`] readings (a role
+/// read only the second time counts nothing).
+fn cpu_used<'a>(
+    before: &'a BTreeMap<&'static str, f64>,
+    after: &'a BTreeMap<&'static str, f64>,
+) -> impl Iterator<Item = (&'static str, f64)> + 'a {
+    after.iter().map(|(role, seconds)| {
+        (
+            *role,
+            seconds - before.get(role).copied().unwrap_or(*seconds),
+        )
+    })
+}
+
 /// CPU each role used between two [`Processes::cpu_seconds`] readings, per switch made in
 /// between (`<phase>_cpu_seconds_per_switch_<role>`), and how many cores they kept busy
 /// together over the `wall` time between the readings (`<phase>_busy_cores`).
@@ -375,8 +389,7 @@ pub(crate) fn put_cpu_per_switch(
     switches: usize,
 ) {
     let mut total = 0.0;
-    for (role, seconds) in after {
-        let used = seconds - before.get(role).copied().unwrap_or(*seconds);
+    for (role, used) in cpu_used(before, after) {
         total += used;
         report.put(
             &format!("{phase}_cpu_seconds_per_switch_{role}"),
@@ -740,8 +753,7 @@ async fn steady_state(
     report.put("steady_lease_renewals", writes.leases);
     put_process_figures(report, "steady", processes.operator);
     // What the idle pools cost each process: the load a storm's switches run beside.
-    for (role, seconds) in &cpu_after {
-        let used = seconds - cpu_before.get(role).copied().unwrap_or(*seconds);
+    for (role, used) in cpu_used(&cpu_before, &cpu_after) {
         report.put(
             &format!("steady_busy_cores_{role}"),
             format!("{:.3}", used / opts.steady.as_secs_f64()),
