@@ -201,8 +201,8 @@ async fn pass(
         return Ok(ctx.timing.not_leader_retry);
     }
     // A status equal to the one the watch shows is not written again: a converged pool makes
-    // no API write from one resync to the next. One that only moves a switch to its next step
-    // waits for the turn's last pass (or a fact worth recording at once).
+    // no API write from one resync to the next. One that records nothing a later pass could
+    // not observe again waits for the turn's last pass (`status_patch::deferrable`).
     let follows = may_follow && report.requeue_after == engine::requeue::NEXT_STEP;
     if previous != Some(&report.status) || slot.status_unwritten {
         let defer =
