@@ -68,6 +68,8 @@ async fn deleting_a_pool_closes_its_sql_connections_and_sends_no_more_sql() {
         "{}",
         op.log()
     );
+    // stderr is a file here, as it is a pipe in a pod: plain lines, no terminal colour codes.
+    assert!(!op.log().contains('\u{1b}'), "{}", op.log());
     let (_, metrics) = op.http_get("/metrics").await.expect("/metrics answers");
     assert!(
         !metrics.contains(&format!(
