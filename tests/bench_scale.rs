@@ -48,6 +48,11 @@ fn twenty_pools_converge_stay_quiet_switch_in_a_storm_losing_nothing_and_fail_ov
     // At least the switch's start and its end are written.
     assert!(figure("storm_status_writes_per_switch") >= 2.0, "{stdout}");
     assert!(figure("storm_status_writes_per_switch") <= 4.0, "{stdout}");
+    // Each turn reads the Lease, the two Secrets and the ConfigMap once: a switch takes a
+    // few turns (the drain, the steps, the looks until Ready), not one per pass or per echo
+    // of its own writes.
+    assert!(figure("storm_api_reads_per_switch") >= 4.0, "{stdout}");
+    assert!(figure("storm_api_reads_per_switch") <= 24.0, "{stdout}");
     // Every process a switch costs is read: the operator, this bench's simulator and the
     // apiserver each used CPU for the switches (etcd's share can be below /proc's 10 ms tick).
     for phase in ["lone", "storm"] {

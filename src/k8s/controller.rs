@@ -44,7 +44,7 @@ pub async fn reconcile(watched: Arc<DynamicObject>, ctx: Arc<Context>) -> Result
     let Some(uid) = watched.uid() else {
         return Ok(Action::await_change());
     };
-    if !ctx.leadership.confirm().await {
+    if !ctx.leadership.is_leader() {
         // Another replica acts: hold no connection to the pool's instances.
         ctx.forget(&uid, &namespace, &name);
         return Ok(Action::requeue(ctx.timing.not_leader_retry));
@@ -54,12 +54,22 @@ pub async fn reconcile(watched: Arc<DynamicObject>, ctx: Arc<Context>) -> Result
     if let Some((due, for_generation)) = slot.next_due {
         let now = Instant::now();
         if for_generation == watched.meta().generation && due > now {
+            // Nothing is done, so nothing needs the Lease read: the watch echoing each of the
+            // operator's own status and ConfigMap writes lands here, and a GET of the Lease for
+            // each was a third of the operator's requests in a storm of switches.
             return Ok(Action::requeue(due - now));
         }
     }
     let Some(_turn) = ctx.turn().await else {
         return Ok(Action::await_change());
     };
+    // Read the Lease once the pass is about to run (after any wait for a turn), so that a
+    // replica whose lease ran out meanwhile sends nothing.
+    if !ctx.leadership.confirm().await {
+        drop(slot);
+        ctx.forget(&uid, &namespace, &name);
+        return Ok(Action::requeue(ctx.timing.not_leader_retry));
+    }
     let pools: Api<DynamicObject> =
         Api::namespaced_with(ctx.client.clone(), &namespace, &stored::api_resource());
     let started = Instant::now();

@@ -503,6 +503,9 @@ pub(crate) struct ApiWrites {
     pub others: usize,
     /// The leader's Lease renewals, which are not about any pool.
     pub leases: usize,
+    /// Not writes: the GETs the operator made meanwhile (the Lease it confirms, the pools'
+    /// Secrets and ConfigMaps), what each turn costs the apiserver before it writes anything.
+    pub reads: usize,
 }
 
 impl ApiWrites {
@@ -513,7 +516,8 @@ impl ApiWrites {
 }
 
 /// Writes the operator made to the API server between `from` and `to`: the audit log's
-/// create, update, patch and delete requests with the operator's User-Agent.
+/// create, update, patch and delete requests with the operator's User-Agent (and its GETs,
+/// counted apart).
 pub(crate) fn api_writes(dir: &Path, from: jiff::Timestamp, to: jiff::Timestamp) -> ApiWrites {
     let Ok(text) = std::fs::read_to_string(dir.join("audit.log")) else {
         return ApiWrites::default();
@@ -529,12 +533,6 @@ pub(crate) fn api_writes(dir: &Path, from: jiff::Timestamp, to: jiff::Timestamp)
                 .is_some_and(|a| a.starts_with("pchat-operator/"))
         })
         .filter(|e| {
-            matches!(
-                e["verb"].as_str(),
-                Some("create" | "update" | "patch" | "delete")
-            )
-        })
-        .filter(|e| {
             e["requestReceivedTimestamp"]
                 .as_str()
                 .and_then(|t| t.parse::<jiff::Timestamp>().ok())
@@ -542,6 +540,14 @@ pub(crate) fn api_writes(dir: &Path, from: jiff::Timestamp, to: jiff::Timestamp)
         })
     {
         let object = &e["objectRef"];
+        match e["verb"].as_str() {
+            Some("get") => {
+                writes.reads += 1;
+                continue;
+            }
+            Some("create" | "update" | "patch" | "delete") => {}
+            _ => continue,
+        }
         if object["resource"] == "leases" {
             writes.leases += 1;
         } else if object["resource"] == "persistentchatpools" && object["subresource"] == "status" {
@@ -750,6 +756,7 @@ async fn steady_state(
     );
     report.put("steady_sql_writes", sql_writes);
     report.put("steady_api_writes", writes.about_pools());
+    report.put("steady_api_reads", writes.reads);
     report.put("steady_lease_renewals", writes.leases);
     put_process_figures(report, "steady", processes.operator);
     // What the idle pools cost each process: the load a storm's switches run beside.

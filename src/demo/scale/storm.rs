@@ -244,6 +244,7 @@ pub async fn planned(
         "storm_api_writes_per_switch",
         per_switch(writes.about_pools()),
     );
+    report.put("storm_api_reads_per_switch", per_switch(writes.reads));
     put_cpu_per_switch(
         report,
         "storm",
