@@ -66,7 +66,6 @@ pub async fn reconcile(watched: Arc<DynamicObject>, ctx: Arc<Context>) -> Result
     // Read the Lease once the pass is about to run (after any wait for a turn), so that a
     // replica whose lease ran out meanwhile sends nothing.
     if !ctx.leadership.confirm().await {
-        drop(slot);
         ctx.forget(&uid, &namespace, &name);
         return Ok(Action::requeue(ctx.timing.not_leader_retry));
     }

@@ -349,9 +349,18 @@ impl Processes {
         }
     }
 
+    /// Start measuring the CPU the processes use from now on.
+    pub(crate) fn meter(&self) -> CpuMeter<'_> {
+        CpuMeter {
+            processes: self,
+            started: Instant::now(),
+            before: self.cpu_seconds(),
+        }
+    }
+
     /// CPU seconds each process has used so far, by role (a process that cannot be read is
     /// left out).
-    pub(crate) fn cpu_seconds(&self) -> BTreeMap<&'static str, f64> {
+    fn cpu_seconds(&self) -> BTreeMap<&'static str, f64> {
         [
             ("operator", Some(self.operator)),
             ("simulator", Some(std::process::id())),
@@ -364,41 +373,56 @@ impl Processes {
     }
 }
 
-/// The CPU seconds each role used between two [`Processes::cpu_seconds`] readings (a role
-/// read only the second time counts nothing).
-fn cpu_used<'a>(
-    before: &'a BTreeMap<&'static str, f64>,
-    after: &'a BTreeMap<&'static str, f64>,
-) -> impl Iterator<Item = (&'static str, f64)> + 'a {
-    after.iter().map(|(role, seconds)| {
-        (
-            *role,
-            seconds - before.get(role).copied().unwrap_or(*seconds),
-        )
-    })
+/// The CPU the processes had used when a stretch of work started.
+pub(crate) struct CpuMeter<'a> {
+    processes: &'a Processes,
+    started: Instant,
+    before: BTreeMap<&'static str, f64>,
 }
 
-/// CPU each role used between two [`Processes::cpu_seconds`] readings, per switch made in
-/// between (`<phase>_cpu_seconds_per_switch_<role>`), and how many cores they kept busy
-/// together over the `wall` time between the readings (`<phase>_busy_cores`).
+/// What a [`CpuMeter`] read: the wall time since it started and the CPU seconds each role
+/// used meanwhile (a role read only now counts nothing).
+pub(crate) struct CpuUsed {
+    wall: Duration,
+    by_role: Vec<(&'static str, f64)>,
+}
+
+impl CpuMeter<'_> {
+    pub(crate) fn read(&self) -> CpuUsed {
+        let by_role = self
+            .processes
+            .cpu_seconds()
+            .into_iter()
+            .map(|(role, seconds)| {
+                let before = self.before.get(role).copied().unwrap_or(seconds);
+                (role, seconds - before)
+            })
+            .collect();
+        CpuUsed {
+            wall: self.started.elapsed(),
+            by_role,
+        }
+    }
+}
+
+/// CPU each role used, per switch made meanwhile (`<phase>_cpu_seconds_per_switch_<role>`),
+/// and how many cores they kept busy together (`<phase>_busy_cores`).
 pub(crate) fn put_cpu_per_switch(
     report: &mut ScaleReport,
     phase: &str,
-    (before, after): (&BTreeMap<&'static str, f64>, &BTreeMap<&'static str, f64>),
-    wall: Duration,
+    used: &CpuUsed,
     switches: usize,
 ) {
-    let mut total = 0.0;
-    for (role, used) in cpu_used(before, after) {
-        total += used;
+    for (role, seconds) in &used.by_role {
         report.put(
             &format!("{phase}_cpu_seconds_per_switch_{role}"),
-            format!("{:.3}", used / switches.max(1) as f64),
+            format!("{:.3}", seconds / switches.max(1) as f64),
         );
     }
+    let total: f64 = used.by_role.iter().map(|(_, seconds)| seconds).sum();
     report.put(
         &format!("{phase}_busy_cores"),
-        format!("{:.2}", total / wall.as_secs_f64().max(1e-3)),
+        format!("{:.2}", total / used.wall.as_secs_f64().max(1e-3)),
     );
 }
 
@@ -494,35 +518,35 @@ async fn counter(http_port: u16, name: &str) -> Result<f64, String> {
         .sum())
 }
 
-/// The writes the operator made to the API server in a stretch of time, by what they wrote.
+/// The requests the operator made to the API server in a stretch of time: its writes, by what
+/// they wrote, and its reads.
 #[derive(Debug, Default)]
-pub(crate) struct ApiWrites {
+pub(crate) struct ApiRequests {
     /// Status applies of pools.
     pub statuses: usize,
     /// Everything else about the pools: ConfigMaps, Events.
     pub others: usize,
     /// The leader's Lease renewals, which are not about any pool.
     pub leases: usize,
-    /// Not writes: the GETs the operator made meanwhile (the Lease it confirms, the pools'
-    /// Secrets and ConfigMaps), what each turn costs the apiserver before it writes anything.
+    /// GETs (the Lease it confirms, the pools' Secrets and ConfigMaps): what each turn costs
+    /// the apiserver before it writes anything.
     pub reads: usize,
 }
 
-impl ApiWrites {
+impl ApiRequests {
     /// The writes about the pools.
     pub fn about_pools(&self) -> usize {
         self.statuses + self.others
     }
 }
 
-/// Writes the operator made to the API server between `from` and `to`: the audit log's
-/// create, update, patch and delete requests with the operator's User-Agent (and its GETs,
-/// counted apart).
-pub(crate) fn api_writes(dir: &Path, from: jiff::Timestamp, to: jiff::Timestamp) -> ApiWrites {
+/// Requests the operator made to the API server between `from` and `to`: the audit log's
+/// create, update, patch and delete requests with the operator's User-Agent, and its GETs.
+pub(crate) fn api_requests(dir: &Path, from: jiff::Timestamp, to: jiff::Timestamp) -> ApiRequests {
     let Ok(text) = std::fs::read_to_string(dir.join("audit.log")) else {
-        return ApiWrites::default();
+        return ApiRequests::default();
     };
-    let mut writes = ApiWrites::default();
+    let mut requests = ApiRequests::default();
     for e in text
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -542,21 +566,21 @@ pub(crate) fn api_writes(dir: &Path, from: jiff::Timestamp, to: jiff::Timestamp)
         let object = &e["objectRef"];
         match e["verb"].as_str() {
             Some("get") => {
-                writes.reads += 1;
+                requests.reads += 1;
                 continue;
             }
             Some("create" | "update" | "patch" | "delete") => {}
             _ => continue,
         }
         if object["resource"] == "leases" {
-            writes.leases += 1;
+            requests.leases += 1;
         } else if object["resource"] == "persistentchatpools" && object["subresource"] == "status" {
-            writes.statuses += 1;
+            requests.statuses += 1;
         } else {
-            writes.others += 1;
+            requests.others += 1;
         }
     }
-    writes
+    requests
 }
 
 /// Statements the simulator has logged on these instances so far, and how many of them could
@@ -738,16 +762,16 @@ async fn steady_state(
     report: &mut ScaleReport,
 ) -> Result<(), String> {
     let from = jiff::Timestamp::now();
-    let cpu_before = processes.cpu_seconds();
+    let meter = processes.meter();
     let (_, sql_writes_before) = sql_statements(sim, instances);
     let passes_before = counter(http_port, "pchat_reconciles_total").await?;
     let trips_before = counter(http_port, "pchat_sql_round_trips_total").await?;
     tokio::time::sleep(opts.steady).await;
-    let cpu_after = processes.cpu_seconds();
+    let used = meter.read();
     let passes = counter(http_port, "pchat_reconciles_total").await? - passes_before;
     let trips = counter(http_port, "pchat_sql_round_trips_total").await? - trips_before;
     let sql_writes = sql_statements(sim, instances).1 - sql_writes_before;
-    let writes = api_writes(cluster_dir, from, jiff::Timestamp::now());
+    let requests = api_requests(cluster_dir, from, jiff::Timestamp::now());
     report.put("steady_seconds", opts.steady.as_secs());
     report.put("steady_passes", passes);
     report.put(
@@ -755,21 +779,21 @@ async fn steady_state(
         format!("{:.2}", trips / passes.max(1.0)),
     );
     report.put("steady_sql_writes", sql_writes);
-    report.put("steady_api_writes", writes.about_pools());
-    report.put("steady_api_reads", writes.reads);
-    report.put("steady_lease_renewals", writes.leases);
+    report.put("steady_api_writes", requests.about_pools());
+    report.put("steady_api_reads", requests.reads);
+    report.put("steady_lease_renewals", requests.leases);
     put_process_figures(report, "steady", processes.operator);
     // What the idle pools cost each process: the load a storm's switches run beside.
-    for (role, used) in cpu_used(&cpu_before, &cpu_after) {
+    for (role, seconds) in &used.by_role {
         report.put(
             &format!("steady_busy_cores_{role}"),
-            format!("{:.3}", used / opts.steady.as_secs_f64()),
+            format!("{:.3}", seconds / opts.steady.as_secs_f64()),
         );
     }
-    if sql_writes > 0 || writes.about_pools() > 0 {
+    if sql_writes > 0 || requests.about_pools() > 0 {
         report.failures.push(format!(
             "the steady state wrote: {sql_writes} SQL statements that could write, {} API writes",
-            writes.about_pools()
+            requests.about_pools()
         ));
     }
     Ok(())

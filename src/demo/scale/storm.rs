@@ -11,7 +11,7 @@ use kube::api::{Api, Patch, PatchParams};
 
 use super::load;
 use super::{
-    PoolView, PoolWatch, Processes, ScaleReport, api_writes, namespace_of, percentile,
+    PoolView, PoolWatch, Processes, ScaleReport, api_requests, namespace_of, percentile,
     put_cpu_per_switch,
 };
 use pchat_core::api::{PersistentChatPool, PersistentChatPoolSpec};
@@ -169,7 +169,7 @@ pub async fn lone(storms: &Storms<'_>, report: &mut ScaleReport) -> Result<Optio
         return Ok(None);
     }
     let load = loaded(storms, &[LONE]).await?;
-    let cpu_before = (Instant::now(), storms.processes.cpu_seconds());
+    let meter = storms.processes.meter();
     let switched = async {
         let mut seconds = Vec::new();
         for n in 0..LONE_SWITCHES {
@@ -187,14 +187,7 @@ pub async fn lone(storms: &Storms<'_>, report: &mut ScaleReport) -> Result<Optio
     }
     .await;
     if let Ok(seconds) = &switched {
-        let after = storms.processes.cpu_seconds();
-        put_cpu_per_switch(
-            report,
-            "lone",
-            (&cpu_before.1, &after),
-            cpu_before.0.elapsed(),
-            seconds.len(),
-        );
+        put_cpu_per_switch(report, "lone", &meter.read(), seconds.len());
     }
     let outcome = load.finish(storms.sim, TO_SITE, |_| None).await;
     let mut seconds = switched?;
@@ -218,10 +211,10 @@ pub async fn planned(
     let flipped: Vec<usize> = (0..storms.specs.len()).step_by(5).collect();
     let load = loaded(storms, &flipped).await?;
     let from = jiff::Timestamp::now();
-    let (started, cpu_before) = (Instant::now(), storms.processes.cpu_seconds());
+    let meter = storms.processes.meter();
     let finished = flip_and_wait(storms, &flipped, TO_SITE, |v| ready_on(v, TO_SITE)).await;
-    let (wall, cpu_after) = (started.elapsed(), storms.processes.cpu_seconds());
-    let writes = api_writes(storms.cluster_dir, from, jiff::Timestamp::now());
+    let cpu_used = meter.read();
+    let requests = api_requests(storms.cluster_dir, from, jiff::Timestamp::now());
     let outcome = load.finish(storms.sim, TO_SITE, |_| None).await;
     let finished = finished?;
     let p95 = put_switched(
@@ -238,20 +231,14 @@ pub async fn planned(
     let per_switch = |n: usize| format!("{:.1}", n as f64 / flipped.len().max(1) as f64);
     report.put(
         "storm_status_writes_per_switch",
-        per_switch(writes.statuses),
+        per_switch(requests.statuses),
     );
     report.put(
         "storm_api_writes_per_switch",
-        per_switch(writes.about_pools()),
+        per_switch(requests.about_pools()),
     );
-    report.put("storm_api_reads_per_switch", per_switch(writes.reads));
-    put_cpu_per_switch(
-        report,
-        "storm",
-        (&cpu_before, &cpu_after),
-        wall,
-        flipped.len(),
-    );
+    report.put("storm_api_reads_per_switch", per_switch(requests.reads));
+    put_cpu_per_switch(report, "storm", &cpu_used, flipped.len());
     report.put("storm_acknowledged_messages", outcome.acknowledged);
     report.put("storm_lost_messages", outcome.lost_count());
     put_losses(report, &outcome, "a planned switch");
