@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::credentials::{CredentialsProblem, Material};
 use super::leader::Leadership;
 use super::metrics::Metrics;
+use super::stored::SpecMemory;
 use crate::engine::sql_port::LivePort;
 use pchat_core::api::PersistentChatPoolStatus;
 use pchat_core::observe::Published;
@@ -44,6 +45,8 @@ pub struct PoolSlot {
     pub status_unwritten: bool,
     /// What this turn has read from, or written to, the API server besides the pool.
     pub turn: TurnMemory,
+    /// The pool's spec as last decoded.
+    pub spec: SpecMemory,
 }
 
 /// What one turn (one reconcile, its passes following each other step after step) has read
@@ -166,6 +169,7 @@ impl Context {
                     status: None,
                     status_unwritten: false,
                     turn: TurnMemory::default(),
+                    spec: SpecMemory::default(),
                 }))
             })
             .clone()

@@ -127,10 +127,7 @@ async fn current(
         return Ok(None);
     }
     if let Some(memory) = &slot.status {
-        return Ok(Some(StoredPool::with_status(
-            object.clone(),
-            memory.status(),
-        )));
+        return Ok(Some(slot.spec.pool(object.clone(), memory.status())));
     }
     let name = object.name_any();
     let fresh = pools

@@ -34,6 +34,57 @@ pub struct StoredPool {
     pub status: Option<PersistentChatPoolStatus>,
 }
 
+/// Decode `object`'s spec with the manifest loader (see [`StoredPool::decode`]).
+fn decode_spec(object: &DynamicObject) -> Result<PersistentChatPoolSpec, String> {
+    let Some(spec) = object.data.get("spec") else {
+        return Err("the stored object has no spec".to_string());
+    };
+    let manifest = json!({
+        "apiVersion": PersistentChatPool::api_version(&()),
+        "kind": PersistentChatPool::kind(&()),
+        "metadata": {},
+        "spec": spec,
+    });
+    // YAML is a superset of JSON: the manifest loader reads it as it is.
+    pchat_core::api::load_pool_yaml(&manifest.to_string())
+        .map(|pool| pool.spec)
+        .map_err(|e| e.to_string().replace('\n', "; "))
+}
+
+/// One pool's spec as last decoded, with the generation it was decoded at. The API server
+/// raises `metadata.generation` on every change to a custom resource's spec, so an object of
+/// the same generation has the same spec: a pass reuses the decoding instead of running the
+/// loader (the JSON text through the YAML parser and the schema walk) again, which was a
+/// twentieth of the operator's CPU in a storm of switches.
+#[derive(Debug, Default)]
+pub struct SpecMemory(Option<(i64, Result<PersistentChatPoolSpec, String>)>);
+
+impl SpecMemory {
+    /// `object` with its spec decoded as [`StoredPool::decode`] does, and with `status` known
+    /// otherwise (the one the operator last wrote): the stored one is not read. The spec comes
+    /// from memory when `object` has the generation it was decoded at.
+    pub fn pool(
+        &mut self,
+        object: Arc<DynamicObject>,
+        status: Option<PersistentChatPoolStatus>,
+    ) -> StoredPool {
+        let generation = object.metadata.generation;
+        let spec = match (&self.0, generation) {
+            (Some((seen, spec)), Some(generation)) if *seen == generation => spec.clone(),
+            _ => {
+                let spec = decode_spec(&object);
+                self.0 = generation.map(|generation| (generation, spec.clone()));
+                spec
+            }
+        };
+        StoredPool {
+            object,
+            spec,
+            status,
+        }
+    }
+}
+
 impl StoredPool {
     /// Decode `object` with the same loader as a manifest file (unknown fields, durations
     /// the CRD's pattern refuses and values of the wrong type are named by their path),
@@ -48,33 +99,9 @@ impl StoredPool {
                 })
                 .ok()
         });
-        StoredPool::with_status(Arc::new(object), status)
-    }
-
-    /// Decode `object`'s spec as [`StoredPool::decode`] does, with `status` known otherwise
-    /// (the one the operator last wrote): the stored one is not read.
-    pub fn with_status(
-        object: Arc<DynamicObject>,
-        status: Option<PersistentChatPoolStatus>,
-    ) -> StoredPool {
-        let spec = match object.data.get("spec") {
-            None => Err("the stored object has no spec".to_string()),
-            Some(spec) => {
-                let manifest = json!({
-                    "apiVersion": PersistentChatPool::api_version(&()),
-                    "kind": PersistentChatPool::kind(&()),
-                    "metadata": {},
-                    "spec": spec,
-                });
-                // YAML is a superset of JSON: the manifest loader reads it as it is.
-                pchat_core::api::load_pool_yaml(&manifest.to_string())
-                    .map(|pool| pool.spec)
-                    .map_err(|e| e.to_string().replace('\n', "; "))
-            }
-        };
         StoredPool {
-            object,
-            spec,
+            spec: decode_spec(&object),
+            object: Arc::new(object),
             status,
         }
     }
@@ -102,11 +129,19 @@ mod tests {
     use serde_json::Value;
 
     fn stored(spec_edit: impl FnOnce(&mut Value), status: Option<Value>) -> StoredPool {
+        StoredPool::decode(object(3, spec_edit, status))
+    }
+
+    fn object(
+        generation: i64,
+        spec_edit: impl FnOnce(&mut Value),
+        status: Option<Value>,
+    ) -> DynamicObject {
         let pool = pchat_core::api::load_pool_yaml(include_str!("../../examples/pool.yaml"))
             .expect("the example loads");
         let mut value = serde_json::to_value(&pool).unwrap();
         value["metadata"]["uid"] = json!("b7c2");
-        value["metadata"]["generation"] = json!(3);
+        value["metadata"]["generation"] = json!(generation);
         value["metadata"]["resourceVersion"] = json!("812");
         value["metadata"]["managedFields"] = json!([{"manager": "kubectl", "operation": "Apply"}]);
         spec_edit(&mut value["spec"]);
@@ -116,7 +151,42 @@ mod tests {
         let mut object: DynamicObject = serde_json::from_value(value).unwrap();
         // As an item of a list may come: without apiVersion and kind.
         object.types = None;
-        StoredPool::decode(object)
+        object
+    }
+
+    #[test]
+    fn a_remembered_spec_serves_its_generation_and_a_new_generation_is_decoded_again() {
+        let mut memory = SpecMemory::default();
+        let site = |pool: &StoredPool| pool.spec.as_ref().ok().map(|s| s.primary_site.clone());
+        let first = memory.pool(Arc::new(object(3, |_| {}, None)), None);
+        assert_eq!(site(&first).as_deref(), Some("atlanta"));
+        // The same generation stands for the same spec: what the object holds is not read
+        // again (here it differs, which the API server never stores under one generation).
+        let dallas = |spec: &mut Value| spec["primarySite"] = json!("dallas");
+        let same = memory.pool(Arc::new(object(3, dallas, None)), None);
+        assert_eq!(site(&same).as_deref(), Some("atlanta"));
+        let next = memory.pool(Arc::new(object(4, dallas, None)), None);
+        assert_eq!(site(&next).as_deref(), Some("dallas"));
+        // A spec that cannot be used is remembered as such, and its generation's fix decoded.
+        let broken = |spec: &mut Value| spec["sites"] = json!("atlanta");
+        assert!(
+            memory
+                .pool(Arc::new(object(5, broken, None)), None)
+                .spec
+                .is_err()
+        );
+        assert!(
+            memory
+                .pool(Arc::new(object(5, |_| {}, None)), None)
+                .spec
+                .is_err()
+        );
+        assert!(
+            memory
+                .pool(Arc::new(object(6, |_| {}, None)), None)
+                .spec
+                .is_ok()
+        );
     }
 
     #[test]

@@ -727,6 +727,11 @@ async fn the_same_text_in_another_database_or_session_answers_for_that_one() {
     let other = w.connect("atl-sql2");
     assert_eq!(a.text("SELECT @@SERVERNAME").await, "atl-sql1");
     assert_eq!(other.text("SELECT @@SERVERNAME").await, "atl-sql2");
+    let login = "SELECT HOST_NAME() + N'/' + APP_NAME()";
+    let chat = w.connect_as("atl-sql1", "chat-1", "PersistentChat", "master");
+    let tool = w.connect_as("atl-sql1", "ops-pc", "SSMS", "master");
+    assert_eq!(chat.text(login).await, "chat-1/PersistentChat");
+    assert_eq!(tool.text(login).await, "ops-pc/SSMS");
 }
 
 #[tokio::test]

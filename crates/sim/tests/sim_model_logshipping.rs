@@ -369,6 +369,27 @@ async fn share_folders_are_listed_by_xp_dirtree_and_dm_os_enumerate_filesystem()
         names,
         vec![vec![Value::NVarChar("mgc_20261126120000.trn".into())]]
     );
+    // The pattern as a parameter: the same text lists what each value matches, not what the
+    // first run's value did (the rewrite names a listing per folder and pattern).
+    let listing = "SELECT file_or_directory_name FROM sys.dm_os_enumerate_filesystem(@P1, @P2) \
+                   ORDER BY file_or_directory_name";
+    for (pattern, expected) in [("*.trn", "mgc_20261126120000.trn"), ("*.bak", "other.bak")] {
+        let o = p
+            .rpc_sql(
+                listing,
+                vec![
+                    ("@P1", Value::NVarChar(ATL.into())),
+                    ("@P2", Value::NVarChar(pattern.into())),
+                ],
+            )
+            .await;
+        assert_eq!(
+            result_sets(&o)[0].rows,
+            vec![vec![Value::NVarChar(expected.into())]],
+            "{pattern}: {:?}",
+            o.outputs
+        );
+    }
 }
 
 #[tokio::test]

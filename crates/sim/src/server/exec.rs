@@ -473,10 +473,11 @@ impl Simulator {
         {
             let _turn = self.turn.write().await;
             let mut state = self.lock();
-            match begin_statement(&mut state, instance, spid, st, starts_request) {
-                // What the statement reads is as fresh as after a statement that wrote.
-                Ok(inst) => mirroring::refresh_around(&mut state, inst),
-                Err(refused) => return refused,
+            // No mirroring refresh here: every change a session's state depends on (a
+            // statement, an agent job, the pump, a fault) refreshes what it touched before it
+            // lets go of the lock, so the model a read sees is already settled.
+            if let Err(refused) = begin_statement(&mut state, instance, spid, st, starts_request) {
+                return refused;
             }
         }
         let _turn = self.turn.read().await;

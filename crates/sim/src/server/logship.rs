@@ -814,9 +814,14 @@ pub fn run_due_jobs(state: &mut State) {
             })
             .map(|(i, _)| i)
             .collect();
+        if due.is_empty() {
+            continue;
+        }
         for j in due {
             run_job(state, inst, j);
         }
+        // As after a statement: the sessions a job's restores or backups may have changed.
+        super::mirroring::refresh_around(state, inst);
     }
 }
 

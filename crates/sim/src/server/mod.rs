@@ -280,6 +280,17 @@ fn new_instance(
     sqlite
         .execute_batch("PRAGMA automatic_index = OFF;")
         .map_err(Error::Catalog)?;
+    // One plan per statement whatever its parameters: otherwise SQLite marks a statement whose
+    // plan a parameter's value could change, and compiles it again after every binding of that
+    // parameter. The observation queries are bound afresh on every run (the clock, the
+    // session, the folder), so they were compiled again on nearly every run: a sixth of the
+    // simulator's work in a storm of switches (perf).
+    sqlite
+        .set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .map_err(Error::Catalog)?;
     let mut databases = Vec::new();
     for (id, name) in [(1, "master"), (2, "tempdb"), (3, "model"), (4, "msdb")] {
         let guid = state.new_guid();

@@ -583,7 +583,8 @@ impl SqliteTables {
 /// A SQLite table's content as last loaded (see [`SqliteTables::loaded`]).
 #[derive(Debug, PartialEq)]
 pub struct LoadedTable {
-    pub columns: Vec<(String, String)>,
+    /// Names and declared types (every source's column list is a constant).
+    pub columns: &'static [(&'static str, &'static str)],
     pub rows: Vec<Vec<rusqlite::types::Value>>,
 }
 

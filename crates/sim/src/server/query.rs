@@ -11,7 +11,7 @@ use rusqlite::types::{Value as Sql, ValueRef};
 use super::catalog::{self, MESSAGES_COLUMNS, fmt_dt, quote_ident};
 use super::errors::{self as e, SqlError};
 use super::lexer::{Token, TokenKind, tokenize_cached};
-use super::model::{Instance, SessionInfo, SqliteTables, State, now};
+use super::model::{Instance, SqliteTables, State, now};
 use crate::backend::{Column, ColumnType, ResultSet, Value};
 
 /// What a query runs in: the instance, the session's database and id, and the variables.
@@ -35,11 +35,54 @@ struct Rewrite {
     sql: String,
     sources: Vec<(String, Source)>,
     params: Vec<Value>,
-    /// Which of `params` is the statement's clock, set afresh on each run.
-    now_param: Option<usize>,
-    /// Which of `params` is the clock in local time, set afresh on each run (the instance's
-    /// offset may have changed since the rewrite was remembered).
-    local_now_param: Option<usize>,
+    /// What each of `params` stands for: a variable's name, or one of the `@@` names the
+    /// rewriter binds ([`CLOCK`], [`LOCAL_CLOCK`], [`SESSION_ID`], [`SESSION_HOST`],
+    /// [`SESSION_PROGRAM`], [`SERVER_NAME`], [`DATA_PATH`], [`LOG_PATH`]). A remembered rewrite binds them afresh on each run (see
+    /// [`param_value`]), so it serves every value of them.
+    param_names: Vec<String>,
+}
+
+/// The statement's clock (GETUTCDATE): not a name a T-SQL variable can have, since those
+/// start with a single `@`.
+const CLOCK: &str = "@@getutcdate";
+/// The statement's clock in the instance's local time (GETDATE).
+const LOCAL_CLOCK: &str = "@@getdate";
+/// The session's id (@@SPID).
+const SESSION_ID: &str = "@@spid";
+/// The workstation name the session's login gave (HOST_NAME()).
+const SESSION_HOST: &str = "@@host_name";
+/// The program name the session's login gave (APP_NAME()).
+const SESSION_PROGRAM: &str = "@@app_name";
+/// The instance's name (@@SERVERNAME, SERVERPROPERTY('ServerName') and the like).
+const SERVER_NAME: &str = "@@servername";
+/// The instance's default data folder (SERVERPROPERTY('InstanceDefaultDataPath')).
+const DATA_PATH: &str = "@@instancedefaultdatapath";
+/// The instance's default log folder (SERVERPROPERTY('InstanceDefaultLogPath')).
+const LOG_PATH: &str = "@@instancedefaultlogpath";
+
+/// The value a parameter named `name` has for a run of a query at `now` (see
+/// [`Rewrite::param_names`]).
+fn param_value(ctx: &QueryContext<'_>, name: &str, now: chrono::NaiveDateTime) -> Option<Value> {
+    match name {
+        CLOCK => Some(Value::NVarChar(fmt_dt(now))),
+        LOCAL_CLOCK => Some(Value::NVarChar(fmt_dt(super::model::local(
+            now,
+            ctx.inst.utc_offset_minutes,
+        )))),
+        SESSION_ID => Some(Value::Int(i32::from(ctx.spid))),
+        SERVER_NAME => Some(Value::NVarChar(ctx.inst.name.clone())),
+        DATA_PATH => Some(Value::NVarChar(ctx.inst.data_path.clone())),
+        LOG_PATH => Some(Value::NVarChar(ctx.inst.log_path.clone())),
+        SESSION_HOST | SESSION_PROGRAM => {
+            let session = ctx.inst.sessions.get(&ctx.spid);
+            let text = session.map(|s| match name {
+                SESSION_HOST => s.host_name.clone(),
+                _ => s.program_name.clone(),
+            });
+            Some(Value::NVarChar(text.unwrap_or_default()))
+        }
+        variable => ctx.vars.get(variable).cloned(),
+    }
 }
 
 fn sql_str(s: &str) -> String {
@@ -92,10 +135,6 @@ struct Rewriter<'a, 'b> {
     skip_to: Option<usize>,
     /// The statement's clock: every GETUTCDATE() of one query sees the same instant.
     now: chrono::NaiveDateTime,
-    /// Which of `params` is the clock.
-    now_param: Option<usize>,
-    /// Which of `params` is the clock in the instance's local time.
-    local_now_param: Option<usize>,
     /// Set when the text depends on the instance's state (its databases, a session's host),
     /// not only on what [`memo_key`] holds: such a rewrite is not remembered.
     depends_on_state: bool,
@@ -109,14 +148,19 @@ impl<'a, 'b> Rewriter<'a, 'b> {
         quote_ident(&table)
     }
 
-    fn literal_arg(&self, range: (usize, usize)) -> Option<Value> {
+    fn literal_arg(&mut self, range: (usize, usize)) -> Option<Value> {
         if range.1 != range.0 + 1 {
             return None;
         }
         match &self.toks[range.0].kind {
             TokenKind::Str { value, .. } => Some(Value::NVarChar(value.clone())),
             TokenKind::Number(n) => n.parse::<i64>().ok().map(Value::BigInt),
-            TokenKind::Var(v) => self.ctx.vars.get(&v.to_ascii_lowercase()).cloned(),
+            TokenKind::Var(v) => {
+                // The variable's value, not a parameter, shapes the rewrite: it only serves
+                // this value.
+                self.depends_on_state = true;
+                self.ctx.vars.get(&v.to_ascii_lowercase()).cloned()
+            }
             _ => None,
         }
     }
@@ -400,8 +444,8 @@ impl<'a, 'b> Rewriter<'a, 'b> {
             self.depends_on_state = true;
         }
         Ok(match g.to_ascii_lowercase().as_str() {
-            "@@servername" => sql_str(&self.ctx.inst.name),
-            "@@spid" => self.ctx.spid.to_string(),
+            "@@servername" => self.named_param(SERVER_NAME),
+            "@@spid" => self.named_param(SESSION_ID),
             "@@version" => sql_str(
                 "Microsoft SQL Server 2019 (RTM) - 15.0.2000.5 (X64) pchat-operator simulator",
             ),
@@ -416,27 +460,6 @@ impl<'a, 'b> Rewriter<'a, 'b> {
             "@@error" => "0".into(),
             _ => return Err(e::must_declare(g)),
         })
-    }
-
-    /// The statement's clock as a bound parameter. Inlined as a literal it would make the text
-    /// of every query that reads the clock new on each run, so SQLite would compile it again
-    /// every time, and it would push the queries that do repeat out of the statement cache.
-    fn local_now_param(&mut self) -> String {
-        let now = Value::NVarChar(fmt_dt(super::model::local(
-            self.now,
-            self.ctx.inst.utc_offset_minutes,
-        )));
-        let (idx, placeholder) = self.bind("@@getdate", || now);
-        self.local_now_param = Some(idx);
-        placeholder
-    }
-
-    fn now_param(&mut self) -> String {
-        // Not a name a T-SQL variable can have: those start with a single `@`.
-        let now = Value::NVarChar(fmt_dt(self.now));
-        let (idx, placeholder) = self.bind("@@getutcdate", || now);
-        self.now_param = Some(idx);
-        placeholder
     }
 
     /// The SQLite placeholder (`?n`) of parameter `name`, bound to `value` the first time the
@@ -466,8 +489,8 @@ impl<'a, 'b> Rewriter<'a, 'b> {
             this.range(a, b)
         };
         Ok(Some(match name {
-            "getutcdate" | "sysutcdatetime" => self.now_param(),
-            "getdate" | "sysdatetime" => self.local_now_param(),
+            "getutcdate" | "sysutcdatetime" => self.named_param(CLOCK),
+            "getdate" | "sysdatetime" => self.named_param(LOCAL_CLOCK),
             "isnull" if args.len() == 2 => format!("IFNULL({}, {})", arg(self, 0)?, arg(self, 1)?),
             "len" if args.len() == 1 => format!("LENGTH({})", arg(self, 0)?),
             "count_big" => format!("COUNT({})", self.range(open + 1, close)?),
@@ -531,8 +554,8 @@ impl<'a, 'b> Rewriter<'a, 'b> {
             }
             "suser_sname" | "suser_name" if args.is_empty() => sql_str("sa"),
             "object_id" if !args.is_empty() => self.object_id(args[0]),
-            "host_name" if args.is_empty() => self.session_text(|s| &s.host_name),
-            "app_name" if args.is_empty() => self.session_text(|s| &s.program_name),
+            "host_name" if args.is_empty() => self.named_param(SESSION_HOST),
+            "app_name" if args.is_empty() => self.named_param(SESSION_PROGRAM),
             _ => return Ok(None),
         }))
     }
@@ -551,19 +574,19 @@ impl<'a, 'b> Rewriter<'a, 'b> {
 
     /// SERVERPROPERTY('name') for the properties clients ask for; NULL for the others, as SQL
     /// Server answers an unknown property.
-    fn serverproperty(&self, range: (usize, usize)) -> String {
+    fn serverproperty(&mut self, range: (usize, usize)) -> String {
         let prop = match self.literal_arg(range) {
             Some(Value::NVarChar(p)) => p.to_ascii_lowercase(),
             _ => String::new(),
         };
         match prop.as_str() {
             "servername" | "machinename" | "instancename" | "computernamephysicalnetbios" => {
-                sql_str(&self.ctx.inst.name)
+                self.named_param(SERVER_NAME)
             }
             "productversion" => sql_str(&self.ctx.inst.version.text),
             "productmajorversion" => sql_str(&self.ctx.inst.version.major().to_string()),
-            "instancedefaultdatapath" => sql_str(&self.ctx.inst.data_path),
-            "instancedefaultlogpath" => sql_str(&self.ctx.inst.log_path),
+            "instancedefaultdatapath" => self.named_param(DATA_PATH),
+            "instancedefaultlogpath" => self.named_param(LOG_PATH),
             "edition" => sql_str("Enterprise Edition (64-bit)"),
             "engineedition" => "3".into(),
             "ishadrenabled" => "0".into(),
@@ -573,7 +596,7 @@ impl<'a, 'b> Rewriter<'a, 'b> {
     }
 
     /// OBJECT_ID('name'): only the catalog and msdb tables exist as objects.
-    fn object_id(&self, range: (usize, usize)) -> String {
+    fn object_id(&mut self, range: (usize, usize)) -> String {
         let name = match self.literal_arg(range) {
             Some(Value::NVarChar(n)) => n.to_ascii_lowercase().replace(['[', ']'], ""),
             _ => String::new(),
@@ -585,17 +608,14 @@ impl<'a, 'b> Rewriter<'a, 'b> {
         known.map_or("NULL".into(), |i| (1000 + i).to_string())
     }
 
-    /// HOST_NAME() and APP_NAME(): what the session's login said, as a literal.
-    fn session_text(&mut self, field: fn(&SessionInfo) -> &String) -> String {
-        self.depends_on_state = true;
-        let text = self
-            .ctx
-            .inst
-            .sessions
-            .get(&self.ctx.spid)
-            .map(|s| field(s).clone())
-            .unwrap_or_default();
-        sql_str(&text)
+    /// The value an `@@` name stands for (the clock, a value of the session or the instance)
+    /// as a bound parameter (see [`Rewrite::param_names`]): the rewrite then serves every run,
+    /// session and instance. Inlined as a literal, the clock would make the text of every
+    /// query that reads it new on each run, so SQLite would compile it again every time and
+    /// it would push the queries that do repeat out of the statement cache.
+    fn named_param(&mut self, name: &'static str) -> String {
+        let value = param_value(self.ctx, name, self.now).expect("a value for an @@ name");
+        self.bind(name, || value).1
     }
 }
 
@@ -603,8 +623,6 @@ impl<'a, 'b> Rewriter<'a, 'b> {
 /// third of the simulator's time per query.
 static REWRITES: super::memo::Memo<Rewrite> = super::memo::Memo::new();
 
-/// What a rewrite may depend on besides the instance's state: the text, the instance, the
-/// session and its database, and the variables (by name and value).
 /// The version that brought a view or function, for those newer than SQL Server 2014:
 /// `sys.dm_db_log_stats` came with 2016 SP2 (13.0.5026), `sys.dm_os_enumerate_filesystem`
 /// with 2017 (14.0).
@@ -616,19 +634,19 @@ fn introduced_in(view: &str) -> Option<[u32; 4]> {
     }
 }
 
-/// The rewrite cache is shared by every simulator of the process (tests run several at once,
-/// with the same instance names): the key holds whatever of the instance's configuration a
-/// rewrite may depend on (its version gates views; its folders become literals).
+/// What a remembered rewrite may depend on besides the instance's state (a rewrite that reads
+/// that is not remembered): the text, the instance's version (which gates views and is
+/// written into the text), the session's database, and the names of the batch's variables
+/// (which are declared decides what is refused). The variables' values, the clock, the
+/// session's id and login, and the instance's name and folders are bound parameters, set on
+/// each run: the observation connections are new sessions after each idle spell, and hundreds
+/// of instances send the same texts; a key holding either missed nearly every time.
 fn memo_key(ctx: &QueryContext<'_>, sql: &str) -> String {
-    let mut vars: Vec<String> = ctx.vars.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-    vars.sort();
+    let mut vars: Vec<&str> = ctx.vars.keys().map(String::as_str).collect();
+    vars.sort_unstable();
     format!(
-        "{sql}\0{}\0{}\0{}\0{}\0{}\0{}\0{}",
-        ctx.inst.name,
+        "{sql}\0{}\0{}\0{}",
         ctx.inst.version.text,
-        ctx.inst.data_path,
-        ctx.inst.log_path,
-        ctx.spid,
         ctx.database,
         vars.join("\0")
     )
@@ -638,14 +656,10 @@ fn rewrite(ctx: &QueryContext<'_>, sql: &str) -> Result<Rewrite, SqlError> {
     let key = memo_key(ctx, sql);
     let now = now();
     if let Some(mut hit) = REWRITES.get(&key) {
-        if let Some(i) = hit.now_param {
-            hit.params[i] = Value::NVarChar(fmt_dt(now));
-        }
-        if let Some(i) = hit.local_now_param {
-            hit.params[i] = Value::NVarChar(fmt_dt(super::model::local(
-                now,
-                ctx.inst.utc_offset_minutes,
-            )));
+        for (param, name) in hit.params.iter_mut().zip(&hit.param_names) {
+            if let Some(value) = param_value(ctx, name, now) {
+                *param = value;
+            }
         }
         return Ok(hit);
     }
@@ -659,8 +673,6 @@ fn rewrite(ctx: &QueryContext<'_>, sql: &str) -> Result<Rewrite, SqlError> {
         skip_to: None,
         now,
         depends_on_state: false,
-        now_param: None,
-        local_now_param: None,
     };
     let n = rw.toks.len();
     let text = rw.range(0, n)?;
@@ -668,8 +680,7 @@ fn rewrite(ctx: &QueryContext<'_>, sql: &str) -> Result<Rewrite, SqlError> {
         sql: text,
         sources: rw.sources,
         params: rw.params,
-        now_param: rw.now_param,
-        local_now_param: rw.local_now_param,
+        param_names: rw.param_names,
     };
     if !rw.depends_on_state {
         REWRITES.insert(key, done.clone());
@@ -881,13 +892,7 @@ fn fill(
     src: &Source,
 ) -> Result<(), SqlError> {
     let (columns, rows) = source_rows(ctx, src)?;
-    let content = super::model::LoadedTable {
-        columns: columns
-            .iter()
-            .map(|(c, t)| (c.to_string(), t.to_string()))
-            .collect(),
-        rows,
-    };
+    let content = super::model::LoadedTable { columns, rows };
     let SqliteTables { connection, loaded } = tables;
     let same_columns = match loaded.get(name) {
         Some(old) if *old == content => return Ok(()),
