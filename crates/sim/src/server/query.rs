@@ -37,8 +37,9 @@ struct Rewrite {
     params: Vec<Value>,
     /// What each of `params` stands for: a variable's name, or one of the `@@` names the
     /// rewriter binds ([`CLOCK`], [`LOCAL_CLOCK`], [`SESSION_ID`], [`SESSION_HOST`],
-    /// [`SESSION_PROGRAM`], [`SERVER_NAME`], [`DATA_PATH`], [`LOG_PATH`]). A remembered rewrite binds them afresh on each run (see
-    /// [`param_value`]), so it serves every value of them.
+    /// [`SESSION_PROGRAM`], [`SERVER_NAME`], [`DATA_PATH`], [`LOG_PATH`]). A remembered
+    /// rewrite binds them afresh on each run (see [`param_value`]), so it serves every value
+    /// of them.
     param_names: Vec<String>,
 }
 
