@@ -167,7 +167,8 @@ mod tests {
         assert_eq!(site(&same).as_deref(), Some("atlanta"));
         let next = memory.pool(Arc::new(object(4, dallas, None)), None);
         assert_eq!(site(&next).as_deref(), Some("dallas"));
-        // A spec that cannot be used is remembered as such, and its generation's fix decoded.
+        // A spec that cannot be used is remembered as such for its generation; the next
+        // generation (a fixed spec) is decoded again.
         let broken = |spec: &mut Value| spec["sites"] = json!("atlanta");
         assert!(
             memory

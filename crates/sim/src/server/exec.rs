@@ -474,8 +474,8 @@ impl Simulator {
             let _turn = self.turn.write().await;
             let mut state = self.lock();
             // No mirroring refresh here: every change a session's state depends on (a
-            // statement, an agent job, the pump, a fault) refreshes what it touched before it
-            // lets go of the lock, so the model a read sees is already settled.
+            // statement, an agent job, a fault) refreshes what it touched before it lets go
+            // of the lock, so the model a read sees is already settled.
             if let Err(refused) = begin_statement(&mut state, instance, spid, st, starts_request) {
                 return refused;
             }

@@ -11,7 +11,7 @@ use rusqlite::types::{Value as Sql, ValueRef};
 use super::catalog::{self, MESSAGES_COLUMNS, fmt_dt, quote_ident};
 use super::errors::{self as e, SqlError};
 use super::lexer::{Token, TokenKind, tokenize_cached};
-use super::model::{Instance, SqliteTables, State, now};
+use super::model::{Instance, SessionInfo, SqliteTables, State, now};
 use crate::backend::{Column, ColumnType, ResultSet, Value};
 
 /// What a query runs in: the instance, the session's database and id, and the variables.
@@ -64,6 +64,10 @@ const LOG_PATH: &str = "@@instancedefaultlogpath";
 /// The value a parameter named `name` has for a run of a query at `now` (see
 /// [`Rewrite::param_names`]).
 fn param_value(ctx: &QueryContext<'_>, name: &str, now: chrono::NaiveDateTime) -> Option<Value> {
+    let session_text = |field: fn(&SessionInfo) -> &String| {
+        let session = ctx.inst.sessions.get(&ctx.spid);
+        Value::NVarChar(session.map(|s| field(s).clone()).unwrap_or_default())
+    };
     match name {
         CLOCK => Some(Value::NVarChar(fmt_dt(now))),
         LOCAL_CLOCK => Some(Value::NVarChar(fmt_dt(super::model::local(
@@ -74,14 +78,8 @@ fn param_value(ctx: &QueryContext<'_>, name: &str, now: chrono::NaiveDateTime) -
         SERVER_NAME => Some(Value::NVarChar(ctx.inst.name.clone())),
         DATA_PATH => Some(Value::NVarChar(ctx.inst.data_path.clone())),
         LOG_PATH => Some(Value::NVarChar(ctx.inst.log_path.clone())),
-        SESSION_HOST | SESSION_PROGRAM => {
-            let session = ctx.inst.sessions.get(&ctx.spid);
-            let text = session.map(|s| match name {
-                SESSION_HOST => s.host_name.clone(),
-                _ => s.program_name.clone(),
-            });
-            Some(Value::NVarChar(text.unwrap_or_default()))
-        }
+        SESSION_HOST => Some(session_text(|s| &s.host_name)),
+        SESSION_PROGRAM => Some(session_text(|s| &s.program_name)),
         variable => ctx.vars.get(variable).cloned(),
     }
 }
