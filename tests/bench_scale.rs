@@ -3,7 +3,8 @@
 //! what is asserted is what the command itself promises: every pool Ready, no write of any kind
 //! in the steady state, one SQL batch per instance per pass, a lone pool switched three times
 //! losing nothing, fewer status writes per switch than it has steps, every flipped pool
-//! switched with its chat workload losing nothing acknowledged, and every pool whose site went
+//! switched with its chat workload losing nothing acknowledged and its chat servers drained
+//! and published again once (each outage timed), and every pool whose site went
 //! away served from the other one, losing nothing acknowledged before the window it reported.
 
 use std::collections::BTreeMap;
@@ -63,6 +64,12 @@ fn twenty_pools_converge_stay_quiet_switch_in_a_storm_losing_nothing_and_fail_ov
         assert!(figure(&format!("{phase}_cpu_seconds_per_switch_etcd")) >= 0.0);
     }
     assert!(figure("storm_busy_cores") > 0.0, "{stdout}");
+    // Each planned switch drained its chat servers once and published the new site's once,
+    // and the watch of the lists timed each outage.
+    assert_eq!(figure("lone_drains"), 3.0);
+    assert!(figure("lone_outage_seconds") > 0.0, "{stdout}");
+    assert_eq!(figure("storm_drains"), figure("storm_pools"));
+    assert!(figure("storm_outage_p95_seconds") > 0.0, "{stdout}");
     assert!(figure("storm_acknowledged_messages") > 0.0, "{stdout}");
     assert_eq!(figure("storm_lost_messages"), 0.0);
     assert_eq!(figure("forced_pools"), 4.0);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use pchat_core::api::{PersistentChatPoolStatus, StepStatus};
+use pchat_core::api::{ConditionType, PersistentChatPoolStatus, StepStatus};
 use pchat_core::plan::{Decision, Step, WaitReason};
 
 use super::{StepError, StepRun};
@@ -123,6 +123,40 @@ pub fn jittered(interval: Duration, pool: &str, now: Timestamp) -> Duration {
     }
     let fraction = (hash % 1000) as f64 / 1000.0 * 0.2;
     interval.mul_f64(1.0 - fraction)
+}
+
+/// Whether the pass left the pool waiting for its chat servers to leave: it cleared the
+/// active-server list while they were connected, or it looked and found them still there. The
+/// pool is then inside its chat outage, and the controller waits for the next look within the
+/// same turn rather than queue again behind pools that have not drained theirs.
+pub fn draining(
+    decision: &Decision,
+    step_ran: Option<&(Step, Result<StepRun, StepError>)>,
+) -> bool {
+    matches!(decision, Decision::Wait(WaitReason::Draining { .. }))
+        || matches!(step_ran, Some((step, Ok(_))) if step.is_drain())
+}
+
+/// Whether the pool, as its last status shows it, is in the middle of a transition: one under
+/// way (from its drain to its last step) or one ended less than [`SETTLING`] ago whose pool is
+/// not Ready yet (its new mirror synchronizing). Such a pool's passes are short looks or the
+/// transition's next steps, and every moment it waits is time half-switched (between the drain
+/// and the publish, time no chat server can write): the controller gives it the next turn
+/// before pools that have not started.
+pub fn finishing_transition(previous: Option<&PersistentChatPoolStatus>, now: Timestamp) -> bool {
+    let Some(transition) = previous.and_then(|p| p.transition.as_ref()) else {
+        return false;
+    };
+    let ready = previous.is_some_and(|p| {
+        p.conditions
+            .iter()
+            .any(|c| c.type_ == ConditionType::Ready.as_str() && c.status == "True")
+    });
+    let recent = match transition.completed_at {
+        None => true,
+        Some(at) => Duration::try_from(now.duration_since(at)).is_ok_and(|since| since < SETTLING),
+    };
+    recent && !ready
 }
 
 /// How long after a transition a degraded pool is looked at more often than every [`WAIT`]:
@@ -270,5 +304,93 @@ mod tests {
             NEXT_STEP,
             "publishing the new site's servers ends the outage; nothing to wait for"
         );
+    }
+
+    #[test]
+    fn a_pool_drains_after_clearing_its_list_or_finding_sessions_and_not_after_publishing_servers()
+    {
+        let publish = |servers: Vec<String>| Step::PublishActiveServers {
+            site: "dallas".into(),
+            servers,
+            pool_state: pchat_core::api::PoolState::Normal,
+        };
+        let ran = |step: Step, ok: bool| {
+            let result = if ok {
+                Ok(StepRun {
+                    statements_sent: 0,
+                    writes: 0,
+                    elapsed: Duration::ZERO,
+                })
+            } else {
+                Err(StepError {
+                    message: "the ConfigMap write failed".into(),
+                    retryable: true,
+                    number: None,
+                })
+            };
+            (step, result)
+        };
+        let drain = publish(vec![]);
+        let cleared = ran(drain.clone(), true);
+        assert!(draining(&Decision::Step(drain.clone()), Some(&cleared)));
+        let failed = ran(drain.clone(), false);
+        assert!(
+            !draining(&Decision::Step(drain), Some(&failed)),
+            "a drain that was not written drains no one"
+        );
+        let sessions_left = Decision::Wait(WaitReason::Draining {
+            instance: "atl-sql1".into(),
+            sessions: 2,
+            seconds_left: 50,
+        });
+        assert!(draining(&sessions_left, None));
+        let servers = publish(vec!["dal-pc1.litwareinc.com".into()]);
+        let published = ran(servers.clone(), true);
+        assert!(!draining(&Decision::Step(servers), Some(&published)));
+        assert!(!draining(&Decision::Converged, None));
+    }
+
+    #[test]
+    fn a_transition_under_way_or_just_ended_and_not_ready_is_finishing_and_nothing_else_is() {
+        let now: Timestamp = "2026-12-04T12:00:00Z".parse().unwrap();
+        let status = |completed_seconds_ago: Option<i64>, ready: &str| PersistentChatPoolStatus {
+            transition: Some(pchat_core::api::Transition {
+                from: "atlanta".into(),
+                to: "dallas".into(),
+                kind: pchat_core::api::TransitionKind::Planned,
+                started_at: now - jiff::SignedDuration::from_secs(120),
+                completed_at: completed_seconds_ago
+                    .map(|ago| now - jiff::SignedDuration::from_secs(ago)),
+                tail_lsn: None,
+                data_loss: None,
+            }),
+            conditions: vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                type_: "Ready".into(),
+                status: ready.into(),
+                reason: "Switching".into(),
+                message: String::new(),
+                observed_generation: Some(2),
+                last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
+            }],
+            ..PersistentChatPoolStatus::default()
+        };
+        assert!(finishing_transition(Some(&status(None, "False")), now));
+        assert!(
+            finishing_transition(Some(&status(Some(1), "False")), now),
+            "its new mirror synchronizing"
+        );
+        assert!(
+            !finishing_transition(Some(&status(Some(1), "True")), now),
+            "Ready: nothing left to finish"
+        );
+        assert!(
+            !finishing_transition(Some(&status(Some(120), "False")), now),
+            "degraded long after its transition: an ordinary pool"
+        );
+        assert!(!finishing_transition(
+            Some(&PersistentChatPoolStatus::default()),
+            now
+        ));
+        assert!(!finishing_transition(None, now), "bootstrapping");
     }
 }

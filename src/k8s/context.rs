@@ -10,7 +10,6 @@ use kube::Client;
 use kube::api::DynamicObject;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
-use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +17,7 @@ use super::credentials::{CredentialsProblem, Material};
 use super::leader::Leadership;
 use super::metrics::Metrics;
 use super::stored::SpecMemory;
+use super::turns::{Turn, Turns, Urgency};
 use crate::engine::sql_port::LivePort;
 use pchat_core::api::PersistentChatPoolStatus;
 use pchat_core::observe::Published;
@@ -85,6 +85,14 @@ impl StatusMemory {
         }
     }
 
+    /// The remembered status, borrowed.
+    pub fn as_status(&self) -> Option<&PersistentChatPoolStatus> {
+        match self {
+            StatusMemory::None => None,
+            StatusMemory::Written(status) => Some(status),
+        }
+    }
+
     /// The remembered status, to build the next one on.
     pub fn status(&self) -> Option<PersistentChatPoolStatus> {
         match self {
@@ -108,12 +116,9 @@ pub struct Context {
     pub keep_idle_connections: bool,
     /// The watch's cache of pools: later passes of one reconcile read the spec from it.
     pub store: Store<DynamicObject>,
-    /// Turns at running passes, as many as pools reconciled at once. Tokio's semaphore is
-    /// first come, first served: a pool that asks again waits behind the pools already
-    /// waiting, so none waits forever while others go round (kube-runtime's own concurrency
-    /// limit serves held pools in hash order, which left some pools without a pass for
-    /// minutes while others bootstrapped).
-    turns: Semaphore,
+    /// Turns at running passes, as many as pools reconciled at once (pools finishing a
+    /// transition first, then first come, first served: see [`Turns`]).
+    turns: Arc<Turns>,
     /// Cancelled when the operator shuts down: pools still waiting for a turn then give up
     /// theirs rather than hold the shutdown.
     stopping: CancellationToken,
@@ -139,7 +144,7 @@ impl Context {
             timing: opts.timing,
             keep_idle_connections: opts.keep_idle_connections,
             store,
-            turns: Semaphore::new(usize::from(opts.max_concurrent_pools.max(1))),
+            turns: Turns::new(usize::from(opts.max_concurrent_pools)),
             stopping,
             pools: Mutex::new(HashMap::new()),
         }
@@ -175,12 +180,20 @@ impl Context {
             .clone()
     }
 
-    /// Wait for a turn at running passes (first come, first served); `None` when the
+    /// Wait for a turn at running passes, in the queue `urgency` names; `None` when the
     /// operator is shutting down.
-    pub async fn turn(&self) -> Option<SemaphorePermit<'_>> {
+    pub async fn turn(&self, urgency: Urgency) -> Option<Turn> {
         tokio::select! {
             _ = self.stopping.cancelled() => None,
-            permit = self.turns.acquire() => permit.ok(),
+            turn = self.turns.take(urgency) => Some(turn),
+        }
+    }
+
+    /// Sleep for `duration`; false when the operator began shutting down meanwhile.
+    pub async fn pause(&self, duration: std::time::Duration) -> bool {
+        tokio::select! {
+            _ = self.stopping.cancelled() => false,
+            _ = tokio::time::sleep(duration) => true,
         }
     }
 

@@ -22,6 +22,7 @@ use super::configmap::ConfigMapPublisher;
 use super::context::{Context, PoolSlot, SecretNames, StatusMemory, TurnMemory};
 use super::credentials::{self, CredentialsProblem, Material};
 use super::stored::{self, StoredPool};
+use super::turns::Urgency;
 use super::{events, status_patch};
 use crate::Error;
 use crate::engine::sql_port::LivePort;
@@ -35,6 +36,16 @@ use pchat_core::api::{
 /// between them is time the pool is half-switched, and between the drain and the publish, time
 /// no chat server can write); a bootstrap of long restores still lets the others in.
 pub const STEPS_IN_ONE_TURN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long one turn may wait, all looks together, for a pool's chat servers to leave after
+/// its drain. The drain starts the chat outage: a pool that gave its turn back there queued,
+/// drained, behind every pool waiting (in a storm, behind whole switches), and its outage
+/// lasted as long as the queue, while the pools ahead of it had not yet drained theirs.
+/// Chat servers told of the change leave within milliseconds; ones that stay longer (up to
+/// `failover.drainTimeout`, when their sessions are ended) should not hold a turn others
+/// could use, so past this the pool waits in the queue (ahead of pools that have not started:
+/// see `turns`).
+pub const DRAIN_IN_ONE_TURN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The kube-runtime reconciler: passes over the pool, one after the other while each ran a
 /// step and the next may follow at once, within one turn.
@@ -60,7 +71,13 @@ pub async fn reconcile(watched: Arc<DynamicObject>, ctx: Arc<Context>) -> Result
             return Ok(Action::requeue(due - now));
         }
     }
-    let Some(_turn) = ctx.turn().await else {
+    let urgency = match slot.status.as_ref().map(StatusMemory::as_status) {
+        Some(status) if engine::requeue::finishing_transition(status, Timestamp::now()) => {
+            Urgency::FinishingTransition
+        }
+        _ => Urgency::Ordinary,
+    };
+    let Some(_turn) = ctx.turn(urgency).await else {
         return Ok(Action::await_change());
     };
     // Read the Lease once the pass is about to run (after any wait for a turn), so that a
@@ -72,6 +89,7 @@ pub async fn reconcile(watched: Arc<DynamicObject>, ctx: Arc<Context>) -> Result
     let pools: Api<DynamicObject> =
         Api::namespaced_with(ctx.client.clone(), &namespace, &stored::api_resource());
     let started = Instant::now();
+    let mut drain_waited = std::time::Duration::ZERO;
     slot.turn = TurnMemory::default();
     let mut object = watched;
     loop {
@@ -84,7 +102,8 @@ pub async fn reconcile(watched: Arc<DynamicObject>, ctx: Arc<Context>) -> Result
         // Decided before the pass, so that the pass (which may leave its status for a later
         // pass of the turn to write) and this loop agree on whether one follows.
         let may_follow = started.elapsed() < STEPS_IN_ONE_TURN;
-        let requeue = pass(&ctx, &pools, &pool, &uid, may_follow, &mut slot).await?;
+        let Next { requeue, draining } =
+            pass(&ctx, &pools, &pool, &uid, may_follow, &mut slot).await?;
         slot.next_due = Some((Instant::now() + requeue, generation));
         if requeue >= engine::requeue::IDLE
             && let Some((_, port)) = slot.port.as_mut()
@@ -98,8 +117,15 @@ pub async fn reconcile(watched: Arc<DynamicObject>, ctx: Arc<Context>) -> Result
                 port.close_connections();
             }
         }
-        if requeue != engine::requeue::NEXT_STEP || !may_follow {
+        let drain_look = draining && drain_waited + requeue <= DRAIN_IN_ONE_TURN;
+        if !may_follow || (requeue != engine::requeue::NEXT_STEP && !drain_look) {
             return Ok(Action::requeue(requeue));
+        }
+        if drain_look {
+            drain_waited += requeue;
+            if !ctx.pause(requeue).await {
+                return Ok(Action::await_change());
+            }
         }
         // The spec may have changed during the step: the next pass reads the watch's cache.
         match ctx.cached(&namespace, &name) {
@@ -146,6 +172,14 @@ async fn current(
     Ok(Some(pool))
 }
 
+/// What a pass asks of the turn.
+struct Next {
+    /// When to come back.
+    requeue: std::time::Duration,
+    /// The pool waits for its chat servers to leave (`engine::requeue::draining`).
+    draining: bool,
+}
+
 /// One pass over a pool this replica leads: returns when to come back. `may_follow`: another
 /// pass may follow in this turn if this one asks for it at once.
 async fn pass(
@@ -155,7 +189,7 @@ async fn pass(
     uid: &str,
     may_follow: bool,
     slot: &mut PoolSlot,
-) -> Result<std::time::Duration, Error> {
+) -> Result<Next, Error> {
     let name = pool.name();
     let namespace = pool.namespace();
     let previous = pool.status.as_ref();
@@ -204,7 +238,10 @@ async fn pass(
     // A long (or paused) pass may outlive the lease: then the new leader writes, not this
     // replica.
     if !ctx.leadership.may_write().await {
-        return Ok(ctx.timing.not_leader_retry);
+        return Ok(Next {
+            requeue: ctx.timing.not_leader_retry,
+            draining: false,
+        });
     }
     // A status equal to the one the watch shows is not written again: a converged pool makes
     // no API write from one resync to the next. One that records nothing a later pass could
@@ -253,7 +290,13 @@ async fn pass(
         .flat_map(|spec| spec.sites.iter().map(|s| s.name.clone()))
         .collect();
     m.status(&namespace, &name, &sites, &report.status);
-    Ok(report.requeue_after)
+    Ok(Next {
+        requeue: report.requeue_after,
+        draining: report
+            .decision
+            .as_ref()
+            .is_some_and(|d| engine::requeue::draining(d, report.step_ran.as_ref())),
+    })
 }
 
 /// Writes the status while a step's BACKUP or RESTORE runs, as long as this replica leads.

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod shutdown;
 pub mod status_patch;
 pub mod stored;
+pub mod turns;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -171,8 +172,9 @@ async fn run_controller(
     });
 
     let controller = Controller::new_with(pools, watcher::Config::default(), resource)
-        // No limit here: the passes take turns in the context (first come, first served),
-        // and a pool waiting for its turn costs one parked future.
+        // No limit here: the passes take turns in the context (`turns`: pools finishing a
+        // transition first, then first come, first served), and a pool waiting for its turn
+        // costs one parked future.
         .owns(
             config_maps,
             watcher::Config::default()

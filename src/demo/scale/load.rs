@@ -1,7 +1,8 @@
 //! The chat workload of `bench scale`'s storms: simulated chat servers on every flipped pool,
 //! each following its pool's published active-server list as the operator writes it (the
 //! pool's ConfigMap, through one watch over all namespaces), and, once the storm is over, every
-//! acknowledged message looked for on the copy that serves.
+//! acknowledged message looked for on the copy that serves. The same watch times each pool's
+//! chat outage: from the list emptied (the drain) to the next list with servers in it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,6 +37,7 @@ struct PoolLoad {
 /// The workloads of the storm's pools and the watch that feeds them.
 pub struct StormLoad {
     pools: Vec<PoolLoad>,
+    outages: Arc<std::sync::Mutex<Vec<Duration>>>,
     stop_watch: CancellationToken,
     watch_task: tokio::task::JoinHandle<()>,
 }
@@ -52,6 +54,9 @@ pub struct LoadOutcome {
     pub lost_in_window: usize,
     /// Pools with no ONLINE copy of the chat database on the site they were sent to.
     pub unserved: Vec<String>,
+    /// Each drain's chat outage, as the watch saw the lists: from the list emptied to the
+    /// next one with servers in it (no chat server may write in between).
+    pub outages: Vec<Duration>,
 }
 
 impl LoadOutcome {
@@ -107,7 +112,10 @@ pub fn start(
     let config_maps: Api<ConfigMap> = Api::all(client.clone());
     let selector = format!("{MANAGED_BY_LABEL}={FIELD_MANAGER}");
     let stop = stop_watch.clone();
+    let outages = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let timed = outages.clone();
     let watch_task = tokio::spawn(async move {
+        let mut drained_at: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
         let events = watcher(config_maps, watcher::Config::default().labels(&selector))
             .default_backoff()
             .applied_objects()
@@ -117,12 +125,23 @@ pub fn start(
             let Ok(cm) = event else { continue };
             let namespace = cm.namespace().unwrap_or_default();
             if let (Some(sender), Some(published)) = (senders.get(&namespace), published(&cm)) {
+                if published.active_servers.is_empty() {
+                    drained_at
+                        .entry(namespace)
+                        .or_insert_with(tokio::time::Instant::now);
+                } else if let Some(at) = drained_at.remove(&namespace) {
+                    timed
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(at.elapsed());
+                }
                 sender.send_replace(published);
             }
         }
     });
     Ok(StormLoad {
         pools: loads,
+        outages,
         stop_watch,
         watch_task,
     })
@@ -141,7 +160,10 @@ impl StormLoad {
     ) -> LoadOutcome {
         self.stop_watch.cancel();
         let _ = self.watch_task.await;
-        let mut outcome = LoadOutcome::default();
+        let mut outcome = LoadOutcome {
+            outages: std::mem::take(&mut *self.outages.lock().unwrap_or_else(|e| e.into_inner())),
+            ..LoadOutcome::default()
+        };
         for pool in self.pools {
             let acked = pool.workload.stop().await;
             outcome.acknowledged += acked.len();

@@ -131,24 +131,32 @@ fn put_switched(
     p95
 }
 
+/// `durations` in seconds, shortest first.
+fn sorted_seconds(durations: &[Duration]) -> Vec<f64> {
+    let mut seconds: Vec<f64> = durations.iter().map(Duration::as_secs_f64).collect();
+    seconds.sort_by(f64::total_cmp);
+    seconds
+}
+
 /// `<phase>_switch_{p50,p95,max}_seconds` of `finished`; returns the p95.
 fn put_times(
     report: &mut ScaleReport,
     phase: &str,
     finished: &BTreeMap<usize, (Duration, PoolView)>,
 ) -> f64 {
-    let mut seconds: Vec<f64> = finished.values().map(|(d, _)| d.as_secs_f64()).collect();
-    seconds.sort_by(f64::total_cmp);
-    let p95 = percentile(&seconds, 0.95);
+    let took: Vec<Duration> = finished.values().map(|(d, _)| *d).collect();
+    put_spread(report, &format!("{phase}_switch"), &sorted_seconds(&took))
+}
+
+/// `<key>_{p50,p95,max}_seconds` of `seconds` (sorted); returns the p95.
+fn put_spread(report: &mut ScaleReport, key: &str, seconds: &[f64]) -> f64 {
+    let p95 = percentile(seconds, 0.95);
     for (name, value) in [
-        ("p50", percentile(&seconds, 0.5)),
+        ("p50", percentile(seconds, 0.5)),
         ("p95", p95),
         ("max", seconds.last().copied().unwrap_or(f64::NAN)),
     ] {
-        report.put(
-            &format!("{phase}_switch_{name}_seconds"),
-            format!("{value:.2}"),
-        );
+        report.put(&format!("{key}_{name}_seconds"), format!("{value:.2}"));
     }
     p95
 }
@@ -198,6 +206,12 @@ pub async fn lone(storms: &Storms<'_>, report: &mut ScaleReport) -> Result<Optio
     seconds.sort_by(f64::total_cmp);
     let median = percentile(&seconds, 0.5);
     report.put("lone_switch_seconds", format!("{median:.2}"));
+    let outages = sorted_seconds(&outcome.outages);
+    report.put("lone_drains", outages.len());
+    report.put(
+        "lone_outage_seconds",
+        format!("{:.2}", percentile(&outages, 0.5)),
+    );
     Ok((seconds.len() == LONE_SWITCHES).then_some(median))
 }
 
@@ -239,6 +253,8 @@ pub async fn planned(
     );
     report.put("storm_api_reads_per_switch", per_switch(requests.reads));
     put_cpu_per_switch(report, "storm", &cpu_used, flipped.len());
+    report.put("storm_drains", outcome.outages.len());
+    put_spread(report, "storm_outage", &sorted_seconds(&outcome.outages));
     report.put("storm_acknowledged_messages", outcome.acknowledged);
     report.put("storm_lost_messages", outcome.lost_count());
     put_losses(report, &outcome, "a planned switch");
