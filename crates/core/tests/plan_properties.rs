@@ -7,7 +7,12 @@
 //!
 //! Checked: once every instance and share is reachable, the planner converges within
 //! `plan::CONVERGENCE_BOUND` steps; no step it takes violates the safety invariants, as observed
-//! and in truth (no second writable copy except a policy-allowed forced failover).
+//! and in truth (no second writable copy except a policy-allowed forced failover); and no
+//! acknowledged write is lost: a copy the planner recovers holds every chat write any other
+//! copy acknowledged, except in a forced failover the policy allows (whose loss the status
+//! reports), writes on a copy fenced as stale (kept there, READ_ONLY, when another history was
+//! chosen) and writes on a copy that was overwritten (which the safety invariants allow only
+//! after a salvage backup of it).
 
 use jiff::{SignedDuration, Timestamp};
 use pchat_core::api::{PersistentChatPool, PersistentChatPoolSpec};
@@ -44,6 +49,8 @@ struct World {
     truth: Observation,
     now: Timestamp,
     next_session: i32,
+    /// Per instance, the last chat-database LSN a chat server's write was acknowledged at.
+    acked: std::collections::BTreeMap<String, u128>,
     log: Vec<String>,
 }
 
@@ -96,6 +103,7 @@ impl World {
             }
             let writable_before = self.writable_in_truth();
             effects::apply(&self.spec, &step, &mut self.truth, self.now);
+            self.check_acknowledged_writes(&view, &step);
             let after = self.view();
             let v = invariants::step_violations(&self.spec, &view, &step, &after);
             assert!(v.is_empty(), "{v:?}\nlog: {:#?}", self.log);
@@ -119,6 +127,67 @@ impl World {
             }
         }
         d
+    }
+
+    /// After `step` (planned from `view`) ran: a recovered chat copy holds every write another
+    /// copy acknowledged, unless the step is a forced failover the policy allows (from then on
+    /// the new primary's history is the one that counts); a copy overwritten by a seed forgets
+    /// its writes (they are in its salvage backup, which the step invariants require), and so
+    /// does a copy fenced as stale (they stay on it).
+    fn check_acknowledged_writes(&mut self, view: &Observation, step: &Step) {
+        let chat = &self.spec.databases.chat;
+        match step {
+            Step::Recover {
+                instance, database, ..
+            } if database == chat => {
+                let other_site_down = self.spec.other_site(step.site()).is_some_and(|other| {
+                    other
+                        .instances
+                        .iter()
+                        .all(|i| !view.instance(&i.name).is_some_and(|o| o.is_reachable()))
+                });
+                if self.spec.failover.allow_data_loss && other_site_down {
+                    self.acked.retain(|name, _| name == instance);
+                    return;
+                }
+                let recovered_at = self
+                    .truth
+                    .instance(instance)
+                    .and_then(|i| i.database(chat))
+                    .and_then(|d| d.lsn.end_of_log)
+                    .map_or(0, |l| l.0);
+                for (other, &acked) in self.acked.iter().filter(|(name, _)| *name != instance) {
+                    assert!(
+                        recovered_at >= acked,
+                        "{chat} recovered on {instance} at LSN {recovered_at} loses writes \
+                         acknowledged on {other} up to LSN {acked}\nlog: {:#?}",
+                        self.log
+                    );
+                }
+            }
+            Step::Reseed {
+                instance, database, ..
+            }
+            | Step::BootstrapSecondary {
+                instance, database, ..
+            }
+            | Step::SeedMirror {
+                mirror: instance,
+                database,
+                ..
+            } if database == chat => {
+                self.acked.remove(instance);
+            }
+            // A copy fenced as stale (another history was chosen: a split brain, or a forced
+            // failover's old primary returning) keeps its writes where they are, READ_ONLY, for
+            // a person to reconcile: the operator never merges two histories.
+            Step::FenceStaleCopy {
+                instance, database, ..
+            } if database == chat => {
+                self.acked.remove(instance);
+            }
+            _ => {}
+        }
     }
 
     /// Instances whose chat copy is writable in truth, seen or not.
@@ -165,6 +234,7 @@ impl World {
             .map(|v| v.into_iter().map(String::from).collect());
         let chat = self.spec.databases.chat.clone();
         let mut synced: Vec<(String, u128)> = Vec::new();
+        let mut acked: Vec<(String, u128)> = Vec::new();
         for (site, inst) in self.spec.instances() {
             if sites.as_ref().is_some_and(|s| !s.contains(&site.name)) {
                 continue;
@@ -203,12 +273,16 @@ impl World {
                 if writable {
                     let end = d.lsn.end_of_log.map_or(1, |l| l.0) + u128::from(n);
                     d.lsn.end_of_log = Some(pchat_core::observe::Lsn(end));
+                    if d.name == chat {
+                        acked.push((i.name.clone(), end));
+                    }
                     if let Some(m) = &d.mirroring {
                         synced.push((format!("{}/{}", m.partner_instance, d.name), end));
                     }
                 }
             }
         }
+        self.acked.extend(acked);
         // A synchronized mirror follows its principal while it answers.
         for (key, end) in synced {
             let (inst, dbn) = key.split_once('/').unwrap();
@@ -553,6 +627,7 @@ fn world(start: &Start, allow_data_loss: bool) -> World {
         truth: fixture("observed-installer.yaml"),
         now: "2026-11-26T12:00:00Z".parse().unwrap(),
         next_session: 100,
+        acked: Default::default(),
         log: vec![],
     };
     let steady = |w: &mut World| {
