@@ -102,8 +102,11 @@ pub async fn reconcile(watched: Arc<DynamicObject>, ctx: Arc<Context>) -> Result
         // Decided before the pass, so that the pass (which may leave its status for a later
         // pass of the turn to write) and this loop agree on whether one follows.
         let may_follow = started.elapsed() < STEPS_IN_ONE_TURN;
-        let Next { requeue, draining } =
-            pass(&ctx, &pools, &pool, &uid, may_follow, &mut slot).await?;
+        let left = TurnLeft {
+            steps: may_follow,
+            drain: DRAIN_IN_ONE_TURN.saturating_sub(drain_waited),
+        };
+        let Next { requeue, continues } = pass(&ctx, &pools, &pool, &uid, left, &mut slot).await?;
         slot.next_due = Some((Instant::now() + requeue, generation));
         if requeue >= engine::requeue::IDLE
             && let Some((_, port)) = slot.port.as_mut()
@@ -117,11 +120,11 @@ pub async fn reconcile(watched: Arc<DynamicObject>, ctx: Arc<Context>) -> Result
                 port.close_connections();
             }
         }
-        let drain_look = draining && drain_waited + requeue <= DRAIN_IN_ONE_TURN;
-        if !may_follow || (requeue != engine::requeue::NEXT_STEP && !drain_look) {
+        if !continues {
             return Ok(Action::requeue(requeue));
         }
-        if drain_look {
+        if requeue != engine::requeue::NEXT_STEP {
+            // The next look at a drain.
             drain_waited += requeue;
             if !ctx.pause(requeue).await {
                 return Ok(Action::await_change());
@@ -172,22 +175,40 @@ async fn current(
     Ok(Some(pool))
 }
 
+/// What is left of the turn when a pass starts.
+#[derive(Clone, Copy)]
+struct TurnLeft {
+    /// Another pass may follow in this turn if this one asks for it at once
+    /// ([`STEPS_IN_ONE_TURN`] has not run out).
+    steps: bool,
+    /// How long the turn may still wait for chat servers to leave ([`DRAIN_IN_ONE_TURN`]).
+    drain: std::time::Duration,
+}
+
+impl TurnLeft {
+    /// Whether a pass that asks to come back after `requeue` is followed within the turn: at
+    /// once, or, while the pool drains, after the wait for the next look.
+    fn continues(self, requeue: std::time::Duration, draining: bool) -> bool {
+        self.steps && (requeue == engine::requeue::NEXT_STEP || (draining && requeue <= self.drain))
+    }
+}
+
 /// What a pass asks of the turn.
 struct Next {
     /// When to come back.
     requeue: std::time::Duration,
-    /// The pool waits for its chat servers to leave (`engine::requeue::draining`).
-    draining: bool,
+    /// The next pass follows within this turn, after `requeue`.
+    continues: bool,
 }
 
-/// One pass over a pool this replica leads: returns when to come back. `may_follow`: another
-/// pass may follow in this turn if this one asks for it at once.
+/// One pass over a pool this replica leads: returns when to come back and whether the turn
+/// goes on.
 async fn pass(
     ctx: &Context,
     pools: &Api<DynamicObject>,
     pool: &StoredPool,
     uid: &str,
-    may_follow: bool,
+    left: TurnLeft,
     slot: &mut PoolSlot,
 ) -> Result<Next, Error> {
     let name = pool.name();
@@ -240,13 +261,17 @@ async fn pass(
     if !ctx.leadership.may_write().await {
         return Ok(Next {
             requeue: ctx.timing.not_leader_retry,
-            draining: false,
+            continues: false,
         });
     }
+    let draining = report
+        .decision
+        .as_ref()
+        .is_some_and(|d| engine::requeue::draining(d, report.step_ran.as_ref()));
+    let follows = left.continues(report.requeue_after, draining);
     // A status equal to the one the watch shows is not written again: a converged pool makes
     // no API write from one resync to the next. One that records nothing a later pass could
     // not observe again waits for the turn's last pass (`status_patch::deferrable`).
-    let follows = may_follow && report.requeue_after == engine::requeue::NEXT_STEP;
     if previous != Some(&report.status) || slot.status_unwritten {
         let defer =
             follows && previous.is_some_and(|p| status_patch::deferrable(p, &report.status));
@@ -292,10 +317,7 @@ async fn pass(
     m.status(&namespace, &name, &sites, &report.status);
     Ok(Next {
         requeue: report.requeue_after,
-        draining: report
-            .decision
-            .as_ref()
-            .is_some_and(|d| engine::requeue::draining(d, report.step_ran.as_ref())),
+        continues: follows,
     })
 }
 

@@ -39,29 +39,36 @@ pub async fn apply(
 /// A switch runs a dozen steps in one turn, each a few milliseconds of SQL; writing the status
 /// after each was, in a storm of switches, most of the API server's work (a status patch costs
 /// it about 10 ms of CPU: server-side apply, the CRD's rules, etcd, the watches). What is
-/// written at once: a new `observedGeneration` (the spec the operator acts on), the
-/// transition's own record (from, to, kind, start, and the tail LSN and data-loss estimate,
-/// seen before the failover and not derivable after it) and the salvage backups (where the
-/// overwritten data went). Everything else the status says (the step, what is waited for, the
-/// serving site, the published list and pool state, the phase, the conditions, the
-/// transition's completion time) is what the next pass would observe again, and is written at
-/// the turn's last pass, which is at most `STEPS_IN_ONE_TURN` later and, in a switch, a few
-/// hundred milliseconds. A step that runs long still shows through its progress writes. The
-/// planner decides from what it observes of the instances, never from a status: a replica that
-/// takes over after a deferred write was lost starts from the last written one and loses
-/// nothing but the report of a few steps.
+/// written at once: the transition's facts seen before its failover and not derivable after it
+/// (the tail LSN and the data-loss estimate), a transition record that goes away or changes
+/// its start (a reversed switch), and the salvage backups (where the overwritten data went).
+/// Everything else the status says waits for the turn's last pass, which is at most
+/// `STEPS_IN_ONE_TURN` plus `DRAIN_IN_ONE_TURN` later and, in a switch, a few hundred
+/// milliseconds: the step, what is waited for, the serving site, the published list and pool
+/// state, the phase, the conditions, the transition's completion time, and a new
+/// `observedGeneration` with the start of the transition it asks for (the drain's pass; the
+/// tail LSN, a step or two later, writes both). Until then the stored status shows the old
+/// `observedGeneration`, which kstatus readers (Argo CD, Flux, `kubectl wait`) take as "not
+/// yet observed", as they do between an apply and any controller's first pass. A step that
+/// runs long still shows through its progress writes. The planner decides from what it
+/// observes of the instances, never from a status: a replica that takes over after a deferred
+/// write was lost starts from the last written one and loses nothing but the report of a few
+/// steps (and, for a transition whose start was not yet written, its start time: the new
+/// leader stamps its own).
 pub fn deferrable(written: &PersistentChatPoolStatus, next: &PersistentChatPoolStatus) -> bool {
-    fn record(s: &PersistentChatPoolStatus) -> Option<impl PartialEq + '_> {
-        s.transition.as_ref().map(|t| {
-            (
-                (&t.from, &t.to, t.kind, t.started_at),
-                (&t.tail_lsn, &t.data_loss),
-            )
-        })
-    }
-    written.observed_generation == next.observed_generation
-        && record(written) == record(next)
-        && written.salvage_backups == next.salvage_backups
+    let transition_may_wait = match (&written.transition, &next.transition) {
+        (None, None) => true,
+        (Some(_), None) => false,
+        (Some(old), Some(new))
+            if (&old.from, &old.to, old.kind, old.started_at)
+                == (&new.from, &new.to, new.kind, new.started_at) =>
+        {
+            (&old.tail_lsn, &old.data_loss) == (&new.tail_lsn, &new.data_loss)
+        }
+        // A transition starting: its start may wait, facts already seen may not.
+        (_, Some(new)) => new.tail_lsn.is_none() && new.data_loss.is_none(),
+    };
+    transition_may_wait && written.salvage_backups == next.salvage_backups
 }
 
 #[cfg(test)]
@@ -139,12 +146,51 @@ mod tests {
             taken_at: "2026-12-04T12:00:01Z".parse().unwrap(),
         }];
         assert!(!deferrable(&written, &salvage));
-        let mut spec_changed = next.clone();
-        spec_changed.observed_generation = Some(3);
-        assert!(!deferrable(&written, &spec_changed));
-        let mut restarted = next.clone();
-        restarted.transition = None;
-        assert!(!deferrable(&written, &restarted));
+        let mut dropped = next.clone();
+        dropped.transition = None;
+        assert!(
+            !deferrable(&written, &dropped),
+            "a transition record that goes away is written at once"
+        );
+        let mut reversed = next.clone();
+        let transition = reversed.transition.as_mut().unwrap();
+        (transition.from, transition.to) = ("dallas".into(), "atlanta".into());
+        transition.started_at = "2026-12-04T12:00:02Z".parse().unwrap();
+        assert!(
+            deferrable(&written, &reversed),
+            "a reversal's start waits like any start"
+        );
+        reversed.transition.as_mut().unwrap().tail_lsn = Some("34000000002000016".into());
+        assert!(!deferrable(&written, &reversed), "its tail LSN does not");
+    }
+
+    #[test]
+    fn a_new_generation_and_the_start_of_its_transition_wait_for_the_turns_last_pass() {
+        let mut protected = switching();
+        protected.phase = Some(Phase::Protected);
+        protected.observed_generation = Some(1);
+        let earlier = protected.transition.as_mut().unwrap();
+        earlier.started_at = "2026-12-04T11:00:00Z".parse().unwrap();
+        earlier.completed_at = Some("2026-12-04T11:00:01Z".parse().unwrap());
+        earlier.tail_lsn = Some("34000000000900016".into());
+        let drained = switching();
+        assert!(
+            deferrable(&protected, &drained),
+            "the drain's status (generation 2, a new transition) waits"
+        );
+        assert!(
+            deferrable(&PersistentChatPoolStatus::default(), &drained),
+            "so does the first transition of a pool"
+        );
+        let mut forced = drained.clone();
+        forced.transition.as_mut().unwrap().data_loss = Some(pchat_core::api::DataLoss {
+            estimated_seconds: 12,
+            last_restored_file: None,
+        });
+        assert!(
+            !deferrable(&protected, &forced),
+            "a forced failover's estimate, seen at its start, does not"
+        );
     }
 
     #[test]
