@@ -105,6 +105,15 @@ mod tests {
         }
     }
 
+    /// `status` with its transition's data-loss estimate (a forced failover's) recorded.
+    fn with_loss_estimate(mut status: PersistentChatPoolStatus) -> PersistentChatPoolStatus {
+        status.transition.as_mut().unwrap().data_loss = Some(pchat_core::api::DataLoss {
+            estimated_seconds: 12,
+            last_restored_file: None,
+        });
+        status
+    }
+
     #[test]
     fn a_status_that_only_moves_to_the_next_step_may_wait_but_a_recorded_fact_may_not() {
         let written = switching();
@@ -128,11 +137,7 @@ mod tests {
             !deferrable(&written, &tail),
             "the tail LSN is written at once"
         );
-        let mut loss = next.clone();
-        loss.transition.as_mut().unwrap().data_loss = Some(pchat_core::api::DataLoss {
-            estimated_seconds: 12,
-            last_restored_file: None,
-        });
+        let loss = with_loss_estimate(next.clone());
         assert!(
             !deferrable(&written, &loss),
             "the data-loss estimate is written at once"
@@ -182,11 +187,7 @@ mod tests {
             deferrable(&PersistentChatPoolStatus::default(), &drained),
             "so does the first transition of a pool"
         );
-        let mut forced = drained.clone();
-        forced.transition.as_mut().unwrap().data_loss = Some(pchat_core::api::DataLoss {
-            estimated_seconds: 12,
-            last_restored_file: None,
-        });
+        let forced = with_loss_estimate(drained.clone());
         assert!(
             !deferrable(&protected, &forced),
             "a forced failover's estimate, seen at its start, does not"

@@ -136,6 +136,12 @@ impl World {
     /// does a copy fenced as stale (they stay on it).
     fn check_acknowledged_writes(&mut self, view: &Observation, step: &Step) {
         let chat = &self.spec.databases.chat;
+        if let Some((instance, database)) = step.overwrites()
+            && database == chat
+        {
+            self.acked.remove(instance);
+            return;
+        }
         match step {
             Step::Recover {
                 instance, database, ..
@@ -164,19 +170,6 @@ impl World {
                         self.log
                     );
                 }
-            }
-            Step::Reseed {
-                instance, database, ..
-            }
-            | Step::BootstrapSecondary {
-                instance, database, ..
-            }
-            | Step::SeedMirror {
-                mirror: instance,
-                database,
-                ..
-            } if database == chat => {
-                self.acked.remove(instance);
             }
             // A copy fenced as stale (another history was chosen: a split brain, or a forced
             // failover's old primary returning) keeps its writes where they are, READ_ONLY, for

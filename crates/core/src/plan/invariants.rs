@@ -65,21 +65,7 @@ pub fn step_violations(
     {
         out.push(format!("{} created a split brain: {v}", step.name()));
     }
-    let overwritten = match step {
-        Step::Reseed {
-            instance, database, ..
-        }
-        | Step::BootstrapSecondary {
-            instance, database, ..
-        }
-        | Step::SeedMirror {
-            mirror: instance,
-            database,
-            ..
-        } => Some((instance, database)),
-        _ => None,
-    };
-    if let Some((instance, database)) = overwritten
+    if let Some((instance, database)) = step.overwrites()
         && let Some(d) = db(before, instance, database)
         && d.state == DatabaseState::Online
         && facts::salvage_of(before, instance, database, facts::position(d)).is_none()

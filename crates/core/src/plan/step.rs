@@ -211,6 +211,25 @@ impl Step {
         }
     }
 
+    /// The copy (instance, database) the step replaces with a restore of another copy's
+    /// backup: whatever that copy held is gone unless it was salvaged first.
+    pub fn overwrites(&self) -> Option<(&str, &str)> {
+        match self {
+            Step::Reseed {
+                instance, database, ..
+            }
+            | Step::BootstrapSecondary {
+                instance, database, ..
+            }
+            | Step::SeedMirror {
+                mirror: instance,
+                database,
+                ..
+            } => Some((instance, database)),
+            _ => None,
+        }
+    }
+
     /// Whether the step publishes an empty active-server list: the drain that starts a
     /// switch's chat outage.
     pub fn is_drain(&self) -> bool {
