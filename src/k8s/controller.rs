@@ -99,11 +99,11 @@ pub async fn reconcile(watched: Arc<DynamicObject>, ctx: Arc<Context>) -> Result
             return Ok(Action::await_change());
         };
         let generation = pool.generation();
-        // Decided before the pass, so that the pass (which may leave its status for a later
-        // pass of the turn to write) and this loop agree on whether one follows.
-        let may_follow = started.elapsed() < STEPS_IN_ONE_TURN;
+        // What is left of the turn is fixed before the pass, which decides from it whether the
+        // next pass follows in this turn (`Next::continues`): its status write (left for a
+        // later pass of the turn, or not) and this loop both go by that one answer.
         let left = TurnLeft {
-            steps: may_follow,
+            steps: started.elapsed() < STEPS_IN_ONE_TURN,
             drain: DRAIN_IN_ONE_TURN.saturating_sub(drain_waited),
         };
         let Next { requeue, continues } = pass(&ctx, &pools, &pool, &uid, left, &mut slot).await?;
@@ -458,4 +458,44 @@ pub fn error_policy(pool: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) 
         &format!("{namespace}/{name}"),
         Timestamp::now(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::requeue::{DRAIN, DRAIN_FIRST, IDLE, NEXT_STEP};
+
+    #[test]
+    fn a_turn_goes_on_at_once_while_steps_are_left_and_after_a_drain_look_while_drain_time_is_left()
+    {
+        let fresh = TurnLeft {
+            steps: true,
+            drain: DRAIN_IN_ONE_TURN,
+        };
+        assert!(fresh.continues(NEXT_STEP, false), "the switch's next step");
+        assert!(
+            fresh.continues(DRAIN_FIRST, true),
+            "the first look at a drain"
+        );
+        assert!(
+            !fresh.continues(DRAIN, false),
+            "a wait that is not a drain's goes back to the queue"
+        );
+        assert!(!fresh.continues(IDLE, false));
+        let drained_long = TurnLeft {
+            steps: true,
+            drain: DRAIN - std::time::Duration::from_millis(1),
+        };
+        assert!(
+            !drained_long.continues(DRAIN, true),
+            "past the drain's time in one turn the pool queues again"
+        );
+        assert!(drained_long.continues(NEXT_STEP, false));
+        let ten_seconds_on = TurnLeft {
+            steps: false,
+            drain: DRAIN_IN_ONE_TURN,
+        };
+        assert!(!ten_seconds_on.continues(NEXT_STEP, false));
+        assert!(!ten_seconds_on.continues(DRAIN_FIRST, true));
+    }
 }
