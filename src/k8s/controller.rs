@@ -172,6 +172,7 @@ async fn current(
     };
     let pool = StoredPool::decode(fresh);
     slot.status = Some(StatusMemory::of(pool.status.as_ref()));
+    slot.spec.remember(&pool);
     Ok(Some(pool))
 }
 

@@ -85,6 +85,17 @@ impl SpecMemory {
     }
 }
 
+impl SpecMemory {
+    /// Remember the spec `pool` was decoded with in full (the first pass since this replica
+    /// gained the lead reads the stored pool whole), so the passes after it do not decode the
+    /// same generation again.
+    pub fn remember(&mut self, pool: &StoredPool) {
+        self.0 = pool
+            .generation()
+            .map(|generation| (generation, pool.spec.clone()));
+    }
+}
+
 impl StoredPool {
     /// Decode `object` with the same loader as a manifest file (unknown fields, durations
     /// the CRD's pattern refuses and values of the wrong type are named by their path),
@@ -188,6 +199,20 @@ mod tests {
                 .spec
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_pool_decoded_whole_serves_the_passes_after_it_at_its_generation() {
+        let mut memory = SpecMemory::default();
+        memory.remember(&stored(|_| {}, None));
+        let site = |pool: StoredPool| pool.spec.ok().map(|s| s.primary_site);
+        // Generation 3 is remembered: the object's spec is not decoded again (here it
+        // differs, which the API server never stores under one generation).
+        let dallas = |spec: &mut Value| spec["primarySite"] = json!("dallas");
+        let same = memory.pool(Arc::new(object(3, dallas, None)), None);
+        assert_eq!(site(same).as_deref(), Some("atlanta"));
+        let next = memory.pool(Arc::new(object(4, dallas, None)), None);
+        assert_eq!(site(next).as_deref(), Some("dallas"));
     }
 
     #[test]
