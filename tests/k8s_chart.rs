@@ -40,6 +40,8 @@ fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chart_lints_clean_and_installs_upgrades_and_uninstalls_on_a_real_api_server() {
+    // The chart's life in order on one control plane, longer than most tests: an upgrade and an
+    // uninstall act on what the install before them left.
     let cluster = Cluster::start_for("chart").await;
     let chart = chart_dir();
     let chart = chart.to_str().unwrap();

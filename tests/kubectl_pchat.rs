@@ -62,6 +62,9 @@ async fn kubectl_pchat(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_pchat_shows_status_and_plan_switches_with_wait_drills_and_respects_rbac() {
+    // One story on one control plane and one operator, longer than most tests: each command
+    // acts on the state the one before left (the switch on the plan shown, the drill on the
+    // pool switched), and starting the control plane again for each would be most of the time.
     let (world, op) = World::with_pool_ready("plugin", &[]).await;
     let plugins = plugin_dir("all");
     let admin = world.cluster.admin_kubeconfig.clone();

@@ -278,33 +278,12 @@ async fn pass(
         previous,
         now,
         timing,
-        gate,
-        progress,
         ..
     } = input;
-    let spec = match input.spec {
-        Err(unreadable) => {
-            tracing::error!(error = unreadable, "the manifest cannot be used");
-            return stopped(
-                status::invalid_because(unreadable, generation, previous, now),
-                requeue::IDLE,
-                PassOutcome::Invalid,
-                ConditionReason::InvalidSpec,
-            );
-        }
+    let spec = match usable_spec(&input) {
         Ok(spec) => spec,
+        Err(stopped) => return *stopped,
     };
-    if let Err(invalid) = pchat_core::api::validate(spec) {
-        // One violation per line in the error; one line in the log and in the condition.
-        let violations = invalid.to_string().replace('\n', "; ");
-        tracing::warn!(%violations, "invalid spec: nothing is observed or sent");
-        return stopped(
-            status::invalid_because(&violations, generation, previous, now),
-            requeue::IDLE,
-            PassOutcome::Invalid,
-            ConditionReason::InvalidSpec,
-        );
-    }
     let port = match ports.port(spec).await {
         Ok(port) => port,
         Err(PortUnavailable::NeedsPerson { reason, message }) => {
@@ -354,42 +333,16 @@ async fn pass(
     let step_ran = match &decision {
         Decision::Step(step) => {
             tracing::Span::current().record("step", step.name());
-            let result = if gate.may_write().await {
-                let readings = port.progress();
-                let acting = act(spec, step, &obs, port, publisher, gate, now);
-                match (readings, progress) {
-                    (Some(readings), Some(sink)) => {
-                        // The status as it will read unless the step changes it, to which
-                        // each reading of a running BACKUP or RESTORE is added; assembled at
-                        // the first reading only (most steps have none).
-                        let during = || {
-                            status::assemble(&status::Inputs {
-                                spec,
-                                generation,
-                                obs: &obs,
-                                assessment: &outlook.assessment,
-                                remaining_steps: outlook.remaining_steps,
-                                step_ran: None,
-                                previous,
-                                now,
-                            })
-                        };
-                        report_progress(acting, readings, sink, during).await
-                    }
-                    _ => acting.await,
-                }
-            } else {
-                tracing::warn!("not run: this replica may no longer write");
-                Err(StepError {
-                    message: format!(
-                        "{} was not run: this replica no longer holds the Lease, another one acts",
-                        step.name()
-                    ),
-                    retryable: true,
-                    number: None,
-                })
+            let planned = Planned {
+                spec,
+                step,
+                obs: &obs,
+                outlook: &outlook,
             };
-            Some((step.clone(), result))
+            Some((
+                step.clone(),
+                run_planned(&input, planned, port, publisher).await,
+            ))
         }
         _ => None,
     };
@@ -424,6 +377,89 @@ async fn pass(
         observation: Some(obs),
         outcome,
         error_reason,
+    }
+}
+
+/// `input`'s spec when it can be used; otherwise the report of a pass that stops there with
+/// nothing observed or sent: a manifest that could not be read, or a spec validation refuses.
+fn usable_spec<'a>(input: &PassInput<'a>) -> Result<&'a PersistentChatPoolSpec, Box<PassReport>> {
+    let invalid = |message: &str| {
+        Box::new(stopped(
+            status::invalid_because(message, input.generation, input.previous, input.now),
+            requeue::IDLE,
+            PassOutcome::Invalid,
+            ConditionReason::InvalidSpec,
+        ))
+    };
+    let spec = input.spec.map_err(|unreadable| {
+        tracing::error!(error = unreadable, "the manifest cannot be used");
+        invalid(unreadable)
+    })?;
+    if let Err(refused) = pchat_core::api::validate(spec) {
+        // One violation per line in the error; one line in the log and in the condition.
+        let violations = refused.to_string().replace('\n', "; ");
+        tracing::warn!(%violations, "invalid spec: nothing is observed or sent");
+        return Err(invalid(&violations));
+    }
+    Ok(spec)
+}
+
+/// The step a pass decided on, with what it was planned from.
+struct Planned<'p> {
+    spec: &'p PersistentChatPoolSpec,
+    step: &'p Step,
+    obs: &'p Observation,
+    outlook: &'p plan::Outlook,
+}
+
+/// Run the planned step if this replica may still write (a step not run because the Lease
+/// was lost is a retryable error); while it runs, the status shows its progress each time
+/// the port reads some from SQL Server.
+async fn run_planned(
+    input: &PassInput<'_>,
+    planned: Planned<'_>,
+    port: &mut dyn SqlPort,
+    publisher: &mut dyn Publisher,
+) -> Result<StepRun, StepError> {
+    let Planned {
+        spec,
+        step,
+        obs,
+        outlook,
+    } = planned;
+    if !input.gate.may_write().await {
+        tracing::warn!("not run: this replica may no longer write");
+        return Err(StepError {
+            message: format!(
+                "{} was not run: this replica no longer holds the Lease, another one acts",
+                step.name()
+            ),
+            retryable: true,
+            number: None,
+        });
+    }
+    let readings = port.progress();
+    let acting = act(spec, step, obs, port, publisher, input.gate, input.now);
+    match (readings, input.progress) {
+        (Some(readings), Some(sink)) => {
+            // The status as it will read unless the step changes it, to which each reading
+            // of a running BACKUP or RESTORE is added; assembled at the first reading only
+            // (most steps have none).
+            let during = || {
+                status::assemble(&status::Inputs {
+                    spec,
+                    generation: input.generation,
+                    obs,
+                    assessment: &outlook.assessment,
+                    remaining_steps: outlook.remaining_steps,
+                    step_ran: None,
+                    previous: input.previous,
+                    now: input.now,
+                })
+            };
+            report_progress(acting, readings, sink, during).await
+        }
+        _ => acting.await,
     }
 }
 

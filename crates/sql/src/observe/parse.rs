@@ -906,6 +906,8 @@ mod tests {
         assert_eq!(i.to_string(), "2026-11-26T12:00:00Z");
     }
 
+    /// A healthy instance's catalog result sets, with `extra` after them: data, one table a
+    /// section, long because the catalog is.
     fn catalog(extra: Vec<Table>) -> Answer {
         let mut tables = vec![
             table(

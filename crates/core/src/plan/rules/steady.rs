@@ -121,6 +121,9 @@ fn mirror_instance<'a>(pool: &PoolView<'a>, principal: &str) -> Option<&'a str> 
         .find(|n| *n != principal)
 }
 
+/// What a pool serving from `primary_instance` needs next: the rules below in the order they
+/// take precedence (numbered). One function, longer than most, so that the precedence reads
+/// from top to bottom; a rule moved into a helper would hide where it stands in it.
 pub(super) fn steady(pool: &PoolView, primary_instance: &str) -> Decision {
     let primary_database =
         db(pool.obs, primary_instance, pool.chat_database).expect("primary observed");
