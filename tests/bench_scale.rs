@@ -64,6 +64,11 @@ fn twenty_pools_converge_stay_quiet_switch_in_a_storm_losing_nothing_and_fail_ov
         assert!(figure(&format!("{phase}_cpu_seconds_per_switch_etcd")) >= 0.0);
     }
     assert!(figure("storm_busy_cores") > 0.0, "{stdout}");
+    // The operator's turn metrics are read around the storm, per queue.
+    for queue in ["finishing_transition", "ordinary"] {
+        let key = format!("storm_turn_wait_seconds_per_switch_{queue}");
+        assert!(figure(&key) >= 0.0, "{key}: {stdout}");
+    }
     // Each planned switch drained its chat servers once and published the new site's once,
     // and the watch of the lists timed each outage.
     assert_eq!(figure("lone_drains"), 3.0);

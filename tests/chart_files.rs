@@ -19,6 +19,10 @@ fn metrics_text() -> String {
     m.step("CatchUp", std::time::Duration::from_millis(250));
     m.round_trips("chat", "atl-cs-001", 4);
     m.set_leader(true);
+    m.set_max_concurrent_pools(16);
+    // The guards count down when dropped; the series stay.
+    drop(m.waiting_for_turn("ordinary"));
+    drop(m.got_turn("ordinary", std::time::Duration::from_millis(5)));
     let status: pchat_core::api::PersistentChatPoolStatus =
         serde_json::from_value(serde_json::json!({
             "observedGeneration": 1,

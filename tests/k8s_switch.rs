@@ -268,6 +268,11 @@ async fn switch_in_metrics(op: &Operator) {
             "pchat_pool_state{{namespace=\"{NAMESPACE}\",pool=\"{POOL}\",state=\"FailedOver\"}} 1"
         ),
         "pchat_leader 1".to_string(),
+        // The operator's turns: how many there are, and the waits for them (a pass runs in a
+        // turn, so there was at least one wait in the ordinary queue).
+        "pchat_max_concurrent_pools 16".to_string(),
+        "pchat_turn_wait_seconds_count{queue=\"ordinary\"} ".to_string(),
+        "pchat_pools_in_turn ".to_string(),
     ] {
         assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
     }

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::credentials::{CredentialsProblem, Material};
 use super::leader::Leadership;
-use super::metrics::Metrics;
+use super::metrics::{Held, Metrics};
 use super::stored::SpecMemory;
 use super::turns::{Turn, Turns, Urgency};
 use crate::engine::sql_port::LivePort;
@@ -102,6 +102,12 @@ impl StatusMemory {
     }
 }
 
+/// A turn at running passes, counted in `pchat_pools_in_turn` while held.
+pub struct HeldTurn {
+    _turn: Turn,
+    _counted: Held,
+}
+
 /// The shared state of the controller.
 pub struct Context {
     pub client: Client,
@@ -135,6 +141,7 @@ impl Context {
         stopping: CancellationToken,
         opts: &super::Options,
     ) -> Self {
+        metrics.set_max_concurrent_pools(usize::from(opts.max_concurrent_pools));
         Context {
             client,
             recorder,
@@ -181,12 +188,19 @@ impl Context {
     }
 
     /// Wait for a turn at running passes, in the queue `urgency` names; `None` when the
-    /// operator is shutting down.
-    pub async fn turn(&self, urgency: Urgency) -> Option<Turn> {
-        tokio::select! {
+    /// operator is shutting down. The wait and the turn show in the turn metrics.
+    pub async fn turn(&self, urgency: Urgency) -> Option<HeldTurn> {
+        let asked = Instant::now();
+        let waiting = self.metrics.waiting_for_turn(urgency.as_str());
+        let turn = tokio::select! {
             _ = self.stopping.cancelled() => None,
             turn = self.turns.take(urgency) => Some(turn),
-        }
+        }?;
+        drop(waiting);
+        Some(HeldTurn {
+            _turn: turn,
+            _counted: self.metrics.got_turn(urgency.as_str(), asked.elapsed()),
+        })
     }
 
     /// Sleep for `duration`; false when the operator began shutting down meanwhile.

@@ -67,6 +67,11 @@ struct SiteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    queue: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ConditionLabels {
     namespace: String,
     pool: String,
@@ -102,6 +107,10 @@ pub struct Metrics {
     data_loss_window: Family<PoolLabels, Gauge>,
     sql_round_trips: Family<PoolLabels, Counter>,
     leader: Gauge,
+    turn_wait: Family<QueueLabels, Histogram, fn() -> Histogram>,
+    waiting_for_turn: Family<QueueLabels, Gauge>,
+    in_turn: Gauge,
+    max_concurrent_pools: Gauge,
     /// Per pool, the sites and condition types given a series, so that a deleted pool's gauges
     /// can be removed (a gauge left behind would keep reporting a pool nobody manages).
     seen: Mutex<HashMap<(String, String), Seen>>,
@@ -190,6 +199,32 @@ impl Metrics {
             "1 while this replica holds the leader Lease",
             leader.clone(),
         );
+        // From a millisecond (a free turn) to four minutes (a queue of whole switches).
+        let turn_wait: Family<QueueLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 4.0, 10)));
+        registry.register(
+            "pchat_turn_wait_seconds",
+            "How long a pool waited for a turn at running passes, by queue: finishing_transition (a transition under way goes first) or ordinary",
+            turn_wait.clone(),
+        );
+        let waiting_for_turn = Family::<QueueLabels, Gauge>::default();
+        registry.register(
+            "pchat_pools_waiting_for_turn",
+            "Pools waiting for a turn at running passes now, by queue",
+            waiting_for_turn.clone(),
+        );
+        let in_turn = Gauge::default();
+        registry.register(
+            "pchat_pools_in_turn",
+            "Pools holding a turn at running passes now",
+            in_turn.clone(),
+        );
+        let max_concurrent_pools = Gauge::default();
+        registry.register(
+            "pchat_max_concurrent_pools",
+            "Turns at running passes there are (--max-concurrent-pools)",
+            max_concurrent_pools.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -203,6 +238,10 @@ impl Metrics {
             data_loss_window,
             sql_round_trips,
             leader,
+            turn_wait,
+            waiting_for_turn,
+            in_turn,
+            max_concurrent_pools,
             seen: Mutex::new(HashMap::new()),
         }
     }
@@ -241,6 +280,34 @@ impl Metrics {
         self.sql_round_trips
             .get_or_create(&pool_labels(namespace, pool))
             .inc_by(n);
+    }
+
+    /// How many turns at running passes there are.
+    pub fn set_max_concurrent_pools(&self, turns: usize) {
+        self.max_concurrent_pools.set(saturating_i64(turns as u64));
+    }
+
+    /// A pool starts waiting for a turn in `queue`; it counts as waiting until the guard is
+    /// dropped (its turn came, or its reconcile was cancelled).
+    pub fn waiting_for_turn(&self, queue: &str) -> Held {
+        Held::one_of(
+            self.waiting_for_turn
+                .get_or_create(&QueueLabels {
+                    queue: queue.into(),
+                })
+                .clone(),
+        )
+    }
+
+    /// A pool got its turn after waiting `waited` in `queue`; it counts as in turn until the
+    /// guard is dropped with the turn.
+    pub fn got_turn(&self, queue: &str, waited: Duration) -> Held {
+        self.turn_wait
+            .get_or_create(&QueueLabels {
+                queue: queue.into(),
+            })
+            .observe(waited.as_secs_f64());
+        Held::one_of(self.in_turn.clone())
     }
 
     /// Whether this replica leads.
@@ -391,6 +458,22 @@ impl Metrics {
     }
 }
 
+/// One unit of a gauge, counted from [`Held::one_of`] until dropped.
+pub struct Held(Gauge);
+
+impl Held {
+    fn one_of(gauge: Gauge) -> Self {
+        gauge.inc();
+        Held(gauge)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 fn pool_labels(namespace: &str, pool: &str) -> PoolLabels {
     PoolLabels {
         namespace: namespace.into(),
@@ -476,6 +559,40 @@ mod tests {
             assert!(text.contains(name), "missing {name:?} in:\n{text}");
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn turn_gauges_count_pools_while_they_wait_and_while_they_hold_a_turn() {
+        let m = Metrics::new();
+        m.set_max_concurrent_pools(16);
+        let waiting = m.waiting_for_turn("finishing_transition");
+        let other = m.waiting_for_turn("ordinary");
+        let text = m.render();
+        for line in [
+            "pchat_pools_waiting_for_turn{queue=\"finishing_transition\"} 1",
+            "pchat_pools_waiting_for_turn{queue=\"ordinary\"} 1",
+            "pchat_pools_in_turn 0",
+            "pchat_max_concurrent_pools 16",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in:\n{text}");
+        }
+        drop(waiting);
+        let held = m.got_turn("finishing_transition", Duration::from_millis(30));
+        // A wait that ends without a turn (the reconcile was cancelled) is no longer counted.
+        drop(other);
+        let text = m.render();
+        for line in [
+            "pchat_pools_waiting_for_turn{queue=\"finishing_transition\"} 0",
+            "pchat_pools_waiting_for_turn{queue=\"ordinary\"} 0",
+            "pchat_pools_in_turn 1",
+            "pchat_turn_wait_seconds_count{queue=\"finishing_transition\"} 1",
+            "pchat_turn_wait_seconds_bucket{le=\"0.064\",queue=\"finishing_transition\"} 1",
+            "pchat_turn_wait_seconds_bucket{le=\"0.016\",queue=\"finishing_transition\"} 0",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in:\n{text}");
+        }
+        drop(held);
+        assert!(m.render().contains("pchat_pools_in_turn 0"));
     }
 
     #[test]

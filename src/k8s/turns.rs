@@ -21,8 +21,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-/// Which queue a pool waits in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which queue a pool waits in (its name is the `queue` label of the turn metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Urgency {
     /// The pool is in the middle of a transition (see
     /// [`crate::engine::requeue::finishing_transition`]).
@@ -47,6 +48,12 @@ pub struct Turn {
     /// `None` once the turn has been taken back from a waiter that had gone (so that dropping
     /// the husk gives nothing back twice).
     turns: Option<Arc<Turns>>,
+}
+
+impl Urgency {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
 }
 
 impl Drop for Turn {

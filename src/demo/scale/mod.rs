@@ -693,6 +693,7 @@ async fn measure(
             watch: &pools,
             specs: &specs,
             processes: &processes,
+            operator_http_port: http_port,
         };
         let lone = storm::lone(&storms, &mut report).await?;
         storm::planned(&storms, lone, &mut report).await?;

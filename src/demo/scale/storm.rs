@@ -35,6 +35,22 @@ pub struct Storms<'a> {
     pub specs: &'a [PersistentChatPoolSpec],
     /// Whose CPU time a switch costs.
     pub processes: &'a Processes,
+    /// The operator's `/metrics` port.
+    pub operator_http_port: u16,
+}
+
+/// The turn queues, as the `queue` label of the operator's turn metrics names them.
+const TURN_QUEUES: [&str; 2] = ["finishing_transition", "ordinary"];
+
+/// Seconds the operator's pools have waited for a turn so far, per queue (the sums of
+/// `pchat_turn_wait_seconds`).
+async fn turn_waits(storms: &Storms<'_>) -> Result<[f64; 2], String> {
+    let mut waits = [0.0; 2];
+    for (wait, queue) in waits.iter_mut().zip(TURN_QUEUES) {
+        let series = format!("pchat_turn_wait_seconds_sum{{queue=\"{queue}\"}}");
+        *wait = super::counter(storms.operator_http_port, &series).await?;
+    }
+    Ok(waits)
 }
 
 /// The site the pools start on.
@@ -226,8 +242,10 @@ pub async fn planned(
     let load = loaded(storms, &flipped).await?;
     let from = jiff::Timestamp::now();
     let meter = storms.processes.meter();
+    let waited_before = turn_waits(storms).await?;
     let finished = flip_and_wait(storms, &flipped, TO_SITE, |v| ready_on(v, TO_SITE)).await;
     let cpu_used = meter.read();
+    let waited_after = turn_waits(storms).await?;
     let requests = api_requests(storms.cluster_dir, from, jiff::Timestamp::now());
     let outcome = load.finish(storms.sim, TO_SITE, |_| None).await;
     let finished = finished?;
@@ -252,6 +270,15 @@ pub async fn planned(
         per_switch(requests.about_pools()),
     );
     report.put("storm_api_reads_per_switch", per_switch(requests.reads));
+    // How long pools waited for turns meanwhile (the flipped ones, and the periodic looks of
+    // the others), per switch and queue: a storm larger than the turns shows as ordinary
+    // waits of about a whole switch for the pools beyond them.
+    for ((queue, after), before) in TURN_QUEUES.iter().zip(waited_after).zip(waited_before) {
+        report.put(
+            &format!("storm_turn_wait_seconds_per_switch_{queue}"),
+            format!("{:.2}", (after - before) / flipped.len().max(1) as f64),
+        );
+    }
     put_cpu_per_switch(report, "storm", &cpu_used, flipped.len());
     report.put("storm_drains", outcome.outages.len());
     put_spread(report, "storm_outage", &sorted_seconds(&outcome.outages));
