@@ -292,9 +292,7 @@ impl Metrics {
     pub fn waiting_for_turn(&self, queue: &str) -> Held {
         Held::one_of(
             self.waiting_for_turn
-                .get_or_create(&QueueLabels {
-                    queue: queue.into(),
-                })
+                .get_or_create(&queue_labels(queue))
                 .clone(),
         )
     }
@@ -303,9 +301,7 @@ impl Metrics {
     /// guard is dropped with the turn.
     pub fn got_turn(&self, queue: &str, waited: Duration) -> Held {
         self.turn_wait
-            .get_or_create(&QueueLabels {
-                queue: queue.into(),
-            })
+            .get_or_create(&queue_labels(queue))
             .observe(waited.as_secs_f64());
         Held::one_of(self.in_turn.clone())
     }
@@ -471,6 +467,12 @@ impl Held {
 impl Drop for Held {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+fn queue_labels(queue: &str) -> QueueLabels {
+    QueueLabels {
+        queue: queue.into(),
     }
 }
 

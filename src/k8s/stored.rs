@@ -68,24 +68,24 @@ impl SpecMemory {
         object: Arc<DynamicObject>,
         status: Option<PersistentChatPoolStatus>,
     ) -> StoredPool {
-        let generation = object.metadata.generation;
-        let spec = match (&self.0, generation) {
-            (Some((seen, spec)), Some(generation)) if *seen == generation => spec.clone(),
-            _ => {
-                let spec = decode_spec(&object);
-                self.0 = generation.map(|generation| (generation, spec.clone()));
-                spec
-            }
-        };
-        StoredPool {
-            object,
-            spec,
-            status,
+        if let (Some((seen, spec)), Some(generation)) = (&self.0, object.metadata.generation)
+            && *seen == generation
+        {
+            return StoredPool {
+                spec: spec.clone(),
+                object,
+                status,
+            };
         }
+        let pool = StoredPool {
+            spec: decode_spec(&object),
+            object,
+            status,
+        };
+        self.remember(&pool);
+        pool
     }
-}
 
-impl SpecMemory {
     /// Remember the spec `pool` was decoded with in full (the first pass since this replica
     /// gained the lead reads the stored pool whole), so the passes after it do not decode the
     /// same generation again.

@@ -497,7 +497,8 @@ impl Drop for PoolWatch {
     }
 }
 
-async fn counter(http_port: u16, name: &str) -> Result<f64, String> {
+/// The operator's `/metrics` text, once: figures read from it together come from one scrape.
+async fn scrape(http_port: u16) -> Result<String, String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", http_port))
         .await
@@ -511,11 +512,17 @@ async fn counter(http_port: u16, name: &str) -> Result<f64, String> {
         .read_to_string(&mut body)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(body
+    Ok(body)
+}
+
+/// The sum of the samples in `metrics` whose series starts with `name` (every label set of a
+/// family, or one when `name` carries its labels).
+fn series_sum(metrics: &str, name: &str) -> f64 {
+    metrics
         .lines()
         .filter(|l| l.starts_with(name) && !l.starts_with('#'))
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum())
+        .sum()
 }
 
 /// The requests the operator made to the API server in a stretch of time: its writes, by what
@@ -765,12 +772,13 @@ async fn steady_state(
     let from = jiff::Timestamp::now();
     let meter = processes.meter();
     let (_, sql_writes_before) = sql_statements(sim, instances);
-    let passes_before = counter(http_port, "pchat_reconciles_total").await?;
-    let trips_before = counter(http_port, "pchat_sql_round_trips_total").await?;
+    let before = scrape(http_port).await?;
     tokio::time::sleep(opts.steady).await;
     let used = meter.read();
-    let passes = counter(http_port, "pchat_reconciles_total").await? - passes_before;
-    let trips = counter(http_port, "pchat_sql_round_trips_total").await? - trips_before;
+    let after = scrape(http_port).await?;
+    let grown = |name: &str| series_sum(&after, name) - series_sum(&before, name);
+    let passes = grown("pchat_reconciles_total");
+    let trips = grown("pchat_sql_round_trips_total");
     let sql_writes = sql_statements(sim, instances).1 - sql_writes_before;
     let requests = api_requests(cluster_dir, from, jiff::Timestamp::now());
     report.put("steady_seconds", opts.steady.as_secs());

@@ -14,6 +14,7 @@ use super::{
     PoolView, PoolWatch, Processes, ScaleReport, api_requests, namespace_of, percentile,
     put_cpu_per_switch,
 };
+use crate::k8s::turns::Urgency;
 use pchat_core::api::{PersistentChatPool, PersistentChatPoolSpec};
 use pchat_sim::cluster::RunningSim;
 use pchat_sim::faults::{Fault, FaultInjector};
@@ -39,18 +40,20 @@ pub struct Storms<'a> {
     pub operator_http_port: u16,
 }
 
-/// The turn queues, as the `queue` label of the operator's turn metrics names them.
-const TURN_QUEUES: [&str; 2] = ["finishing_transition", "ordinary"];
+/// The turn queues, each the `queue` label of the operator's turn metrics.
+const TURN_QUEUES: [Urgency; 2] = [Urgency::FinishingTransition, Urgency::Ordinary];
 
-/// Seconds the operator's pools have waited for a turn so far, per queue (the sums of
-/// `pchat_turn_wait_seconds`).
+/// Seconds the operator's pools have waited for a turn so far, per queue of [`TURN_QUEUES`]
+/// (the sums of `pchat_turn_wait_seconds`, from one scrape).
 async fn turn_waits(storms: &Storms<'_>) -> Result<[f64; 2], String> {
-    let mut waits = [0.0; 2];
-    for (wait, queue) in waits.iter_mut().zip(TURN_QUEUES) {
-        let series = format!("pchat_turn_wait_seconds_sum{{queue=\"{queue}\"}}");
-        *wait = super::counter(storms.operator_http_port, &series).await?;
-    }
-    Ok(waits)
+    let metrics = super::scrape(storms.operator_http_port).await?;
+    Ok(TURN_QUEUES.map(|queue| {
+        let series = format!(
+            "pchat_turn_wait_seconds_sum{{queue=\"{}\"}}",
+            queue.as_str()
+        );
+        super::series_sum(&metrics, &series)
+    }))
 }
 
 /// The site the pools start on.
@@ -275,7 +278,7 @@ pub async fn planned(
     // waits of about a whole switch for the pools beyond them.
     for ((queue, after), before) in TURN_QUEUES.iter().zip(waited_after).zip(waited_before) {
         report.put(
-            &format!("storm_turn_wait_seconds_per_switch_{queue}"),
+            &format!("storm_turn_wait_seconds_per_switch_{}", queue.as_str()),
             format!("{:.2}", (after - before) / flipped.len().max(1) as f64),
         );
     }
